@@ -1,0 +1,91 @@
+//! [`ResponseFuture`]: records when the response head (or an error) arrives,
+//! and counts a cancellation when dropped before.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::Response;
+use pin_project_lite::pin_project;
+
+use crate::body::ResponseBody;
+use crate::cache;
+use crate::registry::{Event, RouteSeries};
+
+/// A request on its way: its route and when it started.
+#[derive(Clone, Copy)]
+pub(crate) struct InFlight {
+    pub(crate) series: &'static RouteSeries,
+    pub(crate) start: quanta::Instant,
+}
+
+impl InFlight {
+    #[inline]
+    pub(crate) fn elapsed_us(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+pin_project! {
+    /// The future of [`Lumen`](crate::Lumen)'s response.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        in_flight: Option<InFlight>,
+        until_body_end: bool,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(request) = this.project().in_flight.take() {
+                request.series.record(Event::Cancelled);
+            }
+        }
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, in_flight: InFlight, until_body_end: bool) -> Self {
+        Self {
+            inner,
+            in_flight: Some(in_flight),
+            until_body_end,
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let request = this
+            .in_flight
+            .expect("ResponseFuture polled after it completed");
+        let result = {
+            let _mark = cache::enter(request.series);
+            ready!(this.inner.poll(cx))
+        };
+        *this.in_flight = None;
+        Poll::Ready(match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                if *this.until_body_end && !response.body().is_end_stream() {
+                    Ok(response.map(|body| ResponseBody::measured(body, request, status)))
+                } else {
+                    request.series.record_response(request.elapsed_us(), status);
+                    Ok(response.map(ResponseBody::plain))
+                }
+            }
+            Err(error) => {
+                request.series.record_error(request.elapsed_us());
+                Err(error)
+            }
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! [`LumenLayer`] and the service it wraps, [`Lumen`].
+
+use std::task::{Context, Poll};
+
+use http::{Extensions, Method, Request, Response, Uri};
+use tower::{Layer, Service};
+
+use crate::body::ResponseBody;
+use crate::future::{InFlight, ResponseFuture};
+use crate::recorder::Recorder;
+use crate::registry::Registry;
+use crate::route::{ClassifyRoute, RouteLabels};
+
+/// Records every request of the service it wraps. Made by
+/// [`pair`](crate::pair) together with the [`Shipper`](crate::Shipper) that
+/// sends what it records.
+#[derive(Clone, Copy)]
+pub struct LumenLayer {
+    pub(crate) registry: &'static Registry,
+    pub(crate) labels: RouteLabels,
+    pub(crate) until_body_end: bool,
+}
+
+impl std::fmt::Debug for LumenLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LumenLayer")
+            .field("until_body_end", &self.until_body_end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LumenLayer {
+    /// Labels requests with axum's `MatchedPath` (add the layer with
+    /// `Router::layer`, so the path is known when the layer runs).
+    #[cfg(feature = "axum")]
+    pub fn with_matched_path(mut self) -> Self {
+        self.labels = RouteLabels::MatchedPath;
+        self
+    }
+
+    /// Labels requests with a function of the method, URI and extensions:
+    /// `.with_route_fn(|_, uri, _| uri.path().strip_prefix("/api"))`.
+    /// Borrowed labels cost no allocation; keep them to a small set.
+    pub fn with_route_fn<F>(self, classify: F) -> Self
+    where
+        F: for<'a> Fn(&'a Method, &'a Uri, &'a Extensions) -> Option<&'a str>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.with_route_classifier(classify)
+    }
+
+    /// Labels requests with `classifier`. It lives for the rest of the
+    /// process (it is leaked, so the request path copies a plain reference).
+    pub fn with_route_classifier(mut self, classifier: impl ClassifyRoute) -> Self {
+        self.labels = RouteLabels::Custom(Box::leak(Box::new(classifier)));
+        self
+    }
+
+    /// Measures until the response body's end of stream instead of until the
+    /// response head is ready. A body dropped before its end counts as
+    /// cancelled.
+    pub fn measure_until_body_end(mut self, yes: bool) -> Self {
+        self.until_body_end = yes;
+        self
+    }
+
+    /// Records without a service: for apps that are not tower services, for
+    /// replaying known latencies, and for tests.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.registry)
+    }
+}
+
+impl<S> Layer<S> for LumenLayer {
+    type Service = Lumen<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Lumen {
+            inner,
+            layer: *self,
+        }
+    }
+}
+
+/// The service [`LumenLayer`] makes.
+#[derive(Clone, Copy)]
+pub struct Lumen<S> {
+    inner: S,
+    layer: LumenLayer,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Lumen<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lumen")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Lumen<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let series = self.layer.labels.series(self.layer.registry, &request);
+        let start = quanta::Instant::now();
+        let inner = self.inner.call(request);
+        ResponseFuture::new(inner, InFlight { series, start }, self.layer.until_body_end)
+    }
+}

@@ -1,0 +1,292 @@
+//! Where requests are recorded: a fixed table of routes, each with one
+//! [`Stripe`] per core, each stripe double-buffered.
+//!
+//! Memory: a route holds `2 × stripes` dense histograms of
+//! `layout.len()` 8-byte counters (17,408 for the default layout, 136 KiB),
+//! allocated the first time the route is seen. With 2 stripes a route costs
+//! about 544 KiB; the route cap bounds the total.
+
+mod stripe;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use hdrhistogram::Histogram;
+
+use stripe::Stripe;
+pub(crate) use stripe::{Drained, Event};
+
+use crate::layout::HistogramLayout;
+
+/// Route label of requests beyond the route cap.
+pub const OTHER_ROUTE: &str = "other";
+
+/// The recording state of one route (or of the unclassified requests).
+pub(crate) struct RouteSeries {
+    name: Option<Box<str>>,
+    layout: HistogramLayout,
+    stripes: Box<[Stripe]>,
+}
+
+impl RouteSeries {
+    fn new(name: Option<&str>, layout: HistogramLayout, stripes: usize) -> Self {
+        Self {
+            name: name.map(Into::into),
+            layout,
+            stripes: (0..stripes).map(|_| Stripe::new(layout.len())).collect(),
+        }
+    }
+
+    /// Records a response of `status` after `latency_us`.
+    #[inline]
+    pub(crate) fn record_response(&self, latency_us: u64, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.record(Event::Response {
+            index: self.layout.index_of(latency_us),
+            class,
+        });
+    }
+
+    /// Records an inner-service failure after `latency_us`.
+    #[inline]
+    pub(crate) fn record_error(&self, latency_us: u64) {
+        self.record(Event::Error {
+            index: self.layout.index_of(latency_us),
+        });
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, event: Event) {
+        let stripe = thread_ordinal() & (self.stripes.len() - 1);
+        self.stripes[stripe].record(event);
+    }
+
+    fn drain(&self, into: &mut Drained) {
+        for stripe in self.stripes.iter() {
+            stripe.drain(into);
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_ORDINAL: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+static NEXT_THREAD_ORDINAL: AtomicUsize = AtomicUsize::new(0);
+
+/// A small number per thread, handed out in the order threads first record,
+/// so that the first `n` recording threads land on `n` different stripes.
+#[inline]
+fn thread_ordinal() -> usize {
+    THREAD_ORDINAL.with(|cell| {
+        let ordinal = cell.get();
+        if ordinal != usize::MAX {
+            return ordinal;
+        }
+        let ordinal = NEXT_THREAD_ORDINAL.fetch_add(1, Ordering::Relaxed);
+        cell.set(ordinal);
+        ordinal
+    })
+}
+
+/// One route's interval, drained.
+#[derive(Debug, Clone)]
+pub struct IntervalSeries {
+    /// Route label; `None` for requests no route was given to.
+    pub route: Option<String>,
+    /// Latency in µs.
+    pub latency: Histogram<u64>,
+    /// Responses by class, `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub status: [u64; 5],
+    /// Inner-service failures.
+    pub errors: u64,
+    /// Client-abandoned requests.
+    pub cancelled: u64,
+    /// Cache hits reported.
+    pub cache_hits: u64,
+    /// Cache misses reported.
+    pub cache_misses: u64,
+}
+
+/// All routes' recording state. One per app, alive for the rest of the
+/// process (it is leaked, like a global metrics recorder, so that the request
+/// path can hold it without touching a shared reference count).
+pub(crate) struct Registry {
+    layout: HistogramLayout,
+    stripes: usize,
+    unrouted: RouteSeries,
+    other: OnceLock<RouteSeries>,
+    table: Box<[OnceLock<RouteSeries>]>,
+    routes: AtomicUsize,
+    route_cap: usize,
+    drain_lock: Mutex<()>,
+}
+
+impl Registry {
+    /// A registry for `layout`, `stripes` rounded up to a power of two, and at
+    /// most `route_cap` named routes.
+    pub(crate) fn new(layout: HistogramLayout, stripes: usize, route_cap: usize) -> Self {
+        let stripes = stripes.clamp(1, 64).next_power_of_two();
+        let table_len = (route_cap.max(1) * 2).next_power_of_two();
+        Self {
+            layout,
+            stripes,
+            unrouted: RouteSeries::new(None, layout, stripes),
+            other: OnceLock::new(),
+            table: (0..table_len).map(|_| OnceLock::new()).collect(),
+            routes: AtomicUsize::new(0),
+            route_cap,
+            drain_lock: Mutex::new(()),
+        }
+    }
+
+    /// Leaks the registry for the rest of the process.
+    pub(crate) fn leak(self) -> &'static Self {
+        Box::leak(Box::new(self))
+    }
+
+    /// The series of requests that carry no route label.
+    #[inline]
+    pub(crate) fn unrouted(&self) -> &RouteSeries {
+        &self.unrouted
+    }
+
+    /// The series of `route`, created on first sight while fewer than the cap
+    /// exist, else the [`OTHER_ROUTE`] series.
+    pub(crate) fn route(&self, route: &str) -> &RouteSeries {
+        let mask = self.table.len() - 1;
+        let mut at = fnv1a(route.as_bytes()) as usize & mask;
+        for _ in 0..self.table.len() {
+            let slot = &self.table[at];
+            match slot.get() {
+                Some(series) if series.name.as_deref() == Some(route) => return series,
+                Some(_) => {}
+                None => {
+                    if self.routes.fetch_add(1, Ordering::Relaxed) >= self.route_cap {
+                        self.routes.fetch_sub(1, Ordering::Relaxed);
+                        return self.other();
+                    }
+                    let series = slot
+                        .get_or_init(|| RouteSeries::new(Some(route), self.layout, self.stripes));
+                    if series.name.as_deref() == Some(route) {
+                        return series;
+                    }
+                    // Another thread put another route here first.
+                    self.routes.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            at = (at + 1) & mask;
+        }
+        self.other()
+    }
+
+    fn other(&self) -> &RouteSeries {
+        self.other
+            .get_or_init(|| RouteSeries::new(Some(OTHER_ROUTE), self.layout, self.stripes))
+    }
+
+    /// Takes every route's interval since the last drain. Routes with nothing
+    /// recorded are left out.
+    pub(crate) fn drain(&self) -> Vec<IntervalSeries> {
+        let _only_one_drain = self
+            .drain_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = Vec::new();
+        let all = std::iter::once(&self.unrouted)
+            .chain(self.other.get())
+            .chain(self.table.iter().filter_map(OnceLock::get));
+        let mut drained = Drained::new(self.layout.len());
+        for series in all {
+            series.drain(&mut drained);
+            if !drained.is_empty() {
+                out.push(self.to_interval(series.name.as_deref(), &drained));
+                drained = Drained::new(self.layout.len());
+            }
+        }
+        out
+    }
+
+    fn to_interval(&self, route: Option<&str>, d: &Drained) -> IntervalSeries {
+        let mut latency = Histogram::new_with_bounds(
+            self.layout.lowest(),
+            self.layout.highest(),
+            self.layout.significant_digits(),
+        )
+        .expect("the layout was validated when it was built");
+        for (index, count) in d.histogram.iter().enumerate() {
+            if *count != 0 {
+                latency
+                    .record_n(self.layout.lowest_equivalent(index), *count)
+                    .expect("a bucket's lowest value is within the layout's range");
+            }
+        }
+        IntervalSeries {
+            route: route.map(str::to_owned),
+            latency,
+            status: d.status,
+            errors: d.errors,
+            cancelled: d.cancelled,
+            cache_hits: d.cache_hits,
+            cache_misses: d.cache_misses,
+        }
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(cap: usize) -> Registry {
+        Registry::new(HistogramLayout::default(), 2, cap)
+    }
+
+    #[test]
+    fn routes_are_interned_and_capped() {
+        let r = registry(2);
+        let a = r.route("/a") as *const RouteSeries;
+        assert_eq!(a, r.route("/a") as *const RouteSeries);
+        r.route("/b");
+        let c = r.route("/c");
+        assert_eq!(c.name.as_deref(), Some(OTHER_ROUTE));
+        assert_eq!(r.route("/d").name.as_deref(), Some(OTHER_ROUTE));
+        assert_eq!(r.route("/b").name.as_deref(), Some("/b"));
+    }
+
+    #[test]
+    fn drain_reports_each_route_once() {
+        let r = registry(8);
+        r.route("/a").record_response(1_500, 200);
+        r.route("/a").record_response(2_500, 503);
+        r.route("/b").record_error(10);
+        r.unrouted().record(Event::Cache { hit: false });
+        let mut series = r.drain();
+        series.sort_by(|x, y| x.route.cmp(&y.route));
+        assert_eq!(series.len(), 3);
+        assert_eq!(series[0].route, None);
+        assert_eq!(series[0].cache_misses, 1);
+        assert_eq!(series[1].route.as_deref(), Some("/a"));
+        assert_eq!(series[1].status, [0, 1, 0, 0, 1]);
+        assert_eq!(series[1].latency.len(), 2);
+        assert_eq!(
+            series[1].latency.max(),
+            series[1].latency.highest_equivalent(2_500)
+        );
+        assert_eq!(series[2].errors, 1);
+        assert!(r.drain().is_empty());
+    }
+
+    #[test]
+    fn odd_status_codes_fall_into_the_nearest_class() {
+        let r = registry(1);
+        r.unrouted().record_response(1, 99);
+        r.unrouted().record_response(1, 999);
+        assert_eq!(r.drain()[0].status, [1, 0, 0, 0, 1]);
+    }
+}

@@ -1,0 +1,105 @@
+//! One POST of a batch to the sidecar.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use thiserror::Error;
+
+/// Most bytes of an answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Why a POST did not get an acknowledgement.
+#[derive(Debug, Error)]
+pub enum SendError {
+    /// No answer within the request timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// Connecting or talking to the sidecar failed.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The sidecar answered with an error status.
+    #[error("sidecar answered {status}: {body}")]
+    Status {
+        /// HTTP status.
+        status: StatusCode,
+        /// Start of the answer's body.
+        body: String,
+    },
+    /// A 200 whose body is not `{"applied_seq": N}`.
+    #[error("unreadable acknowledgement: {0}")]
+    BadAck(String),
+}
+
+impl SendError {
+    /// A refusal that resending the same bytes cannot change (400, 413, 422).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Status { status, .. }
+            if matches!(status.as_u16(), 400 | 413 | 422))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Ack {
+    applied_seq: u64,
+}
+
+/// POSTs JSON batches to one URL.
+#[derive(Clone)]
+pub(crate) struct SidecarClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    url: Uri,
+    timeout: Duration,
+}
+
+impl SidecarClient {
+    pub(crate) fn new(url: Uri, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            url,
+            timeout,
+        }
+    }
+
+    /// Sends `body`; on 200 returns the instance's highest applied seq.
+    pub(crate) async fn post(&self, body: Bytes) -> Result<u64, SendError> {
+        tokio::time::timeout(self.timeout, self.exchange(body))
+            .await
+            .map_err(|_| SendError::Timeout(self.timeout))?
+    }
+
+    async fn exchange(&self, body: Bytes) -> Result<u64, SendError> {
+        let request = Request::post(self.url.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| SendError::Transport(e.to_string()))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| SendError::Transport(format!("{e:#}")))?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| SendError::Transport(e.to_string()))?
+            .to_bytes();
+        if status != StatusCode::OK {
+            let text = String::from_utf8_lossy(&bytes);
+            return Err(SendError::Status {
+                status,
+                body: text.chars().take(200).collect(),
+            });
+        }
+        serde_json::from_slice::<Ack>(&bytes)
+            .map(|ack| ack.applied_seq)
+            .map_err(|e| SendError::BadAck(e.to_string()))
+    }
+}

@@ -1,0 +1,327 @@
+//! The [`Shipper`]: closes an interval every `interval`, sends batches to the
+//! sidecar one at a time, resends until acknowledged.
+
+mod backoff;
+mod client;
+mod queue;
+
+pub use backoff::INITIAL_BACKOFF as INITIAL_RETRY_BACKOFF;
+pub use client::SendError;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::LumenConfig;
+use crate::process::read_process_stats;
+use crate::registry::{IntervalSeries, Registry};
+use crate::wire::{self, Batch, CacheCounts, Series, StatusCounts};
+use backoff::Backoff;
+use client::SidecarClient;
+use queue::{BatchQueue, batch_requests};
+
+/// How often a repeated delivery failure is logged at most.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Counters of a shipper's work, readable while it runs.
+#[derive(Debug, Default)]
+pub struct ShipperStats {
+    /// Batches the sidecar acknowledged.
+    pub batches_acknowledged: AtomicU64,
+    /// Sends that failed and will be retried.
+    pub send_failures: AtomicU64,
+    /// Intervals merged into an unsent batch because the queue was full.
+    pub batches_merged: AtomicU64,
+    /// Batches the sidecar refused for good (400/413): their counts are lost.
+    pub batches_refused: AtomicU64,
+    /// Requests in acknowledged batches.
+    pub requests_acknowledged: AtomicU64,
+}
+
+/// What a shutdown left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Batches still unacknowledged at the deadline.
+    pub unsent_batches: usize,
+    /// Requests in them.
+    pub unsent_requests: u64,
+}
+
+/// Sends what a [`LumenLayer`](crate::LumenLayer) records. Made by
+/// [`pair`](crate::pair); start it with [`spawn`](Self::spawn).
+pub struct Shipper {
+    registry: &'static Registry,
+    config: LumenConfig,
+    client: SidecarClient,
+    queue: BatchQueue,
+    instance: String,
+    interval_start_ms: u64,
+    stats: Arc<ShipperStats>,
+}
+
+impl std::fmt::Debug for Shipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shipper")
+            .field("instance", &self.instance)
+            .field("sidecar_url", &self.config.sidecar_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Controls a running [`Shipper`].
+#[derive(Debug)]
+pub struct ShipperHandle {
+    stop: oneshot::Sender<Instant>,
+    task: JoinHandle<ShutdownReport>,
+    stats: Arc<ShipperStats>,
+    instance: String,
+}
+
+impl ShipperHandle {
+    /// Closes the current interval and sends everything left, giving up at
+    /// `grace` from now (Cloud Run allows 10 s after SIGTERM).
+    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+        let _ = self.stop.send(Instant::now() + grace);
+        self.task.await.unwrap_or(ShutdownReport {
+            unsent_batches: 0,
+            unsent_requests: 0,
+        })
+    }
+
+    /// The shipper's counters.
+    pub fn stats(&self) -> &ShipperStats {
+        &self.stats
+    }
+
+    /// This process's instance id, as sent in every batch.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn new_instance_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl Shipper {
+    pub(crate) fn new(
+        registry: &'static Registry,
+        config: LumenConfig,
+    ) -> Result<Self, crate::ConfigError> {
+        config.validate()?;
+        let url: http::Uri =
+            config
+                .sidecar_url
+                .parse()
+                .map_err(|e| crate::ConfigError::Invalid {
+                    key: "sidecar_url",
+                    reason: format!("{e}"),
+                })?;
+        Ok(Self {
+            registry,
+            client: SidecarClient::new(url, config.request_timeout),
+            queue: BatchQueue::new(config.max_pending_batches),
+            instance: new_instance_id(),
+            interval_start_ms: now_ms(),
+            stats: Arc::default(),
+            config,
+        })
+    }
+
+    /// This process's instance id.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Runs the shipper on the current tokio runtime.
+    pub fn spawn(self) -> ShipperHandle {
+        let (stop, stopped) = oneshot::channel();
+        let stats = Arc::clone(&self.stats);
+        let instance = self.instance.clone();
+        let task = tokio::spawn(self.run(stopped));
+        ShipperHandle {
+            stop,
+            task,
+            stats,
+            instance,
+        }
+    }
+
+    async fn run(mut self, mut stopped: oneshot::Receiver<Instant>) -> ShutdownReport {
+        let mut next_interval = Instant::now() + self.config.interval;
+        let mut retry_at: Option<Instant> = None;
+        let mut backoff = Backoff::new(self.config.max_backoff);
+        let mut log = FailureLog::default();
+        loop {
+            tokio::select! {
+                deadline = &mut stopped => {
+                    let deadline = deadline.unwrap_or_else(|_| Instant::now());
+                    self.close_interval();
+                    return self.flush(deadline, &mut log).await;
+                }
+                () = tokio::time::sleep_until(next_interval) => {
+                    self.close_interval();
+                    next_interval += self.config.interval;
+                    if next_interval < Instant::now() {
+                        next_interval = Instant::now() + self.config.interval;
+                    }
+                    if retry_at.is_none() {
+                        retry_at = self.send_all(&mut backoff, &mut log).await;
+                    }
+                }
+                () = sleep_until_opt(retry_at), if retry_at.is_some() => {
+                    retry_at = self.send_all(&mut backoff, &mut log).await;
+                }
+            }
+        }
+    }
+
+    /// Drains the registry into a new queued batch.
+    fn close_interval(&mut self) {
+        let end_ms = now_ms().max(self.interval_start_ms);
+        let series = self.registry.drain().into_iter().map(to_wire).collect();
+        let batch = Batch {
+            version: wire::WIRE_VERSION,
+            instance: self.instance.clone(),
+            seq: 0,
+            service: self.config.service.clone(),
+            revision: self.config.revision.clone(),
+            start_ms: self.interval_start_ms,
+            end_ms,
+            process: read_process_stats(),
+            series,
+        };
+        self.interval_start_ms = end_ms;
+        if self.queue.push(batch) {
+            self.stats.batches_merged.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends queued batches in order until the queue is empty (None) or a
+    /// send fails (Some(when to retry)).
+    async fn send_all(&mut self, backoff: &mut Backoff, log: &mut FailureLog) -> Option<Instant> {
+        while let Some(batch) = self.queue.front() {
+            let seq = batch.seq;
+            let requests = batch_requests(batch);
+            let body = Bytes::from(serde_json::to_vec(batch).expect("a batch always serializes"));
+            match self.client.post(body).await {
+                Ok(applied) if self.queue.acknowledge(applied) => {
+                    backoff.reset();
+                    log.recovered(&self.instance);
+                    self.stats
+                        .batches_acknowledged
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .requests_acknowledged
+                        .fetch_add(requests, Ordering::Relaxed);
+                }
+                Ok(applied) => {
+                    self.stats.send_failures.fetch_add(1, Ordering::Relaxed);
+                    log.failed(&format!("sidecar acknowledged seq {applied}, not {seq}"));
+                    return Some(Instant::now() + backoff.next_wait());
+                }
+                Err(e) if e.is_permanent() => {
+                    self.queue.discard_front();
+                    self.stats.batches_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(seq, requests, error = %e, "sidecar refused a batch; its counts are lost");
+                }
+                Err(e) => {
+                    self.stats.send_failures.fetch_add(1, Ordering::Relaxed);
+                    log.failed(&e.to_string());
+                    return Some(Instant::now() + backoff.next_wait());
+                }
+            }
+        }
+        None
+    }
+
+    async fn flush(mut self, deadline: Instant, log: &mut FailureLog) -> ShutdownReport {
+        let mut backoff = Backoff::new(Duration::from_millis(500));
+        while self.queue.len() > 0 {
+            let attempt = tokio::time::timeout_at(deadline, self.send_all(&mut backoff, log)).await;
+            match attempt {
+                Ok(None) => break,
+                Ok(Some(retry)) if retry < deadline => tokio::time::sleep_until(retry).await,
+                _ => break,
+            }
+        }
+        let report = ShutdownReport {
+            unsent_batches: self.queue.len(),
+            unsent_requests: self.queue.requests(),
+        };
+        if report.unsent_batches > 0 {
+            tracing::warn!(?report, "shutdown deadline reached with batches unsent");
+        } else {
+            tracing::info!("shipper flushed everything before shutdown");
+        }
+        report
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn to_wire(s: IntervalSeries) -> Series {
+    Series {
+        route: s.route,
+        latency_us: wire::encode_histogram(&s.latency),
+        status: StatusCounts::from_array(s.status),
+        errors: s.errors,
+        cancelled: s.cancelled,
+        cache: CacheCounts {
+            hits: s.cache_hits,
+            misses: s.cache_misses,
+        },
+    }
+}
+
+/// Logs the first failure of an outage, then at most once a minute with the
+/// number of failures in between, and the recovery.
+#[derive(Default)]
+struct FailureLog {
+    failing_since: Option<Instant>,
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+impl FailureLog {
+    fn failed(&mut self, error: &str) {
+        let now = Instant::now();
+        self.failing_since.get_or_insert(now);
+        match self.last_logged {
+            Some(at) if now.duration_since(at) < LOG_EVERY => self.suppressed += 1,
+            _ => {
+                tracing::warn!(
+                    error,
+                    suppressed = self.suppressed,
+                    "cannot deliver a batch to the sidecar; will retry"
+                );
+                self.last_logged = Some(now);
+                self.suppressed = 0;
+            }
+        }
+    }
+
+    fn recovered(&mut self, instance: &str) {
+        if let Some(since) = self.failing_since.take() {
+            tracing::info!(instance, outage = ?since.elapsed(), "sidecar reachable again");
+            self.last_logged = None;
+            self.suppressed = 0;
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The JSON shape of a batch, exactly as it travels.
+
+use serde::{Deserialize, Serialize};
+
+/// One interval of one app instance: what `POST /v1/ingest` carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Wire version; this crate writes and reads [`WIRE_VERSION`](super::WIRE_VERSION).
+    pub version: u64,
+    /// Random id of the app process; dedup is per instance.
+    pub instance: String,
+    /// Per instance, strictly increasing from 1; a resent batch keeps its seq.
+    pub seq: u64,
+    /// The service's name (Cloud Run's `K_SERVICE`).
+    pub service: String,
+    /// The revision that produced the batch (Cloud Run's `K_REVISION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Interval start, Unix milliseconds.
+    pub start_ms: u64,
+    /// Interval end, Unix milliseconds (not before `start_ms`).
+    pub end_ms: u64,
+    /// The app process's resource figures at the end of the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessStats>,
+    /// Disjoint per-route series; their sum is the service total.
+    pub series: Vec<Series>,
+}
+
+/// The app process's resource figures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessStats {
+    /// CPU time (user + system) the process has used since it started.
+    pub cpu_seconds: f64,
+    /// Resident memory.
+    pub rss_bytes: u64,
+    /// The container's cgroup memory limit, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
+}
+
+/// The requests of one route in one interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Series {
+    /// The route label; absent when the app does not classify routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Latency in µs, [`encode_histogram`](super::encode_histogram)'s format.
+    pub latency_us: String,
+    /// Responses by status class.
+    pub status: StatusCounts,
+    /// Requests whose inner service failed before a response.
+    #[serde(default)]
+    pub errors: u64,
+    /// Requests the client abandoned; not in the histogram.
+    #[serde(default)]
+    pub cancelled: u64,
+    /// Cache lookups the handlers reported.
+    #[serde(default)]
+    pub cache: CacheCounts,
+}
+
+/// Responses by status class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusCounts {
+    /// Informational responses.
+    #[serde(rename = "1xx", default)]
+    pub informational: u64,
+    /// Successful responses.
+    #[serde(rename = "2xx", default)]
+    pub success: u64,
+    /// Redirects.
+    #[serde(rename = "3xx", default)]
+    pub redirect: u64,
+    /// Client errors.
+    #[serde(rename = "4xx", default)]
+    pub client_error: u64,
+    /// Server errors.
+    #[serde(rename = "5xx", default)]
+    pub server_error: u64,
+}
+
+impl StatusCounts {
+    /// The counts as an array indexed by class − 1 (`[1xx, 2xx, 3xx, 4xx, 5xx]`).
+    pub fn as_array(&self) -> [u64; 5] {
+        [
+            self.informational,
+            self.success,
+            self.redirect,
+            self.client_error,
+            self.server_error,
+        ]
+    }
+
+    /// The counts from an array indexed by class − 1.
+    pub fn from_array(counts: [u64; 5]) -> Self {
+        let [informational, success, redirect, client_error, server_error] = counts;
+        Self {
+            informational,
+            success,
+            redirect,
+            client_error,
+            server_error,
+        }
+    }
+
+    /// Sum of all classes, or `None` on overflow.
+    pub fn checked_total(&self) -> Option<u64> {
+        self.as_array()
+            .iter()
+            .try_fold(0_u64, |sum, c| sum.checked_add(*c))
+    }
+
+    /// Adds `other` class by class, saturating.
+    pub fn saturating_add(&self, other: &Self) -> Self {
+        let a = self.as_array();
+        let b = other.as_array();
+        Self::from_array(std::array::from_fn(|i| a[i].saturating_add(b[i])))
+    }
+}
+
+/// Cache lookups reported by the app's handlers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheCounts {
+    /// Lookups answered from the cache.
+    #[serde(default)]
+    pub hits: u64,
+    /// Lookups that went to the backend.
+    #[serde(default)]
+    pub misses: u64,
+}

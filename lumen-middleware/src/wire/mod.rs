@@ -1,0 +1,206 @@
+//! The wire contract between the middleware and the sidecar.
+//!
+//! A batch is JSON; latency histograms inside it are HdrHistogram's standard
+//! compressed encoding (V2 + DEFLATE, base64), so any language's HdrHistogram
+//! library can feed the sidecar. This module needs neither tower nor tokio:
+//! the sidecar uses it with `default-features = false`.
+//!
+//! ```
+//! use hdrhistogram::Histogram;
+//! use lumen_middleware::wire::{self, Batch, Series, StatusCounts};
+//!
+//! let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+//! latency.record_n(1_250, 3).unwrap();
+//! let batch = Batch {
+//!     version: wire::WIRE_VERSION,
+//!     instance: "0b6f2c1e9d7a4f3e".into(),
+//!     seq: 1,
+//!     service: "api".into(),
+//!     revision: None,
+//!     start_ms: 1_764_130_000_000,
+//!     end_ms: 1_764_130_010_000,
+//!     process: None,
+//!     series: vec![Series {
+//!         route: Some("/hello".into()),
+//!         latency_us: wire::encode_histogram(&latency),
+//!         status: StatusCounts { success: 3, ..Default::default() },
+//!         errors: 0,
+//!         cancelled: 0,
+//!         cache: Default::default(),
+//!     }],
+//! };
+//! let json = serde_json::to_vec(&batch).unwrap();
+//! let decoded = wire::decode(&json).unwrap();
+//! assert_eq!(decoded.series[0].latency.len(), 3);
+//! ```
+
+mod batch;
+mod error;
+mod histogram;
+
+pub use batch::{Batch, CacheCounts, ProcessStats, Series, StatusCounts};
+pub use error::WireError;
+pub use histogram::{
+    MAX_HIGHEST_TRACKABLE_US, MAX_SIGNIFICANT_DIGITS, decode_histogram, encode_histogram,
+};
+
+use hdrhistogram::Histogram;
+
+/// The wire version this crate writes and reads.
+pub const WIRE_VERSION: u64 = 1;
+/// Longest `instance`, `service`, `revision` or `route` accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Most series one batch may carry.
+pub const MAX_SERIES: usize = 1024;
+
+/// A batch that passed every check, histograms decoded.
+#[derive(Debug, Clone)]
+pub struct DecodedBatch {
+    /// Random id of the app process.
+    pub instance: String,
+    /// Sequence number within the instance.
+    pub seq: u64,
+    /// The service's name.
+    pub service: String,
+    /// The revision that produced it.
+    pub revision: Option<String>,
+    /// Interval start, Unix ms.
+    pub start_ms: u64,
+    /// Interval end, Unix ms.
+    pub end_ms: u64,
+    /// Resource figures of the app process.
+    pub process: Option<ProcessStats>,
+    /// The series, histograms decoded.
+    pub series: Vec<DecodedSeries>,
+}
+
+/// One route's interval with its histogram decoded.
+#[derive(Debug, Clone)]
+pub struct DecodedSeries {
+    /// Route label, if the app classifies routes.
+    pub route: Option<String>,
+    /// Latency in µs.
+    pub latency: Histogram<u64>,
+    /// Responses by status class.
+    pub status: StatusCounts,
+    /// Inner-service failures.
+    pub errors: u64,
+    /// Client-abandoned requests.
+    pub cancelled: u64,
+    /// Cache lookups.
+    pub cache: CacheCounts,
+}
+
+/// Parses and checks a batch body: JSON shape, version, names, timestamps,
+/// histograms and their counts. The first fault found is returned, naming
+/// its field.
+pub fn decode(body: &[u8]) -> Result<DecodedBatch, WireError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let batch: Batch = serde_path_to_error::deserialize(de).map_err(|e| WireError::Json {
+        field: e.path().to_string(),
+        reason: e.inner().to_string(),
+    })?;
+    validate(batch)
+}
+
+/// Checks an already parsed [`Batch`] and decodes its histograms.
+pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
+    if batch.version != WIRE_VERSION {
+        return Err(WireError::Version(batch.version));
+    }
+    check_name("instance", &batch.instance)?;
+    check_name("service", &batch.service)?;
+    if let Some(revision) = &batch.revision {
+        check_name("revision", revision)?;
+    }
+    if batch.seq == 0 {
+        return Err(WireError::invalid("seq", "must be at least 1"));
+    }
+    if batch.end_ms < batch.start_ms {
+        return Err(WireError::invalid(
+            "end_ms",
+            format!("{} is before start_ms {}", batch.end_ms, batch.start_ms),
+        ));
+    }
+    if let Some(process) = &batch.process
+        && !(process.cpu_seconds.is_finite() && process.cpu_seconds >= 0.0)
+    {
+        return Err(WireError::invalid(
+            "process.cpu_seconds",
+            "must be a finite number of seconds, at least 0",
+        ));
+    }
+    if batch.series.len() > MAX_SERIES {
+        return Err(WireError::invalid(
+            "series",
+            format!("{} series; at most {MAX_SERIES}", batch.series.len()),
+        ));
+    }
+    let mut routes = std::collections::HashSet::new();
+    let mut series = Vec::with_capacity(batch.series.len());
+    for (i, s) in batch.series.into_iter().enumerate() {
+        if let Some(route) = &s.route {
+            check_name(&format!("series[{i}].route"), route)?;
+        }
+        if !routes.insert(s.route.clone()) {
+            return Err(WireError::invalid(
+                format!("series[{i}].route"),
+                "repeats an earlier series' route; series must be disjoint",
+            ));
+        }
+        let field = format!("series[{i}].latency_us");
+        let latency = decode_histogram(&s.latency_us).map_err(|reason| WireError::Histogram {
+            field: field.clone(),
+            reason,
+        })?;
+        let counted = s
+            .status
+            .checked_total()
+            .and_then(|t| t.checked_add(s.errors))
+            .ok_or_else(|| WireError::invalid(format!("series[{i}].status"), "counts overflow"))?;
+        if latency.len() != counted {
+            return Err(WireError::CountMismatch {
+                field,
+                histogram: latency.len(),
+                counted,
+            });
+        }
+        series.push(DecodedSeries {
+            route: s.route,
+            latency,
+            status: s.status,
+            errors: s.errors,
+            cancelled: s.cancelled,
+            cache: s.cache,
+        });
+    }
+    Ok(DecodedBatch {
+        instance: batch.instance,
+        seq: batch.seq,
+        service: batch.service,
+        revision: batch.revision,
+        start_ms: batch.start_ms,
+        end_ms: batch.end_ms,
+        process: batch.process,
+        series,
+    })
+}
+
+fn check_name(field: &str, value: &str) -> Result<(), WireError> {
+    if value.is_empty() {
+        return Err(WireError::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(WireError::invalid(
+            field,
+            format!("{} bytes; at most {MAX_NAME_LEN}", value.len()),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(WireError::invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

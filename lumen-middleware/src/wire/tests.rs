@@ -1,0 +1,151 @@
+use super::*;
+use serde_json::{Value, json};
+
+fn histogram(values: &[(u64, u64)]) -> String {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid");
+    for (v, n) in values {
+        h.record_n(*v, *n).expect("in range");
+    }
+    encode_histogram(&h)
+}
+
+fn good() -> Value {
+    json!({
+        "version": 1,
+        "instance": "0b6f2c1e9d7a4f3e",
+        "seq": 17,
+        "service": "ion-mentoring-api",
+        "revision": "ion-mentoring-api-00042-abc",
+        "start_ms": 1_764_130_000_000_u64,
+        "end_ms": 1_764_130_010_000_u64,
+        "process": { "cpu_seconds": 12.5, "rss_bytes": 73_400_320, "memory_limit_bytes": 536_870_912 },
+        "series": [{
+            "route": "/api/v1/mentor/ask",
+            "latency_us": histogram(&[(1_000, 990), (250_000, 10)]),
+            "status": { "1xx": 0, "2xx": 980, "3xx": 0, "4xx": 15, "5xx": 5 },
+            "errors": 0,
+            "cancelled": 1,
+            "cache": { "hits": 600, "misses": 400 }
+        }]
+    })
+}
+
+fn decode_value(v: &Value) -> Result<DecodedBatch, WireError> {
+    decode(&serde_json::to_vec(v).expect("serializes"))
+}
+
+fn error_of(edit: impl FnOnce(&mut Value)) -> String {
+    let mut v = good();
+    edit(&mut v);
+    decode_value(&v).expect_err("must be refused").to_string()
+}
+
+#[test]
+fn the_design_example_decodes() {
+    let b = decode_value(&good()).expect("valid");
+    assert_eq!(b.seq, 17);
+    assert_eq!(b.series[0].latency.len(), 1000);
+    assert_eq!(b.series[0].status.server_error, 5);
+    assert_eq!(b.series[0].cache.hits, 600);
+    assert_eq!(b.process.expect("present").rss_bytes, 73_400_320);
+}
+
+#[test]
+fn batch_round_trips_through_json() {
+    let batch: Batch = serde_json::from_value(good()).expect("shape");
+    let again: Batch =
+        serde_json::from_slice(&serde_json::to_vec(&batch).expect("ser")).expect("de");
+    assert_eq!(batch, again);
+}
+
+#[test]
+fn every_malformed_field_is_named() {
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+        (
+            "version: unsupported wire version 2",
+            Box::new(|v| v["version"] = json!(2)),
+        ),
+        (
+            "series[0].status.2xx: invalid value: integer `-1`",
+            Box::new(|v| v["series"][0]["status"]["2xx"] = json!(-1)),
+        ),
+        (
+            "series[0].status.4xx: invalid type: floating point",
+            Box::new(|v| v["series"][0]["status"]["4xx"] = json!(1.5)),
+        ),
+        ("seq: must be at least 1", Box::new(|v| v["seq"] = json!(0))),
+        (
+            "instance: must not be empty",
+            Box::new(|v| v["instance"] = json!("")),
+        ),
+        (
+            "end_ms: 1 is before start_ms",
+            Box::new(|v| v["end_ms"] = json!(1)),
+        ),
+        (
+            "series[0].latency_us: not a compressed HdrHistogram",
+            Box::new(|v| v["series"][0]["latency_us"] = json!("bm90IGEgaGlzdG9ncmFt")),
+        ),
+        (
+            "series[0].latency_us: histogram holds 1000 values but status counts plus errors are 1001",
+            Box::new(|v| v["series"][0]["errors"] = json!(1)),
+        ),
+        (
+            "series[0].colour: unknown field `colour`",
+            Box::new(|v| v["series"][0]["colour"] = json!("red")),
+        ),
+        (
+            ".: missing field `service`",
+            Box::new(|v| {
+                v.as_object_mut().expect("object").remove("service");
+            }),
+        ),
+        (
+            "process.cpu_seconds: must be a finite number",
+            Box::new(|v| v["process"]["cpu_seconds"] = json!(-3.0)),
+        ),
+        (
+            "series[1].route: repeats an earlier series' route",
+            Box::new(|v| {
+                let s = v["series"][0].clone();
+                v["series"].as_array_mut().expect("array").push(s);
+            }),
+        ),
+    ];
+    for (expected, edit) in cases {
+        let got = error_of(edit);
+        assert!(
+            got.starts_with(expected),
+            "expected `{expected}…`, got `{got}`"
+        );
+        assert!(!got.contains('\n'), "one line: {got}");
+    }
+}
+
+#[test]
+fn truncated_json_is_refused() {
+    let body = serde_json::to_vec(&good()).expect("ser");
+    let err = decode(&body[..body.len() / 2]).expect_err("truncated");
+    assert!(matches!(err, WireError::Json { .. }), "{err}");
+    assert!(err.to_string().contains("EOF"), "{err}");
+}
+
+#[test]
+fn overflowing_counts_are_refused() {
+    let err = error_of(|v| {
+        v["series"][0]["status"]["2xx"] = json!(u64::MAX);
+        v["series"][0]["status"]["4xx"] = json!(u64::MAX);
+    });
+    assert!(err.contains("counts overflow"), "{err}");
+}
+
+#[test]
+fn a_route_may_be_absent() {
+    let mut v = good();
+    v["series"][0]
+        .as_object_mut()
+        .expect("object")
+        .remove("route");
+    let b = decode_value(&v).expect("valid");
+    assert_eq!(b.series[0].route, None);
+}

@@ -1,0 +1,228 @@
+//! The layer through its public API: statuses, errors, cancellations, route
+//! labels, cache reports and body-end measurement.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use axum::Router;
+use axum::routing::get;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use lumen_middleware::{CacheReport, IntervalSeries, LumenConfig, LumenLayer, OTHER_ROUTE, pair};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+fn layer(config: LumenConfig) -> LumenLayer {
+    pair(config).expect("valid config").0
+}
+
+fn by_route(mut series: Vec<IntervalSeries>) -> Vec<IntervalSeries> {
+    series.sort_by(|a, b| a.route.cmp(&b.route));
+    series
+}
+
+#[tokio::test]
+async fn counts_status_classes_and_errors() {
+    let layer = layer(LumenConfig::default());
+    let service = layer.layer(service_fn(|req: Request<()>| async move {
+        match req.uri().path() {
+            "/fail" => Err("inner failure"),
+            path => {
+                let code: u16 = path[1..].parse().expect("status in path");
+                let mut res = Response::new(String::new());
+                *res.status_mut() = StatusCode::from_u16(code).expect("valid code");
+                Ok(res)
+            }
+        }
+    }));
+    for path in ["/200", "/204", "/302", "/404", "/503", "/503", "/fail"] {
+        let req = Request::get(path).body(()).expect("request");
+        let _ = service.clone().oneshot(req).await;
+    }
+    let series = layer.recorder().drain();
+    assert_eq!(series.len(), 1);
+    let s = &series[0];
+    assert_eq!(s.route, None);
+    assert_eq!(s.status, [0, 2, 1, 1, 2]);
+    assert_eq!(s.errors, 1);
+    assert_eq!(s.latency.len(), 7, "errors are in the histogram");
+    assert_eq!(s.cancelled, 0);
+    assert!(layer.recorder().drain().is_empty(), "drained once");
+}
+
+#[tokio::test]
+async fn a_dropped_request_counts_as_cancelled_only() {
+    let layer = layer(LumenConfig::default());
+    let mut service = layer.layer(service_fn(|_req: Request<()>| async {
+        std::future::pending::<()>().await;
+        Ok::<_, Infallible>(Response::new(String::new()))
+    }));
+    let mut future = Box::pin(service.call(Request::new(())));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    drop(future);
+    let s = &layer.recorder().drain()[0];
+    assert_eq!(s.cancelled, 1);
+    assert_eq!(s.latency.len(), 0);
+    assert_eq!(s.status, [0; 5]);
+}
+
+async fn cached_answer(cache: CacheReport) -> &'static str {
+    cache.hit();
+    lookup_without_request();
+    "answer"
+}
+
+/// Code that never sees the request, like a cache wrapper around Redis.
+fn lookup_without_request() {
+    lumen_middleware::cache::miss();
+}
+
+#[tokio::test]
+async fn labels_routes_by_matched_path_and_attributes_cache_reports() {
+    let layer = layer(LumenConfig::default()).with_matched_path();
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route("/ask", get(cached_answer))
+        .layer(layer);
+    for uri in ["/users/1", "/users/2", "/ask", "/nowhere"] {
+        let res = app
+            .clone()
+            .oneshot(
+                Request::get(uri)
+                    .body(axum::body::Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        res.into_body().collect().await.expect("body");
+    }
+    let series = by_route(layer.recorder().drain());
+    let routes: Vec<_> = series.iter().map(|s| s.route.as_deref()).collect();
+    assert_eq!(routes, [None, Some("/ask"), Some("/users/{id}")]);
+    assert_eq!(
+        series[0].status,
+        [0, 0, 0, 1, 0],
+        "unmatched 404 has no route"
+    );
+    assert_eq!((series[1].cache_hits, series[1].cache_misses), (1, 1));
+    assert_eq!(series[2].status[1], 2);
+    assert_eq!(series[2].cache_hits + series[2].cache_misses, 0);
+}
+
+#[tokio::test]
+async fn route_cardinality_is_capped() {
+    let config = LumenConfig {
+        route_cap: 2,
+        ..LumenConfig::default()
+    };
+    let layer = layer(config).with_route_fn(|_, uri, _| Some(uri.path()));
+    let service = layer.layer(service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    }));
+    for path in ["/a", "/b", "/c", "/d", "/a"] {
+        let req = Request::get(path).body(()).expect("request");
+        service.clone().oneshot(req).await.expect("infallible");
+    }
+    let series = by_route(layer.recorder().drain());
+    let counts: Vec<_> = series
+        .iter()
+        .map(|s| (s.route.clone().expect("labelled"), s.status[1]))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("/a".into(), 2),
+            ("/b".into(), 1),
+            (OTHER_ROUTE.to_owned(), 2)
+        ]
+    );
+}
+
+/// A body that yields one chunk, then waits for a signal before it ends.
+struct GatedBody {
+    gate: tokio::sync::oneshot::Receiver<()>,
+    sent_chunk: bool,
+}
+
+impl Body for GatedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if !self.sent_chunk {
+            self.sent_chunk = true;
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"chunk")))));
+        }
+        match Pin::new(&mut self.gate).poll(cx) {
+            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn body_end_mode_records_at_end_of_stream() {
+    let layer = layer(LumenConfig::default()).measure_until_body_end(true);
+    let (open, gate) = tokio::sync::oneshot::channel();
+    let gate = std::sync::Mutex::new(Some(gate));
+    let service = layer.layer(service_fn(move |_req: Request<()>| {
+        let gate = gate.lock().expect("lock").take().expect("one request");
+        async move {
+            Ok::<_, Infallible>(Response::new(GatedBody {
+                gate,
+                sent_chunk: false,
+            }))
+        }
+    }));
+    let response = service.oneshot(Request::new(())).await.expect("infallible");
+    let mut body = response.into_body();
+    let first = body.frame().await.expect("a frame").expect("ok");
+    assert_eq!(first.into_data().expect("data"), "chunk");
+    assert!(
+        layer.recorder().drain().is_empty(),
+        "not recorded before the end"
+    );
+    open.send(()).expect("body waits");
+    assert!(body.frame().await.is_none());
+    let s = &layer.recorder().drain()[0];
+    assert_eq!((s.status[1], s.latency.len()), (1, 1));
+}
+
+#[tokio::test]
+async fn body_end_mode_counts_an_abandoned_body_as_cancelled() {
+    let layer = layer(LumenConfig::default()).measure_until_body_end(true);
+    let (_open, gate) = tokio::sync::oneshot::channel::<()>();
+    let gate = std::sync::Mutex::new(Some(gate));
+    let service = layer.layer(service_fn(move |_req: Request<()>| {
+        let gate = gate.lock().expect("lock").take().expect("one request");
+        async move {
+            Ok::<_, Infallible>(Response::new(GatedBody {
+                gate,
+                sent_chunk: false,
+            }))
+        }
+    }));
+    let response = service.oneshot(Request::new(())).await.expect("infallible");
+    drop(response);
+    let s = &layer.recorder().drain()[0];
+    assert_eq!((s.cancelled, s.latency.len()), (1, 0));
+}
+
+#[tokio::test]
+async fn body_end_mode_records_empty_bodies_at_the_head() {
+    let layer = layer(LumenConfig::default()).measure_until_body_end(true);
+    let service = layer.layer(service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(http_body_util::Empty::<Bytes>::new()))
+    }));
+    let response = service.oneshot(Request::new(())).await.expect("infallible");
+    drop(response);
+    let s = &layer.recorder().drain()[0];
+    assert_eq!((s.status[1], s.cancelled), (1, 0));
+}

@@ -1,0 +1,279 @@
+//! The shipper against a local HTTP server standing in for the sidecar: it
+//! decodes each batch with `wire::decode`, dedups by (instance, seq) as the
+//! sidecar does, and can be scripted to lose acknowledgements, refuse
+//! batches or be down.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use lumen_middleware::{LumenConfig, Recorder, ShipperHandle, pair, wire};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What the stand-in does with the next batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Script {
+    /// Apply it, then answer 503 as if the acknowledgement were lost.
+    ApplyButLoseAck,
+    /// Refuse it with 400 without applying.
+    Refuse,
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<Script>,
+    applied_seq: HashMap<String, u64>,
+    /// Every (seq, body) received, in order.
+    received: Vec<(u64, Bytes)>,
+    applied_requests: u64,
+    applied_batches: u64,
+}
+
+struct StandIn {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    applied: watch::Receiver<u64>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+    applied: Arc<watch::Sender<u64>>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let body = req.into_body().collect().await?.to_bytes();
+    let batch = match wire::decode(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return Ok(answer(StatusCode::BAD_REQUEST, e.to_string()));
+        }
+    };
+    let mut s = state.lock().expect("lock");
+    s.received.push((batch.seq, body.clone()));
+    let script = s.script.pop_front();
+    if script == Some(Script::Refuse) {
+        return Ok(answer(StatusCode::BAD_REQUEST, "refused by script".into()));
+    }
+    let last = s.applied_seq.get(&batch.instance).copied().unwrap_or(0);
+    if batch.seq > last {
+        let requests: u64 = batch
+            .series
+            .iter()
+            .map(|x| x.status.checked_total().expect("small") + x.errors)
+            .sum();
+        s.applied_requests += requests;
+        s.applied_batches += 1;
+        s.applied_seq.insert(batch.instance.clone(), batch.seq);
+        applied.send_replace(s.applied_requests);
+    }
+    let ack = s.applied_seq[&batch.instance];
+    if script == Some(Script::ApplyButLoseAck) {
+        return Ok(answer(StatusCode::SERVICE_UNAVAILABLE, "ack lost".into()));
+    }
+    Ok(answer(StatusCode::OK, format!("{{\"applied_seq\":{ack}}}")))
+}
+
+fn answer(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}
+
+impl StandIn {
+    async fn start(listener: TcpListener) -> Self {
+        let addr = listener.local_addr().expect("bound");
+        let state = Arc::new(Mutex::new(State::default()));
+        let (tx, applied) = watch::channel(0);
+        let tx = Arc::new(tx);
+        let server_state = Arc::clone(&state);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = Arc::clone(&server_state);
+                let tx = Arc::clone(&tx);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(req, Arc::clone(&state), Arc::clone(&tx))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            state,
+            applied,
+            server,
+        }
+    }
+
+    fn script(&self, steps: &[Script]) {
+        self.state.lock().expect("lock").script.extend(steps);
+    }
+
+    /// Waits until `n` requests were applied (bounded: a failure, not a sleep).
+    async fn wait_applied(&mut self, n: u64) {
+        let waited =
+            tokio::time::timeout(Duration::from_secs(20), self.applied.wait_for(|a| *a >= n));
+        waited
+            .await
+            .expect("requests applied in time")
+            .expect("stand-in alive");
+    }
+
+    fn stop(self) -> Arc<Mutex<State>> {
+        self.server.abort();
+        self.state
+    }
+}
+
+fn config(addr: SocketAddr) -> LumenConfig {
+    LumenConfig {
+        sidecar_url: format!("http://{addr}/v1/ingest"),
+        interval: Duration::from_millis(100),
+        request_timeout: Duration::from_millis(500),
+        max_backoff: Duration::from_millis(200),
+        max_pending_batches: 4,
+        ..LumenConfig::default()
+    }
+}
+
+fn start_app(config: LumenConfig) -> (Recorder, ShipperHandle) {
+    let (layer, shipper) = pair(config).expect("valid");
+    (layer.recorder(), shipper.spawn())
+}
+
+fn record(recorder: &Recorder, n: u64) {
+    for i in 0..n {
+        recorder.record_response(Some("/r"), 1_000 + i, if i % 10 == 0 { 500 } else { 200 });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ack_resends_the_same_batch_and_counts_once() {
+    let mut sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
+    sidecar.script(&[Script::ApplyButLoseAck]);
+    let (recorder, shipper) = start_app(config(sidecar.addr));
+    record(&recorder, 50);
+    sidecar.wait_applied(50).await;
+    record(&recorder, 25);
+    sidecar.wait_applied(75).await;
+    let report = shipper.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.unsent_requests, 0);
+    let state = sidecar.stop();
+    let s = state.lock().expect("lock");
+    assert_eq!(s.applied_requests, 75, "each request counted once");
+    // The batch whose ack was lost came again, byte for byte, with its seq.
+    let (first_seq, first_body) = &s.received[0];
+    let (second_seq, second_body) = &s.received[1];
+    assert_eq!(first_seq, second_seq);
+    assert_eq!(first_body, second_body);
+    let seqs: Vec<u64> = s.received.iter().map(|(seq, _)| *seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "in order: {seqs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_down_then_back_gets_every_request_once() {
+    // Reserve a port, then leave it closed: the sidecar is down.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let (recorder, shipper) = start_app(config(addr));
+    record(&recorder, 40);
+    // Let the shipper fail for a while: wait until it has failed several times.
+    let failed = async {
+        while shipper
+            .stats()
+            .send_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < 5
+        {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), failed)
+        .await
+        .expect("failures seen");
+    record(&recorder, 60);
+    let listener = TcpListener::bind(addr).await.expect("port free again");
+    let mut sidecar = StandIn::start(listener).await;
+    sidecar.wait_applied(100).await;
+    let report = shipper.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.unsent_batches, 0);
+    let state = sidecar.stop();
+    let s = state.lock().expect("lock");
+    assert_eq!(s.applied_requests, 100);
+    // The outage lasted many intervals, yet the queue cap (4) bounded the batches.
+    assert!(s.applied_batches >= 1);
+    let seqs: Vec<u64> = s.received.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs[0], 1, "seq starts at 1");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "no resend needed: {seqs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_flushes_the_open_interval() {
+    let sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
+    let config = LumenConfig {
+        interval: Duration::from_secs(3600),
+        ..config(sidecar.addr)
+    };
+    let (recorder, shipper) = start_app(config);
+    record(&recorder, 33);
+    recorder.record_error(Some("/r"), 5);
+    recorder.record_cancelled(Some("/r"));
+    let report = shipper.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.unsent_batches, report.unsent_requests), (0, 0));
+    let state = sidecar.stop();
+    let s = state.lock().expect("lock");
+    assert_eq!(s.applied_requests, 34);
+    let batch = wire::decode(&s.received[0].1).expect("valid batch");
+    assert_eq!(batch.series[0].errors, 1);
+    assert_eq!(batch.series[0].cancelled, 1);
+    assert_eq!(batch.series[0].status.server_error, 4);
+    assert!(
+        batch.process.is_some(),
+        "process figures travel with the batch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_is_dropped_and_counted_and_later_ones_flow() {
+    let mut sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
+    sidecar.script(&[Script::Refuse]);
+    let (recorder, shipper) = start_app(config(sidecar.addr));
+    record(&recorder, 10);
+    // Wait until the first batch (holding the 10) was refused.
+    let refused = async {
+        while shipper
+            .stats()
+            .batches_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), refused)
+        .await
+        .expect("refusal seen");
+    record(&recorder, 7);
+    sidecar.wait_applied(7).await;
+    shipper.shutdown(Duration::from_secs(5)).await;
+    let state = sidecar.stop();
+    assert_eq!(state.lock().expect("lock").applied_requests, 7);
+}
