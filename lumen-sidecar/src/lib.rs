@@ -1,1 +1,29 @@
-//! Placeholder.
+//! The Lumen sidecar: it ingests the batches `lumen-middleware` ships,
+//! keeps rolling per-minute windows, evaluates SLOs and serves them as JSON,
+//! Markdown, Prometheus text, a status page and CLI checks.
+//!
+//! Evaluation is pure ([`eval`]); the store ([`store`]) is plain data; I/O
+//! sits in [`server`], [`snapshot`] and [`check`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use lumen_sidecar::eval::{SloReport, SloTargets, Status};
+//! use lumen_sidecar::store::WindowStore;
+//!
+//! let store = WindowStore::new(Duration::from_secs(24 * 3600));
+//! let now_ms = 1_764_130_000_000;
+//! let data = store.window(now_ms, Duration::from_secs(3600));
+//! let report = SloReport::evaluate(&data, &SloTargets::default(), Some("api"), now_ms);
+//! assert_eq!(report.status, Status::NoData);
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod eval;
+pub mod render;
+pub mod server;
+pub mod snapshot;
+pub mod store;

@@ -1,0 +1,95 @@
+//! `lumen-sidecar check`: fetch `/v1/slo` and judge it, with exit codes
+//! automation can trust.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use thiserror::Error;
+
+use crate::eval::{SloReport, Status};
+
+/// Default sidecar URL for the CLI.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:9464";
+/// How long the CLI waits for an answer.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a check could not judge the service (exit code 3).
+#[derive(Debug, Error)]
+pub enum CheckError {
+    /// No answer from the sidecar.
+    #[error("sidecar unreachable at {url}: {reason}")]
+    Unreachable {
+        /// What was asked.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// An answer that is not a report.
+    #[error("bad answer from {url}: {reason}")]
+    BadAnswer {
+        /// What was asked.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// GETs `path` (with query) from the sidecar at `base` and returns the body.
+pub async fn get(base: &str, path_and_query: &str) -> Result<Bytes, CheckError> {
+    let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
+    let uri: http::Uri = url.parse().map_err(|e| CheckError::Unreachable {
+        url: url.clone(),
+        reason: format!("not a URL: {e}"),
+    })?;
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let exchange = async {
+        let response = client.get(uri).await.map_err(|e| CheckError::Unreachable {
+            url: url.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), 16 * 1024 * 1024)
+            .collect()
+            .await
+            .map_err(|e| CheckError::BadAnswer {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(CheckError::BadAnswer {
+                url: url.clone(),
+                reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&body).trim()),
+            });
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(CHECK_TIMEOUT, exchange)
+        .await
+        .map_err(|_| CheckError::Unreachable {
+            url: url.clone(),
+            reason: format!("no answer within {CHECK_TIMEOUT:?}"),
+        })?
+}
+
+/// Fetches and parses the report for `window` (such as `1h`).
+pub async fn fetch_report(
+    base: &str,
+    window: Option<&str>,
+) -> Result<(SloReport, Bytes), CheckError> {
+    let query = window.map(|w| format!("?window={w}")).unwrap_or_default();
+    let body = get(base, &format!("/v1/slo{query}")).await?;
+    let report = serde_json::from_slice(&body).map_err(|e| CheckError::BadAnswer {
+        url: format!("{base}/v1/slo{query}"),
+        reason: format!("not an SLO report: {e}"),
+    })?;
+    Ok((report, body))
+}
+
+/// The exit code of a report: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 NO_DATA.
+pub fn exit_code(status: Status) -> u8 {
+    status.code()
+}

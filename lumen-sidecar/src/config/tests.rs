@@ -1,0 +1,135 @@
+use super::*;
+use std::collections::HashMap;
+
+fn load(toml_text: Option<&str>, env: &[(&str, &str)]) -> Result<SidecarConfig, ConfigError> {
+    let dir = std::env::temp_dir().join(format!(
+        "lumen-config-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("lumen.toml");
+    if let Some(text) = toml_text {
+        std::fs::write(&path, text).expect("write");
+    }
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let result =
+        SidecarConfig::load_with(toml_text.map(|_| path.as_path()), |k| env.get(k).cloned());
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn defaults_are_the_seeds_targets() {
+    let c = load(None, &[]).expect("defaults are valid");
+    assert_eq!(c, SidecarConfig::default());
+    assert_eq!(c.slo.availability_percent, 99.5);
+    assert_eq!(c.slo.latency_p95_ms, 200.0);
+    assert_eq!(c.slo.latency_p99_ms, 500.0);
+    assert_eq!(c.slo.error_rate_percent, 0.1);
+    assert_eq!(c.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(c.window, Duration::from_secs(3600));
+}
+
+#[test]
+fn file_then_environment() {
+    let c = load(
+        Some("service = \"api\"\n[slo]\navailability = 99.9\nwindow = \"30m\"\nerror_classes = [\"5xx\"]\n"),
+        &[("LUMEN_SLO_LATENCY_P95_MS", "150"), ("LUMEN_WINDOW", "2h")],
+    )
+    .expect("valid");
+    assert_eq!(c.service.as_deref(), Some("api"));
+    assert_eq!(c.slo.availability_percent, 99.9);
+    assert_eq!(c.slo.latency_p95_ms, 150.0);
+    assert_eq!(c.window, Duration::from_secs(7200), "environment wins");
+    assert_eq!(c.slo.error_classes, [StatusClass::ServerError]);
+}
+
+#[test]
+fn bad_keys_and_values_name_the_key_and_what_is_allowed() {
+    let cases: &[(Option<&str>, &[(&str, &str)], &str)] = &[
+        (
+            Some("[slo]\navailabilty = 99.9\n"),
+            &[],
+            "unknown field `availabilty`",
+        ),
+        (
+            Some("[slo]\navailability = \"high\"\n"),
+            &[],
+            "availability",
+        ),
+        (
+            Some("[slo]\navailability = 101\n"),
+            &[],
+            "slo.availability = 101: a percent above 0, at most 100",
+        ),
+        (
+            Some("[slo]\nwindow = \"90s\"\n"),
+            &[],
+            "slo.window = 90s: whole minutes from 1m to 24h",
+        ),
+        (
+            Some("[slo]\nerror_classes = [\"6xx\"]\n"),
+            &[],
+            "slo.error_classes = 6xx: 1xx, 2xx, 3xx, 4xx or 5xx",
+        ),
+        (
+            Some("[server]\nlisten = \"0.0.0.0:9464\"\n"),
+            &[],
+            "set server.auth_token",
+        ),
+        (None, &[("LUMEN_WINDOW", "soon")], "LUMEN_WINDOW = soon"),
+        (
+            None,
+            &[("LUMEN_SLO_ERROR_RATE", "x")],
+            "LUMEN_SLO_ERROR_RATE = x: a number",
+        ),
+        (
+            None,
+            &[("LUMEN_LISTEN", "localhost")],
+            "LUMEN_LISTEN = localhost: an IP address and port",
+        ),
+        (
+            None,
+            &[("LUMEN_SLO_LATENCY_P99_MS", "0")],
+            "slo.latency_p99_ms = 0",
+        ),
+    ];
+    for (file, env, expected) in cases {
+        let err = load(*file, env).expect_err(expected).to_string();
+        assert!(err.contains(expected), "expected `{expected}` in `{err}`");
+    }
+}
+
+#[test]
+fn a_missing_file_is_an_error() {
+    let err = SidecarConfig::load_with(Some(Path::new("/nonexistent/lumen.toml")), |_| None)
+        .expect_err("missing");
+    assert!(
+        err.to_string()
+            .starts_with("cannot read config file /nonexistent/lumen.toml")
+    );
+}
+
+#[test]
+fn shown_config_loads_back_to_the_same() {
+    let c = load(
+        Some("[slo]\nlatency_p99_ms = 750\n[store]\nsnapshot_path = \"/tmp/x.json\"\n"),
+        &[],
+    )
+    .expect("valid");
+    let shown = c.to_toml();
+    let again = load(Some(&shown), &[]).expect("shown config is valid");
+    assert_eq!(again, c);
+    let with_token = load(None, &[("LUMEN_AUTH_TOKEN", "secret")]).expect("valid");
+    assert!(!with_token.to_toml().contains("secret"));
+}

@@ -1,0 +1,116 @@
+//! `lumen-sidecar`: parse, build, run, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use lumen_sidecar::check::{CheckError, exit_code, fetch_report};
+use lumen_sidecar::cli::{Cli, Command, ConfigAction};
+use lumen_sidecar::config::SidecarConfig;
+use lumen_sidecar::eval::Status;
+use lumen_sidecar::render::check_text;
+use lumen_sidecar::server::Sidecar;
+
+/// Exit code for errors: bad config, unreachable sidecar, no data.
+const EXIT_ERROR: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LUMEN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(cli)))
+}
+
+async fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = match SidecarConfig::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let sidecar = match Sidecar::bind(config).await {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            match sidecar.run(shutdown_signal()).await {
+                Ok(()) => 0,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Check {
+            url,
+            window,
+            json,
+            verbose,
+        } => match fetch_report(&url, window.as_deref()).await {
+            Ok((report, body)) => {
+                if json {
+                    println!("{}", String::from_utf8_lossy(&body));
+                } else {
+                    print!("{}", check_text(&report, verbose));
+                }
+                if report.status == Status::NoData {
+                    eprintln!("error: no data: the window holds no request");
+                }
+                exit_code(report.status)
+            }
+            Err(e @ (CheckError::Unreachable { .. } | CheckError::BadAnswer { .. })) => fail(&e),
+        },
+        Command::Config { action } => match action {
+            ConfigAction::Check { config } => match SidecarConfig::load(config.as_deref()) {
+                Ok(_) => {
+                    println!("config is valid");
+                    0
+                }
+                Err(e) => fail(&e),
+            },
+            ConfigAction::Show { config } => match SidecarConfig::load(config.as_deref()) {
+                Ok(c) => {
+                    print!("{}", c.to_toml());
+                    0
+                }
+                Err(e) => fail(&e),
+            },
+        },
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> u8 {
+    eprintln!("error: {error}");
+    EXIT_ERROR
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; draining"),
+        () = term => tracing::info!("SIGTERM received; draining"),
+    }
+}

@@ -1,0 +1,13 @@
+//! Rendering an [`SloReport`](crate::eval::SloReport) for people: the check's
+//! seven phases, the Markdown report, the status page.
+
+mod actions;
+mod check_text;
+pub mod format;
+mod markdown;
+mod status_page;
+
+pub use actions::{ALL_MET, action_items};
+pub use check_text::check_text;
+pub use markdown::markdown;
+pub use status_page::status_page;

@@ -1,0 +1,134 @@
+//! `POST /v1/ingest`: the wire contract's receiving end.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Limited};
+use serde_json::json;
+
+use super::state::{AppState, RejectReason, now_ms};
+use crate::store::Applied;
+
+fn refuse(app: &AppState, reason: RejectReason, status: StatusCode, message: String) -> Response {
+    app.stats.reject(reason);
+    tracing::debug!(reason = reason.as_str(), %message, "batch refused");
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+fn token_matches(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0_u8, |d, (a, b)| d | (a ^ b))
+            == 0
+}
+
+/// Authenticates, reads at most the body limit, decodes, applies.
+pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(token) = &app.config.auth_token {
+        let expected = format!("Bearer {token}");
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !token_matches(given, expected.as_bytes()) {
+            return refuse(
+                &app,
+                RejectReason::Unauthorized,
+                StatusCode::UNAUTHORIZED,
+                "authorization: a valid bearer token is required".into(),
+            );
+        }
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return refuse(
+            &app,
+            RejectReason::ContentType,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content-type: {content_type:?}; send application/json"),
+        );
+    }
+    let limit = app.config.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return refuse(
+            &app,
+            RejectReason::TooLarge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body: over the limit of {limit} bytes"),
+        );
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return refuse(
+                &app,
+                RejectReason::TooLarge,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body: over the limit of {limit} bytes"),
+            );
+        }
+        Err(e) => {
+            return refuse(
+                &app,
+                RejectReason::Malformed,
+                StatusCode::BAD_REQUEST,
+                format!("body: cannot be read: {e}"),
+            );
+        }
+    };
+    let batch = match lumen_middleware::wire::decode(&bytes) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return refuse(
+                &app,
+                RejectReason::Malformed,
+                StatusCode::BAD_REQUEST,
+                e.to_string(),
+            );
+        }
+    };
+    let applied = app.store().apply(&batch, now_ms());
+    match applied {
+        Err(e) => refuse(
+            &app,
+            RejectReason::Future,
+            StatusCode::BAD_REQUEST,
+            e.to_string(),
+        ),
+        Ok(applied) => {
+            match applied {
+                Applied::Stored { requests, .. } => {
+                    app.stats.applied.fetch_add(1, Ordering::Relaxed);
+                    app.stats.requests.fetch_add(requests, Ordering::Relaxed);
+                }
+                Applied::Duplicate { .. } => {
+                    app.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(instance = %batch.instance, seq = batch.seq, "duplicate batch acknowledged again");
+                }
+                Applied::Expired { .. } => {
+                    app.stats.expired.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(instance = %batch.instance, seq = batch.seq, "batch older than the retention acknowledged and dropped");
+                }
+            }
+            (
+                StatusCode::OK,
+                Json(json!({ "applied_seq": applied.applied_seq() })),
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `GET /metrics`: the SLO gauges and the sidecar's own counters in
+//! Prometheus text, through the `metrics` facade into a recorder made for
+//! this scrape (so a series without data disappears instead of going stale).
+
+use std::sync::atomic::Ordering;
+
+use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use super::state::{AppState, RejectReason};
+use crate::eval::{SloReport, Status};
+
+/// Every gauge name the sidecar exports about the service.
+pub const SERVICE_GAUGES: [&str; 10] = [
+    "slo_compliance",
+    "slo_target",
+    "slo_status",
+    "sli_requests",
+    "sli_availability_percent",
+    "sli_error_rate_percent",
+    "sli_latency_p95_ms",
+    "sli_latency_p99_ms",
+    "cache_hit_rate",
+    "lumen_window_seconds",
+];
+
+fn describe() {
+    describe_gauge!(
+        "slo_compliance",
+        Unit::Percent,
+        "100 when the SLO (slo_name) is met, 0 when not; slo_name=\"overall\" is the compliance rate"
+    );
+    describe_gauge!(
+        "slo_target",
+        "The SLO's target, in the SLO's unit (percent or ms)"
+    );
+    describe_gauge!("slo_status", "0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 NO_DATA");
+    describe_gauge!("sli_requests", "Finished requests in the evaluation window");
+    describe_gauge!(
+        "sli_availability_percent",
+        Unit::Percent,
+        "Requests without a 5xx or inner failure, percent"
+    );
+    describe_gauge!(
+        "sli_error_rate_percent",
+        Unit::Percent,
+        "Requests of the error classes, percent"
+    );
+    describe_gauge!(
+        "sli_latency_p95_ms",
+        Unit::Milliseconds,
+        "95th percentile latency over the window"
+    );
+    describe_gauge!(
+        "sli_latency_p99_ms",
+        Unit::Milliseconds,
+        "99th percentile latency over the window"
+    );
+    describe_gauge!(
+        "cache_hit_rate",
+        Unit::Percent,
+        "Cache hits over lookups, percent"
+    );
+    describe_gauge!(
+        "lumen_window_seconds",
+        Unit::Seconds,
+        "Length of the evaluation window"
+    );
+    describe_counter!("lumen_batches_applied_total", "Batches stored");
+    describe_counter!(
+        "lumen_batches_duplicate_total",
+        "Batches already applied, acknowledged again"
+    );
+    describe_counter!(
+        "lumen_batches_expired_total",
+        "Batches older than the retention, dropped"
+    );
+    describe_counter!("lumen_batches_rejected_total", "Batches refused, by reason");
+    describe_counter!(
+        "lumen_requests_ingested_total",
+        "Finished requests in stored batches"
+    );
+    describe_counter!("lumen_snapshots_written_total", "Snapshots written");
+    describe_counter!(
+        "lumen_snapshot_failures_total",
+        "Snapshot writes that failed"
+    );
+}
+
+/// Renders the scrape for `report` and the counters in `app`.
+pub fn render(app: &AppState, report: &SloReport) -> String {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        describe();
+        let service = report.service.clone();
+        let revision = report
+            .revision
+            .clone()
+            .unwrap_or_else(|| "unknown".to_owned());
+        let labels = [
+            ("service_name", service.clone()),
+            ("revision_name", revision.clone()),
+        ];
+        gauge!("slo_status", &labels).set(f64::from(report.status.code()));
+        gauge!("sli_requests", &labels).set(report.requests as f64);
+        gauge!("lumen_window_seconds", &labels).set(report.window_s as f64);
+        for slo in &report.slos {
+            let slo_labels = [
+                ("service_name", service.clone()),
+                ("revision_name", revision.clone()),
+                ("slo_name", slo.name.as_str().to_owned()),
+            ];
+            gauge!("slo_target", &slo_labels).set(slo.target);
+            if report.status != Status::NoData {
+                gauge!("slo_compliance", &slo_labels).set(if slo.met { 100.0 } else { 0.0 });
+            }
+            if let Some(v) = slo.current {
+                let name = match slo.name {
+                    crate::eval::SloName::Availability => "sli_availability_percent",
+                    crate::eval::SloName::LatencyP95 => "sli_latency_p95_ms",
+                    crate::eval::SloName::LatencyP99 => "sli_latency_p99_ms",
+                    crate::eval::SloName::ErrorRate => "sli_error_rate_percent",
+                };
+                gauge!(name, &labels).set(v);
+            }
+        }
+        if let Some(rate) = report.compliance_rate {
+            let overall = [
+                ("service_name", service.clone()),
+                ("revision_name", revision.clone()),
+                ("slo_name", "overall".to_owned()),
+            ];
+            gauge!("slo_compliance", &overall).set(rate);
+        }
+        if let Some(rate) = report.cache.hit_rate {
+            gauge!("cache_hit_rate", &labels).set(rate);
+        }
+        let s = &app.stats;
+        counter!("lumen_batches_applied_total").absolute(s.applied.load(Ordering::Relaxed));
+        counter!("lumen_batches_duplicate_total").absolute(s.duplicates.load(Ordering::Relaxed));
+        counter!("lumen_batches_expired_total").absolute(s.expired.load(Ordering::Relaxed));
+        counter!("lumen_requests_ingested_total").absolute(s.requests.load(Ordering::Relaxed));
+        counter!("lumen_snapshots_written_total")
+            .absolute(s.snapshots_written.load(Ordering::Relaxed));
+        counter!("lumen_snapshot_failures_total")
+            .absolute(s.snapshot_failures.load(Ordering::Relaxed));
+        for (reason, n) in RejectReason::ALL.iter().zip(&s.rejected) {
+            counter!("lumen_batches_rejected_total", "reason" => reason.as_str())
+                .absolute(n.load(Ordering::Relaxed));
+        }
+    });
+    handle.render()
+}

@@ -1,0 +1,88 @@
+//! The read API: `/v1/slo`, `/v1/report`, `/metrics`, `/healthz`, `/`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use lumen_middleware::units::parse_duration;
+use serde_json::json;
+
+use super::prometheus;
+use super::state::AppState;
+use crate::config::WINDOW_RANGE;
+use crate::render;
+
+/// The `window` query parameter, or the configured default.
+pub fn window_param(
+    params: &HashMap<String, String>,
+    default: Duration,
+) -> Result<Duration, String> {
+    let Some(text) = params.get("window") else {
+        return Ok(default);
+    };
+    let w = parse_duration(text).map_err(|e| format!("window: {e}"))?;
+    let (min, max) = WINDOW_RANGE;
+    if w < min || w > max || w.as_secs() % 60 != 0 {
+        return Err(format!(
+            "window: {text} is not whole minutes from 1m to 24h"
+        ));
+    }
+    Ok(w)
+}
+
+fn bad_window(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+}
+
+/// `GET /v1/slo?window=1h`.
+pub async fn slo(
+    State(app): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match window_param(&params, app.config.window) {
+        Ok(w) => Json(app.report(w)).into_response(),
+        Err(e) => bad_window(e),
+    }
+}
+
+/// `GET /v1/report?window=1h`: Markdown.
+pub async fn report(
+    State(app): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match window_param(&params, app.config.window) {
+        Ok(w) => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            render::markdown(&app.report(w)),
+        )
+            .into_response(),
+        Err(e) => bad_window(e),
+    }
+}
+
+/// `GET /`: the status page.
+pub async fn status_page(State(app): State<Arc<AppState>>) -> Html<String> {
+    Html(render::status_page(&app.report(app.config.window)))
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    let report = app.report(app.config.window);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        prometheus::render(&app, &report),
+    )
+        .into_response()
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}

@@ -1,0 +1,180 @@
+//! The store on disk: written atomically (temporary file, fsync, rename),
+//! read at start, and set aside — never trusted — when it is corrupt or
+//! foreign.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::store::WindowStore;
+
+/// The `format` field every snapshot carries.
+pub const SNAPSHOT_FORMAT: &str = "lumen-sidecar-snapshot";
+/// The snapshot version this build writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// A snapshot that cannot be written or used.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    /// Reading, writing or renaming failed.
+    #[error("snapshot {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a readable snapshot (truncated, not JSON, inconsistent).
+    #[error("snapshot {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file is a snapshot of another format or version.
+    #[error("snapshot {path} is not ours: {reason}")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        reason: String,
+    },
+}
+
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    format: &'a str,
+    version: u32,
+    saved_at_ms: u64,
+    store: &'a WindowStore,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    format: Option<String>,
+    version: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct SnapshotIn {
+    store: WindowStore,
+}
+
+/// Serializes `store` (call under the store's lock; write outside it).
+pub fn encode(store: &WindowStore, now_ms: u64) -> Vec<u8> {
+    serde_json::to_vec(&SnapshotOut {
+        format: SNAPSHOT_FORMAT,
+        version: SNAPSHOT_VERSION,
+        saved_at_ms: now_ms,
+        store,
+    })
+    .expect("the store serializes")
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+    let io = |source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Reads `path`: `Ok(None)` when there is no file.
+pub fn read(path: &Path) -> Result<Option<WindowStore>, SnapshotError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let corrupt = |reason: String| SnapshotError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    let header: Header = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    if header.format.as_deref() != Some(SNAPSHOT_FORMAT) {
+        return Err(SnapshotError::Foreign {
+            path: path.to_owned(),
+            reason: format!("format {:?}, expected {SNAPSHOT_FORMAT:?}", header.format),
+        });
+    }
+    if header.version != Some(SNAPSHOT_VERSION) {
+        return Err(SnapshotError::Foreign {
+            path: path.to_owned(),
+            reason: format!(
+                "version {:?}, this build reads {SNAPSHOT_VERSION}",
+                header.version
+            ),
+        });
+    }
+    let mut snapshot: SnapshotIn =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    snapshot.store.validate_restored().map_err(corrupt)?;
+    Ok(Some(snapshot.store))
+}
+
+/// Renames a bad snapshot to `<path>.rejected-<now_ms>` so that it is kept
+/// for a person to look at and never read again.
+pub fn set_aside(path: &Path, now_ms: u64) -> Result<PathBuf, SnapshotError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".rejected-{now_ms}"));
+    let aside = PathBuf::from(name);
+    std::fs::rename(path, &aside).map_err(|source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lumen-snap-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir.join("snapshot.json")
+    }
+
+    #[test]
+    fn round_trip_missing_truncated_and_foreign() {
+        let path = temp("rt");
+        assert!(read(&path).expect("no file is fine").is_none());
+        let store = WindowStore::new(Duration::from_secs(86_400));
+        let bytes = encode(&store, 5);
+        write(&path, &bytes).expect("written");
+        assert_eq!(read(&path).expect("reads").expect("present"), store);
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+        assert!(matches!(read(&path), Err(SnapshotError::Corrupt { .. })));
+        let aside = set_aside(&path, 42).expect("renamed");
+        assert!(
+            aside
+                .to_string_lossy()
+                .ends_with("snapshot.json.rejected-42")
+        );
+        assert!(read(&path).expect("gone").is_none());
+        std::fs::write(&path, br#"{"format":"something-else","version":1}"#).expect("write");
+        let err = read(&path).expect_err("foreign");
+        assert!(err.to_string().contains("is not ours"), "{err}");
+        std::fs::write(
+            &path,
+            format!(r#"{{"format":"{SNAPSHOT_FORMAT}","version":9}}"#),
+        )
+        .expect("write");
+        assert!(matches!(read(&path), Err(SnapshotError::Foreign { .. })));
+    }
+}

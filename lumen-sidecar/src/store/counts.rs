@@ -1,0 +1,38 @@
+//! Request counts of one route over some span of time.
+
+use serde::{Deserialize, Serialize};
+
+/// What a route saw: status classes, failures, cancellations, cache lookups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Responses by class, `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub status: [u64; 5],
+    /// Requests whose inner service failed before a response.
+    pub errors: u64,
+    /// Requests the client abandoned (in no other count).
+    pub cancelled: u64,
+    /// Cache hits reported.
+    pub cache_hits: u64,
+    /// Cache misses reported.
+    pub cache_misses: u64,
+}
+
+impl Counts {
+    /// Finished requests: every status plus errors (cancellations excluded).
+    pub fn requests(&self) -> u64 {
+        self.status
+            .iter()
+            .fold(self.errors, |sum, c| sum.saturating_add(*c))
+    }
+
+    /// Adds `other` field by field, saturating.
+    pub fn add(&mut self, other: &Self) {
+        for (a, b) in self.status.iter_mut().zip(other.status) {
+            *a = a.saturating_add(b);
+        }
+        self.errors = self.errors.saturating_add(other.errors);
+        self.cancelled = self.cancelled.saturating_add(other.cancelled);
+        self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
+        self.cache_misses = self.cache_misses.saturating_add(other.cache_misses);
+    }
+}

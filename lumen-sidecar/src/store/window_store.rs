@@ -1,0 +1,381 @@
+//! The [`WindowStore`]: per-minute slots per route, keyed by the minute the
+//! batch's interval is centred on (batch timestamps, never arrival time).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lumen_middleware::layout::HistogramLayout;
+use lumen_middleware::wire::{DecodedBatch, MAX_HIGHEST_TRACKABLE_US};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::counts::Counts;
+use super::dense_histogram::DenseHistogram;
+use super::ledger::InstanceLedger;
+use super::sparse_histogram::SparseHistogram;
+
+/// One minute, in ms.
+pub const MINUTE_MS: u64 = 60_000;
+/// How far in the future a batch's end may lie (clock skew allowance).
+pub const MAX_FUTURE_MS: u64 = 5 * MINUTE_MS;
+/// How long revisions are remembered (deployment frequency looks at 7 days).
+pub const REVISION_MEMORY_MS: u64 = 8 * 24 * 60 * MINUTE_MS;
+
+/// The layout every stored histogram uses: 1 µs to 1 h, 3 significant digits.
+pub fn store_layout() -> HistogramLayout {
+    HistogramLayout::new(1, MAX_HIGHEST_TRACKABLE_US, 3).expect("constant layout is valid")
+}
+
+/// A batch the store will not take.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    /// The batch's interval ends too far ahead of the sidecar's clock.
+    #[error("end_ms: {ahead_ms} ms ahead of the sidecar's clock (at most {MAX_FUTURE_MS} ms)")]
+    FromTheFuture {
+        /// How far ahead.
+        ahead_ms: u64,
+    },
+}
+
+/// What applying a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// New data, stored.
+    Stored {
+        /// The instance's highest applied seq, now this batch's.
+        applied_seq: u64,
+        /// Finished requests the batch held.
+        requests: u64,
+    },
+    /// The seq was applied before; nothing changed.
+    Duplicate {
+        /// The instance's highest applied seq.
+        applied_seq: u64,
+    },
+    /// Older than the retention: acknowledged, not stored.
+    Expired {
+        /// The instance's highest applied seq, now this batch's.
+        applied_seq: u64,
+    },
+}
+
+impl Applied {
+    /// The seq to acknowledge.
+    pub fn applied_seq(&self) -> u64 {
+        match *self {
+            Self::Stored { applied_seq, .. }
+            | Self::Duplicate { applied_seq }
+            | Self::Expired { applied_seq } => applied_seq,
+        }
+    }
+}
+
+/// Route label as stored: `None` for requests without one.
+pub type RouteKey = Option<Arc<str>>;
+
+/// One route's minute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteSlot {
+    /// Its counts.
+    pub counts: Counts,
+    /// Its latency, µs, in [`store_layout`].
+    pub latency: SparseHistogram,
+}
+
+/// The routes of one minute. Serialized as a list of pairs, since a route
+/// key may be `None` and JSON object keys must be strings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(
+    from = "Vec<(RouteKey, RouteSlot)>",
+    into = "Vec<(RouteKey, RouteSlot)>"
+)]
+struct MinuteSlots(BTreeMap<RouteKey, RouteSlot>);
+
+impl From<Vec<(RouteKey, RouteSlot)>> for MinuteSlots {
+    fn from(pairs: Vec<(RouteKey, RouteSlot)>) -> Self {
+        Self(pairs.into_iter().collect())
+    }
+}
+
+impl From<MinuteSlots> for Vec<(RouteKey, RouteSlot)> {
+    fn from(slots: MinuteSlots) -> Self {
+        slots.0.into_iter().collect()
+    }
+}
+
+/// A window's data for one route (or the service).
+#[derive(Debug, Clone)]
+pub struct RouteWindow {
+    /// Counts summed over the window.
+    pub counts: Counts,
+    /// Latency merged over the window.
+    pub latency: DenseHistogram,
+}
+
+/// What [`WindowStore::window`] returns: the service total and each route.
+#[derive(Debug, Clone)]
+pub struct WindowData {
+    /// Window length.
+    pub window: Duration,
+    /// The service's name, as its latest batch said.
+    pub service: Option<String>,
+    /// The latest revision seen.
+    pub revision: Option<String>,
+    /// All routes together.
+    pub total: RouteWindow,
+    /// Each route seen in the window, by label (`None` first).
+    pub routes: Vec<(Option<String>, RouteWindow)>,
+}
+
+/// Rolling per-minute slots of every route, the dedup ledger, the revisions
+/// seen. Memory: per route and minute with traffic, about 100 bytes plus 12
+/// bytes per distinct latency bucket (see `bench/RESULTS.md`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowStore {
+    retention_minutes: u64,
+    minutes: BTreeMap<u64, MinuteSlots>,
+    ledger: InstanceLedger,
+    service: Option<String>,
+    revision: Option<String>,
+    /// Revision name → last seen (batch end, Unix ms).
+    revisions: BTreeMap<String, u64>,
+    #[serde(skip)]
+    interned: HashMap<Arc<str>, ()>,
+}
+
+impl WindowStore {
+    /// An empty store keeping `retention` of minutes (at least one minute).
+    pub fn new(retention: Duration) -> Self {
+        Self {
+            retention_minutes: (retention.as_millis() as u64 / MINUTE_MS).max(1),
+            minutes: BTreeMap::new(),
+            ledger: InstanceLedger::default(),
+            service: None,
+            revision: None,
+            revisions: BTreeMap::new(),
+            interned: HashMap::new(),
+        }
+    }
+
+    /// Applies a decoded batch at `now_ms` (the sidecar's clock): refused if
+    /// from the future, ignored if already applied, stored otherwise. Either
+    /// all of it is applied or none.
+    pub fn apply(&mut self, batch: &DecodedBatch, now_ms: u64) -> Result<Applied, StoreError> {
+        if batch.end_ms > now_ms.saturating_add(MAX_FUTURE_MS) {
+            return Err(StoreError::FromTheFuture {
+                ahead_ms: batch.end_ms - now_ms,
+            });
+        }
+        let last = self.ledger.applied_seq(&batch.instance);
+        if batch.seq <= last {
+            return Ok(Applied::Duplicate { applied_seq: last });
+        }
+        self.ledger
+            .record(&batch.instance, batch.seq, now_ms, batch.process);
+        self.service = Some(batch.service.clone());
+        if let Some(revision) = &batch.revision {
+            self.revision = Some(revision.clone());
+            let seen = self.revisions.entry(revision.clone()).or_insert(0);
+            *seen = (*seen).max(batch.end_ms);
+        }
+        let minute = (batch.start_ms / 2 + batch.end_ms / 2) / MINUTE_MS;
+        if minute + self.retention_minutes <= now_ms / MINUTE_MS {
+            return Ok(Applied::Expired {
+                applied_seq: batch.seq,
+            });
+        }
+        let layout = store_layout();
+        let mut requests = 0_u64;
+        for series in &batch.series {
+            let key = self.intern(series.route.as_deref());
+            let pairs = series
+                .latency
+                .iter_recorded()
+                .map(|v| {
+                    let index = layout.index_of(v.value_iterated_to());
+                    (index as u32, v.count_at_value())
+                })
+                .collect();
+            let latency = SparseHistogram::from_pairs(pairs);
+            let counts = Counts {
+                status: series.status.as_array(),
+                errors: series.errors,
+                cancelled: series.cancelled,
+                cache_hits: series.cache.hits,
+                cache_misses: series.cache.misses,
+            };
+            requests = requests.saturating_add(counts.requests());
+            let slot = self
+                .minutes
+                .entry(minute)
+                .or_default()
+                .0
+                .entry(key)
+                .or_default();
+            slot.counts.add(&counts);
+            slot.latency.merge(&latency);
+        }
+        Ok(Applied::Stored {
+            applied_seq: batch.seq,
+            requests,
+        })
+    }
+
+    fn intern(&mut self, route: Option<&str>) -> RouteKey {
+        let route = route?;
+        if let Some((key, ())) = self.interned.get_key_value(route) {
+            return Some(Arc::clone(key));
+        }
+        let key: Arc<str> = Arc::from(route);
+        self.interned.insert(Arc::clone(&key), ());
+        Some(key)
+    }
+
+    /// Drops minutes, instances and revisions older than what is kept.
+    pub fn evict(&mut self, now_ms: u64) {
+        let first_kept = (now_ms / MINUTE_MS + 1).saturating_sub(self.retention_minutes);
+        self.minutes = self.minutes.split_off(&first_kept);
+        self.ledger
+            .evict_before(now_ms.saturating_sub(self.retention_minutes * MINUTE_MS));
+        let revision_cutoff = now_ms.saturating_sub(REVISION_MEMORY_MS);
+        self.revisions.retain(|_, seen| *seen >= revision_cutoff);
+        let live: std::collections::HashSet<&str> = self
+            .minutes
+            .values()
+            .flat_map(|routes| routes.0.keys().flatten().map(|k| &**k))
+            .collect();
+        let dead: Vec<Arc<str>> = self
+            .interned
+            .keys()
+            .filter(|k| !live.contains(&***k))
+            .cloned()
+            .collect();
+        for key in dead {
+            self.interned.remove(&key);
+        }
+    }
+
+    /// The last `window` of minutes up to and including `now_ms`'s minute.
+    pub fn window(&self, now_ms: u64, window: Duration) -> WindowData {
+        let layout = store_layout();
+        let last = now_ms / MINUTE_MS;
+        let span = (window.as_millis() as u64 / MINUTE_MS).max(1);
+        let first = (last + 1).saturating_sub(span);
+        let mut total = RouteWindow {
+            counts: Counts::default(),
+            latency: DenseHistogram::new(layout),
+        };
+        let mut routes: BTreeMap<RouteKey, RouteWindow> = BTreeMap::new();
+        for slots in self.minutes.range(first..=last).map(|(_, s)| s) {
+            for (key, slot) in &slots.0 {
+                let route = routes.entry(key.clone()).or_insert_with(|| RouteWindow {
+                    counts: Counts::default(),
+                    latency: DenseHistogram::new(layout),
+                });
+                route.counts.add(&slot.counts);
+                slot.latency.add_to_dense(route.latency.counts_mut());
+                total.counts.add(&slot.counts);
+                slot.latency.add_to_dense(total.latency.counts_mut());
+            }
+        }
+        total.latency.recount();
+        let routes = routes
+            .into_iter()
+            .map(|(key, mut w)| {
+                w.latency.recount();
+                (key.map(|k| k.to_string()), w)
+            })
+            .collect();
+        WindowData {
+            window: Duration::from_millis(span * MINUTE_MS),
+            service: self.service.clone(),
+            revision: self.revision.clone(),
+            total,
+            routes,
+        }
+    }
+
+    /// The dedup ledger (instances, their seqs and process figures).
+    pub fn ledger(&self) -> &InstanceLedger {
+        &self.ledger
+    }
+
+    /// Revisions seen with when each was last seen.
+    pub fn revisions(&self) -> &BTreeMap<String, u64> {
+        &self.revisions
+    }
+
+    /// Minutes held.
+    pub fn minutes_held(&self) -> usize {
+        self.minutes.len()
+    }
+
+    /// Approximate heap bytes held by the minute slots.
+    pub fn heap_bytes(&self) -> usize {
+        let per_entry = std::mem::size_of::<RouteKey>() + std::mem::size_of::<RouteSlot>() + 16;
+        self.minutes
+            .values()
+            .map(|routes| {
+                64 + routes
+                    .0
+                    .values()
+                    .map(|s| per_entry + s.latency.heap_bytes())
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Checks a store read from a snapshot: histograms within the layout,
+    /// counts consistent. Also rebuilds the route interning.
+    pub fn validate_restored(&mut self) -> Result<(), String> {
+        let len = store_layout().len();
+        for (minute, routes) in &self.minutes {
+            for (route, slot) in &routes.0 {
+                if !slot.latency.is_valid_for(len) {
+                    return Err(format!(
+                        "minute {minute}, route {route:?}: histogram out of layout"
+                    ));
+                }
+                if slot.latency.total() != slot.counts.requests() {
+                    return Err(format!(
+                        "minute {minute}, route {route:?}: histogram holds {} values, counts say {}",
+                        slot.latency.total(),
+                        slot.counts.requests()
+                    ));
+                }
+            }
+        }
+        if self.retention_minutes == 0 {
+            return Err("retention of zero minutes".into());
+        }
+        let keys: Vec<Arc<str>> = self
+            .minutes
+            .values()
+            .flat_map(|r| r.0.keys().flatten().cloned())
+            .collect();
+        for key in keys {
+            self.interned.insert(key, ());
+        }
+        Ok(())
+    }
+
+    /// Keeps `retention` from now on (after a restore with another config).
+    pub fn set_retention(&mut self, retention: Duration) {
+        self.retention_minutes = (retention.as_millis() as u64 / MINUTE_MS).max(1);
+    }
+}
+
+impl PartialEq for WindowStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.retention_minutes == other.retention_minutes
+            && self.minutes == other.minutes
+            && self.ledger == other.ledger
+            && self.service == other.service
+            && self.revision == other.revision
+            && self.revisions == other.revisions
+    }
+}
+
+#[cfg(test)]
+mod tests;

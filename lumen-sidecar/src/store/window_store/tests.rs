@@ -1,0 +1,218 @@
+use super::*;
+use hdrhistogram::Histogram;
+use lumen_middleware::wire::{CacheCounts, DecodedSeries, StatusCounts};
+
+const T0: u64 = 1_764_130_000_000 / MINUTE_MS * MINUTE_MS;
+
+fn series(route: Option<&str>, ok: u64, fail: u64, latency_us: u64) -> DecodedSeries {
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid");
+    latency.record_n(latency_us, ok + fail).expect("in range");
+    DecodedSeries {
+        route: route.map(str::to_owned),
+        latency,
+        status: StatusCounts {
+            success: ok,
+            server_error: fail,
+            ..Default::default()
+        },
+        errors: 0,
+        cancelled: 0,
+        cache: CacheCounts {
+            hits: ok,
+            misses: fail,
+        },
+    }
+}
+
+fn batch(instance: &str, seq: u64, start_ms: u64, s: Vec<DecodedSeries>) -> DecodedBatch {
+    DecodedBatch {
+        instance: instance.into(),
+        seq,
+        service: "svc".into(),
+        revision: Some("svc-001".into()),
+        start_ms,
+        end_ms: start_ms + 10_000,
+        process: None,
+        series: s,
+    }
+}
+
+fn store() -> WindowStore {
+    WindowStore::new(Duration::from_secs(24 * 3600))
+}
+
+#[test]
+fn a_duplicate_is_acknowledged_and_not_counted_twice() {
+    let mut s = store();
+    let b = batch("i1", 1, T0, vec![series(None, 10, 0, 1_000)]);
+    assert_eq!(
+        s.apply(&b, T0 + 20_000),
+        Ok(Applied::Stored {
+            applied_seq: 1,
+            requests: 10
+        })
+    );
+    assert_eq!(
+        s.apply(&b, T0 + 20_000),
+        Ok(Applied::Duplicate { applied_seq: 1 })
+    );
+    let older = batch("i1", 1, T0 + 10_000, vec![series(None, 99, 0, 1)]);
+    assert_eq!(
+        s.apply(&older, T0 + 30_000),
+        Ok(Applied::Duplicate { applied_seq: 1 })
+    );
+    let w = s.window(T0 + 30_000, Duration::from_secs(3600));
+    assert_eq!(w.total.counts.requests(), 10);
+    assert_eq!(w.total.latency.total(), 10);
+    // Another instance with the same seq is its own stream.
+    let other = batch("i2", 1, T0, vec![series(None, 5, 0, 1_000)]);
+    assert!(matches!(
+        s.apply(&other, T0 + 30_000),
+        Ok(Applied::Stored { .. })
+    ));
+}
+
+#[test]
+fn batches_land_in_their_own_minute_whatever_the_arrival_order() {
+    let mut s = store();
+    let now = T0 + 10 * MINUTE_MS;
+    // seq 2 covers minute 5, seq 1 (sent by another instance late) minute 2.
+    s.apply(
+        &batch(
+            "a",
+            2,
+            T0 + 5 * MINUTE_MS,
+            vec![series(Some("/x"), 7, 0, 100)],
+        ),
+        now,
+    )
+    .expect("stored");
+    s.apply(
+        &batch(
+            "b",
+            1,
+            T0 + 2 * MINUTE_MS,
+            vec![series(Some("/x"), 3, 1, 100)],
+        ),
+        now,
+    )
+    .expect("stored");
+    // Window of the last 6 minutes (minutes 5..=10) sees only the first.
+    let w = s.window(now, Duration::from_secs(6 * 60));
+    assert_eq!(w.total.counts.requests(), 7);
+    let w = s.window(now, Duration::from_secs(9 * 60));
+    assert_eq!(w.total.counts.requests(), 11);
+    assert_eq!(w.total.counts.status[4], 1);
+    assert_eq!(w.routes.len(), 1);
+    assert_eq!(w.routes[0].0.as_deref(), Some("/x"));
+}
+
+#[test]
+fn the_minute_is_the_interval_midpoint() {
+    let mut s = store();
+    // 10 s interval from 55 s to 65 s: midpoint 60 s, minute 1.
+    let b = DecodedBatch {
+        end_ms: T0 + 65_000,
+        ..batch("a", 1, T0 + 55_000, vec![series(None, 1, 0, 10)])
+    };
+    s.apply(&b, T0 + 70_000).expect("stored");
+    assert_eq!(
+        s.window(T0 + 60_000, Duration::from_secs(60))
+            .total
+            .counts
+            .requests(),
+        1
+    );
+    assert_eq!(
+        s.window(T0 + 59_999, Duration::from_secs(60))
+            .total
+            .counts
+            .requests(),
+        0
+    );
+}
+
+#[test]
+fn batches_from_the_future_are_refused_and_change_nothing() {
+    let mut s = store();
+    let b = batch("a", 1, T0 + 10 * MINUTE_MS, vec![series(None, 1, 0, 10)]);
+    let err = s.apply(&b, T0).expect_err("ahead");
+    assert!(err.to_string().starts_with("end_ms:"), "{err}");
+    assert_eq!(s.ledger().applied_seq("a"), 0);
+    assert_eq!(s.minutes_held(), 0);
+}
+
+#[test]
+fn expired_batches_are_acknowledged_not_stored_and_old_minutes_evicted() {
+    let mut s = WindowStore::new(Duration::from_secs(3600));
+    let now = T0 + 3 * 3600 * 1000;
+    let old = batch("a", 1, T0, vec![series(None, 1, 0, 10)]);
+    assert_eq!(s.apply(&old, now), Ok(Applied::Expired { applied_seq: 1 }));
+    assert_eq!(s.minutes_held(), 0);
+    let fresh = batch(
+        "a",
+        2,
+        now - 30 * MINUTE_MS,
+        vec![series(Some("/r"), 1, 0, 10)],
+    );
+    s.apply(&fresh, now).expect("stored");
+    assert_eq!(s.minutes_held(), 1);
+    s.evict(now + 2 * 3600 * 1000);
+    assert_eq!(s.minutes_held(), 0);
+    assert!(s.ledger().is_empty(), "silent instances forgotten");
+}
+
+#[test]
+fn routes_merge_into_the_total_and_histograms_keep_their_values() {
+    let mut s = store();
+    let now = T0 + MINUTE_MS;
+    s.apply(
+        &batch(
+            "a",
+            1,
+            T0,
+            vec![
+                series(Some("/fast"), 90, 0, 1_000),
+                series(Some("/slow"), 10, 0, 300_000),
+            ],
+        ),
+        now,
+    )
+    .expect("stored");
+    let w = s.window(now, Duration::from_secs(3600));
+    assert_eq!(w.total.latency.total(), 100);
+    let p95 = w.total.latency.quantile_us(0.95).expect("data");
+    assert!((300_000..=300_300).contains(&p95), "{p95}");
+    let p50 = w.total.latency.quantile_us(0.5).expect("data");
+    assert!((1_000..=1_001).contains(&p50), "{p50}");
+    assert_eq!(w.service.as_deref(), Some("svc"));
+    assert_eq!(w.revision.as_deref(), Some("svc-001"));
+}
+
+#[test]
+fn a_restored_store_is_checked() {
+    let mut s = store();
+    s.apply(
+        &batch("a", 1, T0, vec![series(Some("/r"), 3, 0, 10)]),
+        T0 + MINUTE_MS,
+    )
+    .expect("stored");
+    let mut json = serde_json::to_value(&s).expect("serializes");
+    let mut back: WindowStore = serde_json::from_value(json.clone()).expect("parses");
+    back.validate_restored().expect("consistent");
+    assert_eq!(back, s);
+    let minute = json["minutes"]
+        .as_object()
+        .expect("map")
+        .keys()
+        .next()
+        .expect("one")
+        .clone();
+    json["minutes"][&minute][0][1]["counts"]["status"][1] = serde_json::json!(4);
+    let mut tampered: WindowStore = serde_json::from_value(json).expect("parses");
+    let err = tampered.validate_restored().expect_err("inconsistent");
+    assert!(
+        err.contains("histogram holds 3 values, counts say 4"),
+        "{err}"
+    );
+}

@@ -1,0 +1,272 @@
+//! Ingest and the read API over real HTTP against an in-process sidecar.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::*;
+use lumen_sidecar::config::SidecarConfig;
+use lumen_sidecar::server::{AppState, Sidecar};
+use serde_json::{Value, json};
+
+async fn start(config: SidecarConfig) -> (SocketAddr, Arc<AppState>) {
+    let config = SidecarConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        ..config
+    };
+    let sidecar = Sidecar::bind(config).await.expect("binds");
+    let addr = sidecar.local_addr();
+    let state = sidecar.state();
+    tokio::spawn(sidecar.run(std::future::pending()));
+    wait_healthy(addr).await;
+    (addr, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_then_read_the_slo_document() {
+    let (addr, _) = start(SidecarConfig::default()).await;
+    let b = batch(
+        "i1",
+        1,
+        vec![
+            series(Some("/ask"), 990, 20_000, 5, 5, 300_000),
+            series(Some("/mentors"), 100, 2_000, 0, 0, 1),
+        ],
+    );
+    assert_eq!(
+        post_batch(addr, &b).await,
+        (200, r#"{"applied_seq":1}"#.to_owned())
+    );
+    let doc = slo(addr).await;
+    assert_eq!(doc["service"], "ion-mentoring-api");
+    assert_eq!(doc["revision"], "ion-mentoring-api-00042-abc");
+    assert_eq!(doc["window_s"], 3600);
+    assert_eq!(doc["requests"], 1100);
+    assert_eq!(doc["counts"]["2xx"], 1090);
+    assert_eq!(doc["counts"]["5xx"], 5);
+    let by_name = |n: &str| {
+        doc["slos"]
+            .as_array()
+            .expect("slos")
+            .iter()
+            .find(|s| s["name"] == n)
+            .expect(n)
+            .clone()
+    };
+    // 5 of 1100 are 5xx: availability 99.545 % (met); errors 10/1100 = 0.91 % (not met).
+    assert_eq!(by_name("availability")["met"], true);
+    assert_eq!(by_name("error_rate")["met"], false);
+    assert_eq!(by_name("latency_p95")["unit"], "ms");
+    assert_eq!(doc["status"], "WARNING");
+    assert_eq!(doc["compliance_rate"], 75.0);
+    let routes: Vec<&str> = doc["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| r["route"].as_str().expect("named"))
+        .collect();
+    assert_eq!(routes, ["/ask", "/mentors"]);
+    assert_eq!(doc["routes"][1]["status"], "HEALTHY");
+    assert_eq!(doc["cache"]["hits"], 495 + 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_batch_is_acknowledged_and_counted_once() {
+    let (addr, state) = start(SidecarConfig::default()).await;
+    let b = batch("i1", 7, vec![series(None, 10, 1_000, 0, 0, 1)]);
+    assert_eq!(post_batch(addr, &b).await.0, 200);
+    assert_eq!(
+        post_batch(addr, &b).await,
+        (200, r#"{"applied_seq":7}"#.to_owned())
+    );
+    let older = batch("i1", 3, vec![series(None, 10, 1_000, 0, 0, 1)]);
+    assert_eq!(
+        post_batch(addr, &older).await,
+        (200, r#"{"applied_seq":7}"#.to_owned())
+    );
+    assert_eq!(slo(addr).await["requests"], 10);
+    assert_eq!(
+        state
+            .stats
+            .duplicates
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_malformed_batch_is_refused_and_changes_nothing() {
+    let config = SidecarConfig {
+        max_body_bytes: 64 * 1024,
+        ..SidecarConfig::default()
+    };
+    let (addr, _) = start(config).await;
+    let good = batch("i1", 1, vec![series(Some("/r"), 10, 1_000, 0, 0, 1)]);
+    assert_eq!(post_batch(addr, &good).await.0, 200);
+    let before = slo(addr).await;
+    let good_json = serde_json::to_value(&good).expect("json");
+    let edit = |f: &dyn Fn(&mut Value)| {
+        let mut v = good_json.clone();
+        v["seq"] = json!(2);
+        f(&mut v);
+        serde_json::to_vec(&v).expect("json")
+    };
+    let full = edit(&|_| {});
+    let cases: Vec<(Vec<u8>, &str, u16, &str)> = vec![
+        (
+            full[..full.len() / 2].to_vec(),
+            "application/json",
+            400,
+            "EOF while parsing",
+        ),
+        (
+            edit(&|v| v["version"] = json!(9)),
+            "application/json",
+            400,
+            "version: unsupported wire version 9",
+        ),
+        (
+            edit(&|v| v["series"][0]["status"]["2xx"] = json!(-10)),
+            "application/json",
+            400,
+            "series[0].status.2xx",
+        ),
+        (
+            edit(&|v| v["series"][0]["status"]["2xx"] = json!(2.5)),
+            "application/json",
+            400,
+            "series[0].status.2xx: invalid type: floating point",
+        ),
+        (
+            edit(&|v| v["series"][0]["status"]["2xx"] = json!(11)),
+            "application/json",
+            400,
+            "histogram holds 10 values but status counts plus errors are 11",
+        ),
+        (
+            edit(&|v| v["end_ms"] = json!(1)),
+            "application/json",
+            400,
+            "end_ms: 1 is before start_ms",
+        ),
+        (
+            edit(&|v| {
+                v["start_ms"] = json!(now_ms() + 3_600_000);
+                v["end_ms"] = json!(now_ms() + 3_600_000);
+            }),
+            "application/json",
+            400,
+            "end_ms: ",
+        ),
+        (
+            edit(&|v| v["series"][0]["latency_us"] = json!("%%%")),
+            "application/json",
+            400,
+            "series[0].latency_us: not a compressed HdrHistogram",
+        ),
+        (
+            vec![b' '; 70 * 1024],
+            "application/json",
+            413,
+            "over the limit of 65536 bytes",
+        ),
+        (full.clone(), "text/plain", 415, "content-type"),
+    ];
+    for (body, content_type, status, message) in cases {
+        let (got, text) = post(addr, body, content_type, None).await;
+        assert_eq!(got, status, "{message}: {text}");
+        assert!(text.contains(message), "expected `{message}` in {text}");
+        assert!(!text.trim_end().contains('\n'), "one line: {text}");
+    }
+    let mut after = slo(addr).await;
+    after["evaluated_at_ms"] = before["evaluated_at_ms"].clone();
+    assert_eq!(after, before, "nothing was applied");
+    // seq 2 was never applied: a valid seq 2 is stored now.
+    let (status, ack) = post(addr, full, "application/json", None).await;
+    assert_eq!((status, ack.as_str()), (200, r#"{"applied_seq":2}"#));
+    let (_, metrics) = get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("lumen_batches_rejected_total{reason=\"malformed\"} 7"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lumen_batches_rejected_total{reason=\"too_large\"} 1"));
+    assert!(metrics.contains("lumen_batches_rejected_total{reason=\"future\"} 1"));
+    assert!(metrics.contains("lumen_batches_rejected_total{reason=\"content_type\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_guards_ingest() {
+    let config = SidecarConfig {
+        auth_token: Some("s3cret".into()),
+        ..SidecarConfig::default()
+    };
+    let (addr, _) = start(config).await;
+    let body = serde_json::to_vec(&batch("i", 1, vec![])).expect("json");
+    assert_eq!(
+        post(addr, body.clone(), "application/json", None).await.0,
+        401
+    );
+    assert_eq!(
+        post(addr, body.clone(), "application/json", Some("wrong!"))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post(addr, body, "application/json", Some("s3cret")).await.0,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_status_page_and_window_errors() {
+    let (addr, _) = start(SidecarConfig::default()).await;
+    let (_, empty) = get(addr, "/metrics").await;
+    assert!(
+        empty.contains("slo_status{service_name=\"unknown_service\",revision_name=\"unknown\"} 3"),
+        "{empty}"
+    );
+    assert!(
+        !empty.contains("slo_compliance{"),
+        "no compliance without data"
+    );
+    post_batch(
+        addr,
+        &batch("i", 1, vec![series(Some("/r"), 1000, 5_000, 0, 0, 1)]),
+    )
+    .await;
+    let (status, metrics) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "slo_compliance{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\",slo_name=\"overall\"} 100",
+        "slo_compliance{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\",slo_name=\"latency_p95\"} 100",
+        "slo_target{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\",slo_name=\"availability\"} 99.5",
+        "slo_status{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\"} 0",
+        "sli_requests{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\"} 1000",
+        "cache_hit_rate{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\"} 50",
+        "lumen_batches_applied_total 1",
+        "lumen_requests_ingested_total 1000",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+    }
+    let (status, md) = get(addr, "/v1/report?window=5m").await;
+    assert_eq!(status, 200);
+    assert!(md.starts_with("# SLO report: ion-mentoring-api"), "{md}");
+    assert!(md.contains("**Status: HEALTHY**"));
+    assert!(md.contains("| /r | 1000 |"));
+    assert!(md.contains("All SLOs are meeting targets. Continue monitoring."));
+    let (status, html) = get(addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<span class=\"badge\">HEALTHY</span>"));
+    for bad in [
+        "/v1/slo?window=30s",
+        "/v1/slo?window=2d",
+        "/v1/slo?window=90s",
+        "/v1/report?window=soon",
+    ] {
+        let (status, body) = get(addr, bad).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(body.contains("window: "), "{body}");
+    }
+}
