@@ -277,3 +277,21 @@ async fn a_refused_batch_is_dropped_and_counted_and_later_ones_flow() {
     let state = sidecar.stop();
     assert_eq!(state.lock().expect("lock").applied_requests, 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_ships_now_without_waiting_for_the_interval() {
+    let sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
+    let config = LumenConfig {
+        interval: Duration::from_secs(3600),
+        ..config(sidecar.addr)
+    };
+    let (recorder, shipper) = start_app(config);
+    record(&recorder, 12);
+    let report = shipper.flush().await;
+    assert_eq!((report.unsent_batches, report.unsent_requests), (0, 0));
+    assert_eq!(sidecar.state.lock().expect("lock").applied_requests, 12);
+    record(&recorder, 3);
+    assert_eq!(shipper.flush().await.unsent_requests, 0);
+    assert_eq!(sidecar.state.lock().expect("lock").applied_requests, 15);
+    shipper.shutdown(Duration::from_secs(5)).await;
+}

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -77,6 +77,7 @@ impl std::fmt::Debug for Shipper {
 #[derive(Debug)]
 pub struct ShipperHandle {
     stop: oneshot::Sender<Instant>,
+    flush: mpsc::Sender<oneshot::Sender<ShutdownReport>>,
     task: JoinHandle<ShutdownReport>,
     stats: Arc<ShipperStats>,
     instance: String,
@@ -91,6 +92,21 @@ impl ShipperHandle {
             unsent_batches: 0,
             unsent_requests: 0,
         })
+    }
+
+    /// Closes the current interval now and tries once to send everything
+    /// queued; returns what is still unsent (retries go on as usual). For
+    /// demos and tests that must not wait for the interval.
+    pub async fn flush(&self) -> ShutdownReport {
+        let (reply, answer) = oneshot::channel();
+        let gone = ShutdownReport {
+            unsent_batches: 0,
+            unsent_requests: 0,
+        };
+        if self.flush.send(reply).await.is_err() {
+            return gone;
+        }
+        answer.await.unwrap_or(gone)
     }
 
     /// The shipper's counters.
@@ -147,18 +163,24 @@ impl Shipper {
     /// Runs the shipper on the current tokio runtime.
     pub fn spawn(self) -> ShipperHandle {
         let (stop, stopped) = oneshot::channel();
+        let (flush, flushes) = mpsc::channel(4);
         let stats = Arc::clone(&self.stats);
         let instance = self.instance.clone();
-        let task = tokio::spawn(self.run(stopped));
+        let task = tokio::spawn(self.run(stopped, flushes));
         ShipperHandle {
             stop,
+            flush,
             task,
             stats,
             instance,
         }
     }
 
-    async fn run(mut self, mut stopped: oneshot::Receiver<Instant>) -> ShutdownReport {
+    async fn run(
+        mut self,
+        mut stopped: oneshot::Receiver<Instant>,
+        mut flushes: mpsc::Receiver<oneshot::Sender<ShutdownReport>>,
+    ) -> ShutdownReport {
         let mut next_interval = Instant::now() + self.config.interval;
         let mut retry_at: Option<Instant> = None;
         let mut backoff = Backoff::new(self.config.max_backoff);
@@ -182,6 +204,14 @@ impl Shipper {
                 }
                 () = sleep_until_opt(retry_at), if retry_at.is_some() => {
                     retry_at = self.send_all(&mut backoff, &mut log).await;
+                }
+                Some(reply) = flushes.recv() => {
+                    self.close_interval();
+                    retry_at = self.send_all(&mut backoff, &mut log).await;
+                    let _ = reply.send(ShutdownReport {
+                        unsent_batches: self.queue.len(),
+                        unsent_requests: self.queue.requests(),
+                    });
                 }
             }
         }

@@ -1,0 +1,184 @@
+//! The mentoring API: routes, handlers, and a running instance with its
+//! Lumen shipper.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lumen_middleware::{LumenConfig, LumenLayer, ShipperHandle, ShutdownReport};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::answer_cache::{AnswerCache, normalise};
+use crate::backend::{Simulate, ask_backend};
+use crate::settings::ApiSettings;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    cache: Arc<AnswerCache>,
+    settings: Arc<ApiSettings>,
+}
+
+/// `POST /api/v1/mentor/ask` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AskRequest {
+    /// The question.
+    pub question: String,
+}
+
+/// `POST /api/v1/mentor/ask` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AskResponse {
+    /// The answer.
+    pub answer: String,
+    /// Whether it came from the cache.
+    pub cached: bool,
+}
+
+/// The mentors this demo knows.
+pub const MENTORS: [&str; 3] = [
+    "Ada (reliability)",
+    "Grace (performance)",
+    "Linus (operations)",
+];
+
+/// The routes, recorded by `layer` with route labels.
+pub fn router(state: ApiState, layer: LumenLayer) -> Router {
+    Router::new()
+        .route("/api/v1/mentor/ask", post(ask))
+        .route("/api/v1/mentors", get(mentors))
+        .route("/health", get(health))
+        .layer(layer.with_matched_path())
+        .with_state(state)
+}
+
+async fn ask(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(request): Json<AskRequest>,
+) -> Response {
+    let key = normalise(&request.question);
+    if key.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "question: must not be empty" })),
+        )
+            .into_response();
+    }
+    if let Some(answer) = state.cache.get(&key).await {
+        return Json(AskResponse {
+            answer,
+            cached: true,
+        })
+        .into_response();
+    }
+    let simulate = Simulate::from_header(headers.get("x-simulate").and_then(|v| v.to_str().ok()));
+    match ask_backend(&request.question, &state.settings.backend, simulate).await {
+        Ok(answer) => {
+            state
+                .cache
+                .put(&key, &answer, state.settings.cache_ttl)
+                .await;
+            Json(AskResponse {
+                answer,
+                cached: false,
+            })
+            .into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn mentors() -> Json<serde_json::Value> {
+    Json(json!({ "mentors": MENTORS }))
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// Connects the cache the settings ask for: Redis with `REDIS_URL`, else in
+/// process (logged, so nobody believes Redis is in use when it is not).
+pub async fn connect_cache(settings: &ApiSettings) -> Result<AnswerCache, redis::RedisError> {
+    match &settings.redis_url {
+        Some(url) => {
+            let cache = AnswerCache::redis(url).await?;
+            tracing::info!(%url, "answers cached in Redis");
+            Ok(cache)
+        }
+        None => {
+            tracing::info!("REDIS_URL is not set: answers cached in process");
+            Ok(AnswerCache::in_process())
+        }
+    }
+}
+
+/// A running API with its shipper.
+#[derive(Debug)]
+pub struct RunningApi {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its Lumen shipper.
+    pub shipper: ShipperHandle,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningApi {
+    /// Serves the API on `listener`, recording with Lumen per `lumen`.
+    pub fn start(
+        listener: TcpListener,
+        settings: ApiSettings,
+        cache: AnswerCache,
+        lumen: LumenConfig,
+    ) -> Result<Self, lumen_middleware::ConfigError> {
+        let (layer, shipper) = lumen_middleware::pair(lumen)?;
+        let shipper = shipper.spawn();
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let state = ApiState {
+            cache: Arc::new(cache),
+            settings: Arc::new(settings),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router(state, layer))
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self {
+            addr,
+            shipper,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops taking requests, finishes those in flight, then ships what is
+    /// left within `grace`.
+    pub async fn stop(self, grace: Duration) -> ShutdownReport {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(grace, self.server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+            Err(_) => tracing::warn!("requests still in flight at the grace deadline"),
+        }
+        self.shipper.shutdown(grace).await
+    }
+}
