@@ -92,6 +92,11 @@ pub use shipper::{
     INITIAL_RETRY_BACKOFF, SendError, Shipper, ShipperHandle, ShipperStats, ShutdownReport,
 };
 
+/// The README's Rust snippets, compiled as doctests so they stay true.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 /// The layer and the shipper that sends what it records.
 ///
 /// The layer's registry lives for the rest of the process; make one pair per

@@ -35,10 +35,35 @@ pub enum Distribution {
 /// The four distributions of the accuracy bench, by name.
 pub fn standard() -> [(&'static str, Distribution); 4] {
     [
-        ("lognormal, median 2 ms", Distribution::LogNormal { median_us: 2_000.0, sigma: 0.5 }),
-        ("lognormal, median 20 ms, wide", Distribution::LogNormal { median_us: 20_000.0, sigma: 1.2 }),
-        ("bimodal 0.3 ms / 30 ms", Distribution::Bimodal { fast_us: 300.0, slow_us: 30_000.0, fast_share: 0.7 }),
-        ("Pareto heavy tail", Distribution::Pareto { scale_us: 1_000.0, alpha: 1.5 }),
+        (
+            "lognormal, median 2 ms",
+            Distribution::LogNormal {
+                median_us: 2_000.0,
+                sigma: 0.5,
+            },
+        ),
+        (
+            "lognormal, median 20 ms, wide",
+            Distribution::LogNormal {
+                median_us: 20_000.0,
+                sigma: 1.2,
+            },
+        ),
+        (
+            "bimodal 0.3 ms / 30 ms",
+            Distribution::Bimodal {
+                fast_us: 300.0,
+                slow_us: 30_000.0,
+                fast_share: 0.7,
+            },
+        ),
+        (
+            "Pareto heavy tail",
+            Distribution::Pareto {
+                scale_us: 1_000.0,
+                alpha: 1.5,
+            },
+        ),
     ]
 }
 
@@ -55,9 +80,19 @@ impl Distribution {
         (0..n)
             .map(|_| {
                 let v = match *self {
-                    Self::LogNormal { median_us, sigma } => median_us * (sigma * standard_normal(&mut rng)).exp(),
-                    Self::Bimodal { fast_us, slow_us, fast_share } => {
-                        let centre = if rng.random_bool(fast_share) { fast_us } else { slow_us };
+                    Self::LogNormal { median_us, sigma } => {
+                        median_us * (sigma * standard_normal(&mut rng)).exp()
+                    }
+                    Self::Bimodal {
+                        fast_us,
+                        slow_us,
+                        fast_share,
+                    } => {
+                        let centre = if rng.random_bool(fast_share) {
+                            fast_us
+                        } else {
+                            slow_us
+                        };
                         centre * (0.25 * standard_normal(&mut rng)).exp()
                     }
                     Self::Pareto { scale_us, alpha } => {
@@ -97,7 +132,10 @@ mod tests {
 
     #[test]
     fn samples_are_deterministic_and_shaped() {
-        let d = Distribution::LogNormal { median_us: 2_000.0, sigma: 0.5 };
+        let d = Distribution::LogNormal {
+            median_us: 2_000.0,
+            sigma: 0.5,
+        };
         assert_eq!(d.sample(1000, 1), d.sample(1000, 1));
         let mut s = d.sample(100_001, 1);
         s.sort_unstable();

@@ -35,11 +35,22 @@ pub fn binary(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(cargo)
             .current_dir(workspace_root())
-            .args(["build", "--message-format=json-render-diagnostics", "-p", "lumen-sidecar", "-p", "lumen-examples", "--bins"])
+            .args([
+                "build",
+                "--message-format=json-render-diagnostics",
+                "-p",
+                "lumen-sidecar",
+                "-p",
+                "lumen-examples",
+                "--bins",
+            ])
             .stderr(Stdio::inherit())
             .output()
             .expect("cargo runs");
-        assert!(out.status.success(), "building the workspace's binaries failed");
+        assert!(
+            out.status.success(),
+            "building the workspace's binaries failed"
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -49,7 +60,9 @@ pub fn binary(name: &str) -> PathBuf {
             })
             .collect()
     });
-    bins.get(name).unwrap_or_else(|| panic!("no binary {name} in {bins:?}")).clone()
+    bins.get(name)
+        .unwrap_or_else(|| panic!("no binary {name} in {bins:?}"))
+        .clone()
 }
 
 /// A free loopback port (bound, then released for a child to take).
@@ -80,7 +93,11 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` with stdout and stderr sent to a log file in the temp dir.
     pub fn spawn(name: &str, mut cmd: Command) -> Self {
-        let log = std::env::temp_dir().join(format!("lumen-e2e-{}-{name}-{}.log", std::process::id(), free_port()));
+        let log = std::env::temp_dir().join(format!(
+            "lumen-e2e-{}-{name}-{}.log",
+            std::process::id(),
+            free_port()
+        ));
         let file = std::fs::File::create(&log).expect("log file");
         let child = cmd
             .stdin(Stdio::null())
@@ -88,7 +105,10 @@ impl Proc {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("{name} failed to start: {e}"));
-        Self { child: Some(child), name: format!("{name} (log {})", log.display()) }
+        Self {
+            child: Some(child),
+            name: format!("{name} (log {})", log.display()),
+        }
     }
 
     /// Its process id.
@@ -99,14 +119,21 @@ impl Proc {
     /// Sends SIGTERM and waits (at most 20 s) for the exit; returns the code.
     pub fn terminate(mut self) -> Option<i32> {
         let mut child = self.child.take().expect("running");
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
         assert!(status.success(), "kill {}", self.name);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "{} did not stop within 20 s of SIGTERM", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop within 20 s of SIGTERM",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -124,7 +151,10 @@ impl Drop for Proc {
 /// GETs `url`: status and body, or `None` without an answer.
 pub async fn try_get(url: &str) -> Option<(u16, String)> {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let res = tokio::time::timeout(Duration::from_secs(10), client.get(url.parse().ok()?)).await.ok()?.ok()?;
+    let res = tokio::time::timeout(Duration::from_secs(10), client.get(url.parse().ok()?))
+        .await
+        .ok()?
+        .ok()?;
     let status = res.status().as_u16();
     let body = res.into_body().collect().await.ok()?.to_bytes();
     Some((status, String::from_utf8_lossy(&body).into_owned()))
@@ -132,7 +162,9 @@ pub async fn try_get(url: &str) -> Option<(u16, String)> {
 
 /// GETs `url` and expects 200.
 pub async fn get_ok(url: &str) -> String {
-    let (status, body) = try_get(url).await.unwrap_or_else(|| panic!("no answer from {url}"));
+    let (status, body) = try_get(url)
+        .await
+        .unwrap_or_else(|| panic!("no answer from {url}"));
     assert_eq!(status, 200, "{url}: {body}");
     body
 }
@@ -148,7 +180,10 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -156,7 +191,10 @@ where
 /// Waits until `GET base/path` answers 200.
 pub async fn wait_ready(base: &str, path: &str) {
     let url = format!("{base}{path}");
-    eventually(&url, Duration::from_secs(60), || async { try_get(&url).await.filter(|(s, _)| *s == 200).map(|_| ()) }).await;
+    eventually(&url, Duration::from_secs(60), || async {
+        try_get(&url).await.filter(|(s, _)| *s == 200).map(|_| ())
+    })
+    .await;
 }
 
 /// A `lumen-sidecar serve` process.
@@ -173,7 +211,9 @@ impl SidecarProc {
     pub async fn start(port: u16, env: &[(&str, &str)]) -> Self {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut cmd = Command::new(binary("lumen-sidecar"));
-        cmd.arg("serve").env("LUMEN_LISTEN", addr.to_string()).envs(env.iter().copied());
+        cmd.arg("serve")
+            .env("LUMEN_LISTEN", addr.to_string())
+            .envs(env.iter().copied());
         let proc = Proc::spawn("sidecar", cmd);
         wait_ready(&format!("http://{addr}"), "/healthz").await;
         Self { proc, addr }
@@ -233,10 +273,20 @@ pub struct RedisProc {
 impl RedisProc {
     /// Starts it and waits for PING.
     pub async fn start() -> Self {
-        let program = find_program("redis-server").expect("redis-server is installed (scripts/test.sh installs it)");
+        let program = find_program("redis-server")
+            .expect("redis-server is installed (scripts/test.sh installs it)");
         let port = free_port();
         let mut cmd = Command::new(program);
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
         let proc = Proc::spawn("redis-server", cmd);
         let url = format!("redis://127.0.0.1:{port}");
         let client = redis::Client::open(url.as_str()).expect("valid url");
@@ -244,7 +294,10 @@ impl RedisProc {
             let client = client.clone();
             async move {
                 let mut con = client.get_multiplexed_async_connection().await.ok()?;
-                redis::cmd("PING").query_async::<String>(&mut con).await.ok()
+                redis::cmd("PING")
+                    .query_async::<String>(&mut con)
+                    .await
+                    .ok()
             }
         })
         .await;

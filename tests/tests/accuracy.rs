@@ -54,7 +54,11 @@ async fn quantiles_through_the_whole_path_are_within_a_thousandth() {
                 .expect("value");
             let exact_ms = exact_quantile(&values, q) as f64 / 1000.0;
             let error = (reported_ms - exact_ms).abs() / exact_ms;
-            assert!(error <= 0.001, "{name} {slo}: reported {reported_ms} ms, exact {exact_ms} ms, error {:.4} %", error * 100.0);
+            assert!(
+                error <= 0.001,
+                "{name} {slo}: reported {reported_ms} ms, exact {exact_ms} ms, error {:.4} %",
+                error * 100.0
+            );
         }
         shipper.shutdown(Duration::from_secs(1)).await;
     }

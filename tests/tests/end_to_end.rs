@@ -40,7 +40,10 @@ fn assert_counts_match(doc: &serde_json::Value, outcome: &LoadOutcome) {
         assert_eq!(ask["counts"][class], outcome.status[i], "{class} in {doc}");
     }
     assert_eq!(doc["cache"]["hits"], outcome.expected_hits, "hits in {doc}");
-    assert_eq!(doc["cache"]["misses"], outcome.expected_misses, "misses in {doc}");
+    assert_eq!(
+        doc["cache"]["misses"], outcome.expected_misses,
+        "misses in {doc}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,15 +66,26 @@ async fn known_load_through_redis_is_counted_exactly() {
     assert_eq!(doc["service"], "ion-mentoring-api");
     assert_eq!(doc["revision"], "ion-mentoring-api-00001-e2e");
     // 30 slow answers of 600 (5 %): P99 is at least the slow backend's 250 ms.
-    let p99 = doc["slos"].as_array().expect("slos").iter().find(|s| s["name"] == "latency_p99").expect("p99")["current"]
+    let p99 = doc["slos"]
+        .as_array()
+        .expect("slos")
+        .iter()
+        .find(|s| s["name"] == "latency_p99")
+        .expect("p99")["current"]
         .as_f64()
         .expect("value");
     assert!(p99 >= 250.0, "p99 {p99}");
 
     // Redis holds one answer per question answered (the 318 new ones that succeeded).
     let client = redis::Client::open(redis.url.as_str()).expect("url");
-    let mut con = client.get_multiplexed_async_connection().await.expect("redis");
-    let keys: u64 = redis::cmd("DBSIZE").query_async(&mut con).await.expect("DBSIZE");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut con)
+        .await
+        .expect("DBSIZE");
     assert_eq!(keys, 318);
 }
 
@@ -103,7 +117,10 @@ async fn a_sidecar_restart_mid_load_loses_and_doubles_nothing() {
         }
     })
     .await;
-    assert!(!load.is_finished(), "the load must still be running at the restart");
+    assert!(
+        !load.is_finished(),
+        "the load must still be running at the restart"
+    );
     assert_eq!(sidecar.proc.terminate(), Some(0));
     let sidecar = SidecarProc::start(port, &env).await;
 
@@ -111,18 +128,37 @@ async fn a_sidecar_restart_mid_load_loses_and_doubles_nothing() {
     assert_eq!(api.proc.terminate(), Some(0));
     let doc = sidecar.slo("5m").await;
     assert_counts_match(&doc, &outcome);
-    let (_, metrics) = try_get(&format!("{}/metrics", sidecar.base())).await.expect("metrics");
-    assert!(metrics.contains("lumen_snapshots_written_total"), "{metrics}");
+    let (_, metrics) = try_get(&format!("{}/metrics", sidecar.base()))
+        .await
+        .expect("metrics");
+    assert!(
+        metrics.contains("lumen_snapshots_written_total"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_slo_gauges_with_their_labels() {
-    let program = find_program("prometheus").expect("prometheus is installed (scripts/test.sh installs it)");
+    let program =
+        find_program("prometheus").expect("prometheus is installed (scripts/test.sh installs it)");
     let sidecar = SidecarProc::start(free_port(), &[]).await;
     let api = ApiProc::start(sidecar.addr, &[]).await;
-    let outcome = run_plan(&api.base, &LoadPlan { error_share: 0.0, slow_share: 0.0, invalid_share: 0.0, ..plan(200, 5) }).await;
+    let outcome = run_plan(
+        &api.base,
+        &LoadPlan {
+            error_share: 0.0,
+            slow_share: 0.0,
+            invalid_share: 0.0,
+            ..plan(200, 5)
+        },
+    )
+    .await;
     assert_eq!(api.proc.terminate(), Some(0));
-    assert_eq!(sidecar.slo("1h").await["requests"], outcome.answered + 1, "the load and one readiness probe");
+    assert_eq!(
+        sidecar.slo("1h").await["requests"],
+        outcome.answered + 1,
+        "the load and one readiness probe"
+    );
 
     let dir = std::env::temp_dir().join(format!("lumen-e2e-prom-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -139,26 +175,50 @@ async fn prometheus_scrapes_the_slo_gauges_with_their_labels() {
     let port = free_port();
     let mut cmd = Command::new(program);
     cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"));
     let _prometheus = Proc::spawn("prometheus", cmd);
     let api_base = format!("http://127.0.0.1:{port}");
     wait_ready(&api_base, "/-/ready").await;
 
     let query = |q: &str| format!("{api_base}/api/v1/query?query={q}");
-    let result = eventually("slo_compliance in Prometheus", Duration::from_secs(60), || {
-        let url = query("slo_compliance");
-        async move {
-            let (_, body) = try_get(&url).await?;
-            let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
-            let result = doc["data"]["result"].as_array()?.clone();
-            (result.len() == 5).then_some(result)
-        }
-    })
+    let result = eventually(
+        "slo_compliance in Prometheus",
+        Duration::from_secs(60),
+        || {
+            let url = query("slo_compliance");
+            async move {
+                let (_, body) = try_get(&url).await?;
+                let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let result = doc["data"]["result"].as_array()?.clone();
+                (result.len() == 5).then_some(result)
+            }
+        },
+    )
     .await;
-    let mut names: Vec<String> = result.iter().map(|r| r["metric"]["slo_name"].as_str().expect("slo_name").to_owned()).collect();
+    let mut names: Vec<String> = result
+        .iter()
+        .map(|r| {
+            r["metric"]["slo_name"]
+                .as_str()
+                .expect("slo_name")
+                .to_owned()
+        })
+        .collect();
     names.sort();
-    assert_eq!(names, ["availability", "error_rate", "latency_p95", "latency_p99", "overall"]);
+    assert_eq!(
+        names,
+        [
+            "availability",
+            "error_rate",
+            "latency_p95",
+            "latency_p99",
+            "overall"
+        ]
+    );
     for r in &result {
         assert_eq!(r["metric"]["service_name"], "ion-mentoring-api");
         assert_eq!(r["metric"]["revision_name"], "ion-mentoring-api-00001-e2e");
@@ -167,15 +227,25 @@ async fn prometheus_scrapes_the_slo_gauges_with_their_labels() {
     }
     let body = get_ok(&query("sli_requests")).await;
     let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(doc["data"]["result"][0]["value"][1], (outcome.answered + 1).to_string());
+    assert_eq!(
+        doc["data"]["result"][0]["value"][1],
+        (outcome.answered + 1).to_string()
+    );
 }
 
 #[test]
 fn the_demo_runs_and_prints_the_seven_phases() {
     let out = run(Command::new(binary("lumen-demo")).args(["--duration", "3s", "--rate", "20"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for phase in ["[1/7]", "[2/7]", "[3/7]", "[4/7]", "[5/7]", "[6/7]", "[7/7]"] {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for phase in [
+        "[1/7]", "[2/7]", "[3/7]", "[4/7]", "[5/7]", "[6/7]", "[7/7]",
+    ] {
         assert!(stdout.contains(phase), "missing {phase} in\n{stdout}");
     }
     assert!(stdout.contains("/v1/report"), "{stdout}");
