@@ -85,7 +85,7 @@ impl<S> Layer<S> for LumenLayer {
 }
 
 /// The service [`LumenLayer`] makes.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Lumen<S> {
     inner: S,
     layer: LumenLayer,

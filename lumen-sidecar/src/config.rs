@@ -49,6 +49,12 @@ pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
 pub const WINDOW_RANGE: (Duration, Duration) =
     (Duration::from_secs(60), Duration::from_secs(24 * 3600));
 
+/// Whether `window` is whole minutes within [`WINDOW_RANGE`].
+pub fn window_is_valid(window: Duration) -> bool {
+    let (min, max) = WINDOW_RANGE;
+    window >= min && window <= max && window.as_secs().is_multiple_of(60)
+}
+
 /// A configuration that cannot be used. Each names the key and what is allowed.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -325,15 +331,14 @@ impl SidecarConfig {
                 "at least one of 1xx, 2xx, 3xx, 4xx, 5xx",
             ));
         }
-        let (min, max) = WINDOW_RANGE;
-        if self.window < min || self.window > max || self.window.as_secs() % 60 != 0 {
+        if !window_is_valid(self.window) {
             return Err(invalid(
                 "slo.window",
                 format_duration(self.window),
                 "whole minutes from 1m to 24h",
             ));
         }
-        if self.retention < max || self.retention > Duration::from_secs(7 * 24 * 3600) {
+        if self.retention < WINDOW_RANGE.1 || self.retention > Duration::from_secs(7 * 24 * 3600) {
             return Err(invalid(
                 "store.retention",
                 format_duration(self.retention),

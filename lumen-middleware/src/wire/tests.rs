@@ -60,7 +60,8 @@ fn batch_round_trips_through_json() {
 
 #[test]
 fn every_malformed_field_is_named() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "version: unsupported wire version 2",
             Box::new(|v| v["version"] = json!(2)),

@@ -56,7 +56,8 @@ fn file_then_environment() {
 
 #[test]
 fn bad_keys_and_values_name_the_key_and_what_is_allowed() {
-    let cases: &[(Option<&str>, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             Some("[slo]\navailabilty = 99.9\n"),
             &[],

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::prometheus;
 use super::state::AppState;
-use crate::config::WINDOW_RANGE;
+use crate::config::window_is_valid;
 use crate::render;
 
 /// The `window` query parameter, or the configured default.
@@ -25,8 +25,7 @@ pub fn window_param(
         return Ok(default);
     };
     let w = parse_duration(text).map_err(|e| format!("window: {e}"))?;
-    let (min, max) = WINDOW_RANGE;
-    if w < min || w > max || w.as_secs() % 60 != 0 {
+    if !window_is_valid(w) {
         return Err(format!(
             "window: {text} is not whole minutes from 1m to 24h"
         ));

@@ -15,7 +15,8 @@ fn slis(availability: f64, p95: f64, p99: f64, error_rate: f64) -> Slis {
 fn status_at_every_boundary() {
     let t = SloTargets::default();
     // (availability, p95, p99, error rate) → (met flags, compliance, status)
-    let table: &[((f64, f64, f64, f64), [bool; 4], f64, Status)] = &[
+    type Row = ((f64, f64, f64, f64), [bool; 4], f64, Status);
+    let table: &[Row] = &[
         (
             (99.9, 100.0, 300.0, 0.0),
             [true, true, true, true],
