@@ -1,1 +1,13 @@
-//! Placeholder.
+//! Benchmarks of Lumen against its peers, and the tools that turn their
+//! output into `bench/RESULTS.md`.
+//!
+//! ```no_run
+//! // Reads criterion's estimates after `cargo bench`.
+//! let median_ns = lumen_bench::criterion_median_ns("request_overhead_1_thread", "lumen");
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod report;
+
+pub use report::{Machine, criterion_median_ns, replace_section, workspace_root};
