@@ -9,5 +9,6 @@
 #![forbid(unsafe_code)]
 
 pub mod report;
+pub mod workload;
 
 pub use report::{Machine, criterion_median_ns, replace_section, workspace_root};

@@ -37,14 +37,14 @@
 mod batch;
 mod error;
 mod histogram;
+mod latency_counts;
 
 pub use batch::{Batch, CacheCounts, ProcessStats, Series, StatusCounts};
 pub use error::WireError;
 pub use histogram::{
     MAX_HIGHEST_TRACKABLE_US, MAX_SIGNIFICANT_DIGITS, decode_histogram, encode_histogram,
 };
-
-use hdrhistogram::Histogram;
+pub use latency_counts::LatencyCounts;
 
 /// The wire version this crate writes and reads.
 pub const WIRE_VERSION: u64 = 1;
@@ -79,8 +79,8 @@ pub struct DecodedBatch {
 pub struct DecodedSeries {
     /// Route label, if the app classifies routes.
     pub route: Option<String>,
-    /// Latency in µs.
-    pub latency: Histogram<u64>,
+    /// Latency in µs, as non-zero buckets.
+    pub latency: LatencyCounts,
     /// Responses by status class.
     pub status: StatusCounts,
     /// Inner-service failures.
@@ -149,10 +149,11 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
             ));
         }
         let field = format!("series[{i}].latency_us");
-        let latency = decode_histogram(&s.latency_us).map_err(|reason| WireError::Histogram {
-            field: field.clone(),
-            reason,
-        })?;
+        let latency =
+            LatencyCounts::decode(&s.latency_us).map_err(|reason| WireError::Histogram {
+                field: field.clone(),
+                reason,
+            })?;
         let counted = s
             .status
             .checked_total()

@@ -1,4 +1,5 @@
 use super::*;
+use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 fn histogram(values: &[(u64, u64)]) -> String {

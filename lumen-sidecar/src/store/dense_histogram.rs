@@ -27,6 +27,14 @@ impl DenseHistogram {
         self.total = self.total.saturating_add(count);
     }
 
+    /// Adds `other` (of the same layout) into this one.
+    pub fn add(&mut self, other: &Self) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a = a.saturating_add(*b);
+        }
+        self.total = self.total.saturating_add(other.total);
+    }
+
     /// The counters, for merging into.
     pub(crate) fn counts_mut(&mut self) -> &mut [u64] {
         &mut self.counts

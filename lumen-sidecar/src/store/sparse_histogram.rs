@@ -1,13 +1,67 @@
-//! A histogram that keeps only its non-zero buckets: what one route's minute
-//! costs in memory is 12 bytes per distinct latency bucket it saw.
+//! A histogram that keeps only its non-zero buckets, packed: each bucket is
+//! the gap from the previous bucket's index and its count, both as LEB128
+//! varints. A typical bucket costs 2 bytes, so a route's minute costs about
+//! 2 bytes per distinct latency bucket it saw.
 
-use serde::{Deserialize, Serialize};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Non-zero counters of an HDR layout, by ascending index.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Non-zero counters of an HDR layout, by ascending index, varint-packed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SparseHistogram {
-    indices: Vec<u32>,
-    counts: Vec<u64>,
+    packed: Box<[u8]>,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a varint at `*at`; `None` when truncated or longer than 64 bits.
+fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0_u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Iterates `(index, count)`; stops at the first malformed byte (only a
+/// corrupt snapshot can hold one, and [`SparseHistogram::is_valid_for`]
+/// refuses those).
+struct Pairs<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    index: u64,
+    first: bool,
+}
+
+impl Iterator for Pairs<'_> {
+    type Item = (u32, u64);
+
+    fn next(&mut self) -> Option<(u32, u64)> {
+        if self.at >= self.bytes.len() {
+            return None;
+        }
+        let gap = get_varint(self.bytes, &mut self.at)?;
+        let count = get_varint(self.bytes, &mut self.at)?;
+        self.index = if self.first {
+            gap
+        } else {
+            self.index.checked_add(gap)?
+        };
+        self.first = false;
+        Some((u32::try_from(self.index).ok()?, count))
+    }
 }
 
 impl SparseHistogram {
@@ -15,38 +69,63 @@ impl SparseHistogram {
     /// dropped and repeated indices summed.
     pub fn from_pairs(mut pairs: Vec<(u32, u64)>) -> Self {
         pairs.sort_unstable_by_key(|p| p.0);
-        let mut out = Self::default();
+        let mut merged: Vec<(u32, u64)> = Vec::with_capacity(pairs.len());
         for (index, count) in pairs {
             if count == 0 {
                 continue;
             }
-            match out.indices.last() {
-                Some(last) if *last == index => {
-                    let c = out
-                        .counts
-                        .last_mut()
-                        .expect("counts and indices have one length");
-                    *c = c.saturating_add(count);
-                }
-                _ => {
-                    out.indices.push(index);
-                    out.counts.push(count);
-                }
+            match merged.last_mut() {
+                Some(last) if last.0 == index => last.1 = last.1.saturating_add(count),
+                _ => merged.push((index, count)),
             }
         }
-        out.indices.shrink_to_fit();
-        out.counts.shrink_to_fit();
-        out
+        Self::pack(&merged)
+    }
+
+    /// Packs sorted, distinct, non-zero pairs.
+    fn pack(sorted: &[(u32, u64)]) -> Self {
+        let mut out = Vec::with_capacity(sorted.len() * 2);
+        let mut previous = 0_u32;
+        for (i, (index, count)) in sorted.iter().enumerate() {
+            let gap = if i == 0 { *index } else { index - previous };
+            put_varint(&mut out, u64::from(gap));
+            put_varint(&mut out, *count);
+            previous = *index;
+        }
+        Self {
+            packed: out.into_boxed_slice(),
+        }
     }
 
     /// Adds `other` into this one (a merge of two sorted lists).
     pub fn merge(&mut self, other: &Self) {
-        if other.indices.is_empty() {
+        if other.packed.is_empty() {
             return;
         }
-        let mut pairs: Vec<(u32, u64)> = self.iter().chain(other.iter()).collect();
-        pairs.sort_unstable_by_key(|p| p.0);
-        *self = Self::from_pairs(pairs);
+        if self.packed.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        let merged = {
+            let (mut a, mut b) = (self.iter().peekable(), other.iter().peekable());
+            let mut out = Vec::new();
+            loop {
+                let next = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) if x.0 == y.0 => {
+                        let (x, y) = (a.next(), b.next());
+                        x.zip(y).map(|(x, y)| (x.0, x.1.saturating_add(y.1)))
+                    }
+                    (Some(x), Some(y)) if x.0 < y.0 => a.next(),
+                    (Some(_), Some(_)) => b.next(),
+                    (Some(_), None) => a.next(),
+                    (None, Some(_)) => b.next(),
+                    (None, None) => break,
+                };
+                out.extend(next);
+            }
+            out
+        };
+        *self = Self::pack(&merged);
     }
 
     /// Adds every counter into a dense array indexed like the layout.
@@ -60,29 +139,66 @@ impl SparseHistogram {
 
     /// `(index, count)` pairs by ascending index.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.indices
-            .iter()
-            .copied()
-            .zip(self.counts.iter().copied())
+        Pairs {
+            bytes: &self.packed,
+            at: 0,
+            index: 0,
+            first: true,
+        }
     }
 
     /// Total count.
     pub fn total(&self) -> u64 {
-        self.counts.iter().fold(0_u64, |s, c| s.saturating_add(*c))
+        self.iter().fold(0_u64, |s, (_, c)| s.saturating_add(c))
     }
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.indices.capacity() * 4 + self.counts.capacity() * 8
+        self.packed.len()
     }
 
-    /// Whether every index is below `len` and counts are positive: what a
-    /// snapshot must satisfy before it is trusted.
+    /// Whether the bytes decode completely into ascending indices below
+    /// `len` with positive counts: what a snapshot must satisfy before it is
+    /// trusted.
     pub fn is_valid_for(&self, len: usize) -> bool {
-        self.indices.len() == self.counts.len()
-            && self.indices.windows(2).all(|w| w[0] < w[1])
-            && self.indices.iter().all(|i| (*i as usize) < len)
-            && self.counts.iter().all(|c| *c > 0)
+        let bytes = &self.packed;
+        let mut at = 0;
+        let mut index: Option<u64> = None;
+        while at < bytes.len() {
+            let (Some(gap), Some(count)) = (get_varint(bytes, &mut at), get_varint(bytes, &mut at))
+            else {
+                return false;
+            };
+            let next = match index {
+                None => gap,
+                Some(_) if gap == 0 => return false,
+                Some(i) => match i.checked_add(gap) {
+                    Some(n) => n,
+                    None => return false,
+                },
+            };
+            if count == 0 || next >= len as u64 {
+                return false;
+            }
+            index = Some(next);
+        }
+        true
+    }
+}
+
+impl Serialize for SparseHistogram {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(&self.packed))
+    }
+}
+
+impl<'de> Deserialize<'de> for SparseHistogram {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = STANDARD.decode(text).map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            packed: bytes.into_boxed_slice(),
+        })
     }
 }
 
@@ -103,5 +219,30 @@ mod tests {
         assert_eq!(dense, [0, 1, 3, 0, 0, 6]);
         assert!(m.is_valid_for(6));
         assert!(!m.is_valid_for(5));
+    }
+
+    #[test]
+    fn large_indices_and_counts_round_trip_compactly() {
+        let pairs = vec![(0, 1), (17_407, u64::MAX), (300, 128), (301, 127)];
+        let h = SparseHistogram::from_pairs(pairs);
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [(0, 1), (300, 128), (301, 127), (17_407, u64::MAX)]
+        );
+        // Gap and count bytes: 1+1, 2+2, 1+1, 3+10.
+        assert_eq!(h.heap_bytes(), 21);
+        let json = serde_json::to_string(&h).expect("serializes");
+        let back: SparseHistogram = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn malformed_bytes_are_invalid() {
+        for bytes in [vec![0x80], vec![1, 0], vec![5, 1, 0, 1], vec![0xff; 11]] {
+            let h = SparseHistogram {
+                packed: bytes.clone().into_boxed_slice(),
+            };
+            assert!(!h.is_valid_for(100), "{bytes:?}");
+        }
     }
 }

@@ -129,8 +129,8 @@ pub struct WindowData {
 }
 
 /// Rolling per-minute slots of every route, the dedup ledger, the revisions
-/// seen. Memory: per route and minute with traffic, about 100 bytes plus 12
-/// bytes per distinct latency bucket (see `bench/RESULTS.md`).
+/// seen. Memory: per route and minute with traffic, about 150 bytes plus
+/// about 2 bytes per distinct latency bucket (see `bench/RESULTS.md`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowStore {
     retention_minutes: u64,
@@ -191,11 +191,8 @@ impl WindowStore {
             let key = self.intern(series.route.as_deref());
             let pairs = series
                 .latency
-                .iter_recorded()
-                .map(|v| {
-                    let index = layout.index_of(v.value_iterated_to());
-                    (index as u32, v.count_at_value())
-                })
+                .values()
+                .map(|(value, count)| (layout.index_of(value) as u32, count))
                 .collect();
             let latency = SparseHistogram::from_pairs(pairs);
             let counts = Counts {
@@ -275,17 +272,16 @@ impl WindowStore {
                 });
                 route.counts.add(&slot.counts);
                 slot.latency.add_to_dense(route.latency.counts_mut());
-                total.counts.add(&slot.counts);
-                slot.latency.add_to_dense(total.latency.counts_mut());
             }
         }
-        total.latency.recount();
+        for route in routes.values_mut() {
+            route.latency.recount();
+            total.counts.add(&route.counts);
+            total.latency.add(&route.latency);
+        }
         let routes = routes
             .into_iter()
-            .map(|(key, mut w)| {
-                w.latency.recount();
-                (key.map(|k| k.to_string()), w)
-            })
+            .map(|(key, w)| (key.map(|k| k.to_string()), w))
             .collect();
         WindowData {
             window: Duration::from_millis(span * MINUTE_MS),

@@ -1,6 +1,6 @@
 use super::*;
 use hdrhistogram::Histogram;
-use lumen_middleware::wire::{CacheCounts, DecodedSeries, StatusCounts};
+use lumen_middleware::wire::{CacheCounts, DecodedSeries, LatencyCounts, StatusCounts};
 
 const T0: u64 = 1_764_130_000_000 / MINUTE_MS * MINUTE_MS;
 
@@ -9,7 +9,7 @@ fn series(route: Option<&str>, ok: u64, fail: u64, latency_us: u64) -> DecodedSe
     latency.record_n(latency_us, ok + fail).expect("in range");
     DecodedSeries {
         route: route.map(str::to_owned),
-        latency,
+        latency: LatencyCounts::from_histogram(&latency),
         status: StatusCounts {
             success: ok,
             server_error: fail,

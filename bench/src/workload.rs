@@ -1,0 +1,105 @@
+//! Synthetic traffic for the sidecar benches: batches with realistic
+//! latency spreads, and a store filled with simulated time.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use lumen_middleware::wire::{
+    self, Batch, CacheCounts, DecodedBatch, DecodedSeries, LatencyCounts, Series, StatusCounts,
+};
+use lumen_sidecar::store::{MINUTE_MS, WindowStore};
+use lumen_tests::distributions::Distribution;
+
+/// Start of simulated time (a whole minute).
+pub const T0_MS: u64 = 1_764_115_200_000;
+
+/// Latencies of route `r`: lognormal, median 5–50 ms by route, σ 0.6.
+pub fn route_distribution(r: usize) -> Distribution {
+    Distribution::LogNormal {
+        median_us: 5_000.0 + 45_000.0 * (r % 10) as f64 / 9.0,
+        sigma: 0.6,
+    }
+}
+
+/// One route's interval of `requests` (1 % 5xx, 2 % 4xx), decoded form.
+pub fn decoded_series(route: usize, requests: u64, seed: u64) -> DecodedSeries {
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    for v in route_distribution(route).sample(requests as usize, seed) {
+        latency.record(v).expect("clamped into range");
+    }
+    let c5 = requests / 100;
+    let c4 = requests / 50;
+    DecodedSeries {
+        route: Some(format!("/api/v1/route/{route}")),
+        latency: LatencyCounts::from_histogram(&latency),
+        status: StatusCounts {
+            success: requests - c4 - c5,
+            client_error: c4,
+            server_error: c5,
+            ..Default::default()
+        },
+        errors: 0,
+        cancelled: 0,
+        cache: CacheCounts {
+            hits: requests * 6 / 10,
+            misses: requests - requests * 6 / 10,
+        },
+    }
+}
+
+/// A batch of `routes` routes with `requests` each, as it travels (JSON).
+pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<u8> {
+    let series = (0..routes)
+        .map(|r| {
+            let d = decoded_series(r, requests, seq * 1000 + r as u64);
+            Series {
+                route: d.route,
+                latency_us: wire::encode_histogram(&d.latency.to_histogram()),
+                status: d.status,
+                errors: 0,
+                cancelled: 0,
+                cache: d.cache,
+            }
+        })
+        .collect();
+    let batch = Batch {
+        version: wire::WIRE_VERSION,
+        instance: "bench-instance".into(),
+        seq,
+        service: "bench".into(),
+        revision: Some("bench-00001".into()),
+        start_ms,
+        end_ms: start_ms + 10_000,
+        process: None,
+        series,
+    };
+    serde_json::to_vec(&batch).expect("a batch serializes")
+}
+
+/// A store holding `minutes` of one-minute batches for `routes` routes with
+/// `per_minute` requests each, ending at the returned `now_ms`.
+pub fn filled_store(routes: usize, minutes: u64, per_minute: u64) -> (WindowStore, u64) {
+    let mut store = WindowStore::new(Duration::from_secs(24 * 3600));
+    let now_ms = T0_MS + minutes * MINUTE_MS - 1;
+    // Latency samples are reused across minutes (drawing 10^8 values would
+    // dominate the fill); each minute still holds its own histogram.
+    let templates: Vec<DecodedSeries> = (0..routes)
+        .map(|r| decoded_series(r, per_minute, r as u64 + 1))
+        .collect();
+    for m in 0..minutes {
+        let batch = DecodedBatch {
+            instance: "bench-instance".into(),
+            seq: m + 1,
+            service: "bench".into(),
+            revision: Some("bench-00001".into()),
+            start_ms: T0_MS + m * MINUTE_MS,
+            end_ms: T0_MS + (m + 1) * MINUTE_MS - 1,
+            process: None,
+            series: templates.clone(),
+        };
+        store
+            .apply(&batch, now_ms)
+            .expect("batches are within the clock");
+    }
+    (store, now_ms)
+}
