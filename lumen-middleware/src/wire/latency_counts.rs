@@ -2,11 +2,9 @@
 //! read straight from the compressed V2 encoding without building a dense
 //! histogram (the sidecar decodes thousands of these a second).
 
-use std::io::Read;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use flate2::read::ZlibDecoder;
+use flate2::{Decompress, FlushDecompress, Status};
 use hdrhistogram::Histogram;
 
 use super::histogram::{MAX_HIGHEST_TRACKABLE_US, MAX_SIGNIFICANT_DIGITS};
@@ -106,14 +104,7 @@ impl LatencyCounts {
         if cookie & !WORD_SIZE_BITS != V2_COMPRESSED_COOKIE {
             return Err(format!("cookie {cookie:#010x} is not V2 compressed"));
         }
-        let mut inflated = Vec::new();
-        ZlibDecoder::new(&bytes[8..])
-            .take(MAX_INFLATED_BYTES + 1)
-            .read_to_end(&mut inflated)
-            .map_err(|e| format!("inflating: {e}"))?;
-        if inflated.len() as u64 > MAX_INFLATED_BYTES {
-            return Err(format!("inflates beyond {MAX_INFLATED_BYTES} bytes"));
-        }
+        let inflated = inflate(&bytes[8..])?;
         if inflated.len() < 40 {
             return Err(format!(
                 "inflated header of {} bytes is shorter than 40",
@@ -182,6 +173,43 @@ impl LatencyCounts {
     }
 }
 
+thread_local! {
+    /// One inflater per thread, reset for each histogram: its state is tens
+    /// of kilobytes, too much to allocate per series.
+    static INFLATER: std::cell::RefCell<Decompress> = std::cell::RefCell::new(Decompress::new(true));
+}
+
+/// Inflates a zlib stream of at most [`MAX_INFLATED_BYTES`].
+fn inflate(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    INFLATER.with(|cell| {
+        let mut inflater = cell.borrow_mut();
+        inflater.reset(true);
+        let mut out = Vec::with_capacity(compressed.len() * 4 + 64);
+        loop {
+            let consumed = inflater.total_in() as usize;
+            let status = inflater
+                .decompress_vec(
+                    &compressed[consumed.min(compressed.len())..],
+                    &mut out,
+                    FlushDecompress::None,
+                )
+                .map_err(|e| format!("inflating: {e}"))?;
+            match status {
+                Status::StreamEnd => return Ok(out),
+                _ if out.len() as u64 >= MAX_INFLATED_BYTES => {
+                    return Err(format!("inflates beyond {MAX_INFLATED_BYTES} bytes"));
+                }
+                _ if out.len() < out.capacity()
+                    && inflater.total_in() as usize >= compressed.len() =>
+                {
+                    return Err("inflating: the stream is truncated".into());
+                }
+                _ => out.reserve(out.capacity().max(1024)),
+            }
+        }
+    })
+}
+
 /// HdrHistogram's ZigZag LEB128 with at most 9 bytes (the 9th holds 8 bits).
 fn zig_zag_leb128(bytes: &[u8], at: &mut usize) -> Option<i64> {
     let mut v = 0_u64;
@@ -248,5 +276,13 @@ mod tests {
         let mut text = encode_histogram(&h);
         text.truncate(text.len() - 8);
         assert!(LatencyCounts::decode(&text).is_err());
+        // A whole base64 text of a cut zlib stream.
+        let mut bytes = STANDARD.decode(encode_histogram(&h)).expect("base64");
+        bytes.truncate(bytes.len() - 6);
+        let err = LatencyCounts::decode(&STANDARD.encode(&bytes)).expect_err("cut stream");
+        assert!(
+            err.contains("inflat") || err.contains("truncated") || err.contains("shorter"),
+            "{err}"
+        );
     }
 }

@@ -95,12 +95,21 @@ pub struct DecodedSeries {
 /// histograms and their counts. The first fault found is returned, naming
 /// its field.
 pub fn decode(body: &[u8]) -> Result<DecodedBatch, WireError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let batch: Batch = serde_path_to_error::deserialize(de).map_err(|e| WireError::Json {
-        field: e.path().to_string(),
-        reason: e.inner().to_string(),
-    })?;
-    validate(batch)
+    // Parse without path tracking first; only a refused body pays for
+    // parsing again to name the field at fault.
+    match serde_json::from_slice::<Batch>(body) {
+        Ok(batch) => validate(batch),
+        Err(_) => {
+            let de = &mut serde_json::Deserializer::from_slice(body);
+            match serde_path_to_error::deserialize::<_, Batch>(de) {
+                Err(e) => Err(WireError::Json {
+                    field: e.path().to_string(),
+                    reason: e.inner().to_string(),
+                }),
+                Ok(batch) => validate(batch),
+            }
+        }
+    }
 }
 
 /// Checks an already parsed [`Batch`] and decodes its histograms.

@@ -1,6 +1,7 @@
 //! The [`WindowStore`]: per-minute slots per route, keyed by the minute the
 //! batch's interval is centred on (batch timestamps, never arrival time).
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,6 +143,40 @@ pub struct WindowStore {
     revisions: BTreeMap<String, u64>,
     #[serde(skip)]
     interned: HashMap<Arc<str>, ()>,
+    /// Merged 10-minute and hour blocks, built when a window first needs
+    /// them and dropped when a batch lands in them: a cache, not state.
+    #[serde(skip)]
+    rollups: RefCell<[BTreeMap<u64, MinuteSlots>; 2]>,
+}
+
+/// Block lengths of the two rollup tiers, in minutes.
+const ROLLUP_MINUTES: [u64; 2] = [10, 60];
+
+/// Splits the minutes `first..=last` into the fewest pieces: whole hours,
+/// whole 10-minute blocks and single minutes, as `(tier, start minute)`
+/// with tier `None` for a single minute.
+fn pieces(first: u64, last: u64) -> Vec<(Option<usize>, u64)> {
+    let mut out = Vec::new();
+    let mut m = first;
+    while m <= last {
+        let piece = ROLLUP_MINUTES
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, size)| m % **size == 0 && m + **size - 1 <= last)
+            .map(|(tier, size)| (Some(tier), *size));
+        match piece {
+            Some((tier, size)) => {
+                out.push((tier, m));
+                m += size;
+            }
+            None => {
+                out.push((None, m));
+                m += 1;
+            }
+        }
+    }
+    out
 }
 
 impl WindowStore {
@@ -155,6 +190,7 @@ impl WindowStore {
             revision: None,
             revisions: BTreeMap::new(),
             interned: HashMap::new(),
+            rollups: RefCell::default(),
         }
     }
 
@@ -184,6 +220,9 @@ impl WindowStore {
             return Ok(Applied::Expired {
                 applied_seq: batch.seq,
             });
+        }
+        for (tier, size) in ROLLUP_MINUTES.iter().enumerate() {
+            self.rollups.get_mut()[tier].remove(&(minute / size * size));
         }
         let layout = store_layout();
         let mut requests = 0_u64;
@@ -233,6 +272,9 @@ impl WindowStore {
     pub fn evict(&mut self, now_ms: u64) {
         let first_kept = (now_ms / MINUTE_MS + 1).saturating_sub(self.retention_minutes);
         self.minutes = self.minutes.split_off(&first_kept);
+        for tier in self.rollups.get_mut().iter_mut() {
+            *tier = tier.split_off(&first_kept);
+        }
         self.ledger
             .evict_before(now_ms.saturating_sub(self.retention_minutes * MINUTE_MS));
         let revision_cutoff = now_ms.saturating_sub(REVISION_MEMORY_MS);
@@ -259,12 +301,8 @@ impl WindowStore {
         let last = now_ms / MINUTE_MS;
         let span = (window.as_millis() as u64 / MINUTE_MS).max(1);
         let first = (last + 1).saturating_sub(span);
-        let mut total = RouteWindow {
-            counts: Counts::default(),
-            latency: DenseHistogram::new(layout),
-        };
         let mut routes: BTreeMap<RouteKey, RouteWindow> = BTreeMap::new();
-        for slots in self.minutes.range(first..=last).map(|(_, s)| s) {
+        let mut add = |slots: &MinuteSlots| {
             for (key, slot) in &slots.0 {
                 let route = routes.entry(key.clone()).or_insert_with(|| RouteWindow {
                     counts: Counts::default(),
@@ -273,23 +311,69 @@ impl WindowStore {
                 route.counts.add(&slot.counts);
                 slot.latency.add_to_dense(route.latency.counts_mut());
             }
+        };
+        let mut rollups = self.rollups.borrow_mut();
+        for (tier, start) in pieces(first, last) {
+            match tier {
+                None => {
+                    if let Some(slots) = self.minutes.get(&start) {
+                        add(slots);
+                    }
+                }
+                Some(tier) => add(self.rollup(&mut rollups, tier, start)),
+            }
         }
+        let mut total = RouteWindow {
+            counts: Counts::default(),
+            latency: DenseHistogram::new(layout),
+        };
         for route in routes.values_mut() {
             route.latency.recount();
             total.counts.add(&route.counts);
             total.latency.add(&route.latency);
         }
-        let routes = routes
-            .into_iter()
-            .map(|(key, w)| (key.map(|k| k.to_string()), w))
-            .collect();
         WindowData {
             window: Duration::from_millis(span * MINUTE_MS),
             service: self.service.clone(),
             revision: self.revision.clone(),
             total,
-            routes,
+            routes: routes
+                .into_iter()
+                .map(|(key, w)| (key.map(|k| k.to_string()), w))
+                .collect(),
         }
+    }
+
+    /// The merged block of `tier` starting at minute `start`, built from the
+    /// tier below (or the minutes) when missing.
+    fn rollup<'a>(
+        &self,
+        rollups: &'a mut [BTreeMap<u64, MinuteSlots>; 2],
+        tier: usize,
+        start: u64,
+    ) -> &'a MinuteSlots {
+        if !rollups[tier].contains_key(&start) {
+            let mut merged = MinuteSlots::default();
+            let mut merge = |slots: &MinuteSlots| {
+                for (key, slot) in &slots.0 {
+                    let into = merged.0.entry(key.clone()).or_default();
+                    into.counts.add(&slot.counts);
+                    into.latency.merge(&slot.latency);
+                }
+            };
+            if tier == 0 {
+                for (_, slots) in self.minutes.range(start..start + ROLLUP_MINUTES[0]) {
+                    merge(slots);
+                }
+            } else {
+                let below = ROLLUP_MINUTES[tier - 1];
+                for block in (start..start + ROLLUP_MINUTES[tier]).step_by(below as usize) {
+                    merge(self.rollup(rollups, tier - 1, block));
+                }
+            }
+            rollups[tier].insert(start, merged);
+        }
+        &rollups[tier][&start]
     }
 
     /// The dedup ledger (instances, their seqs and process figures).

@@ -216,3 +216,97 @@ fn a_restored_store_is_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn windows_split_into_hours_blocks_and_minutes() {
+    assert_eq!(pieces(5, 5), [(None, 5)]);
+    assert_eq!(pieces(57, 131), {
+        let mut v: Vec<(Option<usize>, u64)> = (57..60).map(|m| (None, m)).collect();
+        v.push((Some(1), 60));
+        v.push((Some(0), 120));
+        v.push((None, 130));
+        v.push((None, 131));
+        v
+    });
+    let all = pieces(3, 1441);
+    let covered: u64 = all
+        .iter()
+        .map(|(tier, _)| tier.map_or(1, |t| ROLLUP_MINUTES[t]))
+        .sum();
+    assert_eq!(covered, 1439, "every minute once");
+}
+
+/// Every minute of `routes` routes for `minutes` minutes, latencies varying by minute.
+fn busy_store(routes: usize, minutes: u64) -> (WindowStore, u64) {
+    let mut s = store();
+    let now = T0 + minutes * MINUTE_MS - 1;
+    for m in 0..minutes {
+        let series = (0..routes)
+            .map(|r| {
+                series(
+                    Some(&format!("/r{r}")),
+                    5 + m % 7,
+                    (m % 3) + r as u64,
+                    1_000 + 37 * m + r as u64,
+                )
+            })
+            .collect();
+        let b = DecodedBatch {
+            end_ms: T0 + (m + 1) * MINUTE_MS - 1,
+            ..batch("a", m + 1, T0 + m * MINUTE_MS, series)
+        };
+        s.apply(&b, now).expect("stored");
+    }
+    (s, now)
+}
+
+#[test]
+fn rollups_give_the_same_window_as_minutes() {
+    let (s, now) = busy_store(3, 200);
+    for window_min in [1, 9, 10, 59, 60, 61, 125, 200] {
+        let w = s.window(now, Duration::from_secs(window_min * 60));
+        // Brute force over the minutes alone.
+        let first = now / MINUTE_MS + 1 - window_min;
+        let mut requests = 0;
+        let mut dense = vec![0_u64; store_layout().len()];
+        for (_, slots) in s.minutes.range(first..) {
+            for slot in slots.0.values() {
+                requests += slot.counts.requests();
+                slot.latency.add_to_dense(&mut dense);
+            }
+        }
+        assert_eq!(w.total.counts.requests(), requests, "{window_min} min");
+        let mut expected = DenseHistogram::new(store_layout());
+        expected.counts_mut().copy_from_slice(&dense);
+        expected.recount();
+        assert_eq!(w.total.latency, expected, "{window_min} min");
+        assert_eq!(w.routes.len(), 3);
+    }
+}
+
+#[test]
+fn a_late_batch_updates_a_rolled_up_hour() {
+    let (mut s, now) = busy_store(1, 120);
+    let before = s
+        .window(now, Duration::from_secs(7200))
+        .total
+        .counts
+        .requests();
+    // Minute 30 belongs to a 10-minute block and an hour already built.
+    let late = DecodedBatch {
+        end_ms: T0 + 31 * MINUTE_MS - 1,
+        ..batch(
+            "b",
+            1,
+            T0 + 30 * MINUTE_MS,
+            vec![series(Some("/r0"), 1000, 0, 5)],
+        )
+    };
+    s.apply(&late, now).expect("stored");
+    let after = s
+        .window(now, Duration::from_secs(7200))
+        .total
+        .counts
+        .requests();
+    assert_eq!(after, before + 1000);
+}
