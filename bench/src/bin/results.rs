@@ -53,6 +53,84 @@ fn overhead_section(machine: &Machine) -> Option<String> {
     Some(out.join("\n"))
 }
 
+fn sidecar_section(machine: &Machine) -> Option<String> {
+    let mut out = vec![
+        format!("Measured {} on {}.", today(), machine.line()),
+        String::new(),
+        "Command: `cargo bench -p lumen-bench --bench sidecar_scale`, then `cargo run -p lumen-bench --release --bin results`.".to_owned(),
+        String::new(),
+        "| ingest (decode + dedup + store), one thread | µs per batch | batches per second | target |".to_owned(),
+        "| --- | ---: | ---: | --- |".to_owned(),
+    ];
+    for routes in [1, 10, 64] {
+        let ns = criterion_median_ns("sidecar_ingest", &format!("{routes}_routes"))?;
+        let target = if routes == 10 { "≥ 5,000" } else { "" };
+        out.push(format!(
+            "| {routes} route{} of 200 requests | {:.1} | {:.0} | {target} |",
+            if routes > 1 { "s" } else { "" },
+            ns / 1000.0,
+            1e9 / ns
+        ));
+    }
+    out.push(String::new());
+    out.push(
+        "| evaluation of 64 routes (window merge, SLIs, SLOs, report) | ms | target |".to_owned(),
+    );
+    out.push("| --- | ---: | --- |".to_owned());
+    for (id, what, target) in [
+        (
+            "1h_64_routes",
+            "1 h window, rollups of past blocks cached (steady state)",
+            "< 5 ms",
+        ),
+        (
+            "1h_64_routes_cold",
+            "1 h window, every rollup built (first evaluation after a start)",
+            "",
+        ),
+        (
+            "24h_64_routes",
+            "24 h window, rollups cached (steady state)",
+            "< 50 ms",
+        ),
+        ("24h_64_routes_cold", "24 h window, every rollup built", ""),
+    ] {
+        let ns = criterion_median_ns("sidecar_evaluate", id)?;
+        out.push(format!("| {what} | {:.2} | {target} |", ns / 1e6));
+    }
+    Some(out.join("\n"))
+}
+
+fn memory_section(machine: &Machine) -> Option<String> {
+    let path = workspace_root()
+        .join("target")
+        .join("lumen-bench")
+        .join("store_memory.json");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let mut out = vec![
+        format!("Measured {} on {}.", today(), machine.line()),
+        String::new(),
+        "Command: `cargo run -p lumen-bench --release --bin store_memory`, then `cargo run -p lumen-bench --release --bin results`.".to_owned(),
+        String::new(),
+        "| routes | minutes | requests per route-minute | RSS growth, MiB | with rollups after a 24 h evaluation, MiB | store bytes per route-minute |".to_owned(),
+        "| ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
+    ];
+    for r in rows {
+        let mib = |k: &str| r[k].as_f64().unwrap_or(0.0) / 1_048_576.0;
+        let routes = r["routes"].as_f64()?;
+        let minutes = r["minutes"].as_f64()?;
+        out.push(format!(
+            "| {routes} | {minutes} | {} | {:.1} | {:.1} | {:.0} |",
+            r["requests_per_route_minute"],
+            mib("rss_growth_bytes"),
+            mib("rss_growth_with_rollups_bytes"),
+            r["store_heap_bytes"].as_f64()? / (routes * minutes)
+        ));
+    }
+    Some(out.join("\n"))
+}
+
 fn today() -> String {
     std::process::Command::new("date")
         .arg("+%Y-%m-%d")
@@ -73,6 +151,19 @@ fn main() {
         }
         None => {
             eprintln!("no request_overhead figures under target/criterion: run the bench first")
+        }
+    }
+    let sections: [(&str, fn(&Machine) -> Option<String>, &str); 2] = [
+        ("sidecar", sidecar_section, "sidecar_scale"),
+        ("memory", memory_section, "store_memory"),
+    ];
+    for (name, section, source) in sections {
+        match section(&machine) {
+            Some(text) => {
+                println!("{text}\n");
+                doc = replace_section(&doc, name, &text);
+            }
+            None => eprintln!("no {source} figures yet: run it first"),
         }
     }
     std::fs::write(&path, doc).expect("bench/RESULTS.md is writable");

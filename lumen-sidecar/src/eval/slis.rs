@@ -110,7 +110,7 @@ fn us_to_ms(us: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DenseHistogram, store_layout};
+    use crate::store::{WindowHistogram, store_layout};
 
     fn window(
         status: [u64; 5],
@@ -119,7 +119,7 @@ mod tests {
         hits: u64,
         misses: u64,
     ) -> RouteWindow {
-        let mut latency = DenseHistogram::new(store_layout());
+        let mut latency = WindowHistogram::new(store_layout());
         let n = status.iter().sum::<u64>() + errors;
         for i in 0..n {
             latency.record_n(1_000 * (i + 1), 1);

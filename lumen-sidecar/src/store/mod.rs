@@ -1,15 +1,15 @@
 //! Where batches are kept: the window store and its parts.
 
 mod counts;
-mod dense_histogram;
 mod ledger;
 mod sparse_histogram;
+mod window_histogram;
 mod window_store;
 
 pub use counts::Counts;
-pub use dense_histogram::DenseHistogram;
 pub use ledger::{InstanceEntry, InstanceLedger, MAX_INSTANCES};
 pub use sparse_histogram::SparseHistogram;
+pub use window_histogram::{Scratch, WindowHistogram};
 pub use window_store::{
     Applied, MAX_FUTURE_MS, MINUTE_MS, REVISION_MEMORY_MS, RouteKey, RouteSlot, RouteWindow,
     StoreError, WindowData, WindowStore, store_layout,

@@ -82,6 +82,12 @@ impl SparseHistogram {
         Self::pack(&merged)
     }
 
+    /// Packs pairs already sorted by index, distinct and non-zero (as a
+    /// [`WindowHistogram`](super::WindowHistogram) holds them).
+    pub fn from_sorted(sorted: &[(u32, u64)]) -> Self {
+        Self::pack(sorted)
+    }
+
     /// Packs sorted, distinct, non-zero pairs.
     fn pack(sorted: &[(u32, u64)]) -> Self {
         let mut out = Vec::with_capacity(sorted.len() * 2);
@@ -128,13 +134,18 @@ impl SparseHistogram {
         *self = Self::pack(&merged);
     }
 
-    /// Adds every counter into a dense array indexed like the layout.
-    pub fn add_to_dense(&self, dense: &mut [u64]) {
+    /// Adds every counter into a dense array indexed like the layout;
+    /// returns the lowest and highest index touched.
+    pub fn add_to_dense(&self, dense: &mut [u64]) -> Option<(usize, usize)> {
+        let mut range: Option<(usize, usize)> = None;
         for (index, count) in self.iter() {
-            if let Some(slot) = dense.get_mut(index as usize) {
+            let index = index as usize;
+            if let Some(slot) = dense.get_mut(index) {
                 *slot = slot.saturating_add(count);
+                range = Some(range.map_or((index, index), |(low, _)| (low, index)));
             }
         }
+        range
     }
 
     /// `(index, count)` pairs by ascending index.

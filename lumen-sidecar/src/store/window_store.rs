@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::counts::Counts;
-use super::dense_histogram::DenseHistogram;
 use super::ledger::InstanceLedger;
 use super::sparse_histogram::SparseHistogram;
+use super::window_histogram::{Scratch, WindowHistogram};
 
 /// One minute, in ms.
 pub const MINUTE_MS: u64 = 60_000;
@@ -111,7 +111,7 @@ pub struct RouteWindow {
     /// Counts summed over the window.
     pub counts: Counts,
     /// Latency merged over the window.
-    pub latency: DenseHistogram,
+    pub latency: WindowHistogram,
 }
 
 /// What [`WindowStore::window`] returns: the service total and each route.
@@ -151,6 +151,29 @@ pub struct WindowStore {
 
 /// Block lengths of the two rollup tiers, in minutes.
 const ROLLUP_MINUTES: [u64; 2] = [10, 60];
+
+/// Merges the routes of several minutes or blocks into one block, each
+/// route's histograms through one dense scratch buffer.
+fn merge_slots(parts: &[&MinuteSlots]) -> MinuteSlots {
+    let mut per_route: BTreeMap<&RouteKey, Vec<&RouteSlot>> = BTreeMap::new();
+    for part in parts {
+        for (key, slot) in &part.0 {
+            per_route.entry(key).or_default().push(slot);
+        }
+    }
+    let mut scratch = Scratch::new(store_layout());
+    let mut merged = MinuteSlots::default();
+    for (key, slots) in per_route {
+        let mut counts = Counts::default();
+        for slot in slots {
+            counts.add(&slot.counts);
+            scratch.add_sparse(&slot.latency);
+        }
+        let latency = SparseHistogram::from_sorted(scratch.take().buckets());
+        merged.0.insert(key.clone(), RouteSlot { counts, latency });
+    }
+    merged
+}
 
 /// Splits the minutes `first..=last` into the fewest pieces: whole hours,
 /// whole 10-minute blocks and single minutes, as `(tier, start minute)`
@@ -301,37 +324,53 @@ impl WindowStore {
         let last = now_ms / MINUTE_MS;
         let span = (window.as_millis() as u64 / MINUTE_MS).max(1);
         let first = (last + 1).saturating_sub(span);
-        let mut routes: BTreeMap<RouteKey, RouteWindow> = BTreeMap::new();
-        let mut add = |slots: &MinuteSlots| {
-            for (key, slot) in &slots.0 {
-                let route = routes.entry(key.clone()).or_insert_with(|| RouteWindow {
-                    counts: Counts::default(),
-                    latency: DenseHistogram::new(layout),
-                });
-                route.counts.add(&slot.counts);
-                slot.latency.add_to_dense(route.latency.counts_mut());
-            }
-        };
+        // Gather each route's pieces, then merge route by route through one
+        // reused dense buffer (no large allocation per route).
         let mut rollups = self.rollups.borrow_mut();
-        for (tier, start) in pieces(first, last) {
-            match tier {
-                None => {
-                    if let Some(slots) = self.minutes.get(&start) {
-                        add(slots);
-                    }
-                }
-                Some(tier) => add(self.rollup(&mut rollups, tier, start)),
+        let mut blocks: Vec<&MinuteSlots> = Vec::new();
+        let plan = pieces(first, last);
+        for (tier, start) in &plan {
+            if let Some(tier) = tier {
+                self.rollup(&mut rollups, *tier, *start);
             }
         }
-        let mut total = RouteWindow {
-            counts: Counts::default(),
-            latency: DenseHistogram::new(layout),
-        };
-        for route in routes.values_mut() {
-            route.latency.recount();
-            total.counts.add(&route.counts);
-            total.latency.add(&route.latency);
+        for (tier, start) in &plan {
+            match tier {
+                None => blocks.extend(self.minutes.get(start)),
+                Some(tier) => blocks.push(&rollups[*tier][start]),
+            }
         }
+        let mut per_route: BTreeMap<&RouteKey, Vec<&RouteSlot>> = BTreeMap::new();
+        for block in &blocks {
+            for (key, slot) in &block.0 {
+                per_route.entry(key).or_default().push(slot);
+            }
+        }
+        let mut scratch = Scratch::new(layout);
+        let mut total_counts = Counts::default();
+        let mut routes = Vec::with_capacity(per_route.len());
+        for (key, slots) in per_route {
+            let mut counts = Counts::default();
+            for slot in slots {
+                counts.add(&slot.counts);
+                scratch.add_sparse(&slot.latency);
+            }
+            total_counts.add(&counts);
+            routes.push((
+                key.as_ref().map(|k| k.to_string()),
+                RouteWindow {
+                    counts,
+                    latency: scratch.take(),
+                },
+            ));
+        }
+        for (_, route) in &routes {
+            scratch.add_window(&route.latency);
+        }
+        let total = RouteWindow {
+            counts: total_counts,
+            latency: scratch.take(),
+        };
         WindowData {
             window: Duration::from_millis(span * MINUTE_MS),
             service: self.service.clone(),
@@ -353,27 +392,33 @@ impl WindowStore {
         start: u64,
     ) -> &'a MinuteSlots {
         if !rollups[tier].contains_key(&start) {
-            let mut merged = MinuteSlots::default();
-            let mut merge = |slots: &MinuteSlots| {
-                for (key, slot) in &slots.0 {
-                    let into = merged.0.entry(key.clone()).or_default();
-                    into.counts.add(&slot.counts);
-                    into.latency.merge(&slot.latency);
-                }
-            };
+            let mut parts: Vec<&MinuteSlots> = Vec::new();
             if tier == 0 {
-                for (_, slots) in self.minutes.range(start..start + ROLLUP_MINUTES[0]) {
-                    merge(slots);
-                }
+                parts.extend(
+                    self.minutes
+                        .range(start..start + ROLLUP_MINUTES[0])
+                        .map(|(_, s)| s),
+                );
             } else {
                 let below = ROLLUP_MINUTES[tier - 1];
-                for block in (start..start + ROLLUP_MINUTES[tier]).step_by(below as usize) {
-                    merge(self.rollup(rollups, tier - 1, block));
+                let blocks: Vec<u64> = (start..start + ROLLUP_MINUTES[tier])
+                    .step_by(below as usize)
+                    .collect();
+                for block in &blocks {
+                    self.rollup(rollups, tier - 1, *block);
                 }
+                parts.extend(blocks.iter().filter_map(|b| rollups[tier - 1].get(b)));
             }
+            let merged = merge_slots(&parts);
             rollups[tier].insert(start, merged);
         }
         &rollups[tier][&start]
+    }
+
+    /// Forgets the cached rollups; they are rebuilt when a window needs
+    /// them. For measuring evaluations from cold.
+    pub fn drop_caches(&mut self) {
+        *self.rollups.get_mut() = Default::default();
     }
 
     /// The dedup ledger (instances, their seqs and process figures).

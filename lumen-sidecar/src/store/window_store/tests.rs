@@ -276,10 +276,13 @@ fn rollups_give_the_same_window_as_minutes() {
             }
         }
         assert_eq!(w.total.counts.requests(), requests, "{window_min} min");
-        let mut expected = DenseHistogram::new(store_layout());
-        expected.counts_mut().copy_from_slice(&dense);
-        expected.recount();
-        assert_eq!(w.total.latency, expected, "{window_min} min");
+        let expected: Vec<(u32, u64)> = dense
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| (i as u32, *c))
+            .collect();
+        assert_eq!(w.total.latency.buckets(), expected, "{window_min} min");
         assert_eq!(w.routes.len(), 3);
     }
 }

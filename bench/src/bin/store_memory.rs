@@ -1,0 +1,84 @@
+//! Resident memory of the sidecar's window store after 24 h of minute slots
+//! (simulated time) for 1, 16 and 64 routes, each route with 600 requests a
+//! minute of lognormal latency (5–50 ms medians). Each size is measured in a
+//! fresh child process so that one fill does not hide in another's RSS.
+//!
+//! Run: `cargo run -p lumen-bench --release --bin store_memory`; it writes
+//! `target/lumen-bench/store_memory.json` for the `results` bin.
+
+use std::process::Command;
+
+use lumen_bench::workload::filled_store;
+use lumen_bench::workspace_root;
+
+/// Requests per route per minute.
+const PER_MINUTE: u64 = 600;
+/// Minutes of data (24 h).
+const MINUTES: u64 = 1440;
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn measure(routes: usize) {
+    let before = rss_bytes();
+    let (store, now_ms) = filled_store(routes, MINUTES, PER_MINUTE);
+    let after = rss_bytes();
+    // A 24 h evaluation builds and keeps the 10-minute and hour rollups.
+    let data = store.window(now_ms, std::time::Duration::from_secs(86_400));
+    assert_eq!(
+        data.total.counts.requests(),
+        routes as u64 * MINUTES * PER_MINUTE
+    );
+    drop(data);
+    let with_rollups = rss_bytes();
+    let line = serde_json::json!({
+        "routes": routes,
+        "minutes": MINUTES,
+        "requests_per_route_minute": PER_MINUTE,
+        "rss_growth_bytes": after.saturating_sub(before),
+        "store_heap_bytes": store.heap_bytes(),
+        "rss_growth_with_rollups_bytes": with_rollups.saturating_sub(before),
+    });
+    println!("{line}");
+}
+
+fn main() {
+    if let Some(routes) = std::env::args().nth(1).and_then(|a| a.parse().ok()) {
+        measure(routes);
+        return;
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let mut results = Vec::new();
+    for routes in [1_usize, 16, 64] {
+        let out = Command::new(&exe)
+            .arg(routes.to_string())
+            .output()
+            .expect("child runs");
+        assert!(out.status.success(), "child for {routes} routes failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(text.trim()).expect("child prints JSON");
+        println!(
+            "{routes:>3} routes: RSS +{:.1} MiB (+{:.1} MiB with rollups), store {:.1} MiB ({:.0} bytes per route-minute)",
+            v["rss_growth_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0,
+            v["rss_growth_with_rollups_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0,
+            v["store_heap_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0,
+            v["store_heap_bytes"].as_f64().unwrap_or(0.0) / (routes as f64 * MINUTES as f64),
+        );
+        results.push(v);
+    }
+    let dir = workspace_root().join("target").join("lumen-bench");
+    std::fs::create_dir_all(&dir).expect("target dir");
+    std::fs::write(
+        dir.join("store_memory.json"),
+        serde_json::to_vec_pretty(&results).expect("json"),
+    )
+    .expect("written");
+}
