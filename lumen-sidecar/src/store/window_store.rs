@@ -186,7 +186,7 @@ fn pieces(first: u64, last: u64) -> Vec<(Option<usize>, u64)> {
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, size)| m % **size == 0 && m + **size - 1 <= last)
+            .find(|(_, size)| m.is_multiple_of(**size) && m + **size - 1 <= last)
             .map(|(tier, size)| (Some(tier), *size));
         match piece {
             Some((tier, size)) => {
