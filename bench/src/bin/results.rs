@@ -153,7 +153,8 @@ fn main() {
             eprintln!("no request_overhead figures under target/criterion: run the bench first")
         }
     }
-    let sections: [(&str, fn(&Machine) -> Option<String>, &str); 2] = [
+    type Section = fn(&Machine) -> Option<String>;
+    let sections: [(&str, Section, &str); 2] = [
         ("sidecar", sidecar_section, "sidecar_scale"),
         ("memory", memory_section, "store_memory"),
     ];
