@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod peers;
 pub mod report;
 pub mod workload;
 
