@@ -131,6 +131,98 @@ fn memory_section(machine: &Machine) -> Option<String> {
     Some(out.join("\n"))
 }
 
+fn read_rows(file: &str) -> Option<Vec<serde_json::Value>> {
+    let path = workspace_root()
+        .join("target")
+        .join("lumen-bench")
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn header(machine: &Machine, command: &str) -> Vec<String> {
+    vec![
+        format!("Measured {} on {}.", today(), machine.line()),
+        String::new(),
+        format!("Command: `{command}`, then `cargo run -p lumen-bench --release --bin results`."),
+        String::new(),
+    ]
+}
+
+fn accuracy_section(machine: &Machine) -> Option<String> {
+    let rows = read_rows("accuracy.json")?;
+    let mut out = header(machine, "cargo run -p lumen-bench --release --bin accuracy");
+    out.push(
+        "Relative error against the exact nearest-rank quantile of the same 1,000,000 values."
+            .to_owned(),
+    );
+    out.push(String::new());
+    out.push("| distribution | quantile | exact, ms | Lumen | Prometheus classic buckets | OpenTelemetry explicit buckets | OpenTelemetry exponential, 160 buckets |".to_owned());
+    out.push("| --- | --- | ---: | ---: | ---: | ---: | ---: |".to_owned());
+    let mut worst_lumen = 0.0_f64;
+    for r in rows {
+        let err = |k: &str| r[k]["relative_error"].as_f64().unwrap_or(f64::NAN) * 100.0;
+        worst_lumen = worst_lumen.max(err("lumen"));
+        out.push(format!(
+            "| {} | P{} | {:.3} | {:.4} % | {:.2} % | {:.2} % | {:.3} % |",
+            r["distribution"].as_str()?,
+            r["quantile"].as_f64()? * 100.0,
+            r["exact_ms"].as_f64()?,
+            err("lumen"),
+            err("prometheus_classic"),
+            err("otel_explicit"),
+            err("otel_exponential_160"),
+        ));
+    }
+    out.push(String::new());
+    out.push(format!(
+        "Largest Lumen error: {worst_lumen:.4} % (target ≤ 0.1 %)."
+    ));
+    Some(out.join("\n"))
+}
+
+fn wire_section(machine: &Machine) -> Option<String> {
+    let rows = read_rows("wire_cost.json")?;
+    let mut out = header(
+        machine,
+        "cargo run -p lumen-bench --release --bin wire_cost",
+    );
+    out.push("| requests in the interval | bytes per route (series JSON) | of which histogram (base64) | distinct latency buckets |".to_owned());
+    out.push("| ---: | ---: | ---: | ---: |".to_owned());
+    for r in rows {
+        out.push(format!(
+            "| {} | {} | {} | {} |",
+            r["requests"], r["series_bytes"], r["histogram_base64_bytes"], r["distinct_buckets"]
+        ));
+    }
+    Some(out.join("\n"))
+}
+
+fn throughput_section(machine: &Machine) -> Option<String> {
+    let rows = read_rows("throughput.json")?;
+    let first = rows.first()?;
+    let mut out = header(
+        machine,
+        "cargo run -p lumen-bench --release --features peers --bin throughput",
+    );
+    out.push(format!(
+        "{} interleaved rounds of {} s per server, {} keep-alive connections, medians over rounds.",
+        first["rounds"], first["seconds"], first["connections"]
+    ));
+    out.push(String::new());
+    out.push("| server | requests per second | ratio to bare | P99 latency, µs |".to_owned());
+    out.push("| --- | ---: | ---: | ---: |".to_owned());
+    for r in rows {
+        out.push(format!(
+            "| {} | {:.0} | {:.3} | {:.0} |",
+            r["variant"].as_str()?,
+            r["median_rps"].as_f64()?,
+            r["ratio_to_bare"].as_f64()?,
+            r["median_p99_us"].as_f64()?
+        ));
+    }
+    Some(out.join("\n"))
+}
+
 fn today() -> String {
     std::process::Command::new("date")
         .arg("+%Y-%m-%d")
@@ -154,9 +246,12 @@ fn main() {
         }
     }
     type Section = fn(&Machine) -> Option<String>;
-    let sections: [(&str, Section, &str); 2] = [
+    let sections: [(&str, Section, &str); 5] = [
+        ("throughput", throughput_section, "throughput"),
+        ("accuracy", accuracy_section, "accuracy"),
         ("sidecar", sidecar_section, "sidecar_scale"),
         ("memory", memory_section, "store_memory"),
+        ("wire", wire_section, "wire_cost"),
     ];
     for (name, section, source) in sections {
         match section(&machine) {
