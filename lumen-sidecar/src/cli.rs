@@ -23,6 +23,11 @@ pub enum Command {
         /// TOML config file (defaults, then this file, then LUMEN_* variables).
         #[arg(long, env = "LUMEN_CONFIG")]
         config: Option<PathBuf>,
+        /// Where metrics go besides /metrics: `otlp` (to OTEL_EXPORTER_OTLP_ENDPOINT,
+        /// or Google's endpoint on Cloud Run), `stdout` (one line per data point)
+        /// or `off`. Default: otlp when an endpoint is known, else off.
+        #[arg(long, value_parser = ["otlp", "stdout", "off"])]
+        export: Option<String>,
     },
     /// Check the service's SLOs through a running sidecar, in seven phases.
     /// Exit code: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 no data, unreachable

@@ -21,6 +21,12 @@
 //! retention = "24h"
 //! snapshot_path = "/tmp/lumen.snapshot.json"
 //! snapshot_interval = "60s"
+//!
+//! [export]                           # OTLP; OTEL_* variables win
+//! mode = "otlp"                      # off | otlp | stdout (default: otlp when an endpoint is known)
+//! endpoint = "http://127.0.0.1:4318/v1/metrics"   # the full metrics URL
+//! protocol = "http/protobuf"         # or grpc
+//! interval = "60s"                   # at least 10s
 //! ```
 
 use std::net::SocketAddr;
@@ -45,6 +51,16 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How often the snapshot file is rewritten (when one is configured).
 pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+/// How often metrics are exported over OTLP by default.
+pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest export interval allowed (Cloud Monitoring takes one point
+/// per series every 10 s at most).
+pub const MIN_EXPORT_INTERVAL: Duration = Duration::from_secs(10);
+/// Google's OTLP endpoint, the default on Cloud Run.
+pub const GOOGLE_OTLP_ENDPOINT: &str = "https://telemetry.googleapis.com";
+/// Where the metadata server answers on Google Cloud.
+pub const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
+
 /// Shortest and longest evaluation window.
 pub const WINDOW_RANGE: (Duration, Duration) =
     (Duration::from_secs(60), Duration::from_secs(24 * 3600));
@@ -94,6 +110,113 @@ fn invalid(key: &str, value: impl ToString, allowed: &str) -> ConfigError {
     }
 }
 
+/// Where metrics go besides `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportMode {
+    /// Nowhere.
+    Off,
+    /// An OTLP endpoint.
+    Otlp,
+    /// One line per data point on standard output, for local use.
+    Stdout,
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// HTTP with protobuf bodies (`http/protobuf`), the default.
+    HttpProtobuf,
+    /// gRPC (`grpc`).
+    Grpc,
+}
+
+/// The app's Cloud Run environment, from `K_SERVICE`, `K_REVISION` and
+/// `K_CONFIGURATION`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudRunEnv {
+    /// The service.
+    pub service: String,
+    /// The revision.
+    pub revision: Option<String>,
+    /// The configuration.
+    pub configuration: Option<String>,
+}
+
+/// The OTLP export's effective settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportConfig {
+    /// Off, OTLP or stdout.
+    pub mode: ExportMode,
+    /// The metrics URL (for HTTP, with `/v1/metrics`).
+    pub endpoint: Option<String>,
+    /// HTTP/protobuf or gRPC.
+    pub protocol: OtlpProtocol,
+    /// Headers sent with every export (`OTEL_EXPORTER_OTLP_HEADERS`).
+    pub headers: Vec<(String, String)>,
+    /// Export period.
+    pub interval: Duration,
+    /// `service.name` (`OTEL_SERVICE_NAME`).
+    pub service_name: Option<String>,
+    /// Extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES`).
+    pub resource_attributes: Vec<(String, String)>,
+    /// The metadata server's host (`GCE_METADATA_HOST`).
+    pub metadata_host: String,
+    /// Whether to send a Google access token from the metadata server.
+    pub google_auth: bool,
+    /// Set when running on Cloud Run.
+    pub cloud_run: Option<CloudRunEnv>,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        Self {
+            mode: ExportMode::Off,
+            endpoint: None,
+            protocol: OtlpProtocol::HttpProtobuf,
+            headers: Vec::new(),
+            interval: DEFAULT_EXPORT_INTERVAL,
+            service_name: None,
+            resource_attributes: Vec::new(),
+            metadata_host: DEFAULT_METADATA_HOST.to_owned(),
+            google_auth: false,
+            cloud_run: None,
+        }
+    }
+}
+
+/// `k=v,k2=v2` (values percent-decoded), as the OTEL_* variables write pairs.
+pub fn parse_pairs(key: &str, text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid(key, pair, "comma-separated key=value pairs"))?;
+            Ok((k.trim().to_owned(), percent_decode(v.trim())))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SidecarConfig {
@@ -117,6 +240,8 @@ pub struct SidecarConfig {
     pub snapshot_path: Option<PathBuf>,
     /// Snapshot period.
     pub snapshot_interval: Duration,
+    /// The OTLP export.
+    pub export: ExportConfig,
 }
 
 impl Default for SidecarConfig {
@@ -132,6 +257,7 @@ impl Default for SidecarConfig {
             retention: DEFAULT_RETENTION,
             snapshot_path: None,
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
+            export: ExportConfig::default(),
         }
     }
 }
@@ -148,6 +274,17 @@ struct FileConfig {
     slo: SloSection,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    export: ExportSection,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportSection {
+    mode: Option<String>,
+    endpoint: Option<String>,
+    protocol: Option<String>,
+    interval: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -245,6 +382,19 @@ impl SidecarConfig {
         if let Some(v) = st.snapshot_interval {
             self.snapshot_interval = parse_dur("store.snapshot_interval", &v)?;
         }
+        let ex = f.export;
+        if let Some(v) = ex.mode {
+            self.export.mode = parse_mode("export.mode", &v)?;
+        }
+        if let Some(v) = ex.endpoint {
+            self.export.endpoint = Some(v);
+        }
+        if let Some(v) = ex.protocol {
+            self.export.protocol = parse_protocol("export.protocol", &v)?;
+        }
+        if let Some(v) = ex.interval {
+            self.export.interval = parse_dur("export.interval", &v)?;
+        }
         Ok(())
     }
 
@@ -292,6 +442,84 @@ impl SidecarConfig {
         if let Some(v) = env("LUMEN_SNAPSHOT_INTERVAL") {
             self.snapshot_interval = parse_dur("LUMEN_SNAPSHOT_INTERVAL", &v)?;
         }
+        self.apply_export_env(&env)
+    }
+
+    /// The OTEL_* conventions, Cloud Run's `K_*` variables, `LUMEN_EXPORT`.
+    fn apply_export_env(
+        &mut self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let e = &mut self.export;
+        let mut explicit_mode = None;
+        if let Some(v) = env("LUMEN_EXPORT") {
+            explicit_mode = Some(parse_mode("LUMEN_EXPORT", &v)?);
+        }
+        if let Some(v) = env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        {
+            e.protocol = parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?;
+        }
+        if let Some(service) = env("K_SERVICE") {
+            e.cloud_run = Some(CloudRunEnv {
+                service,
+                revision: env("K_REVISION"),
+                configuration: env("K_CONFIGURATION"),
+            });
+        }
+        // The metrics URL: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT as given; else
+        // OTEL_EXPORTER_OTLP_ENDPOINT (HTTP gets /v1/metrics appended); else
+        // export.endpoint from the file, as given; else Google's on Cloud Run.
+        let with_path = |base: String, protocol: OtlpProtocol| match protocol {
+            OtlpProtocol::HttpProtobuf => format!("{}/v1/metrics", base.trim_end_matches('/')),
+            OtlpProtocol::Grpc => base,
+        };
+        e.endpoint = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT").map(|b| with_path(b, e.protocol)))
+            .or_else(|| e.endpoint.take())
+            .or_else(|| {
+                e.cloud_run
+                    .as_ref()
+                    .map(|_| with_path(GOOGLE_OTLP_ENDPOINT.to_owned(), e.protocol))
+            });
+        if let Some(v) =
+            env("OTEL_EXPORTER_OTLP_METRICS_HEADERS").or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"))
+        {
+            e.headers = parse_pairs("OTEL_EXPORTER_OTLP_HEADERS", &v)?;
+        }
+        if let Some(v) = env("OTEL_METRIC_EXPORT_INTERVAL") {
+            let ms: u64 = v.parse().map_err(|_| {
+                invalid(
+                    "OTEL_METRIC_EXPORT_INTERVAL",
+                    &v,
+                    "milliseconds, at least 10000",
+                )
+            })?;
+            e.interval = Duration::from_millis(ms);
+        }
+        e.service_name = env("OTEL_SERVICE_NAME").or_else(|| e.service_name.take());
+        if let Some(v) = env("OTEL_RESOURCE_ATTRIBUTES") {
+            e.resource_attributes = parse_pairs("OTEL_RESOURCE_ATTRIBUTES", &v)?;
+        }
+        if let Some(v) = env("GCE_METADATA_HOST") {
+            e.metadata_host = v;
+        }
+        let google_endpoint = e
+            .endpoint
+            .as_deref()
+            .is_some_and(|u| u.contains("googleapis.com"));
+        e.google_auth = match env("LUMEN_GOOGLE_AUTH").as_deref() {
+            Some("1" | "true") => true,
+            Some("0" | "false") => false,
+            Some(v) => return Err(invalid("LUMEN_GOOGLE_AUTH", v, "1 or 0")),
+            None => google_endpoint,
+        };
+        e.mode = match explicit_mode {
+            Some(m) => m,
+            None if e.mode != ExportMode::Off => e.mode,
+            None if e.endpoint.is_some() => ExportMode::Otlp,
+            None => ExportMode::Off,
+        };
         Ok(())
     }
 
@@ -366,6 +594,29 @@ impl SidecarConfig {
                 "at most 60s",
             ));
         }
+        if self.export.interval < MIN_EXPORT_INTERVAL {
+            return Err(invalid(
+                "export.interval (OTEL_METRIC_EXPORT_INTERVAL)",
+                format_duration(self.export.interval),
+                "at least 10s (10000 ms)",
+            ));
+        }
+        if self.export.mode == ExportMode::Otlp && self.export.endpoint.is_none() {
+            return Err(invalid(
+                "export.mode",
+                "otlp",
+                "an endpoint: set export.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT",
+            ));
+        }
+        if let Some(url) = &self.export.endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "export.endpoint",
+                url,
+                "an http:// or https:// URL",
+            ));
+        }
         if !self.listen.ip().is_loopback() && self.auth_token.is_none() {
             return Err(invalid(
                 "server.listen",
@@ -405,8 +656,45 @@ impl SidecarConfig {
                 snapshot_path: self.snapshot_path.clone(),
                 snapshot_interval: Some(format_duration(self.snapshot_interval)),
             },
+            export: ExportSection {
+                mode: Some(mode_name(self.export.mode).to_owned()),
+                endpoint: self.export.endpoint.clone(),
+                protocol: Some(
+                    match self.export.protocol {
+                        OtlpProtocol::HttpProtobuf => "http/protobuf",
+                        OtlpProtocol::Grpc => "grpc",
+                    }
+                    .to_owned(),
+                ),
+                interval: Some(format_duration(self.export.interval)),
+            },
         };
         toml::to_string(&file).expect("the config's own shape serializes")
+    }
+}
+
+fn parse_mode(key: &str, v: &str) -> Result<ExportMode, ConfigError> {
+    match v {
+        "off" => Ok(ExportMode::Off),
+        "otlp" => Ok(ExportMode::Otlp),
+        "stdout" => Ok(ExportMode::Stdout),
+        _ => Err(invalid(key, v, "off, otlp or stdout")),
+    }
+}
+
+fn mode_name(mode: ExportMode) -> &'static str {
+    match mode {
+        ExportMode::Off => "off",
+        ExportMode::Otlp => "otlp",
+        ExportMode::Stdout => "stdout",
+    }
+}
+
+fn parse_protocol(key: &str, v: &str) -> Result<OtlpProtocol, ConfigError> {
+    match v {
+        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+        "grpc" => Ok(OtlpProtocol::Grpc),
+        _ => Err(invalid(key, v, "http/protobuf or grpc")),
     }
 }
 

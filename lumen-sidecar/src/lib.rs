@@ -23,6 +23,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod eval;
+pub mod export;
 pub mod render;
 pub mod server;
 pub mod snapshot;

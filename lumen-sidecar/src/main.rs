@@ -37,8 +37,13 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> u8 {
     match cli.command {
-        Command::Serve { config } => {
-            let config = match SidecarConfig::load(config.as_deref()) {
+        Command::Serve { config, export } => {
+            let config = match SidecarConfig::load_with(config.as_deref(), |k| {
+                if k == "LUMEN_EXPORT" && export.is_some() {
+                    return export.clone();
+                }
+                std::env::var(k).ok()
+            }) {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };

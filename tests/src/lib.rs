@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod distributions;
+pub mod otlp_receiver;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -134,3 +134,108 @@ fn shown_config_loads_back_to_the_same() {
     let with_token = load(None, &[("LUMEN_AUTH_TOKEN", "secret")]).expect("valid");
     assert!(!with_token.to_toml().contains("secret"));
 }
+
+#[test]
+fn otlp_export_follows_the_otel_conventions() {
+    let off = load(None, &[]).expect("valid");
+    assert_eq!(off.export.mode, ExportMode::Off, "no endpoint, no export");
+    let c = load(
+        None,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=a%20b,api-key=k"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
+            ("OTEL_SERVICE_NAME", "api"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(c.export.mode, ExportMode::Otlp);
+    assert_eq!(
+        c.export.endpoint.as_deref(),
+        Some("http://127.0.0.1:4318/v1/metrics")
+    );
+    assert_eq!(
+        c.export.headers,
+        [
+            ("x-tenant".to_owned(), "a b".to_owned()),
+            ("api-key".to_owned(), "k".to_owned())
+        ]
+    );
+    assert_eq!(c.export.interval, Duration::from_secs(15));
+    assert_eq!(c.export.service_name.as_deref(), Some("api"));
+    assert!(!c.export.google_auth);
+    let grpc = load(
+        None,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(
+        grpc.export.endpoint.as_deref(),
+        Some("http://127.0.0.1:4317")
+    );
+    assert_eq!(grpc.export.protocol, OtlpProtocol::Grpc);
+    let full = load(
+        None,
+        &[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://h:1/custom")],
+    )
+    .expect("valid");
+    assert_eq!(full.export.endpoint.as_deref(), Some("http://h:1/custom"));
+}
+
+#[test]
+fn cloud_run_defaults_to_googles_endpoint_with_a_token() {
+    let c = load(
+        None,
+        &[
+            ("K_SERVICE", "api"),
+            ("K_REVISION", "api-00002"),
+            ("K_CONFIGURATION", "api"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(c.export.mode, ExportMode::Otlp);
+    assert_eq!(
+        c.export.endpoint.as_deref(),
+        Some("https://telemetry.googleapis.com/v1/metrics")
+    );
+    assert!(c.export.google_auth);
+    assert_eq!(
+        c.export.cloud_run.as_ref().map(|r| r.revision.as_deref()),
+        Some(Some("api-00002"))
+    );
+    let off = load(None, &[("K_SERVICE", "api"), ("LUMEN_EXPORT", "off")]).expect("valid");
+    assert_eq!(off.export.mode, ExportMode::Off);
+}
+
+#[test]
+fn bad_export_settings_are_refused() {
+    for (env, expected) in [
+        (
+            &[("OTEL_METRIC_EXPORT_INTERVAL", "5000")][..],
+            "at least 10s",
+        ),
+        (
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x"),
+            ][..],
+            "http/protobuf or grpc",
+        ),
+        (&[("LUMEN_EXPORT", "otlp")][..], "an endpoint"),
+        (
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x")][..],
+            "an http:// or https:// URL",
+        ),
+        (
+            &[("OTEL_EXPORTER_OTLP_HEADERS", "novalue")][..],
+            "key=value",
+        ),
+    ] {
+        let err = load(None, env).expect_err(expected).to_string();
+        assert!(err.contains(expected), "expected `{expected}` in `{err}`");
+    }
+}

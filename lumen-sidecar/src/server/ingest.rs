@@ -114,6 +114,7 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
                 Applied::Stored { requests, .. } => {
                     app.stats.applied.fetch_add(1, Ordering::Relaxed);
                     app.stats.requests.fetch_add(requests, Ordering::Relaxed);
+                    app.note_exported(&batch);
                 }
                 Applied::Duplicate { .. } => {
                     app.stats.duplicates.fetch_add(1, Ordering::Relaxed);

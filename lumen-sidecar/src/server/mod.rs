@@ -7,7 +7,7 @@ mod read;
 mod state;
 
 pub use read::window_param;
-pub use state::{AppState, IngestStats, RejectReason, now_ms};
+pub use state::{AppState, CLASS_LABELS, IngestStats, RejectReason, RequestTotals, now_ms};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::SidecarConfig;
+use crate::export::{ExportError, MetricsExport};
 use crate::snapshot::{self, SnapshotError};
 use crate::store::WindowStore;
 
@@ -42,6 +43,9 @@ pub enum ServeError {
     /// The server failed while serving.
     #[error("serving failed: {0}")]
     Serve(std::io::Error),
+    /// The metrics export cannot start.
+    #[error(transparent)]
+    Export(#[from] ExportError),
 }
 
 /// The routes, over `state`.
@@ -121,19 +125,23 @@ pub fn save_snapshot(state: &AppState) {
 pub struct Sidecar {
     state: Arc<AppState>,
     listener: TcpListener,
+    export: Option<MetricsExport>,
 }
 
 impl Sidecar {
-    /// Restores the store and binds the listen address.
+    /// Restores the store, binds the listen address, starts the export.
     pub async fn bind(config: SidecarConfig) -> Result<Self, ServeError> {
         let store = restore_store(&config);
         let addr = config.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
+        let state = Arc::new(AppState::new(config, store));
+        let export = MetricsExport::start(&state.config, &state).await?;
         Ok(Self {
-            state: Arc::new(AppState::new(config, store)),
+            state,
             listener,
+            export,
         })
     }
 
@@ -182,6 +190,9 @@ impl Sidecar {
             }
         };
         housekeeping.abort();
+        if let Some(export) = self.export {
+            export.shutdown(grace).await;
+        }
         save_snapshot(&state);
         tracing::info!("lumen-sidecar stopped");
         result

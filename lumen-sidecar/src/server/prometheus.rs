@@ -145,6 +145,15 @@ pub fn render(app: &AppState, report: &SloReport) -> String {
             .absolute(s.snapshots_written.load(Ordering::Relaxed));
         counter!("lumen_snapshot_failures_total")
             .absolute(s.snapshot_failures.load(Ordering::Relaxed));
+        let x = &app.export_stats;
+        counter!("lumen_otlp_exports_total", "result" => "sent")
+            .absolute(x.sent.load(Ordering::Relaxed));
+        counter!("lumen_otlp_exports_total", "result" => "failed")
+            .absolute(x.failed.load(Ordering::Relaxed));
+        counter!("lumen_otlp_points_dropped_total")
+            .absolute(x.points_dropped.load(Ordering::Relaxed));
+        counter!("lumen_otlp_histogram_feed_dropped_total")
+            .absolute(x.histogram_feed_dropped.load(Ordering::Relaxed));
         for (reason, n) in RejectReason::ALL.iter().zip(&s.rejected) {
             counter!("lumen_batches_rejected_total", "reason" => reason.as_str())
                 .absolute(n.load(Ordering::Relaxed));

@@ -1,11 +1,16 @@
 //! What the handlers share.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lumen_middleware::wire::DecodedBatch;
+use tokio::sync::mpsc;
 
 use crate::config::SidecarConfig;
 use crate::eval::SloReport;
+use crate::export::{ExportStats, LatencyFeed};
 use crate::store::WindowStore;
 
 /// Why an ingest was refused, as a `reason` label.
@@ -75,6 +80,9 @@ impl IngestStats {
     }
 }
 
+/// Cumulative finished requests by (route, status class) since start.
+pub type RequestTotals = BTreeMap<(Option<String>, &'static str), u64>;
+
 /// The shared state behind every handler.
 #[derive(Debug)]
 pub struct AppState {
@@ -84,7 +92,15 @@ pub struct AppState {
     pub store: Mutex<WindowStore>,
     /// Counters.
     pub stats: IngestStats,
+    /// Counters of the OTLP export.
+    pub export_stats: Arc<ExportStats>,
+    totals: Mutex<RequestTotals>,
+    histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
+    report_cache: Mutex<Option<(Instant, Arc<SloReport>)>>,
 }
+
+/// Status classes as counter labels, by [`Counts::status`] index, then inner failures.
+pub const CLASS_LABELS: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
 
 /// Now, Unix ms.
 pub fn now_ms() -> u64 {
@@ -100,7 +116,85 @@ impl AppState {
             config,
             store: Mutex::new(store),
             stats: IngestStats::default(),
+            export_stats: Arc::default(),
+            totals: Mutex::new(BTreeMap::new()),
+            histogram_feed: OnceLock::new(),
+            report_cache: Mutex::new(None),
         }
+    }
+
+    /// Adds a stored batch to the cumulative totals and queues its latency
+    /// for the exported histogram (when an export runs).
+    pub fn note_exported(&self, batch: &DecodedBatch) {
+        {
+            let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+            for series in &batch.series {
+                let counts = series.status.as_array().into_iter().chain([series.errors]);
+                for (class, n) in CLASS_LABELS.iter().zip(counts) {
+                    if n > 0 {
+                        *totals.entry((series.route.clone(), *class)).or_insert(0) += n;
+                    }
+                }
+            }
+        }
+        let Some(feed) = self.histogram_feed.get() else {
+            return;
+        };
+        for series in &batch.series {
+            // Each bucket's midpoint: unbiased for the exported sum; a value
+            // within 0.1 % of an OTLP bucket boundary may land on either side.
+            let layout = series.latency.layout();
+            let item = LatencyFeed {
+                route: series.route.clone(),
+                buckets: series
+                    .latency
+                    .buckets()
+                    .iter()
+                    .map(|(i, n)| {
+                        let (low, high) = (
+                            layout.lowest_equivalent(*i as usize),
+                            layout.highest_equivalent(*i as usize),
+                        );
+                        ((low + high) as f64 / 2e6, *n)
+                    })
+                    .collect(),
+            };
+            if feed.try_send(item).is_err() {
+                self.export_stats
+                    .histogram_feed_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The cumulative totals, for the exported counter.
+    pub fn request_totals(&self) -> RequestTotals {
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Connects the exported histogram's queue.
+    pub fn attach_histogram_feed(&self, feed: mpsc::Sender<LatencyFeed>) {
+        let _ = self.histogram_feed.set(feed);
+    }
+
+    /// The configured window's report, recomputed when older than `max_age`
+    /// (the export's gauges share one evaluation per collection).
+    pub fn cached_report(&self, max_age: Duration) -> Arc<SloReport> {
+        let mut cache = self
+            .report_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, report)) = cache.as_ref()
+            && at.elapsed() < max_age
+        {
+            return Arc::clone(report);
+        }
+        let report = Arc::new(self.report(self.config.window));
+        *cache = Some((Instant::now(), Arc::clone(&report)));
+        report
     }
 
     /// The store, even if a panic poisoned its lock (the store is only ever

@@ -1,0 +1,82 @@
+//! The HTTP client the OTLP exporter sends with: hyper over rustls, adding
+//! the Google access token (and quota project) to every request when asked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_http::{HttpClient, HttpError};
+
+use super::gcp::TokenSource;
+
+/// Largest answer read from an OTLP endpoint.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Sends OTLP/HTTP requests.
+#[derive(Debug, Clone)]
+pub struct OtlpHttpClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    token: Option<Arc<TokenSource>>,
+    quota_project: Option<String>,
+    timeout: Duration,
+}
+
+impl OtlpHttpClient {
+    /// A client for http:// and https:// endpoints (webpki roots).
+    pub fn new(
+        token: Option<Arc<TokenSource>>,
+        quota_project: Option<String>,
+        timeout: Duration,
+    ) -> Self {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            token,
+            quota_project,
+            timeout,
+        }
+    }
+}
+
+#[async_trait]
+impl HttpClient for OtlpHttpClient {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let (mut parts, body) = request.into_parts();
+        if let Some(token) = &self.token {
+            let value = token.token().await?;
+            parts.headers.insert(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {value}"))?,
+            );
+        }
+        if let Some(project) = &self.quota_project {
+            parts
+                .headers
+                .insert("x-goog-user-project", HeaderValue::from_str(project)?);
+        }
+        let request = Request::from_parts(parts, Full::new(body));
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let (parts, body) = response.into_parts();
+            let bytes = Limited::new(body, MAX_ANSWER_BYTES)
+                .collect()
+                .await?
+                .to_bytes();
+            Ok::<_, HttpError>(Response::from_parts(parts, bytes))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| -> HttpError { format!("no answer within {:?}", self.timeout).into() })?
+    }
+}
