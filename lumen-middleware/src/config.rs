@@ -55,6 +55,8 @@ pub struct LumenConfig {
     pub revision: Option<String>,
     /// The sidecar's ingest URL (plain HTTP; it runs beside the app).
     pub sidecar_url: String,
+    /// Bearer token the sidecar requires (its `LUMEN_AUTH_TOKEN`), if any.
+    pub sidecar_token: Option<String>,
     /// Interval length.
     pub interval: Duration,
     /// Histogram range and precision, in µs.
@@ -78,6 +80,7 @@ impl Default for LumenConfig {
             service: DEFAULT_SERVICE.to_owned(),
             revision: None,
             sidecar_url: DEFAULT_SIDECAR_URL.to_owned(),
+            sidecar_token: None,
             interval: DEFAULT_INTERVAL,
             layout: HistogramLayout::default(),
             route_cap: DEFAULT_ROUTE_CAP,
@@ -92,7 +95,7 @@ impl Default for LumenConfig {
 impl LumenConfig {
     /// Defaults overridden by the environment: `LUMEN_SERVICE` (else
     /// `K_SERVICE`, else `OTEL_SERVICE_NAME`), `LUMEN_REVISION` (else
-    /// `K_REVISION`), `LUMEN_SIDECAR_URL`, `LUMEN_INTERVAL` (`10s`),
+    /// `K_REVISION`), `LUMEN_SIDECAR_URL`, `LUMEN_SIDECAR_TOKEN`, `LUMEN_INTERVAL` (`10s`),
     /// `LUMEN_ROUTE_CAP`, `LUMEN_MAX_PENDING_BATCHES`, `LUMEN_HISTOGRAM_MAX`
     /// (`60s`), `LUMEN_HISTOGRAM_DIGITS` (`3`).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -112,6 +115,7 @@ impl LumenConfig {
         if let Some(url) = get("LUMEN_SIDECAR_URL") {
             c.sidecar_url = url;
         }
+        c.sidecar_token = get("LUMEN_SIDECAR_TOKEN").filter(|t| !t.is_empty());
         let env_err = |key: &'static str, value: &str, reason: String| ConfigError::Env {
             key,
             value: value.to_owned(),

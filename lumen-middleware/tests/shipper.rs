@@ -34,6 +34,8 @@ struct State {
     received: Vec<(u64, Bytes)>,
     applied_requests: u64,
     applied_batches: u64,
+    /// The `authorization` header of every request.
+    authorizations: Vec<Option<String>>,
 }
 
 struct StandIn {
@@ -48,6 +50,15 @@ async fn handle(
     state: Arc<Mutex<State>>,
     applied: Arc<watch::Sender<u64>>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    state
+        .lock()
+        .expect("lock")
+        .authorizations
+        .push(authorization);
     let body = req.into_body().collect().await?.to_bytes();
     let batch = match wire::decode(&body) {
         Ok(b) => b,
@@ -294,4 +305,23 @@ async fn flush_ships_now_without_waiting_for_the_interval() {
     assert_eq!(shipper.flush().await.unsent_requests, 0);
     assert_eq!(sidecar.state.lock().expect("lock").applied_requests, 15);
     shipper.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_token_is_sent_as_a_bearer() {
+    let sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
+    let config = LumenConfig {
+        sidecar_token: Some("s3cret".into()),
+        ..config(sidecar.addr)
+    };
+    let (recorder, shipper) = start_app(config);
+    record(&recorder, 2);
+    shipper.flush().await;
+    let auth = sidecar.state.lock().expect("lock").authorizations.clone();
+    assert!(!auth.is_empty());
+    assert!(
+        auth.iter().all(|a| a.as_deref() == Some("Bearer s3cret")),
+        "{auth:?}"
+    );
+    shipper.shutdown(Duration::from_secs(1)).await;
 }

@@ -262,3 +262,40 @@ fn config_check_and_show() {
         assert!(help.contains(word), "{help}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_stdout_prints_the_gauges_on_sigterm() {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--export", "stdout"])
+        .env("LUMEN_LISTEN", addr.to_string())
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    wait_healthy(addr).await;
+    post_batch(
+        addr,
+        &batch("i", 1, vec![series(Some("/r"), 100, 1_000, 0, 0, 1)]),
+    )
+    .await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("piped"), &mut stdout)
+        .expect("read");
+    assert_eq!(child.wait().expect("exits").code(), Some(0));
+    assert!(
+        stdout.contains("slo_compliance{revision_name=\"ion-mentoring-api-00042-abc\",service_name=\"ion-mentoring-api\",slo_name=\"overall\"} 100 % gauge"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("http_server_requests{http_route=\"/r\",status_class=\"2xx\"} 100 {request} sum Cumulative"), "{stdout}");
+    assert!(
+        stdout.contains("http.server.request.duration{http.route=\"/r\"} count=100"),
+        "{stdout}"
+    );
+}

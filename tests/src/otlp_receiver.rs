@@ -41,6 +41,8 @@ pub struct Received {
     pub request: ExportMetricsServiceRequest,
     /// What was answered.
     pub status: u16,
+    /// When it was answered.
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug, Default)]
@@ -268,7 +270,7 @@ pub fn gauge_value(
         Some(metric::Data::Gauge(g)) => g.data_points.iter().find_map(|p| {
             with.iter()
                 .all(|(k, v)| attribute(&p.attributes, k).as_deref() == Some(*v))
-                .then(|| match p.value {
+                .then_some(match p.value {
                     Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(d)) => d,
                     Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => i as f64,
                     None => f64::NAN,

@@ -387,6 +387,12 @@ async fn a_503_is_retried_and_a_stuck_export_blocks_nothing() {
     receiver.wait_for(2, Duration::from_secs(30)).await;
     let statuses: Vec<u16> = receiver.received().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [503, 200], "retried after the 503");
+    let received = receiver.received();
+    let waited = received[1].at.duration_since(received[0].at);
+    assert!(
+        waited >= Duration::from_secs(1),
+        "Retry-After: 1 honoured, waited {waited:?}"
+    );
     eventually(
         "the export counted as sent",
         Duration::from_secs(10),

@@ -54,10 +54,11 @@ pub(crate) struct SidecarClient {
     client: Client<HttpConnector, Full<Bytes>>,
     url: Uri,
     timeout: Duration,
+    authorization: Option<String>,
 }
 
 impl SidecarClient {
-    pub(crate) fn new(url: Uri, timeout: Duration) -> Self {
+    pub(crate) fn new(url: Uri, timeout: Duration, token: Option<&str>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
@@ -65,6 +66,7 @@ impl SidecarClient {
             client: Client::builder(TokioExecutor::new()).build(connector),
             url,
             timeout,
+            authorization: token.map(|t| format!("Bearer {t}")),
         }
     }
 
@@ -76,8 +78,12 @@ impl SidecarClient {
     }
 
     async fn exchange(&self, body: Bytes) -> Result<u64, SendError> {
-        let request = Request::post(self.url.clone())
-            .header(header::CONTENT_TYPE, "application/json")
+        let mut request =
+            Request::post(self.url.clone()).header(header::CONTENT_TYPE, "application/json");
+        if let Some(value) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|e| SendError::Transport(e.to_string()))?;
         let response = self

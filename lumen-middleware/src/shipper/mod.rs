@@ -146,7 +146,11 @@ impl Shipper {
                 })?;
         Ok(Self {
             registry,
-            client: SidecarClient::new(url, config.request_timeout),
+            client: SidecarClient::new(
+                url,
+                config.request_timeout,
+                config.sidecar_token.as_deref(),
+            ),
             queue: BatchQueue::new(config.max_pending_batches),
             instance: new_instance_id(),
             interval_start_ms: now_ms(),

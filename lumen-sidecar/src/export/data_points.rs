@@ -6,9 +6,11 @@ use std::fmt::Write;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 
 fn attributes<'a>(kvs: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> String {
-    let parts: Vec<String> = kvs
+    // Sorted by key, so a line reads the same from one export to the next.
+    let mut parts: Vec<String> = kvs
         .map(|kv| format!("{}=\"{}\"", kv.key, kv.value))
         .collect();
+    parts.sort();
     parts.join(",")
 }
 
