@@ -150,6 +150,7 @@ impl Receiver {
                                         headers: parts.headers,
                                         request,
                                         status,
+                                        at: std::time::Instant::now(),
                                     },
                                 );
                                 Ok(response)
@@ -230,6 +231,7 @@ impl MetricsService for GrpcService {
                 headers,
                 request: request.into_inner(),
                 status: 200,
+                at: std::time::Instant::now(),
             },
         );
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
