@@ -11,7 +11,18 @@ pub fn read_process_stats() -> Option<ProcessStats> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let limit = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok();
-    parse(&stat, &status, limit.as_deref())
+    let cpu_max = std::fs::read_to_string("/sys/fs/cgroup/cpu.max").ok();
+    let mut stats = parse(&stat, &status, limit.as_deref())?;
+    stats.cpu_limit_cores = cpu_max.as_deref().and_then(parse_cpu_max);
+    Some(stats)
+}
+
+/// cgroup v2 `cpu.max`: `max 100000` (no limit) or `QUOTA PERIOD` in µs.
+fn parse_cpu_max(text: &str) -> Option<f64> {
+    let mut parts = text.split_whitespace();
+    let quota: f64 = parts.next()?.parse().ok()?;
+    let period: f64 = parts.next()?.parse().ok()?;
+    (period > 0.0 && quota > 0.0).then(|| quota / period)
 }
 
 fn parse(stat: &str, status: &str, memory_max: Option<&str>) -> Option<ProcessStats> {
@@ -34,6 +45,7 @@ fn parse(stat: &str, status: &str, memory_max: Option<&str>) -> Option<ProcessSt
         cpu_seconds: (utime + stime) as f64 / USER_HZ,
         rss_bytes: rss_kib * 1024,
         memory_limit_bytes,
+        cpu_limit_cores: None,
     })
 }
 
@@ -51,6 +63,14 @@ mod tests {
         assert_eq!(s.memory_limit_bytes, Some(536_870_912));
         let unlimited = parse(stat, status, Some("max\n")).expect("parses");
         assert_eq!(unlimited.memory_limit_bytes, None);
+    }
+
+    #[test]
+    fn parses_cpu_max() {
+        assert_eq!(parse_cpu_max("200000 100000\n"), Some(2.0));
+        assert_eq!(parse_cpu_max("50000 100000"), Some(0.5));
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max(""), None);
     }
 
     #[test]

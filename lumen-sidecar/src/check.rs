@@ -89,6 +89,20 @@ pub async fn fetch_report(
     Ok((report, body))
 }
 
+/// Fetches and parses the health report for `window`.
+pub async fn fetch_health(
+    base: &str,
+    window: Option<&str>,
+) -> Result<(crate::eval::HealthReport, Bytes), CheckError> {
+    let query = window.map(|w| format!("?window={w}")).unwrap_or_default();
+    let body = get(base, &format!("/v1/health{query}")).await?;
+    let report = serde_json::from_slice(&body).map_err(|e| CheckError::BadAnswer {
+        url: format!("{base}/v1/health{query}"),
+        reason: format!("not a health report: {e}"),
+    })?;
+    Ok((report, body))
+}
+
 /// The exit code of a report: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 NO_DATA.
 pub fn exit_code(status: Status) -> u8 {
     status.code()

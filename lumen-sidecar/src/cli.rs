@@ -46,6 +46,24 @@ pub enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Integrated health through a running sidecar, in six sections:
+    /// maturity, ROI gate, SLO compliance, summary, overall, actions.
+    /// Exit code: 0 EXCELLENT or GOOD, 1 FAIR, 2 POOR, 3 no data,
+    /// unreachable or bad answer.
+    Health {
+        /// The sidecar's base URL.
+        #[arg(long, env = "LUMEN_URL", default_value = crate::check::DEFAULT_URL)]
+        url: String,
+        /// Evaluation window, whole minutes from 1m to 24h (default: the sidecar's).
+        #[arg(long)]
+        window: Option<String>,
+        /// Print the /v1/health JSON document instead of the sections.
+        #[arg(long)]
+        json: bool,
+        /// Add the weights and the ROI arithmetic.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Validate or print the configuration.
     Config {
         /// `check` or `show`.

@@ -22,6 +22,12 @@
 //! snapshot_path = "/tmp/lumen.snapshot.json"
 //! snapshot_interval = "60s"
 //!
+//! [roi]
+//! cost_per_miss_usd = 0.002          # what one hit saves (the backend call it avoids)
+//! redis_monthly_cost_usd = 50        # must be above 0
+//! pass_percent = 500
+//! warn_percent = 300
+//!
 //! [export]                           # OTLP; OTEL_* variables win
 //! mode = "otlp"                      # off | otlp | stdout (default: otlp when an endpoint is known)
 //! endpoint = "http://127.0.0.1:4318/v1/metrics"   # the full metrics URL
@@ -37,7 +43,7 @@ use lumen_middleware::units::{format_duration, parse_duration};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::eval::{SloTargets, StatusClass};
+use crate::eval::{RoiConfig, SloTargets, StatusClass};
 
 /// Where ingest and the read API listen.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -242,6 +248,8 @@ pub struct SidecarConfig {
     pub snapshot_interval: Duration,
     /// The OTLP export.
     pub export: ExportConfig,
+    /// The ROI gate's costs and thresholds.
+    pub roi: RoiConfig,
 }
 
 impl Default for SidecarConfig {
@@ -258,6 +266,7 @@ impl Default for SidecarConfig {
             snapshot_path: None,
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
             export: ExportConfig::default(),
+            roi: RoiConfig::default(),
         }
     }
 }
@@ -276,6 +285,17 @@ struct FileConfig {
     store: StoreSection,
     #[serde(default)]
     export: ExportSection,
+    #[serde(default)]
+    roi: RoiSection,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoiSection {
+    cost_per_miss_usd: Option<f64>,
+    redis_monthly_cost_usd: Option<f64>,
+    pass_percent: Option<f64>,
+    warn_percent: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -395,6 +415,14 @@ impl SidecarConfig {
         if let Some(v) = ex.interval {
             self.export.interval = parse_dur("export.interval", &v)?;
         }
+        let roi = f.roi;
+        set_f64(&mut self.roi.cost_per_miss_usd, roi.cost_per_miss_usd);
+        set_f64(
+            &mut self.roi.redis_monthly_cost_usd,
+            roi.redis_monthly_cost_usd,
+        );
+        set_f64(&mut self.roi.pass_percent, roi.pass_percent);
+        set_f64(&mut self.roi.warn_percent, roi.warn_percent);
         Ok(())
     }
 
@@ -424,6 +452,22 @@ impl SidecarConfig {
             ("LUMEN_SLO_LATENCY_P95_MS", &mut self.slo.latency_p95_ms),
             ("LUMEN_SLO_LATENCY_P99_MS", &mut self.slo.latency_p99_ms),
             ("LUMEN_SLO_ERROR_RATE", &mut self.slo.error_rate_percent),
+        ] {
+            if let Some(v) = env(key) {
+                *slot = v.parse().map_err(|_| invalid(key, &v, "a number"))?;
+            }
+        }
+        for (key, slot) in [
+            (
+                "LUMEN_ROI_COST_PER_MISS_USD",
+                &mut self.roi.cost_per_miss_usd,
+            ),
+            (
+                "LUMEN_ROI_REDIS_MONTHLY_COST_USD",
+                &mut self.roi.redis_monthly_cost_usd,
+            ),
+            ("LUMEN_ROI_PASS_PERCENT", &mut self.roi.pass_percent),
+            ("LUMEN_ROI_WARN_PERCENT", &mut self.roi.warn_percent),
         ] {
             if let Some(v) = env(key) {
                 *slot = v.parse().map_err(|_| invalid(key, &v, "a number"))?;
@@ -594,6 +638,28 @@ impl SidecarConfig {
                 "at most 60s",
             ));
         }
+        let roi = &self.roi;
+        if !(roi.redis_monthly_cost_usd > 0.0 && roi.redis_monthly_cost_usd.is_finite()) {
+            return Err(invalid(
+                "roi.redis_monthly_cost_usd",
+                roi.redis_monthly_cost_usd,
+                "the cache's monthly cost in USD, above 0 (ROI is savings over this cost)",
+            ));
+        }
+        if !(roi.cost_per_miss_usd >= 0.0 && roi.cost_per_miss_usd.is_finite()) {
+            return Err(invalid(
+                "roi.cost_per_miss_usd",
+                roi.cost_per_miss_usd,
+                "USD, at least 0",
+            ));
+        }
+        if roi.pass_percent.partial_cmp(&roi.warn_percent) != Some(std::cmp::Ordering::Greater) {
+            return Err(invalid(
+                "roi.pass_percent",
+                roi.pass_percent,
+                "a percent above roi.warn_percent",
+            ));
+        }
         if self.export.interval < MIN_EXPORT_INTERVAL {
             return Err(invalid(
                 "export.interval (OTEL_METRIC_EXPORT_INTERVAL)",
@@ -667,6 +733,12 @@ impl SidecarConfig {
                     .to_owned(),
                 ),
                 interval: Some(format_duration(self.export.interval)),
+            },
+            roi: RoiSection {
+                cost_per_miss_usd: Some(self.roi.cost_per_miss_usd),
+                redis_monthly_cost_usd: Some(self.roi.redis_monthly_cost_usd),
+                pass_percent: Some(self.roi.pass_percent),
+                warn_percent: Some(self.roi.warn_percent),
             },
         };
         toml::to_string(&file).expect("the config's own shape serializes")

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use lumen_sidecar::check::{CheckError, exit_code, fetch_report};
+use lumen_sidecar::check::{CheckError, exit_code, fetch_health, fetch_report};
 use lumen_sidecar::cli::{Cli, Command, ConfigAction};
 use lumen_sidecar::config::SidecarConfig;
-use lumen_sidecar::eval::Status;
-use lumen_sidecar::render::check_text;
+use lumen_sidecar::eval::{Band, Status};
+use lumen_sidecar::render::{check_text, health_text};
 use lumen_sidecar::server::Sidecar;
 
 /// Exit code for errors: bad config, unreachable sidecar, no data.
@@ -74,6 +74,25 @@ async fn run(cli: Cli) -> u8 {
                 exit_code(report.status)
             }
             Err(e @ (CheckError::Unreachable { .. } | CheckError::BadAnswer { .. })) => fail(&e),
+        },
+        Command::Health {
+            url,
+            window,
+            json,
+            verbose,
+        } => match fetch_health(&url, window.as_deref()).await {
+            Ok((report, body)) => {
+                if json {
+                    println!("{}", String::from_utf8_lossy(&body));
+                } else {
+                    print!("{}", health_text(&report, verbose));
+                }
+                if report.band == Band::NoData {
+                    eprintln!("error: no data: the window holds no request");
+                }
+                report.band.exit_code()
+            }
+            Err(e) => fail(&e),
         },
         Command::Config { action } => match action {
             ConfigAction::Check { config } => match SidecarConfig::load(config.as_deref()) {

@@ -299,3 +299,126 @@ async fn export_stdout_prints_the_gauges_on_sigterm() {
         "{stdout}"
     );
 }
+
+/// Batches of 1000 requests shaped for one health band: `(2xx fast, 4xx,
+/// 5xx slow, cache hits, cache misses)`.
+fn band_batch(
+    ok: u64,
+    c4: u64,
+    c5_slow: u64,
+    hits: u64,
+    misses: u64,
+) -> lumen_middleware::wire::Batch {
+    let mut s = series(Some("/ask"), ok, 1_000, c4, c5_slow, 900_000);
+    s.cache = lumen_middleware::wire::CacheCounts { hits, misses };
+    batch("i", 1, vec![s])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_exit_codes_follow_the_band() {
+    // ROI: a hit saves $0.001; Redis costs $72 a month, $0.10 an hour.
+    let env = [
+        ("LUMEN_ROI_COST_PER_MISS_USD", "0.001"),
+        ("LUMEN_ROI_REDIS_MONTHLY_COST_USD", "72"),
+    ];
+    // (batch, band, exit code). One revision seen: deployment score 14.3.
+    let cases = [
+        // All SLOs met, 90 % hits (ROI 800 %), four revisions (deployment
+        // score 57, so no maturity action): health 97.4.
+        (Some(band_batch(1000, 0, 0, 900, 100)), "EXCELLENT", 0),
+        // All met, 45 % hits (ROI 350 %, WARN): health 82.9.
+        (Some(band_batch(1000, 0, 0, 450, 550)), "GOOD", 0),
+        // 0.5 % 4xx fails the error rate (75 %), 45 % hits: health 66.9.
+        (Some(band_batch(995, 5, 0, 450, 550)), "FAIR", 1),
+        // 10 % slow 5xx: every SLO fails, 10 % hits (ROI 0 %): health 0.9.
+        (Some(band_batch(900, 0, 100, 100, 900)), "POOR", 2),
+        (None, "NO_DATA", 3),
+    ];
+    for (shaped, band, code) in cases {
+        let served = Served::start(&env).await;
+        if let Some(b) = &shaped {
+            assert_eq!(post_batch(served.addr, b).await.0, 200);
+            if band == "EXCELLENT" {
+                for seq in 2..=4 {
+                    let mut empty = batch("i", seq, vec![]);
+                    empty.revision = Some(format!("ion-mentoring-api-0000{seq}-abc"));
+                    assert_eq!(post_batch(served.addr, &empty).await.0, 200);
+                }
+            }
+        }
+        let url = format!("http://{}", served.addr);
+        let out = Command::new(BIN)
+            .args(["health", "--url", &url])
+            .output()
+            .expect("runs");
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{band}: {stdout}");
+        for section in [
+            "[1/6] Maturity",
+            "[2/6] ROI gate",
+            "[3/6] SLO compliance",
+            "[4/6] Summary",
+            "[5/6] Overall",
+            "[6/6] Recommended actions",
+        ] {
+            assert!(
+                stdout.contains(section),
+                "{band}: missing {section} in\n{stdout}"
+            );
+        }
+        assert!(
+            stdout.contains(&format!("\n  {band} ")) || band == "NO_DATA",
+            "{band}:\n{stdout}"
+        );
+        let json = Command::new(BIN)
+            .args(["health", "--url", &url, "--json"])
+            .output()
+            .expect("runs");
+        let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+        assert_eq!(doc["band"], band);
+        match band {
+            "EXCELLENT" => {
+                assert!(stdout.contains("No immediate actions required"), "{stdout}");
+                assert_eq!(doc["roi"]["gate"], "PASS");
+                assert!((doc["roi"]["roi_percent"].as_f64().expect("roi") - 800.0).abs() < 1e-6);
+                assert_eq!(doc["maturity"]["level_name"], "Level 5 - Optimizing");
+                let (_, metrics) = get(served.addr, "/metrics").await;
+                for name in [
+                    "maturity_score{",
+                    "roi_percentage{",
+                    "health_score{",
+                    "cache_hit_rate{",
+                ] {
+                    assert!(metrics.contains(name), "{name} in {metrics}");
+                }
+                let (_, md) = get(served.addr, "/v1/report").await;
+                assert!(
+                    md.contains("## Health") && md.contains("**Health: EXCELLENT"),
+                    "{md}"
+                );
+            }
+            "FAIR" => {
+                let actions = doc["actions"].as_array().expect("actions");
+                assert_eq!(actions[0]["priority"], "HIGH");
+                assert_eq!(actions[0]["category"], "slo");
+                assert_eq!(actions[0]["metric"], "error_rate");
+                assert!(
+                    actions
+                        .iter()
+                        .any(|a| a["category"] == "roi" && a["priority"] == "HIGH")
+                );
+            }
+            "POOR" => {
+                let actions = doc["actions"].as_array().expect("actions");
+                assert_eq!(actions[0]["priority"], "CRITICAL");
+                assert!(
+                    actions
+                        .iter()
+                        .any(|a| a["category"] == "maturity" && a["metric"] == "cache_hit_rate")
+                );
+            }
+            _ => {}
+        }
+        served.terminate();
+    }
+}

@@ -117,6 +117,12 @@ async fn http_export_carries_every_metric_right() {
     let p99 = gauge_value(r, "sli_latency_p99_ms", &labels).expect("p99");
     assert!((9.0..=9.01).contains(&p99), "{p99}");
     assert_eq!(metrics(r, "sli_latency_p99_ms")[0].unit, "ms");
+    // Default ROI: 600 hits × $0.002 against $50 a month prorated to 1 h.
+    let cost = 50.0 * 3600.0 / (30.0 * 86_400.0);
+    let roi = gauge_value(r, "roi_percentage", &labels).expect("roi");
+    assert!((roi - (1.2 - cost) / cost * 100.0).abs() < 1e-6, "{roi}");
+    assert!(gauge_value(r, "maturity_score", &labels).is_some());
+    assert!(gauge_value(r, "health_score", &labels).is_some());
     assert_eq!(metrics(r, "slo_compliance")[0].unit, "%");
 
     let counter = metrics(r, "http_server_requests");

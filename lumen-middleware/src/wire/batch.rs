@@ -39,6 +39,9 @@ pub struct ProcessStats {
     /// The container's cgroup memory limit, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit_bytes: Option<u64>,
+    /// The container's cgroup CPU limit in cores, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit_cores: Option<f64>,
 }
 
 /// The requests of one route in one interval.

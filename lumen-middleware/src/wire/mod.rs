@@ -131,13 +131,22 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
             format!("{} is before start_ms {}", batch.end_ms, batch.start_ms),
         ));
     }
-    if let Some(process) = &batch.process
-        && !(process.cpu_seconds.is_finite() && process.cpu_seconds >= 0.0)
-    {
-        return Err(WireError::invalid(
-            "process.cpu_seconds",
-            "must be a finite number of seconds, at least 0",
-        ));
+    if let Some(process) = &batch.process {
+        if !(process.cpu_seconds.is_finite() && process.cpu_seconds >= 0.0) {
+            return Err(WireError::invalid(
+                "process.cpu_seconds",
+                "must be a finite number of seconds, at least 0",
+            ));
+        }
+        if process
+            .cpu_limit_cores
+            .is_some_and(|c| !(c.is_finite() && c > 0.0))
+        {
+            return Err(WireError::invalid(
+                "process.cpu_limit_cores",
+                "must be a finite number of cores above 0",
+            ));
+        }
     }
     if batch.series.len() > MAX_SERIES {
         return Err(WireError::invalid(

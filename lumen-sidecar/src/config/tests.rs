@@ -239,3 +239,26 @@ fn bad_export_settings_are_refused() {
         assert!(err.contains(expected), "expected `{expected}` in `{err}`");
     }
 }
+
+#[test]
+fn roi_settings_and_their_errors() {
+    let c = load(
+        Some("[roi]\ncost_per_miss_usd = 0.01\nredis_monthly_cost_usd = 30\n"),
+        &[("LUMEN_ROI_PASS_PERCENT", "600")],
+    )
+    .expect("valid");
+    assert_eq!(c.roi.cost_per_miss_usd, 0.01);
+    assert_eq!(c.roi.redis_monthly_cost_usd, 30.0);
+    assert_eq!(c.roi.pass_percent, 600.0);
+    let zero = load(Some("[roi]\nredis_monthly_cost_usd = 0\n"), &[])
+        .expect_err("zero cost")
+        .to_string();
+    assert!(
+        zero.contains("roi.redis_monthly_cost_usd = 0: the cache's monthly cost in USD, above 0"),
+        "{zero}"
+    );
+    let order = load(None, &[("LUMEN_ROI_WARN_PERCENT", "800")])
+        .expect_err("warn above pass")
+        .to_string();
+    assert!(order.contains("roi.pass_percent"), "{order}");
+}

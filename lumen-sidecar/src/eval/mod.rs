@@ -1,10 +1,27 @@
 //! Evaluation: pure functions from a window's data to indicators, SLO
 //! results, compliance and status. No I/O, no clock: callers pass `now`.
 
+mod health;
+mod health_inputs;
+mod maturity;
+mod roi;
 mod slis;
 mod slo;
 mod slo_report;
 
+pub use health::{
+    Action, Band, Category, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority, SloSummary,
+    WEIGHTS, band_of, health,
+};
+pub use health_inputs::{DEPLOYMENT_WINDOW, maturity_inputs};
+pub use maturity::{
+    LEVEL_NAMES, Maturity, MaturityInputs, MetricScore, level_of, maturity, score_availability,
+    score_deployments, score_failure_share, score_hit_rate, score_latency, score_utilisation,
+};
+pub use roi::{
+    DEFAULT_COST_PER_MISS_USD, DEFAULT_PASS_PERCENT, DEFAULT_REDIS_MONTHLY_USD,
+    DEFAULT_WARN_PERCENT, Gate, RoiConfig, RoiResult, roi, roi_score,
+};
 pub use slis::{Slis, StatusClass, error_count};
 pub use slo::{
     DEFAULT_AVAILABILITY_PERCENT, DEFAULT_ERROR_RATE_PERCENT, DEFAULT_LATENCY_P95_MS,

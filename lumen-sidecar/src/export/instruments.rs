@@ -9,14 +9,17 @@ use opentelemetry::metrics::{Histogram, Meter};
 use tokio::sync::mpsc;
 
 use crate::eval::{SloName, SloReport, Status};
-use crate::server::AppState;
+use crate::server::{AppState, Evaluation};
 
 /// Name of the latency histogram (seconds), after the semantic conventions.
 pub const DURATION_HISTOGRAM: &str = "http.server.request.duration";
 /// Name of the cumulative request counter.
 pub const REQUEST_COUNTER: &str = "http_server_requests";
 /// Every gauge exported, with its unit.
-pub const GAUGES: [(&str, &str); 9] = [
+pub const GAUGES: [(&str, &str); 12] = [
+    ("maturity_score", "1"),
+    ("roi_percentage", "%"),
+    ("health_score", "1"),
     ("slo_compliance", "%"),
     ("slo_status", "1"),
     ("sli_requests", "{request}"),
@@ -53,8 +56,10 @@ fn labels(report: &SloReport) -> Vec<KeyValue> {
     ]
 }
 
-/// The value of one gauge in `report`, per attribute set.
-pub fn gauge_points(name: &str, report: &SloReport) -> Vec<(f64, Vec<KeyValue>)> {
+/// The value of one gauge in `evaluation`, per attribute set.
+pub fn gauge_points(name: &str, evaluation: &Evaluation) -> Vec<(f64, Vec<KeyValue>)> {
+    let report = &evaluation.slo;
+    let health = &evaluation.health;
     let base = labels(report);
     let with_slo = |slo: &str| {
         let mut l = base.clone();
@@ -91,6 +96,9 @@ pub fn gauge_points(name: &str, report: &SloReport) -> Vec<(f64, Vec<KeyValue>)>
         "sli_latency_p95_ms" => one(current(SloName::LatencyP95)),
         "sli_latency_p99_ms" => one(current(SloName::LatencyP99)),
         "cache_hit_rate" => one(report.cache.hit_rate),
+        "maturity_score" => one(health.maturity.score),
+        "roi_percentage" => one(health.roi.roi_percent),
+        "health_score" => one(health.health_score),
         _ => Vec::new(),
     }
 }
@@ -103,8 +111,8 @@ pub fn register(meter: &Meter, state: &Arc<AppState>) -> Histogram<f64> {
             .f64_observable_gauge(name)
             .with_unit(unit)
             .with_callback(move |observer| {
-                let report = state.cached_report(REPORT_MAX_AGE);
-                for (value, attributes) in gauge_points(name, &report) {
+                let evaluation = state.cached_evaluation(REPORT_MAX_AGE);
+                for (value, attributes) in gauge_points(name, &evaluation) {
                     observer.observe(value, &attributes);
                 }
             })

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::eval::{SloName, SloReport};
+use crate::eval::{HealthReport, SloName, SloReport};
 
 use super::actions::action_items;
 use super::format::{met, percent, target, utc, value};
@@ -11,8 +11,8 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
-/// Renders the report.
-pub fn markdown(report: &SloReport) -> String {
+/// Renders the report, with the health section when given.
+pub fn markdown(report: &SloReport, health: Option<&HealthReport>) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# SLO report: {}\n", cell(&report.service));
     let _ = writeln!(
@@ -86,6 +86,10 @@ pub fn markdown(report: &SloReport) -> String {
     let _ = writeln!(o, "## Action items\n");
     for item in action_items(report) {
         let _ = writeln!(o, "- {item}");
+    }
+    if let Some(h) = health {
+        let _ = writeln!(o);
+        o.push_str(&super::health_text::health_markdown(h));
     }
     o
 }

@@ -4,10 +4,12 @@
 mod actions;
 mod check_text;
 pub mod format;
+mod health_text;
 mod markdown;
 mod status_page;
 
 pub use actions::{ALL_MET, action_items};
 pub use check_text::check_text;
+pub use health_text::{health_markdown, health_text};
 pub use markdown::markdown;
 pub use status_page::status_page;

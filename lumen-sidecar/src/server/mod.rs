@@ -7,7 +7,9 @@ mod read;
 mod state;
 
 pub use read::window_param;
-pub use state::{AppState, CLASS_LABELS, IngestStats, RejectReason, RequestTotals, now_ms};
+pub use state::{
+    AppState, CLASS_LABELS, Evaluation, IngestStats, RejectReason, RequestTotals, now_ms,
+};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/ingest", post(ingest::ingest))
         .route("/v1/slo", get(read::slo))
         .route("/v1/report", get(read::report))
+        .route("/v1/health", get(read::health))
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
         .route("/", get(read::status_page))

@@ -7,11 +7,15 @@ use std::sync::atomic::Ordering;
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
+use super::state::Evaluation;
 use super::state::{AppState, RejectReason};
-use crate::eval::{SloReport, Status};
+use crate::eval::Status;
 
 /// Every gauge name the sidecar exports about the service.
-pub const SERVICE_GAUGES: [&str; 10] = [
+pub const SERVICE_GAUGES: [&str; 13] = [
+    "maturity_score",
+    "roi_percentage",
+    "health_score",
     "slo_compliance",
     "slo_target",
     "slo_status",
@@ -88,7 +92,9 @@ fn describe() {
 }
 
 /// Renders the scrape for `report` and the counters in `app`.
-pub fn render(app: &AppState, report: &SloReport) -> String {
+pub fn render(app: &AppState, evaluation: &Evaluation) -> String {
+    let report = &evaluation.slo;
+    let health = &evaluation.health;
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
@@ -135,6 +141,15 @@ pub fn render(app: &AppState, report: &SloReport) -> String {
         }
         if let Some(rate) = report.cache.hit_rate {
             gauge!("cache_hit_rate", &labels).set(rate);
+        }
+        for (name, value) in [
+            ("maturity_score", health.maturity.score),
+            ("roi_percentage", health.roi.roi_percent),
+            ("health_score", health.health_score),
+        ] {
+            if let Some(v) = value {
+                gauge!(name, &labels).set(v);
+            }
         }
         let s = &app.stats;
         counter!("lumen_batches_applied_total").absolute(s.applied.load(Ordering::Relaxed));

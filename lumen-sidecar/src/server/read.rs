@@ -54,11 +54,25 @@ pub async fn report(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     match window_param(&params, app.config.window) {
-        Ok(w) => (
-            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
-            render::markdown(&app.report(w)),
-        )
-            .into_response(),
+        Ok(w) => {
+            let e = app.evaluate(w);
+            (
+                [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+                render::markdown(&e.slo, Some(&e.health)),
+            )
+                .into_response()
+        }
+        Err(e) => bad_window(e),
+    }
+}
+
+/// `GET /v1/health?window=1h`: maturity, ROI and health as JSON.
+pub async fn health(
+    State(app): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match window_param(&params, app.config.window) {
+        Ok(w) => Json(app.evaluate(w).health).into_response(),
         Err(e) => bad_window(e),
     }
 }
@@ -70,13 +84,13 @@ pub async fn status_page(State(app): State<Arc<AppState>>) -> Html<String> {
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
-    let report = app.report(app.config.window);
+    let evaluation = app.evaluate(app.config.window);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        prometheus::render(&app, &report),
+        prometheus::render(&app, &evaluation),
     )
         .into_response()
 }

@@ -9,7 +9,7 @@ use lumen_middleware::wire::DecodedBatch;
 use tokio::sync::mpsc;
 
 use crate::config::SidecarConfig;
-use crate::eval::SloReport;
+use crate::eval::{HealthReport, SloReport, health, maturity, maturity_inputs, roi};
 use crate::export::{ExportStats, LatencyFeed};
 use crate::store::WindowStore;
 
@@ -96,7 +96,16 @@ pub struct AppState {
     pub export_stats: Arc<ExportStats>,
     totals: Mutex<RequestTotals>,
     histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
-    report_cache: Mutex<Option<(Instant, Arc<SloReport>)>>,
+    evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
+}
+
+/// One evaluation of a window: the SLO report and the health report.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The SLOs.
+    pub slo: SloReport,
+    /// Maturity, ROI and health.
+    pub health: HealthReport,
 }
 
 /// Status classes as counter labels, by [`Counts::status`] index, then inner failures.
@@ -119,7 +128,7 @@ impl AppState {
             export_stats: Arc::default(),
             totals: Mutex::new(BTreeMap::new()),
             histogram_feed: OnceLock::new(),
-            report_cache: Mutex::new(None),
+            evaluation_cache: Mutex::new(None),
         }
     }
 
@@ -180,21 +189,43 @@ impl AppState {
         let _ = self.histogram_feed.set(feed);
     }
 
-    /// The configured window's report, recomputed when older than `max_age`
-    /// (the export's gauges share one evaluation per collection).
-    pub fn cached_report(&self, max_age: Duration) -> Arc<SloReport> {
+    /// The configured window's evaluation, recomputed when older than
+    /// `max_age` (the export's gauges share one evaluation per collection).
+    pub fn cached_evaluation(&self, max_age: Duration) -> Arc<Evaluation> {
         let mut cache = self
-            .report_cache
+            .evaluation_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some((at, report)) = cache.as_ref()
+        if let Some((at, evaluation)) = cache.as_ref()
             && at.elapsed() < max_age
         {
-            return Arc::clone(report);
+            return Arc::clone(evaluation);
         }
-        let report = Arc::new(self.report(self.config.window));
-        *cache = Some((Instant::now(), Arc::clone(&report)));
-        report
+        let evaluation = Arc::new(self.evaluate(self.config.window));
+        *cache = Some((Instant::now(), Arc::clone(&evaluation)));
+        evaluation
+    }
+
+    /// Evaluates `window` ending now: SLOs, then maturity, ROI and health.
+    pub fn evaluate(&self, window: Duration) -> Evaluation {
+        let now = now_ms();
+        let (slo, inputs) = {
+            let store = self.store();
+            let data = store.window(now, window);
+            let slo =
+                SloReport::evaluate(&data, &self.config.slo, self.config.service.as_deref(), now);
+            let inputs = maturity_inputs(&slo, &store, now, window);
+            (slo, inputs)
+        };
+        let roi = roi(
+            slo.cache.hits,
+            slo.cache.misses,
+            slo.requests,
+            window.as_secs_f64(),
+            &self.config.roi,
+        );
+        let health = health(&slo, maturity(&inputs), roi);
+        Evaluation { slo, health }
     }
 
     /// The store, even if a panic poisoned its lock (the store is only ever

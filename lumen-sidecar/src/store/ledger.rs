@@ -16,8 +16,29 @@ pub struct InstanceEntry {
     pub applied_seq: u64,
     /// When its last batch arrived (sidecar clock, Unix ms).
     pub last_seen_ms: u64,
-    /// Its latest process figures.
-    pub process: Option<ProcessStats>,
+    /// Its latest process figures, with the end of the batch that carried them.
+    pub process: Option<(ProcessStats, u64)>,
+    /// The figures before those, for rates.
+    pub previous_process: Option<(ProcessStats, u64)>,
+}
+
+impl InstanceEntry {
+    /// CPU used over the CPU limit between the last two samples (0–1+), when
+    /// both samples and a limit are known.
+    pub fn cpu_utilisation(&self) -> Option<f64> {
+        let ((now, t1), (before, t0)) = (self.process?, self.previous_process?);
+        let limit = now.cpu_limit_cores?;
+        let seconds = (t1.checked_sub(t0)? as f64) / 1000.0;
+        (seconds > 0.0).then(|| ((now.cpu_seconds - before.cpu_seconds).max(0.0) / seconds) / limit)
+    }
+
+    /// Resident memory over the memory limit, when a limit is known.
+    pub fn memory_utilisation(&self) -> Option<f64> {
+        let (p, _) = self.process?;
+        p.memory_limit_bytes
+            .filter(|l| *l > 0)
+            .map(|l| p.rss_bytes as f64 / l as f64)
+    }
 }
 
 /// Applied seqs by instance id.
@@ -33,7 +54,13 @@ impl InstanceLedger {
     }
 
     /// Notes that `seq` of `instance` was applied.
-    pub fn record(&mut self, instance: &str, seq: u64, now_ms: u64, process: Option<ProcessStats>) {
+    pub fn record(
+        &mut self,
+        instance: &str,
+        seq: u64,
+        now_ms: u64,
+        process: Option<(ProcessStats, u64)>,
+    ) {
         if !self.instances.contains_key(instance) && self.instances.len() >= MAX_INSTANCES {
             self.forget_oldest();
         }
@@ -44,10 +71,12 @@ impl InstanceLedger {
                 applied_seq: 0,
                 last_seen_ms: now_ms,
                 process: None,
+                previous_process: None,
             });
         entry.applied_seq = entry.applied_seq.max(seq);
         entry.last_seen_ms = now_ms;
         if process.is_some() {
+            entry.previous_process = entry.process.take();
             entry.process = process;
         }
     }
@@ -84,5 +113,40 @@ impl InstanceLedger {
     /// Whether no instance is remembered.
     pub fn is_empty(&self) -> bool {
         self.instances.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(cpu: f64, rss: u64) -> ProcessStats {
+        ProcessStats {
+            cpu_seconds: cpu,
+            rss_bytes: rss,
+            memory_limit_bytes: Some(1000),
+            cpu_limit_cores: Some(2.0),
+        }
+    }
+
+    #[test]
+    fn utilisation_from_two_samples_against_the_limits() {
+        let mut l = InstanceLedger::default();
+        l.record("a", 1, 0, Some((stats(10.0, 250), 10_000)));
+        let e = l.active_since(0).next().expect("one").1.clone();
+        assert_eq!(e.cpu_utilisation(), None, "one sample gives no rate");
+        assert_eq!(e.memory_utilisation(), Some(0.25));
+        // 10 s later 5 more CPU seconds on a 2-core limit: 25 %.
+        l.record("a", 2, 1, Some((stats(15.0, 500), 20_000)));
+        let e = l.active_since(0).next().expect("one").1.clone();
+        assert_eq!(e.cpu_utilisation(), Some(0.25));
+        assert_eq!(e.memory_utilisation(), Some(0.5));
+        l.record("a", 3, 2, None);
+        let e = l.active_since(0).next().expect("one").1.clone();
+        assert_eq!(
+            e.cpu_utilisation(),
+            Some(0.25),
+            "a batch without figures keeps the last ones"
+        );
     }
 }

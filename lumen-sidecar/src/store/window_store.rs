@@ -230,8 +230,12 @@ impl WindowStore {
         if batch.seq <= last {
             return Ok(Applied::Duplicate { applied_seq: last });
         }
-        self.ledger
-            .record(&batch.instance, batch.seq, now_ms, batch.process);
+        self.ledger.record(
+            &batch.instance,
+            batch.seq,
+            now_ms,
+            batch.process.map(|p| (p, batch.end_ms)),
+        );
         self.service = Some(batch.service.clone());
         if let Some(revision) = &batch.revision {
             self.revision = Some(revision.clone());

@@ -1,0 +1,311 @@
+//! Integrated health: maturity, ROI and SLO compliance weighted into one
+//! score and band, with the actions that would raise it.
+
+use serde::{Deserialize, Serialize};
+
+use super::maturity::{Maturity, MetricScore};
+use super::roi::{Gate, RoiResult};
+use super::slo::{SloName, Status};
+use super::slo_report::SloReport;
+
+/// Weights of maturity, ROI and SLO compliance.
+pub const WEIGHTS: (f64, f64, f64) = (0.3, 0.3, 0.4);
+/// A maturity metric scoring below this gets an action.
+pub const MATURITY_ACTION_BELOW: f64 = 50.0;
+
+/// The overall verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Band {
+    /// 90 or more.
+    Excellent,
+    /// 70 to 90.
+    Good,
+    /// 50 to 70.
+    Fair,
+    /// Below 50.
+    Poor,
+    /// No component had data.
+    NoData,
+}
+
+impl Band {
+    /// `EXCELLENT`, … as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Excellent => "EXCELLENT",
+            Self::Good => "GOOD",
+            Self::Fair => "FAIR",
+            Self::Poor => "POOR",
+            Self::NoData => "NO_DATA",
+        }
+    }
+
+    /// The health check's exit code: 0 EXCELLENT or GOOD, 1 FAIR, 2 POOR, 3 no data.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Excellent | Self::Good => 0,
+            Self::Fair => 1,
+            Self::Poor => 2,
+            Self::NoData => 3,
+        }
+    }
+}
+
+/// EXCELLENT ≥ 90, GOOD ≥ 70, FAIR ≥ 50, POOR below.
+pub fn band_of(score: f64) -> Band {
+    match score {
+        s if s >= 90.0 => Band::Excellent,
+        s if s >= 70.0 => Band::Good,
+        s if s >= 50.0 => Band::Fair,
+        _ => Band::Poor,
+    }
+}
+
+/// How urgent an action is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Priority {
+    /// Act now.
+    Critical,
+    /// Act soon.
+    High,
+    /// Plan it.
+    Medium,
+}
+
+impl Priority {
+    /// `CRITICAL`, `HIGH`, `MEDIUM`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "CRITICAL",
+            Self::High => "HIGH",
+            Self::Medium => "MEDIUM",
+        }
+    }
+}
+
+/// Where an action belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    /// A maturity metric.
+    Maturity,
+    /// The ROI gate.
+    Roi,
+    /// An SLO.
+    Slo,
+}
+
+impl Category {
+    /// `maturity`, `roi`, `slo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Maturity => "maturity",
+            Self::Roi => "roi",
+            Self::Slo => "slo",
+        }
+    }
+}
+
+/// One recommended action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// How urgent.
+    pub priority: Priority,
+    /// Which view.
+    pub category: Category,
+    /// The metric at fault.
+    pub metric: String,
+    /// Its value, as read.
+    pub value: String,
+    /// The threshold it misses.
+    pub threshold: String,
+    /// The first thing to check.
+    pub check: String,
+}
+
+/// The SLO view inside the health report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloSummary {
+    /// The SLO status.
+    pub status: Status,
+    /// SLOs met ÷ evaluated × 100.
+    pub compliance_rate: Option<f64>,
+    /// Finished requests in the window.
+    pub requests: u64,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// Service name.
+    pub service: String,
+    /// Latest revision.
+    pub revision: Option<String>,
+    /// Window length, s.
+    pub window_s: u64,
+    /// When evaluated, Unix ms.
+    pub evaluated_at_ms: u64,
+    /// The maturity view.
+    pub maturity: Maturity,
+    /// The ROI view.
+    pub roi: RoiResult,
+    /// The SLO view.
+    pub slo: SloSummary,
+    /// 0.3 × maturity + 0.3 × ROI score + 0.4 × compliance (reweighted over
+    /// the components with data).
+    pub health_score: Option<f64>,
+    /// The verdict.
+    pub band: Band,
+    /// What to do, most urgent first; empty when nothing is needed.
+    pub actions: Vec<Action>,
+}
+
+/// The sentence a report without actions shows.
+pub const NO_ACTIONS: &str = "No immediate actions required";
+
+fn fmt(v: Option<f64>, unit: &str) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}{unit}"))
+}
+
+fn slo_check(name: SloName) -> &'static str {
+    match name {
+        SloName::Availability => {
+            "the app's ERROR logs and the 5xx responses of the worst route; compare with the latest deploy"
+        }
+        SloName::LatencyP95 | SloName::LatencyP99 => {
+            "the backend behind cache misses, the cache hit rate and CPU throttling"
+        }
+        SloName::ErrorRate => {
+            "which routes answer 4xx or 5xx: 4xx points at clients or validation, 5xx at the service"
+        }
+    }
+}
+
+fn maturity_check(metric: &str) -> &'static str {
+    match metric {
+        "availability" => {
+            "5xx responses and inner failures per route (lumen-sidecar check --verbose)"
+        }
+        "latency_p95" => "the slowest routes' P95 and the backend they call",
+        "error_rate" => "the routes with the most 4xx/5xx",
+        "cache_hit_rate" => {
+            "the cache TTL (CACHE_TTL), the key normalisation and the Redis connection"
+        }
+        "deployment_frequency" => "the release pipeline: revisions seen in the last 7 days",
+        _ => "CPU and memory limits against the instances' use (over- or under-provisioned)",
+    }
+}
+
+fn maturity_actions(metrics: &[MetricScore]) -> impl Iterator<Item = Action> + '_ {
+    metrics.iter().filter_map(|m| {
+        let score = m.score?;
+        (score < MATURITY_ACTION_BELOW).then(|| Action {
+            priority: Priority::Medium,
+            category: Category::Maturity,
+            metric: m.metric.clone(),
+            value: format!(
+                "{} (score {score:.0})",
+                fmt(m.value, &format!(" {}", m.unit))
+            ),
+            threshold: format!("score {MATURITY_ACTION_BELOW:.0}"),
+            check: maturity_check(&m.metric).to_owned(),
+        })
+    })
+}
+
+/// Folds the three views into the health report.
+pub fn health(slo: &SloReport, maturity: Maturity, roi: RoiResult) -> HealthReport {
+    let (wm, wr, wc) = WEIGHTS;
+    let parts = [
+        (maturity.score, wm),
+        (roi.score, wr),
+        (slo.compliance_rate, wc),
+    ];
+    let weight: f64 = parts.iter().filter(|p| p.0.is_some()).map(|p| p.1).sum();
+    let health_score = (weight > 0.0).then(|| {
+        parts
+            .iter()
+            .filter_map(|(v, w)| v.map(|v| v * w))
+            .sum::<f64>()
+            / weight
+    });
+    let band = health_score.map_or(Band::NoData, band_of);
+
+    let mut actions: Vec<Action> = slo
+        .failing()
+        .map(|s| Action {
+            priority: if slo.status == Status::Critical {
+                Priority::Critical
+            } else {
+                Priority::High
+            },
+            category: Category::Slo,
+            metric: s.name.as_str().to_owned(),
+            value: fmt(s.current, &format!(" {}", s.unit)),
+            threshold: format!("{} {} {}", s.comparison, s.target, s.unit),
+            check: slo_check(s.name).to_owned(),
+        })
+        .collect();
+    if matches!(roi.gate, Gate::Fail | Gate::Warn) {
+        actions.push(Action {
+            priority: if roi.gate == Gate::Fail { Priority::Critical } else { Priority::High },
+            category: Category::Roi,
+            metric: "roi_percentage".to_owned(),
+            value: fmt(roi.roi_percent, " %"),
+            threshold: if roi.gate == Gate::Fail {
+                format!(">= {} % (WARN), >= {} % (PASS)", roi.warn_percent, roi.pass_percent)
+            } else {
+                format!(">= {} % (PASS)", roi.pass_percent)
+            },
+            check: format!(
+                "the cache hit rate ({}) and TTL, then the configured costs (roi.cost_per_miss_usd, roi.redis_monthly_cost_usd)",
+                fmt(roi.hit_rate, " %")
+            ),
+        });
+    }
+    actions.extend(maturity_actions(&maturity.metrics));
+    actions.sort_by_key(|a| a.priority);
+    HealthReport {
+        service: slo.service.clone(),
+        revision: slo.revision.clone(),
+        window_s: slo.window_s,
+        evaluated_at_ms: slo.evaluated_at_ms,
+        maturity,
+        roi,
+        slo: SloSummary {
+            status: slo.status,
+            compliance_rate: slo.compliance_rate,
+            requests: slo.requests,
+        },
+        health_score,
+        band,
+        actions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn band_boundaries() {
+        for (s, b) in [
+            (100.0, Band::Excellent),
+            (90.0, Band::Excellent),
+            (89.99, Band::Good),
+            (70.0, Band::Good),
+            (69.99, Band::Fair),
+            (50.0, Band::Fair),
+            (49.99, Band::Poor),
+            (0.0, Band::Poor),
+        ] {
+            assert_eq!(band_of(s), b, "{s}");
+        }
+        assert_eq!(Band::Good.exit_code(), 0);
+        assert_eq!(Band::Fair.exit_code(), 1);
+        assert_eq!(Band::Poor.exit_code(), 2);
+        assert_eq!(Band::NoData.exit_code(), 3);
+    }
+}

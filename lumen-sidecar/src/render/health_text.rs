@@ -1,0 +1,188 @@
+//! The health report for people: the six sections of `lumen-sidecar
+//! health`, and the health section of the Markdown report.
+
+use std::fmt::Write;
+
+use crate::eval::{Action, Gate, HealthReport, NO_ACTIONS, WEIGHTS};
+
+use super::format::{percent, table};
+
+fn score(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}"))
+}
+
+fn gate(g: Gate) -> &'static str {
+    match g {
+        Gate::Pass => "PASS",
+        Gate::Warn => "WARN",
+        Gate::Fail => "FAIL",
+        Gate::NoData => "NO_DATA",
+    }
+}
+
+fn value(v: Option<f64>, unit: &str) -> String {
+    v.map_or_else(|| "no data".to_owned(), |v| format!("{v:.2} {unit}"))
+}
+
+fn action_line(a: &Action) -> String {
+    format!(
+        "[{}] {}: {} is {} (threshold {}); check {}",
+        a.priority.as_str(),
+        a.category.as_str(),
+        a.metric,
+        a.value,
+        a.threshold,
+        a.check
+    )
+}
+
+fn maturity_rows(h: &HealthReport) -> Vec<Vec<String>> {
+    h.maturity
+        .metrics
+        .iter()
+        .map(|m| vec![m.metric.clone(), value(m.value, &m.unit), score(m.score)])
+        .collect()
+}
+
+/// The six sections; `verbose` adds the weights and the ROI arithmetic.
+pub fn health_text(h: &HealthReport, verbose: bool) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Lumen health check: {} ({}), window {}s\n",
+        h.service,
+        h.revision.as_deref().unwrap_or("unknown revision"),
+        h.window_s
+    );
+    let _ = writeln!(o, "[1/6] Maturity");
+    for l in table(&["Metric", "Value", "Score"], &maturity_rows(h)).lines() {
+        let _ = writeln!(o, "  {l}");
+    }
+    let _ = writeln!(
+        o,
+        "  Score {} : {}",
+        score(h.maturity.score),
+        h.maturity.level_name.as_deref().unwrap_or("no data")
+    );
+    let r = &h.roi;
+    let _ = writeln!(o, "\n[2/6] ROI gate");
+    let _ = writeln!(
+        o,
+        "  ROI {} -> {} (PASS >= {}%, WARN >= {}%)",
+        r.roi_percent.map_or("n/a".into(), |v| format!("{v:.1}%")),
+        gate(r.gate),
+        r.pass_percent,
+        r.warn_percent
+    );
+    let _ = writeln!(
+        o,
+        "  Cache hit rate {} ({} hits, {} misses)",
+        percent(r.hit_rate),
+        r.hits,
+        r.misses
+    );
+    let _ = writeln!(
+        o,
+        "  Savings ${:.2} against Redis cost ${:.2} for the window",
+        r.savings_usd, r.cost_usd
+    );
+    let _ = writeln!(o, "\n[3/6] SLO compliance");
+    let _ = writeln!(
+        o,
+        "  Status {}, compliance {}, {} requests",
+        h.slo.status.as_str(),
+        percent(h.slo.compliance_rate),
+        h.slo.requests
+    );
+    let _ = writeln!(o, "\n[4/6] Summary");
+    let (wm, wr, wc) = WEIGHTS;
+    let rows = vec![
+        vec![
+            "Maturity".to_owned(),
+            score(h.maturity.score),
+            format!("{:.0}%", wm * 100.0),
+        ],
+        vec![
+            "ROI score".to_owned(),
+            score(r.score),
+            format!("{:.0}%", wr * 100.0),
+        ],
+        vec![
+            "SLO compliance".to_owned(),
+            score(h.slo.compliance_rate),
+            format!("{:.0}%", wc * 100.0),
+        ],
+        vec!["Health".to_owned(), score(h.health_score), String::new()],
+    ];
+    for l in table(&["Component", "Score", "Weight"], &rows).lines() {
+        let _ = writeln!(o, "  {l}");
+    }
+    if verbose {
+        let _ = writeln!(
+            o,
+            "  (components without data are left out and the weights rescaled)"
+        );
+        let _ = writeln!(
+            o,
+            "  ROI = (savings - cost) / cost x 100 = ({:.4} - {:.4}) / {:.4} x 100",
+            r.savings_usd, r.cost_usd, r.cost_usd
+        );
+    }
+    let _ = writeln!(o, "\n[5/6] Overall");
+    let _ = writeln!(
+        o,
+        "  {} (health score {})",
+        h.band.as_str(),
+        score(h.health_score)
+    );
+    let _ = writeln!(o, "\n[6/6] Recommended actions");
+    if h.actions.is_empty() {
+        let _ = writeln!(o, "  {NO_ACTIONS}");
+    }
+    for a in &h.actions {
+        let _ = writeln!(o, "  - {}", action_line(a));
+    }
+    o
+}
+
+/// The health section of the Markdown report.
+pub fn health_markdown(h: &HealthReport) -> String {
+    let mut o = String::new();
+    let r = &h.roi;
+    let _ = writeln!(o, "## Health\n");
+    let _ = writeln!(
+        o,
+        "**Health: {} ({})** · maturity {} ({}) · ROI {} ({}) · SLO compliance {}\n",
+        h.band.as_str(),
+        score(h.health_score),
+        score(h.maturity.score),
+        h.maturity.level_name.as_deref().unwrap_or("no data"),
+        r.roi_percent.map_or("n/a".into(), |v| format!("{v:.1}%")),
+        gate(r.gate),
+        percent(h.slo.compliance_rate)
+    );
+    let _ = writeln!(
+        o,
+        "| Maturity metric | Value | Score |\n| --- | --- | --- |"
+    );
+    for row in maturity_rows(h) {
+        let _ = writeln!(o, "| {} | {} | {} |", row[0], row[1], row[2]);
+    }
+    let _ = writeln!(
+        o,
+        "\nCache: {} hits, {} misses, hit rate {}; savings ${:.2}, Redis cost ${:.2} for the window.\n",
+        r.hits,
+        r.misses,
+        percent(r.hit_rate),
+        r.savings_usd,
+        r.cost_usd
+    );
+    let _ = writeln!(o, "### Recommended actions\n");
+    if h.actions.is_empty() {
+        let _ = writeln!(o, "- {NO_ACTIONS}");
+    }
+    for a in &h.actions {
+        let _ = writeln!(o, "- {}", action_line(a));
+    }
+    o
+}
