@@ -250,6 +250,8 @@ pub struct SidecarConfig {
     pub export: ExportConfig,
     /// The ROI gate's costs and thresholds.
     pub roi: RoiConfig,
+    /// Slack incoming webhook for the sidecar's own alerts (`SLACK_WEBHOOK_URL`).
+    pub slack_webhook_url: Option<String>,
 }
 
 impl Default for SidecarConfig {
@@ -267,6 +269,7 @@ impl Default for SidecarConfig {
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
             export: ExportConfig::default(),
             roi: RoiConfig::default(),
+            slack_webhook_url: None,
         }
     }
 }
@@ -473,6 +476,9 @@ impl SidecarConfig {
                 *slot = v.parse().map_err(|_| invalid(key, &v, "a number"))?;
             }
         }
+        if let Some(v) = env("SLACK_WEBHOOK_URL") {
+            self.slack_webhook_url = (!v.is_empty()).then_some(v);
+        }
         if let Some(v) = env("LUMEN_SLO_ERROR_CLASSES") {
             let list: Vec<String> = v.split(',').map(|s| s.trim().to_owned()).collect();
             self.slo.error_classes = parse_classes("LUMEN_SLO_ERROR_CLASSES", &list)?;
@@ -658,6 +664,16 @@ impl SidecarConfig {
                 "roi.pass_percent",
                 roi.pass_percent,
                 "a percent above roi.warn_percent",
+            ));
+        }
+        if let Some(url) = &self.slack_webhook_url
+            && (url.parse::<http::Uri>().is_err()
+                || !(url.starts_with("https://") || url.starts_with("http://")))
+        {
+            return Err(invalid(
+                "SLACK_WEBHOOK_URL",
+                "(hidden)",
+                "an https:// incoming-webhook URL",
             ));
         }
         if self.export.interval < MIN_EXPORT_INTERVAL {

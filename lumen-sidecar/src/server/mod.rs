@@ -141,6 +141,11 @@ impl Sidecar {
             .map_err(|source| ServeError::Bind { addr, source })?;
         let state = Arc::new(AppState::new(config, store));
         let export = MetricsExport::start(&state.config, &state).await?;
+        if let Some(url) = &state.config.slack_webhook_url {
+            let webhook = url.parse().expect("validated with the config");
+            crate::alerts::spawn(Arc::clone(&state), webhook, Arc::clone(&state.slack_stats));
+            tracing::info!("Slack alerts on");
+        }
         Ok(Self {
             state,
             listener,

@@ -160,6 +160,12 @@ pub fn render(app: &AppState, evaluation: &Evaluation) -> String {
             .absolute(s.snapshots_written.load(Ordering::Relaxed));
         counter!("lumen_snapshot_failures_total")
             .absolute(s.snapshot_failures.load(Ordering::Relaxed));
+        let k = &app.slack_stats;
+        counter!("lumen_slack_messages_total", "result" => "sent")
+            .absolute(k.sent.load(Ordering::Relaxed));
+        counter!("lumen_slack_messages_total", "result" => "dropped")
+            .absolute(k.dropped.load(Ordering::Relaxed));
+        counter!("lumen_slack_throttled_total").absolute(k.throttled.load(Ordering::Relaxed));
         let x = &app.export_stats;
         counter!("lumen_otlp_exports_total", "result" => "sent")
             .absolute(x.sent.load(Ordering::Relaxed));

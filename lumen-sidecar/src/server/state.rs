@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lumen_middleware::wire::DecodedBatch;
 use tokio::sync::mpsc;
 
+use crate::alerts::SlackStats;
 use crate::config::SidecarConfig;
 use crate::eval::{HealthReport, SloReport, health, maturity, maturity_inputs, roi};
 use crate::export::{ExportStats, LatencyFeed};
@@ -94,6 +95,8 @@ pub struct AppState {
     pub stats: IngestStats,
     /// Counters of the OTLP export.
     pub export_stats: Arc<ExportStats>,
+    /// Counters of the Slack alerter.
+    pub slack_stats: Arc<SlackStats>,
     totals: Mutex<RequestTotals>,
     histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
     evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
@@ -126,6 +129,7 @@ impl AppState {
             store: Mutex::new(store),
             stats: IngestStats::default(),
             export_stats: Arc::default(),
+            slack_stats: Arc::default(),
             totals: Mutex::new(BTreeMap::new()),
             histogram_feed: OnceLock::new(),
             evaluation_cache: Mutex::new(None),

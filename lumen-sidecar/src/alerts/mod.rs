@@ -1,0 +1,79 @@
+//! Alerts: one set of rules (the seed's four policies and SLO status
+//! changes), evaluated continuously by the sidecar and posted to Slack, and
+//! rendered for Cloud Monitoring and Prometheus.
+
+mod engine;
+pub mod rules;
+mod slack;
+
+pub use engine::{AlertEngine, AlertEvent, Observed};
+pub use slack::{MAX_ATTEMPTS, MIN_SPACING, SECTION_TEXT_LIMIT, SlackSender, SlackStats, message};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::server::{AppState, Evaluation};
+
+/// How often the sidecar evaluates its alert rules.
+pub const EVALUATE_EVERY: Duration = Duration::from_secs(10);
+/// Messages queued for Slack before new ones are dropped.
+pub const QUEUE: usize = 256;
+
+/// What the rules watch, from an evaluation.
+pub fn observed(e: &Evaluation) -> Observed {
+    Observed {
+        roi: e.health.roi.roi_percent,
+        slo_compliance: e.slo.compliance_rate,
+        maturity: e.health.maturity.score,
+        cache_hit_rate: e.slo.cache.hit_rate,
+        status: Some(e.slo.status),
+    }
+}
+
+/// The engine and the queue to the sender.
+#[derive(Debug)]
+pub struct Alerter {
+    engine: AlertEngine,
+    queue: mpsc::Sender<Value>,
+    started: tokio::time::Instant,
+}
+
+impl Alerter {
+    /// An alerter over the seed's rules, sending to `queue`.
+    pub fn new(queue: mpsc::Sender<Value>) -> Self {
+        Self {
+            engine: AlertEngine::new(rules::seed_rules()),
+            queue,
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Evaluates the rules against `seen` now; queues a message per event.
+    pub fn tick(&mut self, seen: &Observed, service: &str) -> usize {
+        let events = self.engine.observe(self.started.elapsed(), seen);
+        for event in &events {
+            if self.queue.try_send(message(event, service)).is_err() {
+                tracing::error!("Slack queue full; an alert message was dropped");
+            }
+        }
+        events.len()
+    }
+}
+
+/// Starts the alerter and its Slack sender for `webhook`.
+pub fn spawn(state: Arc<AppState>, webhook: http::Uri, stats: Arc<SlackStats>) {
+    let (queue, messages) = mpsc::channel(QUEUE);
+    tokio::spawn(SlackSender::new(webhook, Some(Duration::from_secs(10)), stats).run(messages));
+    tokio::spawn(async move {
+        let mut alerter = Alerter::new(queue);
+        let mut tick = tokio::time::interval(EVALUATE_EVERY);
+        loop {
+            tick.tick().await;
+            let evaluation = state.cached_evaluation(Duration::from_secs(2));
+            alerter.tick(&observed(&evaluation), &evaluation.slo.service);
+        }
+    });
+}

@@ -1,0 +1,256 @@
+//! Slack: Block Kit messages for alert events, and a sender that posts them
+//! to an incoming webhook at most once a second, honours `429 Retry-After`,
+//! drops what Slack refuses for good and retries what failed in passing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::engine::AlertEvent;
+use super::rules::runbook_markdown;
+
+/// Slack takes about one message a second per webhook.
+pub const MIN_SPACING: Duration = Duration::from_secs(1);
+/// A section's text limit.
+pub const SECTION_TEXT_LIMIT: usize = 3000;
+/// Attempts for a message that fails in passing (5xx, transport).
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Counters of the sender.
+#[derive(Debug, Default)]
+pub struct SlackStats {
+    /// Messages Slack accepted.
+    pub sent: AtomicU64,
+    /// Messages given up (refused for good, or failing too often).
+    pub dropped: AtomicU64,
+    /// 429 answers received.
+    pub throttled: AtomicU64,
+}
+
+fn cut(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(limit - 1).collect();
+    out.push('…');
+    out
+}
+
+fn section(text: &str) -> Value {
+    json!({ "type": "section", "text": { "type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT) } })
+}
+
+/// The Block Kit message for `event` of `service`.
+pub fn message(event: &AlertEvent, service: &str) -> Value {
+    let (text, blocks) = match event {
+        AlertEvent::Firing { rule, value } => {
+            let head = format!(
+                ":rotating_light: *{}* [{}] on `{service}`",
+                rule.name, rule.severity
+            );
+            let fields = format!(
+                "*Value:* {value:.2}{u}   *Threshold:* below {}{u} for {} min",
+                rule.threshold,
+                rule.for_.as_secs() / 60,
+                u = rule.watched.unit()
+            );
+            (
+                format!(
+                    "FIRING: {} on {service}: {value:.2}{} (threshold {})",
+                    rule.name,
+                    rule.watched.unit(),
+                    rule.threshold
+                ),
+                vec![
+                    section(&head),
+                    section(&fields),
+                    section(&runbook_markdown(rule)),
+                ],
+            )
+        }
+        AlertEvent::Resolved { rule, value } => {
+            let now = value.map_or_else(
+                || "no data".to_owned(),
+                |v| format!("{v:.2}{}", rule.watched.unit()),
+            );
+            (
+                format!("RESOLVED: {} on {service}: {now}", rule.name),
+                vec![section(&format!(
+                    ":white_check_mark: *{}* resolved on `{service}`: now {now}",
+                    rule.name
+                ))],
+            )
+        }
+        AlertEvent::StatusChanged { from, to } => {
+            let from = from.map_or("unknown", |s| s.as_str());
+            (
+                format!("SLO status of {service}: {from} -> {}", to.as_str()),
+                vec![section(&format!(
+                    ":bar_chart: SLO status of `{service}` is *{}* (was {from}) for a minute now. `lumen-sidecar check --verbose` shows why.",
+                    to.as_str()
+                ))],
+            )
+        }
+    };
+    json!({ "text": cut(&text, SECTION_TEXT_LIMIT), "blocks": blocks })
+}
+
+/// Posts queued messages to one webhook.
+#[derive(Debug, Clone)]
+pub struct SlackSender {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    webhook: http::Uri,
+    timeout: Option<Duration>,
+    stats: Arc<SlackStats>,
+}
+
+enum Outcome {
+    Sent,
+    RetryAfter(Duration),
+    Retry,
+    GiveUp(String),
+}
+
+impl SlackSender {
+    /// A sender to `webhook`; `timeout` bounds each POST.
+    pub fn new(webhook: http::Uri, timeout: Option<Duration>, stats: Arc<SlackStats>) -> Self {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            webhook,
+            timeout,
+            stats,
+        }
+    }
+
+    async fn post(&self, body: &Value) -> Outcome {
+        let request = http::Request::post(self.webhook.clone())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("a request from a valid URI");
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let text = Limited::new(response.into_body(), 4096)
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .unwrap_or_default();
+            Ok::<_, String>((status, retry_after, text))
+        };
+        let result = match self.timeout {
+            Some(t) => tokio::time::timeout(t, exchange)
+                .await
+                .unwrap_or_else(|_| Err("timed out".into())),
+            None => exchange.await,
+        };
+        match result {
+            Ok((status, _, _)) if status.is_success() => Outcome::Sent,
+            Ok((status, retry_after, _)) if status.as_u16() == 429 => {
+                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                Outcome::RetryAfter(Duration::from_secs(retry_after.unwrap_or(1)))
+            }
+            Ok((status, _, text)) if status.is_client_error() => {
+                Outcome::GiveUp(format!("{status}: {text}"))
+            }
+            Ok((status, _, _)) => {
+                tracing::warn!(%status, "Slack answered with a server error; will retry");
+                Outcome::Retry
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach Slack; will retry");
+                Outcome::Retry
+            }
+        }
+    }
+
+    /// Sends what arrives on `queue`, one at a time, until it closes.
+    pub async fn run(self, mut queue: mpsc::Receiver<Value>) {
+        let mut next_allowed = Instant::now();
+        while let Some(body) = queue.recv().await {
+            let mut attempt = 0;
+            loop {
+                tokio::time::sleep_until(next_allowed).await;
+                attempt += 1;
+                let outcome = self.post(&body).await;
+                next_allowed = Instant::now() + MIN_SPACING;
+                match outcome {
+                    Outcome::Sent => {
+                        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    Outcome::RetryAfter(wait) => {
+                        next_allowed = Instant::now() + wait.max(MIN_SPACING);
+                    }
+                    Outcome::Retry if attempt < MAX_ATTEMPTS => {
+                        next_allowed = Instant::now() + MIN_SPACING * 2_u32.pow(attempt);
+                    }
+                    Outcome::Retry => {
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            attempts = attempt,
+                            "Slack message dropped after repeated failures"
+                        );
+                        break;
+                    }
+                    Outcome::GiveUp(why) => {
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(answer = %why, "Slack refused the message; not retrying");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::rules::seed_rules;
+
+    #[test]
+    fn messages_fit_slack_limits() {
+        let mut rule = seed_rules().remove(0);
+        let long: &'static str = Box::leak("x".repeat(5000).into_boxed_str());
+        rule.runbook = Box::leak(vec![long].into_boxed_slice());
+        let m = message(&AlertEvent::Firing { rule, value: 120.0 }, "api");
+        let blocks = m["blocks"].as_array().expect("blocks");
+        assert!(blocks.len() <= 50);
+        for b in blocks {
+            assert!(
+                b["text"]["text"].as_str().expect("text").chars().count() <= SECTION_TEXT_LIMIT
+            );
+        }
+        assert!(
+            m["text"]
+                .as_str()
+                .expect("fallback")
+                .starts_with("FIRING: ROI Gate Critical on api: 120.00%")
+        );
+        assert!(m.to_string().len() < 40_000);
+    }
+}
