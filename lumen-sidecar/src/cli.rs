@@ -64,6 +64,19 @@ pub enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Render or deploy the 12-widget dashboard (deploy/dashboards/lumen.yaml).
+    Dashboard {
+        /// `render` or `deploy`.
+        #[command(subcommand)]
+        action: DashboardAction,
+    },
+    /// Render or apply the alert policies: the "Lumen System Alerts" channel
+    /// and the four policies (Cloud Monitoring), or a Prometheus rule file.
+    Alerts {
+        /// `render` or `apply`.
+        #[command(subcommand)]
+        action: AlertsAction,
+    },
     /// Validate or print the configuration.
     Config {
         /// `check` or `show`.
@@ -86,5 +99,69 @@ pub enum ConfigAction {
         /// TOML config file.
         #[arg(long, env = "LUMEN_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+/// Dashboard actions.
+#[derive(Debug, Subcommand)]
+pub enum DashboardAction {
+    /// Print the dashboard as Cloud Monitoring or Grafana JSON.
+    Render {
+        /// `cloud-monitoring` or `grafana`.
+        #[arg(long, default_value = "cloud-monitoring")]
+        format: String,
+        /// Another definition than the built-in one.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The project (for the logs panel).
+        #[arg(long, default_value = "PROJECT_ID")]
+        project: String,
+    },
+    /// Create the dashboard, or update the one with the same display name (with its etag).
+    Deploy {
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// Say what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Another definition than the built-in one.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// A file holding an OAuth access token (else GOOGLE_OAUTH_ACCESS_TOKEN, else the metadata server).
+        #[arg(long)]
+        access_token_file: Option<PathBuf>,
+        /// The Monitoring API's base URL.
+        #[arg(long, env = "LUMEN_MONITORING_API", hide = true)]
+        api_base: Option<String>,
+    },
+}
+
+/// Alert actions.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Print the policies (`cloud-monitoring`) or a Prometheus rule file (`prometheus`).
+    Render {
+        /// `cloud-monitoring` or `prometheus`.
+        #[arg(long, default_value = "cloud-monitoring")]
+        format: String,
+        /// The project.
+        #[arg(long, default_value = "PROJECT_ID")]
+        project: String,
+    },
+    /// Create or update the channel and the four policies; running it twice duplicates nothing.
+    Apply {
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// Slack channel (such as #lumen-alerts) for a channel created from SLACK_BOT_TOKEN.
+        #[arg(long)]
+        slack_channel: Option<String>,
+        /// A file holding an OAuth access token.
+        #[arg(long)]
+        access_token_file: Option<PathBuf>,
+        /// The Monitoring API's base URL.
+        #[arg(long, env = "LUMEN_MONITORING_API", hide = true)]
+        api_base: Option<String>,
     },
 }

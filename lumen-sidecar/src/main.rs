@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lumen_sidecar::check::{CheckError, exit_code, fetch_health, fetch_report};
-use lumen_sidecar::cli::{Cli, Command, ConfigAction};
+use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::eval::{Band, Status};
+use lumen_sidecar::monitoring::commands;
 use lumen_sidecar::render::{check_text, health_text};
 use lumen_sidecar::server::Sidecar;
 
@@ -94,6 +95,46 @@ async fn run(cli: Cli) -> u8 {
             }
             Err(e) => fail(&e),
         },
+        Command::Dashboard { action } => print_or_fail(match action {
+            DashboardAction::Render {
+                format,
+                file,
+                project,
+            } => commands::dashboard_render(&format, file.as_deref(), &project),
+            DashboardAction::Deploy {
+                project,
+                dry_run,
+                file,
+                access_token_file,
+                api_base,
+            } => {
+                commands::dashboard_deploy(
+                    &project,
+                    file.as_deref(),
+                    dry_run,
+                    access_token_file.as_deref(),
+                    api_base.as_deref(),
+                )
+                .await
+            }
+        }),
+        Command::Alerts { action } => print_or_fail(match action {
+            AlertsAction::Render { format, project: _ } => commands::alerts_render(&format),
+            AlertsAction::Apply {
+                project,
+                slack_channel,
+                access_token_file,
+                api_base,
+            } => {
+                commands::alerts_apply(
+                    &project,
+                    slack_channel.as_deref(),
+                    access_token_file.as_deref(),
+                    api_base.as_deref(),
+                )
+                .await
+            }
+        }),
         Command::Config { action } => match action {
             ConfigAction::Check { config } => match SidecarConfig::load(config.as_deref()) {
                 Ok(_) => {
@@ -110,6 +151,16 @@ async fn run(cli: Cli) -> u8 {
                 Err(e) => fail(&e),
             },
         },
+    }
+}
+
+fn print_or_fail(result: Result<String, String>) -> u8 {
+    match result {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            0
+        }
+        Err(e) => fail(&e),
     }
 }
 

@@ -16,7 +16,11 @@ pub const DURATION_HISTOGRAM: &str = "http.server.request.duration";
 /// Name of the cumulative request counter.
 pub const REQUEST_COUNTER: &str = "http_server_requests";
 /// Every gauge exported, with its unit.
-pub const GAUGES: [(&str, &str); 12] = [
+pub const GAUGES: [(&str, &str); 16] = [
+    ("deployment_frequency", "{deploy}"),
+    ("active_instances", "{instance}"),
+    ("cpu_utilization_percent", "%"),
+    ("memory_utilization_percent", "%"),
     ("maturity_score", "1"),
     ("roi_percentage", "%"),
     ("health_score", "1"),
@@ -99,6 +103,12 @@ pub fn gauge_points(name: &str, evaluation: &Evaluation) -> Vec<(f64, Vec<KeyVal
         "maturity_score" => one(health.maturity.score),
         "roi_percentage" => one(health.roi.roi_percent),
         "health_score" => one(health.health_score),
+        "deployment_frequency" => one(evaluation.inputs.deployments_7d.map(f64::from)),
+        "active_instances" => vec![(evaluation.active_instances as f64, base)],
+        "cpu_utilization_percent" => one(evaluation.inputs.cpu_utilisation.map(|u| u * 100.0)),
+        "memory_utilization_percent" => {
+            one(evaluation.inputs.memory_utilisation.map(|u| u * 100.0))
+        }
         _ => Vec::new(),
     }
 }

@@ -12,7 +12,11 @@ use super::state::{AppState, RejectReason};
 use crate::eval::Status;
 
 /// Every gauge name the sidecar exports about the service.
-pub const SERVICE_GAUGES: [&str; 13] = [
+pub const SERVICE_GAUGES: [&str; 17] = [
+    "deployment_frequency",
+    "active_instances",
+    "cpu_utilization_percent",
+    "memory_utilization_percent",
     "maturity_score",
     "roi_percentage",
     "health_score",
@@ -142,10 +146,21 @@ pub fn render(app: &AppState, evaluation: &Evaluation) -> String {
         if let Some(rate) = report.cache.hit_rate {
             gauge!("cache_hit_rate", &labels).set(rate);
         }
+        let inputs = &evaluation.inputs;
         for (name, value) in [
             ("maturity_score", health.maturity.score),
             ("roi_percentage", health.roi.roi_percent),
             ("health_score", health.health_score),
+            ("deployment_frequency", inputs.deployments_7d.map(f64::from)),
+            ("active_instances", Some(evaluation.active_instances as f64)),
+            (
+                "cpu_utilization_percent",
+                inputs.cpu_utilisation.map(|u| u * 100.0),
+            ),
+            (
+                "memory_utilization_percent",
+                inputs.memory_utilisation.map(|u| u * 100.0),
+            ),
         ] {
             if let Some(v) = value {
                 gauge!(name, &labels).set(v);
@@ -160,6 +175,14 @@ pub fn render(app: &AppState, evaluation: &Evaluation) -> String {
             .absolute(s.snapshots_written.load(Ordering::Relaxed));
         counter!("lumen_snapshot_failures_total")
             .absolute(s.snapshot_failures.load(Ordering::Relaxed));
+        for ((route, class), total) in app.request_totals() {
+            counter!(
+                "http_server_requests",
+                "http_route" => route.unwrap_or_default(),
+                "status_class" => class
+            )
+            .absolute(total);
+        }
         let k = &app.slack_stats;
         counter!("lumen_slack_messages_total", "result" => "sent")
             .absolute(k.sent.load(Ordering::Relaxed));

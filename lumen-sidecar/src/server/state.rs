@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 
 use crate::alerts::SlackStats;
 use crate::config::SidecarConfig;
-use crate::eval::{HealthReport, SloReport, health, maturity, maturity_inputs, roi};
+use crate::eval::{
+    HealthReport, MaturityInputs, SloReport, health, maturity, maturity_inputs, roi,
+};
 use crate::export::{ExportStats, LatencyFeed};
 use crate::store::WindowStore;
 
@@ -109,6 +111,10 @@ pub struct Evaluation {
     pub slo: SloReport,
     /// Maturity, ROI and health.
     pub health: HealthReport,
+    /// What the maturity metrics were measured from.
+    pub inputs: MaturityInputs,
+    /// App instances that sent a batch in the window.
+    pub active_instances: u64,
 }
 
 /// Status classes as counter labels, by [`Counts::status`] index, then inner failures.
@@ -213,13 +219,15 @@ impl AppState {
     /// Evaluates `window` ending now: SLOs, then maturity, ROI and health.
     pub fn evaluate(&self, window: Duration) -> Evaluation {
         let now = now_ms();
-        let (slo, inputs) = {
+        let (slo, inputs, active_instances) = {
             let store = self.store();
             let data = store.window(now, window);
             let slo =
                 SloReport::evaluate(&data, &self.config.slo, self.config.service.as_deref(), now);
             let inputs = maturity_inputs(&slo, &store, now, window);
-            (slo, inputs)
+            let since = now.saturating_sub(window.as_millis() as u64);
+            let active = store.ledger().active_since(since).count() as u64;
+            (slo, inputs, active)
         };
         let roi = roi(
             slo.cache.hits,
@@ -229,7 +237,12 @@ impl AppState {
             &self.config.roi,
         );
         let health = health(&slo, maturity(&inputs), roi);
-        Evaluation { slo, health }
+        Evaluation {
+            slo,
+            health,
+            inputs,
+            active_instances,
+        }
     }
 
     /// The store, even if a panic poisoned its lock (the store is only ever

@@ -1,0 +1,151 @@
+//! The `dashboard` and `alerts` subcommands, as functions that return what
+//! to print (so `main` only maps errors to exit codes).
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::api::{Change, DEFAULT_API_BASE, MonitoringApi, console_url};
+use super::dashboard::{BUILTIN_DASHBOARD, DashboardDef, cloud_monitoring, grafana};
+use super::policies::{CHANNEL_NAME, policies, prometheus_rules, slack_channel};
+use crate::config::DEFAULT_METADATA_HOST;
+use crate::export::gcp::{MetadataClient, TokenSource};
+
+/// Reads the dashboard definition: `file`, or the built-in one.
+pub fn load_dashboard(file: Option<&Path>) -> Result<DashboardDef, String> {
+    let text = match file {
+        Some(f) => {
+            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?
+        }
+        None => BUILTIN_DASHBOARD.to_owned(),
+    };
+    DashboardDef::parse(&text).map_err(|e| format!("dashboard definition: {e}"))
+}
+
+/// An access token: `--access-token-file`, else `GOOGLE_OAUTH_ACCESS_TOKEN`,
+/// else the metadata server's (on Google Cloud).
+pub async fn access_token(file: Option<&Path>) -> Result<String, String> {
+    if let Some(f) = file {
+        let t =
+            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        return Ok(t.trim().to_owned());
+    }
+    if let Ok(t) = std::env::var("GOOGLE_OAUTH_ACCESS_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_owned());
+    }
+    let host =
+        std::env::var("GCE_METADATA_HOST").unwrap_or_else(|_| DEFAULT_METADATA_HOST.to_owned());
+    TokenSource::new(MetadataClient::new(&host))
+        .token()
+        .await
+        .map_err(|e| format!("no access token (--access-token-file, GOOGLE_OAUTH_ACCESS_TOKEN or the metadata server): {e}"))
+}
+
+/// `dashboard render`.
+pub fn dashboard_render(
+    format: &str,
+    file: Option<&Path>,
+    project: &str,
+) -> Result<String, String> {
+    let def = load_dashboard(file)?;
+    let value = match format {
+        "cloud-monitoring" => cloud_monitoring(&def, project),
+        "grafana" => grafana(&def),
+        other => return Err(format!("--format {other}: cloud-monitoring or grafana")),
+    };
+    Ok(serde_json::to_string_pretty(&value).expect("JSON serializes"))
+}
+
+/// `dashboard deploy`.
+pub async fn dashboard_deploy(
+    project: &str,
+    file: Option<&Path>,
+    dry_run: bool,
+    token_file: Option<&Path>,
+    api_base: Option<&str>,
+) -> Result<String, String> {
+    let def = load_dashboard(file)?;
+    let token = access_token(token_file).await?;
+    let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), project, &token);
+    let change = api
+        .upsert_dashboard(&cloud_monitoring(&def, project), dry_run)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(match change {
+        Change::Created(name) => format!("created {name}\n{}", console_url(&name, project)),
+        Change::Updated(name) => format!("updated {name}\n{}", console_url(&name, project)),
+        Change::WouldApply(what) => format!("dry run: would {what}"),
+    })
+}
+
+/// `alerts render`.
+pub fn alerts_render(format: &str) -> Result<String, String> {
+    match format {
+        "prometheus" => Ok(prometheus_rules()),
+        "cloud-monitoring" => Ok(serde_json::to_string_pretty(&json!({
+            "notificationChannel": slack_channel("#lumen-alerts", "SLACK_BOT_TOKEN"),
+            "alertPolicies": policies(&["projects/PROJECT_ID/notificationChannels/CHANNEL_ID".to_owned()]),
+        }))
+        .expect("JSON serializes")),
+        other => Err(format!("--format {other}: cloud-monitoring or prometheus")),
+    }
+}
+
+/// `alerts apply`: the channel (found by name, or created from
+/// `SLACK_BOT_TOKEN` and `--slack-channel`), then the four policies.
+pub async fn alerts_apply(
+    project: &str,
+    slack_channel_name: Option<&str>,
+    token_file: Option<&Path>,
+    api_base: Option<&str>,
+) -> Result<String, String> {
+    let token = access_token(token_file).await?;
+    let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), project, &token);
+    let mut out = Vec::new();
+    let channel = match api
+        .find_channel(CHANNEL_NAME)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(name) => {
+            out.push(format!("channel {CHANNEL_NAME:?} exists: {name}"));
+            Some(name)
+        }
+        None => match (
+            std::env::var("SLACK_BOT_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+            slack_channel_name,
+        ) {
+            (Some(bot), Some(channel)) => {
+                let name = api
+                    .create_channel(&slack_channel(channel, &bot))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.push(format!("created channel {name}"));
+                Some(name)
+            }
+            _ => {
+                out.push(format!(
+                    "warning: no {CHANNEL_NAME:?} channel: create it in the console (Monitoring > Alerting > Edit notification channels > Slack, which installs the Google Cloud Monitoring Slack app), or set SLACK_BOT_TOKEN and --slack-channel; policies are applied without a channel"
+                ));
+                None
+            }
+        },
+    };
+    let channels: Vec<String> = channel.into_iter().collect();
+    for policy in policies(&channels) {
+        match api
+            .upsert_policy(&policy)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Change::Created(n) => out.push(format!("created {n}")),
+            Change::Updated(n) => out.push(format!("updated {n}")),
+            Change::WouldApply(w) => out.push(w),
+        }
+    }
+    Ok(out.join("\n"))
+}

@@ -1,0 +1,476 @@
+//! Dashboards, alert policies and rule files: rendered from the sidecar's
+//! own lists, checked by the real promtool, and deployed twice against a
+//! stand-in of the Cloud Monitoring REST API that checks methods, paths,
+//! required fields and etags.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use lumen_sidecar::monitoring::dashboard::promql_metrics;
+use lumen_sidecar::monitoring::exported_metric_names;
+use lumen_tests::*;
+use serde_json::{Value, json};
+
+fn sidecar(args: &[&str]) -> std::process::Output {
+    run(Command::new(binary("lumen-sidecar")).args(args))
+}
+
+fn assert_exported(expr: &str) {
+    let exported = exported_metric_names();
+    let names = promql_metrics(expr);
+    assert!(!names.is_empty(), "{expr} reads no metric");
+    for name in names {
+        assert!(
+            exported.contains(&name.as_str()),
+            "{expr} reads {name}, which the sidecar does not export ({exported:?})"
+        );
+    }
+}
+
+#[test]
+fn the_cloud_monitoring_dashboard_has_twelve_widgets_in_six_rows_on_exported_metrics() {
+    let out = sidecar(&[
+        "dashboard",
+        "render",
+        "--format",
+        "cloud-monitoring",
+        "--project",
+        "p1",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let d: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(d["displayName"], "Lumen System Dashboard");
+    let tiles = d["mosaicLayout"]["tiles"].as_array().expect("tiles");
+    assert_eq!(tiles.len(), 12);
+    let mut rows: Vec<u64> = tiles
+        .iter()
+        .map(|t| t["yPos"].as_u64().expect("y"))
+        .collect();
+    rows.dedup();
+    assert_eq!(rows.len(), 6);
+    let columns = d["mosaicLayout"]["columns"].as_u64().expect("columns");
+    for t in tiles {
+        assert!(t["xPos"].as_u64().expect("x") + t["width"].as_u64().expect("w") <= columns);
+    }
+    let widgets: Vec<&Value> = tiles.iter().map(|t| &t["widget"]).collect();
+    assert_eq!(
+        widgets
+            .iter()
+            .filter(|w| w.get("scorecard").is_some())
+            .count(),
+        3
+    );
+    assert_eq!(
+        widgets
+            .iter()
+            .filter(|w| w.get("logsPanel").is_some())
+            .count(),
+        1
+    );
+    let logs = widgets
+        .iter()
+        .find_map(|w| w.get("logsPanel"))
+        .expect("logs");
+    assert!(
+        logs["filter"]
+            .as_str()
+            .expect("filter")
+            .contains("severity>=ERROR")
+    );
+    assert_eq!(logs["resourceNames"][0], "projects/p1");
+    let roi = widgets
+        .iter()
+        .find(|w| w["title"] == "ROI percentage")
+        .expect("ROI scorecard");
+    let values: Vec<f64> = roi["scorecard"]["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .map(|t| t["value"].as_f64().expect("v"))
+        .collect();
+    assert_eq!(values, [300.0, 500.0]);
+    let latency = widgets
+        .iter()
+        .find(|w| w["title"].as_str().expect("t").starts_with("Latency"))
+        .expect("latency");
+    let lines: Vec<f64> = latency["xyChart"]["thresholds"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|t| t["value"].as_f64().expect("v"))
+        .collect();
+    assert_eq!(lines, [200.0, 500.0]);
+    let mut queries = 0;
+    for w in &widgets {
+        let sets = w["xyChart"]["dataSets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for q in sets
+            .iter()
+            .map(|s| &s["timeSeriesQuery"]["prometheusQuery"])
+            .chain([&w["scorecard"]["timeSeriesQuery"]["prometheusQuery"]])
+        {
+            if let Some(q) = q.as_str() {
+                assert_exported(q);
+                queries += 1;
+            }
+        }
+    }
+    assert!(queries >= 14, "{queries}");
+}
+
+#[test]
+fn the_grafana_dashboard_queries_exported_metrics() {
+    let out = sidecar(&["dashboard", "render", "--format", "grafana"]);
+    assert_eq!(out.status.code(), Some(0));
+    let d: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let panels = d["panels"].as_array().expect("panels");
+    assert_eq!(panels.len(), 12);
+    for p in panels {
+        for t in p["targets"].as_array().cloned().unwrap_or_default() {
+            assert_exported(t["expr"].as_str().expect("expr"));
+        }
+    }
+}
+
+#[test]
+fn the_prometheus_rule_file_passes_promtool() {
+    let out = sidecar(&["alerts", "render", "--format", "prometheus"]);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = std::env::temp_dir().join(format!("lumen-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("lumen.rules.yml");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let promtool =
+        find_program("promtool").expect("promtool is installed (Debian's prometheus package)");
+    let check = run(Command::new(promtool).arg("check").arg("rules").arg(&file));
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(said.contains("SUCCESS: 11 rules found"), "{said}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for alert in [
+        "RoiGateCritical",
+        "SloComplianceWarning",
+        "MaturityScorePoor",
+        "CacheHitRateLow",
+    ] {
+        assert!(text.contains(&format!("alert: {alert}")), "{text}");
+    }
+    for line in text.lines().filter(|l| l.trim_start().starts_with("expr:")) {
+        assert_exported(
+            &serde_json::from_str::<String>(line.trim_start().trim_start_matches("expr:").trim())
+                .expect("quoted"),
+        );
+    }
+}
+
+/// The Cloud Monitoring REST stand-in's state.
+#[derive(Default)]
+struct Api {
+    dashboards: HashMap<String, Value>,
+    channels: HashMap<String, Value>,
+    policies: HashMap<String, Value>,
+    calls: Vec<String>,
+    next: u64,
+}
+
+fn reply(status: u16, body: Value) -> http::Response<Full<Bytes>> {
+    let mut r = http::Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = http::StatusCode::from_u16(status).expect("valid");
+    r
+}
+
+fn handle(api: &mut Api, method: &str, path: &str, body: Value) -> http::Response<Full<Bytes>> {
+    api.calls.push(format!("{method} {path}"));
+    let base = "/v1/projects/p1/dashboards";
+    let v3 = "/v3/projects/p1";
+    api.next += 1;
+    let id = api.next;
+    match (method, path) {
+        ("GET", p) if p.starts_with(base) => reply(
+            200,
+            json!({ "dashboards": api.dashboards.values().collect::<Vec<_>>() }),
+        ),
+        ("POST", p) if p == base => {
+            if body["displayName"].as_str().is_none()
+                || body.get("mosaicLayout").is_none()
+                || body.get("etag").is_some()
+            {
+                return reply(
+                    400,
+                    json!({ "error": "displayName and a layout required; no etag on create" }),
+                );
+            }
+            let name = format!("projects/p1/dashboards/d{id}");
+            let mut stored = body;
+            stored["name"] = json!(name);
+            stored["etag"] = json!(format!("etag-{id}"));
+            api.dashboards.insert(name, stored.clone());
+            reply(200, stored)
+        }
+        ("PATCH", p) if p.starts_with("/v1/projects/p1/dashboards/") => {
+            let name = p.trim_start_matches("/v1/").to_owned();
+            let Some(current) = api.dashboards.get(&name) else {
+                return reply(404, json!({}));
+            };
+            if body["etag"] != current["etag"] || body["name"] != json!(name) {
+                return reply(409, json!({ "error": "etag mismatch" }));
+            }
+            let mut stored = body;
+            stored["etag"] = json!(format!("etag-{id}"));
+            api.dashboards.insert(name, stored.clone());
+            reply(200, stored)
+        }
+        ("GET", p) if p.starts_with(&format!("{v3}/notificationChannels")) => reply(
+            200,
+            json!({ "notificationChannels": api.channels.values().collect::<Vec<_>>() }),
+        ),
+        ("POST", p) if p == format!("{v3}/notificationChannels") => {
+            if body["type"] != "slack"
+                || body["labels"]["auth_token"].as_str().is_none()
+                || body["labels"]["channel_name"].as_str().is_none()
+            {
+                return reply(
+                    400,
+                    json!({ "error": "slack channels need channel_name and auth_token" }),
+                );
+            }
+            let name = format!("projects/p1/notificationChannels/c{id}");
+            let mut stored = body;
+            stored["name"] = json!(name);
+            api.channels.insert(name, stored.clone());
+            reply(200, stored)
+        }
+        ("GET", p) if p.starts_with(&format!("{v3}/alertPolicies")) => reply(
+            200,
+            json!({ "alertPolicies": api.policies.values().collect::<Vec<_>>() }),
+        ),
+        ("POST" | "PATCH", p) if p.starts_with(&format!("{v3}/alertPolicies")) => {
+            let ok = body["displayName"].is_string()
+                && body["combiner"].is_string()
+                && body["enabled"] == true
+                && body["documentation"]["content"]
+                    .as_str()
+                    .is_some_and(|c| !c.is_empty() && c.len() <= 8192)
+                && body["conditions"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty() && c.len() <= 6);
+            if !ok {
+                return reply(400, json!({ "error": "policy missing required fields" }));
+            }
+            let name = if method == "POST" {
+                format!("projects/p1/alertPolicies/a{id}")
+            } else {
+                let n = p.trim_start_matches("/v3/").to_owned();
+                if !api.policies.contains_key(&n) {
+                    return reply(404, json!({}));
+                }
+                n
+            };
+            let mut stored = body;
+            stored["name"] = json!(name);
+            api.policies.insert(name, stored.clone());
+            reply(200, stored)
+        }
+        _ => reply(404, json!({ "error": format!("no route {method} {path}") })),
+    }
+}
+
+async fn monitoring_api() -> (SocketAddr, Arc<Mutex<Api>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let state = Arc::new(Mutex::new(Api::default()));
+    let shared = Arc::clone(&state);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let shared = Arc::clone(&shared);
+                        async move {
+                            let authorized =
+                                req.headers().get("authorization").map(|v| v.as_bytes())
+                                    == Some(b"Bearer tok-9");
+                            let (method, path) =
+                                (req.method().to_string(), req.uri().path().to_owned());
+                            let bytes = req.into_body().collect().await?.to_bytes();
+                            if !authorized {
+                                return Ok::<_, hyper::Error>(reply(
+                                    401,
+                                    json!({ "error": "no token" }),
+                                ));
+                            }
+                            let body: Value = if bytes.is_empty() {
+                                Value::Null
+                            } else {
+                                serde_json::from_slice(&bytes).expect("JSON body")
+                            };
+                            Ok(handle(
+                                &mut shared.lock().expect("lock"),
+                                &method,
+                                &path,
+                                body,
+                            ))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_and_apply_create_then_update_and_never_duplicate() {
+    let (addr, api) = monitoring_api().await;
+    let base = format!("http://{addr}");
+    let base2 = base.clone();
+    let again = move |args: Vec<&'static str>| {
+        let out = Command::new(binary("lumen-sidecar"))
+            .args(&args)
+            .env("LUMEN_MONITORING_API", &base2)
+            .env("GOOGLE_OAUTH_ACCESS_TOKEN", "tok-9")
+            .env("SLACK_BOT_TOKEN", "xoxb-test")
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let a = again.clone();
+    let (code, out) =
+        tokio::task::spawn_blocking(move || a(vec!["dashboard", "deploy", "--project", "p1"]))
+            .await
+            .expect("ran");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("created projects/p1/dashboards/"), "{out}");
+    assert!(
+        out.contains("https://console.cloud.google.com/monitoring/dashboards/builder/"),
+        "{out}"
+    );
+    let a = again.clone();
+    let (code, out) =
+        tokio::task::spawn_blocking(move || a(vec!["dashboard", "deploy", "--project", "p1"]))
+            .await
+            .expect("ran");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("updated projects/p1/dashboards/"), "{out}");
+    let a = again.clone();
+    let (code, out) = tokio::task::spawn_blocking(move || {
+        a(vec!["dashboard", "deploy", "--project", "p1", "--dry-run"])
+    })
+    .await
+    .expect("ran");
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("dry run: would update"), "{out}");
+
+    let a = again.clone();
+    let (code, out) = tokio::task::spawn_blocking(move || {
+        a(vec![
+            "alerts",
+            "apply",
+            "--project",
+            "p1",
+            "--slack-channel",
+            "#lumen-alerts",
+        ])
+    })
+    .await
+    .expect("ran");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out.matches("created projects/p1/alertPolicies/").count(),
+        4,
+        "{out}"
+    );
+    assert!(
+        out.contains("created channel projects/p1/notificationChannels/"),
+        "{out}"
+    );
+    let a = again.clone();
+    let (code, out) = tokio::task::spawn_blocking(move || {
+        a(vec![
+            "alerts",
+            "apply",
+            "--project",
+            "p1",
+            "--slack-channel",
+            "#lumen-alerts",
+        ])
+    })
+    .await
+    .expect("ran");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out.matches("updated projects/p1/alertPolicies/").count(),
+        4,
+        "{out}"
+    );
+    assert!(out.contains("exists"), "{out}");
+
+    let api = api.lock().expect("lock");
+    assert_eq!(api.dashboards.len(), 1);
+    assert_eq!(api.channels.len(), 1);
+    assert_eq!(api.policies.len(), 4, "nothing duplicated");
+    let channel = api.channels.keys().next().expect("one").clone();
+    for p in api.policies.values() {
+        assert_eq!(p["notificationChannels"][0], json!(channel));
+        assert!(
+            p["conditions"][0]["conditionPrometheusQueryLanguage"]["query"]
+                .as_str()
+                .is_some_and(|q| {
+                    assert_exported(q);
+                    true
+                })
+        );
+    }
+    let names: Vec<&str> = api
+        .policies
+        .values()
+        .map(|p| p["displayName"].as_str().expect("name"))
+        .collect();
+    for expected in [
+        "Lumen: ROI Gate Critical",
+        "Lumen: SLO Compliance Warning",
+        "Lumen: Maturity Score Poor",
+        "Lumen: Cache Hit Rate Low",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    assert!(
+        api.calls
+            .iter()
+            .any(|c| c.starts_with("PATCH /v1/projects/p1/dashboards/"))
+    );
+}
+
+#[test]
+fn without_a_token_deploy_fails_with_code_3() {
+    let out = Command::new(binary("lumen-sidecar"))
+        .args(["dashboard", "deploy", "--project", "p1"])
+        .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
+        .env("GCE_METADATA_HOST", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no access token"));
+}
