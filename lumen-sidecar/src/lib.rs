@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod export;
+pub mod https;
 pub mod monitoring;
 pub mod render;
 pub mod server;

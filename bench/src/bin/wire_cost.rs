@@ -6,7 +6,6 @@
 //! `target/lumen-bench/wire_cost.json` for the `results` bin.
 
 use lumen_bench::workspace_root;
-use lumen_middleware::wire::{CacheCounts, Series, StatusCounts, encode_histogram};
 use lumen_middleware::{LumenConfig, pair};
 use lumen_tests::distributions::Distribution;
 
@@ -31,17 +30,7 @@ fn main() {
             );
         }
         let s = recorder.drain().remove(0);
-        let series = Series {
-            route: s.route,
-            latency_us: encode_histogram(&s.latency),
-            status: StatusCounts::from_array(s.status),
-            errors: s.errors,
-            cancelled: s.cancelled,
-            cache: CacheCounts {
-                hits: s.cache_hits,
-                misses: s.cache_misses,
-            },
-        };
+        let series = s.to_wire();
         let bytes = serde_json::to_vec(&series).expect("serializes").len();
         println!(
             "{requests:>9} requests: {bytes} bytes per route ({} of them the histogram)",

@@ -108,6 +108,23 @@ pub struct IntervalSeries {
     pub cache_misses: u64,
 }
 
+impl IntervalSeries {
+    /// The series as it travels in a batch.
+    pub fn to_wire(&self) -> crate::wire::Series {
+        crate::wire::Series {
+            route: self.route.clone(),
+            latency_us: crate::wire::encode_histogram(&self.latency),
+            status: crate::wire::StatusCounts::from_array(self.status),
+            errors: self.errors,
+            cancelled: self.cancelled,
+            cache: crate::wire::CacheCounts {
+                hits: self.cache_hits,
+                misses: self.cache_misses,
+            },
+        }
+    }
+}
+
 /// All routes' recording state. One per app, alive for the rest of the
 /// process (it is leaked, like a global metrics recorder, so that the request
 /// path can hold it without touching a shared reference count).

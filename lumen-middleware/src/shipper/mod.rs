@@ -19,8 +19,8 @@ use tokio::time::Instant;
 
 use crate::config::LumenConfig;
 use crate::process::read_process_stats;
-use crate::registry::{IntervalSeries, Registry};
-use crate::wire::{self, Batch, CacheCounts, Series, StatusCounts};
+use crate::registry::Registry;
+use crate::wire::{self, Batch};
 use backoff::Backoff;
 use client::SidecarClient;
 use queue::{BatchQueue, batch_requests};
@@ -224,7 +224,12 @@ impl Shipper {
     /// Drains the registry into a new queued batch.
     fn close_interval(&mut self) {
         let end_ms = now_ms().max(self.interval_start_ms);
-        let series = self.registry.drain().into_iter().map(to_wire).collect();
+        let series = self
+            .registry
+            .drain()
+            .into_iter()
+            .map(|s| s.to_wire())
+            .collect();
         let batch = Batch {
             version: wire::WIRE_VERSION,
             instance: self.instance.clone(),
@@ -307,20 +312,6 @@ async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-fn to_wire(s: IntervalSeries) -> Series {
-    Series {
-        route: s.route,
-        latency_us: wire::encode_histogram(&s.latency),
-        status: StatusCounts::from_array(s.status),
-        errors: s.errors,
-        cancelled: s.cancelled,
-        cache: CacheCounts {
-            hits: s.cache_hits,
-            misses: s.cache_misses,
-        },
     }
 }
 

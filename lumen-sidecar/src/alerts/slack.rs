@@ -8,10 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -108,7 +104,7 @@ pub fn message(event: &AlertEvent, service: &str) -> Value {
 /// Posts queued messages to one webhook.
 #[derive(Debug, Clone)]
 pub struct SlackSender {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: crate::https::HttpsClient,
     webhook: http::Uri,
     timeout: Option<Duration>,
     stats: Arc<SlackStats>,
@@ -124,13 +120,8 @@ enum Outcome {
 impl SlackSender {
     /// A sender to `webhook`; `timeout` bounds each POST.
     pub fn new(webhook: http::Uri, timeout: Option<Duration>, stats: Arc<SlackStats>) -> Self {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
         Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::https::https_client(),
             webhook,
             timeout,
             stats,

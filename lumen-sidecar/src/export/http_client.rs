@@ -8,10 +8,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use opentelemetry_http::{HttpClient, HttpError};
 
 use super::gcp::TokenSource;
@@ -22,7 +18,7 @@ const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// Sends OTLP/HTTP requests.
 #[derive(Debug, Clone)]
 pub struct OtlpHttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: crate::https::HttpsClient,
     token: Option<Arc<TokenSource>>,
     quota_project: Option<String>,
     timeout: Duration,
@@ -35,13 +31,8 @@ impl OtlpHttpClient {
         quota_project: Option<String>,
         timeout: Duration,
     ) -> Self {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
         Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::https::https_client(),
             token,
             quota_project,
             timeout,

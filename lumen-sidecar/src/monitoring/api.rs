@@ -6,10 +6,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -57,7 +53,7 @@ pub enum Change {
 /// An authenticated client of one project.
 #[derive(Debug, Clone)]
 pub struct MonitoringApi {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: crate::https::HttpsClient,
     base: String,
     token: String,
     /// The project.
@@ -67,13 +63,8 @@ pub struct MonitoringApi {
 impl MonitoringApi {
     /// A client of `base` for `project` with `token`.
     pub fn new(base: &str, project: &str, token: &str) -> Self {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
         Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::https::https_client(),
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
             project: project.to_owned(),
