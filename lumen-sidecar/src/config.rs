@@ -43,7 +43,7 @@ use lumen_middleware::units::{format_duration, parse_duration};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::eval::{RoiConfig, SloTargets, StatusClass};
+use crate::eval::{DEFAULT_MIN_EVENTS, RoiConfig, SloPeriod, SloTargets, StatusClass};
 
 /// Where ingest and the read API listen.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -252,6 +252,10 @@ pub struct SidecarConfig {
     pub roi: RoiConfig,
     /// Slack incoming webhook for the sidecar's own alerts (`SLACK_WEBHOOK_URL`).
     pub slack_webhook_url: Option<String>,
+    /// The error budgets' period.
+    pub budget_period: SloPeriod,
+    /// Events a long window needs before a budget alert may fire.
+    pub budget_min_events: u64,
 }
 
 impl Default for SidecarConfig {
@@ -270,6 +274,8 @@ impl Default for SidecarConfig {
             export: ExportConfig::default(),
             roi: RoiConfig::default(),
             slack_webhook_url: None,
+            budget_period: SloPeriod::default(),
+            budget_min_events: DEFAULT_MIN_EVENTS,
         }
     }
 }
@@ -476,6 +482,15 @@ impl SidecarConfig {
                 *slot = v.parse().map_err(|_| invalid(key, &v, "a number"))?;
             }
         }
+        if let Some(v) = env("LUMEN_BUDGET_PERIOD") {
+            self.budget_period = SloPeriod::parse(&v)
+                .ok_or_else(|| invalid("LUMEN_BUDGET_PERIOD", &v, "7d, 28d, 30d or month"))?;
+        }
+        if let Some(v) = env("LUMEN_BUDGET_MIN_EVENTS") {
+            self.budget_min_events = v
+                .parse()
+                .map_err(|_| invalid("LUMEN_BUDGET_MIN_EVENTS", &v, "a whole number of events"))?;
+        }
         if let Some(v) = env("SLACK_WEBHOOK_URL") {
             self.slack_webhook_url = (!v.is_empty()).then_some(v);
         }
@@ -571,6 +586,19 @@ impl SidecarConfig {
             None => ExportMode::Off,
         };
         Ok(())
+    }
+
+    /// What makes an event bad for the budgets, from the SLO targets.
+    pub fn budget_rules(&self) -> crate::store::BudgetRules {
+        let mut error_classes = [false; 5];
+        for c in &self.slo.error_classes {
+            error_classes[c.index()] = true;
+        }
+        crate::store::BudgetRules {
+            p95_us: (self.slo.latency_p95_ms * 1000.0).round() as u64,
+            p99_us: (self.slo.latency_p99_ms * 1000.0).round() as u64,
+            error_classes,
+        }
     }
 
     /// Checks every value's range.

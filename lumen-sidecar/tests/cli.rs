@@ -161,6 +161,12 @@ async fn check_exit_codes_follow_the_status() {
     );
 }
 
+async fn budget(addr: SocketAddr) -> serde_json::Value {
+    let (status, body) = get(addr, "/v1/budget").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).expect("json")["slos"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_writes_a_snapshot_that_a_restart_restores() {
     let dir = temp_dir("restart");
@@ -169,10 +175,25 @@ async fn sigterm_writes_a_snapshot_that_a_restart_restores() {
     let served = Served::start(&env).await;
     post_batch(
         served.addr,
-        &batch("i", 1, vec![series(Some("/r"), 40, 1_000, 1, 0, 2_000)]),
+        &batch("i", 1, vec![series(Some("/r"), 40, 1_000, 1, 1, 300_000)]),
     )
     .await;
     let before = slo(served.addr).await;
+    let budget_before = budget(served.addr).await;
+    // 1 5xx of 42 requests is availability's one bad event.
+    assert_eq!(budget_before[0]["name"], "availability");
+    assert_eq!(
+        (
+            budget_before[0]["bad"].clone(),
+            budget_before[0]["events"].clone()
+        ),
+        (1.into(), 42.into())
+    );
+    let (_, metrics) = get(served.addr, "/metrics").await;
+    assert!(
+        metrics.contains("error_budget_remaining{") && metrics.contains("burn_rate{"),
+        "{metrics}"
+    );
     let done = served.terminate();
     assert_eq!(done.status.code(), Some(0));
     assert!(snapshot.exists(), "snapshot written on SIGTERM");
@@ -181,6 +202,11 @@ async fn sigterm_writes_a_snapshot_that_a_restart_restores() {
     let mut after = slo(served.addr).await;
     after["evaluated_at_ms"] = before["evaluated_at_ms"].clone();
     assert_eq!(after, before, "restored exactly");
+    assert_eq!(
+        budget(served.addr).await,
+        budget_before,
+        "the budget is restored exactly"
+    );
     // The dedup ledger came back too: seq 1 is a duplicate.
     let (_, ack) = post_batch(
         served.addr,
@@ -188,7 +214,7 @@ async fn sigterm_writes_a_snapshot_that_a_restart_restores() {
     )
     .await;
     assert_eq!(ack, r#"{"applied_seq":1}"#);
-    assert_eq!(slo(served.addr).await["requests"], 41);
+    assert_eq!(slo(served.addr).await["requests"], 42);
     served.terminate();
 }
 

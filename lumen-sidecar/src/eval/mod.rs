@@ -1,6 +1,7 @@
 //! Evaluation: pure functions from a window's data to indicators, SLO
 //! results, compliance and status. No I/O, no clock: callers pass `now`.
 
+mod budget;
 mod health;
 mod health_inputs;
 mod maturity;
@@ -9,6 +10,10 @@ mod slis;
 mod slo;
 mod slo_report;
 
+pub use budget::{
+    ALERT_TABLE, BURN_WINDOWS, BudgetAlert, BudgetReport, BurnRate, DEFAULT_MIN_EVENTS, SloBudget,
+    SloPeriod, alert_factor, allowed_share, budget_report, burn_rate,
+};
 pub use health::{
     Action, Band, Category, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority, SloSummary,
     WEIGHTS, band_of, health,

@@ -16,7 +16,9 @@ pub const DURATION_HISTOGRAM: &str = "http.server.request.duration";
 /// Name of the cumulative request counter.
 pub const REQUEST_COUNTER: &str = "http_server_requests";
 /// Every gauge exported, with its unit.
-pub const GAUGES: [(&str, &str); 16] = [
+pub const GAUGES: [(&str, &str); 18] = [
+    ("error_budget_remaining", "%"),
+    ("burn_rate", "1"),
     ("deployment_frequency", "{deploy}"),
     ("active_instances", "{instance}"),
     ("cpu_utilization_percent", "%"),
@@ -103,6 +105,27 @@ pub fn gauge_points(name: &str, evaluation: &Evaluation) -> Vec<(f64, Vec<KeyVal
         "maturity_score" => one(health.maturity.score),
         "roi_percentage" => one(health.roi.roi_percent),
         "health_score" => one(health.health_score),
+        "error_budget_remaining" => evaluation
+            .budget
+            .slos
+            .iter()
+            .filter_map(|s| s.remaining_percent.map(|r| (r, with_slo(s.name.as_str()))))
+            .collect(),
+        "burn_rate" => evaluation
+            .budget
+            .slos
+            .iter()
+            .flat_map(|s| {
+                let labels = with_slo(s.name.as_str());
+                s.burn_rates.iter().filter_map(move |b| {
+                    b.rate.map(|r| {
+                        let mut l = labels.clone();
+                        l.push(KeyValue::new("window", b.window.clone()));
+                        (r, l)
+                    })
+                })
+            })
+            .collect(),
         "deployment_frequency" => one(evaluation.inputs.deployments_7d.map(f64::from)),
         "active_instances" => vec![(evaluation.active_instances as f64, base)],
         "cpu_utilization_percent" => one(evaluation.inputs.cpu_utilisation.map(|u| u * 100.0)),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::eval::{HealthReport, SloName, SloReport};
+use crate::eval::{BudgetReport, HealthReport, SloName, SloReport};
 
 use super::actions::action_items;
 use super::format::{met, percent, target, utc, value};
@@ -12,7 +12,7 @@ fn cell(text: &str) -> String {
 }
 
 /// Renders the report, with the health section when given.
-pub fn markdown(report: &SloReport, health: Option<&HealthReport>) -> String {
+pub fn markdown(report: &SloReport, extra: Option<(&HealthReport, &BudgetReport)>) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# SLO report: {}\n", cell(&report.service));
     let _ = writeln!(
@@ -87,9 +87,54 @@ pub fn markdown(report: &SloReport, health: Option<&HealthReport>) -> String {
     for item in action_items(report) {
         let _ = writeln!(o, "- {item}");
     }
-    if let Some(h) = health {
+    if let Some((h, b)) = extra {
         let _ = writeln!(o);
         o.push_str(&super::health_text::health_markdown(h));
+        let _ = writeln!(o);
+        o.push_str(&budget_markdown(b));
+    }
+    o
+}
+
+/// The error-budget section: remaining budget, burn rates, alerts firing.
+pub fn budget_markdown(b: &BudgetReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "## Error budgets ({} period)\n", b.period);
+    let _ = writeln!(
+        o,
+        "| SLO | Remaining | Bad / events | Burn 1h | Burn 6h | Burn 3d | Alerts firing |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |"
+    );
+    for s in &b.slos {
+        let rate = |w: &str| {
+            s.burn_rates
+                .iter()
+                .find(|r| r.window == w)
+                .and_then(|r| r.rate)
+                .map_or("n/a".to_owned(), |r| format!("{r:.2}x"))
+        };
+        let firing: Vec<String> = s
+            .alerts
+            .iter()
+            .filter(|a| a.firing)
+            .map(|a| format!("{} ({}/{})", a.severity, a.long_window, a.short_window))
+            .collect();
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} / {} | {} | {} | {} | {} |",
+            s.name.title(),
+            s.remaining_percent
+                .map_or("n/a".to_owned(), |r| format!("{r:.1}%")),
+            s.bad,
+            s.events,
+            rate("1h"),
+            rate("6h"),
+            rate("3d"),
+            if firing.is_empty() {
+                "none".to_owned()
+            } else {
+                firing.join(", ")
+            }
+        );
     }
     o
 }

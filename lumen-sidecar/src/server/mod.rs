@@ -57,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/slo", get(read::slo))
         .route("/v1/report", get(read::report))
         .route("/v1/health", get(read::health))
+        .route("/v1/budget", get(read::budget))
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
         .route("/", get(read::status_page))
@@ -66,13 +67,18 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Reads the snapshot if there is one; a bad one is logged, set aside and
 /// replaced by an empty store.
 pub fn restore_store(config: &SidecarConfig) -> WindowStore {
-    let empty = || WindowStore::new(config.retention);
+    let empty = || {
+        let mut store = WindowStore::new(config.retention);
+        store.set_budget_rules(config.budget_rules());
+        store
+    };
     let Some(path) = &config.snapshot_path else {
         return empty();
     };
     match snapshot::read(path) {
         Ok(Some(mut store)) => {
             store.set_retention(config.retention);
+            store.set_budget_rules(config.budget_rules());
             store.evict(now_ms());
             tracing::info!(path = %path.display(), minutes = store.minutes_held(), instances = store.ledger().len(), "restored the snapshot");
             store

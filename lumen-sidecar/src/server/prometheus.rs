@@ -12,7 +12,9 @@ use super::state::{AppState, RejectReason};
 use crate::eval::Status;
 
 /// Every gauge name the sidecar exports about the service.
-pub const SERVICE_GAUGES: [&str; 17] = [
+pub const SERVICE_GAUGES: [&str; 19] = [
+    "error_budget_remaining",
+    "burn_rate",
     "deployment_frequency",
     "active_instances",
     "cpu_utilization_percent",
@@ -182,6 +184,17 @@ pub fn render(app: &AppState, evaluation: &Evaluation) -> String {
                 "status_class" => class
             )
             .absolute(total);
+        }
+        for s in &evaluation.budget.slos {
+            let slo = s.name.as_str();
+            if let Some(r) = s.remaining_percent {
+                gauge!("error_budget_remaining", "service_name" => service.clone(), "revision_name" => revision.clone(), "slo_name" => slo).set(r);
+            }
+            for b in &s.burn_rates {
+                if let Some(rate) = b.rate {
+                    gauge!("burn_rate", "service_name" => service.clone(), "revision_name" => revision.clone(), "slo_name" => slo, "window" => b.window.clone()).set(rate);
+                }
+            }
         }
         let k = &app.slack_stats;
         counter!("lumen_slack_messages_total", "result" => "sent")

@@ -58,7 +58,7 @@ pub async fn report(
             let e = app.evaluate(w);
             (
                 [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
-                render::markdown(&e.slo, Some(&e.health)),
+                render::markdown(&e.slo, Some((&e.health, &e.budget))),
             )
                 .into_response()
         }
@@ -75,6 +75,11 @@ pub async fn health(
         Ok(w) => Json(app.evaluate(w).health).into_response(),
         Err(e) => bad_window(e),
     }
+}
+
+/// `GET /v1/budget`: error budgets and burn rates over the SLO period.
+pub async fn budget(State(app): State<Arc<AppState>>) -> Response {
+    Json(app.evaluate(app.config.window).budget).into_response()
 }
 
 /// `GET /`: the status page.

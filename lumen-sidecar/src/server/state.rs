@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use crate::alerts::SlackStats;
 use crate::config::SidecarConfig;
 use crate::eval::{
-    HealthReport, MaturityInputs, SloReport, health, maturity, maturity_inputs, roi,
+    BudgetReport, HealthReport, MaturityInputs, SloReport, budget_report, health, maturity,
+    maturity_inputs, roi,
 };
 use crate::export::{ExportStats, LatencyFeed};
 use crate::store::WindowStore;
@@ -115,6 +116,8 @@ pub struct Evaluation {
     pub inputs: MaturityInputs,
     /// App instances that sent a batch in the window.
     pub active_instances: u64,
+    /// Error budgets and burn rates.
+    pub budget: BudgetReport,
 }
 
 /// Status classes as counter labels, by [`Counts::status`] index, then inner failures.
@@ -227,8 +230,16 @@ impl AppState {
             let inputs = maturity_inputs(&slo, &store, now, window);
             let since = now.saturating_sub(window.as_millis() as u64);
             let active = store.ledger().active_since(since).count() as u64;
-            (slo, inputs, active)
+            let budget = budget_report(
+                store.budget(),
+                &self.config.slo,
+                self.config.budget_period,
+                self.config.budget_min_events,
+                now,
+            );
+            (slo, inputs, (active, budget))
         };
+        let (active_instances, budget) = active_instances;
         let roi = roi(
             slo.cache.hits,
             slo.cache.misses,
@@ -242,6 +253,7 @@ impl AppState {
             health,
             inputs,
             active_instances,
+            budget,
         }
     }
 

@@ -1,16 +1,18 @@
 //! Where batches are kept: the window store and its parts.
 
+mod budget_ledger;
 mod counts;
 mod ledger;
 mod sparse_histogram;
 mod window_histogram;
 mod window_store;
 
+pub use budget_ledger::{BudgetCounts, BudgetLedger, COARSE_HOURS, FINE_MINUTES};
 pub use counts::Counts;
 pub use ledger::{InstanceEntry, InstanceLedger, MAX_INSTANCES};
 pub use sparse_histogram::SparseHistogram;
 pub use window_histogram::{Scratch, WindowHistogram};
 pub use window_store::{
-    Applied, MAX_FUTURE_MS, MINUTE_MS, REVISION_MEMORY_MS, RouteKey, RouteSlot, RouteWindow,
-    StoreError, WindowData, WindowStore, store_layout,
+    Applied, BudgetRules, MAX_FUTURE_MS, MINUTE_MS, REVISION_MEMORY_MS, RouteKey, RouteSlot,
+    RouteWindow, StoreError, WindowData, WindowStore, store_layout,
 };

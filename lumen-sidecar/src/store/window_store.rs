@@ -11,6 +11,7 @@ use lumen_middleware::wire::{DecodedBatch, MAX_HIGHEST_TRACKABLE_US};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::budget_ledger::{BudgetCounts, BudgetLedger};
 use super::counts::Counts;
 use super::ledger::InstanceLedger;
 use super::sparse_histogram::SparseHistogram;
@@ -68,6 +69,56 @@ impl Applied {
             Self::Stored { applied_seq, .. }
             | Self::Duplicate { applied_seq }
             | Self::Expired { applied_seq } => applied_seq,
+        }
+    }
+}
+
+/// What makes an event bad for the budgets: the latency targets (µs) and
+/// the status classes the error rate counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetRules {
+    /// Requests at or above this latency miss the P95 target.
+    pub p95_us: u64,
+    /// Requests at or above this latency miss the P99 target.
+    pub p99_us: u64,
+    /// Error classes, by [`Counts::status`] index.
+    pub error_classes: [bool; 5],
+}
+
+impl Default for BudgetRules {
+    fn default() -> Self {
+        Self {
+            p95_us: 200_000,
+            p99_us: 500_000,
+            error_classes: [false, false, false, true, true],
+        }
+    }
+}
+
+impl BudgetRules {
+    /// The budget counts of one series.
+    pub fn count(&self, series: &lumen_middleware::wire::DecodedSeries) -> BudgetCounts {
+        let status = series.status.as_array();
+        let slow = |threshold: u64| {
+            series
+                .latency
+                .values()
+                .filter(|(v, _)| *v >= threshold)
+                .map(|(_, n)| n)
+                .sum::<u64>()
+        };
+        BudgetCounts {
+            total: status.iter().sum::<u64>() + series.errors,
+            unavailable: status[4] + series.errors,
+            errors: status
+                .iter()
+                .zip(self.error_classes)
+                .filter(|(_, counted)| *counted)
+                .map(|(n, _)| *n)
+                .sum::<u64>()
+                + series.errors,
+            slow_p95: slow(self.p95_us),
+            slow_p99: slow(self.p99_us),
         }
     }
 }
@@ -141,6 +192,12 @@ pub struct WindowStore {
     revision: Option<String>,
     /// Revision name → last seen (batch end, Unix ms).
     revisions: BTreeMap<String, u64>,
+    /// Budget counts for the whole SLO period.
+    #[serde(default)]
+    budget: BudgetLedger,
+    /// What counts as bad for the budgets (set from the config).
+    #[serde(default)]
+    budget_rules: BudgetRules,
     #[serde(skip)]
     interned: HashMap<Arc<str>, ()>,
     /// Merged 10-minute and hour blocks, built when a window first needs
@@ -212,6 +269,8 @@ impl WindowStore {
             service: None,
             revision: None,
             revisions: BTreeMap::new(),
+            budget: BudgetLedger::default(),
+            budget_rules: BudgetRules::default(),
             interned: HashMap::new(),
             rollups: RefCell::default(),
         }
@@ -243,6 +302,10 @@ impl WindowStore {
             *seen = (*seen).max(batch.end_ms);
         }
         let minute = (batch.start_ms / 2 + batch.end_ms / 2) / MINUTE_MS;
+        for series in &batch.series {
+            let counts = self.budget_rules.count(series);
+            self.budget.add(minute, &counts);
+        }
         if minute + self.retention_minutes <= now_ms / MINUTE_MS {
             return Ok(Applied::Expired {
                 applied_seq: batch.seq,
@@ -299,6 +362,7 @@ impl WindowStore {
     pub fn evict(&mut self, now_ms: u64) {
         let first_kept = (now_ms / MINUTE_MS + 1).saturating_sub(self.retention_minutes);
         self.minutes = self.minutes.split_off(&first_kept);
+        self.budget.evict(now_ms / MINUTE_MS);
         for tier in self.rollups.get_mut().iter_mut() {
             *tier = tier.split_off(&first_kept);
         }
@@ -419,6 +483,16 @@ impl WindowStore {
         &rollups[tier][&start]
     }
 
+    /// The budget counts.
+    pub fn budget(&self) -> &BudgetLedger {
+        &self.budget
+    }
+
+    /// Sets what counts as bad for the budgets (from the config).
+    pub fn set_budget_rules(&mut self, rules: BudgetRules) {
+        self.budget_rules = rules;
+    }
+
     /// Forgets the cached rollups; they are rebuilt when a window needs
     /// them. For measuring evaluations from cold.
     pub fn drop_caches(&mut self) {
@@ -503,6 +577,7 @@ impl PartialEq for WindowStore {
             && self.service == other.service
             && self.revision == other.revision
             && self.revisions == other.revisions
+            && self.budget == other.budget
     }
 }
 

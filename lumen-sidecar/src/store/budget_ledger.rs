@@ -1,0 +1,156 @@
+//! The counts error budgets need, for the whole SLO period: per minute for
+//! the last 3 days (the longest burn-rate window), per hour beyond, up to
+//! 32 days. Service totals only, so a month costs a few hundred kilobytes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Minutes kept at one-minute resolution (3 days).
+pub const FINE_MINUTES: u64 = 3 * 24 * 60;
+/// Hours kept in all (32 days: a 31-day month and a margin).
+pub const COARSE_HOURS: u64 = 32 * 24;
+
+/// Good and bad events of one span, per budgetable SLI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetCounts {
+    /// Finished requests.
+    pub total: u64,
+    /// Requests with a 5xx or an inner failure (availability's bad events).
+    pub unavailable: u64,
+    /// Requests of the error classes or failed (error rate's bad events).
+    pub errors: u64,
+    /// Requests not under the P95 latency target.
+    pub slow_p95: u64,
+    /// Requests not under the P99 latency target.
+    pub slow_p99: u64,
+}
+
+impl BudgetCounts {
+    /// Adds `o` field by field.
+    pub fn add(&mut self, o: &Self) {
+        self.total = self.total.saturating_add(o.total);
+        self.unavailable = self.unavailable.saturating_add(o.unavailable);
+        self.errors = self.errors.saturating_add(o.errors);
+        self.slow_p95 = self.slow_p95.saturating_add(o.slow_p95);
+        self.slow_p99 = self.slow_p99.saturating_add(o.slow_p99);
+    }
+}
+
+/// Minute and hour slots of [`BudgetCounts`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetLedger {
+    minutes: BTreeMap<u64, BudgetCounts>,
+    hours: BTreeMap<u64, BudgetCounts>,
+    /// The minute tier holds every minute from here on (0 until the first eviction).
+    #[serde(default)]
+    fine_since: u64,
+}
+
+impl BudgetLedger {
+    /// Adds `counts` to `minute` (and its hour).
+    pub fn add(&mut self, minute: u64, counts: &BudgetCounts) {
+        self.minutes.entry(minute).or_default().add(counts);
+        self.hours.entry(minute / 60).or_default().add(counts);
+    }
+
+    /// Drops minutes older than 3 days and hours older than 32 days before `now_minute`.
+    pub fn evict(&mut self, now_minute: u64) {
+        self.fine_since = self.fine_since.max(now_minute.saturating_sub(FINE_MINUTES));
+        self.minutes = self.minutes.split_off(&self.fine_since);
+        self.hours = self
+            .hours
+            .split_off(&(now_minute / 60).saturating_sub(COARSE_HOURS));
+    }
+
+    /// Sum over minutes `first..=last`: minute slots where kept, whole hours
+    /// beyond (a span reaching past 3 days is counted by the hour, so its
+    /// start is rounded to the hour).
+    pub fn sum(&self, first: u64, last: u64) -> BudgetCounts {
+        let mut out = BudgetCounts::default();
+        if first > last {
+            return out;
+        }
+        let mut minutes_from = first;
+        if first < self.fine_since {
+            // Whole hours up to the one holding the tier's first minute.
+            let hours_end = self.fine_since.div_ceil(60).min(last / 60 + 1);
+            if first / 60 < hours_end {
+                for c in self.hours.range(first / 60..hours_end).map(|(_, c)| c) {
+                    out.add(c);
+                }
+            }
+            minutes_from = hours_end * 60;
+        }
+        if minutes_from <= last {
+            for c in self.minutes.range(minutes_from..=last).map(|(_, c)| c) {
+                out.add(c);
+            }
+        }
+        out
+    }
+
+    /// Slots held (minutes, hours).
+    pub fn len(&self) -> (usize, usize) {
+        (self.minutes.len(), self.hours.len())
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.minutes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(total: u64, bad: u64) -> BudgetCounts {
+        BudgetCounts {
+            total,
+            unavailable: bad,
+            errors: bad,
+            slow_p95: bad,
+            slow_p99: bad,
+        }
+    }
+
+    #[test]
+    fn sums_use_minutes_then_hours() {
+        let mut l = BudgetLedger::default();
+        let now = 10 * 24 * 60; // day 10
+        for m in 0..=now {
+            l.add(m, &one(1, u64::from(m % 10 == 0)));
+        }
+        l.evict(now);
+        let (minutes, hours) = l.len();
+        assert_eq!(minutes, FINE_MINUTES as usize + 1);
+        assert_eq!(hours, (now / 60 + 1) as usize);
+        // The last hour, from minutes.
+        assert_eq!(l.sum(now - 59, now), one(60, 6));
+        // Seven whole days: hours for the first four, minutes for the last three.
+        let week = l.sum(now - 7 * 24 * 60, now - 1);
+        assert_eq!(week.total, 7 * 24 * 60);
+        assert_eq!(week.unavailable, 7 * 24 * 6);
+        // A span starting mid-hour beyond the fine tier counts that whole hour.
+        assert_eq!(l.sum(now - 7 * 24 * 60 + 1, now - 1).total, 7 * 24 * 60);
+        assert_eq!(l.sum(now, now - 1), BudgetCounts::default());
+    }
+
+    #[test]
+    fn a_young_ledger_sums_its_minutes_whatever_the_hour() {
+        let mut l = BudgetLedger::default();
+        // Data from minute 90 (mid-hour), nothing evicted yet.
+        for m in 90..100 {
+            l.add(m, &one(1, 0));
+        }
+        l.evict(99);
+        assert_eq!(l.sum(95, 99).total, 5, "a 5-minute window counts 5 minutes");
+        assert_eq!(l.sum(0, 99).total, 10);
+        assert_eq!(
+            l.sum(0, 99).total,
+            10,
+            "a 30-day window from far before the data"
+        );
+    }
+}
