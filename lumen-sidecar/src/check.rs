@@ -103,6 +103,15 @@ pub async fn fetch_health(
     Ok((report, body))
 }
 
+/// Fetches the error budgets.
+pub async fn fetch_budget(base: &str) -> Result<crate::eval::BudgetReport, CheckError> {
+    let body = get(base, "/v1/budget").await?;
+    serde_json::from_slice(&body).map_err(|e| CheckError::BadAnswer {
+        url: format!("{base}/v1/budget"),
+        reason: format!("not a budget report: {e}"),
+    })
+}
+
 /// The exit code of a report: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 NO_DATA.
 pub fn exit_code(status: Status) -> u8 {
     status.code()

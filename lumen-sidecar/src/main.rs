@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use lumen_sidecar::check::{CheckError, exit_code, fetch_health, fetch_report};
+use lumen_sidecar::check::{CheckError, exit_code, fetch_budget, fetch_health, fetch_report};
 use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::eval::{Band, Status};
 use lumen_sidecar::monitoring::commands;
-use lumen_sidecar::render::{check_text, health_text};
+use lumen_sidecar::render::{budget_text, check_text, health_text};
 use lumen_sidecar::server::Sidecar;
 
 /// Exit code for errors: bad config, unreachable sidecar, no data.
@@ -68,6 +68,9 @@ async fn run(cli: Cli) -> u8 {
                     println!("{}", String::from_utf8_lossy(&body));
                 } else {
                     print!("{}", check_text(&report, verbose));
+                    if verbose && let Ok(budget) = fetch_budget(&url).await {
+                        print!("{}", budget_text(&budget));
+                    }
                 }
                 if report.status == Status::NoData {
                     eprintln!("error: no data: the window holds no request");

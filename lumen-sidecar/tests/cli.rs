@@ -125,6 +125,10 @@ async fn check_exit_codes_follow_the_status() {
         "{stdout}"
     );
     assert!(stdout.contains("Routes"), "verbose adds the route table");
+    assert!(
+        stdout.contains("Error budgets (30d period)"),
+        "verbose adds the budgets: {stdout}"
+    );
 
     // Slow 5xx: availability, P99 and error rate fail → 25 % → CRITICAL.
     post_batch(

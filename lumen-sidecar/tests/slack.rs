@@ -187,14 +187,14 @@ async fn the_alerter_fires_once_resolves_once_and_ignores_flapping() {
     let step = Duration::from_secs(10);
     // Baseline, then a breach of 4 min 50 s: shorter than the 5 min "for".
     for _ in 0..30 {
-        alerter.tick(&seen(90.0, Status::Healthy), "api");
+        alerter.tick(&seen(90.0, Status::Healthy), None, "api");
         tokio::time::advance(step).await;
     }
     for _ in 0..29 {
-        alerter.tick(&seen(50.0, Status::Healthy), "api");
+        alerter.tick(&seen(50.0, Status::Healthy), None, "api");
         tokio::time::advance(step).await;
     }
-    alerter.tick(&seen(90.0, Status::Healthy), "api");
+    alerter.tick(&seen(90.0, Status::Healthy), None, "api");
     // Flapping status and hit rate 100 times within a minute.
     for i in 0..100 {
         let (hit, status) = if i % 2 == 0 {
@@ -202,7 +202,7 @@ async fn the_alerter_fires_once_resolves_once_and_ignores_flapping() {
         } else {
             (90.0, Status::Healthy)
         };
-        alerter.tick(&seen(hit, status), "api");
+        alerter.tick(&seen(hit, status), None, "api");
         tokio::time::advance(Duration::from_millis(600)).await;
     }
     tokio::task::yield_now().await;
@@ -213,18 +213,18 @@ async fn the_alerter_fires_once_resolves_once_and_ignores_flapping() {
     );
     // A breach of 6 minutes: one firing.
     for _ in 0..37 {
-        alerter.tick(&seen(45.0, Status::Healthy), "api");
+        alerter.tick(&seen(45.0, Status::Healthy), None, "api");
         tokio::time::advance(step).await;
     }
     count.wait_for(|n| *n >= 1).await.expect("fired");
     // Recovery: one resolve.
     for _ in 0..5 {
-        alerter.tick(&seen(85.0, Status::Healthy), "api");
+        alerter.tick(&seen(85.0, Status::Healthy), None, "api");
         tokio::time::advance(step).await;
     }
     count.wait_for(|n| *n >= 2).await.expect("resolved");
     for _ in 0..30 {
-        alerter.tick(&seen(85.0, Status::Healthy), "api");
+        alerter.tick(&seen(85.0, Status::Healthy), None, "api");
         tokio::time::advance(step).await;
     }
     let h = hook.lock().expect("lock");

@@ -156,7 +156,7 @@ fn the_prometheus_rule_file_passes_promtool() {
         "{said}{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(said.contains("SUCCESS: 11 rules found"), "{said}");
+    assert!(said.contains("SUCCESS: 48 rules found"), "{said}");
     let text = String::from_utf8_lossy(&out.stdout);
     for alert in [
         "RoiGateCritical",
@@ -166,12 +166,31 @@ fn the_prometheus_rule_file_passes_promtool() {
     ] {
         assert!(text.contains(&format!("alert: {alert}")), "{text}");
     }
+    let recorded: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("- record: "))
+        .collect();
+    let exported = exported_metric_names();
     for line in text.lines().filter(|l| l.trim_start().starts_with("expr:")) {
-        assert_exported(
-            &serde_json::from_str::<String>(line.trim_start().trim_start_matches("expr:").trim())
-                .expect("quoted"),
-        );
+        let expr =
+            serde_json::from_str::<String>(line.trim_start().trim_start_matches("expr:").trim())
+                .expect("quoted");
+        for name in promql_metrics(&expr) {
+            assert!(
+                exported.contains(&name.as_str()) || recorded.contains(&name.as_str()),
+                "{expr} reads {name}"
+            );
+        }
     }
+    // The SRE workbook's rows for a 30-day period, availability allowed 0.5 %.
+    assert!(
+        text.contains("lumen:availability_bad:ratio_rate1h > (14.4 * 0.005) and lumen:availability_bad:ratio_rate5m > (14.4 * 0.005)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"max(burn_rate{slo_name=\"latency_p95\",window=\"3d\"}) > 1 "#),
+        "{text}"
+    );
 }
 
 /// The Cloud Monitoring REST stand-in's state.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::rules::{AlertRule, STATUS_STABLE_FOR, Watched};
-use crate::eval::Status;
+use crate::eval::{BudgetReport, Status};
 
 /// The figures the rules watch, `None` without data.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -53,6 +53,21 @@ pub enum AlertEvent {
         /// The figure now (`None`: no data any more).
         value: Option<f64>,
     },
+    /// A multiwindow burn-rate alert started (`firing`) or stopped.
+    Budget {
+        /// `availability`, `latency_p95`, ….
+        slo: &'static str,
+        /// `page` or `ticket`.
+        severity: String,
+        /// The long window.
+        long_window: String,
+        /// The short window.
+        short_window: String,
+        /// The burn rate both windows reached.
+        factor: f64,
+        /// True when it starts, false when it stops.
+        firing: bool,
+    },
     /// The SLO status changed and held.
     StatusChanged {
         /// What it was (as last reported).
@@ -75,6 +90,7 @@ pub struct AlertEngine {
     states: HashMap<&'static str, RuleState>,
     reported_status: Option<Status>,
     candidate_status: Option<(Status, Duration)>,
+    budget_firing: std::collections::HashSet<(&'static str, String)>,
 }
 
 impl AlertEngine {
@@ -85,6 +101,7 @@ impl AlertEngine {
             states: HashMap::new(),
             reported_status: None,
             candidate_status: None,
+            budget_firing: std::collections::HashSet::new(),
         }
     }
 
@@ -133,6 +150,34 @@ impl AlertEngine {
                     });
                 }
                 self.reported_status = Some(s);
+            }
+        }
+        events
+    }
+
+    /// Folds in a budget report: one event when a burn-rate alert starts
+    /// firing, one when it stops.
+    pub fn observe_budget(&mut self, report: &BudgetReport) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        for slo in &report.slos {
+            for alert in &slo.alerts {
+                let key = (slo.name.as_str(), alert.long_window.clone());
+                let was = self.budget_firing.contains(&key);
+                if alert.firing != was {
+                    if alert.firing {
+                        self.budget_firing.insert(key);
+                    } else {
+                        self.budget_firing.remove(&key);
+                    }
+                    events.push(AlertEvent::Budget {
+                        slo: slo.name.as_str(),
+                        severity: alert.severity.clone(),
+                        long_window: alert.long_window.clone(),
+                        short_window: alert.short_window.clone(),
+                        factor: alert.factor,
+                        firing: alert.firing,
+                    });
+                }
             }
         }
         events
@@ -205,6 +250,54 @@ mod tests {
         assert!(matches!(
             &resolved[..],
             [AlertEvent::Resolved { value: None, .. }]
+        ));
+    }
+
+    #[test]
+    fn budget_alerts_are_reported_when_they_start_and_stop() {
+        use crate::eval::{BudgetAlert, SloBudget, SloName};
+        let report = |firing: bool| BudgetReport {
+            period: "30d".into(),
+            period_start_ms: 0,
+            evaluated_at_ms: 0,
+            slos: vec![SloBudget {
+                name: SloName::Availability,
+                allowed_share: 0.005,
+                events: 1000,
+                bad: 100,
+                allowed_bad: 5.0,
+                remaining_percent: Some(-1900.0),
+                exhausted_in_s: Some(0.0),
+                burn_rates: Vec::new(),
+                alerts: vec![BudgetAlert {
+                    severity: "page".into(),
+                    long_window: "1h".into(),
+                    short_window: "5m".into(),
+                    factor: 14.4,
+                    firing,
+                    low_traffic: false,
+                }],
+            }],
+        };
+        let mut e = AlertEngine::new(seed_rules());
+        assert!(e.observe_budget(&report(false)).is_empty());
+        let started = e.observe_budget(&report(true));
+        assert!(matches!(
+            &started[..],
+            [AlertEvent::Budget {
+                firing: true,
+                slo: "availability",
+                ..
+            }]
+        ));
+        assert!(
+            e.observe_budget(&report(true)).is_empty(),
+            "one message per incident"
+        );
+        let stopped = e.observe_budget(&report(false));
+        assert!(matches!(
+            &stopped[..],
+            [AlertEvent::Budget { firing: false, .. }]
         ));
     }
 

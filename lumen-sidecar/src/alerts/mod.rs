@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::eval::BudgetReport;
 use crate::server::{AppState, Evaluation};
 
 /// How often the sidecar evaluates its alert rules.
@@ -51,9 +52,13 @@ impl Alerter {
         }
     }
 
-    /// Evaluates the rules against `seen` now; queues a message per event.
-    pub fn tick(&mut self, seen: &Observed, service: &str) -> usize {
-        let events = self.engine.observe(self.started.elapsed(), seen);
+    /// Evaluates the rules against `seen` (and the budget alerts of
+    /// `budget`) now; queues a message per event.
+    pub fn tick(&mut self, seen: &Observed, budget: Option<&BudgetReport>, service: &str) -> usize {
+        let mut events = self.engine.observe(self.started.elapsed(), seen);
+        if let Some(b) = budget {
+            events.extend(self.engine.observe_budget(b));
+        }
         for event in &events {
             if self.queue.try_send(message(event, service)).is_err() {
                 tracing::error!("Slack queue full; an alert message was dropped");
@@ -73,7 +78,11 @@ pub fn spawn(state: Arc<AppState>, webhook: http::Uri, stats: Arc<SlackStats>) {
         loop {
             tick.tick().await;
             let evaluation = state.cached_evaluation(Duration::from_secs(2));
-            alerter.tick(&observed(&evaluation), &evaluation.slo.service);
+            alerter.tick(
+                &observed(&evaluation),
+                Some(&evaluation.budget),
+                &evaluation.slo.service,
+            );
         }
     });
 }

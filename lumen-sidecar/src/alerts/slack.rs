@@ -87,6 +87,30 @@ pub fn message(event: &AlertEvent, service: &str) -> Value {
                 ))],
             )
         }
+        AlertEvent::Budget {
+            slo,
+            severity,
+            long_window,
+            short_window,
+            factor,
+            firing,
+        } => {
+            let (icon, verb) = if *firing {
+                (":fire:", "burning")
+            } else {
+                (":white_check_mark:", "stopped burning")
+            };
+            let text = format!(
+                "{} {}: {slo} error budget {verb} at {factor:.1}x over {long_window} and {short_window} on {service}",
+                if *firing { "FIRING" } else { "RESOLVED" },
+                severity.to_uppercase()
+            );
+            let detail = format!(
+                "{icon} *{}* `{service}`: the *{slo}* error budget is {verb} at {factor:.1}× or more over both {long_window} and {short_window}. `curl $SIDECAR/v1/budget` shows the burn rates; `lumen-sidecar check --verbose` the SLOs.",
+                severity.to_uppercase()
+            );
+            (text, vec![section(&detail)])
+        }
         AlertEvent::StatusChanged { from, to } => {
             let from = from.map_or("unknown", |s| s.as_str());
             (

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::api::{Change, DEFAULT_API_BASE, MonitoringApi, console_url};
 use super::dashboard::{BUILTIN_DASHBOARD, DashboardDef, cloud_monitoring, grafana};
-use super::policies::{CHANNEL_NAME, policies, prometheus_rules, slack_channel};
+use super::policies::{CHANNEL_NAME, burn_rate_rules, policies, prometheus_rules, slack_channel};
 use crate::config::DEFAULT_METADATA_HOST;
 use crate::export::gcp::{MetadataClient, TokenSource};
 
@@ -82,8 +82,10 @@ pub async fn dashboard_deploy(
 
 /// `alerts render`.
 pub fn alerts_render(format: &str) -> Result<String, String> {
+    let config = crate::config::SidecarConfig::load(None).map_err(|e| e.to_string())?;
+    let period_hours = config.budget_period.bounds(crate::server::now_ms()).1;
     match format {
-        "prometheus" => Ok(prometheus_rules()),
+        "prometheus" => Ok(prometheus_rules() + &burn_rate_rules(&config.slo, period_hours, config.budget_min_events)),
         "cloud-monitoring" => Ok(serde_json::to_string_pretty(&json!({
             "notificationChannel": slack_channel("#lumen-alerts", "SLACK_BOT_TOKEN"),
             "alertPolicies": policies(&["projects/PROJECT_ID/notificationChannels/CHANNEL_ID".to_owned()]),

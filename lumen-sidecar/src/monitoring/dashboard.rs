@@ -213,7 +213,7 @@ pub fn grafana(def: &DashboardDef) -> Value {
 /// The metric names a PromQL expression reads (functions, label matchers,
 /// strings, keywords and range selectors left out).
 pub fn promql_metrics(expr: &str) -> Vec<String> {
-    const KEYWORDS: [&str; 8] = [
+    const KEYWORDS: [&str; 11] = [
         "by",
         "without",
         "on",
@@ -222,6 +222,9 @@ pub fn promql_metrics(expr: &str) -> Vec<String> {
         "group_right",
         "bool",
         "offset",
+        "and",
+        "or",
+        "unless",
     ];
     let mut cleaned = String::new();
     let mut depth = 0;

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::alerts::rules::{AlertRule, runbook_markdown, seed_rules};
+use crate::eval::{ALERT_TABLE, BURN_WINDOWS, SloName, SloTargets, alert_factor, allowed_share};
 
 /// The notification channel's display name, as in the seed.
 pub const CHANNEL_NAME: &str = "Lumen System Alerts";
@@ -20,6 +21,76 @@ fn duration(d: std::time::Duration) -> String {
 
 fn yaml_quote(text: &str) -> String {
     serde_json::to_string(text).expect("a string serializes")
+}
+
+/// Multiwindow burn-rate rules (the SRE workbook's table) for `targets`
+/// over a period of `period_hours`: availability and error rate computed by
+/// Prometheus from the request counter, the latency SLOs from the sidecar's
+/// `burn_rate` gauge; a long window needs `min_events` requests.
+pub fn burn_rate_rules(targets: &SloTargets, period_hours: f64, min_events: u64) -> String {
+    let mut o = String::from("  - name: lumen-slo-burn-recording\n    rules:\n");
+    let ratios = [
+        ("availability", "5xx|error"),
+        ("error_rate", &*error_classes_regex(targets)),
+    ];
+    for (window, _) in BURN_WINDOWS {
+        for (slo, classes) in &ratios {
+            o.push_str(&format!(
+                "      - record: lumen:{slo}_bad:ratio_rate{window}\n        expr: {}\n",
+                yaml_quote(&format!(
+                    "sum(rate(http_server_requests{{status_class=~\"{classes}\"}}[{window}])) / sum(rate(http_server_requests[{window}]))"
+                ))
+            ));
+        }
+        o.push_str(&format!(
+            "      - record: lumen:requests:increase{window}\n        expr: {}\n",
+            yaml_quote(&format!("sum(increase(http_server_requests[{window}]))"))
+        ));
+    }
+    o.push_str("  - name: lumen-slo-burn-alerts\n    rules:\n");
+    for name in SloName::ALL {
+        let allowed = allowed_share(name, targets);
+        for (severity, long, short, share) in ALERT_TABLE {
+            let minutes = BURN_WINDOWS
+                .iter()
+                .find(|w| w.0 == long)
+                .map_or(60, |w| w.1);
+            let factor = alert_factor(share, period_hours, minutes);
+            let burning = |w: &str| match name {
+                SloName::Availability | SloName::ErrorRate => {
+                    format!(
+                        "lumen:{}_bad:ratio_rate{w} > ({factor} * {allowed})",
+                        name.as_str()
+                    )
+                }
+                _ => format!(
+                    "max(burn_rate{{slo_name=\"{}\",window=\"{w}\"}}) > {factor}",
+                    name.as_str()
+                ),
+            };
+            let expr = format!(
+                "{} and {} and lumen:requests:increase{long} > {min_events}",
+                burning(long),
+                burning(short)
+            );
+            o.push_str(&format!(
+                "      - alert: LumenBudgetBurn_{}_{}_{}\n        expr: {}\n        labels:\n          severity: {severity}\n          slo_name: {}\n        annotations:\n          summary: {}\n",
+                name.as_str(),
+                long,
+                short,
+                yaml_quote(&expr),
+                name.as_str(),
+                yaml_quote(&format!("{} error budget burning at {factor:.1}x over {long} and {short}", name.title())),
+            ));
+        }
+    }
+    o
+}
+
+fn error_classes_regex(targets: &SloTargets) -> String {
+    let mut classes: Vec<&str> = targets.error_classes.iter().map(|c| c.as_str()).collect();
+    classes.push("error");
+    classes.join("|")
 }
 
 /// The Prometheus rule file: recording rules for the SLO gauges, then the

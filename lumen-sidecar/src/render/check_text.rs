@@ -150,3 +150,58 @@ pub fn check_text(report: &SloReport, verbose: bool) -> String {
     }
     o
 }
+
+/// The error-budget section `check --verbose` appends.
+pub fn budget_text(b: &crate::eval::BudgetReport) -> String {
+    let rows: Vec<Vec<String>> = b
+        .slos
+        .iter()
+        .map(|s| {
+            let rate = |w: &str| {
+                s.burn_rates
+                    .iter()
+                    .find(|r| r.window == w)
+                    .and_then(|r| r.rate)
+                    .map_or("n/a".to_owned(), |r| format!("{r:.2}x"))
+            };
+            let firing: Vec<String> = s
+                .alerts
+                .iter()
+                .filter(|a| a.firing)
+                .map(|a| format!("{} {}/{}", a.severity, a.long_window, a.short_window))
+                .collect();
+            vec![
+                s.name.title().to_owned(),
+                s.remaining_percent
+                    .map_or("n/a".to_owned(), |r| format!("{r:.1}%")),
+                rate("1h"),
+                rate("6h"),
+                rate("3d"),
+                if firing.is_empty() {
+                    "none".to_owned()
+                } else {
+                    firing.join(", ")
+                },
+            ]
+        })
+        .collect();
+    let mut o = format!("\nError budgets ({} period)\n", b.period);
+    for l in table(
+        &[
+            "SLO",
+            "Budget left",
+            "Burn 1h",
+            "Burn 6h",
+            "Burn 3d",
+            "Alerts",
+        ],
+        &rows,
+    )
+    .lines()
+    {
+        o.push_str("  ");
+        o.push_str(l);
+        o.push('\n');
+    }
+    o
+}

@@ -9,7 +9,7 @@ mod markdown;
 mod status_page;
 
 pub use actions::{ALL_MET, action_items};
-pub use check_text::check_text;
+pub use check_text::{budget_text, check_text};
 pub use health_text::{health_markdown, health_text};
-pub use markdown::markdown;
+pub use markdown::{budget_markdown, markdown};
 pub use status_page::status_page;
