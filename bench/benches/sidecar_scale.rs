@@ -93,5 +93,44 @@ fn evaluate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest, evaluate);
+fn budgets(c: &mut Criterion) {
+    use lumen_sidecar::eval::{DEFAULT_MIN_EVENTS, SloPeriod, budget_report};
+    use lumen_sidecar::store::{BudgetCounts, BudgetLedger};
+    let mut group = c.benchmark_group("sidecar_budget");
+    group
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    // 30 days of minutes (the ledger keeps service totals, whatever the
+    // number of routes), evicted into 3 days of minutes and hours beyond.
+    let mut ledger = BudgetLedger::default();
+    let first = T0_MS / 60_000;
+    let minutes = 30 * 1440;
+    for m in 0..minutes {
+        let counts = BudgetCounts {
+            total: 38_400,
+            unavailable: m % 7,
+            errors: m % 11,
+            slow_p95: 1_500,
+            slow_p99: 300,
+        };
+        ledger.add(first + m, &counts);
+    }
+    ledger.evict(first + minutes - 1);
+    let now_ms = (first + minutes - 1) * 60_000 + 30_000;
+    let targets = SloTargets::default();
+    group.bench_function("30d_every_slo_and_window", |b| {
+        b.iter(|| {
+            budget_report(
+                &ledger,
+                &targets,
+                SloPeriod::Rolling(30),
+                DEFAULT_MIN_EVENTS,
+                now_ms,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest, evaluate, budgets);
 criterion_main!(benches);

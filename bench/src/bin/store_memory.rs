@@ -50,7 +50,41 @@ fn measure(routes: usize) {
     println!("{line}");
 }
 
+/// The budget ledger after 30 days (service totals: no route dimension).
+fn measure_budget() {
+    use lumen_sidecar::store::{BudgetCounts, BudgetLedger};
+    let before = rss_bytes();
+    let mut ledger = BudgetLedger::default();
+    let minutes = 30 * 1440;
+    for m in 0..minutes {
+        ledger.add(
+            m,
+            &BudgetCounts {
+                total: 38_400,
+                unavailable: m % 7,
+                errors: m % 11,
+                slow_p95: 1_500,
+                slow_p99: 300,
+            },
+        );
+        if m % 60 == 0 {
+            ledger.evict(m);
+        }
+    }
+    ledger.evict(minutes - 1);
+    let after = rss_bytes();
+    let (fine, coarse) = ledger.len();
+    println!(
+        "{}",
+        serde_json::json!({ "budget_days": 30, "minute_slots": fine, "hour_slots": coarse, "rss_growth_bytes": after.saturating_sub(before) })
+    );
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("budget") {
+        measure_budget();
+        return;
+    }
     if let Some(routes) = std::env::args().nth(1).and_then(|a| a.parse().ok()) {
         measure(routes);
         return;
@@ -74,6 +108,20 @@ fn main() {
         );
         results.push(v);
     }
+    let out = Command::new(&exe)
+        .arg("budget")
+        .output()
+        .expect("child runs");
+    let budget: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
+            .expect("child prints JSON");
+    println!(
+        "budget ledger, 30 days: {} minute and {} hour slots, RSS +{:.2} MiB",
+        budget["minute_slots"],
+        budget["hour_slots"],
+        budget["rss_growth_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0
+    );
+    results.push(budget);
     let dir = workspace_root().join("target").join("lumen-bench");
     std::fs::create_dir_all(&dir).expect("target dir");
     std::fs::write(
