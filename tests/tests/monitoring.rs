@@ -199,6 +199,8 @@ struct Api {
     dashboards: HashMap<String, Value>,
     channels: HashMap<String, Value>,
     policies: HashMap<String, Value>,
+    services: HashMap<String, Value>,
+    slos: HashMap<String, Value>,
     calls: Vec<String>,
     next: u64,
 }
@@ -209,8 +211,53 @@ fn reply(status: u16, body: Value) -> http::Response<Full<Bytes>> {
     r
 }
 
-fn handle(api: &mut Api, method: &str, path: &str, body: Value) -> http::Response<Full<Bytes>> {
+fn handle(
+    api: &mut Api,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Value,
+) -> http::Response<Full<Bytes>> {
     api.calls.push(format!("{method} {path}"));
+    if method == "POST" && path == "/v3/projects/p1/services" {
+        let Some(id) = query.strip_prefix("serviceId=") else {
+            return reply(400, json!({ "error": "serviceId required" }));
+        };
+        if body["displayName"].as_str().is_none() || body.get("custom").is_none() {
+            return reply(400, json!({ "error": "displayName and custom required" }));
+        }
+        let name = format!("projects/p1/services/{id}");
+        let mut stored = body;
+        stored["name"] = json!(name);
+        api.services.insert(name, stored.clone());
+        return reply(200, stored);
+    }
+    if method == "POST" && path.ends_with("/serviceLevelObjectives") {
+        let Some(id) = query.strip_prefix("serviceLevelObjectiveId=") else {
+            return reply(400, json!({ "error": "id required" }));
+        };
+        let service = path
+            .trim_start_matches("/v3/")
+            .trim_end_matches("/serviceLevelObjectives")
+            .to_owned();
+        let goal = body["goal"].as_f64().unwrap_or(0.0);
+        let period = body.get("rollingPeriod").is_some() || body.get("calendarPeriod").is_some();
+        if !api.services.contains_key(&service)
+            || !(goal > 0.0 && goal <= 0.9999)
+            || !period
+            || body["serviceLevelIndicator"]["requestBased"].is_null()
+        {
+            return reply(
+                400,
+                json!({ "error": "an existing service, 0 < goal <= 0.9999, a period and a request-based SLI" }),
+            );
+        }
+        let name = format!("{service}/serviceLevelObjectives/{id}");
+        let mut stored = body;
+        stored["name"] = json!(name);
+        api.slos.insert(name, stored.clone());
+        return reply(200, stored);
+    }
     let base = "/v1/projects/p1/dashboards";
     let v3 = "/v3/projects/p1";
     api.next += 1;
@@ -301,6 +348,27 @@ fn handle(api: &mut Api, method: &str, path: &str, body: Value) -> http::Respons
             api.policies.insert(name, stored.clone());
             reply(200, stored)
         }
+        ("GET", p) if p.starts_with(&format!("{v3}/services/")) => {
+            let name = p.trim_start_matches("/v3/").to_owned();
+            match api.services.get(&name).or_else(|| api.slos.get(&name)) {
+                Some(found) => reply(200, found.clone()),
+                None => reply(404, json!({ "error": "not found" })),
+            }
+        }
+        ("POST", p) if p == format!("{v3}/services") => {
+            // The service id comes in the query (?serviceId=…), see below.
+            reply(400, json!({ "error": "serviceId required" }))
+        }
+        ("PATCH", p) if p.contains("/serviceLevelObjectives/") => {
+            let name = p.trim_start_matches("/v3/").to_owned();
+            if !api.slos.contains_key(&name) {
+                return reply(404, json!({}));
+            }
+            let mut stored = body;
+            stored["name"] = json!(name);
+            api.slos.insert(name, stored.clone());
+            reply(200, stored)
+        }
         _ => reply(404, json!({ "error": format!("no route {method} {path}") })),
     }
 }
@@ -328,6 +396,7 @@ async fn monitoring_api() -> (SocketAddr, Arc<Mutex<Api>>) {
                                     == Some(b"Bearer tok-9");
                             let (method, path) =
                                 (req.method().to_string(), req.uri().path().to_owned());
+                            let query = req.uri().query().unwrap_or_default().to_owned();
                             let bytes = req.into_body().collect().await?.to_bytes();
                             if !authorized {
                                 return Ok::<_, hyper::Error>(reply(
@@ -344,6 +413,7 @@ async fn monitoring_api() -> (SocketAddr, Arc<Mutex<Api>>) {
                                 &mut shared.lock().expect("lock"),
                                 &method,
                                 &path,
+                                &query,
                                 body,
                             ))
                         }
@@ -368,11 +438,13 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
             .env("LUMEN_MONITORING_API", &base2)
             .env("GOOGLE_OAUTH_ACCESS_TOKEN", "tok-9")
             .env("SLACK_BOT_TOKEN", "xoxb-test")
+            .env("LUMEN_SERVICE", "ion-mentoring-api")
             .output()
             .expect("runs");
         (
             out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
         )
     };
     let a = again.clone();
@@ -418,6 +490,12 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         out.matches("created projects/p1/alertPolicies/").count(),
+        4 + 16,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("created projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/")
+            .count(),
         4,
         "{out}"
     );
@@ -441,6 +519,12 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         out.matches("updated projects/p1/alertPolicies/").count(),
+        4 + 16,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("updated projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/")
+            .count(),
         4,
         "{out}"
     );
@@ -449,18 +533,68 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     let api = api.lock().expect("lock");
     assert_eq!(api.dashboards.len(), 1);
     assert_eq!(api.channels.len(), 1);
-    assert_eq!(api.policies.len(), 4, "nothing duplicated");
+    assert_eq!(api.policies.len(), 4 + 16, "nothing duplicated");
+    assert_eq!(api.services.len(), 1);
+    assert_eq!(api.slos.len(), 4);
+    let availability = &api.slos["projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/availability"];
+    assert_eq!(availability["goal"], 0.995);
+    assert_eq!(availability["rollingPeriod"], "2592000s");
+    assert!(
+        availability["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["badServiceFilter"]
+            .as_str()
+            .expect("filter")
+            .contains("prometheus.googleapis.com/http_server_requests/counter")
+    );
+    let p95 = &api.slos["projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/latency-p95"];
+    assert_eq!(
+        p95["serviceLevelIndicator"]["requestBased"]["distributionCut"]["range"]["max"],
+        0.2
+    );
+    let burn: Vec<&Value> = api
+        .policies
+        .values()
+        .filter(|p| {
+            p["displayName"]
+                .as_str()
+                .expect("name")
+                .starts_with("Lumen budget:")
+        })
+        .collect();
+    assert_eq!(burn.len(), 16);
+    for p in &burn {
+        assert_eq!(p["combiner"], "AND");
+        let conditions = p["conditions"].as_array().expect("two conditions");
+        assert_eq!(conditions.len(), 2);
+        for c in conditions {
+            let filter = c["conditionThreshold"]["filter"].as_str().expect("filter");
+            assert!(filter.starts_with("select_slo_burn_rate(\"projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/"), "{filter}");
+            let seconds: u64 = filter
+                .rsplit(", \"")
+                .next()
+                .expect("lookback")
+                .trim_end_matches("s\")")
+                .parse()
+                .expect("seconds");
+            assert!(
+                seconds <= 86_400,
+                "Cloud Monitoring looks back at most 24 h: {filter}"
+            );
+        }
+    }
+    let slowest = burn
+        .iter()
+        .find(|p| p["displayName"] == "Lumen budget: Availability ticket (1440 min / 360 min)")
+        .expect("the 3 d row, capped");
+    assert_eq!(
+        slowest["conditions"][0]["conditionThreshold"]["thresholdValue"],
+        1.0
+    );
     let channel = api.channels.keys().next().expect("one").clone();
     for p in api.policies.values() {
         assert_eq!(p["notificationChannels"][0], json!(channel));
-        assert!(
-            p["conditions"][0]["conditionPrometheusQueryLanguage"]["query"]
-                .as_str()
-                .is_some_and(|q| {
-                    assert_exported(q);
-                    true
-                })
-        );
+        if let Some(q) = p["conditions"][0]["conditionPrometheusQueryLanguage"]["query"].as_str() {
+            assert_exported(q);
+        }
     }
     let names: Vec<&str> = api
         .policies

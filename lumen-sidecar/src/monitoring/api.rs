@@ -223,6 +223,65 @@ impl MonitoringApi {
     }
 }
 
+impl MonitoringApi {
+    /// Creates the Service `id` unless it exists.
+    pub async fn ensure_service(&self, id: &str, service: &Value) -> Result<Change, ApiError> {
+        let path = format!("/v3/projects/{}/services/{id}", self.project);
+        match self.call("GET", &path, None).await {
+            Ok(found) => Ok(Change::Updated(
+                found["name"].as_str().unwrap_or(&path).to_owned(),
+            )),
+            Err(ApiError::Status { status: 404, .. }) => {
+                let created = self
+                    .call(
+                        "POST",
+                        &format!("/v3/projects/{}/services?serviceId={id}", self.project),
+                        Some(service),
+                    )
+                    .await?;
+                Ok(Change::Created(
+                    created["name"].as_str().unwrap_or_default().to_owned(),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates or replaces the SLO `id` of Service `service_id`.
+    pub async fn upsert_slo(
+        &self,
+        service_id: &str,
+        id: &str,
+        slo: &Value,
+    ) -> Result<Change, ApiError> {
+        let base = format!(
+            "/v3/projects/{}/services/{service_id}/serviceLevelObjectives",
+            self.project
+        );
+        match self.call("GET", &format!("{base}/{id}"), None).await {
+            Ok(found) => {
+                let name = found["name"].as_str().unwrap_or_default().to_owned();
+                self.call("PATCH", &format!("/v3/{name}"), Some(slo))
+                    .await?;
+                Ok(Change::Updated(name))
+            }
+            Err(ApiError::Status { status: 404, .. }) => {
+                let created = self
+                    .call(
+                        "POST",
+                        &format!("{base}?serviceLevelObjectiveId={id}"),
+                        Some(slo),
+                    )
+                    .await?;
+                Ok(Change::Created(
+                    created["name"].as_str().unwrap_or_default().to_owned(),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// The console URL of a dashboard resource name.
 pub fn console_url(resource: &str, project: &str) -> String {
     let id = resource.rsplit('/').next().unwrap_or(resource);

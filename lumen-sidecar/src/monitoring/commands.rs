@@ -8,7 +8,9 @@ use serde_json::json;
 use super::api::{Change, DEFAULT_API_BASE, MonitoringApi, console_url};
 use super::dashboard::{BUILTIN_DASHBOARD, DashboardDef, cloud_monitoring, grafana};
 use super::policies::{CHANNEL_NAME, burn_rate_rules, policies, prometheus_rules, slack_channel};
+use super::slos;
 use crate::config::DEFAULT_METADATA_HOST;
+use crate::eval::SloName;
 use crate::export::gcp::{MetadataClient, TokenSource};
 
 /// Reads the dashboard definition: `file`, or the built-in one.
@@ -85,12 +87,23 @@ pub fn alerts_render(format: &str) -> Result<String, String> {
     let config = crate::config::SidecarConfig::load(None).map_err(|e| e.to_string())?;
     let period_hours = config.budget_period.bounds(crate::server::now_ms()).1;
     match format {
-        "prometheus" => Ok(prometheus_rules() + &burn_rate_rules(&config.slo, period_hours, config.budget_min_events)),
-        "cloud-monitoring" => Ok(serde_json::to_string_pretty(&json!({
-            "notificationChannel": slack_channel("#lumen-alerts", "SLACK_BOT_TOKEN"),
-            "alertPolicies": policies(&["projects/PROJECT_ID/notificationChannels/CHANNEL_ID".to_owned()]),
-        }))
-        .expect("JSON serializes")),
+        "prometheus" => Ok(prometheus_rules()
+            + &burn_rate_rules(&config.slo, period_hours, config.budget_min_events)),
+        "cloud-monitoring" => {
+            let service = config
+                .service
+                .clone()
+                .unwrap_or_else(|| "SERVICE".to_owned());
+            let channels = ["projects/PROJECT_ID/notificationChannels/CHANNEL_ID".to_owned()];
+            Ok(serde_json::to_string_pretty(&json!({
+                "notificationChannel": slack_channel("#lumen-alerts", "SLACK_BOT_TOKEN"),
+                "alertPolicies": policies(&channels),
+                "service": { "id": slos::service_id(&service), "body": slos::service(&service) },
+                "serviceLevelObjectives": SloName::ALL.iter().map(|n| json!({ "id": slos::slo_id(*n), "body": slos::slo(*n, &config.slo, config.budget_period) })).collect::<Vec<_>>(),
+                "burnRatePolicies": SloName::ALL.iter().flat_map(|n| slos::rows(period_hours).into_iter().map(move |r| (*n, r))).map(|(n, r)| slos::burn_policy("PROJECT_ID", &service, n, r, &channels)).collect::<Vec<_>>(),
+            }))
+            .expect("JSON serializes"))
+        }
         other => Err(format!("--format {other}: cloud-monitoring or prometheus")),
     }
 }
@@ -138,7 +151,46 @@ pub async fn alerts_apply(
         },
     };
     let channels: Vec<String> = channel.into_iter().collect();
-    for policy in policies(&channels) {
+    let config = crate::config::SidecarConfig::load(None).map_err(|e| e.to_string())?;
+    let service = config.service.clone().ok_or(
+        "set LUMEN_SERVICE (or service in the config) to name the Service the SLOs belong to",
+    )?;
+    let period_hours = config.budget_period.bounds(crate::server::now_ms()).1;
+    let service_id = slos::service_id(&service);
+    match api
+        .ensure_service(&service_id, &slos::service(&service))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Change::Created(n) => out.push(format!("created {n}")),
+        _ => out.push(format!("service {service_id} exists")),
+    }
+    let mut all_policies = policies(&channels);
+    for name in SloName::ALL {
+        match api
+            .upsert_slo(
+                &service_id,
+                &slos::slo_id(name),
+                &slos::slo(name, &config.slo, config.budget_period),
+            )
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Change::Created(n) => out.push(format!("created {n}")),
+            Change::Updated(n) => out.push(format!("updated {n}")),
+            Change::WouldApply(w) => out.push(w),
+        }
+        for row in slos::rows(period_hours) {
+            all_policies.push(slos::burn_policy(
+                &api.project,
+                &service,
+                name,
+                row,
+                &channels,
+            ));
+        }
+    }
+    for policy in all_policies {
         match api
             .upsert_policy(&policy)
             .await

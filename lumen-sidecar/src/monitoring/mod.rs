@@ -5,6 +5,7 @@ pub mod api;
 pub mod commands;
 pub mod dashboard;
 pub mod policies;
+pub mod slos;
 
 /// Every metric name the sidecar exports (gauges, counters, histogram):
 /// what dashboards and rules may query.
