@@ -242,11 +242,12 @@ fn handle(
             .to_owned();
         let goal = body["goal"].as_f64().unwrap_or(0.0);
         let period = body.get("rollingPeriod").is_some() || body.get("calendarPeriod").is_some();
-        if !api.services.contains_key(&service)
-            || !(goal > 0.0 && goal <= 0.9999)
-            || !period
-            || body["serviceLevelIndicator"]["requestBased"].is_null()
-        {
+        let valid = api.services.contains_key(&service)
+            && goal > 0.0
+            && goal <= 0.9999
+            && period
+            && !body["serviceLevelIndicator"]["requestBased"].is_null();
+        if !valid {
             return reply(
                 400,
                 json!({ "error": "an existing service, 0 < goal <= 0.9999, a period and a request-based SLI" }),
