@@ -22,6 +22,10 @@
 //! snapshot_path = "/tmp/lumen.snapshot.json"
 //! snapshot_interval = "60s"
 //!
+//! [budget]
+//! period = "30d"                     # 7d, 28d, 30d or month
+//! min_events = 100                   # a long window needs this many requests to alert
+//!
 //! [roi]
 //! cost_per_miss_usd = 0.002          # what one hit saves (the backend call it avoids)
 //! redis_monthly_cost_usd = 50        # must be above 0
@@ -296,6 +300,15 @@ struct FileConfig {
     export: ExportSection,
     #[serde(default)]
     roi: RoiSection,
+    #[serde(default)]
+    budget: BudgetSection,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetSection {
+    period: Option<String>,
+    min_events: Option<u64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -423,6 +436,13 @@ impl SidecarConfig {
         }
         if let Some(v) = ex.interval {
             self.export.interval = parse_dur("export.interval", &v)?;
+        }
+        if let Some(v) = f.budget.period {
+            self.budget_period = SloPeriod::parse(&v)
+                .ok_or_else(|| invalid("budget.period", &v, "7d, 28d, 30d or month"))?;
+        }
+        if let Some(v) = f.budget.min_events {
+            self.budget_min_events = v;
         }
         let roi = f.roi;
         set_f64(&mut self.roi.cost_per_miss_usd, roi.cost_per_miss_usd);
@@ -777,6 +797,10 @@ impl SidecarConfig {
                     .to_owned(),
                 ),
                 interval: Some(format_duration(self.export.interval)),
+            },
+            budget: BudgetSection {
+                period: Some(self.budget_period.name()),
+                min_events: Some(self.budget_min_events),
             },
             roi: RoiSection {
                 cost_per_miss_usd: Some(self.roi.cost_per_miss_usd),

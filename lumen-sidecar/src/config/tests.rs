@@ -262,3 +262,23 @@ fn roi_settings_and_their_errors() {
         .to_string();
     assert!(order.contains("roi.pass_percent"), "{order}");
 }
+
+#[test]
+fn budget_period_from_file_and_environment() {
+    let c = load(Some("[budget]\nperiod = \"month\"\nmin_events = 20\n"), &[]).expect("valid");
+    assert_eq!(c.budget_period, crate::eval::SloPeriod::CalendarMonth);
+    assert_eq!(c.budget_min_events, 20);
+    let e = load(None, &[("LUMEN_BUDGET_PERIOD", "7d")]).expect("valid");
+    assert_eq!(e.budget_period, crate::eval::SloPeriod::Rolling(7));
+    let err = load(Some("[budget]\nperiod = \"1y\"\n"), &[])
+        .expect_err("bad period")
+        .to_string();
+    assert!(
+        err.contains("budget.period = 1y: 7d, 28d, 30d or month"),
+        "{err}"
+    );
+    let shown = load(Some("[budget]\nperiod = \"28d\"\n"), &[])
+        .expect("valid")
+        .to_toml();
+    assert!(shown.contains("period = \"28d\""), "{shown}");
+}
