@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod calendar;
 pub mod check;
 pub mod cli;
 pub mod config;

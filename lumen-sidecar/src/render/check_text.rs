@@ -151,10 +151,9 @@ pub fn check_text(report: &SloReport, verbose: bool) -> String {
     o
 }
 
-/// The error-budget section `check --verbose` appends.
-pub fn budget_text(b: &crate::eval::BudgetReport) -> String {
-    let rows: Vec<Vec<String>> = b
-        .slos
+/// One row per SLO: name, budget left, burn 1 h, 6 h, 3 d, alerts firing.
+pub fn budget_rows(b: &crate::eval::BudgetReport) -> Vec<Vec<String>> {
+    b.slos
         .iter()
         .map(|s| {
             let rate = |w: &str| {
@@ -184,7 +183,11 @@ pub fn budget_text(b: &crate::eval::BudgetReport) -> String {
                 },
             ]
         })
-        .collect();
+        .collect()
+}
+
+/// The error-budget section `check --verbose` appends.
+pub fn budget_text(b: &crate::eval::BudgetReport) -> String {
     let mut o = format!("\nError budgets ({} period)\n", b.period);
     for l in table(
         &[
@@ -195,7 +198,7 @@ pub fn budget_text(b: &crate::eval::BudgetReport) -> String {
             "Burn 3d",
             "Alerts",
         ],
-        &rows,
+        &budget_rows(b),
     )
     .lines()
     {

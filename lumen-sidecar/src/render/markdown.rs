@@ -102,39 +102,10 @@ pub fn budget_markdown(b: &BudgetReport) -> String {
     let _ = writeln!(o, "## Error budgets ({} period)\n", b.period);
     let _ = writeln!(
         o,
-        "| SLO | Remaining | Bad / events | Burn 1h | Burn 6h | Burn 3d | Alerts firing |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |"
+        "| SLO | Remaining | Burn 1h | Burn 6h | Burn 3d | Alerts firing |\n| --- | ---: | ---: | ---: | ---: | --- |"
     );
-    for s in &b.slos {
-        let rate = |w: &str| {
-            s.burn_rates
-                .iter()
-                .find(|r| r.window == w)
-                .and_then(|r| r.rate)
-                .map_or("n/a".to_owned(), |r| format!("{r:.2}x"))
-        };
-        let firing: Vec<String> = s
-            .alerts
-            .iter()
-            .filter(|a| a.firing)
-            .map(|a| format!("{} ({}/{})", a.severity, a.long_window, a.short_window))
-            .collect();
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} / {} | {} | {} | {} | {} |",
-            s.name.title(),
-            s.remaining_percent
-                .map_or("n/a".to_owned(), |r| format!("{r:.1}%")),
-            s.bad,
-            s.events,
-            rate("1h"),
-            rate("6h"),
-            rate("3d"),
-            if firing.is_empty() {
-                "none".to_owned()
-            } else {
-                firing.join(", ")
-            }
-        );
+    for row in super::check_text::budget_rows(b) {
+        let _ = writeln!(o, "| {} |", row.join(" | "));
     }
     o
 }
