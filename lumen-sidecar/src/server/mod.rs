@@ -110,7 +110,10 @@ pub fn save_snapshot(state: &AppState) {
     let Some(path) = &state.config.snapshot_path else {
         return;
     };
-    let bytes = snapshot::encode(&state.store(), now_ms());
+    // Copy under the lock, encode outside it: ingest waits for a clone, not
+    // for JSON.
+    let copy = state.store().clone();
+    let bytes = snapshot::encode(&copy, now_ms());
     match snapshot::write(path, &bytes) {
         Ok(()) => {
             state
