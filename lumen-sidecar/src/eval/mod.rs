@@ -20,8 +20,9 @@ pub use health::{
 };
 pub use health_inputs::{DEPLOYMENT_WINDOW, maturity_inputs};
 pub use maturity::{
-    LEVEL_NAMES, Maturity, MaturityInputs, MetricScore, level_of, maturity, score_availability,
-    score_deployments, score_failure_share, score_hit_rate, score_latency, score_utilisation,
+    DEPLOYS_FOR_FULL_SCORE, FAILURE_MULTIPLE_AT_ZERO, HIT_RATE_RANGE, LEVEL_NAMES, Maturity,
+    MaturityInputs, MetricScore, level_of, maturity, score_availability, score_deployments,
+    score_failure_share, score_hit_rate, score_latency, score_utilisation,
 };
 pub use roi::{
     DEFAULT_COST_PER_MISS_USD, DEFAULT_PASS_PERCENT, DEFAULT_REDIS_MONTHLY_USD,

@@ -120,7 +120,7 @@ pub struct Evaluation {
     pub budget: BudgetReport,
 }
 
-/// Status classes as counter labels, by [`Counts::status`] index, then inner failures.
+/// Status classes as counter labels, by [`crate::store::Counts::status`] index, then inner failures.
 pub const CLASS_LABELS: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
 
 /// Now, Unix ms.
