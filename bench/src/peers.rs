@@ -20,6 +20,26 @@ pub const EXPONENTIAL_MAX_BUCKETS: usize = 160;
 /// OpenTelemetry's maximum scale.
 pub const EXPONENTIAL_MAX_SCALE: i32 = 20;
 
+/// The bucket holding rank q·n of `counts` and how far into it the rank
+/// falls (0–1); `None` without counts.
+fn locate_rank(counts: &[u64], q: f64) -> Option<(usize, f64)> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let mut below = 0_u64;
+    for (i, count) in counts.iter().enumerate() {
+        let cumulative = below + count;
+        if cumulative as f64 >= rank && *count > 0 {
+            return Some((i, (rank - below as f64) / *count as f64));
+        }
+        below = cumulative;
+    }
+    // Rounding left the rank past the last count: the last non-empty bucket's top.
+    counts.iter().rposition(|c| *c > 0).map(|i| (i, 1.0))
+}
+
 /// Cumulative-upper-bound buckets, as Prometheus classic histograms keep them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExplicitHistogram {
@@ -48,29 +68,17 @@ impl ExplicitHistogram {
     /// interpolates linearly inside it; the lowest bucket starts at 0 (when
     /// its bound is positive); a rank in +Inf returns the highest finite bound.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        let total: u64 = self.counts.iter().sum();
-        if total == 0 {
-            return None;
+        let (i, fraction) = locate_rank(&self.counts, q)?;
+        if i == self.bounds.len() {
+            return self.bounds.last().copied();
         }
-        let rank = q * total as f64;
-        let mut below = 0_u64;
-        for (i, count) in self.counts.iter().enumerate() {
-            let cumulative = below + count;
-            if cumulative as f64 >= rank && *count > 0 {
-                if i == self.bounds.len() {
-                    return self.bounds.last().copied();
-                }
-                let upper = self.bounds[i];
-                let lower = if i == 0 {
-                    upper.min(0.0)
-                } else {
-                    self.bounds[i - 1]
-                };
-                return Some(lower + (upper - lower) * (rank - below as f64) / *count as f64);
-            }
-            below = cumulative;
-        }
-        self.bounds.last().copied()
+        let upper = self.bounds[i];
+        let lower = if i == 0 {
+            upper.min(0.0)
+        } else {
+            self.bounds[i - 1]
+        };
+        Some(lower + (upper - lower) * fraction)
     }
 }
 
@@ -126,22 +134,9 @@ impl ExponentialHistogram {
 
     /// The quantile with log-linear interpolation inside the bucket.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        let total: u64 = self.counts.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = q * total as f64;
-        let mut below = 0_u64;
-        for (k, count) in self.counts.iter().enumerate() {
-            let cumulative = below + count;
-            if cumulative as f64 >= rank && *count > 0 {
-                let (lower, upper) = self.bounds(self.offset + k as i64);
-                let fraction = (rank - below as f64) / *count as f64;
-                return Some(lower * (upper / lower).powf(fraction));
-            }
-            below = cumulative;
-        }
-        None
+        let (k, fraction) = locate_rank(&self.counts, q)?;
+        let (lower, upper) = self.bounds(self.offset + k as i64);
+        Some(lower * (upper / lower).powf(fraction))
     }
 }
 

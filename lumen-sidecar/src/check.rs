@@ -9,7 +9,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
 
-use crate::eval::{SloReport, Status};
+use crate::eval::SloReport;
 
 /// Default sidecar URL for the CLI.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9464";
@@ -110,9 +110,4 @@ pub async fn fetch_budget(base: &str) -> Result<crate::eval::BudgetReport, Check
         url: format!("{base}/v1/budget"),
         reason: format!("not a budget report: {e}"),
     })
-}
-
-/// The exit code of a report: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 NO_DATA.
-pub fn exit_code(status: Status) -> u8 {
-    status.code()
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use lumen_sidecar::check::{CheckError, exit_code, fetch_budget, fetch_health, fetch_report};
+use lumen_sidecar::check::{CheckError, fetch_budget, fetch_health, fetch_report};
 use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::eval::{Band, Status};
@@ -75,7 +75,7 @@ async fn run(cli: Cli) -> u8 {
                 if report.status == Status::NoData {
                     eprintln!("error: no data: the window holds no request");
                 }
-                exit_code(report.status)
+                report.status.code()
             }
             Err(e @ (CheckError::Unreachable { .. } | CheckError::BadAnswer { .. })) => fail(&e),
         },

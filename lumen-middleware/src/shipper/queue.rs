@@ -200,8 +200,30 @@ mod tests {
         q.front();
         q.acknowledge(1);
         q.front(); // the only batch is now in flight, seq 2
-        q.push(batch(20, "/a", 1));
-        assert!(!q.push(batch(30, "/a", 1)) || q.len() == 2);
-        assert_eq!(q.front().expect("front").series[0].status.success, 1);
+        assert!(
+            !q.push(batch(20, "/a", 1)),
+            "the in-flight batch is the only one: no merge"
+        );
+        assert!(
+            q.push(batch(30, "/a", 1)),
+            "full: merged into the unsent one"
+        );
+        assert_eq!(q.len(), 2);
+        let front = q.front().expect("front");
+        assert_eq!(
+            (front.seq, front.start_ms, front.series[0].status.success),
+            (2, 10, 1),
+            "unchanged"
+        );
+        assert!(q.acknowledge(2));
+        let merged = q.front().expect("merged");
+        assert_eq!(
+            (
+                merged.start_ms,
+                merged.end_ms,
+                merged.series[0].status.success
+            ),
+            (20, 40, 2)
+        );
     }
 }

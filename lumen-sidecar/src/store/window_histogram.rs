@@ -64,15 +64,6 @@ impl WindowHistogram {
         }
         None
     }
-
-    /// Values in buckets at or below the bucket of `threshold_us`.
-    pub fn count_at_or_below(&self, threshold_us: u64) -> u64 {
-        let last = self.layout.index_of(threshold_us) as u32;
-        self.buckets
-            .iter()
-            .take_while(|b| b.0 <= last)
-            .fold(0_u64, |s, b| s.saturating_add(b.1))
-    }
 }
 
 /// A dense buffer of one layout, reused across routes: histograms are added
@@ -151,7 +142,6 @@ mod tests {
         assert_eq!(h.quantile_us(0.99), Some(99));
         assert_eq!(h.quantile_us(1.0), Some(100));
         assert_eq!(h.quantile_us(0.0), Some(1));
-        assert_eq!(h.count_at_or_below(50), 50);
         h.record_n(200_000, 1);
         let top = h.quantile_us(1.0).expect("non-empty");
         assert!((200_000..=200_200).contains(&top), "{top}");
