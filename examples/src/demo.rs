@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use lumen_middleware::LumenConfig;
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::render::check_text;
-use lumen_sidecar::server::Sidecar;
+use lumen_sidecar::Sidecar;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
@@ -34,7 +34,7 @@ pub enum DemoError {
     Bind(std::io::Error),
     /// The sidecar could not start.
     #[error("sidecar: {0}")]
-    Sidecar(#[from] lumen_sidecar::server::ServeError),
+    Sidecar(#[from] lumen_sidecar::ServeError),
     /// The middleware config was refused.
     #[error("middleware: {0}")]
     Middleware(#[from] lumen_middleware::ConfigError),

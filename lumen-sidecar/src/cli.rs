@@ -64,7 +64,7 @@ pub enum Command {
         #[arg(long)]
         verbose: bool,
     },
-    /// Render or deploy the 12-widget dashboard (deploy/dashboards/lumen.yaml).
+    /// Render or deploy the 12-widget dashboard (lumen-sidecar/assets/dashboard.yaml).
     Dashboard {
         /// `render` or `deploy`.
         #[command(subcommand)]

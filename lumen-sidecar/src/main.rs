@@ -9,7 +9,7 @@ use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::eval::{Band, Status};
 use lumen_sidecar::monitoring::commands;
 use lumen_sidecar::render::{budget_text, check_text, health_text};
-use lumen_sidecar::server::Sidecar;
+use lumen_sidecar::Sidecar;
 
 /// Exit code for errors: bad config, unreachable sidecar, no data.
 const EXIT_ERROR: u8 = 3;

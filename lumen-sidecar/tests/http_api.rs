@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use common::*;
 use lumen_sidecar::config::SidecarConfig;
-use lumen_sidecar::server::{AppState, Sidecar};
+use lumen_sidecar::Sidecar;
+use lumen_sidecar::app::AppState;
 use serde_json::{Value, json};
 
 async fn start(config: SidecarConfig) -> (SocketAddr, Arc<AppState>) {
@@ -247,6 +248,10 @@ async fn metrics_report_status_page_and_window_errors() {
         "cache_hit_rate{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\"} 50",
         "lumen_batches_applied_total 1",
         "lumen_requests_ingested_total 1000",
+        "slo_target{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\",slo_name=\"latency_p95\"} 0.2",
+        "http_server_requests_total{service_name=\"ion-mentoring-api\",http_route=\"/r\",status_class=\"2xx\"} 1000",
+        "# TYPE http_server_requests_total counter",
+        "# HELP slo_compliance 100 when the SLO",
     ] {
         assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
     }

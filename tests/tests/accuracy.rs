@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lumen_middleware::{LumenConfig, pair};
 use lumen_sidecar::config::SidecarConfig;
-use lumen_sidecar::server::Sidecar;
+use lumen_sidecar::Sidecar;
 use lumen_tests::distributions::{exact_quantile, standard};
 
 const SAMPLES: usize = 200_000;

@@ -104,7 +104,7 @@ fn the_cloud_monitoring_dashboard_has_twelve_widgets_in_six_rows_on_exported_met
         .iter()
         .map(|t| t["value"].as_f64().expect("v"))
         .collect();
-    assert_eq!(lines, [200.0, 500.0]);
+    assert_eq!(lines, [0.2, 0.5], "the SLO targets in seconds");
     let mut queries = 0;
     for w in &widgets {
         let sets = w["xyChart"]["dataSets"]
@@ -544,7 +544,7 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
         availability["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["badServiceFilter"]
             .as_str()
             .expect("filter")
-            .contains("prometheus.googleapis.com/http_server_requests/counter")
+            .contains("prometheus.googleapis.com/http_server_requests_total/counter")
     );
     let p95 = &api.slos["projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/latency-p95"];
     assert_eq!(

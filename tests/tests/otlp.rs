@@ -114,9 +114,9 @@ async fn http_export_carries_every_metric_right() {
     assert_eq!(gauge_value(r, "cache_hit_rate", &labels), Some(60.0));
     assert_eq!(gauge_value(r, "slo_status", &labels), Some(2.0));
     assert_eq!(gauge_value(r, "sli_requests", &labels), Some(1000.0));
-    let p99 = gauge_value(r, "sli_latency_p99_ms", &labels).expect("p99");
-    assert!((9.0..=9.01).contains(&p99), "{p99}");
-    assert_eq!(metrics(r, "sli_latency_p99_ms")[0].unit, "ms");
+    let p99 = gauge_value(r, "sli_latency_p99_seconds", &labels).expect("p99");
+    assert!((0.009..=0.00901).contains(&p99), "{p99}");
+    assert_eq!(metrics(r, "sli_latency_p99_seconds")[0].unit, "s");
     // Default ROI: 600 hits × $0.002 against $50 a month prorated to 1 h.
     let cost = 50.0 * 3600.0 / (30.0 * 86_400.0);
     let roi = gauge_value(r, "roi_percentage", &labels).expect("roi");
@@ -125,7 +125,7 @@ async fn http_export_carries_every_metric_right() {
     assert!(gauge_value(r, "health_score", &labels).is_some());
     assert_eq!(metrics(r, "slo_compliance")[0].unit, "%");
 
-    let counter = metrics(r, "http_server_requests");
+    let counter = metrics(r, "http_server_requests_total");
     let Some(metric::Data::Sum(sum)) = &counter[0].data else {
         panic!("a sum: {counter:?}")
     };

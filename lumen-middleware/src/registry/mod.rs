@@ -41,7 +41,7 @@ impl RouteSeries {
     /// Records a response of `status` after `latency_us`.
     #[inline]
     pub(crate) fn record_response(&self, latency_us: u64, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        let class = crate::wire::StatusClass::of_code(status).index();
         self.record(Event::Response {
             index: self.layout.index_of(latency_us),
             class,

@@ -111,6 +111,11 @@ impl StatusCounts {
         }
     }
 
+    /// The count of one class.
+    pub fn get(&self, class: super::StatusClass) -> u64 {
+        self.as_array()[class.index()]
+    }
+
     /// Sum of all classes, or `None` on overflow.
     pub fn checked_total(&self) -> Option<u64> {
         self.as_array()

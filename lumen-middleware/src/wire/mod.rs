@@ -38,9 +38,11 @@ mod batch;
 mod error;
 mod histogram;
 mod latency_counts;
+mod status_class;
 
 pub use batch::{Batch, CacheCounts, ProcessStats, Series, StatusCounts};
 pub use error::WireError;
+pub use status_class::StatusClass;
 pub use histogram::{
     MAX_HIGHEST_TRACKABLE_US, MAX_SIGNIFICANT_DIGITS, decode_histogram, encode_histogram,
 };

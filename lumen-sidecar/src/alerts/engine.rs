@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::rules::{AlertRule, STATUS_STABLE_FOR, Watched};
+use crate::eval::alert_rules::{AlertRule, STATUS_STABLE_FOR, Watched};
 use crate::eval::{BudgetReport, Status};
 
 /// The figures the rules watch, `None` without data.
@@ -187,7 +187,7 @@ impl AlertEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::rules::seed_rules;
+    use crate::eval::alert_rules::seed_rules;
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)

@@ -3,11 +3,10 @@
 //! rendered for Cloud Monitoring and Prometheus.
 
 mod engine;
-pub mod rules;
 mod slack;
 
 pub use engine::{AlertEngine, AlertEvent, Observed};
-pub use slack::{MAX_ATTEMPTS, MIN_SPACING, SECTION_TEXT_LIMIT, SlackSender, SlackStats, message};
+pub use slack::{MAX_ATTEMPTS, MIN_SPACING, SECTION_TEXT_LIMIT, SlackSender, message};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +15,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::eval::BudgetReport;
-use crate::server::{AppState, Evaluation};
+use crate::app::{AppState, Evaluation, Shutdown};
+use crate::eval::alert_rules as rules;
 
 /// How often the sidecar evaluates its alert rules.
 pub const EVALUATE_EVERY: Duration = Duration::from_secs(10);
@@ -68,21 +68,32 @@ impl Alerter {
     }
 }
 
-/// Starts the alerter and its Slack sender for `webhook`.
-pub fn spawn(state: Arc<AppState>, webhook: http::Uri, stats: Arc<SlackStats>) {
+/// Runs the alerter and its Slack sender for `webhook` until `stop` fires.
+pub async fn run(state: Arc<AppState>, webhook: http::Uri, mut stop: Shutdown) {
     let (queue, messages) = mpsc::channel(QUEUE);
-    tokio::spawn(SlackSender::new(webhook, Some(Duration::from_secs(10)), stats).run(messages));
-    tokio::spawn(async move {
-        let mut alerter = Alerter::new(queue);
-        let mut tick = tokio::time::interval(EVALUATE_EVERY);
-        loop {
-            tick.tick().await;
-            let evaluation = state.cached_evaluation(Duration::from_secs(2));
-            alerter.tick(
-                &observed(&evaluation),
-                Some(&evaluation.budget),
-                &evaluation.slo.service,
-            );
+    let sender = SlackSender::new(
+        webhook,
+        Some(Duration::from_secs(10)),
+        Arc::clone(&state.slack_stats),
+    );
+    let sending = tokio::spawn(sender.run(messages));
+    let mut alerter = Alerter::new(queue);
+    let mut tick = tokio::time::interval(EVALUATE_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.fired() => break,
+            _ = tick.tick() => {
+                let evaluation = state.cached_evaluation(Duration::from_secs(2));
+                alerter.tick(
+                    &observed(&evaluation),
+                    Some(&evaluation.budget),
+                    &evaluation.slo.service,
+                );
+            }
         }
-    });
+    }
+    // Dropping the alerter closes the queue; the sender finishes what is
+    // queued (bounded by its own retries) or is aborted with the peers.
+    drop(alerter);
+    let _ = sending.await;
 }

@@ -3,7 +3,7 @@
 //! drops what Slack refuses for good and retries what failed in passing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::engine::AlertEvent;
-use super::rules::runbook_markdown;
+use crate::app::SlackStats;
+use crate::eval::alert_rules::runbook_markdown;
 
 /// Slack takes about one message a second per webhook.
 pub const MIN_SPACING: Duration = Duration::from_secs(1);
@@ -21,17 +22,6 @@ pub const MIN_SPACING: Duration = Duration::from_secs(1);
 pub const SECTION_TEXT_LIMIT: usize = 3000;
 /// Attempts for a message that fails in passing (5xx, transport).
 pub const MAX_ATTEMPTS: u32 = 4;
-
-/// Counters of the sender.
-#[derive(Debug, Default)]
-pub struct SlackStats {
-    /// Messages Slack accepted.
-    pub sent: AtomicU64,
-    /// Messages given up (refused for good, or failing too often).
-    pub dropped: AtomicU64,
-    /// 429 answers received.
-    pub throttled: AtomicU64,
-}
 
 fn cut(text: &str, limit: usize) -> String {
     if text.chars().count() <= limit {
@@ -245,7 +235,7 @@ impl SlackSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::rules::seed_rules;
+    use crate::eval::alert_rules::seed_rules;
 
     #[test]
     fn messages_fit_slack_limits() {

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::slo::{SloName, SloTargets};
-use crate::calendar::{civil_from_days, days_from_civil};
+use crate::eval::calendar::{civil_from_days, days_from_civil};
 use crate::store::{BudgetCounts, BudgetLedger, MINUTE_MS};
 
 /// The SLO period.

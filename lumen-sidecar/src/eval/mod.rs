@@ -1,7 +1,9 @@
 //! Evaluation: pure functions from a window's data to indicators, SLO
 //! results, compliance and status. No I/O, no clock: callers pass `now`.
 
+pub mod alert_rules;
 mod budget;
+pub mod calendar;
 mod health;
 mod health_inputs;
 mod maturity;

@@ -5,49 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{Counts, RouteWindow};
 
-/// A status class an error-rate SLO counts as an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum StatusClass {
-    /// 1xx.
-    #[serde(rename = "1xx")]
-    Informational,
-    /// 2xx.
-    #[serde(rename = "2xx")]
-    Success,
-    /// 3xx.
-    #[serde(rename = "3xx")]
-    Redirect,
-    /// 4xx.
-    #[serde(rename = "4xx")]
-    ClientError,
-    /// 5xx.
-    #[serde(rename = "5xx")]
-    ServerError,
-}
-
-impl StatusClass {
-    /// Index in [`Counts::status`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Parses `1xx` … `5xx`.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "1xx" => Self::Informational,
-            "2xx" => Self::Success,
-            "3xx" => Self::Redirect,
-            "4xx" => Self::ClientError,
-            "5xx" => Self::ServerError,
-            _ => return None,
-        })
-    }
-
-    /// `1xx` … `5xx`.
-    pub fn as_str(self) -> &'static str {
-        ["1xx", "2xx", "3xx", "4xx", "5xx"][self.index()]
-    }
-}
+pub use lumen_middleware::wire::StatusClass;
 
 /// The indicators of one window of one route (or the service).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

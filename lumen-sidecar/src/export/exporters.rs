@@ -2,7 +2,7 @@
 //! stdout for local use.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -11,20 +11,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 
 use super::data_points::{lines, total_points};
-
-/// Counters of the export, shown on `/metrics`.
-#[derive(Debug, Default)]
-pub struct ExportStats {
-    /// Exports the endpoint accepted.
-    pub sent: AtomicU64,
-    /// Exports that failed after the exporter's retries.
-    pub failed: AtomicU64,
-    /// Data points in failed exports (lost for gauges; counters and
-    /// histograms are cumulative, so the next export carries them again).
-    pub points_dropped: AtomicU64,
-    /// Ingested series whose latency could not be queued for the histogram.
-    pub histogram_feed_dropped: AtomicU64,
-}
+use crate::app::ExportStats;
 
 /// Counts what an exporter's exports came to.
 #[derive(Debug)]

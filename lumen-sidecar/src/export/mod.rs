@@ -10,9 +10,8 @@ mod http_client;
 pub mod instruments;
 
 pub use data_points::{lines, total_points};
-pub use exporters::{CountingExporter, ExportStats, StdoutExporter};
+pub use exporters::{CountingExporter, StdoutExporter};
 pub use http_client::OtlpHttpClient;
-pub use instruments::{DURATION_HISTOGRAM, GAUGES, LatencyFeed, REQUEST_COUNTER};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +28,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::config::{ExportConfig, ExportMode, OtlpProtocol, SidecarConfig};
-use crate::server::AppState;
+use crate::app::{AppState, ExportStats};
 use gcp::{InstanceIdentity, MetadataClient, TokenSource, identify};
 
 /// Timeout of one OTLP request.

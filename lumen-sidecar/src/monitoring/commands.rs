@@ -85,7 +85,7 @@ pub async fn dashboard_deploy(
 /// `alerts render`.
 pub fn alerts_render(format: &str) -> Result<String, String> {
     let config = crate::config::SidecarConfig::load(None).map_err(|e| e.to_string())?;
-    let period_hours = config.budget_period.bounds(crate::server::now_ms()).1;
+    let period_hours = config.budget_period.bounds(crate::app::now_ms()).1;
     match format {
         "prometheus" => Ok(prometheus_rules()
             + &burn_rate_rules(&config.slo, period_hours, config.budget_min_events)),
@@ -155,7 +155,7 @@ pub async fn alerts_apply(
     let service = config.service.clone().ok_or(
         "set LUMEN_SERVICE (or service in the config) to name the Service the SLOs belong to",
     )?;
-    let period_hours = config.budget_period.bounds(crate::server::now_ms()).1;
+    let period_hours = config.budget_period.bounds(crate::app::now_ms()).1;
     let service_id = slos::service_id(&service);
     match api
         .ensure_service(&service_id, &slos::service(&service))

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The definition shipped with the sidecar (overridable with `--file`).
-pub const BUILTIN_DASHBOARD: &str = include_str!("../../../deploy/dashboards/lumen.yaml");
+pub const BUILTIN_DASHBOARD: &str = include_str!("../../assets/dashboard.yaml");
 /// Columns of Cloud Monitoring's mosaic layout.
 pub const MOSAIC_COLUMNS: u32 = 48;
 /// Height of a row, in mosaic units.
@@ -302,8 +302,8 @@ mod tests {
             ["slo_compliance"]
         );
         assert_eq!(
-            promql_metrics("sum(rate(http_server_requests[5m])) by (http_route)"),
-            ["http_server_requests"]
+            promql_metrics("sum(rate(http_server_requests_total[5m])) by (http_route)"),
+            ["http_server_requests_total"]
         );
         assert_eq!(promql_metrics("roi_percentage < 300"), ["roi_percentage"]);
         assert_eq!(promql_metrics("100 * a / b"), ["a", "b"]);

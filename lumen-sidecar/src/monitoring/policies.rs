@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::alerts::rules::{AlertRule, runbook_markdown, seed_rules};
+use crate::eval::alert_rules::{AlertRule, runbook_markdown, seed_rules};
 use crate::eval::{ALERT_TABLE, BURN_WINDOWS, SloName, SloTargets, alert_factor, allowed_share};
 
 /// The notification channel's display name, as in the seed.
@@ -38,13 +38,13 @@ pub fn burn_rate_rules(targets: &SloTargets, period_hours: f64, min_events: u64)
             o.push_str(&format!(
                 "      - record: lumen:{slo}_bad:ratio_rate{window}\n        expr: {}\n",
                 yaml_quote(&format!(
-                    "sum(rate(http_server_requests{{status_class=~\"{classes}\"}}[{window}])) / sum(rate(http_server_requests[{window}]))"
+                    "sum(rate(http_server_requests_total{{status_class=~\"{classes}\"}}[{window}])) / sum(rate(http_server_requests_total[{window}]))"
                 ))
             ));
         }
         o.push_str(&format!(
             "      - record: lumen:requests:increase{window}\n        expr: {}\n",
-            yaml_quote(&format!("sum(increase(http_server_requests[{window}]))"))
+            yaml_quote(&format!("sum(increase(http_server_requests_total[{window}]))"))
         ));
     }
     o.push_str("  - name: lumen-slo-burn-alerts\n    rules:\n");
@@ -114,12 +114,12 @@ pub fn prometheus_rules() -> String {
             "avg_over_time(sli_error_rate_percent[5m])",
         ),
         (
-            "lumen:latency_p95_ms:max5m",
-            "max_over_time(sli_latency_p95_ms[5m])",
+            "lumen:latency_p95_seconds:max5m",
+            "max_over_time(sli_latency_p95_seconds[5m])",
         ),
         (
-            "lumen:latency_p99_ms:max5m",
-            "max_over_time(sli_latency_p99_ms[5m])",
+            "lumen:latency_p99_seconds:max5m",
+            "max_over_time(sli_latency_p99_seconds[5m])",
         ),
         (
             "lumen:cache_hit_rate:avg5m",
@@ -127,7 +127,7 @@ pub fn prometheus_rules() -> String {
         ),
         (
             "lumen:requests:rate5m",
-            "sum by (http_route, status_class) (rate(http_server_requests[5m]))",
+            "sum by (http_route, status_class) (rate(http_server_requests_total[5m]))",
         ),
     ] {
         o.push_str(&format!(

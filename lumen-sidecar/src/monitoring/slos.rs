@@ -14,7 +14,7 @@ use crate::eval::{ALERT_TABLE, BURN_WINDOWS, SloName, SloPeriod, SloTargets, ale
 /// The longest lookback Cloud Monitoring accepts for a burn rate, minutes.
 pub const MAX_LOOKBACK_MINUTES: u64 = 24 * 60;
 
-const REQUESTS: &str = "prometheus.googleapis.com/http_server_requests/counter";
+const REQUESTS: &str = "prometheus.googleapis.com/http_server_requests_total/counter";
 const DURATION: &str = "prometheus.googleapis.com/http.server.request.duration/histogram";
 
 /// The Service id for `service`.

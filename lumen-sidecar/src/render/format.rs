@@ -43,7 +43,7 @@ pub fn met(slo: &SloResult) -> &'static str {
 /// `2026-11-26T05:39:00Z` from Unix ms.
 pub fn utc(ms: u64) -> String {
     let secs = ms / 1000;
-    let (year, month, day) = crate::calendar::civil_from_days((secs / 86_400) as i64);
+    let (year, month, day) = crate::eval::calendar::civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 
-use super::state::{AppState, RejectReason, now_ms};
+use crate::app::{AppState, RejectReason, now_ms};
 use crate::store::Applied;
 
 fn refuse(app: &AppState, reason: RejectReason, status: StatusCode, message: String) -> Response {

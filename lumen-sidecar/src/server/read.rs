@@ -11,8 +11,8 @@ use axum::response::{Html, IntoResponse, Response};
 use lumen_middleware::units::parse_duration;
 use serde_json::json;
 
-use super::prometheus;
-use super::state::AppState;
+
+use crate::app::AppState;
 use crate::config::window_is_valid;
 use crate::render;
 
@@ -95,7 +95,10 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        prometheus::render(&app, &evaluation),
+        crate::metrics::prometheus_text(&crate::metrics::Sources {
+            app: &app,
+            evaluation: &evaluation,
+        }),
     )
         .into_response()
 }

@@ -1,6 +1,7 @@
 //! Where batches are kept: the window store and its parts.
 
 mod budget_ledger;
+pub mod snapshot;
 mod counts;
 mod ledger;
 mod sparse_histogram;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::store::WindowStore;
+use super::WindowStore;
 
 /// The `format` field every snapshot carries.
 pub const SNAPSHOT_FORMAT: &str = "lumen-sidecar-snapshot";

@@ -1,0 +1,78 @@
+//! The store across restarts: restored from the snapshot at start, written
+//! back periodically and at the end.
+
+use std::sync::atomic::Ordering;
+
+use super::clock::now_ms;
+use super::state::AppState;
+use crate::config::SidecarConfig;
+use crate::store::WindowStore;
+use crate::store::snapshot::{self, SnapshotError};
+
+/// Reads the snapshot if there is one; a bad one is logged, set aside and
+/// replaced by an empty store.
+pub fn restore_store(config: &SidecarConfig) -> WindowStore {
+    let empty = || {
+        let mut store = WindowStore::new(config.retention);
+        store.set_budget_rules(config.budget_rules());
+        store
+    };
+    let Some(path) = &config.snapshot_path else {
+        return empty();
+    };
+    match snapshot::read(path) {
+        Ok(Some(mut store)) => {
+            store.set_retention(config.retention);
+            store.set_budget_rules(config.budget_rules());
+            store.evict(now_ms());
+            tracing::info!(path = %path.display(), minutes = store.minutes_held(), instances = store.ledger().len(), "restored the snapshot");
+            store
+        }
+        Ok(None) => {
+            tracing::info!(path = %path.display(), "no snapshot yet; starting empty");
+            empty()
+        }
+        Err(e @ (SnapshotError::Corrupt { .. } | SnapshotError::Foreign { .. })) => {
+            match snapshot::set_aside(path, now_ms()) {
+                Ok(aside) => {
+                    tracing::error!(error = %e, set_aside = %aside.display(), "snapshot not trusted; starting empty")
+                }
+                Err(e2) => {
+                    tracing::error!(error = %e, rename_error = %e2, "snapshot not trusted and could not be set aside; starting empty")
+                }
+            }
+            empty()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the snapshot; starting empty");
+            empty()
+        }
+    }
+}
+
+/// Writes the snapshot now, if one is configured.
+pub fn save_snapshot(state: &AppState) {
+    let Some(path) = &state.config.snapshot_path else {
+        return;
+    };
+    // Copy under the lock, encode outside it: ingest waits for a clone, not
+    // for JSON.
+    let copy = state.store().clone();
+    let bytes = snapshot::encode(&copy, now_ms());
+    match snapshot::write(path, &bytes) {
+        Ok(()) => {
+            state
+                .stats
+                .snapshots_written
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(path = %path.display(), bytes = bytes.len(), "snapshot written");
+        }
+        Err(e) => {
+            state
+                .stats
+                .snapshot_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "snapshot write failed");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The application: what the sidecar knows (configuration, window store,
+//! totals, counters) and how it evaluates it, shared by every part that
+//! serves or ships it.
+//!
+//! Everything that consumes the application — the HTTP handlers
+//! ([`crate::server`]), the OTLP export ([`crate::export`]), the Slack
+//! alerter ([`crate::alerts`]) — depends on this module and on nothing of
+//! each other; [`crate::sidecar`] builds them all and runs them as peers.
+
+mod checkpoint;
+mod clock;
+mod evaluation;
+mod shutdown;
+mod state;
+mod stats;
+
+pub use checkpoint::{restore_store, save_snapshot};
+pub use clock::now_ms;
+pub use evaluation::Evaluation;
+pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
+pub use state::{AppState, INNER_FAILURE_LABEL, LatencyFeed, RequestTotals};
+pub use stats::{ExportStats, IngestStats, RejectReason, SlackStats};

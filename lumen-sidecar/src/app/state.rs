@@ -1,0 +1,133 @@
+//! What every part of the running sidecar shares: the configuration, the
+//! window store, the cumulative totals and the counters.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
+
+use lumen_middleware::wire::DecodedBatch;
+use tokio::sync::mpsc;
+
+use super::evaluation::Evaluation;
+use super::stats::{ExportStats, IngestStats, SlackStats};
+use crate::config::SidecarConfig;
+use crate::eval::StatusClass;
+use crate::store::WindowStore;
+
+/// Cumulative finished requests by (route, outcome) since start; the
+/// outcome is a status class's label or `error` (an inner failure).
+pub type RequestTotals = BTreeMap<(Option<String>, &'static str), u64>;
+
+/// One ingested series' latency, for the exported histogram.
+#[derive(Debug, Clone)]
+pub struct LatencyFeed {
+    /// Its route.
+    pub route: Option<String>,
+    /// `(seconds, count)` per latency bucket.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+/// The shared state behind every handler and peer.
+#[derive(Debug)]
+pub struct AppState {
+    /// The effective configuration.
+    pub config: SidecarConfig,
+    /// The window store; every critical section is short and never awaits.
+    pub store: Mutex<WindowStore>,
+    /// Counters of ingest and snapshots.
+    pub stats: IngestStats,
+    /// Counters of the OTLP export.
+    pub export_stats: Arc<ExportStats>,
+    /// Counters of the Slack alerter.
+    pub slack_stats: Arc<SlackStats>,
+    totals: Mutex<RequestTotals>,
+    histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
+    pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
+}
+
+/// The outcome label of an inner failure (no response), beside the status classes.
+pub const INNER_FAILURE_LABEL: &str = "error";
+
+impl AppState {
+    /// A state over `store`.
+    pub fn new(config: SidecarConfig, store: WindowStore) -> Self {
+        Self {
+            config,
+            store: Mutex::new(store),
+            stats: IngestStats::default(),
+            export_stats: Arc::default(),
+            slack_stats: Arc::default(),
+            totals: Mutex::new(BTreeMap::new()),
+            histogram_feed: OnceLock::new(),
+            evaluation_cache: Mutex::new(None),
+        }
+    }
+
+    /// Adds a stored batch to the cumulative totals and queues its latency
+    /// for the exported histogram (when an export runs).
+    pub fn note_exported(&self, batch: &DecodedBatch) {
+        {
+            let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+            for series in &batch.series {
+                let outcomes = StatusClass::ALL
+                    .iter()
+                    .map(|c| c.as_str())
+                    .chain([INNER_FAILURE_LABEL]);
+                let counts = series.status.as_array().into_iter().chain([series.errors]);
+                for (outcome, n) in outcomes.zip(counts) {
+                    if n > 0 {
+                        *totals.entry((series.route.clone(), outcome)).or_insert(0) += n;
+                    }
+                }
+            }
+        }
+        let Some(feed) = self.histogram_feed.get() else {
+            return;
+        };
+        for series in &batch.series {
+            // Each bucket's midpoint: unbiased for the exported sum; a value
+            // within 0.1 % of an OTLP bucket boundary may land on either side.
+            let layout = series.latency.layout();
+            let item = LatencyFeed {
+                route: series.route.clone(),
+                buckets: series
+                    .latency
+                    .buckets()
+                    .iter()
+                    .map(|(i, n)| {
+                        let (low, high) = (
+                            layout.lowest_equivalent(*i as usize),
+                            layout.highest_equivalent(*i as usize),
+                        );
+                        ((low + high) as f64 / 2e6, *n)
+                    })
+                    .collect(),
+            };
+            if feed.try_send(item).is_err() {
+                self.export_stats
+                    .histogram_feed_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The cumulative totals, for the exported counter.
+    pub fn request_totals(&self) -> RequestTotals {
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Connects the exported histogram's queue.
+    pub fn attach_histogram_feed(&self, feed: mpsc::Sender<LatencyFeed>) {
+        let _ = self.histogram_feed.set(feed);
+    }
+
+    /// The store, even if a panic poisoned its lock (the store is only ever
+    /// changed by `apply`/`evict`, which leave it consistent or untouched).
+    pub fn store(&self) -> MutexGuard<'_, WindowStore> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

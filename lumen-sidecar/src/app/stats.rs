@@ -1,0 +1,96 @@
+//! The sidecar's own counters: ingest, OTLP export, Slack. The peers that
+//! do the work increment them; the metric catalogue reads them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why an ingest was refused, as a `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Not a valid batch (400).
+    Malformed,
+    /// Interval end ahead of the clock (400).
+    Future,
+    /// Body over the limit (413).
+    TooLarge,
+    /// Missing or wrong bearer token (401).
+    Unauthorized,
+    /// Not `application/json` (415).
+    ContentType,
+}
+
+impl RejectReason {
+    /// Every reason, in label order.
+    pub const ALL: [Self; 5] = [
+        Self::Malformed,
+        Self::Future,
+        Self::TooLarge,
+        Self::Unauthorized,
+        Self::ContentType,
+    ];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Future => "future",
+            Self::TooLarge => "too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::ContentType => "content_type",
+        }
+    }
+}
+
+/// The sidecar's own health counters.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// Batches stored.
+    pub applied: AtomicU64,
+    /// Batches already applied, acknowledged again.
+    pub duplicates: AtomicU64,
+    /// Batches older than the retention, acknowledged and dropped.
+    pub expired: AtomicU64,
+    /// Finished requests in stored batches.
+    pub requests: AtomicU64,
+    /// Refusals by reason, in [`RejectReason::ALL`] order.
+    pub rejected: [AtomicU64; 5],
+    /// Snapshots written.
+    pub snapshots_written: AtomicU64,
+    /// Snapshot writes that failed.
+    pub snapshot_failures: AtomicU64,
+}
+
+impl IngestStats {
+    /// Counts a refusal.
+    pub fn reject(&self, reason: RejectReason) {
+        let i = RejectReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("every reason is in ALL");
+        self.rejected[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counters of the OTLP export.
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    /// Exports the endpoint accepted.
+    pub sent: AtomicU64,
+    /// Exports that failed after the exporter's retries.
+    pub failed: AtomicU64,
+    /// Data points in failed exports (lost for gauges; counters and
+    /// histograms are cumulative, so the next export carries them again).
+    pub points_dropped: AtomicU64,
+    /// Ingested series whose latency could not be queued for the histogram.
+    pub histogram_feed_dropped: AtomicU64,
+}
+
+/// Counters of the Slack sender.
+#[derive(Debug, Default)]
+pub struct SlackStats {
+    /// Messages Slack accepted.
+    pub sent: AtomicU64,
+    /// Messages given up (refused for good, or failing too often).
+    pub dropped: AtomicU64,
+    /// 429 answers received.
+    pub throttled: AtomicU64,
+}

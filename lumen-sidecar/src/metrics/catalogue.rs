@@ -1,0 +1,429 @@
+//! Every exported metric, defined once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Destinations, MetricDef, MetricKind, Sample, SampleValue, Sources};
+use crate::app::RejectReason;
+use crate::eval::{SloName, Status};
+
+/// The OTLP latency histogram's name (seconds), after the semantic conventions.
+pub const DURATION_HISTOGRAM: &str = "http.server.request.duration";
+/// The OTLP latency histogram's bucket boundaries, seconds (the semantic
+/// conventions' advice).
+pub const DURATION_BOUNDARIES_S: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+const SERVICE: &[&str] = &["service_name", "revision_name"];
+const PER_SLO: &[&str] = &["service_name", "revision_name", "slo_name"];
+const PER_WINDOW: &[&str] = &["service_name", "revision_name", "slo_name", "window"];
+
+fn service_labels(s: &Sources<'_>) -> Vec<String> {
+    let r = &s.evaluation.slo;
+    vec![
+        r.service.clone(),
+        r.revision.clone().unwrap_or_else(|| "unknown".to_owned()),
+    ]
+}
+
+fn with(mut labels: Vec<String>, more: &[&str]) -> Vec<String> {
+    labels.extend(more.iter().map(|m| (*m).to_owned()));
+    labels
+}
+
+/// One service-labelled sample, or none without a value.
+fn one(s: &Sources<'_>, value: Option<f64>) -> Vec<Sample> {
+    value
+        .map(|v| Sample {
+            labels: service_labels(s),
+            value: SampleValue::Float(v),
+        })
+        .into_iter()
+        .collect()
+}
+
+fn current(s: &Sources<'_>, name: SloName) -> Option<f64> {
+    s.evaluation
+        .slo
+        .slos
+        .iter()
+        .find(|x| x.name == name)
+        .and_then(|x| x.current)
+}
+
+fn count(n: &AtomicU64) -> Vec<Sample> {
+    vec![Sample {
+        labels: Vec::new(),
+        value: SampleValue::Count(n.load(Ordering::Relaxed)),
+    }]
+}
+
+fn results(pairs: &[(&str, &AtomicU64)]) -> Vec<Sample> {
+    pairs
+        .iter()
+        .map(|(label, n)| Sample {
+            labels: vec![(*label).to_owned()],
+            value: SampleValue::Count(n.load(Ordering::Relaxed)),
+        })
+        .collect()
+}
+
+const fn gauge(
+    name: &'static str,
+    unit: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+    samples: fn(&Sources<'_>) -> Vec<Sample>,
+) -> MetricDef {
+    MetricDef {
+        name,
+        kind: MetricKind::Gauge,
+        unit,
+        labels,
+        help,
+        destinations: Destinations::Both,
+        samples,
+    }
+}
+
+const fn own_counter(
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+    samples: fn(&Sources<'_>) -> Vec<Sample>,
+) -> MetricDef {
+    MetricDef {
+        name,
+        kind: MetricKind::Counter,
+        unit: "1",
+        labels,
+        help,
+        destinations: Destinations::PrometheusOnly,
+        samples,
+    }
+}
+
+/// Every metric the sidecar exports, in the order `/metrics` lists them.
+pub static CATALOGUE: &[MetricDef] = &[
+    // The seed's four.
+    gauge(
+        "slo_compliance",
+        "%",
+        PER_SLO,
+        "100 when the SLO named by slo_name is met, 0 when not; slo_name=\"overall\" is the compliance rate (SLOs met over SLOs evaluated, percent); absent without data",
+        |s| {
+            let r = &s.evaluation.slo;
+            if r.status == Status::NoData {
+                return Vec::new();
+            }
+            let base = service_labels(s);
+            let mut out: Vec<Sample> = r
+                .slos
+                .iter()
+                .map(|x| Sample {
+                    labels: with(base.clone(), &[x.name.as_str()]),
+                    value: SampleValue::Float(if x.met { 100.0 } else { 0.0 }),
+                })
+                .collect();
+            out.extend(r.compliance_rate.map(|v| Sample {
+                labels: with(base.clone(), &["overall"]),
+                value: SampleValue::Float(v),
+            }));
+            out
+        },
+    ),
+    gauge(
+        "cache_hit_rate",
+        "%",
+        SERVICE,
+        "Cache hits over cache lookups in the window, percent",
+        |s| one(s, s.evaluation.slo.cache.hit_rate),
+    ),
+    gauge(
+        "maturity_score",
+        "1",
+        SERVICE,
+        "Maturity score, 0 to 100, from the six maturity metrics",
+        |s| one(s, s.evaluation.health.maturity.score),
+    ),
+    gauge(
+        "roi_percentage",
+        "%",
+        SERVICE,
+        "Cache return on investment: savings over the cache's cost, percent",
+        |s| one(s, s.evaluation.health.roi.roi_percent),
+    ),
+    // The SLIs and SLO states.
+    gauge(
+        "slo_target",
+        "1",
+        PER_SLO,
+        "The SLO's target in the SLO's unit: percent for availability and error_rate, seconds for latency_p95 and latency_p99",
+        |s| {
+            let base = service_labels(s);
+            s.evaluation
+                .slo
+                .slos
+                .iter()
+                .map(|x| Sample {
+                    labels: with(base.clone(), &[x.name.as_str()]),
+                    value: SampleValue::Float(match x.name {
+                        SloName::LatencyP95 | SloName::LatencyP99 => x.target / 1000.0,
+                        SloName::Availability | SloName::ErrorRate => x.target,
+                    }),
+                })
+                .collect()
+        },
+    ),
+    gauge(
+        "slo_status",
+        "1",
+        SERVICE,
+        "Overall SLO status: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 NO_DATA",
+        |s| one(s, Some(f64::from(s.evaluation.slo.status.code()))),
+    ),
+    gauge(
+        "sli_requests",
+        "{request}",
+        SERVICE,
+        "Finished requests in the evaluation window",
+        |s| one(s, Some(s.evaluation.slo.requests as f64)),
+    ),
+    gauge(
+        "sli_availability_percent",
+        "%",
+        SERVICE,
+        "Requests without a 5xx or inner failure over all requests in the window, percent",
+        |s| one(s, current(s, SloName::Availability)),
+    ),
+    gauge(
+        "sli_error_rate_percent",
+        "%",
+        SERVICE,
+        "Requests of the configured error classes over all requests in the window, percent",
+        |s| one(s, current(s, SloName::ErrorRate)),
+    ),
+    gauge(
+        "sli_latency_p95_seconds",
+        "s",
+        SERVICE,
+        "95th percentile request latency over the window (exact to 0.1 %), seconds",
+        |s| one(s, current(s, SloName::LatencyP95).map(|ms| ms / 1000.0)),
+    ),
+    gauge(
+        "sli_latency_p99_seconds",
+        "s",
+        SERVICE,
+        "99th percentile request latency over the window (exact to 0.1 %), seconds",
+        |s| one(s, current(s, SloName::LatencyP99).map(|ms| ms / 1000.0)),
+    ),
+    gauge(
+        "lumen_window_seconds",
+        "s",
+        SERVICE,
+        "Length of the evaluation window the gauges describe, seconds",
+        |s| one(s, Some(s.evaluation.slo.window_s as f64)),
+    ),
+    // Budgets.
+    gauge(
+        "error_budget_remaining",
+        "%",
+        PER_SLO,
+        "Error budget left in the SLO period, percent of the budget (negative when overspent)",
+        |s| {
+            let base = service_labels(s);
+            s.evaluation
+                .budget
+                .slos
+                .iter()
+                .filter_map(|b| {
+                    b.remaining_percent.map(|v| Sample {
+                        labels: with(base.clone(), &[b.name.as_str()]),
+                        value: SampleValue::Float(v),
+                    })
+                })
+                .collect()
+        },
+    ),
+    gauge(
+        "burn_rate",
+        "1",
+        PER_WINDOW,
+        "Error-budget burn rate over the window: bad share over allowed share",
+        |s| {
+            let base = service_labels(s);
+            s.evaluation
+                .budget
+                .slos
+                .iter()
+                .flat_map(|b| {
+                    let base = base.clone();
+                    b.burn_rates.iter().filter_map(move |w| {
+                        w.rate.map(|v| Sample {
+                            labels: with(base.clone(), &[b.name.as_str(), &w.window]),
+                            value: SampleValue::Float(v),
+                        })
+                    })
+                })
+                .collect()
+        },
+    ),
+    // Health.
+    gauge(
+        "health_score",
+        "1",
+        SERVICE,
+        "Weighted health score, 0 to 100: 0.3 maturity + 0.3 ROI score + 0.4 SLO compliance",
+        |s| one(s, s.evaluation.health.health_score),
+    ),
+    gauge(
+        "deployment_frequency",
+        "{deploy}",
+        SERVICE,
+        "Distinct revisions seen in the last 7 days",
+        |s| one(s, s.evaluation.inputs.deployments_7d.map(f64::from)),
+    ),
+    gauge(
+        "active_instances",
+        "{instance}",
+        SERVICE,
+        "App instances that sent a batch in the window",
+        |s| one(s, Some(s.evaluation.active_instances as f64)),
+    ),
+    gauge(
+        "cpu_utilization_percent",
+        "%",
+        SERVICE,
+        "App CPU time over its CPU limit in the window, percent (averaged over instances)",
+        |s| one(s, s.evaluation.inputs.cpu_utilisation.map(|u| u * 100.0)),
+    ),
+    gauge(
+        "memory_utilization_percent",
+        "%",
+        SERVICE,
+        "App resident memory over its memory limit, percent (averaged over instances)",
+        |s| {
+            one(
+                s,
+                s.evaluation.inputs.memory_utilisation.map(|u| u * 100.0),
+            )
+        },
+    ),
+    // Cumulative request counts and latency.
+    MetricDef {
+        name: "http_server_requests_total",
+        kind: MetricKind::Counter,
+        unit: "{request}",
+        labels: &["service_name", "http_route", "status_class"],
+        help: "Finished requests since the sidecar started, by route and status class (error: the inner service failed without a response)",
+        destinations: Destinations::Both,
+        samples: |s| {
+            let service = s.evaluation.slo.service.clone();
+            s.app
+                .request_totals()
+                .into_iter()
+                .map(|((route, class), n)| Sample {
+                    labels: vec![service.clone(), route.unwrap_or_default(), class.to_owned()],
+                    value: SampleValue::Count(n),
+                })
+                .collect()
+        },
+    },
+    MetricDef {
+        name: DURATION_HISTOGRAM,
+        kind: MetricKind::Histogram,
+        unit: "s",
+        labels: &["http.route"],
+        help: "Request latency as the app's LumenLayer measured it, seconds",
+        destinations: Destinations::OtlpOnly,
+        samples: |_| Vec::new(),
+    },
+    // The sidecar's own operation.
+    own_counter(
+        "lumen_batches_applied_total",
+        &[],
+        "Batches stored",
+        |s| count(&s.app.stats.applied),
+    ),
+    own_counter(
+        "lumen_batches_duplicate_total",
+        &[],
+        "Batches already applied, acknowledged again",
+        |s| count(&s.app.stats.duplicates),
+    ),
+    own_counter(
+        "lumen_batches_expired_total",
+        &[],
+        "Batches older than the retention, acknowledged and dropped",
+        |s| count(&s.app.stats.expired),
+    ),
+    own_counter(
+        "lumen_batches_rejected_total",
+        &["reason"],
+        "Batches refused, by reason",
+        |s| {
+            RejectReason::ALL
+                .iter()
+                .zip(&s.app.stats.rejected)
+                .map(|(r, n)| Sample {
+                    labels: vec![r.as_str().to_owned()],
+                    value: SampleValue::Count(n.load(Ordering::Relaxed)),
+                })
+                .collect()
+        },
+    ),
+    own_counter(
+        "lumen_requests_ingested_total",
+        &[],
+        "Finished requests in stored batches",
+        |s| count(&s.app.stats.requests),
+    ),
+    own_counter(
+        "lumen_snapshots_written_total",
+        &[],
+        "Snapshots written",
+        |s| count(&s.app.stats.snapshots_written),
+    ),
+    own_counter(
+        "lumen_snapshot_failures_total",
+        &[],
+        "Snapshot writes that failed",
+        |s| count(&s.app.stats.snapshot_failures),
+    ),
+    own_counter(
+        "lumen_slack_messages_total",
+        &["result"],
+        "Slack messages sent, and given up",
+        |s| {
+            let k = &s.app.slack_stats;
+            results(&[("sent", &k.sent), ("dropped", &k.dropped)])
+        },
+    ),
+    own_counter(
+        "lumen_slack_throttled_total",
+        &[],
+        "429 answers from Slack",
+        |s| count(&s.app.slack_stats.throttled),
+    ),
+    own_counter(
+        "lumen_otlp_exports_total",
+        &["result"],
+        "OTLP exports the endpoint accepted, and that failed",
+        |s| {
+            let x = &s.app.export_stats;
+            results(&[("sent", &x.sent), ("failed", &x.failed)])
+        },
+    ),
+    own_counter(
+        "lumen_otlp_points_dropped_total",
+        &[],
+        "Data points in failed OTLP exports",
+        |s| count(&s.app.export_stats.points_dropped),
+    ),
+    own_counter(
+        "lumen_otlp_histogram_feed_dropped_total",
+        &[],
+        "Ingested series whose latency could not be queued for the OTLP histogram",
+        |s| count(&s.app.export_stats.histogram_feed_dropped),
+    ),
+];

@@ -1,0 +1,146 @@
+//! The composition root: builds the sidecar (state, store, HTTP server,
+//! OTLP export, Slack alerter, housekeeping) and runs them as peers with one
+//! shutdown path. Nothing else in the crate imports this module.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::app::{AppState, Shutdown, now_ms, restore_store, save_snapshot, shutdown_channel};
+use crate::config::SidecarConfig;
+use crate::export::{ExportError, MetricsExport};
+
+/// How often old minutes are evicted.
+pub const EVICT_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the sidecar cannot serve.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while serving.
+    #[error("serving failed: {0}")]
+    Serve(std::io::Error),
+    /// The metrics export cannot start.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+}
+
+/// A bound sidecar, ready to run.
+#[derive(Debug)]
+pub struct Sidecar {
+    state: Arc<AppState>,
+    listener: TcpListener,
+    export: Option<MetricsExport>,
+}
+
+impl Sidecar {
+    /// Restores the store, binds the listen address, starts the export.
+    pub async fn bind(config: SidecarConfig) -> Result<Self, ServeError> {
+        let store = restore_store(&config);
+        let addr = config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let state = Arc::new(AppState::new(config, store));
+        let export = MetricsExport::start(&state.config, &state).await?;
+        Ok(Self {
+            state,
+            listener,
+            export,
+        })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves until `shutdown` resolves, then stops every peer, drains HTTP
+    /// for at most the grace period, exports once more and writes a last
+    /// snapshot.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let state = self.state;
+        let grace = state.config.grace_period;
+        let (trigger, stop) = shutdown_channel();
+
+        let mut peers = JoinSet::new();
+        peers.spawn(housekeeping(Arc::clone(&state), stop.clone()));
+        if let Some(url) = &state.config.slack_webhook_url {
+            let webhook = url.parse().expect("validated with the config");
+            peers.spawn(crate::alerts::run(Arc::clone(&state), webhook, stop.clone()));
+            tracing::info!("Slack alerts on");
+        }
+
+        tracing::info!(addr = %self.listener.local_addr().map_err(ServeError::Serve)?, "lumen-sidecar serving");
+        let mut graceful = stop.clone();
+        let serve = axum::serve(self.listener, crate::server::router(Arc::clone(&state)))
+            .with_graceful_shutdown(async move { graceful.fired().await })
+            .into_future();
+        tokio::pin!(serve);
+        let result = tokio::select! {
+            r = &mut serve => r.map_err(ServeError::Serve),
+            () = shutdown => {
+                trigger.fire();
+                match tokio::time::timeout(grace, &mut serve).await {
+                    Ok(r) => r.map_err(ServeError::Serve),
+                    Err(_) => {
+                        tracing::warn!(?grace, "grace period over with connections still open");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        // Whichever ended first, every peer stops now, by the same signal.
+        trigger.fire();
+        while tokio::time::timeout(grace, peers.join_next())
+            .await
+            .is_ok_and(|joined| joined.is_some())
+        {}
+        peers.shutdown().await;
+        if let Some(export) = self.export {
+            export.shutdown(grace).await;
+        }
+        save_snapshot(&state);
+        tracing::info!("lumen-sidecar stopped");
+        result
+    }
+}
+
+async fn housekeeping(state: Arc<AppState>, mut stop: Shutdown) {
+    let mut evict = tokio::time::interval(EVICT_EVERY);
+    let mut snap = tokio::time::interval(state.config.snapshot_interval);
+    evict.tick().await;
+    snap.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.fired() => return,
+            _ = evict.tick() => state.store().evict(now_ms()),
+            _ = snap.tick() => {
+                let s = Arc::clone(&state);
+                let _ = tokio::task::spawn_blocking(move || save_snapshot(&s)).await;
+            }
+        }
+    }
+}
