@@ -1,5 +1,6 @@
 //! [`ResponseBody`]: the response body, unchanged, that records at its end of
-//! stream when the layer measures until then.
+//! stream when the layer measures until then, or when a gRPC response's
+//! trailers bring its `grpc-status`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -7,7 +8,8 @@ use std::task::{Context, Poll, ready};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::future::InFlight;
+use crate::grpc;
+use crate::in_flight::{InFlight, Outcome};
 use crate::registry::Event;
 
 pin_project! {
@@ -15,7 +17,7 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        in_flight: Option<(InFlight, u16)>,
+        in_flight: Option<(InFlight, Outcome)>,
     }
 
     impl<B> PinnedDrop for ResponseBody<B> {
@@ -35,10 +37,10 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn measured(inner: B, request: InFlight, status: u16) -> Self {
+    pub(crate) fn measured(inner: B, request: InFlight, outcome: Outcome) -> Self {
         Self {
             inner,
-            in_flight: Some((request, status)),
+            in_flight: Some((request, outcome)),
         }
     }
 }
@@ -53,19 +55,27 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        if let Some((request, status)) = *this.in_flight {
+        if let Some((request, outcome)) = *this.in_flight {
+            // At the end: the status known from the head, or for gRPC the
+            // trailers' `grpc-status` (none at all counts as OK, as in tower-http).
+            let status = |trailers: Option<&http::HeaderMap>| match outcome {
+                Outcome::Status(status) => status,
+                Outcome::GrpcTrailers => trailers.and_then(grpc::status_in).unwrap_or(200),
+            };
             match &frame {
                 None => {
                     *this.in_flight = None;
-                    request.series.record_response(request.elapsed_us(), status);
+                    request.series.record_response(request.elapsed_us(), status(None));
                 }
                 Some(Err(_)) => {
                     *this.in_flight = None;
                     request.series.record_error(request.elapsed_us());
                 }
-                Some(Ok(_)) if this.inner.is_end_stream() => {
+                Some(Ok(f)) if f.is_trailers() || this.inner.is_end_stream() => {
                     *this.in_flight = None;
-                    request.series.record_response(request.elapsed_us(), status);
+                    request
+                        .series
+                        .record_response(request.elapsed_us(), status(f.trailers_ref()));
                 }
                 Some(Ok(_)) => {}
             }

@@ -10,21 +10,9 @@ use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
 use crate::cache;
-use crate::registry::{Event, RouteSeries};
-
-/// A request on its way: its route and when it started.
-#[derive(Clone, Copy)]
-pub(crate) struct InFlight {
-    pub(crate) series: &'static RouteSeries,
-    pub(crate) start: quanta::Instant,
-}
-
-impl InFlight {
-    #[inline]
-    pub(crate) fn elapsed_us(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-}
+use crate::grpc;
+use crate::in_flight::{InFlight, Outcome};
+use crate::registry::Event;
 
 pin_project! {
     /// The future of [`Lumen`](crate::Lumen)'s response.
@@ -74,12 +62,15 @@ where
         *this.in_flight = None;
         Poll::Ready(match result {
             Ok(response) => {
-                let status = response.status().as_u16();
-                if *this.until_body_end && !response.body().is_end_stream() {
-                    Ok(response.map(|body| ResponseBody::measured(body, request, status)))
-                } else {
-                    request.series.record_response(request.elapsed_us(), status);
-                    Ok(response.map(ResponseBody::plain))
+                let outcome = grpc::outcome_of(response.status().as_u16(), response.headers());
+                match outcome {
+                    Outcome::Status(status)
+                        if !*this.until_body_end || response.body().is_end_stream() =>
+                    {
+                        request.series.record_response(request.elapsed_us(), status);
+                        Ok(response.map(ResponseBody::plain))
+                    }
+                    _ => Ok(response.map(|body| ResponseBody::measured(body, request, outcome))),
                 }
             }
             Err(error) => {

@@ -6,7 +6,8 @@ use http::{Extensions, Method, Request, Response, Uri};
 use tower::{Layer, Service};
 
 use crate::body::ResponseBody;
-use crate::future::{InFlight, ResponseFuture};
+use crate::future::ResponseFuture;
+use crate::in_flight::InFlight;
 use crate::recorder::Recorder;
 use crate::registry::Registry;
 use crate::route::{ClassifyRoute, RouteLabels};

@@ -54,6 +54,10 @@ mod config;
 #[cfg(feature = "layer")]
 mod future;
 #[cfg(feature = "layer")]
+mod grpc;
+#[cfg(feature = "layer")]
+mod in_flight;
+#[cfg(feature = "layer")]
 mod layer;
 #[cfg(feature = "layer")]
 mod process;

@@ -226,3 +226,79 @@ async fn body_end_mode_records_empty_bodies_at_the_head() {
     let s = &layer.recorder().drain()[0];
     assert_eq!((s.status[1], s.cancelled), (1, 0));
 }
+
+/// A body that yields its frames one by one.
+struct Frames(std::collections::VecDeque<Frame<Bytes>>);
+
+impl Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
+fn grpc_response(head_status: Option<&'static str>, trailer_status: Option<&'static str>) -> Response<Frames> {
+    let mut frames = std::collections::VecDeque::new();
+    frames.push_back(Frame::data(Bytes::from_static(b"\0\0\0\0\0")));
+    if let Some(code) = trailer_status {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", code.parse().expect("valid"));
+        frames.push_back(Frame::trailers(trailers));
+    }
+    let mut builder = Response::builder().header("content-type", "application/grpc");
+    if let Some(code) = head_status {
+        builder = builder.header("grpc-status", code);
+    }
+    builder.body(Frames(frames)).expect("response")
+}
+
+#[tokio::test]
+async fn grpc_calls_count_by_grpc_status_in_headers_or_trailers() {
+    let layer = layer(LumenConfig::default());
+    let service = layer.layer(service_fn(|req: Request<()>| async move {
+        Ok::<_, Infallible>(match req.uri().path() {
+            "/ok" => grpc_response(None, Some("0")),
+            "/unavailable-in-trailers" => grpc_response(None, Some("14")),
+            "/not-found-in-head" => grpc_response(Some("5"), None),
+            "/internal-in-head" => grpc_response(Some("13"), None),
+            _ => grpc_response(None, None),
+        })
+    }));
+    for path in [
+        "/ok",
+        "/unavailable-in-trailers",
+        "/not-found-in-head",
+        "/internal-in-head",
+        "/no-trailers",
+    ] {
+        let req = Request::get(path).body(()).expect("request");
+        let response = service.clone().oneshot(req).await.expect("infallible");
+        let _ = response.into_body().collect().await;
+    }
+    let series = layer.recorder().drain();
+    assert_eq!(series.len(), 1);
+    // 2xx: OK and a stream without trailers; 4xx: NOT_FOUND; 5xx: UNAVAILABLE, INTERNAL.
+    assert_eq!(series[0].status, [0, 2, 0, 1, 2]);
+    assert_eq!(series[0].latency.len(), 5);
+}
+
+#[tokio::test]
+async fn a_grpc_body_dropped_before_its_trailers_is_cancelled() {
+    let layer = layer(LumenConfig::default());
+    let service = layer.layer(service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(grpc_response(None, Some("14")))
+    }));
+    let response = service
+        .oneshot(Request::get("/").body(()).expect("request"))
+        .await
+        .expect("infallible");
+    drop(response);
+    let series = layer.recorder().drain();
+    assert_eq!(series[0].status, [0; 5]);
+    assert_eq!(series[0].cancelled, 1);
+}

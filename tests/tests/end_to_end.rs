@@ -160,6 +160,30 @@ async fn prometheus_scrapes_the_slo_gauges_with_their_labels() {
         "the load and one readiness probe"
     );
 
+    // The exposition is lint-clean as Prometheus's own tool reads it.
+    let exposition = get_ok(&format!("{}/metrics", sidecar.base())).await;
+    assert!(exposition.contains("# TYPE http_server_requests_total counter"));
+    let promtool = find_program("promtool").expect("promtool comes with prometheus");
+    let mut lint = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    std::io::Write::write_all(
+        &mut lint.stdin.take().expect("piped"),
+        exposition.as_bytes(),
+    )
+    .expect("promtool reads the exposition");
+    let linted = lint.wait_with_output().expect("promtool ends");
+    assert!(
+        linted.status.success() && linted.stdout.is_empty() && linted.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{exposition}",
+        String::from_utf8_lossy(&linted.stdout),
+        String::from_utf8_lossy(&linted.stderr)
+    );
+
     let dir = std::env::temp_dir().join(format!("lumen-e2e-prom-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");

@@ -421,7 +421,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         |s| count(&s.app.export_stats.points_dropped),
     ),
     own_counter(
-        "lumen_otlp_histogram_feed_dropped_total",
+        "lumen_otlp_latency_feed_dropped_total",
         &[],
         "Ingested series whose latency could not be queued for the OTLP histogram",
         |s| count(&s.app.export_stats.histogram_feed_dropped),

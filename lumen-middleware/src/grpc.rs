@@ -1,0 +1,108 @@
+//! gRPC responses are classified by their `grpc-status`, as tower-http's
+//! `GrpcErrorsAsFailures` does: a failed call comes back as HTTP 200 with a
+//! non-zero `grpc-status` in the headers (a trailers-only response) or in
+//! the trailers. Each gRPC code counts as the HTTP status Google's
+//! `google.rpc.Code` documents for it, so `UNAVAILABLE` is a 5xx against
+//! availability and `NOT_FOUND` a 4xx.
+
+use http::HeaderMap;
+use http::header::CONTENT_TYPE;
+
+use crate::in_flight::Outcome;
+
+/// Whether the response is gRPC (`content-type: application/grpc…`).
+#[inline]
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The HTTP status a gRPC status code counts as (google.rpc.Code's mapping).
+pub(crate) fn http_status_of_code(code: u32) -> u16 {
+    match code {
+        0 => 200,                // OK
+        1 => 499,                // CANCELLED (client closed request)
+        3 | 9 | 11 => 400,       // INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
+        4 => 504,                // DEADLINE_EXCEEDED
+        5 => 404,                // NOT_FOUND
+        6 | 10 => 409,           // ALREADY_EXISTS, ABORTED
+        7 => 403,                // PERMISSION_DENIED
+        8 => 429,                // RESOURCE_EXHAUSTED
+        12 => 501,               // UNIMPLEMENTED
+        14 => 503,               // UNAVAILABLE
+        16 => 401,               // UNAUTHENTICATED
+        _ => 500,                // UNKNOWN, INTERNAL, DATA_LOSS, anything else
+    }
+}
+
+/// The HTTP status `grpc-status` in `headers` counts as; `None` without one.
+/// A `grpc-status` that is not a number counts as 500 (UNKNOWN).
+pub(crate) fn status_in(headers: &HeaderMap) -> Option<u16> {
+    let value = headers.get("grpc-status")?;
+    let code = std::str::from_utf8(value.as_bytes())
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(2);
+    Some(http_status_of_code(code))
+}
+
+/// How a response's outcome will be known from its head.
+#[inline]
+pub(crate) fn outcome_of(status: u16, headers: &HeaderMap) -> Outcome {
+    if status != 200 || !is_grpc(headers) {
+        return Outcome::Status(status);
+    }
+    match status_in(headers) {
+        Some(mapped) => Outcome::Status(mapped),
+        None => Outcome::GrpcTrailers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().expect("valid value"));
+        }
+        h
+    }
+
+    #[test]
+    fn plain_http_keeps_its_status() {
+        assert_eq!(outcome_of(503, &HeaderMap::new()), Outcome::Status(503));
+        assert_eq!(
+            outcome_of(200, &headers(&[("grpc-status", "14")])),
+            Outcome::Status(200),
+            "grpc-status means nothing without a gRPC content type"
+        );
+    }
+
+    #[test]
+    fn a_trailers_only_failure_counts_as_its_mapped_status() {
+        let h = headers(&[("content-type", "application/grpc"), ("grpc-status", "14")]);
+        assert_eq!(outcome_of(200, &h), Outcome::Status(503));
+        let h = headers(&[("content-type", "application/grpc+proto"), ("grpc-status", "5")]);
+        assert_eq!(outcome_of(200, &h), Outcome::Status(404));
+        let h = headers(&[("content-type", "application/grpc"), ("grpc-status", "x")]);
+        assert_eq!(outcome_of(200, &h), Outcome::Status(500));
+    }
+
+    #[test]
+    fn without_a_status_in_the_head_the_trailers_decide() {
+        let h = headers(&[("content-type", "application/grpc")]);
+        assert_eq!(outcome_of(200, &h), Outcome::GrpcTrailers);
+    }
+
+    #[test]
+    fn every_code_maps_into_a_class() {
+        let classes: Vec<u16> = (0..=16).map(|c| http_status_of_code(c) / 100).collect();
+        assert_eq!(
+            classes,
+            [2, 4, 5, 4, 5, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 4]
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! A request on its way, and how its outcome will be known.
+
+use crate::registry::RouteSeries;
+
+/// A request on its way: its route and when it started.
+#[derive(Clone, Copy)]
+pub(crate) struct InFlight {
+    pub(crate) series: &'static RouteSeries,
+    pub(crate) start: quanta::Instant,
+}
+
+impl InFlight {
+    #[inline]
+    pub(crate) fn elapsed_us(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What a response will be counted as, once it is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// This HTTP status (for gRPC, the status its `grpc-status` maps to).
+    Status(u16),
+    /// A gRPC response whose `grpc-status` comes in the trailers.
+    GrpcTrailers,
+}

@@ -1,0 +1,121 @@
+//! gRPC through a real tonic server: failed calls come back as HTTP 200 with
+//! a `grpc-status`, and the layer counts them by that status, all the way to
+//! a real sidecar.
+
+use std::time::Duration;
+
+use lumen_middleware::{LumenConfig, pair};
+use lumen_tests::{SidecarProc, free_port};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+use tokio::net::TcpListener;
+
+/// Answers by the `outcome` resource attribute of the request.
+struct Scripted;
+
+#[tonic::async_trait]
+impl MetricsService for Scripted {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let outcome = request
+            .get_ref()
+            .resource_metrics
+            .first()
+            .and_then(|r| r.resource.as_ref())
+            .and_then(|r| r.attributes.first())
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        match outcome.as_str() {
+            "unavailable" => Err(tonic::Status::unavailable("backend down")),
+            "not_found" => Err(tonic::Status::not_found("no such thing")),
+            "internal" => Err(tonic::Status::internal("bug")),
+            _ => Ok(tonic::Response::new(ExportMetricsServiceResponse::default())),
+        }
+    }
+}
+
+fn request(outcome: &str) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "outcome".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(outcome.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_failures_are_counted_by_grpc_status_not_http_200() {
+    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let mut config = LumenConfig::default();
+    config.service = "grpc-api".into();
+    config.sidecar_url = format!("{}/v1/ingest", sidecar.base());
+    let (layer, shipper) = pair(config).expect("valid config");
+    let shipper = shipper.spawn();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(MetricsServiceServer::new(Scripted))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let mut client = MetricsServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("client connects");
+    let plan = [
+        ("ok", 7),
+        ("unavailable", 3),
+        ("internal", 2),
+        ("not_found", 4),
+    ];
+    for (outcome, times) in plan {
+        for _ in 0..times {
+            let answer = client.export(request(outcome)).await;
+            assert_eq!(answer.is_ok(), outcome == "ok", "{outcome}: {answer:?}");
+        }
+    }
+    let report = shipper.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.unsent_requests, 0, "{report:?}");
+    server.abort();
+
+    let doc = sidecar.slo("5m").await;
+    assert_eq!(doc["requests"], 16, "{doc}");
+    let counts = &doc["routes"][0]["counts"];
+    assert_eq!(counts["2xx"], 7, "{doc}");
+    assert_eq!(counts["4xx"], 4, "NOT_FOUND is a client error: {doc}");
+    assert_eq!(counts["5xx"], 5, "UNAVAILABLE and INTERNAL are server errors: {doc}");
+    let availability = doc["slos"]
+        .as_array()
+        .expect("slos")
+        .iter()
+        .find(|s| s["name"] == "availability")
+        .expect("availability");
+    let expected = 11.0 / 16.0 * 100.0;
+    assert!(
+        (availability["current"].as_f64().expect("a value") - expected).abs() < 1e-9,
+        "{availability}"
+    );
+}
