@@ -10,9 +10,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use lumen_middleware::LumenConfig;
+use lumen_sidecar::Sidecar;
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::render::check_text;
-use lumen_sidecar::Sidecar;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
@@ -162,12 +162,13 @@ pub async fn run_demo(options: DemoOptions) -> Result<(), DemoError> {
         let _ = sidecar_stopped.await;
     }));
 
-    let lumen = LumenConfig {
-        service: "ion-mentoring-api".into(),
-        revision: Some("ion-mentoring-api-demo".into()),
-        sidecar_url: format!("http://{sidecar_addr}/v1/ingest"),
-        interval: Duration::from_secs(2),
-        ..LumenConfig::default()
+    let lumen = {
+        let mut c = LumenConfig::default();
+        c.service = "ion-mentoring-api".into();
+        c.revision = Some("ion-mentoring-api-demo".into());
+        c.sidecar_url = format!("http://{sidecar_addr}/v1/ingest");
+        c.interval = Duration::from_secs(2);
+        c
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -217,7 +218,13 @@ pub async fn run_demo(options: DemoOptions) -> Result<(), DemoError> {
         progress_line(&progress, started.elapsed(), options.duration)
     );
 
-    api.shipper.flush().await;
+    let flushed = api.shipper.flush().await;
+    if flushed.unsent_requests > 0 {
+        eprintln!(
+            "warning: {} requests not yet delivered to the sidecar",
+            flushed.unsent_requests
+        );
+    }
     let (report, _) = lumen_sidecar::check::fetch_report(&sidecar_url, Some("5m")).await?;
     println!();
     print!("{}", check_text(&report, true));
@@ -236,7 +243,12 @@ pub async fn run_demo(options: DemoOptions) -> Result<(), DemoError> {
         println!("\nServing until Ctrl-C (send traffic to {base}).");
         crate::shutdown_signal().await;
     }
-    api.stop(Duration::from_secs(5)).await;
+    let stopped = api.stop(Duration::from_secs(5)).await;
+    tracing::info!(
+        unsent_batches = stopped.unsent_batches,
+        unsent_requests = stopped.unsent_requests,
+        "the API's shipper stopped"
+    );
     let _ = stop_sidecar.send(());
     let _ = sidecar_task.await;
     Ok(())

@@ -15,6 +15,12 @@
 
 #![forbid(unsafe_code)]
 
+/// The workspace README's Rust snippets, compiled as doctests here (a crate
+/// that is never published) so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub mod answer_cache;
 pub mod app;
 pub mod backend;

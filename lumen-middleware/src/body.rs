@@ -65,7 +65,9 @@ impl<B: Body> Body for ResponseBody<B> {
             match &frame {
                 None => {
                     *this.in_flight = None;
-                    request.series.record_response(request.elapsed_us(), status(None));
+                    request
+                        .series
+                        .record_response(request.elapsed_us(), status(None));
                 }
                 Some(Err(_)) => {
                     *this.in_flight = None;

@@ -4,8 +4,10 @@
 //! request's route, so a report made anywhere inside the handler — in the
 //! handler itself or in a cache wrapper around a Redis client that never
 //! sees the request — lands on that route. Outside a request (a background
-//! task), [`hit`] and [`miss`] count for the service without a route, in the
-//! first registry [`pair`](crate::pair) made.
+//! task) there is no route to count for, so [`hit`], [`miss`] and
+//! [`record`] count nothing there; a task that reports for the whole service
+//! holds the layer's [`LumenLayer::cache_report`](crate::LumenLayer::cache_report)
+//! and counts on it, with no route.
 //!
 //! ```
 //! # use lumen_middleware::cache;
@@ -19,15 +21,12 @@
 //! ```
 
 use std::cell::Cell;
-use std::sync::OnceLock;
 
 use crate::registry::{Event, Registry, RouteSeries};
 
 thread_local! {
     static CURRENT: Cell<Option<&'static RouteSeries>> = const { Cell::new(None) };
 }
-
-pub(crate) static DEFAULT_REGISTRY: OnceLock<&'static Registry> = OnceLock::new();
 
 /// Restores the thread's previous request mark when dropped.
 pub(crate) struct RequestMark(Option<&'static RouteSeries>);
@@ -62,18 +61,23 @@ impl std::fmt::Debug for CacheReport {
 }
 
 impl CacheReport {
-    /// The current request's reporter; outside a request, the default
-    /// registry's route-less series; with no registry at all, a reporter
-    /// that counts nothing.
+    /// The current request's reporter; outside a request, one that counts
+    /// nothing (see [`is_attached`](Self::is_attached)).
     pub fn current() -> Self {
-        let series = CURRENT
-            .get()
-            .or_else(|| DEFAULT_REGISTRY.get().map(|r| r.unrouted()));
-        Self { series }
+        Self {
+            series: CURRENT.get(),
+        }
     }
 
-    /// Whether reports land anywhere (false only before any
-    /// [`pair`](crate::pair) was made).
+    /// A reporter for `registry`'s requests without a route.
+    pub(crate) fn unrouted(registry: &'static Registry) -> Self {
+        Self {
+            series: Some(registry.unrouted()),
+        }
+    }
+
+    /// Whether reports land anywhere (false outside a request for
+    /// [`current`](Self::current)).
     pub fn is_attached(&self) -> bool {
         self.series.is_some()
     }

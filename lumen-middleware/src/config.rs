@@ -46,8 +46,10 @@ pub enum ConfigError {
     },
 }
 
-/// Everything [`pair`](crate::pair) needs.
+/// Everything [`pair`](crate::pair) needs. Start from
+/// [`LumenConfig::default`] or [`LumenConfig::from_env`] and set fields.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LumenConfig {
     /// The service's name, sent with every batch.
     pub service: String,

@@ -21,18 +21,18 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
 /// The HTTP status a gRPC status code counts as (google.rpc.Code's mapping).
 pub(crate) fn http_status_of_code(code: u32) -> u16 {
     match code {
-        0 => 200,                // OK
-        1 => 499,                // CANCELLED (client closed request)
-        3 | 9 | 11 => 400,       // INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
-        4 => 504,                // DEADLINE_EXCEEDED
-        5 => 404,                // NOT_FOUND
-        6 | 10 => 409,           // ALREADY_EXISTS, ABORTED
-        7 => 403,                // PERMISSION_DENIED
-        8 => 429,                // RESOURCE_EXHAUSTED
-        12 => 501,               // UNIMPLEMENTED
-        14 => 503,               // UNAVAILABLE
-        16 => 401,               // UNAUTHENTICATED
-        _ => 500,                // UNKNOWN, INTERNAL, DATA_LOSS, anything else
+        0 => 200,          // OK
+        1 => 499,          // CANCELLED (client closed request)
+        3 | 9 | 11 => 400, // INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
+        4 => 504,          // DEADLINE_EXCEEDED
+        5 => 404,          // NOT_FOUND
+        6 | 10 => 409,     // ALREADY_EXISTS, ABORTED
+        7 => 403,          // PERMISSION_DENIED
+        8 => 429,          // RESOURCE_EXHAUSTED
+        12 => 501,         // UNIMPLEMENTED
+        14 => 503,         // UNAVAILABLE
+        16 => 401,         // UNAUTHENTICATED
+        _ => 500,          // UNKNOWN, INTERNAL, DATA_LOSS, anything else
     }
 }
 
@@ -85,7 +85,10 @@ mod tests {
     fn a_trailers_only_failure_counts_as_its_mapped_status() {
         let h = headers(&[("content-type", "application/grpc"), ("grpc-status", "14")]);
         assert_eq!(outcome_of(200, &h), Outcome::Status(503));
-        let h = headers(&[("content-type", "application/grpc+proto"), ("grpc-status", "5")]);
+        let h = headers(&[
+            ("content-type", "application/grpc+proto"),
+            ("grpc-status", "5"),
+        ]);
         assert_eq!(outcome_of(200, &h), Outcome::Status(404));
         let h = headers(&[("content-type", "application/grpc"), ("grpc-status", "x")]);
         assert_eq!(outcome_of(200, &h), Outcome::Status(500));
@@ -100,9 +103,6 @@ mod tests {
     #[test]
     fn every_code_maps_into_a_class() {
         let classes: Vec<u16> = (0..=16).map(|c| http_status_of_code(c) / 100).collect();
-        assert_eq!(
-            classes,
-            [2, 4, 5, 4, 5, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 4]
-        );
+        assert_eq!(classes, [2, 4, 5, 4, 5, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 4]);
     }
 }

@@ -67,6 +67,13 @@ impl LumenLayer {
         self
     }
 
+    /// A cache reporter for this layer's requests without a route: what a
+    /// background task (a cache warmer, a refresher) reports on, since it
+    /// serves no request.
+    pub fn cache_report(&self) -> crate::CacheReport {
+        crate::CacheReport::unrouted(self.registry)
+    }
+
     /// Records without a service: for apps that are not tower services, for
     /// replaying known latencies, and for tests.
     pub fn recorder(&self) -> Recorder {

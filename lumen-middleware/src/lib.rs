@@ -84,34 +84,24 @@ pub use future::ResponseFuture;
 #[cfg(feature = "layer")]
 pub use layer::{Lumen, LumenLayer};
 #[cfg(feature = "layer")]
-pub use process::read_process_stats;
-#[cfg(feature = "layer")]
 pub use recorder::Recorder;
 #[cfg(feature = "layer")]
 pub use registry::{IntervalSeries, OTHER_ROUTE};
 #[cfg(feature = "layer")]
 pub use route::ClassifyRoute;
 #[cfg(feature = "layer")]
-pub use shipper::{
-    INITIAL_RETRY_BACKOFF, SendError, Shipper, ShipperHandle, ShipperStats, ShutdownReport,
-};
-
-/// The README's Rust snippets, compiled as doctests so they stay true.
-#[cfg(all(doctest, feature = "axum"))]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
+pub use shipper::{Shipper, ShipperHandle, ShipperStats, ShutdownReport};
 
 /// The layer and the shipper that sends what it records.
 ///
 /// The layer's registry lives for the rest of the process; make one pair per
-/// app. The first pair made also receives cache reports made outside any
-/// request (see [`cache`]).
+/// app. Cache reports made outside any request go where the app says, through
+/// [`LumenLayer::cache_report`] (see [`cache`]).
 #[cfg(feature = "layer")]
 pub fn pair(config: LumenConfig) -> Result<(LumenLayer, Shipper), ConfigError> {
     config.validate()?;
     let registry = registry::Registry::new(config.layout, config.stripes, config.route_cap).leak();
     let shipper = Shipper::new(registry, config)?;
-    let _ = cache::DEFAULT_REGISTRY.set(registry);
     let layer = LumenLayer {
         registry,
         labels: route::RouteLabels::Off,

@@ -7,7 +7,7 @@ use crate::wire::ProcessStats;
 const USER_HZ: f64 = 100.0;
 
 /// Reads the current figures; `None` where `/proc` is not there (not Linux).
-pub fn read_process_stats() -> Option<ProcessStats> {
+pub(crate) fn read_process_stats() -> Option<ProcessStats> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let limit = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok();

@@ -115,9 +115,10 @@ async fn labels_routes_by_matched_path_and_attributes_cache_reports() {
 
 #[tokio::test]
 async fn route_cardinality_is_capped() {
-    let config = LumenConfig {
-        route_cap: 2,
-        ..LumenConfig::default()
+    let config = {
+        let mut c = LumenConfig::default();
+        c.route_cap = 2;
+        c
     };
     let layer = layer(config).with_route_fn(|_, uri, _| Some(uri.path()));
     let service = layer.layer(service_fn(|_req: Request<()>| async {
@@ -242,7 +243,10 @@ impl Body for Frames {
     }
 }
 
-fn grpc_response(head_status: Option<&'static str>, trailer_status: Option<&'static str>) -> Response<Frames> {
+fn grpc_response(
+    head_status: Option<&'static str>,
+    trailer_status: Option<&'static str>,
+) -> Response<Frames> {
     let mut frames = std::collections::VecDeque::new();
     frames.push_back(Frame::data(Bytes::from_static(b"\0\0\0\0\0")));
     if let Some(code) = trailer_status {
@@ -301,4 +305,27 @@ async fn a_grpc_body_dropped_before_its_trailers_is_cancelled() {
     let series = layer.recorder().drain();
     assert_eq!(series[0].status, [0; 5]);
     assert_eq!(series[0].cancelled, 1);
+}
+
+#[tokio::test]
+async fn outside_a_request_only_an_explicit_reporter_counts() {
+    let first = layer(LumenConfig::default());
+    let second = layer(LumenConfig::default());
+    // No request is running on this thread: the free functions have no
+    // route and no registry to count for, whichever pair came first.
+    assert!(!CacheReport::current().is_attached());
+    lumen_middleware::cache::hit();
+    // A background task holds the layer's reporter and counts there.
+    let warmer = second.cache_report();
+    assert!(warmer.is_attached());
+    warmer.hit();
+    warmer.miss();
+    assert!(
+        first.recorder().drain().is_empty(),
+        "nothing went to the first pair"
+    );
+    let series = second.recorder().drain();
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].route, None);
+    assert_eq!((series[0].cache_hits, series[0].cache_misses), (1, 1));
 }

@@ -150,13 +150,14 @@ impl StandIn {
 }
 
 fn config(addr: SocketAddr) -> LumenConfig {
-    LumenConfig {
-        sidecar_url: format!("http://{addr}/v1/ingest"),
-        interval: Duration::from_millis(100),
-        request_timeout: Duration::from_millis(500),
-        max_backoff: Duration::from_millis(200),
-        max_pending_batches: 4,
-        ..LumenConfig::default()
+    {
+        let mut c = LumenConfig::default();
+        c.sidecar_url = format!("http://{addr}/v1/ingest");
+        c.interval = Duration::from_millis(100);
+        c.request_timeout = Duration::from_millis(500);
+        c.max_backoff = Duration::from_millis(200);
+        c.max_pending_batches = 4;
+        c
     }
 }
 
@@ -204,12 +205,7 @@ async fn a_sidecar_down_then_back_gets_every_request_once() {
     record(&recorder, 40);
     // Let the shipper fail for a while: wait until it has failed several times.
     let failed = async {
-        while shipper
-            .stats()
-            .send_failures
-            .load(std::sync::atomic::Ordering::Relaxed)
-            < 5
-        {
+        while shipper.stats().send_failures < 5 {
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -239,9 +235,10 @@ async fn a_sidecar_down_then_back_gets_every_request_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_flushes_the_open_interval() {
     let sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
-    let config = LumenConfig {
-        interval: Duration::from_secs(3600),
-        ..config(sidecar.addr)
+    let config = {
+        let mut c = config(sidecar.addr);
+        c.interval = Duration::from_secs(3600);
+        c
     };
     let (recorder, shipper) = start_app(config);
     record(&recorder, 33);
@@ -270,12 +267,7 @@ async fn a_refused_batch_is_dropped_and_counted_and_later_ones_flow() {
     record(&recorder, 10);
     // Wait until the first batch (holding the 10) was refused.
     let refused = async {
-        while shipper
-            .stats()
-            .batches_refused
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0
-        {
+        while shipper.stats().batches_refused == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
@@ -284,7 +276,7 @@ async fn a_refused_batch_is_dropped_and_counted_and_later_ones_flow() {
         .expect("refusal seen");
     record(&recorder, 7);
     sidecar.wait_applied(7).await;
-    shipper.shutdown(Duration::from_secs(5)).await;
+    let _ = shipper.shutdown(Duration::from_secs(5)).await;
     let state = sidecar.stop();
     assert_eq!(state.lock().expect("lock").applied_requests, 7);
 }
@@ -292,9 +284,10 @@ async fn a_refused_batch_is_dropped_and_counted_and_later_ones_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_ships_now_without_waiting_for_the_interval() {
     let sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
-    let config = LumenConfig {
-        interval: Duration::from_secs(3600),
-        ..config(sidecar.addr)
+    let config = {
+        let mut c = config(sidecar.addr);
+        c.interval = Duration::from_secs(3600);
+        c
     };
     let (recorder, shipper) = start_app(config);
     record(&recorder, 12);
@@ -304,24 +297,25 @@ async fn flush_ships_now_without_waiting_for_the_interval() {
     record(&recorder, 3);
     assert_eq!(shipper.flush().await.unsent_requests, 0);
     assert_eq!(sidecar.state.lock().expect("lock").applied_requests, 15);
-    shipper.shutdown(Duration::from_secs(5)).await;
+    let _ = shipper.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sidecar_token_is_sent_as_a_bearer() {
     let sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
-    let config = LumenConfig {
-        sidecar_token: Some("s3cret".into()),
-        ..config(sidecar.addr)
+    let config = {
+        let mut c = config(sidecar.addr);
+        c.sidecar_token = Some("s3cret".into());
+        c
     };
     let (recorder, shipper) = start_app(config);
     record(&recorder, 2);
-    shipper.flush().await;
+    let _ = shipper.flush().await;
     let auth = sidecar.state.lock().expect("lock").authorizations.clone();
     assert!(!auth.is_empty());
     assert!(
         auth.iter().all(|a| a.as_deref() == Some("Bearer s3cret")),
         "{auth:?}"
     );
-    shipper.shutdown(Duration::from_secs(1)).await;
+    let _ = shipper.shutdown(Duration::from_secs(1)).await;
 }

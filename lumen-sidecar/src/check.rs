@@ -4,12 +4,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
 
 use crate::eval::SloReport;
+use crate::https::{ExchangeError, exchange, https_client};
 
 /// Default sidecar URL for the CLI.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9464";
@@ -44,35 +42,36 @@ pub async fn get(base: &str, path_and_query: &str) -> Result<Bytes, CheckError> 
         url: url.clone(),
         reason: format!("not a URL: {e}"),
     })?;
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let exchange = async {
-        let response = client.get(uri).await.map_err(|e| CheckError::Unreachable {
+    let request = http::Request::get(uri)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .map_err(|e| CheckError::Unreachable {
             url: url.clone(),
-            reason: format!("{e:#}"),
+            reason: e.to_string(),
         })?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), 16 * 1024 * 1024)
-            .collect()
-            .await
-            .map_err(|e| CheckError::BadAnswer {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(CheckError::BadAnswer {
-                url: url.clone(),
-                reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&body).trim()),
-            });
-        }
-        Ok(body)
-    };
-    tokio::time::timeout(CHECK_TIMEOUT, exchange)
-        .await
-        .map_err(|_| CheckError::Unreachable {
+    let answer = exchange(
+        &https_client(),
+        request,
+        Some(CHECK_TIMEOUT),
+        16 * 1024 * 1024,
+    )
+    .await
+    .map_err(|e| match e {
+        ExchangeError::Send(_) | ExchangeError::Timeout(_) => CheckError::Unreachable {
             url: url.clone(),
-            reason: format!("no answer within {CHECK_TIMEOUT:?}"),
-        })?
+            reason: e.to_string(),
+        },
+        ExchangeError::TooLarge(_) | ExchangeError::Body(_) => CheckError::BadAnswer {
+            url: url.clone(),
+            reason: e.to_string(),
+        },
+    })?;
+    if !answer.status.is_success() {
+        return Err(CheckError::BadAnswer {
+            url: url.clone(),
+            reason: format!("HTTP {}: {}", answer.status, answer.text(500)),
+        });
+    }
+    Ok(answer.body)
 }
 
 /// Fetches and parses the report for `window` (such as `1h`).

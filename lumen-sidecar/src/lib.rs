@@ -20,19 +20,20 @@
 #![forbid(unsafe_code)]
 
 // In the order data flows, each module importing only those above it:
-pub mod store;
-pub mod eval;
-pub mod config;
-pub mod app;
-pub mod metrics;
-pub mod render;
-pub mod https;
-pub mod server;
-pub mod export;
 pub mod alerts;
-pub mod monitoring;
+pub mod app;
 pub mod check;
 pub mod cli;
+pub mod config;
+pub mod eval;
+pub mod export;
+pub mod gcp;
+pub mod https;
+pub mod metrics;
+pub mod monitoring;
+pub mod render;
+pub mod server;
 pub mod sidecar;
+pub mod store;
 
 pub use sidecar::{ServeError, Sidecar};

@@ -3,13 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use lumen_sidecar::Sidecar;
 use lumen_sidecar::check::{CheckError, fetch_budget, fetch_health, fetch_report};
 use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::eval::{Band, Status};
 use lumen_sidecar::monitoring::commands;
 use lumen_sidecar::render::{budget_text, check_text, health_text};
-use lumen_sidecar::Sidecar;
 
 /// Exit code for errors: bad config, unreachable sidecar, no data.
 const EXIT_ERROR: u8 = 3;

@@ -89,7 +89,11 @@ impl Sidecar {
         peers.spawn(housekeeping(Arc::clone(&state), stop.clone()));
         if let Some(url) = &state.config.slack_webhook_url {
             let webhook = url.parse().expect("validated with the config");
-            peers.spawn(crate::alerts::run(Arc::clone(&state), webhook, stop.clone()));
+            peers.spawn(crate::alerts::run(
+                Arc::clone(&state),
+                webhook,
+                stop.clone(),
+            ));
             tracing::info!("Slack alerts on");
         }
 

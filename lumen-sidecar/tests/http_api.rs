@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::*;
-use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::Sidecar;
 use lumen_sidecar::app::AppState;
+use lumen_sidecar::config::SidecarConfig;
 use serde_json::{Value, json};
 
 async fn start(config: SidecarConfig) -> (SocketAddr, Arc<AppState>) {

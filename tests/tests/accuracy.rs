@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use lumen_middleware::{LumenConfig, pair};
-use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::Sidecar;
+use lumen_sidecar::config::SidecarConfig;
 use lumen_tests::distributions::{exact_quantile, standard};
 
 const SAMPLES: usize = 200_000;
@@ -22,10 +22,11 @@ async fn quantiles_through_the_whole_path_are_within_a_thousandth() {
         .expect("binds");
         let addr = sidecar.local_addr();
         tokio::spawn(sidecar.run(std::future::pending()));
-        let (layer, shipper) = pair(LumenConfig {
-            sidecar_url: format!("http://{addr}/v1/ingest"),
-            interval: Duration::from_secs(3600),
-            ..LumenConfig::default()
+        let (layer, shipper) = pair({
+            let mut c = LumenConfig::default();
+            c.sidecar_url = format!("http://{addr}/v1/ingest");
+            c.interval = Duration::from_secs(3600);
+            c
         })
         .expect("valid");
         let shipper = shipper.spawn();
@@ -60,6 +61,6 @@ async fn quantiles_through_the_whole_path_are_within_a_thousandth() {
                 error * 100.0
             );
         }
-        shipper.shutdown(Duration::from_secs(1)).await;
+        assert_eq!(shipper.shutdown(Duration::from_secs(1)).await.unsent_requests, 0);
     }
 }

@@ -14,8 +14,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio::net::TcpListener;
 
 /// Answers by the `outcome` resource attribute of the request.
@@ -106,7 +106,10 @@ async fn grpc_failures_are_counted_by_grpc_status_not_http_200() {
     let counts = &doc["routes"][0]["counts"];
     assert_eq!(counts["2xx"], 7, "{doc}");
     assert_eq!(counts["4xx"], 4, "NOT_FOUND is a client error: {doc}");
-    assert_eq!(counts["5xx"], 5, "UNAVAILABLE and INTERNAL are server errors: {doc}");
+    assert_eq!(
+        counts["5xx"], 5,
+        "UNAVAILABLE and INTERNAL are server errors: {doc}"
+    );
     let availability = doc["slos"]
         .as_array()
         .expect("slos")

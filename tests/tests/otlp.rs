@@ -20,12 +20,13 @@ use tokio::sync::watch;
 /// Ships 990 fast (9 ms) 200s and 10 slow (300 ms) 503s on `/ask`, 600 cache hits and 400
 /// misses, through the middleware's real shipper.
 async fn ship_known_load(sidecar: SocketAddr) {
-    let (layer, shipper) = pair(LumenConfig {
-        service: "ion-mentoring-api".into(),
-        revision: Some("rev-1".into()),
-        sidecar_url: format!("http://{sidecar}/v1/ingest"),
-        interval: Duration::from_secs(3600),
-        ..LumenConfig::default()
+    let (layer, shipper) = pair({
+        let mut c = LumenConfig::default();
+        c.service = "ion-mentoring-api".into();
+        c.revision = Some("rev-1".into());
+        c.sidecar_url = format!("http://{sidecar}/v1/ingest");
+        c.interval = Duration::from_secs(3600);
+        c
     })
     .expect("valid");
     let shipper = shipper.spawn();
@@ -39,7 +40,7 @@ async fn ship_known_load(sidecar: SocketAddr) {
         r.record_cache(Some("/ask"), i % 10 < 6);
     }
     assert_eq!(shipper.flush().await.unsent_requests, 0);
-    shipper.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(shipper.shutdown(Duration::from_secs(2)).await.unsent_requests, 0);
 }
 
 fn resource_attr(received: &lumen_tests::otlp_receiver::Received, key: &str) -> Option<String> {
@@ -319,7 +320,7 @@ async fn on_cloud_run_the_export_is_authenticated_and_described() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_cached_then_refreshed_before_they_expire() {
-    use lumen_sidecar::export::gcp::{MetadataClient, TokenSource};
+    use lumen_sidecar::gcp::{MetadataClient, TokenSource};
     let (metadata, tokens) = metadata_server(120).await;
     let source = TokenSource::new(MetadataClient::new(&metadata.to_string()));
     let now = Instant::now();

@@ -15,7 +15,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Why a POST did not get an acknowledgement.
 #[derive(Debug, Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// No answer within the request timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),

@@ -5,9 +5,6 @@ mod backoff;
 mod client;
 mod queue;
 
-pub use backoff::INITIAL_BACKOFF as INITIAL_RETRY_BACKOFF;
-pub use client::SendError;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,23 +25,49 @@ use queue::{BatchQueue, batch_requests};
 /// How often a repeated delivery failure is logged at most.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// Counters of a shipper's work, readable while it runs.
+/// The shipper's live counters (written by its task, read through [`ShipperStats`]).
 #[derive(Debug, Default)]
+pub(crate) struct ShipperCounters {
+    pub(crate) batches_acknowledged: AtomicU64,
+    pub(crate) send_failures: AtomicU64,
+    pub(crate) batches_merged: AtomicU64,
+    pub(crate) batches_refused: AtomicU64,
+    pub(crate) requests_acknowledged: AtomicU64,
+}
+
+/// A shipper's counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShipperStats {
     /// Batches the sidecar acknowledged.
-    pub batches_acknowledged: AtomicU64,
+    pub batches_acknowledged: u64,
     /// Sends that failed and will be retried.
-    pub send_failures: AtomicU64,
+    pub send_failures: u64,
     /// Intervals merged into an unsent batch because the queue was full.
-    pub batches_merged: AtomicU64,
+    pub batches_merged: u64,
     /// Batches the sidecar refused for good (400/413): their counts are lost.
-    pub batches_refused: AtomicU64,
+    pub batches_refused: u64,
     /// Requests in acknowledged batches.
-    pub requests_acknowledged: AtomicU64,
+    pub requests_acknowledged: u64,
+}
+
+impl ShipperCounters {
+    fn read(&self) -> ShipperStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ShipperStats {
+            batches_acknowledged: get(&self.batches_acknowledged),
+            send_failures: get(&self.send_failures),
+            batches_merged: get(&self.batches_merged),
+            batches_refused: get(&self.batches_refused),
+            requests_acknowledged: get(&self.requests_acknowledged),
+        }
+    }
 }
 
 /// What a shutdown left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "a shutdown report says what was not delivered; log it"]
 pub struct ShutdownReport {
     /// Batches still unacknowledged at the deadline.
     pub unsent_batches: usize,
@@ -61,7 +84,7 @@ pub struct Shipper {
     queue: BatchQueue,
     instance: String,
     interval_start_ms: u64,
-    stats: Arc<ShipperStats>,
+    stats: Arc<ShipperCounters>,
 }
 
 impl std::fmt::Debug for Shipper {
@@ -79,7 +102,7 @@ pub struct ShipperHandle {
     stop: oneshot::Sender<Instant>,
     flush: mpsc::Sender<oneshot::Sender<ShutdownReport>>,
     task: JoinHandle<ShutdownReport>,
-    stats: Arc<ShipperStats>,
+    stats: Arc<ShipperCounters>,
     instance: String,
 }
 
@@ -109,9 +132,9 @@ impl ShipperHandle {
         answer.await.unwrap_or(gone)
     }
 
-    /// The shipper's counters.
-    pub fn stats(&self) -> &ShipperStats {
-        &self.stats
+    /// The shipper's counters now.
+    pub fn stats(&self) -> ShipperStats {
+        self.stats.read()
     }
 
     /// This process's instance id, as sent in every batch.

@@ -42,11 +42,11 @@ mod status_class;
 
 pub use batch::{Batch, CacheCounts, ProcessStats, Series, StatusCounts};
 pub use error::WireError;
-pub use status_class::StatusClass;
 pub use histogram::{
     MAX_HIGHEST_TRACKABLE_US, MAX_SIGNIFICANT_DIGITS, decode_histogram, encode_histogram,
 };
 pub use latency_counts::LatencyCounts;
+pub use status_class::StatusClass;
 
 /// The wire version this crate writes and reads.
 pub const WIRE_VERSION: u64 = 1;

@@ -62,4 +62,3 @@ impl StatusClass {
         ["1xx", "2xx", "3xx", "4xx", "5xx"][self.index()]
     }
 }
-

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::eval::BudgetReport;
 use crate::app::{AppState, Evaluation, Shutdown};
+use crate::eval::BudgetReport;
 use crate::eval::alert_rules as rules;
 
 /// How often the sidecar evaluates its alert rules.

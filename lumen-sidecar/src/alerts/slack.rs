@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -147,31 +147,16 @@ impl SlackSender {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.to_string())))
             .expect("a request from a valid URI");
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            let text = Limited::new(response.into_body(), 4096)
-                .collect()
-                .await
-                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                .unwrap_or_default();
-            Ok::<_, String>((status, retry_after, text))
-        };
-        let result = match self.timeout {
-            Some(t) => tokio::time::timeout(t, exchange)
-                .await
-                .unwrap_or_else(|_| Err("timed out".into())),
-            None => exchange.await,
-        };
+        let result = crate::https::exchange(&self.client, request, self.timeout, 64 * 1024)
+            .await
+            .map(|answer| {
+                let retry_after = answer
+                    .headers
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                (answer.status, retry_after, answer.text(4096))
+            });
         match result {
             Ok((status, _, _)) if status.is_success() => Outcome::Sent,
             Ok((status, retry_after, _)) if status.as_u16() == 429 => {

@@ -7,10 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use opentelemetry_http::{HttpClient, HttpError};
 
-use super::gcp::TokenSource;
+use crate::gcp::TokenSource;
 
 /// Largest answer read from an OTLP endpoint.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -57,17 +57,12 @@ impl HttpClient for OtlpHttpClient {
                 .insert("x-goog-user-project", HeaderValue::from_str(project)?);
         }
         let request = Request::from_parts(parts, Full::new(body));
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let (parts, body) = response.into_parts();
-            let bytes = Limited::new(body, MAX_ANSWER_BYTES)
-                .collect()
-                .await?
-                .to_bytes();
-            Ok::<_, HttpError>(Response::from_parts(parts, bytes))
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| -> HttpError { format!("no answer within {:?}", self.timeout).into() })?
+        let answer =
+            crate::https::exchange(&self.client, request, Some(self.timeout), MAX_ANSWER_BYTES)
+                .await?;
+        let mut response = Response::new(answer.body);
+        *response.status_mut() = answer.status;
+        *response.headers_mut() = answer.headers;
+        Ok(response)
     }
 }

@@ -5,7 +5,6 @@
 
 mod data_points;
 mod exporters;
-pub mod gcp;
 mod http_client;
 pub mod instruments;
 
@@ -27,9 +26,9 @@ use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicRead
 use thiserror::Error;
 use tokio::sync::mpsc;
 
-use crate::config::{ExportConfig, ExportMode, OtlpProtocol, SidecarConfig};
 use crate::app::{AppState, ExportStats};
-use gcp::{InstanceIdentity, MetadataClient, TokenSource, identify};
+use crate::config::{ExportConfig, ExportMode, OtlpProtocol, SidecarConfig};
+use crate::gcp::{InstanceIdentity, MetadataClient, TokenSource, identify};
 
 /// Timeout of one OTLP request.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -302,12 +302,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         "%",
         SERVICE,
         "App resident memory over its memory limit, percent (averaged over instances)",
-        |s| {
-            one(
-                s,
-                s.evaluation.inputs.memory_utilisation.map(|u| u * 100.0),
-            )
-        },
+        |s| one(s, s.evaluation.inputs.memory_utilisation.map(|u| u * 100.0)),
     ),
     // Cumulative request counts and latency.
     MetricDef {
@@ -339,12 +334,9 @@ pub static CATALOGUE: &[MetricDef] = &[
         samples: |_| Vec::new(),
     },
     // The sidecar's own operation.
-    own_counter(
-        "lumen_batches_applied_total",
-        &[],
-        "Batches stored",
-        |s| count(&s.app.stats.applied),
-    ),
+    own_counter("lumen_batches_applied_total", &[], "Batches stored", |s| {
+        count(&s.app.stats.applied)
+    }),
     own_counter(
         "lumen_batches_duplicate_total",
         &[],

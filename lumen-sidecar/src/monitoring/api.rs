@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -92,35 +92,27 @@ impl MonitoringApi {
                 body.map(Value::to_string).unwrap_or_default(),
             )))
             .map_err(|e| transport(e.to_string()))?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| transport(format!("{e:#}")))?;
-            let status = response.status();
-            let bytes = Limited::new(response.into_body(), 16 * 1024 * 1024)
-                .collect()
-                .await
-                .map_err(|e| transport(e.to_string()))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(ApiError::Status {
-                    method: method.to_owned(),
-                    url: url.clone(),
-                    status: status.as_u16(),
-                    body: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
-                });
-            }
-            Ok(if bytes.is_empty() {
-                json!({})
-            } else {
-                serde_json::from_slice(&bytes).map_err(|e| transport(format!("not JSON: {e}")))?
-            })
-        };
-        tokio::time::timeout(Duration::from_secs(30), exchange)
-            .await
-            .map_err(|_| transport("no answer within 30 s".into()))?
+        let answer = crate::https::exchange(
+            &self.client,
+            request,
+            Some(Duration::from_secs(30)),
+            16 * 1024 * 1024,
+        )
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+        if !answer.status.is_success() {
+            return Err(ApiError::Status {
+                method: method.to_owned(),
+                url: url.clone(),
+                status: answer.status.as_u16(),
+                body: answer.text(300),
+            });
+        }
+        Ok(if answer.body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(&answer.body).map_err(|e| transport(format!("not JSON: {e}")))?
+        })
     }
 
     /// Every item of a paginated list.

@@ -11,7 +11,7 @@ use super::policies::{CHANNEL_NAME, burn_rate_rules, policies, prometheus_rules,
 use super::slos;
 use crate::config::DEFAULT_METADATA_HOST;
 use crate::eval::SloName;
-use crate::export::gcp::{MetadataClient, TokenSource};
+use crate::gcp::{MetadataClient, TokenSource};
 
 /// Reads the dashboard definition: `file`, or the built-in one.
 pub fn load_dashboard(file: Option<&Path>) -> Result<DashboardDef, String> {

@@ -44,7 +44,9 @@ pub fn burn_rate_rules(targets: &SloTargets, period_hours: f64, min_events: u64)
         }
         o.push_str(&format!(
             "      - record: lumen:requests:increase{window}\n        expr: {}\n",
-            yaml_quote(&format!("sum(increase(http_server_requests_total[{window}]))"))
+            yaml_quote(&format!(
+                "sum(increase(http_server_requests_total[{window}]))"
+            ))
         ));
     }
     o.push_str("  - name: lumen-slo-burn-alerts\n    rules:\n");

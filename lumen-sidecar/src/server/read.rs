@@ -11,7 +11,6 @@ use axum::response::{Html, IntoResponse, Response};
 use lumen_middleware::units::parse_duration;
 use serde_json::json;
 
-
 use crate::app::AppState;
 use crate::config::window_is_valid;
 use crate::render;

@@ -1,9 +1,9 @@
 //! Where batches are kept: the window store and its parts.
 
 mod budget_ledger;
-pub mod snapshot;
 mod counts;
 mod ledger;
+pub mod snapshot;
 mod sparse_histogram;
 mod window_histogram;
 mod window_store;

@@ -5,10 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -46,7 +43,7 @@ pub enum GcpError {
 #[derive(Debug, Clone)]
 pub struct MetadataClient {
     host: String,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: crate::https::HttpsClient,
 }
 
 impl MetadataClient {
@@ -58,7 +55,7 @@ impl MetadataClient {
                 .trim_start_matches("http://")
                 .trim_end_matches('/')
                 .to_owned(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: crate::https::https_client(),
         }
     }
 
@@ -70,32 +67,20 @@ impl MetadataClient {
         };
         let request = http::Request::get(format!("http://{}{path}", self.host))
             .header("metadata-flavor", "Google")
-            .body(Empty::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|e| unreachable(e.to_string()))?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
+        let answer =
+            crate::https::exchange(&self.client, request, Some(METADATA_TIMEOUT), 64 * 1024)
                 .await
-                .map_err(|e| unreachable(format!("{e:#}")))?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), 64 * 1024)
-                .collect()
-                .await
-                .map_err(|e| unreachable(e.to_string()))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(GcpError::BadAnswer {
-                    host: self.host.clone(),
-                    path: path.to_owned(),
-                    reason: format!("HTTP {status}"),
-                });
-            }
-            Ok(String::from_utf8_lossy(&body).trim().to_owned())
-        };
-        tokio::time::timeout(METADATA_TIMEOUT, exchange)
-            .await
-            .map_err(|_| unreachable(format!("no answer within {METADATA_TIMEOUT:?}")))?
+                .map_err(|e| unreachable(e.to_string()))?;
+        if !answer.status.is_success() {
+            return Err(GcpError::BadAnswer {
+                host: self.host.clone(),
+                path: path.to_owned(),
+                reason: format!("HTTP {}", answer.status),
+            });
+        }
+        Ok(String::from_utf8_lossy(&answer.body).trim().to_owned())
     }
 }
 
