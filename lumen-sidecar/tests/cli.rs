@@ -432,6 +432,11 @@ async fn health_exit_codes_follow_the_band() {
                 assert_eq!(actions[0]["priority"], "HIGH");
                 assert_eq!(actions[0]["category"], "slo");
                 assert_eq!(actions[0]["metric"], "error_rate");
+                // Numbers, not text: renderers format them.
+                assert!(actions[0]["value"].is_f64(), "{doc}");
+                assert_eq!(actions[0]["unit"], "%");
+                assert_eq!(actions[0]["threshold"]["comparison"], "<");
+                assert_eq!(actions[0]["threshold"]["value"], 0.1);
                 assert!(
                     actions
                         .iter()

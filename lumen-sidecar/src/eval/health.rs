@@ -117,12 +117,27 @@ pub struct Action {
     pub category: Category,
     /// The metric at fault.
     pub metric: String,
-    /// Its value, as read.
-    pub value: String,
+    /// Its value, as read (`null` without data).
+    pub value: Option<f64>,
+    /// The value's unit (`%`, `ms`, `deploys`, …).
+    pub unit: String,
+    /// For a maturity metric, its score 0–100.
+    pub score: Option<f64>,
     /// The threshold it misses.
-    pub threshold: String,
+    pub threshold: Threshold,
     /// The first thing to check.
     pub check: String,
+}
+
+/// A line a metric must be on the right side of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// `>=`, `<`, `<=` or `>`: how the value must compare.
+    pub comparison: String,
+    /// The line.
+    pub value: f64,
+    /// Its unit: the metric's, or `score` for a maturity score.
+    pub unit: String,
 }
 
 /// The SLO view inside the health report.
@@ -165,10 +180,6 @@ pub struct HealthReport {
 /// The sentence a report without actions shows.
 pub const NO_ACTIONS: &str = "No immediate actions required";
 
-fn fmt(v: Option<f64>, unit: &str) -> String {
-    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}{unit}"))
-}
-
 fn slo_check(name: SloName) -> &'static str {
     match name {
         SloName::Availability => {
@@ -205,11 +216,14 @@ fn maturity_actions(metrics: &[MetricScore]) -> impl Iterator<Item = Action> + '
             priority: Priority::Medium,
             category: Category::Maturity,
             metric: m.metric.clone(),
-            value: format!(
-                "{} (score {score:.0})",
-                fmt(m.value, &format!(" {}", m.unit))
-            ),
-            threshold: format!("score {MATURITY_ACTION_BELOW:.0}"),
+            value: m.value,
+            unit: m.unit.clone(),
+            score: Some(score),
+            threshold: Threshold {
+                comparison: ">=".to_owned(),
+                value: MATURITY_ACTION_BELOW,
+                unit: "score".to_owned(),
+            },
             check: maturity_check(&m.metric).to_owned(),
         })
     })
@@ -243,8 +257,14 @@ pub fn health(slo: &SloReport, maturity: Maturity, roi: RoiResult) -> HealthRepo
             },
             category: Category::Slo,
             metric: s.name.as_str().to_owned(),
-            value: fmt(s.current, &format!(" {}", s.unit)),
-            threshold: format!("{} {} {}", s.comparison, s.target, s.unit),
+            value: s.current,
+            unit: s.unit.clone(),
+            score: None,
+            threshold: Threshold {
+                comparison: s.comparison.clone(),
+                value: s.target,
+                unit: s.unit.clone(),
+            },
             check: slo_check(s.name).to_owned(),
         })
         .collect();
@@ -253,16 +273,16 @@ pub fn health(slo: &SloReport, maturity: Maturity, roi: RoiResult) -> HealthRepo
             priority: if roi.gate == Gate::Fail { Priority::Critical } else { Priority::High },
             category: Category::Roi,
             metric: "roi_percentage".to_owned(),
-            value: fmt(roi.roi_percent, " %"),
-            threshold: if roi.gate == Gate::Fail {
-                format!(">= {} % (WARN), >= {} % (PASS)", roi.warn_percent, roi.pass_percent)
-            } else {
-                format!(">= {} % (PASS)", roi.pass_percent)
+            value: roi.roi_percent,
+            unit: "%".to_owned(),
+            score: None,
+            // The next gate up: WARN's line for a FAIL, PASS's for a WARN.
+            threshold: Threshold {
+                comparison: ">=".to_owned(),
+                value: if roi.gate == Gate::Fail { roi.warn_percent } else { roi.pass_percent },
+                unit: "%".to_owned(),
             },
-            check: format!(
-                "the cache hit rate ({}) and TTL, then the configured costs (roi.cost_per_miss_usd, roi.redis_monthly_cost_usd)",
-                fmt(roi.hit_rate, " %")
-            ),
+            check: "the cache hit rate and TTL, then the configured costs (roi.cost_per_miss_usd, roi.redis_monthly_cost_usd)".to_owned(),
         });
     }
     actions.extend(maturity_actions(&maturity.metrics));

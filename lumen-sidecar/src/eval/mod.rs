@@ -18,7 +18,7 @@ pub use budget::{
 };
 pub use health::{
     Action, Band, Category, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority, SloSummary,
-    WEIGHTS, band_of, health,
+    Threshold, WEIGHTS, band_of, health,
 };
 pub use health_inputs::{DEPLOYMENT_WINDOW, maturity_inputs};
 pub use maturity::{

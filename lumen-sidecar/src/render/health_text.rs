@@ -25,13 +25,19 @@ fn value(v: Option<f64>, unit: &str) -> String {
 }
 
 fn action_line(a: &Action) -> String {
+    let measured = match a.score {
+        Some(s) => format!("{} (score {s:.0})", value(a.value, &a.unit)),
+        None => value(a.value, &a.unit),
+    };
+    let t = &a.threshold;
     format!(
-        "[{}] {}: {} is {} (threshold {}); check {}",
+        "[{}] {}: {} is {measured} (threshold {} {} {}); check {}",
         a.priority.as_str(),
         a.category.as_str(),
         a.metric,
-        a.value,
-        a.threshold,
+        t.comparison,
+        t.value,
+        t.unit,
         a.check
     )
 }
