@@ -274,7 +274,8 @@ fn config_check_and_show() {
     let out = config(&["check"], Some(&bad));
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        text(&out.stderr).contains("slo.availability = 140: a percent above 0, at most 100"),
+        text(&out.stderr)
+            .contains("slo.availability in bad.toml = 140: a percent above 0, at most 100"),
         "{}",
         text(&out.stderr)
     );

@@ -61,6 +61,12 @@ async fn quantiles_through_the_whole_path_are_within_a_thousandth() {
                 error * 100.0
             );
         }
-        assert_eq!(shipper.shutdown(Duration::from_secs(1)).await.unsent_requests, 0);
+        assert_eq!(
+            shipper
+                .shutdown(Duration::from_secs(1))
+                .await
+                .unsent_requests,
+            0
+        );
     }
 }

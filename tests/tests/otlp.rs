@@ -40,7 +40,13 @@ async fn ship_known_load(sidecar: SocketAddr) {
         r.record_cache(Some("/ask"), i % 10 < 6);
     }
     assert_eq!(shipper.flush().await.unsent_requests, 0);
-    assert_eq!(shipper.shutdown(Duration::from_secs(2)).await.unsent_requests, 0);
+    assert_eq!(
+        shipper
+            .shutdown(Duration::from_secs(2))
+            .await
+            .unsent_requests,
+        0
+    );
 }
 
 fn resource_attr(received: &lumen_tests::otlp_receiver::Received, key: &str) -> Option<String> {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::eval::StatusClass;
 use std::collections::HashMap;
 
 fn load(toml_text: Option<&str>, env: &[(&str, &str)]) -> Result<SidecarConfig, ConfigError> {
@@ -61,7 +62,7 @@ fn bad_keys_and_values_name_the_key_and_what_is_allowed() {
         (
             Some("[slo]\navailabilty = 99.9\n"),
             &[],
-            "unknown field `availabilty`",
+            "unknown key `slo.availabilty`",
         ),
         (
             Some("[slo]\navailability = \"high\"\n"),
@@ -71,17 +72,17 @@ fn bad_keys_and_values_name_the_key_and_what_is_allowed() {
         (
             Some("[slo]\navailability = 101\n"),
             &[],
-            "slo.availability = 101: a percent above 0, at most 100",
+            "slo.availability in lumen.toml = 101: a percent above 0, at most 100",
         ),
         (
             Some("[slo]\nwindow = \"90s\"\n"),
             &[],
-            "slo.window = 90s: whole minutes from 1m to 24h",
+            "slo.window in lumen.toml = 90s: whole minutes from 1m to 24h",
         ),
         (
             Some("[slo]\nerror_classes = [\"6xx\"]\n"),
             &[],
-            "slo.error_classes = 6xx: 1xx, 2xx, 3xx, 4xx or 5xx",
+            "slo.error_classes in lumen.toml = 6xx: 6xx is not one of 1xx, 2xx, 3xx, 4xx, 5xx",
         ),
         (
             Some("[server]\nlisten = \"0.0.0.0:9464\"\n"),
@@ -102,7 +103,7 @@ fn bad_keys_and_values_name_the_key_and_what_is_allowed() {
         (
             None,
             &[("LUMEN_SLO_LATENCY_P99_MS", "0")],
-            "slo.latency_p99_ms = 0",
+            "LUMEN_SLO_LATENCY_P99_MS = 0: milliseconds above 0",
         ),
     ];
     for (file, env, expected) in cases {
@@ -254,13 +255,18 @@ fn roi_settings_and_their_errors() {
         .expect_err("zero cost")
         .to_string();
     assert!(
-        zero.contains("roi.redis_monthly_cost_usd = 0: the cache's monthly cost in USD, above 0"),
+        zero.contains(
+            "roi.redis_monthly_cost_usd in lumen.toml = 0: the cache's monthly cost in USD, above 0"
+        ),
         "{zero}"
     );
     let order = load(None, &[("LUMEN_ROI_WARN_PERCENT", "800")])
         .expect_err("warn above pass")
         .to_string();
-    assert!(order.contains("roi.pass_percent"), "{order}");
+    assert!(
+        order.contains("roi.pass_percent (default) = 500: a percent above roi.warn_percent (800, from LUMEN_ROI_WARN_PERCENT)"),
+        "{order}"
+    );
 }
 
 #[test]
@@ -274,11 +280,94 @@ fn budget_period_from_file_and_environment() {
         .expect_err("bad period")
         .to_string();
     assert!(
-        err.contains("budget.period = 1y: 7d, 28d, 30d or month"),
+        err.contains("budget.period in lumen.toml = 1y: 7d, 28d, 30d or month"),
         "{err}"
     );
     let shown = load(Some("[budget]\nperiod = \"28d\"\n"), &[])
         .expect("valid")
         .to_toml();
     assert!(shown.contains("period = \"28d\""), "{shown}");
+}
+
+#[test]
+fn the_table_has_one_entry_per_key_and_variable() {
+    let mut keys: Vec<&str> = SETTINGS.iter().filter_map(|s| s.key).collect();
+    let mut vars: Vec<&str> = SETTINGS
+        .iter()
+        .flat_map(|s| s.env.iter().copied())
+        .collect();
+    let (k, v) = (keys.len(), vars.len());
+    keys.sort_unstable();
+    keys.dedup();
+    vars.sort_unstable();
+    vars.dedup();
+    assert_eq!(
+        (keys.len(), vars.len()),
+        (k, v),
+        "a key or variable is listed twice"
+    );
+    assert!(
+        SETTINGS
+            .iter()
+            .all(|s| s.key.is_some() || !s.env.is_empty())
+    );
+    assert!(
+        SETTINGS
+            .iter()
+            .all(|s| !s.help.is_empty() && !s.default.is_empty())
+    );
+}
+
+#[test]
+fn every_file_key_is_shown_and_read_back() {
+    let shown = SidecarConfig::default().to_toml();
+    let table: toml::Table = toml::from_str(&shown).expect("TOML");
+    for key in SETTINGS.iter().filter_map(|s| s.key) {
+        let found = match key.split_once('.') {
+            Some((section, name)) => table
+                .get(section)
+                .and_then(|t| t.as_table())
+                .is_some_and(|t| t.contains_key(name)),
+            None => table.contains_key(key),
+        };
+        let optional = [
+            "service",
+            "server.auth_token",
+            "store.snapshot_path",
+            "export.endpoint",
+        ];
+        assert!(
+            found || optional.contains(&key),
+            "{key} missing from\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn a_value_of_the_wrong_shape_names_its_key() {
+    let err = load(Some("[slo]\navailability = { x = 1 }\n"), &[])
+        .expect_err("a table is no percent")
+        .to_string();
+    assert!(
+        err.starts_with("slo.availability in lumen.toml = "),
+        "{err}"
+    );
+    let err = load(None, &[("SLACK_WEBHOOK_URL", "not a url")])
+        .expect_err("bad webhook")
+        .to_string();
+    assert_eq!(
+        err,
+        "SLACK_WEBHOOK_URL = (hidden): an https:// incoming-webhook URL"
+    );
+}
+
+#[test]
+fn the_readme_table_is_the_settings_table() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(path).expect("the workspace README is beside the crate");
+    let table = markdown_table();
+    assert!(
+        readme.contains(&table),
+        "README.md's configuration table differs from the settings; replace it with:\n{table}"
+    );
 }

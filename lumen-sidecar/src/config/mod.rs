@@ -1,0 +1,476 @@
+//! The sidecar's configuration: defaults, then a TOML file, then the
+//! environment (`LUMEN_*`, the `OTEL_*` conventions, Cloud Run's `K_*`), all
+//! driven by one table of settings ([`SETTINGS`]).
+//!
+//! ```toml
+//! service = "ion-mentoring-api"      # else the name the batches carry
+//!
+//! [server]
+//! listen = "127.0.0.1:9464"
+//! auth_token = "…"                   # require `Authorization: Bearer …` on ingest
+//! max_body_bytes = 4194304
+//! grace_period = "8s"
+//!
+//! [slo]
+//! window = "1h"
+//! availability = 99.5                # percent, met at or above
+//! latency_p95_ms = 200               # met below
+//! latency_p99_ms = 500               # met below
+//! error_rate = 0.1                   # percent, met below
+//! error_classes = ["4xx", "5xx"]
+//!
+//! [store]
+//! retention = "24h"
+//! snapshot_path = "/tmp/lumen.snapshot.json"
+//! snapshot_interval = "60s"
+//!
+//! [budget]
+//! period = "30d"                     # 7d, 28d, 30d or month
+//! min_events = 100                   # a long window needs this many requests to alert
+//!
+//! [roi]
+//! cost_per_miss_usd = 0.002          # what one hit saves (the backend call it avoids)
+//! redis_monthly_cost_usd = 50        # must be above 0
+//! pass_percent = 500
+//! warn_percent = 300
+//!
+//! [export]                           # OTLP; OTEL_* variables win
+//! mode = "otlp"                      # off | otlp | stdout (default: otlp when an endpoint is known)
+//! endpoint = "http://127.0.0.1:4318/v1/metrics"   # the full metrics URL
+//! protocol = "http/protobuf"         # or grpc
+//! interval = "60s"                   # at least 10s
+//! ```
+
+mod settings;
+mod values;
+
+pub use settings::{SETTINGS, Setting, Shown, markdown_table};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::eval::{DEFAULT_MIN_EVENTS, RoiConfig, SloPeriod, SloTargets};
+
+/// Where ingest and the read API listen.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// Largest ingest body accepted.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Time allowed to finish after SIGTERM (Cloud Run kills after 10 s).
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(8);
+/// Window the status, `/metrics` and `check` use by default.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+/// Minute slots kept.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How often the snapshot file is rewritten (when one is configured).
+pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+/// How often metrics are exported over OTLP by default.
+pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest export interval allowed (Cloud Monitoring takes one point
+/// per series every 10 s at most).
+pub const MIN_EXPORT_INTERVAL: Duration = Duration::from_secs(10);
+/// Google's OTLP endpoint, the default on Cloud Run.
+pub const GOOGLE_OTLP_ENDPOINT: &str = "https://telemetry.googleapis.com";
+/// Where the metadata server answers on Google Cloud.
+pub const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
+
+/// Shortest and longest evaluation window.
+pub const WINDOW_RANGE: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(24 * 3600));
+
+/// Whether `window` is whole minutes within [`WINDOW_RANGE`].
+pub fn window_is_valid(window: Duration) -> bool {
+    let (min, max) = WINDOW_RANGE;
+    window >= min && window <= max && window.as_secs().is_multiple_of(60)
+}
+
+/// A configuration that cannot be used. Each names the key and what is allowed.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not TOML of the expected shape (unknown key, wrong type).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message, naming the key.
+        message: String,
+    },
+    /// The file has a key no setting has.
+    #[error("config file {path}: unknown key `{key}` (`lumen-sidecar config show` lists the keys)")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key, with its section (`slo.availabilty`).
+        key: String,
+    },
+    /// A key or variable holds a value outside what is allowed.
+    #[error("{key} = {value}: {allowed}")]
+    Invalid {
+        /// Where the value came from: the file key with the file
+        /// (`slo.availability in lumen.toml`) or the variable (`LUMEN_WINDOW`).
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+}
+
+/// Where metrics go besides `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportMode {
+    /// Nowhere.
+    Off,
+    /// An OTLP endpoint.
+    Otlp,
+    /// One line per data point on standard output, for local use.
+    Stdout,
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// HTTP with protobuf bodies (`http/protobuf`), the default.
+    HttpProtobuf,
+    /// gRPC (`grpc`).
+    Grpc,
+}
+
+/// The app's Cloud Run environment, from `K_SERVICE`, `K_REVISION` and
+/// `K_CONFIGURATION`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudRunEnv {
+    /// The service.
+    pub service: String,
+    /// The revision.
+    pub revision: Option<String>,
+    /// The configuration.
+    pub configuration: Option<String>,
+}
+
+/// The OTLP export's effective settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportConfig {
+    /// Off, OTLP or stdout.
+    pub mode: ExportMode,
+    /// The metrics URL (for HTTP, with `/v1/metrics`).
+    pub endpoint: Option<String>,
+    /// HTTP/protobuf or gRPC.
+    pub protocol: OtlpProtocol,
+    /// Headers sent with every export (`OTEL_EXPORTER_OTLP_HEADERS`).
+    pub headers: Vec<(String, String)>,
+    /// Export period.
+    pub interval: Duration,
+    /// `service.name` (`OTEL_SERVICE_NAME`).
+    pub service_name: Option<String>,
+    /// Extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES`).
+    pub resource_attributes: Vec<(String, String)>,
+    /// The metadata server's host (`GCE_METADATA_HOST`).
+    pub metadata_host: String,
+    /// Whether to send a Google access token from the metadata server.
+    pub google_auth: bool,
+    /// Set when running on Cloud Run.
+    pub cloud_run: Option<CloudRunEnv>,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        Self {
+            mode: ExportMode::Off,
+            endpoint: None,
+            protocol: OtlpProtocol::HttpProtobuf,
+            headers: Vec::new(),
+            interval: DEFAULT_EXPORT_INTERVAL,
+            service_name: None,
+            resource_attributes: Vec::new(),
+            metadata_host: DEFAULT_METADATA_HOST.to_owned(),
+            google_auth: false,
+            cloud_run: None,
+        }
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SidecarConfig {
+    /// Service name override.
+    pub service: Option<String>,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Bearer token ingest requires, if any.
+    pub auth_token: Option<String>,
+    /// Largest ingest body.
+    pub max_body_bytes: usize,
+    /// Time to drain after SIGTERM.
+    pub grace_period: Duration,
+    /// Default evaluation window.
+    pub window: Duration,
+    /// The SLO targets.
+    pub slo: SloTargets,
+    /// Minute slots kept.
+    pub retention: Duration,
+    /// Snapshot file, if any.
+    pub snapshot_path: Option<PathBuf>,
+    /// Snapshot period.
+    pub snapshot_interval: Duration,
+    /// The OTLP export.
+    pub export: ExportConfig,
+    /// The ROI gate's costs and thresholds.
+    pub roi: RoiConfig,
+    /// Slack incoming webhook for the sidecar's own alerts (`SLACK_WEBHOOK_URL`).
+    pub slack_webhook_url: Option<String>,
+    /// The error budgets' period.
+    pub budget_period: SloPeriod,
+    /// Events a long window needs before a budget alert may fire.
+    pub budget_min_events: u64,
+}
+
+impl Default for SidecarConfig {
+    fn default() -> Self {
+        Self {
+            service: None,
+            listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
+            auth_token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            grace_period: DEFAULT_GRACE_PERIOD,
+            window: DEFAULT_WINDOW,
+            slo: SloTargets::default(),
+            retention: DEFAULT_RETENTION,
+            snapshot_path: None,
+            snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
+            export: ExportConfig::default(),
+            roi: RoiConfig::default(),
+            slack_webhook_url: None,
+            budget_period: SloPeriod::default(),
+            budget_min_events: DEFAULT_MIN_EVENTS,
+        }
+    }
+}
+
+/// A configuration being read: the settings' values, what the file and
+/// variables said about the export, and where each value came from.
+#[derive(Debug, Default)]
+pub struct Draft {
+    config: SidecarConfig,
+    export_mode: Option<ExportMode>,
+    google_auth: Option<bool>,
+    origins: BTreeMap<&'static str, String>,
+}
+
+/// Where a setting's value came from, for messages.
+fn origin(draft: &Draft, key: &'static str) -> String {
+    draft
+        .origins
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| format!("{key} (default)"))
+}
+
+/// A TOML value as the text a setting reads (lists comma-joined).
+fn value_text(value: &toml::Value) -> Option<String> {
+    Some(match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(n) => n.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                toml::Value::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?
+            .join(","),
+        _ => return None,
+    })
+}
+
+fn setting_of_key(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == Some(key))
+}
+
+/// Reads the file's keys into `draft`.
+fn apply_file(draft: &mut Draft, path: &Path, text: &str) -> Result<(), ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    })?;
+    let mut entries: Vec<(String, toml::Value)> = Vec::new();
+    for (key, value) in table {
+        match value {
+            toml::Value::Table(section) => {
+                entries.extend(section.into_iter().map(|(k, v)| (format!("{key}.{k}"), v)));
+            }
+            value => entries.push((key, value)),
+        }
+    }
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    for (key, value) in entries {
+        let Some(setting) = setting_of_key(&key) else {
+            return Err(ConfigError::UnknownKey {
+                path: path.to_owned(),
+                key,
+            });
+        };
+        let place = format!("{key} in {file}");
+        let text = value_text(&value).ok_or_else(|| ConfigError::Invalid {
+            key: place.clone(),
+            value: value.to_string(),
+            allowed: format!("a string, a number or a list of strings ({})", setting.help),
+        })?;
+        (setting.set)(draft, &text).map_err(|allowed| ConfigError::Invalid {
+            key: place.clone(),
+            value: text.clone(),
+            allowed,
+        })?;
+        draft
+            .origins
+            .insert(setting.key.expect("found by key"), place);
+    }
+    Ok(())
+}
+
+/// Reads every set variable into `draft`, in the table's order.
+fn apply_env(draft: &mut Draft, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    for setting in SETTINGS {
+        let Some((var, value)) = setting.env.iter().find_map(|v| env(v).map(|x| (*v, x))) else {
+            continue;
+        };
+        (setting.set)(draft, &value).map_err(|allowed| ConfigError::Invalid {
+            key: var.to_owned(),
+            // Secrets are never echoed.
+            value: if var == "SLACK_WEBHOOK_URL" || var == "LUMEN_AUTH_TOKEN" {
+                "(hidden)".to_owned()
+            } else {
+                value.clone()
+            },
+            allowed,
+        })?;
+        draft
+            .origins
+            .insert(setting.key.unwrap_or(var), var.to_owned());
+    }
+    Ok(())
+}
+
+impl SidecarConfig {
+    /// Defaults, then `path` (if any), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(path, |k| std::env::var(k).ok())
+    }
+
+    /// Like [`load`](Self::load) with any environment lookup.
+    pub fn load_with(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut draft = Draft::default();
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            apply_file(&mut draft, path, &text)?;
+        }
+        apply_env(&mut draft, &env)?;
+        settings::derive(&mut draft);
+        validate(&draft)?;
+        Ok(draft.config)
+    }
+
+    /// What makes an event bad for the budgets, from the SLO targets.
+    pub fn budget_rules(&self) -> crate::store::BudgetRules {
+        let mut error_classes = [false; 5];
+        for c in &self.slo.error_classes {
+            error_classes[c.index()] = true;
+        }
+        crate::store::BudgetRules {
+            p95_us: (self.slo.latency_p95_ms * 1000.0).round() as u64,
+            p99_us: (self.slo.latency_p99_ms * 1000.0).round() as u64,
+            error_classes,
+        }
+    }
+
+    /// The effective configuration as TOML (secrets masked), every file key
+    /// in the table's order.
+    pub fn to_toml(&self) -> String {
+        let mut root = toml::Table::new();
+        for setting in SETTINGS {
+            let (Some(key), Some(shown)) = (setting.key, (setting.show)(self)) else {
+                continue;
+            };
+            let value = match shown {
+                Shown::Text(t) => toml::Value::String(t),
+                Shown::Number(n) => toml::Value::Float(n),
+                Shown::Whole(n) => toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
+                Shown::List(items) => {
+                    toml::Value::Array(items.into_iter().map(toml::Value::String).collect())
+                }
+                Shown::Secret => toml::Value::String("********".into()),
+            };
+            match key.split_once('.') {
+                Some((section, name)) => {
+                    let table = root
+                        .entry(section)
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    if let toml::Value::Table(t) = table {
+                        t.insert(name.to_owned(), value);
+                    }
+                }
+                None => {
+                    root.insert(key.to_owned(), value);
+                }
+            }
+        }
+        toml::to_string(&root).expect("a table of plain values serializes")
+    }
+}
+
+/// Checks what no single setting can: values that must agree.
+fn validate(draft: &Draft) -> Result<(), ConfigError> {
+    let c = &draft.config;
+    let roi = &c.roi;
+    if roi.pass_percent.partial_cmp(&roi.warn_percent) != Some(std::cmp::Ordering::Greater) {
+        return Err(ConfigError::Invalid {
+            key: origin(draft, "roi.pass_percent"),
+            value: roi.pass_percent.to_string(),
+            allowed: format!(
+                "a percent above roi.warn_percent ({}, from {})",
+                roi.warn_percent,
+                origin(draft, "roi.warn_percent")
+            ),
+        });
+    }
+    if c.export.mode == ExportMode::Otlp && c.export.endpoint.is_none() {
+        return Err(ConfigError::Invalid {
+            key: origin(draft, "export.mode"),
+            value: "otlp".into(),
+            allowed: "an endpoint: set export.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+        });
+    }
+    if !c.listen.ip().is_loopback() && c.auth_token.is_none() {
+        return Err(ConfigError::Invalid {
+            key: origin(draft, "server.listen"),
+            value: c.listen.to_string(),
+            allowed: "a loopback address, or set server.auth_token (LUMEN_AUTH_TOKEN) to listen beyond loopback".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

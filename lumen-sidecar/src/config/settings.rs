@@ -1,0 +1,591 @@
+//! The one table of settings: for each, its file key, its variables, its
+//! default as documented, what it means, how a value is read (and checked)
+//! and how it is shown. File parsing, the environment, validation messages,
+//! `config show` and the README's table are all driven by [`SETTINGS`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lumen_middleware::units::format_duration;
+
+use super::values::{
+    addr, classes, duration, mode, mode_name, number, pairs, percent_range, protocol,
+    protocol_name, whole,
+};
+use super::{
+    CloudRunEnv, Draft, GOOGLE_OTLP_ENDPOINT, MIN_EXPORT_INTERVAL, OtlpProtocol, SidecarConfig,
+    window_is_valid,
+};
+use crate::eval::SloPeriod;
+
+/// How a shown value is written in TOML.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shown {
+    /// A string.
+    Text(String),
+    /// A number.
+    Number(f64),
+    /// A whole number.
+    Whole(u64),
+    /// A list of strings.
+    List(Vec<String>),
+    /// A secret that is set (shown masked).
+    Secret,
+}
+
+/// One setting.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The file key (`slo.availability`; `service` at the top); `None` for
+    /// settings that only the environment sets (secrets, the platform's and
+    /// OpenTelemetry's variables).
+    pub key: Option<&'static str>,
+    /// The variables that set it, the first present winning.
+    pub env: &'static [&'static str],
+    /// The default, as documented.
+    pub default: &'static str,
+    /// What it means and what is allowed.
+    pub help: &'static str,
+    /// Reads a value given as text into the draft; `Err` says what is allowed.
+    pub set: fn(&mut Draft, &str) -> Result<(), String>,
+    /// The effective value, for `config show` (`None`: not set).
+    pub show: fn(&SidecarConfig) -> Option<Shown>,
+}
+
+fn none(_: &SidecarConfig) -> Option<Shown> {
+    None
+}
+
+fn text(v: impl Into<String>) -> Option<Shown> {
+    Some(Shown::Text(v.into()))
+}
+
+fn dur(d: Duration) -> Option<Shown> {
+    text(format_duration(d))
+}
+
+/// Every setting, in the order the environment applies them (a later
+/// variable wins over an earlier one that sets the same thing).
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        key: Some("service"),
+        env: &["LUMEN_SERVICE"],
+        default: "the name the batches carry",
+        help: "the service's name in reports and metrics",
+        set: |d, v| {
+            d.config.service = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+        show: |c| c.service.clone().map(Shown::Text),
+    },
+    Setting {
+        key: Some("server.listen"),
+        env: &["LUMEN_LISTEN"],
+        default: "127.0.0.1:9464",
+        help: "where ingest and the read API listen (beyond loopback only with a token)",
+        set: |d, v| {
+            d.config.listen = addr(v)?;
+            Ok(())
+        },
+        show: |c| text(c.listen.to_string()),
+    },
+    Setting {
+        key: Some("server.auth_token"),
+        env: &["LUMEN_AUTH_TOKEN"],
+        default: "none",
+        help: "ingest then requires `Authorization: Bearer <token>`",
+        set: |d, v| {
+            d.config.auth_token = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+        show: |c| c.auth_token.as_ref().map(|_| Shown::Secret),
+    },
+    Setting {
+        key: Some("server.max_body_bytes"),
+        env: &["LUMEN_MAX_BODY_BYTES"],
+        default: "4194304",
+        help: "largest ingest body, bytes (1024 to 67108864)",
+        set: |d, v| {
+            let n = whole(v, "a whole number of bytes, 1024 to 67108864")?;
+            if !(1024..=64 * 1024 * 1024).contains(&n) {
+                return Err("a whole number of bytes, 1024 to 67108864".into());
+            }
+            d.config.max_body_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+            Ok(())
+        },
+        show: |c| Some(Shown::Whole(c.max_body_bytes as u64)),
+    },
+    Setting {
+        key: Some("server.grace_period"),
+        env: &["LUMEN_GRACE_PERIOD"],
+        default: "8s",
+        help: "time to drain after SIGTERM, at most 60s (Cloud Run kills after 10 s)",
+        set: |d, v| {
+            let g = duration(v)?;
+            if g > Duration::from_secs(60) {
+                return Err("at most 60s".into());
+            }
+            d.config.grace_period = g;
+            Ok(())
+        },
+        show: |c| dur(c.grace_period),
+    },
+    Setting {
+        key: Some("slo.window"),
+        env: &["LUMEN_WINDOW"],
+        default: "1h",
+        help: "the window of the status, `/metrics` and `check` (whole minutes, 1m to 24h)",
+        set: |d, v| {
+            let w = duration(v)?;
+            if !window_is_valid(w) {
+                return Err("whole minutes from 1m to 24h".into());
+            }
+            d.config.window = w;
+            Ok(())
+        },
+        show: |c| dur(c.window),
+    },
+    Setting {
+        key: Some("slo.availability"),
+        env: &["LUMEN_SLO_AVAILABILITY"],
+        default: "99.5",
+        help: "availability target, percent, met at or above",
+        set: |d, v| {
+            d.config.slo.availability_percent = percent_range(v)?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.slo.availability_percent)),
+    },
+    Setting {
+        key: Some("slo.latency_p95_ms"),
+        env: &["LUMEN_SLO_LATENCY_P95_MS"],
+        default: "200",
+        help: "P95 latency target, ms, met below",
+        set: |d, v| {
+            d.config.slo.latency_p95_ms = latency_ms(v)?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.slo.latency_p95_ms)),
+    },
+    Setting {
+        key: Some("slo.latency_p99_ms"),
+        env: &["LUMEN_SLO_LATENCY_P99_MS"],
+        default: "500",
+        help: "P99 latency target, ms, met below",
+        set: |d, v| {
+            d.config.slo.latency_p99_ms = latency_ms(v)?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.slo.latency_p99_ms)),
+    },
+    Setting {
+        key: Some("slo.error_rate"),
+        env: &["LUMEN_SLO_ERROR_RATE"],
+        default: "0.1",
+        help: "error-rate target, percent, met below",
+        set: |d, v| {
+            d.config.slo.error_rate_percent = percent_range(v)?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.slo.error_rate_percent)),
+    },
+    Setting {
+        key: Some("slo.error_classes"),
+        env: &["LUMEN_SLO_ERROR_CLASSES"],
+        default: "4xx, 5xx",
+        help: "the status classes the error rate counts (a list; comma-separated in the variable)",
+        set: |d, v| {
+            d.config.slo.error_classes = classes(v)?;
+            Ok(())
+        },
+        show: |c| {
+            Some(Shown::List(
+                c.slo
+                    .error_classes
+                    .iter()
+                    .map(|x| x.as_str().to_owned())
+                    .collect(),
+            ))
+        },
+    },
+    Setting {
+        key: Some("store.retention"),
+        env: &["LUMEN_RETENTION"],
+        default: "24h",
+        help: "minute slots kept, 24h to 7d",
+        set: |d, v| {
+            let r = duration(v)?;
+            if r < Duration::from_secs(24 * 3600) || r > Duration::from_secs(7 * 24 * 3600) {
+                return Err("from 24h to 7d".into());
+            }
+            d.config.retention = r;
+            Ok(())
+        },
+        show: |c| dur(c.retention),
+    },
+    Setting {
+        key: Some("store.snapshot_path"),
+        env: &["LUMEN_SNAPSHOT_PATH"],
+        default: "none",
+        help: "file the state is written to every interval and on SIGTERM, and read at start",
+        set: |d, v| {
+            d.config.snapshot_path = (!v.is_empty()).then(|| PathBuf::from(v));
+            Ok(())
+        },
+        show: |c| {
+            c.snapshot_path
+                .as_ref()
+                .map(|p| Shown::Text(p.display().to_string()))
+        },
+    },
+    Setting {
+        key: Some("store.snapshot_interval"),
+        env: &["LUMEN_SNAPSHOT_INTERVAL"],
+        default: "60s",
+        help: "how often the snapshot is written, at least 1s",
+        set: |d, v| {
+            let i = duration(v)?;
+            if i < Duration::from_secs(1) {
+                return Err("at least 1s".into());
+            }
+            d.config.snapshot_interval = i;
+            Ok(())
+        },
+        show: |c| dur(c.snapshot_interval),
+    },
+    Setting {
+        key: Some("budget.period"),
+        env: &["LUMEN_BUDGET_PERIOD"],
+        default: "30d",
+        help: "the error budgets' period: 7d, 28d, 30d or month",
+        set: |d, v| {
+            d.config.budget_period = SloPeriod::parse(v).ok_or("7d, 28d, 30d or month")?;
+            Ok(())
+        },
+        show: |c| text(c.budget_period.name()),
+    },
+    Setting {
+        key: Some("budget.min_events"),
+        env: &["LUMEN_BUDGET_MIN_EVENTS"],
+        default: "100",
+        help: "requests a long burn-rate window needs before it may alert",
+        set: |d, v| {
+            d.config.budget_min_events = whole(v, "a whole number of events")?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Whole(c.budget_min_events)),
+    },
+    Setting {
+        key: Some("roi.cost_per_miss_usd"),
+        env: &["LUMEN_ROI_COST_PER_MISS_USD"],
+        default: "0.002",
+        help: "what one cache hit saves, USD (the backend call it avoids), at least 0",
+        set: |d, v| {
+            let n = number(v)?;
+            if !(n >= 0.0 && n.is_finite()) {
+                return Err("USD, at least 0".into());
+            }
+            d.config.roi.cost_per_miss_usd = n;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.roi.cost_per_miss_usd)),
+    },
+    Setting {
+        key: Some("roi.redis_monthly_cost_usd"),
+        env: &["LUMEN_ROI_REDIS_MONTHLY_COST_USD"],
+        default: "50",
+        help: "the cache's monthly cost, USD, above 0 (ROI is savings over this cost)",
+        set: |d, v| {
+            let n = number(v)?;
+            if !(n > 0.0 && n.is_finite()) {
+                return Err(
+                    "the cache's monthly cost in USD, above 0 (ROI is savings over this cost)"
+                        .into(),
+                );
+            }
+            d.config.roi.redis_monthly_cost_usd = n;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.roi.redis_monthly_cost_usd)),
+    },
+    Setting {
+        key: Some("roi.pass_percent"),
+        env: &["LUMEN_ROI_PASS_PERCENT"],
+        default: "500",
+        help: "ROI gate PASS at or above, percent (above roi.warn_percent)",
+        set: |d, v| {
+            d.config.roi.pass_percent = number(v)?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.roi.pass_percent)),
+    },
+    Setting {
+        key: Some("roi.warn_percent"),
+        env: &["LUMEN_ROI_WARN_PERCENT"],
+        default: "300",
+        help: "ROI gate WARN at or above, percent; FAIL below",
+        set: |d, v| {
+            d.config.roi.warn_percent = number(v)?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.roi.warn_percent)),
+    },
+    Setting {
+        key: None,
+        env: &["SLACK_WEBHOOK_URL"],
+        default: "none (the sidecar's own Slack alerts off)",
+        help: "a Slack incoming-webhook URL for the sidecar's alerts (a secret: never in the file)",
+        set: |d, v| {
+            if v.is_empty() {
+                d.config.slack_webhook_url = None;
+                return Ok(());
+            }
+            if v.parse::<http::Uri>().is_err()
+                || !(v.starts_with("https://") || v.starts_with("http://"))
+            {
+                return Err("an https:// incoming-webhook URL".into());
+            }
+            d.config.slack_webhook_url = Some(v.to_owned());
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: Some("export.mode"),
+        env: &["LUMEN_EXPORT"],
+        default: "otlp when an endpoint is known, else off",
+        help: "where metrics go besides /metrics: off, otlp or stdout",
+        set: |d, v| {
+            d.export_mode = Some(mode(v)?);
+            Ok(())
+        },
+        show: |c| text(mode_name(c.export.mode)),
+    },
+    Setting {
+        key: Some("export.protocol"),
+        env: &[
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ],
+        default: "http/protobuf",
+        help: "the OTLP transport: http/protobuf or grpc",
+        set: |d, v| {
+            d.config.export.protocol = protocol(v)?;
+            Ok(())
+        },
+        show: |c| text(protocol_name(c.export.protocol)),
+    },
+    Setting {
+        key: None,
+        env: &["K_SERVICE"],
+        default: "set by Cloud Run",
+        help: "the Cloud Run service: turns on the Cloud Run resource, Google's endpoint and token",
+        set: |d, v| {
+            d.config.export.cloud_run = Some(CloudRunEnv {
+                service: v.to_owned(),
+                revision: None,
+                configuration: None,
+            });
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: None,
+        env: &["K_REVISION"],
+        default: "set by Cloud Run",
+        help: "the Cloud Run revision (with K_SERVICE)",
+        set: |d, v| {
+            if let Some(run) = &mut d.config.export.cloud_run {
+                run.revision = Some(v.to_owned());
+            }
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: None,
+        env: &["K_CONFIGURATION"],
+        default: "set by Cloud Run",
+        help: "the Cloud Run configuration (with K_SERVICE)",
+        set: |d, v| {
+            if let Some(run) = &mut d.config.export.cloud_run {
+                run.configuration = Some(v.to_owned());
+            }
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: None,
+        env: &["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        default: "none",
+        help: "the OTLP base URL; HTTP gets /v1/metrics appended",
+        set: |d, v| {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err("an http:// or https:// URL".into());
+            }
+            let base = v.trim_end_matches('/');
+            d.config.export.endpoint = Some(match d.config.export.protocol {
+                OtlpProtocol::HttpProtobuf => format!("{base}/v1/metrics"),
+                OtlpProtocol::Grpc => v.to_owned(),
+            });
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: Some("export.endpoint"),
+        env: &["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"],
+        default: "Google's on Cloud Run, else none",
+        help: "the full metrics URL, used as given (HTTP: with /v1/metrics)",
+        set: |d, v| {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err("an http:// or https:// URL".into());
+            }
+            d.config.export.endpoint = Some(v.to_owned());
+            Ok(())
+        },
+        show: |c| c.export.endpoint.clone().map(Shown::Text),
+    },
+    Setting {
+        key: None,
+        env: &[
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ],
+        default: "none",
+        help: "headers sent with every export: comma-separated key=value pairs",
+        set: |d, v| {
+            d.config.export.headers = pairs(v)?;
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: Some("export.interval"),
+        env: &["LUMEN_EXPORT_INTERVAL"],
+        default: "60s",
+        help: "the export period, at least 10s",
+        set: |d, v| {
+            d.config.export.interval = export_interval(duration(v)?)?;
+            Ok(())
+        },
+        show: |c| dur(c.export.interval),
+    },
+    Setting {
+        key: None,
+        env: &["OTEL_METRIC_EXPORT_INTERVAL"],
+        default: "60000",
+        help: "the export period in milliseconds, at least 10000",
+        set: |d, v| {
+            let ms = whole(v, "milliseconds, at least 10000 (10s)")?;
+            d.config.export.interval = export_interval(Duration::from_millis(ms))?;
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: None,
+        env: &["OTEL_SERVICE_NAME"],
+        default: "the service",
+        help: "the exported resource's service.name",
+        set: |d, v| {
+            d.config.export.service_name = Some(v.to_owned());
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: None,
+        env: &["OTEL_RESOURCE_ATTRIBUTES"],
+        default: "none",
+        help: "extra resource attributes: comma-separated key=value pairs",
+        set: |d, v| {
+            d.config.export.resource_attributes = pairs(v)?;
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: None,
+        env: &["GCE_METADATA_HOST"],
+        default: "metadata.google.internal",
+        help: "the metadata server's host (a stand-in's host:port in tests)",
+        set: |d, v| {
+            d.config.export.metadata_host = v.to_owned();
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: None,
+        env: &["LUMEN_GOOGLE_AUTH"],
+        default: "on for *.googleapis.com endpoints",
+        help: "send a Google access token from the metadata server: 1 or 0",
+        set: |d, v| {
+            d.google_auth = Some(match v {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => return Err("1 or 0".into()),
+            });
+            Ok(())
+        },
+        show: none,
+    },
+];
+
+fn latency_ms(v: &str) -> Result<f64, String> {
+    let n = number(v)?;
+    if !(n > 0.0 && n <= 3_600_000.0) {
+        return Err("milliseconds above 0, at most 3600000 (1h)".into());
+    }
+    Ok(n)
+}
+
+fn export_interval(interval: Duration) -> Result<Duration, String> {
+    if interval < MIN_EXPORT_INTERVAL {
+        return Err("at least 10s (10000 ms)".into());
+    }
+    Ok(interval)
+}
+
+/// Fills in what follows from the settings together: Google's endpoint on
+/// Cloud Run, the token for Google endpoints, the export mode.
+pub(super) fn derive(d: &mut Draft) {
+    let e = &mut d.config.export;
+    if e.endpoint.is_none() && e.cloud_run.is_some() {
+        let base = GOOGLE_OTLP_ENDPOINT;
+        e.endpoint = Some(match e.protocol {
+            OtlpProtocol::HttpProtobuf => format!("{base}/v1/metrics"),
+            OtlpProtocol::Grpc => base.to_owned(),
+        });
+    }
+    let google_endpoint = e
+        .endpoint
+        .as_deref()
+        .is_some_and(|u| u.contains("googleapis.com"));
+    e.google_auth = d.google_auth.unwrap_or(google_endpoint);
+    e.mode = match d.export_mode {
+        Some(m) => m,
+        None if e.endpoint.is_some() => super::ExportMode::Otlp,
+        None => super::ExportMode::Off,
+    };
+}
+
+/// The README's configuration table.
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| key | variables | default | meaning |\n| --- | --- | --- | --- |\n");
+    for s in SETTINGS {
+        let key = s.key.map_or_else(String::new, |k| format!("`{k}`"));
+        let env = s
+            .env
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!("| {key} | {env} | {} | {} |\n", s.default, s.help));
+    }
+    out
+}
