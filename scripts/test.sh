@@ -19,3 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo test --workspace "$@"
+
+# Both crates stay publishable: packaged and built as a registry would see
+# them (no file outside the crate, every dependency resolvable).
+if [ $# -eq 0 ]; then
+  cargo package -p lumen-middleware -p lumen-sidecar --allow-dirty --quiet
+  echo "test.sh: lumen-middleware and lumen-sidecar package cleanly"
+fi

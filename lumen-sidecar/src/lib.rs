@@ -19,21 +19,22 @@
 
 #![forbid(unsafe_code)]
 
-// In the order data flows, each module importing only those above it:
-pub mod alerts;
+// In the order data flows, each module importing only those above it
+// (tests/tests/module_graph.rs checks it; rustfmt.toml keeps the order).
+pub mod store;
+pub mod eval;
+pub mod config;
 pub mod app;
+pub mod metrics;
+pub mod render;
+pub mod https;
+pub mod gcp;
+pub mod server;
+pub mod export;
+pub mod alerts;
+pub mod monitoring;
 pub mod check;
 pub mod cli;
-pub mod config;
-pub mod eval;
-pub mod export;
-pub mod gcp;
-pub mod https;
-pub mod metrics;
-pub mod monitoring;
-pub mod render;
-pub mod server;
 pub mod sidecar;
-pub mod store;
 
 pub use sidecar::{ServeError, Sidecar};
