@@ -116,6 +116,12 @@ pub enum DashboardAction {
         /// The project (for the logs panel).
         #[arg(long, default_value = "PROJECT_ID")]
         project: String,
+        /// The sidecar's TOML config file: its service and SLO targets reach the output.
+        #[arg(long, env = "LUMEN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The service (else the config's `service`, `LUMEN_SERVICE` or `K_SERVICE`).
+        #[arg(long)]
+        service: Option<String>,
     },
     /// Create the dashboard, or update the one with the same display name (with its etag).
     Deploy {
@@ -128,6 +134,12 @@ pub enum DashboardAction {
         /// Another definition than the built-in one.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// The sidecar's TOML config file: its service and SLO targets reach the output.
+        #[arg(long, env = "LUMEN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The service (else the config's `service`, `LUMEN_SERVICE` or `K_SERVICE`).
+        #[arg(long)]
+        service: Option<String>,
         /// A file holding an OAuth access token (else GOOGLE_OAUTH_ACCESS_TOKEN, else the metadata server).
         #[arg(long)]
         access_token_file: Option<PathBuf>,
@@ -148,12 +160,27 @@ pub enum AlertsAction {
         /// The project.
         #[arg(long, default_value = "PROJECT_ID")]
         project: String,
+        /// The sidecar's TOML config file: its service and SLO targets reach the output.
+        #[arg(long, env = "LUMEN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The service (else the config's `service`, `LUMEN_SERVICE` or `K_SERVICE`).
+        #[arg(long)]
+        service: Option<String>,
     },
-    /// Create or update the channel and the four policies; running it twice duplicates nothing.
+    /// Create or update the channel, the Service and its four SLOs, the
+    /// seed's four policies and the 16 burn-rate policies; running it twice
+    /// duplicates nothing. Every object is tried; exit 3 if any failed.
     Apply {
         /// The project.
         #[arg(long)]
         project: String,
+        /// The sidecar's TOML config file: its service and SLO targets reach the output.
+        #[arg(long, env = "LUMEN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The service (else the config's `service`, `LUMEN_SERVICE` or `K_SERVICE`).
+        #[arg(long)]
+        service: Option<String>,
+
         /// Slack channel (such as #lumen-alerts) for a channel created from SLACK_BOT_TOKEN.
         #[arg(long)]
         slack_channel: Option<String>,

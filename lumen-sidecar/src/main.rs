@@ -98,46 +98,89 @@ async fn run(cli: Cli) -> u8 {
             }
             Err(e) => fail(&e),
         },
-        Command::Dashboard { action } => print_or_fail(match action {
+        Command::Dashboard { action } => match action {
             DashboardAction::Render {
                 format,
                 file,
                 project,
-            } => commands::dashboard_render(&format, file.as_deref(), &project),
+                config,
+                service,
+            } => print_or_fail(
+                commands::scope(config.as_deref(), &project, service.as_deref()).and_then(
+                    |(_, scope)| commands::dashboard_render(&format, file.as_deref(), &scope),
+                ),
+            ),
             DashboardAction::Deploy {
                 project,
                 dry_run,
                 file,
+                config,
+                service,
                 access_token_file,
                 api_base,
-            } => {
-                commands::dashboard_deploy(
-                    &project,
-                    file.as_deref(),
-                    dry_run,
-                    access_token_file.as_deref(),
-                    api_base.as_deref(),
-                )
-                .await
-            }
-        }),
-        Command::Alerts { action } => print_or_fail(match action {
-            AlertsAction::Render { format, project: _ } => commands::alerts_render(&format),
+            } => match commands::scope(config.as_deref(), &project, service.as_deref()) {
+                Ok((_, scope)) => print_or_fail(
+                    commands::dashboard_deploy(
+                        &scope,
+                        file.as_deref(),
+                        dry_run,
+                        access_token_file.as_deref(),
+                        api_base.as_deref(),
+                    )
+                    .await,
+                ),
+                Err(e) => fail(&e),
+            },
+        },
+        Command::Alerts { action } => match action {
+            AlertsAction::Render {
+                format,
+                project,
+                config,
+                service,
+            } => print_or_fail(
+                commands::scope(config.as_deref(), &project, service.as_deref())
+                    .and_then(|(config, scope)| commands::alerts_render(&format, &config, &scope)),
+            ),
             AlertsAction::Apply {
                 project,
+                config,
+                service,
                 slack_channel,
                 access_token_file,
                 api_base,
             } => {
-                commands::alerts_apply(
-                    &project,
+                let (config, scope) =
+                    match commands::scope(config.as_deref(), &project, service.as_deref()) {
+                        Ok(s) => s,
+                        Err(e) => return fail(&e),
+                    };
+                match commands::alerts_apply(
+                    &config,
+                    &scope,
                     slack_channel.as_deref(),
                     access_token_file.as_deref(),
                     api_base.as_deref(),
                 )
                 .await
+                {
+                    Ok(report) => {
+                        for line in &report.lines {
+                            println!("{line}");
+                        }
+                        if report.failures > 0 {
+                            fail(&format!(
+                                "{} of the objects above failed; the others were applied",
+                                report.failures
+                            ))
+                        } else {
+                            0
+                        }
+                    }
+                    Err(e) => fail(&e),
+                }
             }
-        }),
+        },
         Command::Config { action } => match action {
             ConfigAction::Check { config } => match SidecarConfig::load(config.as_deref()) {
                 Ok(_) => {

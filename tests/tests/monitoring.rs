@@ -16,11 +16,25 @@ use lumen_sidecar::monitoring::exported_metric_names;
 use lumen_tests::*;
 use serde_json::{Value, json};
 
+/// The service every artefact here is rendered for.
+const SERVICE: &str = "ion-mentoring-api";
+
 fn sidecar(args: &[&str]) -> std::process::Output {
-    run(Command::new(binary("lumen-sidecar")).args(args))
+    run(Command::new(binary("lumen-sidecar"))
+        .args(args)
+        .env("LUMEN_SERVICE", SERVICE))
 }
 
+/// Reads only metrics the sidecar exports, and only the service's series:
+/// every metric it names is selected with `service_name="ion-mentoring-api"`.
 fn assert_exported(expr: &str) {
+    let scoped = format!("{{service_name=\"{SERVICE}\"");
+    let metrics = promql_metrics(expr).len();
+    assert_eq!(
+        expr.matches(&scoped).count(),
+        metrics,
+        "every selector of {expr} must pick the service's own series"
+    );
     let exported = exported_metric_names();
     let names = promql_metrics(expr);
     assert!(!names.is_empty(), "{expr} reads no metric");
@@ -44,7 +58,10 @@ fn the_cloud_monitoring_dashboard_has_twelve_widgets_in_six_rows_on_exported_met
     ]);
     assert_eq!(out.status.code(), Some(0));
     let d: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(d["displayName"], "Lumen System Dashboard");
+    assert_eq!(
+        d["displayName"],
+        format!("Lumen System Dashboard: {SERVICE}")
+    );
     let tiles = d["mosaicLayout"]["tiles"].as_array().expect("tiles");
     assert_eq!(tiles.len(), 12);
     let mut rows: Vec<u64> = tiles
@@ -105,6 +122,31 @@ fn the_cloud_monitoring_dashboard_has_twelve_widgets_in_six_rows_on_exported_met
         .map(|t| t["value"].as_f64().expect("v"))
         .collect();
     assert_eq!(lines, [0.2, 0.5], "the SLO targets in seconds");
+    let logs = widgets
+        .iter()
+        .find(|w| w.get("logsPanel").is_some())
+        .expect("a logs panel");
+    assert_eq!(
+        logs["logsPanel"]["filter"],
+        format!(
+            "resource.type=\"cloud_run_revision\" resource.labels.service_name=\"{SERVICE}\" severity>=ERROR"
+        )
+    );
+    assert_eq!(logs["logsPanel"]["resourceNames"][0], "projects/p1");
+    let compliance = widgets
+        .iter()
+        .find(|w| w["title"] == "SLO compliance")
+        .expect("compliance scorecard");
+    let yellow = compliance["scorecard"]["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .find(|t| t["color"] == "YELLOW")
+        .expect("a yellow band");
+    assert!(
+        yellow["direction"] == "BELOW" && yellow["value"].as_f64().expect("v") < 100.0,
+        "100 % compliance is never yellow: {yellow}"
+    );
     let mut queries = 0;
     for w in &widgets {
         let sets = w["xyChart"]["dataSets"]
@@ -175,12 +217,24 @@ fn the_prometheus_rule_file_passes_promtool() {
         let expr =
             serde_json::from_str::<String>(line.trim_start().trim_start_matches("expr:").trim())
                 .expect("quoted");
-        for name in promql_metrics(&expr) {
+        let names = promql_metrics(&expr);
+        for name in &names {
             assert!(
                 exported.contains(&name.as_str()) || recorded.contains(&name.as_str()),
                 "{expr} reads {name}"
             );
         }
+        // Raw series are the service's own; recorded ones were scoped when recorded.
+        let raw = names
+            .iter()
+            .filter(|n| exported.contains(&n.as_str()))
+            .count();
+        assert_eq!(
+            expr.matches(&format!("{{service_name=\"{SERVICE}\""))
+                .count(),
+            raw,
+            "{expr}"
+        );
     }
     // The SRE workbook's rows for a 30-day period, availability allowed 0.5 %.
     assert!(
@@ -188,7 +242,7 @@ fn the_prometheus_rule_file_passes_promtool() {
         "{text}"
     );
     assert!(
-        text.contains(r#"max(burn_rate{slo_name=\"latency_p95\",window=\"3d\"}) > 1 "#),
+        text.contains(r#"max(burn_rate{service_name=\"ion-mentoring-api\",slo_name=\"latency_p95\",window=\"3d\"}) > 1 "#),
         "{text}"
     );
 }
@@ -196,6 +250,8 @@ fn the_prometheus_rule_file_passes_promtool() {
 /// The Cloud Monitoring REST stand-in's state.
 #[derive(Default)]
 struct Api {
+    /// A policy whose display name contains this is refused (500).
+    poison: Option<String>,
     dashboards: HashMap<String, Value>,
     channels: HashMap<String, Value>,
     policies: HashMap<String, Value>,
@@ -318,10 +374,23 @@ fn handle(
             api.channels.insert(name, stored.clone());
             reply(200, stored)
         }
-        ("GET", p) if p.starts_with(&format!("{v3}/alertPolicies")) => reply(
-            200,
-            json!({ "alertPolicies": api.policies.values().collect::<Vec<_>>() }),
-        ),
+        ("GET", p) if p.starts_with(&format!("{v3}/alertPolicies")) => {
+            // Two pages, with a token that must come back percent-encoded.
+            let mut all: Vec<&Value> = api.policies.values().collect();
+            all.sort_by_key(|p| p["name"].as_str().unwrap_or_default().to_owned());
+            let half = all.len() / 2;
+            match query {
+                "" => reply(
+                    200,
+                    json!({ "alertPolicies": all[..half], "nextPageToken": "p+1/2=" }),
+                ),
+                "pageToken=p%2B1%2F2%3D" => reply(200, json!({ "alertPolicies": all[half..] })),
+                other => reply(
+                    400,
+                    json!({ "error": format!("bad page token in {other}") }),
+                ),
+            }
+        }
         ("POST" | "PATCH", p) if p.starts_with(&format!("{v3}/alertPolicies")) => {
             let ok = body["displayName"].is_string()
                 && body["combiner"].is_string()
@@ -334,6 +403,25 @@ fn handle(
                     .is_some_and(|c| !c.is_empty() && c.len() <= 6);
             if !ok {
                 return reply(400, json!({ "error": "policy missing required fields" }));
+            }
+            // PromQL conditions are validated against existing metrics
+            // unless told not to; none exist in this project yet.
+            let promql = &body["conditions"][0]["conditionPrometheusQueryLanguage"];
+            if !promql.is_null() && promql["disableMetricValidation"] != true {
+                return reply(
+                    400,
+                    json!({ "error": { "code": 400, "message": "metric validation failed: no such metric" } }),
+                );
+            }
+            if let Some(poison) = &api.poison
+                && body["displayName"]
+                    .as_str()
+                    .is_some_and(|n| n.contains(poison.as_str()))
+            {
+                return reply(
+                    500,
+                    json!({ "error": { "code": 500, "message": "backend error" } }),
+                );
             }
             let name = if method == "POST" {
                 format!("projects/p1/alertPolicies/a{id}")
@@ -490,18 +578,13 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     .expect("ran");
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
-        out.matches("created projects/p1/alertPolicies/").count(),
+        out.matches(": projects/p1/alertPolicies/").count(),
         4 + 16,
         "{out}"
     );
-    assert_eq!(
-        out.matches("created projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/")
-            .count(),
-        4,
-        "{out}"
-    );
+    assert_eq!(out.matches("created SLO ").count(), 4, "{out}");
     assert!(
-        out.contains("created channel projects/p1/notificationChannels/"),
+        out.contains("created channel: projects/p1/notificationChannels/"),
         "{out}"
     );
     let a = again.clone();
@@ -519,17 +602,29 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     .expect("ran");
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
-        out.matches("updated projects/p1/alertPolicies/").count(),
+        out.matches("updated policy ").count(),
         4 + 16,
-        "{out}"
+        "every policy found again across both pages: {out}"
     );
-    assert_eq!(
-        out.matches("updated projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/")
-            .count(),
-        4,
-        "{out}"
-    );
+    assert_eq!(out.matches("updated SLO ").count(), 4, "{out}");
     assert!(out.contains("exists"), "{out}");
+
+    // One policy failing does not stop the others; the run says which and exits 3.
+    api.lock().expect("lock").poison = Some("Maturity Score Poor".into());
+    let a = again.clone();
+    let (code, out) =
+        tokio::task::spawn_blocking(move || a(vec!["alerts", "apply", "--project", "p1"]))
+            .await
+            .expect("ran");
+    assert_eq!(code, Some(3), "{out}");
+    assert_eq!(out.matches("FAILED policy").count(), 1, "{out}");
+    assert!(
+        out.contains("backend error"),
+        "Google's message is shown: {out}"
+    );
+    assert_eq!(out.matches("updated policy ").count(), 4 + 16 - 1, "{out}");
+    assert!(out.contains("1 of the objects above failed"), "{out}");
+    api.lock().expect("lock").poison = None;
 
     let api = api.lock().expect("lock");
     assert_eq!(api.dashboards.len(), 1);
@@ -546,6 +641,18 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
             .expect("filter")
             .contains("prometheus.googleapis.com/http_server_requests_total/counter")
     );
+    for filter in [
+        &availability["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["badServiceFilter"],
+        &availability["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["totalServiceFilter"],
+    ] {
+        assert!(
+            filter
+                .as_str()
+                .expect("filter")
+                .contains("metric.labels.service_name=\"ion-mentoring-api\""),
+            "scoped to the service: {filter}"
+        );
+    }
     let p95 = &api.slos["projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/latency-p95"];
     assert_eq!(
         p95["serviceLevelIndicator"]["requestBased"]["distributionCut"]["range"]["max"],
@@ -584,7 +691,10 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     }
     let slowest = burn
         .iter()
-        .find(|p| p["displayName"] == "Lumen budget: Availability ticket (1440 min / 360 min)")
+        .find(|p| {
+            p["displayName"]
+                == "Lumen budget: Availability ticket (1440 min / 360 min) (ion-mentoring-api)"
+        })
         .expect("the 3 d row, capped");
     assert_eq!(
         slowest["conditions"][0]["conditionThreshold"]["thresholdValue"],
@@ -603,10 +713,10 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
         .map(|p| p["displayName"].as_str().expect("name"))
         .collect();
     for expected in [
-        "Lumen: ROI Gate Critical",
-        "Lumen: SLO Compliance Warning",
-        "Lumen: Maturity Score Poor",
-        "Lumen: Cache Hit Rate Low",
+        "Lumen: ROI Gate Critical (ion-mentoring-api)",
+        "Lumen: SLO Compliance Warning (ion-mentoring-api)",
+        "Lumen: Maturity Score Poor (ion-mentoring-api)",
+        "Lumen: Cache Hit Rate Low (ion-mentoring-api)",
     ] {
         assert!(names.contains(&expected), "{names:?}");
     }
@@ -620,11 +730,173 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
 #[test]
 fn without_a_token_deploy_fails_with_code_3() {
     let out = Command::new(binary("lumen-sidecar"))
-        .args(["dashboard", "deploy", "--project", "p1"])
+        .args(["dashboard", "deploy", "--project", "p1", "--service", "api"])
         .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
         .env("GCE_METADATA_HOST", format!("127.0.0.1:{}", free_port()))
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no access token"));
+}
+
+fn lumen(args: &[&str], config: Option<&std::path::Path>) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(binary("lumen-sidecar"));
+    cmd.args(args)
+        .env_remove("LUMEN_SERVICE")
+        .env_remove("K_SERVICE")
+        .env_remove("LUMEN_CONFIG");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let out = run(&mut cmd);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_config_file_and_project_reach_every_artefact() {
+    let dir = std::env::temp_dir().join(format!("lumen-artefacts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("lumen.toml");
+    std::fs::write(
+        &file,
+        "service = \"checkout\"\n[slo]\navailability = 99.9\nlatency_p95_ms = 150\n",
+    )
+    .expect("write");
+
+    let (code, out, err) = lumen(
+        &[
+            "alerts",
+            "render",
+            "--format",
+            "cloud-monitoring",
+            "--project",
+            "shop-prod",
+        ],
+        Some(&file),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !out.contains("PROJECT_ID"),
+        "the project reaches the output: {out}"
+    );
+    let doc: Value = serde_json::from_str(&out).expect("JSON");
+    for p in doc["alertPolicies"].as_array().expect("policies") {
+        assert!(
+            p["displayName"]
+                .as_str()
+                .expect("name")
+                .ends_with("(checkout)")
+        );
+        assert_eq!(
+            p["notificationChannels"][0],
+            "projects/shop-prod/notificationChannels/CHANNEL_ID"
+        );
+        let q = &p["conditions"][0]["conditionPrometheusQueryLanguage"];
+        assert_eq!(q["disableMetricValidation"], true, "{p}");
+        assert!(
+            q["query"]
+                .as_str()
+                .expect("query")
+                .contains("service_name=\"checkout\""),
+            "{p}"
+        );
+        let runbook = p["documentation"]["content"].as_str().expect("runbook");
+        for internal in ["CACHE_TTL", "REDIS_URL", "redis GET failed"] {
+            assert!(
+                !runbook.contains(internal),
+                "the example app's internals: {runbook}"
+            );
+        }
+    }
+    let slos = doc["serviceLevelObjectives"].as_array().expect("slos");
+    let by_id = |id: &str| &slos.iter().find(|s| s["id"] == id).expect("slo")["body"];
+    assert_eq!(by_id("availability")["goal"], 0.999);
+    assert_eq!(
+        by_id("latency-p95")["serviceLevelIndicator"]["requestBased"]["distributionCut"]["range"]["max"],
+        0.15
+    );
+    assert!(
+        by_id("latency-p95")["serviceLevelIndicator"]["requestBased"]["distributionCut"]["distributionFilter"]
+            .as_str()
+            .expect("filter")
+            .contains("metric.labels.service_name=\"checkout\"")
+    );
+    for p in doc["burnRatePolicies"].as_array().expect("burn") {
+        let f = p["conditions"][0]["conditionThreshold"]["filter"]
+            .as_str()
+            .expect("f");
+        assert!(
+            f.starts_with("select_slo_burn_rate(\"projects/shop-prod/services/lumen-checkout/"),
+            "{f}"
+        );
+    }
+
+    let (code, rules, err) = lumen(&["alerts", "render", "--format", "prometheus"], Some(&file));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(rules.contains("for service checkout"), "{rules}");
+    assert!(!rules.contains("ion-mentoring-api"), "{rules}");
+    assert_eq!(
+        rules.matches("service_name=\\\"checkout\\\"").count(),
+        rules.matches("service_name=").count(),
+        "{rules}"
+    );
+    // The file's 99.9 % availability: 0.1 % allowed.
+    assert!(rules.contains("(14.4 * 0.0009999999999999432)"), "{rules}");
+
+    let (code, out, err) = lumen(
+        &["dashboard", "render", "--project", "shop-prod"],
+        Some(&file),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let d: Value = serde_json::from_str(&out).expect("JSON");
+    let text = d.to_string();
+    assert!(
+        text.contains("99.9") && text.contains("0.15"),
+        "the targets: {text}"
+    );
+    assert!(
+        !text.contains("$SERVICE") && !text.contains("$SLO"),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_services_in_one_project_never_share_a_policy_or_a_series() {
+    let render = |service: &str| {
+        let (code, out, err) = lumen(
+            &["alerts", "render", "--project", "p1", "--service", service],
+            None,
+        );
+        assert_eq!(code, Some(0), "{err}");
+        serde_json::from_str::<Value>(&out).expect("JSON")
+    };
+    let (a, b) = (render("cart"), render("search"));
+    let names = |d: &Value| -> Vec<String> {
+        d["alertPolicies"]
+            .as_array()
+            .into_iter()
+            .chain(d["burnRatePolicies"].as_array())
+            .flatten()
+            .map(|p| p["displayName"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let (na, nb) = (names(&a), names(&b));
+    assert_eq!(na.len(), 20);
+    assert!(na.iter().all(|n| !nb.contains(n)), "{na:?} vs {nb:?}");
+    assert_ne!(a["service"]["id"], b["service"]["id"]);
+    assert!(!a.to_string().contains("search") && !b.to_string().contains("\"cart\""));
+}
+
+#[test]
+fn artefacts_without_a_service_say_how_to_name_one() {
+    let (code, _, err) = lumen(&["alerts", "render"], None);
+    assert_eq!(code, Some(3));
+    assert!(
+        err.contains("which service? set --service, LUMEN_SERVICE"),
+        "{err}"
+    );
 }

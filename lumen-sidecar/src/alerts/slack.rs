@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::engine::AlertEvent;
 use crate::app::SlackStats;
-use crate::eval::alert_rules::runbook_markdown;
+use crate::eval::alert_rules::runbook_mrkdwn;
 
 /// Slack takes about one message a second per webhook.
 pub const MIN_SPACING: Duration = Duration::from_secs(1);
@@ -60,7 +60,7 @@ pub fn message(event: &AlertEvent, service: &str) -> Value {
                 vec![
                     section(&head),
                     section(&fields),
-                    section(&runbook_markdown(rule)),
+                    section(&runbook_mrkdwn(rule)),
                 ],
             )
         }

@@ -22,6 +22,8 @@ pub type RequestTotals = BTreeMap<(Option<String>, &'static str), u64>;
 /// One ingested series' latency, for the exported histogram.
 #[derive(Debug, Clone)]
 pub struct LatencyFeed {
+    /// Its service (the configured one, else the batch's).
+    pub service: String,
     /// Its route.
     pub route: Option<String>,
     /// `(seconds, count)` per latency bucket.
@@ -90,6 +92,11 @@ impl AppState {
             // within 0.1 % of an OTLP bucket boundary may land on either side.
             let layout = series.latency.layout();
             let item = LatencyFeed {
+                service: self
+                    .config
+                    .service
+                    .clone()
+                    .unwrap_or_else(|| batch.service.clone()),
                 route: series.route.clone(),
                 buckets: series
                     .latency

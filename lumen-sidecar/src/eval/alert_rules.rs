@@ -28,11 +28,12 @@ impl Watched {
         }
     }
 
-    /// The PromQL selector of the series.
-    pub fn selector(self) -> String {
+    /// The label matchers that pick the watched series out of the metric
+    /// (besides the service).
+    pub fn matchers(self) -> &'static str {
         match self {
-            Self::SloCompliance => "slo_compliance{slo_name=\"overall\"}".to_owned(),
-            other => other.metric().to_owned(),
+            Self::SloCompliance => "slo_name=\"overall\"",
+            _ => "",
         }
     }
 
@@ -113,8 +114,8 @@ pub fn seed_rules() -> Vec<AlertRule> {
             for_: Duration::from_secs(300),
             severity: "WARNING",
             runbook: &[
-                "Check the Redis connection: the app's logs for `redis GET failed`, `redis-cli -u $REDIS_URL ping`.",
-                "Check the TTL (CACHE_TTL) and evictions (`redis-cli info stats`).",
+                "Check the cache's connection: the app's ERROR logs around cache reads, and the cache server's own health (for Redis: `redis-cli ping`).",
+                "Check the cache TTL the app sets and the evictions (for Redis: `redis-cli info stats`, `evicted_keys`).",
             ],
         },
     ]
@@ -123,10 +124,19 @@ pub fn seed_rules() -> Vec<AlertRule> {
 /// How long a new SLO status must hold before the alerter reports it.
 pub const STATUS_STABLE_FOR: Duration = Duration::from_secs(60);
 
-/// The runbook as Markdown, for policy documentation and messages.
+/// The runbook as Markdown (CommonMark), for policy documentation.
 pub fn runbook_markdown(rule: &AlertRule) -> String {
+    runbook(rule, "**")
+}
+
+/// The runbook in Slack's mrkdwn (`*bold*`), for Slack messages.
+pub fn runbook_mrkdwn(rule: &AlertRule) -> String {
+    runbook(rule, "*")
+}
+
+fn runbook(rule: &AlertRule, bold: &str) -> String {
     let mut out = format!(
-        "**{}**: {} below {}{} for {} min.\n\n",
+        "{bold}{}{bold}: {} below {}{} for {} min.\n\n",
         rule.name,
         rule.watched.metric(),
         rule.threshold,

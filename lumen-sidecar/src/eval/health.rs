@@ -202,7 +202,7 @@ fn maturity_check(metric: &str) -> &'static str {
         "latency_p95" => "the slowest routes' P95 and the backend they call",
         "error_rate" => "the routes with the most 4xx/5xx",
         "cache_hit_rate" => {
-            "the cache TTL (CACHE_TTL), the key normalisation and the Redis connection"
+            "the cache TTL the app sets, its key normalisation and the cache connection"
         }
         "deployment_frequency" => "the release pipeline: revisions seen in the last 7 days",
         _ => "CPU and memory limits against the instances' use (over- or under-provisioned)",

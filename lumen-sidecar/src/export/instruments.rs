@@ -82,10 +82,10 @@ pub fn register(meter: &Meter, state: &Arc<AppState>) -> Histogram<f64> {
 /// request (the SDK has no weighted record), off the ingest path.
 pub async fn feed(histogram: Histogram<f64>, mut queue: mpsc::Receiver<LatencyFeed>) {
     while let Some(series) = queue.recv().await {
-        let attributes = [KeyValue::new(
-            "http.route",
-            series.route.unwrap_or_default(),
-        )];
+        let attributes = [
+            KeyValue::new("service_name", series.service),
+            KeyValue::new("http.route", series.route.unwrap_or_default()),
+        ];
         for (seconds, count) in series.buckets {
             for _ in 0..count {
                 histogram.record(seconds, &attributes);

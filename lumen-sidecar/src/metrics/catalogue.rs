@@ -328,7 +328,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         name: DURATION_HISTOGRAM,
         kind: MetricKind::Histogram,
         unit: "s",
-        labels: &["http.route"],
+        labels: &["service_name", "http.route"],
         help: "Request latency as the app's LumenLayer measured it, seconds",
         destinations: Destinations::OtlpOnly,
         samples: |_| Vec::new(),

@@ -5,22 +5,61 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::api::{Change, DEFAULT_API_BASE, MonitoringApi, console_url};
+use super::api::{ApiError, Change, DEFAULT_API_BASE, MonitoringApi, console_url};
 use super::dashboard::{BUILTIN_DASHBOARD, DashboardDef, cloud_monitoring, grafana};
 use super::policies::{CHANNEL_NAME, burn_rate_rules, policies, prometheus_rules, slack_channel};
+use super::scope::Scope;
 use super::slos;
-use crate::config::DEFAULT_METADATA_HOST;
+use crate::config::{DEFAULT_METADATA_HOST, SidecarConfig};
 use crate::eval::SloName;
 use crate::gcp::{MetadataClient, TokenSource};
 
-/// Reads the dashboard definition: `file`, or the built-in one.
-pub fn load_dashboard(file: Option<&Path>) -> Result<DashboardDef, String> {
+/// What the `dashboard` and `alerts` commands work for: the sidecar's own
+/// configuration (`--config`, `LUMEN_*`), the project and the service.
+pub fn scope(
+    config_file: Option<&Path>,
+    project: &str,
+    service: Option<&str>,
+) -> Result<(SidecarConfig, Scope), String> {
+    let config = SidecarConfig::load(config_file).map_err(|e| e.to_string())?;
+    let scope = Scope::from_config(&config, project, service)?;
+    Ok((config, scope))
+}
+
+/// What an `apply` did: one line per object, and how many failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// One line per object: created, updated, exists, or FAILED with Google's answer.
+    pub lines: Vec<String>,
+    /// Objects that failed.
+    pub failures: usize,
+}
+
+impl ApplyReport {
+    fn record(&mut self, what: &str, result: Result<Change, ApiError>) {
+        match result {
+            Ok(Change::Created(n)) => self.lines.push(format!("created {what}: {n}")),
+            Ok(Change::Updated(n)) => self.lines.push(format!("updated {what}: {n}")),
+            Ok(Change::WouldApply(w)) => self.lines.push(format!("dry run: {w}")),
+            Err(e) => {
+                self.failures += 1;
+                self.lines.push(format!("FAILED {what}: {e}"));
+            }
+        }
+    }
+}
+
+/// Reads the dashboard definition (`file`, or the built-in one) for `scope`.
+pub fn load_dashboard(file: Option<&Path>, scope: &Scope) -> Result<DashboardDef, String> {
     let text = match file {
         Some(f) => {
             std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?
         }
         None => BUILTIN_DASHBOARD.to_owned(),
     };
+    let text = scope
+        .substitute(&text)
+        .map_err(|e| format!("dashboard definition: {e}"))?;
     DashboardDef::parse(&text).map_err(|e| format!("dashboard definition: {e}"))
 }
 
@@ -49,11 +88,11 @@ pub async fn access_token(file: Option<&Path>) -> Result<String, String> {
 pub fn dashboard_render(
     format: &str,
     file: Option<&Path>,
-    project: &str,
+    scope: &Scope,
 ) -> Result<String, String> {
-    let def = load_dashboard(file)?;
+    let def = load_dashboard(file, scope)?;
     let value = match format {
-        "cloud-monitoring" => cloud_monitoring(&def, project),
+        "cloud-monitoring" => cloud_monitoring(&def, &scope.project),
         "grafana" => grafana(&def),
         other => return Err(format!("--format {other}: cloud-monitoring or grafana")),
     };
@@ -62,13 +101,14 @@ pub fn dashboard_render(
 
 /// `dashboard deploy`.
 pub async fn dashboard_deploy(
-    project: &str,
+    scope: &Scope,
     file: Option<&Path>,
     dry_run: bool,
     token_file: Option<&Path>,
     api_base: Option<&str>,
 ) -> Result<String, String> {
-    let def = load_dashboard(file)?;
+    let project = scope.project.as_str();
+    let def = load_dashboard(file, scope)?;
     let token = access_token(token_file).await?;
     let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), project, &token);
     let change = api
@@ -83,24 +123,26 @@ pub async fn dashboard_deploy(
 }
 
 /// `alerts render`.
-pub fn alerts_render(format: &str) -> Result<String, String> {
-    let config = crate::config::SidecarConfig::load(None).map_err(|e| e.to_string())?;
+pub fn alerts_render(
+    format: &str,
+    config: &SidecarConfig,
+    scope: &Scope,
+) -> Result<String, String> {
     let period_hours = config.budget_period.bounds(crate::app::now_ms()).1;
     match format {
-        "prometheus" => Ok(prometheus_rules()
-            + &burn_rate_rules(&config.slo, period_hours, config.budget_min_events)),
+        "prometheus" => Ok(prometheus_rules(scope)
+            + &burn_rate_rules(scope, period_hours, config.budget_min_events)),
         "cloud-monitoring" => {
-            let service = config
-                .service
-                .clone()
-                .unwrap_or_else(|| "SERVICE".to_owned());
-            let channels = ["projects/PROJECT_ID/notificationChannels/CHANNEL_ID".to_owned()];
+            let channels = [format!(
+                "projects/{}/notificationChannels/CHANNEL_ID",
+                scope.project
+            )];
             Ok(serde_json::to_string_pretty(&json!({
                 "notificationChannel": slack_channel("#lumen-alerts", "SLACK_BOT_TOKEN"),
-                "alertPolicies": policies(&channels),
-                "service": { "id": slos::service_id(&service), "body": slos::service(&service) },
-                "serviceLevelObjectives": SloName::ALL.iter().map(|n| json!({ "id": slos::slo_id(*n), "body": slos::slo(*n, &config.slo, config.budget_period) })).collect::<Vec<_>>(),
-                "burnRatePolicies": SloName::ALL.iter().flat_map(|n| slos::rows(period_hours).into_iter().map(move |r| (*n, r))).map(|(n, r)| slos::burn_policy("PROJECT_ID", &service, n, r, &channels)).collect::<Vec<_>>(),
+                "alertPolicies": policies(scope, &channels),
+                "service": { "id": slos::service_id(&scope.service), "body": slos::service(&scope.service) },
+                "serviceLevelObjectives": SloName::ALL.iter().map(|n| json!({ "id": slos::slo_id(*n), "body": slos::slo(*n, scope, config.budget_period) })).collect::<Vec<_>>(),
+                "burnRatePolicies": SloName::ALL.iter().flat_map(|n| slos::rows(period_hours).into_iter().map(move |r| (*n, r))).map(|(n, r)| slos::burn_policy(scope, n, r, &channels)).collect::<Vec<_>>(),
             }))
             .expect("JSON serializes"))
         }
@@ -109,97 +151,104 @@ pub fn alerts_render(format: &str) -> Result<String, String> {
 }
 
 /// `alerts apply`: the channel (found by name, or created from
-/// `SLACK_BOT_TOKEN` and `--slack-channel`), then the four policies.
+/// `SLACK_BOT_TOKEN` and `--slack-channel`), the Service and its SLOs, the
+/// seed's four policies and the burn-rate policies. Every object is tried;
+/// the report says what each came to.
 pub async fn alerts_apply(
-    project: &str,
+    config: &SidecarConfig,
+    scope: &Scope,
     slack_channel_name: Option<&str>,
     token_file: Option<&Path>,
     api_base: Option<&str>,
-) -> Result<String, String> {
+) -> Result<ApplyReport, String> {
     let token = access_token(token_file).await?;
-    let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), project, &token);
-    let mut out = Vec::new();
-    let channel = match api
-        .find_channel(CHANNEL_NAME)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        Some(name) => {
-            out.push(format!("channel {CHANNEL_NAME:?} exists: {name}"));
+    let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), &scope.project, &token);
+    let mut report = ApplyReport::default();
+    let channel = match api.find_channel(CHANNEL_NAME).await {
+        Ok(Some(name)) => {
+            report
+                .lines
+                .push(format!("channel {CHANNEL_NAME:?} exists: {name}"));
             Some(name)
         }
-        None => match (
+        Ok(None) => match (
             std::env::var("SLACK_BOT_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
             slack_channel_name,
         ) {
             (Some(bot), Some(channel)) => {
-                let name = api
-                    .create_channel(&slack_channel(channel, &bot))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                out.push(format!("created channel {name}"));
-                Some(name)
+                match api.create_channel(&slack_channel(channel, &bot)).await {
+                    Ok(name) => {
+                        report.lines.push(format!("created channel: {name}"));
+                        Some(name)
+                    }
+                    Err(e) => {
+                        report.failures += 1;
+                        report.lines.push(format!("FAILED channel: {e}"));
+                        None
+                    }
+                }
             }
             _ => {
-                out.push(format!(
+                report.lines.push(format!(
                     "warning: no {CHANNEL_NAME:?} channel: create it in the console (Monitoring > Alerting > Edit notification channels > Slack, which installs the Google Cloud Monitoring Slack app), or set SLACK_BOT_TOKEN and --slack-channel; policies are applied without a channel"
                 ));
                 None
             }
         },
+        Err(e) => {
+            report.failures += 1;
+            report.lines.push(format!("FAILED channel lookup: {e}"));
+            None
+        }
     };
     let channels: Vec<String> = channel.into_iter().collect();
-    let config = crate::config::SidecarConfig::load(None).map_err(|e| e.to_string())?;
-    let service = config.service.clone().ok_or(
-        "set LUMEN_SERVICE (or service in the config) to name the Service the SLOs belong to",
-    )?;
     let period_hours = config.budget_period.bounds(crate::app::now_ms()).1;
-    let service_id = slos::service_id(&service);
-    match api
-        .ensure_service(&service_id, &slos::service(&service))
+    let service_id = slos::service_id(&scope.service);
+    let service_ok = match api
+        .ensure_service(&service_id, &slos::service(&scope.service))
         .await
-        .map_err(|e| e.to_string())?
     {
-        Change::Created(n) => out.push(format!("created {n}")),
-        _ => out.push(format!("service {service_id} exists")),
-    }
-    let mut all_policies = policies(&channels);
+        Ok(Change::Created(n)) => {
+            report.lines.push(format!("created service: {n}"));
+            true
+        }
+        Ok(_) => {
+            report.lines.push(format!("service {service_id} exists"));
+            true
+        }
+        Err(e) => {
+            report.failures += 1;
+            report
+                .lines
+                .push(format!("FAILED service {service_id}: {e}"));
+            false
+        }
+    };
+    let mut all_policies = policies(scope, &channels);
     for name in SloName::ALL {
-        match api
-            .upsert_slo(
-                &service_id,
-                &slos::slo_id(name),
-                &slos::slo(name, &config.slo, config.budget_period),
-            )
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Change::Created(n) => out.push(format!("created {n}")),
-            Change::Updated(n) => out.push(format!("updated {n}")),
-            Change::WouldApply(w) => out.push(w),
+        if service_ok {
+            let result = api
+                .upsert_slo(
+                    &service_id,
+                    &slos::slo_id(name),
+                    &slos::slo(name, scope, config.budget_period),
+                )
+                .await;
+            report.record(&format!("SLO {}", slos::slo_id(name)), result);
         }
         for row in slos::rows(period_hours) {
-            all_policies.push(slos::burn_policy(
-                &api.project,
-                &service,
-                name,
-                row,
-                &channels,
-            ));
+            all_policies.push(slos::burn_policy(scope, name, row, &channels));
         }
     }
     for policy in all_policies {
-        match api
-            .upsert_policy(&policy)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Change::Created(n) => out.push(format!("created {n}")),
-            Change::Updated(n) => out.push(format!("updated {n}")),
-            Change::WouldApply(w) => out.push(w),
-        }
+        let what = format!(
+            "policy {:?}",
+            policy["displayName"].as_str().unwrap_or_default()
+        );
+        let result = api.upsert_policy(&policy).await;
+        report.record(&what, result);
     }
-    Ok(out.join("\n"))
+    Ok(report)
 }

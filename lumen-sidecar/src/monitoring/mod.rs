@@ -5,6 +5,7 @@ pub mod api;
 pub mod commands;
 pub mod dashboard;
 pub mod policies;
+pub mod scope;
 pub mod slos;
 
 pub use crate::metrics::service_metric_names as exported_metric_names;

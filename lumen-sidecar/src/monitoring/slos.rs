@@ -9,7 +9,8 @@
 
 use serde_json::{Value, json};
 
-use crate::eval::{ALERT_TABLE, BURN_WINDOWS, SloName, SloPeriod, SloTargets, alert_factor};
+use super::scope::Scope;
+use crate::eval::{ALERT_TABLE, BURN_WINDOWS, SloName, SloPeriod, alert_factor};
 
 /// The longest lookback Cloud Monitoring accepts for a burn rate, minutes.
 pub const MAX_LOOKBACK_MINUTES: u64 = 24 * 60;
@@ -37,8 +38,11 @@ pub fn service(service: &str) -> Value {
     json!({ "displayName": format!("{service} (Lumen)"), "custom": {} })
 }
 
-fn requests_filter(classes: &[&str]) -> String {
-    let mut f = format!("metric.type=\"{REQUESTS}\" resource.type=\"prometheus_target\"");
+fn requests_filter(scope: &Scope, classes: &[&str]) -> String {
+    let mut f = format!(
+        "metric.type=\"{REQUESTS}\" resource.type=\"prometheus_target\" metric.labels.service_name={}",
+        scope.quoted_service()
+    );
     if !classes.is_empty() {
         let quoted: Vec<String> = classes.iter().map(|c| format!("\"{c}\"")).collect();
         f.push_str(&format!(
@@ -64,14 +68,15 @@ pub fn slo_id(name: SloName) -> String {
     name.as_str().replace('_', "-")
 }
 
-/// One request-based SLO.
-pub fn slo(name: SloName, targets: &SloTargets, p: SloPeriod) -> Value {
+/// One request-based SLO on the scope's service's series.
+pub fn slo(name: SloName, scope: &Scope, p: SloPeriod) -> Value {
+    let targets = &scope.targets;
     let (goal, sli) = match name {
         SloName::Availability => (
             targets.availability_percent / 100.0,
             json!({ "requestBased": { "goodTotalRatio": {
-                "badServiceFilter": requests_filter(&["5xx", "error"]),
-                "totalServiceFilter": requests_filter(&[]),
+                "badServiceFilter": requests_filter(scope, &["5xx", "error"]),
+                "totalServiceFilter": requests_filter(scope, &[]),
             }}}),
         ),
         SloName::ErrorRate => {
@@ -80,8 +85,8 @@ pub fn slo(name: SloName, targets: &SloTargets, p: SloPeriod) -> Value {
             (
                 1.0 - targets.error_rate_percent / 100.0,
                 json!({ "requestBased": { "goodTotalRatio": {
-                    "badServiceFilter": requests_filter(&classes),
-                    "totalServiceFilter": requests_filter(&[]),
+                    "badServiceFilter": requests_filter(scope, &classes),
+                    "totalServiceFilter": requests_filter(scope, &[]),
                 }}}),
             )
         }
@@ -94,7 +99,10 @@ pub fn slo(name: SloName, targets: &SloTargets, p: SloPeriod) -> Value {
             (
                 share,
                 json!({ "requestBased": { "distributionCut": {
-                    "distributionFilter": format!("metric.type=\"{DURATION}\" resource.type=\"prometheus_target\""),
+                    "distributionFilter": format!(
+                        "metric.type=\"{DURATION}\" resource.type=\"prometheus_target\" metric.labels.service_name={}",
+                        scope.quoted_service()
+                    ),
                     "range": { "min": 0, "max": ms / 1000.0 },
                 }}}),
             )
@@ -130,16 +138,16 @@ pub fn rows(period_hours: f64) -> Vec<(&'static str, u64, u64, f64)> {
 
 /// The burn-rate policy of one SLO and one row.
 pub fn burn_policy(
-    project: &str,
-    service: &str,
+    scope: &Scope,
     name: SloName,
     row: (&str, u64, u64, f64),
     channels: &[String],
 ) -> Value {
     let (severity, long, short, factor) = row;
     let slo = format!(
-        "projects/{project}/services/{}/serviceLevelObjectives/{}",
-        service_id(service),
+        "projects/{}/services/{}/serviceLevelObjectives/{}",
+        scope.project,
+        service_id(&scope.service),
         slo_id(name)
     );
     let condition = |minutes: u64| {
@@ -154,7 +162,7 @@ pub fn burn_policy(
         })
     };
     json!({
-        "displayName": format!("Lumen budget: {} {severity} ({} min / {} min)", name.title(), long, short),
+        "displayName": format!("Lumen budget: {} {severity} ({} min / {} min) ({})", name.title(), long, short, scope.service),
         "combiner": "AND",
         "enabled": true,
         "severity": if severity == "page" { "CRITICAL" } else { "WARNING" },

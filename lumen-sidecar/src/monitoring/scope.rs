@@ -1,0 +1,117 @@
+//! What the generated artefacts are for: one service in one project, with
+//! the SLO targets of the sidecar's configuration. Every query, filter and
+//! display name the artefacts carry is scoped by it, so two services in one
+//! project (or one Prometheus) never share a policy, an SLO or a series.
+
+use crate::config::SidecarConfig;
+use crate::eval::SloTargets;
+
+/// One service's artefacts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
+    /// The Google Cloud project (`PROJECT_ID` when only rendering).
+    pub project: String,
+    /// The service, as its metrics' `service_name` label carries it.
+    pub service: String,
+    /// The SLO targets.
+    pub targets: SloTargets,
+}
+
+impl Scope {
+    /// The scope of `config`: the service from `--service`, else the
+    /// config's `service` (`LUMEN_SERVICE`), else Cloud Run's `K_SERVICE`.
+    pub fn from_config(
+        config: &SidecarConfig,
+        project: &str,
+        service: Option<&str>,
+    ) -> Result<Self, String> {
+        let service = service
+            .map(str::to_owned)
+            .or_else(|| config.service.clone())
+            .or_else(|| config.export.cloud_run.as_ref().map(|r| r.service.clone()))
+            .filter(|s| !s.is_empty())
+            .ok_or(
+                "which service? set --service, LUMEN_SERVICE, service in the config file, or K_SERVICE",
+            )?;
+        Ok(Self {
+            project: project.to_owned(),
+            service,
+            targets: config.slo.clone(),
+        })
+    }
+
+    /// The service as a quoted PromQL / filter string value.
+    pub fn quoted_service(&self) -> String {
+        quote(&self.service)
+    }
+
+    /// A PromQL selector of `metric` for this service, with more matchers.
+    pub fn selector(&self, metric: &str, matchers: &str) -> String {
+        if matchers.is_empty() {
+            format!("{metric}{{service_name={}}}", self.quoted_service())
+        } else {
+            format!(
+                "{metric}{{service_name={},{matchers}}}",
+                self.quoted_service()
+            )
+        }
+    }
+
+    /// Replaces `$SERVICE`, `$PROJECT` and the `$SLO_*` targets in a
+    /// definition; a `$NAME` left unknown is an error naming it.
+    pub fn substitute(&self, text: &str) -> Result<String, String> {
+        let t = &self.targets;
+        let escaped = self.quoted_service();
+        let service = &escaped[1..escaped.len() - 1];
+        let vars: [(&str, String); 6] = [
+            ("$SERVICE", service.to_owned()),
+            ("$PROJECT", self.project.clone()),
+            ("$SLO_AVAILABILITY", t.availability_percent.to_string()),
+            ("$SLO_ERROR_RATE", t.error_rate_percent.to_string()),
+            (
+                "$SLO_LATENCY_P95_SECONDS",
+                (t.latency_p95_ms / 1000.0).to_string(),
+            ),
+            (
+                "$SLO_LATENCY_P99_SECONDS",
+                (t.latency_p99_ms / 1000.0).to_string(),
+            ),
+        ];
+        let mut out = text.to_owned();
+        // Longest names first, so `$SLO_…` never half-matches a shorter one.
+        let mut ordered = vars.to_vec();
+        ordered.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+        for (name, value) in &ordered {
+            out = out.replace(name, value);
+        }
+        if let Some(at) = out
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .find_map(|l| l.find('$').map(|i| l[i..].to_owned()))
+        {
+            let name: String = at
+                .chars()
+                .take_while(|c| *c == '$' || c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            return Err(format!(
+                "unknown variable {name} (known: $SERVICE, $PROJECT, $SLO_AVAILABILITY, $SLO_ERROR_RATE, $SLO_LATENCY_P95_SECONDS, $SLO_LATENCY_P99_SECONDS)"
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// `text` as a double-quoted string (backslash and quote escaped), as PromQL
+/// and Cloud Monitoring filters write strings.
+pub fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
