@@ -13,13 +13,24 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric};
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+/// `google.rpc.Status`, the body Google's OTLP endpoint answers errors with.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    /// The gRPC code.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// The message.
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone)]
@@ -28,6 +39,10 @@ pub enum Answer {
     Accept,
     /// This status, with `Retry-After` when given.
     Status(u16, Option<&'static str>),
+    /// This status with a `google.rpc.Status` body carrying the message.
+    Refuse(u16, &'static str),
+    /// 200 with a partial success: this many points rejected, this message.
+    Partial(i64, &'static str),
     /// Wait until the gate opens, then answer the next step.
     Hold(watch::Receiver<bool>, Box<Answer>),
 }
@@ -132,10 +147,34 @@ impl Receiver {
                                         }
                                         code
                                     }
-                                    _ => {
+                                    Answer::Refuse(code, message) => {
+                                        *response.status_mut() =
+                                            http::StatusCode::from_u16(code).expect("valid");
                                         *response.body_mut() = Full::new(Bytes::from(
-                                            ExportMetricsServiceResponse::default().encode_to_vec(),
+                                            RpcStatus {
+                                                code: 3,
+                                                message: message.to_owned(),
+                                            }
+                                            .encode_to_vec(),
                                         ));
+                                        code
+                                    }
+                                    other => {
+                                        let answer = match other {
+                                            Answer::Partial(n, message) => {
+                                                ExportMetricsServiceResponse {
+                                                    partial_success: Some(
+                                                        ExportMetricsPartialSuccess {
+                                                            rejected_data_points: n,
+                                                            error_message: message.to_owned(),
+                                                        },
+                                                    ),
+                                                }
+                                            }
+                                            _ => ExportMetricsServiceResponse::default(),
+                                        };
+                                        *response.body_mut() =
+                                            Full::new(Bytes::from(answer.encode_to_vec()));
                                         response.headers_mut().insert(
                                             "content-type",
                                             "application/x-protobuf".parse().expect("valid"),

@@ -213,6 +213,17 @@ async fn grpc_export_reaches_a_grpc_receiver() {
 /// A metadata-server stand-in: requires `Metadata-Flavor: Google`, counts
 /// token requests, answers a token that expires in `expires_in` seconds.
 async fn metadata_server(expires_in: u64) -> (SocketAddr, Arc<AtomicU64>) {
+    metadata_server_failing_region(expires_in, 0).await.0
+}
+
+/// A metadata server whose region lookup fails (503) the first
+/// `region_failures` times; also returns how often the region was asked.
+async fn metadata_server_failing_region(
+    expires_in: u64,
+    region_failures: u64,
+) -> ((SocketAddr, Arc<AtomicU64>), Arc<AtomicU64>) {
+    let region_asked = Arc::new(AtomicU64::new(0));
+    let asked = Arc::clone(&region_asked);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -225,10 +236,12 @@ async fn metadata_server(expires_in: u64) -> (SocketAddr, Arc<AtomicU64>) {
                 return;
             };
             let counter = Arc::clone(&counter);
+            let asked = Arc::clone(&asked);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     move |req: http::Request<hyper::body::Incoming>| {
                         let counter = Arc::clone(&counter);
+                        let asked = Arc::clone(&asked);
                         async move {
                             let flavoured =
                                 req.headers().get("metadata-flavor").map(|v| v.as_bytes())
@@ -251,7 +264,11 @@ async fn metadata_server(expires_in: u64) -> (SocketAddr, Arc<AtomicU64>) {
                                     (200, "lumen-proj".into())
                                 }
                                 (true, "/computeMetadata/v1/instance/region") => {
-                                    (200, "projects/123/regions/europe-west1".into())
+                                    if asked.fetch_add(1, Ordering::SeqCst) < region_failures {
+                                        (503, "try again".into())
+                                    } else {
+                                        (200, "projects/123/regions/europe-west1".into())
+                                    }
                                 }
                                 (true, "/computeMetadata/v1/instance/id") => {
                                     (200, "inst-42".into())
@@ -271,7 +288,7 @@ async fn metadata_server(expires_in: u64) -> (SocketAddr, Arc<AtomicU64>) {
             });
         }
     });
-    (addr, tokens)
+    ((addr, tokens), region_asked)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,7 +319,11 @@ async fn on_cloud_run_the_export_is_authenticated_and_described() {
             .map(|v| v.to_str().expect("ascii").to_owned())
     };
     assert_eq!(header("authorization").as_deref(), Some("Bearer tok-1"));
-    assert_eq!(header("x-goog-user-project").as_deref(), Some("lumen-proj"));
+    assert_eq!(
+        header("x-goog-user-project"),
+        None,
+        "a service account's token bills its own project; the header would need serviceusage.services.use"
+    );
     for (key, value) in [
         ("service.name", "ion-mentoring-api"),
         ("service.version", "ion-mentoring-api-00007-xyz"),
@@ -442,4 +463,125 @@ async fn a_400_is_not_retried_and_the_drop_is_counted() {
         .and_then(|v| v.trim().parse().ok())
         .expect("counter present");
     assert!(dropped > 0, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_quota_project_is_sent_as_x_goog_user_project() {
+    let (metadata, _) = metadata_server(3600).await;
+    let mut receiver = Receiver::http(Vec::new()).await;
+    let (endpoint, metadata_host) = (format!("http://{}", receiver.addr), metadata.to_string());
+    let sidecar = SidecarProc::start(
+        free_port(),
+        &[
+            ("GCE_METADATA_HOST", metadata_host.as_str()),
+            ("LUMEN_GOOGLE_AUTH", "1"),
+            ("GOOGLE_CLOUD_QUOTA_PROJECT", "billing-proj"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
+        ],
+    )
+    .await;
+    ship_known_load(sidecar.addr).await;
+    assert_eq!(sidecar.proc.terminate(), Some(0));
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let got = receiver.received().pop().expect("one export");
+    assert_eq!(
+        got.headers
+            .get("x-goog-user-project")
+            .and_then(|v| v.to_str().ok()),
+        Some("billing-proj")
+    );
+    assert_eq!(
+        got.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer tok-1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_region_nothing_is_exported_until_the_metadata_server_says() {
+    let ((metadata, _), region_asked) = metadata_server_failing_region(3600, 3).await;
+    let mut receiver = Receiver::http(Vec::new()).await;
+    let (endpoint, metadata_host) = (format!("http://{}", receiver.addr), metadata.to_string());
+    let sidecar = SidecarProc::start(
+        free_port(),
+        &[
+            ("K_SERVICE", "ion-mentoring-api"),
+            ("GCE_METADATA_HOST", metadata_host.as_str()),
+            ("LUMEN_GOOGLE_AUTH", "1"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "10000"),
+        ],
+    )
+    .await;
+    ship_known_load(sidecar.addr).await;
+    receiver.wait_for(1, Duration::from_secs(60)).await;
+    assert!(
+        region_asked.load(Ordering::SeqCst) >= 4,
+        "the region was asked again after three failures"
+    );
+    assert_eq!(sidecar.proc.terminate(), Some(0));
+    for got in receiver.received() {
+        assert_eq!(
+            resource_attr(&got, "cloud.region").as_deref(),
+            Some("europe-west1"),
+            "no point ever left without its location"
+        );
+    }
+}
+
+async fn counter_value(sidecar: &SidecarProc, name: &str) -> Option<u64> {
+    let (_, body) = try_get(&format!("{}/metrics", sidecar.base())).await?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_points_are_counted_never_taken_for_sent() {
+    let mut receiver = Receiver::http(vec![
+        Answer::Partial(3, "points must have a location"),
+        Answer::Refuse(400, "Invalid metric name"),
+    ])
+    .await;
+    let endpoint = format!("http://{}", receiver.addr);
+    let sidecar = SidecarProc::start(
+        free_port(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "10000"),
+        ],
+    )
+    .await;
+    ship_known_load(sidecar.addr).await;
+    receiver.wait_for(2, Duration::from_secs(40)).await;
+    let refused = &receiver.received()[1];
+    let points_in_refused: u64 = refused
+        .request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| match &m.data {
+            Some(metric::Data::Gauge(g)) => g.data_points.len(),
+            Some(metric::Data::Sum(s)) => s.data_points.len(),
+            Some(metric::Data::Histogram(h)) => h.data_points.len(),
+            _ => 0,
+        })
+        .sum::<usize>() as u64;
+    assert!(points_in_refused > 0);
+    let rejected = eventually("rejections counted", Duration::from_secs(10), || async {
+        let n = counter_value(&sidecar, "lumen_otlp_points_rejected_total").await?;
+        (n == 3 + points_in_refused).then_some(n)
+    })
+    .await;
+    assert_eq!(rejected, 3 + points_in_refused);
+    assert_eq!(export_counter(&sidecar, "partial").await, Some(1));
+    assert_eq!(export_counter(&sidecar, "failed").await, Some(1));
+    assert_eq!(
+        export_counter(&sidecar, "sent").await,
+        Some(0),
+        "nothing was accepted whole"
+    );
 }

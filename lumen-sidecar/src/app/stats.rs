@@ -73,8 +73,10 @@ impl IngestStats {
 /// Counters of the OTLP export.
 #[derive(Debug, Default)]
 pub struct ExportStats {
-    /// Exports the endpoint accepted.
+    /// Exports the endpoint accepted whole.
     pub sent: AtomicU64,
+    /// Exports the endpoint accepted with some points rejected (partial success).
+    pub partial: AtomicU64,
     /// Exports that failed after the exporter's retries.
     pub failed: AtomicU64,
     /// Data points in failed exports (lost for gauges; counters and
@@ -82,6 +84,9 @@ pub struct ExportStats {
     pub points_dropped: AtomicU64,
     /// Ingested series whose latency could not be queued for the histogram.
     pub histogram_feed_dropped: AtomicU64,
+    /// Data points the endpoint refused: a partial success's
+    /// `rejected_data_points`, or every point of a request answered 4xx.
+    pub points_rejected: AtomicU64,
 }
 
 /// Counters of the Slack sender.

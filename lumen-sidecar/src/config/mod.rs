@@ -180,6 +180,9 @@ pub struct ExportConfig {
     pub metadata_host: String,
     /// Whether to send a Google access token from the metadata server.
     pub google_auth: bool,
+    /// The project to bill as `x-goog-user-project` (only when set: a
+    /// service account's token bills its own project without it).
+    pub quota_project: Option<String>,
     /// Set when running on Cloud Run.
     pub cloud_run: Option<CloudRunEnv>,
 }
@@ -196,6 +199,7 @@ impl Default for ExportConfig {
             resource_attributes: Vec::new(),
             metadata_host: DEFAULT_METADATA_HOST.to_owned(),
             google_auth: false,
+            quota_project: None,
             cloud_run: None,
         }
     }

@@ -519,6 +519,17 @@ pub static SETTINGS: &[Setting] = &[
         show: none,
     },
     Setting {
+        key: Some("export.quota_project"),
+        env: &["GOOGLE_CLOUD_QUOTA_PROJECT"],
+        default: "none (the token's own project pays)",
+        help: "a project to bill the export to (x-goog-user-project); needs roles/serviceusage.serviceUsageConsumer on it",
+        set: |d, v| {
+            d.config.export.quota_project = (!v.is_empty()).then(|| v.to_owned());
+            Ok(())
+        },
+        show: |c| c.export.quota_project.clone().map(Shown::Text),
+    },
+    Setting {
         key: None,
         env: &["LUMEN_GOOGLE_AUTH"],
         default: "on for *.googleapis.com endpoints",

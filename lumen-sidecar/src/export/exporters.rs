@@ -29,8 +29,14 @@ impl<E> CountingExporter<E> {
 
 impl<E: PushMetricExporter> PushMetricExporter for CountingExporter<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let rejected_before = self.stats.points_rejected.load(Ordering::Relaxed);
         let result = self.inner.export(metrics).await;
         match &result {
+            // Exports of one reader run one at a time: points rejected since
+            // this one began were rejected in its answer.
+            Ok(()) if self.stats.points_rejected.load(Ordering::Relaxed) > rejected_before => {
+                self.stats.partial.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(()) => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
             }

@@ -10,6 +10,8 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::Full;
 use opentelemetry_http::{HttpClient, HttpError};
 
+use super::answers::note_answer;
+use crate::app::ExportStats;
 use crate::gcp::TokenSource;
 
 /// Largest answer read from an OTLP endpoint.
@@ -22,20 +24,24 @@ pub struct OtlpHttpClient {
     token: Option<Arc<TokenSource>>,
     quota_project: Option<String>,
     timeout: Duration,
+    stats: Arc<ExportStats>,
 }
 
 impl OtlpHttpClient {
-    /// A client for http:// and https:// endpoints (webpki roots).
+    /// A client for http:// and https:// endpoints (webpki roots); sends
+    /// `x-goog-user-project` only when a quota project is given.
     pub fn new(
         token: Option<Arc<TokenSource>>,
         quota_project: Option<String>,
         timeout: Duration,
+        stats: Arc<ExportStats>,
     ) -> Self {
         Self {
             client: crate::https::https_client(),
             token,
             quota_project,
             timeout,
+            stats,
         }
     }
 }
@@ -56,10 +62,11 @@ impl HttpClient for OtlpHttpClient {
                 .headers
                 .insert("x-goog-user-project", HeaderValue::from_str(project)?);
         }
-        let request = Request::from_parts(parts, Full::new(body));
+        let request = Request::from_parts(parts, Full::new(body.clone()));
         let answer =
             crate::https::exchange(&self.client, request, Some(self.timeout), MAX_ANSWER_BYTES)
                 .await?;
+        note_answer(&self.stats, &body, answer.status, &answer.body);
         let mut response = Response::new(answer.body);
         *response.status_mut() = answer.status;
         *response.headers_mut() = answer.headers;

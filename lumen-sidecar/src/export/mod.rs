@@ -3,6 +3,7 @@
 //! cumulative counters and the latency histogram, every interval, on a
 //! periodic reader in its own task, never blocking ingest or reads.
 
+mod answers;
 mod data_points;
 mod exporters;
 mod http_client;
@@ -13,7 +14,7 @@ pub use exporters::{CountingExporter, StdoutExporter};
 pub use http_client::OtlpHttpClient;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -46,7 +47,8 @@ pub enum ExportError {
 /// The running export.
 #[derive(Debug)]
 pub struct MetricsExport {
-    provider: SdkMeterProvider,
+    provider: Arc<Mutex<Option<SdkMeterProvider>>>,
+    pending: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn random_instance_id() -> String {
@@ -120,8 +122,9 @@ fn reader<E: PushMetricExporter>(
 fn otlp_exporter(
     e: &ExportConfig,
     token: Option<Arc<TokenSource>>,
-    quota_project: Option<String>,
+    stats: Arc<ExportStats>,
 ) -> Result<opentelemetry_otlp::MetricExporter, ExportError> {
+    let quota_project = e.quota_project.clone();
     let endpoint = e.endpoint.clone().unwrap_or_default();
     let headers: HashMap<String, String> = e.headers.iter().cloned().collect();
     let built = match e.protocol {
@@ -130,7 +133,12 @@ fn otlp_exporter(
             .with_endpoint(endpoint)
             .with_timeout(EXPORT_TIMEOUT)
             .with_headers(headers)
-            .with_http_client(OtlpHttpClient::new(token, quota_project, EXPORT_TIMEOUT))
+            .with_http_client(OtlpHttpClient::new(
+                token,
+                quota_project,
+                EXPORT_TIMEOUT,
+                stats,
+            ))
             .build(),
         OtlpProtocol::Grpc => {
             let mut metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::new();
@@ -182,7 +190,9 @@ fn otlp_exporter(
 impl MetricsExport {
     /// Starts the export the config asks for (`None` when it is off). Must
     /// run inside the tokio runtime (the gRPC channel and the reader spawn
-    /// there).
+    /// there). Bad exporter settings fail here; on Google Cloud the export
+    /// begins once the metadata server has said where this instance runs
+    /// (retried with backoff: a point without a location is never sent).
     pub async fn start(
         config: &SidecarConfig,
         state: &Arc<AppState>,
@@ -192,12 +202,9 @@ impl MetricsExport {
             return Ok(None);
         }
         let metadata = MetadataClient::new(&e.metadata_host);
-        let identity = if e.cloud_run.is_some() || e.google_auth {
-            identify(&metadata).await
-        } else {
-            InstanceIdentity::default()
-        };
-        let token = e.google_auth.then(|| Arc::new(TokenSource::new(metadata)));
+        let token = e
+            .google_auth
+            .then(|| Arc::new(TokenSource::new(metadata.clone())));
         if let Some(t) = &token {
             if let Err(err) = t.token().await {
                 tracing::warn!(error = %err, "no access token yet; exports will retry");
@@ -216,45 +223,56 @@ impl MetricsExport {
                 });
             }
         }
-        let attrs = resource_attributes(config, &identity);
-        let resource = Resource::builder_empty()
-            .with_attributes(
-                attrs
-                    .iter()
-                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
-            )
-            .build();
-        let stats = Arc::clone(&state.export_stats);
-        let provider = match e.mode {
-            ExportMode::Stdout => SdkMeterProvider::builder()
-                .with_resource(resource)
-                .with_reader(reader(StdoutExporter, stats, e.interval))
-                .build(),
-            _ => {
-                let exporter = otlp_exporter(e, token, identity.project_id.clone())?;
-                SdkMeterProvider::builder()
-                    .with_resource(resource)
-                    .with_reader(reader(exporter, stats, e.interval))
-                    .build()
-            }
+        let exporter = match e.mode {
+            ExportMode::Stdout => None,
+            _ => Some(otlp_exporter(e, token, Arc::clone(&state.export_stats))?),
         };
-        let meter = provider.meter("lumen-sidecar");
-        let histogram = instruments::register(&meter, state);
-        let (feed, queue) = mpsc::channel(FEED_CAPACITY);
-        state.attach_histogram_feed(feed);
-        tokio::spawn(instruments::feed(histogram, queue));
-        tracing::info!(
-            mode = ?e.mode,
-            endpoint = e.endpoint.as_deref().unwrap_or("stdout"),
-            interval = ?e.interval,
-            "metrics export started"
-        );
-        Ok(Some(Self { provider }))
+        let slot: Arc<Mutex<Option<SdkMeterProvider>>> = Arc::default();
+        let needs_identity = e.cloud_run.is_some() || e.google_auth;
+        if !needs_identity {
+            let provider = build_provider(config, state, &InstanceIdentity::default(), exporter);
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(provider);
+            return Ok(Some(Self {
+                provider: slot,
+                pending: None,
+            }));
+        }
+        let (config, state, filled) = (config.clone(), Arc::clone(state), Arc::clone(&slot));
+        let pending = tokio::spawn(async move {
+            let identity = identify_until_known(&metadata, config.export.google_auth).await;
+            let provider = build_provider(&config, &state, &identity, exporter);
+            *filled.lock().unwrap_or_else(PoisonError::into_inner) = Some(provider);
+        });
+        Ok(Some(Self {
+            provider: slot,
+            pending: Some(pending),
+        }))
+    }
+
+    /// Whether the export runs (on Google Cloud: once the instance is known).
+    pub fn is_running(&self) -> bool {
+        self.provider
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 
     /// Collects and exports once more, then stops, within `grace`.
     pub async fn shutdown(self, grace: Duration) {
-        let provider = self.provider;
+        if let Some(pending) = &self.pending {
+            pending.abort();
+        }
+        let Some(provider) = self
+            .provider
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            tracing::warn!(
+                "the export never started (instance location unknown); nothing to flush"
+            );
+            return;
+        };
         let done = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(grace));
         match tokio::time::timeout(grace + Duration::from_secs(1), done).await {
             Ok(Ok(Ok(()))) => tracing::info!("final metrics export done"),
@@ -266,4 +284,74 @@ impl MetricsExport {
             ),
         }
     }
+}
+
+/// Asks the metadata server until it gives the region (and the project,
+/// with Google auth), backing off from 0.5 s to 30 s.
+async fn identify_until_known(metadata: &MetadataClient, needs_project: bool) -> InstanceIdentity {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        let identity = identify(metadata).await;
+        let missing: Vec<&str> = [
+            ("region", identity.region.is_none()),
+            ("project", needs_project && identity.project_id.is_none()),
+        ]
+        .iter()
+        .filter(|(_, missing)| *missing)
+        .map(|(what, _)| *what)
+        .collect();
+        if missing.is_empty() {
+            return identity;
+        }
+        tracing::warn!(
+            missing = ?missing,
+            retry_in = ?wait,
+            "the metadata server did not say where this instance runs; the export waits (a point without a location would be rejected)"
+        );
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The meter provider with every instrument of the catalogue registered and
+/// the latency feed connected.
+fn build_provider(
+    config: &SidecarConfig,
+    state: &Arc<AppState>,
+    identity: &InstanceIdentity,
+    exporter: Option<opentelemetry_otlp::MetricExporter>,
+) -> SdkMeterProvider {
+    let e = &config.export;
+    let attrs = resource_attributes(config, identity);
+    let resource = Resource::builder_empty()
+        .with_attributes(
+            attrs
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+        )
+        .build();
+    let stats = Arc::clone(&state.export_stats);
+    let provider = match exporter {
+        None => SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(reader(StdoutExporter, stats, e.interval))
+            .build(),
+        Some(exporter) => SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(reader(exporter, stats, e.interval))
+            .build(),
+    };
+    let meter = provider.meter("lumen-sidecar");
+    let histogram = instruments::register(&meter, state);
+    let (feed, queue) = mpsc::channel(FEED_CAPACITY);
+    state.attach_histogram_feed(feed);
+    tokio::spawn(instruments::feed(histogram, queue));
+    tracing::info!(
+        mode = ?e.mode,
+        endpoint = e.endpoint.as_deref().unwrap_or("stdout"),
+        interval = ?e.interval,
+        region = identity.region.as_deref().unwrap_or("-"),
+        "metrics export started"
+    );
+    provider
 }

@@ -400,10 +400,14 @@ pub static CATALOGUE: &[MetricDef] = &[
     own_counter(
         "lumen_otlp_exports_total",
         &["result"],
-        "OTLP exports the endpoint accepted, and that failed",
+        "OTLP exports the endpoint accepted whole (sent), with points rejected (partial), and that failed",
         |s| {
             let x = &s.app.export_stats;
-            results(&[("sent", &x.sent), ("failed", &x.failed)])
+            results(&[
+                ("sent", &x.sent),
+                ("partial", &x.partial),
+                ("failed", &x.failed),
+            ])
         },
     ),
     own_counter(
@@ -411,6 +415,12 @@ pub static CATALOGUE: &[MetricDef] = &[
         &[],
         "Data points in failed OTLP exports",
         |s| count(&s.app.export_stats.points_dropped),
+    ),
+    own_counter(
+        "lumen_otlp_points_rejected_total",
+        &[],
+        "Data points the OTLP endpoint refused (partial success, or a 4xx answer)",
+        |s| count(&s.app.export_stats.points_rejected),
     ),
     own_counter(
         "lumen_otlp_latency_feed_dropped_total",
