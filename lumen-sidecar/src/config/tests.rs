@@ -335,6 +335,7 @@ fn every_file_key_is_shown_and_read_back() {
             "server.auth_token",
             "store.snapshot_path",
             "export.endpoint",
+            "export.quota_project",
         ];
         assert!(
             found || optional.contains(&key),
