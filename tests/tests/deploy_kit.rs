@@ -88,3 +88,90 @@ fn the_dockerfile_is_multi_stage_non_root_without_healthcheck() {
     assert!(!instructions.iter().any(|l| l.starts_with("HEALTHCHECK")));
     assert!(instructions.iter().any(|l| l.contains("-p lumen-sidecar")));
 }
+
+/// `"0.75"` → 0.75 vCPU.
+fn cpu(container: &Value) -> f64 {
+    container["resources"]["limits"]["cpu"]
+        .as_str()
+        .expect("cpu as a string")
+        .parse()
+        .expect("a number")
+}
+
+/// `"512Mi"` / `"1Gi"` → MiB.
+fn mebibytes(text: &str) -> f64 {
+    if let Some(n) = text.strip_suffix("Mi") {
+        n.parse().expect("MiB")
+    } else if let Some(n) = text.strip_suffix("Gi") {
+        n.parse::<f64>().expect("GiB") * 1024.0
+    } else {
+        panic!("unexpected memory unit in {text}")
+    }
+}
+
+fn memory(container: &Value) -> f64 {
+    mebibytes(container["resources"]["limits"]["memory"].as_str().expect("memory"))
+}
+
+#[test]
+fn cpu_and_memory_follow_cloud_runs_rules() {
+    let s = service();
+    let template = &s["spec"]["template"];
+    let always_allocated =
+        template["metadata"]["annotations"]["run.googleapis.com/cpu-throttling"] == "false";
+    let containers = template["spec"]["containers"].as_sequence().expect("containers");
+    let total_cpu: f64 = containers.iter().map(cpu).sum();
+    let total_memory: f64 = containers.iter().map(memory).sum();
+    for c in containers {
+        let (cpu, memory) = (cpu(c), memory(c));
+        assert!(cpu >= 0.08, "{c:?}: at least 0.08 vCPU");
+        if cpu > 1.0 {
+            assert_eq!(cpu.fract(), 0.0, "above 1 vCPU only whole numbers");
+        } else {
+            assert!(((cpu * 1000.0).round() - cpu * 1000.0).abs() < 1e-9, "steps of 0.001");
+        }
+        if cpu < 0.5 {
+            assert!(memory <= 512.0, "below 0.5 vCPU at most 512 MiB");
+        }
+        if cpu < 1.0 {
+            assert!(memory <= 1024.0, "below 1 vCPU at most 1 GiB");
+        }
+    }
+    if always_allocated {
+        // Fail-safe reading of the rules (deploy/NOTES.md): a whole number, at least 1.
+        assert!(total_cpu >= 1.0, "CPU always allocated needs 1 vCPU per instance");
+        assert!((total_cpu - total_cpu.round()).abs() < 1e-9, "a whole-number total: {total_cpu}");
+    }
+    let max_memory = match total_cpu.round() as u64 {
+        1 => 4096.0,
+        2 => 8192.0,
+        4 => 16384.0,
+        other => panic!("unexpected instance CPU {other}"),
+    };
+    assert!(total_memory <= max_memory);
+}
+
+#[test]
+fn the_sidecar_keeps_its_state_on_an_in_memory_volume() {
+    let s = service();
+    let spec = &s["spec"]["template"]["spec"];
+    let volume = spec["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "lumen-state")
+        .expect("the state volume");
+    assert_eq!(volume["emptyDir"]["medium"], "Memory");
+    let size = mebibytes(volume["emptyDir"]["sizeLimit"].as_str().expect("a size limit"));
+    let sidecar = &spec["containers"][1];
+    assert!(size < memory(sidecar), "the volume fits inside the sidecar's memory");
+    let mount = sidecar["volumeMounts"]
+        .as_sequence()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == "lumen-state")
+        .expect("mounted in the sidecar");
+    let dir = mount["mountPath"].as_str().expect("a path");
+    let snapshot = env(sidecar, "LUMEN_SNAPSHOT_PATH").expect("a snapshot path");
+    assert!(snapshot.starts_with(&format!("{dir}/")), "{snapshot} under {dir}");
+}
