@@ -110,7 +110,11 @@ fn mebibytes(text: &str) -> f64 {
 }
 
 fn memory(container: &Value) -> f64 {
-    mebibytes(container["resources"]["limits"]["memory"].as_str().expect("memory"))
+    mebibytes(
+        container["resources"]["limits"]["memory"]
+            .as_str()
+            .expect("memory"),
+    )
 }
 
 #[test]
@@ -119,7 +123,9 @@ fn cpu_and_memory_follow_cloud_runs_rules() {
     let template = &s["spec"]["template"];
     let always_allocated =
         template["metadata"]["annotations"]["run.googleapis.com/cpu-throttling"] == "false";
-    let containers = template["spec"]["containers"].as_sequence().expect("containers");
+    let containers = template["spec"]["containers"]
+        .as_sequence()
+        .expect("containers");
     let total_cpu: f64 = containers.iter().map(cpu).sum();
     let total_memory: f64 = containers.iter().map(memory).sum();
     for c in containers {
@@ -128,7 +134,10 @@ fn cpu_and_memory_follow_cloud_runs_rules() {
         if cpu > 1.0 {
             assert_eq!(cpu.fract(), 0.0, "above 1 vCPU only whole numbers");
         } else {
-            assert!(((cpu * 1000.0).round() - cpu * 1000.0).abs() < 1e-9, "steps of 0.001");
+            assert!(
+                ((cpu * 1000.0).round() - cpu * 1000.0).abs() < 1e-9,
+                "steps of 0.001"
+            );
         }
         if cpu < 0.5 {
             assert!(memory <= 512.0, "below 0.5 vCPU at most 512 MiB");
@@ -139,8 +148,14 @@ fn cpu_and_memory_follow_cloud_runs_rules() {
     }
     if always_allocated {
         // Fail-safe reading of the rules (deploy/NOTES.md): a whole number, at least 1.
-        assert!(total_cpu >= 1.0, "CPU always allocated needs 1 vCPU per instance");
-        assert!((total_cpu - total_cpu.round()).abs() < 1e-9, "a whole-number total: {total_cpu}");
+        assert!(
+            total_cpu >= 1.0,
+            "CPU always allocated needs 1 vCPU per instance"
+        );
+        assert!(
+            (total_cpu - total_cpu.round()).abs() < 1e-9,
+            "a whole-number total: {total_cpu}"
+        );
     }
     let max_memory = match total_cpu.round() as u64 {
         1 => 4096.0,
@@ -162,9 +177,16 @@ fn the_sidecar_keeps_its_state_on_an_in_memory_volume() {
         .find(|v| v["name"] == "lumen-state")
         .expect("the state volume");
     assert_eq!(volume["emptyDir"]["medium"], "Memory");
-    let size = mebibytes(volume["emptyDir"]["sizeLimit"].as_str().expect("a size limit"));
+    let size = mebibytes(
+        volume["emptyDir"]["sizeLimit"]
+            .as_str()
+            .expect("a size limit"),
+    );
     let sidecar = &spec["containers"][1];
-    assert!(size < memory(sidecar), "the volume fits inside the sidecar's memory");
+    assert!(
+        size < memory(sidecar),
+        "the volume fits inside the sidecar's memory"
+    );
     let mount = sidecar["volumeMounts"]
         .as_sequence()
         .expect("mounts")
@@ -173,5 +195,8 @@ fn the_sidecar_keeps_its_state_on_an_in_memory_volume() {
         .expect("mounted in the sidecar");
     let dir = mount["mountPath"].as_str().expect("a path");
     let snapshot = env(sidecar, "LUMEN_SNAPSHOT_PATH").expect("a snapshot path");
-    assert!(snapshot.starts_with(&format!("{dir}/")), "{snapshot} under {dir}");
+    assert!(
+        snapshot.starts_with(&format!("{dir}/")),
+        "{snapshot} under {dir}"
+    );
 }

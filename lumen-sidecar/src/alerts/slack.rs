@@ -243,4 +243,19 @@ mod tests {
         );
         assert!(m.to_string().len() < 40_000);
     }
+
+    #[test]
+    fn messages_use_slack_mrkdwn_not_commonmark() {
+        for rule in seed_rules() {
+            let name = rule.name;
+            let m = message(&AlertEvent::Firing { rule, value: 1.0 }, "api");
+            for b in m["blocks"].as_array().expect("blocks") {
+                let text = b["text"]["text"].as_str().expect("text");
+                assert_eq!(b["text"]["type"], "mrkdwn");
+                assert!(!text.contains("**"), "CommonMark bold in {text}");
+            }
+            let runbook = m["blocks"][2]["text"]["text"].as_str().expect("runbook");
+            assert!(runbook.starts_with(&format!("*{name}*:")), "{runbook}");
+        }
+    }
 }
