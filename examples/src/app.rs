@@ -171,7 +171,7 @@ impl RunningApi {
 
     /// Stops taking requests, finishes those in flight, then ships what is
     /// left within `grace`.
-    pub async fn stop(self, grace: Duration) -> ShutdownReport {
+    pub async fn stop(mut self, grace: Duration) -> ShutdownReport {
         let _ = self.stop.send(());
         match tokio::time::timeout(grace, self.server).await {
             Ok(Ok(Ok(()))) => {}

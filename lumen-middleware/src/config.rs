@@ -55,7 +55,8 @@ pub struct LumenConfig {
     pub service: String,
     /// The running revision, sent with every batch.
     pub revision: Option<String>,
-    /// The sidecar's ingest URL (plain HTTP; it runs beside the app).
+    /// The sidecar's URL (plain HTTP; it runs beside the app): its base URL
+    /// (`http://127.0.0.1:9464`) or its ingest URL (`…/v1/ingest`).
     pub sidecar_url: String,
     /// Bearer token the sidecar requires (its `LUMEN_AUTH_TOKEN`), if any.
     pub sidecar_token: Option<String>,
@@ -157,6 +158,21 @@ impl LumenConfig {
         Ok(c)
     }
 
+    /// The URL batches are posted to: `sidecar_url` as given when it names a
+    /// path, else the sidecar's base URL with `/v1/ingest` (so
+    /// `http://127.0.0.1:9464` and `http://127.0.0.1:9464/v1/ingest` both work).
+    pub fn ingest_url(&self) -> String {
+        let url = self.sidecar_url.trim_end_matches('/');
+        let path_start = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.find('/'))
+            .map(|i| i + "http://".len());
+        match path_start {
+            Some(_) => url.to_owned(),
+            None => format!("{url}/v1/ingest"),
+        }
+    }
+
     /// Checks ranges: an interval of at least 100 ms, a pending cap of at
     /// least 2, a histogram the sidecar accepts.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -237,5 +253,35 @@ mod tests {
         assert!(e.to_string().contains("significant digits"), "{e}");
         let e = from(&[("LUMEN_SIDECAR_URL", "https://x")]).expect_err("bad");
         assert!(e.to_string().starts_with("sidecar_url"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod ingest_url_tests {
+    use super::LumenConfig;
+
+    #[test]
+    fn the_base_url_and_the_ingest_url_both_work() {
+        let url = |u: &str| {
+            let mut c = LumenConfig::default();
+            c.sidecar_url = u.to_owned();
+            c.ingest_url()
+        };
+        assert_eq!(
+            url("http://127.0.0.1:9464"),
+            "http://127.0.0.1:9464/v1/ingest"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:9464/"),
+            "http://127.0.0.1:9464/v1/ingest"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:9464/v1/ingest"),
+            "http://127.0.0.1:9464/v1/ingest"
+        );
+        assert_eq!(
+            url("http://sidecar:9464/custom"),
+            "http://sidecar:9464/custom"
+        );
     }
 }

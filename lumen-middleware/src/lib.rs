@@ -14,7 +14,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let (layer, shipper) = pair(LumenConfig::from_env()?)?;
-//! let shipper = shipper.spawn();
+//! let mut shipper = shipper.spawn();
 //!
 //! let service = ServiceBuilder::new()
 //!     .layer(layer)
@@ -69,6 +69,8 @@ mod registry;
 mod route;
 #[cfg(feature = "layer")]
 mod shipper;
+#[cfg(feature = "layer")]
+mod signal;
 
 #[cfg(feature = "layer")]
 pub use body::ResponseBody;
@@ -88,9 +90,11 @@ pub use recorder::Recorder;
 #[cfg(feature = "layer")]
 pub use registry::{IntervalSeries, OTHER_ROUTE};
 #[cfg(feature = "layer")]
-pub use route::ClassifyRoute;
+pub use route::{ClassifyRoute, route_fn};
 #[cfg(feature = "layer")]
 pub use shipper::{Shipper, ShipperHandle, ShipperStats, ShutdownReport};
+#[cfg(feature = "layer")]
+pub use signal::shutdown_signal;
 
 /// The layer and the shipper that sends what it records.
 ///

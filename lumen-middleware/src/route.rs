@@ -70,3 +70,35 @@ impl RouteLabels {
         }
     }
 }
+
+/// Gives a route closure the signature [`LumenLayer::with_route_fn`](crate::LumenLayer::with_route_fn)
+/// needs when the closure is defined before it is passed (a closure in a
+/// `let` otherwise gets one lifetime for its arguments and fails with
+/// "implementation of `Fn` is not general enough").
+///
+/// ```
+/// use lumen_middleware::{LumenConfig, pair, route_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (layer, _shipper) = pair(LumenConfig::default())?;
+/// // Defined first, used later: wrap it in `route_fn`.
+/// let classify = route_fn(|_, uri, _| uri.path().strip_prefix("/api"));
+/// let layer = layer.with_route_fn(classify);
+/// // Passed inline, or as a `fn` item, it needs no wrapper.
+/// fn by_first_segment<'a>(
+///     _: &'a http::Method,
+///     uri: &'a http::Uri,
+///     _: &'a http::Extensions,
+/// ) -> Option<&'a str> {
+///     uri.path().split('/').nth(1)
+/// }
+/// let _ = layer.with_route_fn(by_first_segment);
+/// # Ok(()) }
+/// ```
+pub fn route_fn<F>(classify: F) -> F
+where
+    F: for<'a> Fn(&'a Method, &'a Uri, &'a Extensions) -> Option<&'a str> + Send + Sync + 'static,
+{
+    classify
+}

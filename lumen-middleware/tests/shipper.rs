@@ -176,7 +176,7 @@ fn record(recorder: &Recorder, n: u64) {
 async fn a_lost_ack_resends_the_same_batch_and_counts_once() {
     let mut sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
     sidecar.script(&[Script::ApplyButLoseAck]);
-    let (recorder, shipper) = start_app(config(sidecar.addr));
+    let (recorder, mut shipper) = start_app(config(sidecar.addr));
     record(&recorder, 50);
     sidecar.wait_applied(50).await;
     record(&recorder, 25);
@@ -201,7 +201,7 @@ async fn a_sidecar_down_then_back_gets_every_request_once() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let (recorder, shipper) = start_app(config(addr));
+    let (recorder, mut shipper) = start_app(config(addr));
     record(&recorder, 40);
     // Let the shipper fail for a while: wait until it has failed several times.
     let failed = async {
@@ -240,7 +240,7 @@ async fn shutdown_flushes_the_open_interval() {
         c.interval = Duration::from_secs(3600);
         c
     };
-    let (recorder, shipper) = start_app(config);
+    let (recorder, mut shipper) = start_app(config);
     record(&recorder, 33);
     recorder.record_error(Some("/r"), 5);
     recorder.record_cancelled(Some("/r"));
@@ -263,7 +263,7 @@ async fn shutdown_flushes_the_open_interval() {
 async fn a_refused_batch_is_dropped_and_counted_and_later_ones_flow() {
     let mut sidecar = StandIn::start(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
     sidecar.script(&[Script::Refuse]);
-    let (recorder, shipper) = start_app(config(sidecar.addr));
+    let (recorder, mut shipper) = start_app(config(sidecar.addr));
     record(&recorder, 10);
     // Wait until the first batch (holding the 10) was refused.
     let refused = async {
@@ -289,7 +289,7 @@ async fn flush_ships_now_without_waiting_for_the_interval() {
         c.interval = Duration::from_secs(3600);
         c
     };
-    let (recorder, shipper) = start_app(config);
+    let (recorder, mut shipper) = start_app(config);
     record(&recorder, 12);
     let report = shipper.flush().await;
     assert_eq!((report.unsent_batches, report.unsent_requests), (0, 0));
@@ -308,7 +308,7 @@ async fn the_sidecar_token_is_sent_as_a_bearer() {
         c.sidecar_token = Some("s3cret".into());
         c
     };
-    let (recorder, shipper) = start_app(config);
+    let (recorder, mut shipper) = start_app(config);
     record(&recorder, 2);
     let _ = shipper.flush().await;
     let auth = sidecar.state.lock().expect("lock").authorizations.clone();

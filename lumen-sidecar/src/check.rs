@@ -37,7 +37,10 @@ pub enum CheckError {
 
 /// GETs `path` (with query) from the sidecar at `base` and returns the body.
 pub async fn get(base: &str, path_and_query: &str) -> Result<Bytes, CheckError> {
-    let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
+    // The app's LUMEN_SIDECAR_URL may name the ingest URL: the base is before it.
+    let base = base.trim_end_matches('/');
+    let base = base.strip_suffix("/v1/ingest").unwrap_or(base);
+    let url = format!("{base}{path_and_query}");
     let uri: http::Uri = url.parse().map_err(|e| CheckError::Unreachable {
         url: url.clone(),
         reason: format!("not a URL: {e}"),

@@ -33,8 +33,9 @@ pub enum Command {
     /// Exit code: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 no data, unreachable
     /// or bad answer.
     Check {
-        /// The sidecar's base URL.
-        #[arg(long, env = "LUMEN_URL", default_value = crate::check::DEFAULT_URL)]
+        /// The sidecar's URL: its base URL, or the `/v1/ingest` URL the app's
+        /// LUMEN_SIDECAR_URL names (the same variable).
+        #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = crate::check::DEFAULT_URL)]
         url: String,
         /// Evaluation window, whole minutes from 1m to 24h (default: the sidecar's).
         #[arg(long)]
@@ -51,8 +52,9 @@ pub enum Command {
     /// Exit code: 0 EXCELLENT or GOOD, 1 FAIR, 2 POOR, 3 no data,
     /// unreachable or bad answer.
     Health {
-        /// The sidecar's base URL.
-        #[arg(long, env = "LUMEN_URL", default_value = crate::check::DEFAULT_URL)]
+        /// The sidecar's URL: its base URL, or the `/v1/ingest` URL the app's
+        /// LUMEN_SIDECAR_URL names (the same variable).
+        #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = crate::check::DEFAULT_URL)]
         url: String,
         /// Evaluation window, whole minutes from 1m to 24h (default: the sidecar's).
         #[arg(long)]

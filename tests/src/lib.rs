@@ -89,6 +89,8 @@ pub struct Proc {
     child: Option<Child>,
     /// What it is, for messages.
     pub name: String,
+    /// The file its stdout and stderr go to.
+    pub log: PathBuf,
 }
 
 impl Proc {
@@ -109,7 +111,13 @@ impl Proc {
         Self {
             child: Some(child),
             name: format!("{name} (log {})", log.display()),
+            log,
         }
+    }
+
+    /// What it has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Its process id.

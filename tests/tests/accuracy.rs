@@ -29,7 +29,7 @@ async fn quantiles_through_the_whole_path_are_within_a_thousandth() {
             c
         })
         .expect("valid");
-        let shipper = shipper.spawn();
+        let mut shipper = shipper.spawn();
         let recorder = layer.recorder();
 
         let mut values = distribution.sample(SAMPLES, seed as u64 + 1);

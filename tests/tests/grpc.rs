@@ -72,7 +72,7 @@ async fn grpc_failures_are_counted_by_grpc_status_not_http_200() {
     config.service = "grpc-api".into();
     config.sidecar_url = format!("{}/v1/ingest", sidecar.base());
     let (layer, shipper) = pair(config).expect("valid config");
-    let shipper = shipper.spawn();
+    let mut shipper = shipper.spawn();
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

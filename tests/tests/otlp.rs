@@ -29,7 +29,7 @@ async fn ship_known_load(sidecar: SocketAddr) {
         c
     })
     .expect("valid");
-    let shipper = shipper.spawn();
+    let mut shipper = shipper.spawn();
     let r = layer.recorder();
     for i in 0..1000 {
         if i < 990 {

@@ -36,6 +36,29 @@ pub(crate) enum SendError {
 }
 
 impl SendError {
+    /// An answer that says the app is set up wrong (wrong URL: 404/405;
+    /// wrong token: 401/403; another service's sidecar: 409). Nothing is
+    /// wrong with the batch: it is kept and sent again once that is fixed.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::Status { status, .. }
+            if matches!(status.as_u16(), 401 | 403 | 404 | 405 | 409))
+    }
+
+    /// What to fix, for a configuration error.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Self::Status { status, .. } => match status.as_u16() {
+                401 | 403 => "LUMEN_SIDECAR_TOKEN must equal the sidecar's LUMEN_AUTH_TOKEN",
+                404 | 405 => {
+                    "LUMEN_SIDECAR_URL must be the sidecar's base URL (http://127.0.0.1:9464) or its /v1/ingest URL"
+                }
+                409 => "this sidecar serves another service: give each service its own sidecar",
+                _ => "",
+            },
+            _ => "",
+        }
+    }
+
     /// A refusal that resending the same bytes cannot change (400, 413, 422).
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Status { status, .. }
@@ -58,6 +81,11 @@ pub(crate) struct SidecarClient {
 }
 
 impl SidecarClient {
+    /// The URL batches go to.
+    pub(crate) fn url(&self) -> &Uri {
+        &self.url
+    }
+
     pub(crate) fn new(url: Uri, timeout: Duration, token: Option<&str>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));

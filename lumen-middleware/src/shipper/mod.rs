@@ -33,6 +33,7 @@ pub(crate) struct ShipperCounters {
     pub(crate) batches_merged: AtomicU64,
     pub(crate) batches_refused: AtomicU64,
     pub(crate) requests_acknowledged: AtomicU64,
+    pub(crate) configuration_errors: AtomicU64,
 }
 
 /// A shipper's counters at one moment.
@@ -49,6 +50,9 @@ pub struct ShipperStats {
     pub batches_refused: u64,
     /// Requests in acknowledged batches.
     pub requests_acknowledged: u64,
+    /// Sends answered 401, 403, 404, 405 or 409: the app's or the sidecar's
+    /// configuration is wrong (logged as errors; the batches are kept).
+    pub configuration_errors: u64,
 }
 
 impl ShipperCounters {
@@ -60,6 +64,7 @@ impl ShipperCounters {
             batches_merged: get(&self.batches_merged),
             batches_refused: get(&self.batches_refused),
             requests_acknowledged: get(&self.requests_acknowledged),
+            configuration_errors: get(&self.configuration_errors),
         }
     }
 }
@@ -77,6 +82,7 @@ pub struct ShutdownReport {
 
 /// Sends what a [`LumenLayer`](crate::LumenLayer) records. Made by
 /// [`pair`](crate::pair); start it with [`spawn`](Self::spawn).
+#[must_use = "nothing is shipped until the shipper is spawned"]
 pub struct Shipper {
     registry: &'static Registry,
     config: LumenConfig,
@@ -96,25 +102,36 @@ impl std::fmt::Debug for Shipper {
     }
 }
 
-/// Controls a running [`Shipper`].
+/// Controls a running [`Shipper`]. Dropping it stops the shipper at once,
+/// unsent intervals and all: keep it, and call [`shutdown`](Self::shutdown)
+/// before the process ends.
 #[derive(Debug)]
+#[must_use = "dropping the handle stops shipping at once; keep it and call shutdown"]
 pub struct ShipperHandle {
-    stop: oneshot::Sender<Instant>,
+    stop: Option<oneshot::Sender<Instant>>,
     flush: mpsc::Sender<oneshot::Sender<ShutdownReport>>,
-    task: JoinHandle<ShutdownReport>,
+    task: Option<JoinHandle<ShutdownReport>>,
     stats: Arc<ShipperCounters>,
     instance: String,
 }
 
 impl ShipperHandle {
     /// Closes the current interval and sends everything left, giving up at
-    /// `grace` from now (Cloud Run allows 10 s after SIGTERM).
-    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
-        let _ = self.stop.send(Instant::now() + grace);
-        self.task.await.unwrap_or(ShutdownReport {
+    /// `grace` from now (Cloud Run allows 10 s after SIGTERM). The handle
+    /// stays, so [`stats`](Self::stats) can be read after; a second call
+    /// reports nothing left.
+    pub async fn shutdown(&mut self, grace: Duration) -> ShutdownReport {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(Instant::now() + grace);
+        }
+        let nothing = ShutdownReport {
             unsent_batches: 0,
             unsent_requests: 0,
-        })
+        };
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(nothing),
+            None => nothing,
+        }
     }
 
     /// Closes the current interval now and tries once to send everything
@@ -161,7 +178,7 @@ impl Shipper {
         config.validate()?;
         let url: http::Uri =
             config
-                .sidecar_url
+                .ingest_url()
                 .parse()
                 .map_err(|e| crate::ConfigError::Invalid {
                     key: "sidecar_url",
@@ -195,9 +212,9 @@ impl Shipper {
         let instance = self.instance.clone();
         let task = tokio::spawn(self.run(stopped, flushes));
         ShipperHandle {
-            stop,
+            stop: Some(stop),
             flush,
-            task,
+            task: Some(task),
             stats,
             instance,
         }
@@ -293,6 +310,13 @@ impl Shipper {
                     log.failed(&format!("sidecar acknowledged seq {applied}, not {seq}"));
                     return Some(Instant::now() + backoff.next_wait());
                 }
+                Err(e) if e.is_configuration() => {
+                    self.stats
+                        .configuration_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    log.misconfigured(&e, self.client.url());
+                    return Some(Instant::now() + backoff.next_wait());
+                }
                 Err(e) if e.is_permanent() => {
                     self.queue.discard_front();
                     self.stats.batches_refused.fetch_add(1, Ordering::Relaxed);
@@ -358,6 +382,27 @@ impl FailureLog {
                     error,
                     suppressed = self.suppressed,
                     "cannot deliver a batch to the sidecar; will retry"
+                );
+                self.last_logged = Some(now);
+                self.suppressed = 0;
+            }
+        }
+    }
+
+    /// A configuration error: logged as an error with what to fix, at most
+    /// once a minute, the batch kept.
+    fn misconfigured(&mut self, error: &client::SendError, url: &http::Uri) {
+        let now = Instant::now();
+        self.failing_since.get_or_insert(now);
+        match self.last_logged {
+            Some(at) if now.duration_since(at) < LOG_EVERY => self.suppressed += 1,
+            _ => {
+                tracing::error!(
+                    %url,
+                    error = %error,
+                    fix = error.hint(),
+                    suppressed = self.suppressed,
+                    "the sidecar refuses this app's batches: a configuration error; batches are kept until it is fixed"
                 );
                 self.last_logged = Some(now);
                 self.suppressed = 0;

@@ -16,16 +16,19 @@ pub enum RejectReason {
     Unauthorized,
     /// Not `application/json` (415).
     ContentType,
+    /// Another service's batch (409).
+    OtherService,
 }
 
 impl RejectReason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Malformed,
         Self::Future,
         Self::TooLarge,
         Self::Unauthorized,
         Self::ContentType,
+        Self::OtherService,
     ];
 
     /// The `reason` label.
@@ -36,6 +39,7 @@ impl RejectReason {
             Self::TooLarge => "too_large",
             Self::Unauthorized => "unauthorized",
             Self::ContentType => "content_type",
+            Self::OtherService => "other_service",
         }
     }
 }
@@ -52,7 +56,7 @@ pub struct IngestStats {
     /// Finished requests in stored batches.
     pub requests: AtomicU64,
     /// Refusals by reason, in [`RejectReason::ALL`] order.
-    pub rejected: [AtomicU64; 5],
+    pub rejected: [AtomicU64; 6],
     /// Snapshots written.
     pub snapshots_written: AtomicU64,
     /// Snapshot writes that failed.

@@ -2,11 +2,18 @@
 
 use crate::eval::SloResult;
 
-/// `99.52%`, `123.4 ms`, or `n/a` without a value.
+/// `99.52%`, `123.4 ms`, `0.021 ms`, or `n/a` without a value. Values
+/// below 1 keep three significant digits, so a sub-millisecond latency
+/// never reads as `0 ms`.
 pub fn value(v: Option<f64>, unit: &str) -> String {
     match (v, unit) {
         (None, _) => "n/a".to_owned(),
         (Some(v), "%") => format!("{}%", trim(v, 3)),
+        (Some(v), unit) if v != 0.0 && v.abs() < 1.0 => {
+            // Three significant digits: 0.0213 → 0.0213, 0.5 → 0.5.
+            let digits = (2 - v.abs().log10().floor() as i64).clamp(1, 9) as usize;
+            format!("{} {unit}", trim(v, digits))
+        }
         (Some(v), unit) => format!("{} {unit}", trim(v, 1)),
     }
 }
@@ -96,6 +103,9 @@ mod tests {
         assert_eq!(value(Some(200.0), "ms"), "200 ms");
         assert_eq!(value(Some(12.345), "ms"), "12.3 ms");
         assert_eq!(value(None, "ms"), "n/a");
+        assert_eq!(value(Some(0.021), "ms"), "0.021 ms", "21 µs");
+        assert_eq!(value(Some(0.5), "ms"), "0.5 ms");
+        assert_eq!(value(Some(0.0), "ms"), "0 ms");
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc(1_764_135_540_000), "2025-11-26T05:39:00Z");
         assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00Z");

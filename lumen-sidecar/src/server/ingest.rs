@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 
 use crate::app::{AppState, RejectReason, now_ms};
-use crate::store::Applied;
+use crate::store::{Applied, StoreError};
 
 fn refuse(app: &AppState, reason: RejectReason, status: StatusCode, message: String) -> Response {
     app.stats.reject(reason);
@@ -103,7 +103,16 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     };
     let applied = app.store().apply(&batch, now_ms());
     match applied {
-        Err(e) => refuse(
+        Err(e @ StoreError::OtherService { .. }) => {
+            tracing::error!(error = %e, instance = %batch.instance, "batch of another service refused");
+            refuse(
+                &app,
+                RejectReason::OtherService,
+                StatusCode::CONFLICT,
+                e.to_string(),
+            )
+        }
+        Err(e @ StoreError::FromTheFuture { .. }) => refuse(
             &app,
             RejectReason::Future,
             StatusCode::BAD_REQUEST,

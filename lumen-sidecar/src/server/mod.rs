@@ -24,6 +24,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/budget", get(read::budget))
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
-        .route("/", get(read::status_page))
+        .route("/", get(read::status_page).post(misdirected))
+        .fallback(misdirected)
         .with_state(state)
+}
+
+/// A request for a path the sidecar does not serve: logged (a wrong
+/// `LUMEN_SIDECAR_URL` shows up here) and answered 404 with the paths.
+async fn misdirected(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::warn!(%method, path = %uri.path(), "request for a path the sidecar does not serve; batches go to POST /v1/ingest");
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({
+            "error": format!("no {method} {}: batches go to POST /v1/ingest; reads are GET /v1/slo, /v1/report, /v1/health, /v1/budget, /metrics, /healthz, /", uri.path())
+        })),
+    )
+        .into_response()
 }

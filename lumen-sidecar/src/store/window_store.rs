@@ -38,6 +38,16 @@ pub enum StoreError {
         /// How far ahead.
         ahead_ms: u64,
     },
+    /// The batch is another service's: one sidecar serves one service.
+    #[error(
+        "service: this sidecar serves {serves:?}, the batch is from {got:?}; give each service its own sidecar"
+    )]
+    OtherService {
+        /// The service this sidecar serves (its first batch's).
+        serves: String,
+        /// The batch's.
+        got: String,
+    },
 }
 
 /// What applying a batch did.
@@ -283,6 +293,14 @@ impl WindowStore {
         if batch.end_ms > now_ms.saturating_add(MAX_FUTURE_MS) {
             return Err(StoreError::FromTheFuture {
                 ahead_ms: batch.end_ms - now_ms,
+            });
+        }
+        if let Some(serves) = &self.service
+            && *serves != batch.service
+        {
+            return Err(StoreError::OtherService {
+                serves: serves.clone(),
+                got: batch.service.clone(),
             });
         }
         let last = self.ledger.applied_seq(&batch.instance);

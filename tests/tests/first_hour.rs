@@ -1,0 +1,166 @@
+//! A new user's first hour: the README's app keeps every request across
+//! SIGTERM, a wrong sidecar URL or token is loud and loses nothing, and one
+//! sidecar refuses a second service instead of merging it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use lumen_middleware::{LumenConfig, pair};
+use lumen_tests::*;
+
+fn readme_snippet() -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
+    let section = readme
+        .split("## Add the layer to your app")
+        .nth(1)
+        .expect("the section");
+    let start = section.find("```rust,no_run\n").expect("a rust block") + "```rust,no_run\n".len();
+    let end = section[start..].find("```\n").expect("its end");
+    section[start..start + end].to_owned()
+}
+
+async fn get_hello(base: &str, n: usize) {
+    for _ in 0..n {
+        let (status, body) = try_get(&format!("{base}/hello")).await.expect("an answer");
+        assert_eq!((status, body.as_str()), (200, "hello"));
+    }
+}
+
+#[test]
+fn the_readme_snippet_is_the_example_binary() {
+    let file = std::fs::read_to_string(workspace_root().join("examples/src/bin/readme_app.rs"))
+        .expect("the example");
+    let code: String = file
+        .lines()
+        .skip_while(|l| l.starts_with("//!") || l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(readme_snippet(), code);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_app_keeps_every_request_across_sigterm() {
+    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let port = free_port();
+    let mut cmd = Command::new(binary("readme_app"));
+    cmd.env("PORT", port.to_string())
+        // The base URL, as `check --url` takes it.
+        .env("LUMEN_SIDECAR_URL", sidecar.base())
+        .env("LUMEN_SERVICE", "readme-app")
+        // No interval closes before the SIGTERM: everything rides on shutdown.
+        .env("LUMEN_INTERVAL", "1h")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    let app = Proc::spawn("readme-app", cmd);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base, "/hello").await;
+    get_hello(&base, 1000).await;
+    assert_eq!(
+        sidecar.slo("5m").await["requests"],
+        0,
+        "nothing shipped yet"
+    );
+    let log = app.log.clone();
+    assert_eq!(app.terminate(), Some(0), "a clean exit on SIGTERM");
+    let doc = sidecar.slo("5m").await;
+    assert_eq!(
+        doc["requests"], 1001,
+        "the load and the readiness probe: {doc}"
+    );
+    assert_eq!(doc["service"], "readme-app");
+    let said = std::fs::read_to_string(log).expect("log");
+    assert!(said.contains("SIGTERM received"), "{said}");
+    assert!(
+        said.contains("Lumen shipper stopped") && said.contains("unsent_requests=0"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_sidecar_url_is_loud_and_keeps_the_batches() {
+    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let port = free_port();
+    let mut cmd = Command::new(binary("readme_app"));
+    cmd.env("PORT", port.to_string())
+        .env("LUMEN_SIDECAR_URL", format!("{}/v2/ingest", sidecar.base()))
+        .env("LUMEN_INTERVAL", "200ms")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    let app = Proc::spawn("readme-app-wrong-url", cmd);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base, "/hello").await;
+    get_hello(&base, 5).await;
+    let logged = eventually(
+        "a configuration error in the app's log",
+        Duration::from_secs(20),
+        || async {
+            let text = app.log_text();
+            text.contains("ERROR").then_some(text)
+        },
+    )
+    .await;
+    assert!(logged.contains("configuration error"), "{logged}");
+    assert!(
+        logged.contains("LUMEN_SIDECAR_URL must be"),
+        "says what to fix: {logged}"
+    );
+    assert_eq!(sidecar.slo("5m").await["requests"], 0);
+
+    // In process: counted, and every request still held for delivery.
+    let mut config = LumenConfig::default();
+    config.sidecar_url = format!("{}/nowhere", sidecar.base());
+    config.interval = Duration::from_millis(100);
+    let (layer, shipper) = pair(config).expect("valid");
+    let mut shipper = shipper.spawn();
+    for _ in 0..7 {
+        layer.recorder().record_response(Some("/r"), 1_000, 200);
+    }
+    eventually(
+        "configuration errors counted",
+        Duration::from_secs(20),
+        || async { (shipper.stats().configuration_errors >= 2).then_some(()) },
+    )
+    .await;
+    let report = shipper.shutdown(Duration::from_millis(300)).await;
+    assert_eq!(report.unsent_requests, 7, "kept, not dropped");
+    assert_eq!(shipper.stats().batches_refused, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sidecar_refuses_a_second_service_instead_of_merging_it() {
+    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let start = |service: &str| {
+        let mut config = LumenConfig::default();
+        config.service = service.to_owned();
+        config.sidecar_url = sidecar.base();
+        config.interval = Duration::from_secs(3600);
+        let (layer, shipper) = pair(config).expect("valid");
+        (layer, shipper.spawn())
+    };
+    let (cart, mut cart_shipper) = start("cart");
+    for _ in 0..5 {
+        cart.recorder().record_response(Some("/hello"), 1_000, 200);
+    }
+    assert_eq!(cart_shipper.flush().await.unsent_requests, 0);
+    let (search, mut search_shipper) = start("search");
+    for _ in 0..7 {
+        search
+            .recorder()
+            .record_response(Some("/hello"), 1_000, 200);
+    }
+    let report = search_shipper.flush().await;
+    assert_eq!(report.unsent_requests, 7, "refused, and kept");
+    assert!(search_shipper.stats().configuration_errors >= 1);
+    let doc = sidecar.slo("5m").await;
+    assert_eq!(doc["service"], "cart");
+    assert_eq!(doc["requests"], 5, "nothing of search merged in: {doc}");
+    let metrics = get_ok(&format!("{}/metrics", sidecar.base())).await;
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("lumen_batches_rejected_total{reason=\"other_service\"} ")
+            && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    let _ = cart_shipper.shutdown(Duration::from_secs(1)).await;
+    let _ = search_shipper.shutdown(Duration::from_millis(100)).await;
+}
