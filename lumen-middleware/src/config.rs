@@ -263,9 +263,11 @@ mod ingest_url_tests {
     #[test]
     fn the_base_url_and_the_ingest_url_both_work() {
         let url = |u: &str| {
-            let mut c = LumenConfig::default();
-            c.sidecar_url = u.to_owned();
-            c.ingest_url()
+            LumenConfig {
+                sidecar_url: u.to_owned(),
+                ..LumenConfig::default()
+            }
+            .ingest_url()
         };
         assert_eq!(
             url("http://127.0.0.1:9464"),
