@@ -44,6 +44,7 @@ pub fn decoded_series(route: usize, requests: u64, seed: u64) -> DecodedSeries {
             hits: requests * 6 / 10,
             misses: requests - requests * 6 / 10,
         },
+        methods: Default::default(),
     }
 }
 
@@ -59,6 +60,7 @@ pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<
                 errors: 0,
                 cancelled: 0,
                 cache: d.cache,
+                methods: Default::default(),
             }
         })
         .collect();

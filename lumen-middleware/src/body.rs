@@ -65,19 +65,15 @@ impl<B: Body> Body for ResponseBody<B> {
             match &frame {
                 None => {
                     *this.in_flight = None;
-                    request
-                        .series
-                        .record_response(request.elapsed_us(), status(None));
+                    request.respond(status(None));
                 }
                 Some(Err(_)) => {
                     *this.in_flight = None;
-                    request.series.record_error(request.elapsed_us());
+                    request.fail();
                 }
                 Some(Ok(f)) if f.is_trailers() || this.inner.is_end_stream() => {
                     *this.in_flight = None;
-                    request
-                        .series
-                        .record_response(request.elapsed_us(), status(f.trailers_ref()));
+                    request.respond(status(f.trailers_ref()));
                 }
                 Some(Ok(_)) => {}
             }

@@ -67,14 +67,14 @@ where
                     Outcome::Status(status)
                         if !*this.until_body_end || response.body().is_end_stream() =>
                     {
-                        request.series.record_response(request.elapsed_us(), status);
+                        request.respond(status);
                         Ok(response.map(ResponseBody::plain))
                     }
                     _ => Ok(response.map(|body| ResponseBody::measured(body, request, outcome))),
                 }
             }
             Err(error) => {
-                request.series.record_error(request.elapsed_us());
+                request.fail();
                 Err(error)
             }
         })

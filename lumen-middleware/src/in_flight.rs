@@ -7,9 +7,25 @@ use crate::registry::RouteSeries;
 pub(crate) struct InFlight {
     pub(crate) series: &'static RouteSeries,
     pub(crate) start: quanta::Instant,
+    /// The request's method, as an index in [`METHODS`](crate::wire::METHODS).
+    pub(crate) method: u8,
 }
 
 impl InFlight {
+    /// Records the response with `status`, now.
+    #[inline]
+    pub(crate) fn respond(&self, status: u16) {
+        self.series
+            .record_response(self.elapsed_us(), status, usize::from(self.method));
+    }
+
+    /// Records an inner failure, now.
+    #[inline]
+    pub(crate) fn fail(&self) {
+        self.series
+            .record_error(self.elapsed_us(), usize::from(self.method));
+    }
+
     #[inline]
     pub(crate) fn elapsed_us(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)

@@ -124,8 +124,17 @@ where
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let series = self.layer.labels.series(self.layer.registry, &request);
+        let method = crate::registry::method_index(request.method()) as u8;
         let start = quanta::Instant::now();
         let inner = self.inner.call(request);
-        ResponseFuture::new(inner, InFlight { series, start }, self.layer.until_body_end)
+        ResponseFuture::new(
+            inner,
+            InFlight {
+                series,
+                start,
+                method,
+            },
+            self.layer.until_body_end,
+        )
     }
 }

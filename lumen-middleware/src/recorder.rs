@@ -28,13 +28,28 @@ impl Recorder {
     }
 
     /// A response with `status` after `latency_us` microseconds.
+    /// The method counts as `_OTHER`; [`record_request`](Self::record_request) names it.
     pub fn record_response(&self, route: Option<&str>, latency_us: u64, status: u16) {
-        self.series(route).record_response(latency_us, status);
+        self.series(route)
+            .record_response(latency_us, status, crate::registry::METHOD_COUNT - 1);
+    }
+
+    /// A response with `status` to a `method` request after `latency_us` microseconds.
+    pub fn record_request(
+        &self,
+        route: Option<&str>,
+        method: &http::Method,
+        latency_us: u64,
+        status: u16,
+    ) {
+        self.series(route)
+            .record_response(latency_us, status, crate::registry::method_index(method));
     }
 
     /// A request whose inner service failed after `latency_us`.
     pub fn record_error(&self, route: Option<&str>, latency_us: u64) {
-        self.series(route).record_error(latency_us);
+        self.series(route)
+            .record_error(latency_us, crate::registry::METHOD_COUNT - 1);
     }
 
     /// A request the client abandoned.

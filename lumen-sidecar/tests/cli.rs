@@ -324,9 +324,9 @@ async fn export_stdout_prints_the_gauges_on_sigterm() {
         stdout.contains("slo_compliance{revision_name=\"ion-mentoring-api-00042-abc\",service_name=\"ion-mentoring-api\",slo_name=\"overall\"} 100 % gauge"),
         "{stdout}"
     );
-    assert!(stdout.contains("http_server_requests_total{http_route=\"/r\",service_name=\"ion-mentoring-api\",status_class=\"2xx\"} 100 {request} sum Cumulative"), "{stdout}");
+    assert!(stdout.contains("http_server_requests_total{http.request.method=\"GET\",http.route=\"/r\",service_name=\"ion-mentoring-api\",status_class=\"2xx\"} 100 {request} sum Cumulative"), "{stdout}");
     assert!(
-        stdout.contains("http.server.request.duration{http.route=\"/r\"} count=100"),
+        stdout.contains("http.server.request.duration{http.route=\"/r\",service_name=\"ion-mentoring-api\"} count=100"),
         "{stdout}"
     );
 }

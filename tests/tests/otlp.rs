@@ -33,9 +33,9 @@ async fn ship_known_load(sidecar: SocketAddr) {
     let r = layer.recorder();
     for i in 0..1000 {
         if i < 990 {
-            r.record_response(Some("/ask"), 9_000, 200);
+            r.record_request(Some("/ask"), &http::Method::GET, 9_000, 200);
         } else {
-            r.record_response(Some("/ask"), 300_000, 503);
+            r.record_request(Some("/ask"), &http::Method::POST, 300_000, 503);
         }
         r.record_cache(Some("/ask"), i % 10 < 6);
     }
@@ -138,12 +138,15 @@ async fn http_export_carries_every_metric_right() {
     };
     assert!(sum.is_monotonic);
     assert_eq!(sum.aggregation_temporality, 2, "cumulative");
-    let count_of = |class: &str| {
+    let count_of = |method: &str, class: &str| {
         sum.data_points
             .iter()
             .find(|p| {
                 attribute(&p.attributes, "status_class").as_deref() == Some(class)
-                    && attribute(&p.attributes, "http_route").as_deref() == Some("/ask")
+                    && attribute(&p.attributes, "http.route").as_deref() == Some("/ask")
+                    && attribute(&p.attributes, "http.request.method").as_deref() == Some(method)
+                    && attribute(&p.attributes, "service_name").as_deref()
+                        == Some("ion-mentoring-api")
             })
             .map(|p| match p.value {
                 Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(
@@ -152,8 +155,9 @@ async fn http_export_carries_every_metric_right() {
                 _ => -1,
             })
     };
-    assert_eq!(count_of("2xx"), Some(990));
-    assert_eq!(count_of("5xx"), Some(10));
+    assert_eq!(count_of("GET", "2xx"), Some(990));
+    assert_eq!(count_of("POST", "5xx"), Some(10));
+    assert_eq!(count_of("GET", "5xx"), None, "no GET failed");
 
     let histogram = metrics(r, "http.server.request.duration");
     assert_eq!(histogram[0].unit, "s");

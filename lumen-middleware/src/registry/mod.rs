@@ -15,7 +15,25 @@ use std::sync::{Mutex, OnceLock};
 use hdrhistogram::Histogram;
 
 use stripe::Stripe;
-pub(crate) use stripe::{Drained, Event};
+pub(crate) use stripe::{Drained, Event, METHOD_COUNT};
+
+/// The index in [`METHODS`](crate::wire::METHODS) of `method` (`_OTHER` for
+/// any method but the nine standard ones).
+#[inline]
+pub(crate) fn method_index(method: &http::Method) -> usize {
+    match *method {
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        http::Method::POST => 2,
+        http::Method::PUT => 3,
+        http::Method::DELETE => 4,
+        http::Method::CONNECT => 5,
+        http::Method::OPTIONS => 6,
+        http::Method::TRACE => 7,
+        http::Method::PATCH => 8,
+        _ => METHOD_COUNT - 1,
+    }
+}
 
 use crate::layout::HistogramLayout;
 
@@ -38,21 +56,24 @@ impl RouteSeries {
         }
     }
 
-    /// Records a response of `status` after `latency_us`.
+    /// Records a response of `status` to a request of method `method` (an
+    /// index in [`METHODS`](crate::wire::METHODS)) after `latency_us`.
     #[inline]
-    pub(crate) fn record_response(&self, latency_us: u64, status: u16) {
+    pub(crate) fn record_response(&self, latency_us: u64, status: u16, method: usize) {
         let class = crate::wire::StatusClass::of_code(status).index();
         self.record(Event::Response {
             index: self.layout.index_of(latency_us),
             class,
+            method,
         });
     }
 
     /// Records an inner-service failure after `latency_us`.
     #[inline]
-    pub(crate) fn record_error(&self, latency_us: u64) {
+    pub(crate) fn record_error(&self, latency_us: u64, method: usize) {
         self.record(Event::Error {
             index: self.layout.index_of(latency_us),
+            method,
         });
     }
 
@@ -98,6 +119,8 @@ pub struct IntervalSeries {
     pub latency: Histogram<u64>,
     /// Responses by class, `[1xx, 2xx, 3xx, 4xx, 5xx]`.
     pub status: [u64; 5],
+    /// The responses and inner failures by request method (only methods seen).
+    pub methods: std::collections::BTreeMap<String, crate::wire::MethodCounts>,
     /// Inner-service failures.
     pub errors: u64,
     /// Client-abandoned requests.
@@ -116,6 +139,7 @@ impl IntervalSeries {
             latency_us: crate::wire::encode_histogram(&self.latency),
             status: crate::wire::StatusCounts::from_array(self.status),
             errors: self.errors,
+            methods: self.methods.clone(),
             cancelled: self.cancelled,
             cache: crate::wire::CacheCounts {
                 hits: self.cache_hits,
@@ -238,11 +262,26 @@ impl Registry {
                     .expect("a bucket's lowest value is within the layout's range");
             }
         }
+        let methods = crate::wire::METHODS
+            .iter()
+            .zip(d.status_by_method.iter().zip(&d.errors_by_method))
+            .filter(|(_, (status, errors))| **errors > 0 || status.iter().any(|n| *n > 0))
+            .map(|(name, (status, errors))| {
+                (
+                    (*name).to_owned(),
+                    crate::wire::MethodCounts {
+                        status: crate::wire::StatusCounts::from_array(*status),
+                        errors: *errors,
+                    },
+                )
+            })
+            .collect();
         IntervalSeries {
             route: route.map(str::to_owned),
             latency,
-            status: d.status,
-            errors: d.errors,
+            status: d.status(),
+            methods,
+            errors: d.errors(),
             cancelled: d.cancelled,
             cache_hits: d.cache_hits,
             cache_misses: d.cache_misses,
@@ -279,9 +318,9 @@ mod tests {
     #[test]
     fn drain_reports_each_route_once() {
         let r = registry(8);
-        r.route("/a").record_response(1_500, 200);
-        r.route("/a").record_response(2_500, 503);
-        r.route("/b").record_error(10);
+        r.route("/a").record_response(1_500, 200, 0);
+        r.route("/a").record_response(2_500, 503, 2);
+        r.route("/b").record_error(10, 0);
         r.unrouted().record(Event::Cache { hit: false });
         let mut series = r.drain();
         series.sort_by(|x, y| x.route.cmp(&y.route));
@@ -290,6 +329,9 @@ mod tests {
         assert_eq!(series[0].cache_misses, 1);
         assert_eq!(series[1].route.as_deref(), Some("/a"));
         assert_eq!(series[1].status, [0, 1, 0, 0, 1]);
+        assert_eq!(series[1].methods["GET"].status.success, 1);
+        assert_eq!(series[1].methods["POST"].status.server_error, 1);
+        assert_eq!(series[1].methods.len(), 2);
         assert_eq!(series[1].latency.len(), 2);
         assert_eq!(
             series[1].latency.max(),
@@ -302,8 +344,8 @@ mod tests {
     #[test]
     fn odd_status_codes_fall_into_the_nearest_class() {
         let r = registry(1);
-        r.unrouted().record_response(1, 99);
-        r.unrouted().record_response(1, 999);
+        r.unrouted().record_response(1, 99, 0);
+        r.unrouted().record_response(1, 999, 0);
         assert_eq!(r.drain()[0].status, [1, 0, 0, 0, 1]);
     }
 }

@@ -12,15 +12,25 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::wire::METHODS;
+
 const HOT_BIT: u64 = 1 << 63;
+
+/// Request methods counted apart (the last is every other method).
+pub(crate) const METHOD_COUNT: usize = METHODS.len();
 
 /// What one request (or one cache report) adds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Event {
-    /// A response of status class `class` (0 = 1xx … 4 = 5xx) after `index`'s latency.
-    Response { index: usize, class: usize },
+    /// A response of status class `class` (0 = 1xx … 4 = 5xx) to a request
+    /// of method `method` (an index in [`METHODS`]) after `index`'s latency.
+    Response {
+        index: usize,
+        class: usize,
+        method: usize,
+    },
     /// The inner service failed after `index`'s latency.
-    Error { index: usize },
+    Error { index: usize, method: usize },
     /// The client went away before the response.
     Cancelled,
     /// A cache lookup the handler reported.
@@ -30,8 +40,10 @@ pub(crate) enum Event {
 /// Counters of one interval of one stripe.
 pub(crate) struct IntervalBuffer {
     completed: AtomicU64,
-    status: [AtomicU64; 5],
-    errors: AtomicU64,
+    /// Responses by method, then status class.
+    status: [[AtomicU64; 5]; METHOD_COUNT],
+    /// Inner failures by method.
+    errors: [AtomicU64; METHOD_COUNT],
     cancelled: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
@@ -43,7 +55,7 @@ impl IntervalBuffer {
         Self {
             completed: AtomicU64::new(0),
             status: Default::default(),
-            errors: AtomicU64::new(0),
+            errors: Default::default(),
             cancelled: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
@@ -54,13 +66,17 @@ impl IntervalBuffer {
     #[inline]
     fn apply(&self, event: Event) {
         match event {
-            Event::Response { index, class } => {
+            Event::Response {
+                index,
+                class,
+                method,
+            } => {
                 self.histogram[index].fetch_add(1, Ordering::Relaxed);
-                self.status[class].fetch_add(1, Ordering::Relaxed);
+                self.status[method][class].fetch_add(1, Ordering::Relaxed);
             }
-            Event::Error { index } => {
+            Event::Error { index, method } => {
                 self.histogram[index].fetch_add(1, Ordering::Relaxed);
-                self.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors[method].fetch_add(1, Ordering::Relaxed);
             }
             Event::Cancelled => {
                 self.cancelled.fetch_add(1, Ordering::Relaxed);
@@ -79,8 +95,10 @@ impl IntervalBuffer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Drained {
     pub(crate) histogram: Vec<u64>,
-    pub(crate) status: [u64; 5],
-    pub(crate) errors: u64,
+    /// Responses by method, then status class.
+    pub(crate) status_by_method: [[u64; 5]; METHOD_COUNT],
+    /// Inner failures by method.
+    pub(crate) errors_by_method: [u64; METHOD_COUNT],
     pub(crate) cancelled: u64,
     pub(crate) cache_hits: u64,
     pub(crate) cache_misses: u64,
@@ -90,17 +108,33 @@ impl Drained {
     pub(crate) fn new(len: usize) -> Self {
         Self {
             histogram: vec![0; len],
-            status: [0; 5],
-            errors: 0,
+            status_by_method: [[0; 5]; METHOD_COUNT],
+            errors_by_method: [0; METHOD_COUNT],
             cancelled: 0,
             cache_hits: 0,
             cache_misses: 0,
         }
     }
 
+    /// Responses by status class, all methods.
+    pub(crate) fn status(&self) -> [u64; 5] {
+        let mut total = [0; 5];
+        for by_class in &self.status_by_method {
+            for (t, n) in total.iter_mut().zip(by_class) {
+                *t += n;
+            }
+        }
+        total
+    }
+
+    /// Inner failures, all methods.
+    pub(crate) fn errors(&self) -> u64 {
+        self.errors_by_method.iter().sum()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.status.iter().all(|c| *c == 0)
-            && self.errors == 0
+        self.status_by_method.iter().flatten().all(|c| *c == 0)
+            && self.errors() == 0
             && self.cancelled == 0
             && self.cache_hits == 0
             && self.cache_misses == 0
@@ -158,10 +192,14 @@ impl Stripe {
                 counter.store(0, Ordering::Relaxed);
             }
         }
-        for (sum, counter) in into.status.iter_mut().zip(cold.status.iter()) {
+        for (sums, counters) in into.status_by_method.iter_mut().zip(cold.status.iter()) {
+            for (sum, counter) in sums.iter_mut().zip(counters) {
+                *sum += counter.swap(0, Ordering::Relaxed);
+            }
+        }
+        for (sum, counter) in into.errors_by_method.iter_mut().zip(cold.errors.iter()) {
             *sum += counter.swap(0, Ordering::Relaxed);
         }
-        into.errors += cold.errors.swap(0, Ordering::Relaxed);
         into.cancelled += cold.cancelled.swap(0, Ordering::Relaxed);
         into.cache_hits += cold.cache_hits.swap(0, Ordering::Relaxed);
         into.cache_misses += cold.cache_misses.swap(0, Ordering::Relaxed);
@@ -179,24 +217,37 @@ mod tests {
     fn drain_takes_what_was_recorded_once() {
         let stripe = Stripe::new(8);
         let mut d = Drained::new(8);
-        stripe.record(Event::Response { index: 3, class: 1 });
-        stripe.record(Event::Error { index: 5 });
+        stripe.record(Event::Response {
+            index: 3,
+            class: 1,
+            method: 2,
+        });
+        stripe.record(Event::Error {
+            index: 5,
+            method: 0,
+        });
         stripe.record(Event::Cancelled);
         stripe.record(Event::Cache { hit: true });
         stripe.drain(&mut d);
         assert_eq!(d.histogram, vec![0, 0, 0, 1, 0, 1, 0, 0]);
-        assert_eq!(d.status, [0, 1, 0, 0, 0]);
+        assert_eq!(d.status(), [0, 1, 0, 0, 0]);
+        assert_eq!(d.status_by_method[2], [0, 1, 0, 0, 0], "a POST");
+        assert_eq!(d.errors_by_method[0], 1, "a GET");
         assert_eq!(
-            (d.errors, d.cancelled, d.cache_hits, d.cache_misses),
+            (d.errors(), d.cancelled, d.cache_hits, d.cache_misses),
             (1, 1, 1, 0)
         );
         let mut again = Drained::new(8);
         stripe.drain(&mut again);
         stripe.drain(&mut again);
         assert!(again.is_empty());
-        stripe.record(Event::Response { index: 0, class: 4 });
+        stripe.record(Event::Response {
+            index: 0,
+            class: 4,
+            method: 9,
+        });
         stripe.drain(&mut again);
-        assert_eq!(again.status, [0, 0, 0, 0, 1]);
+        assert_eq!(again.status(), [0, 0, 0, 0, 1]);
     }
 
     #[test]
@@ -210,6 +261,7 @@ mod tests {
                         stripe.record(Event::Response {
                             index: (i + t) % 4,
                             class: i % 5,
+                            method: i % METHOD_COUNT,
                         });
                     }
                 })
@@ -221,7 +273,7 @@ mod tests {
             stripe.drain(&mut interval);
             // Every drained interval is a consistent cut: histogram = statuses.
             let hist: u64 = interval.histogram.iter().sum();
-            let statuses: u64 = interval.status.iter().sum();
+            let statuses: u64 = interval.status().iter().sum();
             assert_eq!(hist, statuses);
             for (t, i) in total.histogram.iter_mut().zip(interval.histogram) {
                 *t += i;

@@ -124,6 +124,11 @@ fn merge_series(into: &mut Series, newer: Series) {
     into.cancelled = into.cancelled.saturating_add(newer.cancelled);
     into.cache.hits = into.cache.hits.saturating_add(newer.cache.hits);
     into.cache.misses = into.cache.misses.saturating_add(newer.cache.misses);
+    for (method, counts) in newer.methods {
+        let merged = into.methods.entry(method).or_default();
+        merged.status = merged.status.saturating_add(&counts.status);
+        merged.errors = merged.errors.saturating_add(counts.errors);
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +150,17 @@ mod tests {
             end_ms: start_ms + 10,
             process: None,
             series: vec![Series {
+                methods: [(
+                    "GET".to_owned(),
+                    wire::MethodCounts {
+                        status: StatusCounts {
+                            success: ok,
+                            ..Default::default()
+                        },
+                        errors: 0,
+                    },
+                )]
+                .into(),
                 route: Some(route.into()),
                 latency_us: wire::encode_histogram(&h),
                 status: StatusCounts {
@@ -190,6 +206,11 @@ mod tests {
         let a = wire::decode_histogram(&merged.series[0].latency_us).expect("decodes");
         assert_eq!(a.len(), 5);
         assert_eq!(merged.series[0].status.success, 5);
+        assert_eq!(merged.series[0].methods["GET"].status.success, 5);
+        // What the sidecar checks: the merged batch still decodes.
+        let mut sent = merged.clone();
+        sent.seq = 2;
+        wire::decode(&serde_json::to_vec(&sent).expect("json")).expect("a valid batch");
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub struct Series {
     /// Requests whose inner service failed before a response.
     #[serde(default)]
     pub errors: u64,
+    /// The same responses and failures by request method (names from
+    /// [`METHODS`](super::METHODS)); absent from older senders. When
+    /// present they add up to `status` and `errors`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub methods: std::collections::BTreeMap<String, MethodCounts>,
     /// Requests the client abandoned; not in the histogram.
     #[serde(default)]
     pub cancelled: u64,
@@ -129,6 +134,18 @@ impl StatusCounts {
         let b = other.as_array();
         Self::from_array(std::array::from_fn(|i| a[i].saturating_add(b[i])))
     }
+}
+
+/// The responses and inner failures of one request method.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodCounts {
+    /// Responses by status class.
+    #[serde(default)]
+    pub status: StatusCounts,
+    /// Inner-service failures.
+    #[serde(default)]
+    pub errors: u64,
 }
 
 /// Cache lookups reported by the app's handlers.

@@ -27,6 +27,7 @@
 //!         errors: 0,
 //!         cancelled: 0,
 //!         cache: Default::default(),
+//!         methods: Default::default(),
 //!     }],
 //! };
 //! let json = serde_json::to_vec(&batch).unwrap();
@@ -40,7 +41,7 @@ mod histogram;
 mod latency_counts;
 mod status_class;
 
-pub use batch::{Batch, CacheCounts, ProcessStats, Series, StatusCounts};
+pub use batch::{Batch, CacheCounts, MethodCounts, ProcessStats, Series, StatusCounts};
 pub use error::WireError;
 pub use histogram::{
     MAX_HIGHEST_TRACKABLE_US, MAX_SIGNIFICANT_DIGITS, decode_histogram, encode_histogram,
@@ -52,6 +53,12 @@ pub use status_class::StatusClass;
 pub const WIRE_VERSION: u64 = 1;
 /// Longest `instance`, `service`, `revision` or `route` accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 256;
+/// The request methods counted apart, after the OpenTelemetry HTTP
+/// conventions: RFC 9110's eight and PATCH, then `_OTHER` for any other.
+pub const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
+];
+
 /// Most series one batch may carry.
 pub const MAX_SERIES: usize = 1024;
 
@@ -91,6 +98,8 @@ pub struct DecodedSeries {
     pub cancelled: u64,
     /// Cache lookups.
     pub cache: CacheCounts,
+    /// Responses and failures by method (empty when the sender did not say).
+    pub methods: std::collections::BTreeMap<String, MethodCounts>,
 }
 
 /// Parses and checks a batch body: JSON shape, version, names, timestamps,
@@ -186,6 +195,27 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
                 counted,
             });
         }
+        if !s.methods.is_empty() {
+            let field = format!("series[{i}].methods");
+            let mut status = StatusCounts::default();
+            let mut errors = 0_u64;
+            for (name, counts) in &s.methods {
+                if !METHODS.contains(&name.as_str()) {
+                    return Err(WireError::invalid(
+                        field,
+                        format!("{name:?} is not one of {}", METHODS.join(", ")),
+                    ));
+                }
+                status = status.saturating_add(&counts.status);
+                errors = errors.saturating_add(counts.errors);
+            }
+            if status != s.status || errors != s.errors {
+                return Err(WireError::invalid(
+                    field,
+                    "the counts by method must add up to status and errors",
+                ));
+            }
+        }
         series.push(DecodedSeries {
             route: s.route,
             latency,
@@ -193,6 +223,7 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
             errors: s.errors,
             cancelled: s.cancelled,
             cache: s.cache,
+            methods: s.methods,
         });
     }
     Ok(DecodedBatch {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
-use lumen_middleware::wire::DecodedBatch;
+use lumen_middleware::wire::{DecodedBatch, METHODS, MethodCounts, StatusCounts};
 use tokio::sync::mpsc;
 
 use super::evaluation::Evaluation;
@@ -15,9 +15,13 @@ use crate::config::SidecarConfig;
 use crate::eval::StatusClass;
 use crate::store::WindowStore;
 
-/// Cumulative finished requests by (route, outcome) since start; the
-/// outcome is a status class's label or `error` (an inner failure).
-pub type RequestTotals = BTreeMap<(Option<String>, &'static str), u64>;
+/// Cumulative finished requests by (route, method, outcome) since start;
+/// the method is one of [`METHODS`] (`_OTHER` when the sender did not say),
+/// the outcome a status class's label or `error` (an inner failure).
+pub type RequestTotals = BTreeMap<(Option<String>, &'static str, &'static str), u64>;
+
+/// The method label of requests whose sender did not say their method.
+const UNKNOWN_METHOD: &str = "_OTHER";
 
 /// One ingested series' latency, for the exported histogram.
 #[derive(Debug, Clone)]
@@ -28,6 +32,25 @@ pub struct LatencyFeed {
     pub route: Option<String>,
     /// `(seconds, count)` per latency bucket.
     pub buckets: Vec<(f64, u64)>,
+}
+
+fn add_outcomes(
+    totals: &mut RequestTotals,
+    route: Option<&String>,
+    method: &'static str,
+    status: &StatusCounts,
+    errors: u64,
+) {
+    let outcomes = StatusClass::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .chain([INNER_FAILURE_LABEL]);
+    let counts = status.as_array().into_iter().chain([errors]);
+    for (outcome, n) in outcomes.zip(counts) {
+        if n > 0 {
+            *totals.entry((route.cloned(), method, outcome)).or_insert(0) += n;
+        }
+    }
 }
 
 /// The shared state behind every handler and peer.
@@ -72,15 +95,29 @@ impl AppState {
         {
             let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
             for series in &batch.series {
-                let outcomes = StatusClass::ALL
-                    .iter()
-                    .map(|c| c.as_str())
-                    .chain([INNER_FAILURE_LABEL]);
-                let counts = series.status.as_array().into_iter().chain([series.errors]);
-                for (outcome, n) in outcomes.zip(counts) {
-                    if n > 0 {
-                        *totals.entry((series.route.clone(), outcome)).or_insert(0) += n;
-                    }
+                let unsplit = [(
+                    UNKNOWN_METHOD,
+                    MethodCounts {
+                        status: series.status,
+                        errors: series.errors,
+                    },
+                )];
+                let by_method: Vec<(&'static str, MethodCounts)> = if series.methods.is_empty() {
+                    unsplit.to_vec()
+                } else {
+                    series
+                        .methods
+                        .iter()
+                        .filter_map(|(name, counts)| {
+                            METHODS
+                                .iter()
+                                .find(|m| **m == name.as_str())
+                                .map(|m| (*m, *counts))
+                        })
+                        .collect()
+                };
+                for (method, counts) in by_method {
+                    add_outcomes(&mut totals, series.route.as_ref(), method, &counts.status, counts.errors);
                 }
             }
         }

@@ -19,7 +19,7 @@ fn attributes(def: &MetricDef, sample: &Sample) -> Vec<KeyValue> {
     def.labels
         .iter()
         .zip(&sample.labels)
-        .map(|(k, v)| KeyValue::new(*k, v.clone()))
+        .map(|(k, v)| KeyValue::new(crate::metrics::otlp_label(k), v.clone()))
         .collect()
 }
 

@@ -309,16 +309,21 @@ pub static CATALOGUE: &[MetricDef] = &[
         name: "http_server_requests_total",
         kind: MetricKind::Counter,
         unit: "{request}",
-        labels: &["service_name", "http_route", "status_class"],
-        help: "Finished requests since the sidecar started, by route and status class (error: the inner service failed without a response)",
+        labels: &["service_name", "http_route", "http_request_method", "status_class"],
+        help: "Finished requests since the sidecar started, by route, request method (_OTHER: any other, or not said) and status class (error: the inner service failed without a response)",
         destinations: Destinations::Both,
         samples: |s| {
             let service = s.evaluation.slo.service.clone();
             s.app
                 .request_totals()
                 .into_iter()
-                .map(|((route, class), n)| Sample {
-                    labels: vec![service.clone(), route.unwrap_or_default(), class.to_owned()],
+                .map(|((route, method, class), n)| Sample {
+                    labels: vec![
+                        service.clone(),
+                        route.unwrap_or_default(),
+                        method.to_owned(),
+                        class.to_owned(),
+                    ],
                     value: SampleValue::Count(n),
                 })
                 .collect()

@@ -140,6 +140,17 @@ impl MetricDef {
     }
 }
 
+/// A label's name over OTLP: the OpenTelemetry HTTP semantic conventions'
+/// names (`http.route`, `http.request.method`) where the Prometheus
+/// exposition uses their translated forms (`http_route`, `http_request_method`).
+pub fn otlp_label(label: &'static str) -> &'static str {
+    match label {
+        "http_route" => "http.route",
+        "http_request_method" => "http.request.method",
+        other => other,
+    }
+}
+
 /// The catalogue entry named `name`.
 pub fn find(name: &str) -> Option<&'static MetricDef> {
     CATALOGUE.iter().find(|m| m.name == name)

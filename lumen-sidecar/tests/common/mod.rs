@@ -38,6 +38,19 @@ pub fn series(route: Option<&str>, ok: u64, ok_us: u64, c4: u64, c5: u64, slow_u
             hits: ok / 2,
             misses: ok - ok / 2,
         },
+        methods: [(
+            "GET".to_owned(),
+            wire::MethodCounts {
+                status: StatusCounts {
+                    success: ok,
+                    client_error: c4,
+                    server_error: c5,
+                    ..Default::default()
+                },
+                errors: 0,
+            },
+        )]
+        .into(),
     }
 }
 

@@ -21,6 +21,7 @@ fn series(route: Option<&str>, ok: u64, fail: u64, latency_us: u64) -> DecodedSe
             hits: ok,
             misses: fail,
         },
+        methods: Default::default(),
     }
 }
 
