@@ -42,8 +42,11 @@ impl Recorder {
         latency_us: u64,
         status: u16,
     ) {
-        self.series(route)
-            .record_response(latency_us, status, crate::registry::method_index(method));
+        self.series(route).record_response(
+            latency_us,
+            status,
+            crate::registry::method_index(method),
+        );
     }
 
     /// A request whose inner service failed after `latency_us`.

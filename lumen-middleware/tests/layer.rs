@@ -334,8 +334,11 @@ async fn outside_a_request_only_an_explicit_reporter_counts() {
 async fn responses_are_counted_by_request_method() {
     let layer = layer(LumenConfig::default()).with_matched_path();
     let app = Router::new()
-        .route("/items", get(|| async { "list" }).post(|| async { StatusCode::CREATED }))
-        .layer(layer.clone());
+        .route(
+            "/items",
+            get(|| async { "list" }).post(|| async { StatusCode::CREATED }),
+        )
+        .layer(layer);
     for (method, n) in [("GET", 3), ("POST", 2), ("PROPFIND", 1)] {
         for _ in 0..n {
             let res = app
@@ -357,7 +360,10 @@ async fn responses_are_counted_by_request_method() {
     let m = &series[0].methods;
     assert_eq!(m["GET"].status.success, 3);
     assert_eq!(m["POST"].status.success, 2);
-    assert_eq!(m["_OTHER"].status.client_error, 1, "405 to an unknown method");
+    assert_eq!(
+        m["_OTHER"].status.client_error, 1,
+        "405 to an unknown method"
+    );
     assert_eq!(m.len(), 3);
     assert_eq!(series[0].status, [0, 5, 0, 1, 0]);
 }

@@ -117,7 +117,13 @@ impl AppState {
                         .collect()
                 };
                 for (method, counts) in by_method {
-                    add_outcomes(&mut totals, series.route.as_ref(), method, &counts.status, counts.errors);
+                    add_outcomes(
+                        &mut totals,
+                        series.route.as_ref(),
+                        method,
+                        &counts.status,
+                        counts.errors,
+                    );
                 }
             }
         }

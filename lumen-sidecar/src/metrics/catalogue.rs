@@ -309,7 +309,12 @@ pub static CATALOGUE: &[MetricDef] = &[
         name: "http_server_requests_total",
         kind: MetricKind::Counter,
         unit: "{request}",
-        labels: &["service_name", "http_route", "http_request_method", "status_class"],
+        labels: &[
+            "service_name",
+            "http_route",
+            "http_request_method",
+            "status_class",
+        ],
         help: "Finished requests since the sidecar started, by route, request method (_OTHER: any other, or not said) and status class (error: the inner service failed without a response)",
         destinations: Destinations::Both,
         samples: |s| {
