@@ -2,7 +2,16 @@
 //!
 //! A batch is JSON; latency histograms inside it are HdrHistogram's standard
 //! compressed encoding (V2 + DEFLATE, base64), so any language's HdrHistogram
-//! library can feed the sidecar. This module needs neither tower nor tokio:
+//! library can feed the sidecar.
+//!
+//! Answers: 200 `{"applied_seq": N}`; 400 for a malformed batch (naming the
+//! field); 413 over the size limit; 401 without the sidecar's token; 409 when
+//! the sidecar already serves another service (one sidecar, one service:
+//! the batch is kept by the sender, never merged into the other service).
+//! A series may say its counts by request method (`methods`, names from
+//! [`METHODS`]); they must add up to its `status` and `errors`.
+//!
+//! This module needs neither tower nor tokio:
 //! the sidecar uses it with `default-features = false`.
 //!
 //! ```
