@@ -372,41 +372,44 @@ struct FailureLog {
 }
 
 impl FailureLog {
-    fn failed(&mut self, error: &str) {
+    /// Notes a failure; `Some(failures suppressed since the last log)` when
+    /// this one is to be logged (the first, then at most once a minute).
+    fn due(&mut self) -> Option<u64> {
         let now = Instant::now();
         self.failing_since.get_or_insert(now);
         match self.last_logged {
-            Some(at) if now.duration_since(at) < LOG_EVERY => self.suppressed += 1,
-            _ => {
-                tracing::warn!(
-                    error,
-                    suppressed = self.suppressed,
-                    "cannot deliver a batch to the sidecar; will retry"
-                );
-                self.last_logged = Some(now);
-                self.suppressed = 0;
+            Some(at) if now.duration_since(at) < LOG_EVERY => {
+                self.suppressed += 1;
+                None
             }
+            _ => {
+                self.last_logged = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+
+    fn failed(&mut self, error: &str) {
+        if let Some(suppressed) = self.due() {
+            tracing::warn!(
+                error,
+                suppressed,
+                "cannot deliver a batch to the sidecar; will retry"
+            );
         }
     }
 
     /// A configuration error: logged as an error with what to fix, at most
     /// once a minute, the batch kept.
     fn misconfigured(&mut self, error: &client::SendError, url: &http::Uri) {
-        let now = Instant::now();
-        self.failing_since.get_or_insert(now);
-        match self.last_logged {
-            Some(at) if now.duration_since(at) < LOG_EVERY => self.suppressed += 1,
-            _ => {
-                tracing::error!(
-                    %url,
-                    error = %error,
-                    fix = error.hint(),
-                    suppressed = self.suppressed,
-                    "the sidecar refuses this app's batches: a configuration error; batches are kept until it is fixed"
-                );
-                self.last_logged = Some(now);
-                self.suppressed = 0;
-            }
+        if let Some(suppressed) = self.due() {
+            tracing::error!(
+                %url,
+                error = %error,
+                fix = error.hint(),
+                suppressed,
+                "the sidecar refuses this app's batches: a configuration error; batches are kept until it is fixed"
+            );
         }
     }
 
