@@ -92,7 +92,18 @@ async fn run(cli: Cli) -> u8 {
                     print!("{}", health_text(&report, verbose));
                 }
                 if report.band == Band::NoData {
-                    eprintln!("error: no data: the window holds no request");
+                    let missing: Vec<String> = report
+                        .components
+                        .iter()
+                        .filter(|c| c.required && c.score.is_none())
+                        .map(|c| {
+                            format!("{} ({})", c.name, c.missing.as_deref().unwrap_or("missing"))
+                        })
+                        .collect();
+                    eprintln!(
+                        "error: no data: no health score without {}",
+                        missing.join(" and ")
+                    );
                 }
                 report.band.exit_code()
             }

@@ -458,3 +458,55 @@ async fn health_exit_codes_follow_the_band() {
         served.terminate();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_service_is_no_data_not_poor() {
+    let served = Served::start(&[]).await;
+    // Traffic two hours ago, nothing since; the process figures are recent.
+    let mut old = batch("i", 1, vec![series(Some("/r"), 1000, 5_000, 0, 0, 1)]);
+    old.end_ms -= 2 * 3600 * 1000;
+    old.start_ms -= 2 * 3600 * 1000;
+    assert_eq!(post_batch(served.addr, &old).await.0, 200);
+    let url = format!("http://{}", served.addr);
+    let out = Command::new(BIN)
+        .args(["health", "--url", &url, "--window", "1h"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("no health score without maturity")
+            && said.contains("slo_compliance (no request in the window)"),
+        "{said}"
+    );
+    let out = Command::new(BIN)
+        .args(["health", "--url", &url, "--window", "1h", "--json"])
+        .output()
+        .expect("runs");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["band"], "NO_DATA");
+    assert!(doc["health_score"].is_null() && doc["maturity"]["score"].is_null());
+    let components = doc["components"].as_array().expect("components");
+    assert_eq!(components.len(), 3);
+    assert!(components.iter().all(|c| c["score"].is_null()), "{doc}");
+    let (_, metrics) = get(served.addr, "/metrics").await;
+    for absent in [
+        "maturity_score",
+        "health_score",
+        "roi_percentage",
+        "slo_compliance{",
+    ] {
+        assert!(
+            !metrics.lines().any(|l| l.starts_with(absent)),
+            "{absent} must be absent, not a number that looks bad:\n{metrics}"
+        );
+    }
+    // Over 24 h the traffic is in the window again: a score.
+    let out = Command::new(BIN)
+        .args(["health", "--url", &url, "--window", "24h", "--json"])
+        .output()
+        .expect("runs");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(doc["health_score"].is_number(), "{doc}");
+    served.terminate();
+}

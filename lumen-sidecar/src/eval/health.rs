@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::maturity::{Maturity, MetricScore};
+use super::maturity::{MIN_MEASURED_METRICS, Maturity, MetricScore};
 use super::roi::{Gate, RoiResult};
 use super::slo::{SloName, Status};
 use super::slo_report::SloReport;
@@ -168,13 +168,31 @@ pub struct HealthReport {
     pub roi: RoiResult,
     /// The SLO view.
     pub slo: SloSummary,
-    /// 0.3 × maturity + 0.3 × ROI score + 0.4 × compliance (reweighted over
-    /// the components with data).
+    /// The three components: measured or not, and why not.
+    pub components: Vec<Component>,
+    /// 0.3 × maturity + 0.3 × ROI score + 0.4 × compliance; ROI may be
+    /// missing (reweighted over the other two), maturity and compliance may
+    /// not: without them there is no score (NO_DATA).
     pub health_score: Option<f64>,
     /// The verdict.
     pub band: Band,
     /// What to do, most urgent first; empty when nothing is needed.
     pub actions: Vec<Action>,
+}
+
+/// One of the three parts of the health score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    /// `maturity`, `roi` or `slo_compliance`.
+    pub name: String,
+    /// Its weight in the health score.
+    pub weight: f64,
+    /// Its score, 0–100, when measured.
+    pub score: Option<f64>,
+    /// Whether the health score needs it.
+    pub required: bool,
+    /// Why it is not measured (`null` when it is).
+    pub missing: Option<String>,
 }
 
 /// The sentence a report without actions shows.
@@ -232,16 +250,54 @@ fn maturity_actions(metrics: &[MetricScore]) -> impl Iterator<Item = Action> + '
 /// Folds the three views into the health report.
 pub fn health(slo: &SloReport, maturity: Maturity, roi: RoiResult) -> HealthReport {
     let (wm, wr, wc) = WEIGHTS;
-    let parts = [
-        (maturity.score, wm),
-        (roi.score, wr),
-        (slo.compliance_rate, wc),
+    let component =
+        |name: &str, weight: f64, score: Option<f64>, required: bool, why: String| Component {
+            name: name.to_owned(),
+            weight,
+            score,
+            required,
+            missing: score.is_none().then_some(why),
+        };
+    let measured = maturity
+        .metrics
+        .iter()
+        .filter(|m| m.score.is_some())
+        .count();
+    let components = vec![
+        component(
+            "maturity",
+            wm,
+            maturity.score,
+            true,
+            format!(
+                "needs traffic in the window and {MIN_MEASURED_METRICS} of the six metrics measured ({measured} are)"
+            ),
+        ),
+        component(
+            "roi",
+            wr,
+            roi.score,
+            false,
+            "no cache lookups reported in the window".to_owned(),
+        ),
+        component(
+            "slo_compliance",
+            wc,
+            slo.compliance_rate,
+            true,
+            "no request in the window".to_owned(),
+        ),
     ];
-    let weight: f64 = parts.iter().filter(|p| p.0.is_some()).map(|p| p.1).sum();
-    let health_score = (weight > 0.0).then(|| {
-        parts
+    let complete = components.iter().all(|c| !c.required || c.score.is_some());
+    let weight: f64 = components
+        .iter()
+        .filter(|c| c.score.is_some())
+        .map(|c| c.weight)
+        .sum();
+    let health_score = (complete && weight > 0.0).then(|| {
+        components
             .iter()
-            .filter_map(|(v, w)| v.map(|v| v * w))
+            .filter_map(|c| c.score.map(|v| v * c.weight))
             .sum::<f64>()
             / weight
     });
@@ -299,6 +355,7 @@ pub fn health(slo: &SloReport, maturity: Maturity, roi: RoiResult) -> HealthRepo
             compliance_rate: slo.compliance_rate,
             requests: slo.requests,
         },
+        components,
         health_score,
         band,
         actions,

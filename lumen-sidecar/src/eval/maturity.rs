@@ -51,6 +51,9 @@ pub struct MetricScore {
     pub score: Option<f64>,
 }
 
+/// Metrics that must be measured (availability among them) for a maturity score.
+pub const MIN_MEASURED_METRICS: usize = 3;
+
 /// The maturity of the service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Maturity {
@@ -163,7 +166,11 @@ pub fn maturity(inputs: &MaturityInputs) -> Maturity {
         row("resource_efficiency", "utilisation", efficiency),
     ];
     let scored: Vec<f64> = metrics.iter().filter_map(|m| m.score).collect();
-    let score = (!scored.is_empty()).then(|| scored.iter().sum::<f64>() / scored.len() as f64);
+    // A score needs traffic (availability measured) and at least
+    // MIN_MEASURED_METRICS of the six: one metric alone (the deployments of
+    // an idle service) must not stand for the whole.
+    let enough = inputs.availability.is_some() && scored.len() >= MIN_MEASURED_METRICS;
+    let score = enough.then(|| scored.iter().sum::<f64>() / scored.len() as f64);
     let level = score.map(level_of);
     Maturity {
         metrics,
@@ -246,17 +253,31 @@ mod tests {
         let m = maturity(&MaturityInputs {
             availability: Some((99.9, 99.5)),
             cache_hit_rate: Some(60.0),
+            error_rate: Some((0.05, 0.1)),
             ..MaturityInputs::default()
         });
         assert_eq!(m.metrics.len(), 6);
-        assert_eq!(m.metrics.iter().filter(|x| x.score.is_none()).count(), 4);
-        assert_eq!(m.score, Some(75.0), "mean of 100 and 50, not of six");
-        assert_eq!(
-            m.level_name.as_deref(),
-            Some("Level 4 - Quantitatively Managed")
-        );
+        assert_eq!(m.metrics.iter().filter(|x| x.score.is_none()).count(), 3);
+        let expected = (100.0 + 50.0 + 100.0) / 3.0;
+        assert_eq!(m.score, Some(expected), "mean of the three, not of six");
+        assert_eq!(m.level, Some(level_of(expected)));
         let none = maturity(&MaturityInputs::default());
         assert_eq!((none.score, none.level), (None, None));
+        // An idle service: only the deployments are known. No score.
+        let idle = maturity(&MaturityInputs {
+            deployments_7d: Some(1),
+            cpu_utilisation: Some(0.1),
+            memory_utilisation: Some(0.3),
+            ..MaturityInputs::default()
+        });
+        assert_eq!(idle.score, None, "no traffic, no maturity score");
+        // Traffic but too little measured.
+        let thin = maturity(&MaturityInputs {
+            availability: Some((99.9, 99.5)),
+            deployments_7d: Some(1),
+            ..MaturityInputs::default()
+        });
+        assert_eq!(thin.score, None);
     }
 
     #[test]

@@ -17,14 +17,15 @@ pub use budget::{
     SloPeriod, alert_factor, allowed_share, budget_report, burn_rate,
 };
 pub use health::{
-    Action, Band, Category, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority, SloSummary,
-    Threshold, WEIGHTS, band_of, health,
+    Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,
+    SloSummary, Threshold, WEIGHTS, band_of, health,
 };
 pub use health_inputs::{DEPLOYMENT_WINDOW, maturity_inputs};
 pub use maturity::{
-    DEPLOYS_FOR_FULL_SCORE, FAILURE_MULTIPLE_AT_ZERO, HIT_RATE_RANGE, LEVEL_NAMES, Maturity,
-    MaturityInputs, MetricScore, level_of, maturity, score_availability, score_deployments,
-    score_failure_share, score_hit_rate, score_latency, score_utilisation,
+    DEPLOYS_FOR_FULL_SCORE, FAILURE_MULTIPLE_AT_ZERO, HIT_RATE_RANGE, LEVEL_NAMES,
+    MIN_MEASURED_METRICS, Maturity, MaturityInputs, MetricScore, level_of, maturity,
+    score_availability, score_deployments, score_failure_share, score_hit_rate, score_latency,
+    score_utilisation,
 };
 pub use roi::{
     DEFAULT_COST_PER_MISS_USD, DEFAULT_PASS_PERCENT, DEFAULT_REDIS_MONTHLY_USD,
