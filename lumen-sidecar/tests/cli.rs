@@ -398,9 +398,22 @@ async fn health_exit_codes_follow_the_band() {
             );
         }
         assert!(
-            stdout.contains(&format!("\n  {band} ")) || band == "NO_DATA",
+            stdout.contains(&format!("\n  Overall Health: {band} (")),
             "{band}:\n{stdout}"
         );
+        // Section 3 lists the four SLOs; the summary has the seed's rows.
+        for line in [
+            "availability",
+            "latency_p95",
+            "latency_p99",
+            "error_rate",
+            "Maturity score",
+            "Maturity level",
+            "ROI gate status",
+            "SLO overall status",
+        ] {
+            assert!(stdout.contains(line), "{band}: {line} in\n{stdout}");
+        }
         let json = Command::new(BIN)
             .args(["health", "--url", &url, "--json"])
             .output()
@@ -409,7 +422,12 @@ async fn health_exit_codes_follow_the_band() {
         assert_eq!(doc["band"], band);
         match band {
             "EXCELLENT" => {
-                assert!(stdout.contains("No immediate actions required"), "{stdout}");
+                assert!(
+                    stdout.contains("No immediate actions required. System is healthy!"),
+                    "{stdout}"
+                );
+                assert_eq!(doc["slo"]["slos"].as_array().map(Vec::len), Some(4));
+                assert_eq!(doc["slo"]["slos"][0]["name"], "availability");
                 assert_eq!(doc["roi"]["gate"], "PASS");
                 assert!((doc["roi"]["roi_percent"].as_f64().expect("roi") - 800.0).abs() < 1e-6);
                 assert_eq!(doc["maturity"]["level_name"], "Level 5 - Optimizing");
@@ -424,7 +442,10 @@ async fn health_exit_codes_follow_the_band() {
                 }
                 let (_, md) = get(served.addr, "/v1/report").await;
                 assert!(
-                    md.contains("## Health") && md.contains("**Health: EXCELLENT"),
+                    md.contains("## Health")
+                        && md.contains("**Overall Health: EXCELLENT (")
+                        && md.contains("| ROI gate status | PASS |")
+                        && md.contains("System is healthy!"),
                     "{md}"
                 );
             }

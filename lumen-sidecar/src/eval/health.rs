@@ -143,6 +143,8 @@ pub struct Threshold {
 /// The SLO view inside the health report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SloSummary {
+    /// The four SLOs: target, current value, met.
+    pub slos: Vec<super::slo::SloResult>,
     /// The SLO status.
     pub status: Status,
     /// SLOs met ÷ evaluated × 100.
@@ -196,7 +198,7 @@ pub struct Component {
 }
 
 /// The sentence a report without actions shows.
-pub const NO_ACTIONS: &str = "No immediate actions required";
+pub const NO_ACTIONS: &str = "No immediate actions required. System is healthy!";
 
 fn slo_check(name: SloName) -> &'static str {
     match name {
@@ -351,6 +353,7 @@ pub fn health(slo: &SloReport, maturity: Maturity, roi: RoiResult) -> HealthRepo
         maturity,
         roi,
         slo: SloSummary {
+            slos: slo.slos.clone(),
             status: slo.status,
             compliance_rate: slo.compliance_rate,
             requests: slo.requests,

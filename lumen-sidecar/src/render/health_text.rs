@@ -93,6 +93,9 @@ pub fn health_text(h: &HealthReport, verbose: bool) -> String {
         r.savings_usd, r.cost_usd
     );
     let _ = writeln!(o, "\n[3/6] SLO compliance");
+    for l in table(&["SLO", "Target", "Current", "Status"], &slo_rows(h)).lines() {
+        let _ = writeln!(o, "  {l}");
+    }
     let _ = writeln!(
         o,
         "  Status {}, compliance {}, {} requests",
@@ -101,6 +104,9 @@ pub fn health_text(h: &HealthReport, verbose: bool) -> String {
         h.slo.requests
     );
     let _ = writeln!(o, "\n[4/6] Summary");
+    for l in table(&["Metric", "Value"], &summary_rows(h)).lines() {
+        let _ = writeln!(o, "  {l}");
+    }
     let (wm, wr, wc) = WEIGHTS;
     let rows = vec![
         vec![
@@ -120,10 +126,10 @@ pub fn health_text(h: &HealthReport, verbose: bool) -> String {
         ],
         vec!["Health".to_owned(), score(h.health_score), String::new()],
     ];
-    for l in table(&["Component", "Score", "Weight"], &rows).lines() {
-        let _ = writeln!(o, "  {l}");
-    }
     if verbose {
+        for l in table(&["Component", "Score", "Weight"], &rows).lines() {
+            let _ = writeln!(o, "  {l}");
+        }
         let _ = writeln!(
             o,
             "  (components without data are left out and the weights rescaled)"
@@ -135,15 +141,23 @@ pub fn health_text(h: &HealthReport, verbose: bool) -> String {
         );
     }
     let _ = writeln!(o, "\n[5/6] Overall");
-    let _ = writeln!(
-        o,
-        "  {} (health score {})",
-        h.band.as_str(),
-        score(h.health_score)
-    );
+    let _ = writeln!(o, "  {}", overall(h));
+    for c in h.components.iter().filter(|c| c.score.is_none()) {
+        let _ = writeln!(
+            o,
+            "  {} not measured: {}{}",
+            c.name,
+            c.missing.as_deref().unwrap_or("no data"),
+            if c.required {
+                ""
+            } else {
+                " (left out, weights rescaled)"
+            }
+        );
+    }
     let _ = writeln!(o, "\n[6/6] Recommended actions");
     if h.actions.is_empty() {
-        let _ = writeln!(o, "  {NO_ACTIONS}");
+        let _ = writeln!(o, "  {}", no_actions(h));
     }
     for a in &h.actions {
         let _ = writeln!(o, "  - {}", action_line(a));
@@ -151,22 +165,71 @@ pub fn health_text(h: &HealthReport, verbose: bool) -> String {
     o
 }
 
+/// `Overall Health: GOOD (82.9/100)`, or why there is no score.
+fn overall(h: &HealthReport) -> String {
+    match h.health_score {
+        Some(v) => format!("Overall Health: {} ({v:.1}/100)", h.band.as_str()),
+        None => format!("Overall Health: {} (no score)", h.band.as_str()),
+    }
+}
+
+/// The seed's sentence when nothing needs doing, unless there is no score.
+fn no_actions(h: &HealthReport) -> &'static str {
+    if h.health_score.is_some() {
+        NO_ACTIONS
+    } else {
+        "No actions: without data there is nothing to judge."
+    }
+}
+
+fn slo_rows(h: &HealthReport) -> Vec<Vec<String>> {
+    h.slo
+        .slos
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.as_str().to_owned(),
+                super::format::target(s),
+                super::format::value(s.current, &s.unit),
+                super::format::met(s).to_owned(),
+            ]
+        })
+        .collect()
+}
+
+/// The seed's summary rows.
+fn summary_rows(h: &HealthReport) -> Vec<Vec<String>> {
+    let r = &h.roi;
+    vec![
+        vec!["Maturity score".into(), score(h.maturity.score)],
+        vec![
+            "Maturity level".into(),
+            h.maturity
+                .level_name
+                .clone()
+                .unwrap_or_else(|| "no data".into()),
+        ],
+        vec![
+            "ROI".into(),
+            r.roi_percent.map_or("n/a".into(), |v| format!("{v:.1}%")),
+        ],
+        vec!["ROI gate status".into(), gate(r.gate).into()],
+        vec!["SLO compliance".into(), percent(h.slo.compliance_rate)],
+        vec!["SLO overall status".into(), h.slo.status.as_str().into()],
+    ]
+}
+
 /// The health section of the Markdown report.
 pub fn health_markdown(h: &HealthReport) -> String {
     let mut o = String::new();
     let r = &h.roi;
     let _ = writeln!(o, "## Health\n");
-    let _ = writeln!(
-        o,
-        "**Health: {} ({})** · maturity {} ({}) · ROI {} ({}) · SLO compliance {}\n",
-        h.band.as_str(),
-        score(h.health_score),
-        score(h.maturity.score),
-        h.maturity.level_name.as_deref().unwrap_or("no data"),
-        r.roi_percent.map_or("n/a".into(), |v| format!("{v:.1}%")),
-        gate(r.gate),
-        percent(h.slo.compliance_rate)
-    );
+    let _ = writeln!(o, "**{}**\n", overall(h));
+    let _ = writeln!(o, "| Metric | Value |\n| --- | --- |");
+    for row in summary_rows(h) {
+        let _ = writeln!(o, "| {} | {} |", row[0], row[1]);
+    }
+    let _ = writeln!(o);
     let _ = writeln!(
         o,
         "| Maturity metric | Value | Score |\n| --- | --- | --- |"
@@ -185,7 +248,7 @@ pub fn health_markdown(h: &HealthReport) -> String {
     );
     let _ = writeln!(o, "### Recommended actions\n");
     if h.actions.is_empty() {
-        let _ = writeln!(o, "- {NO_ACTIONS}");
+        let _ = writeln!(o, "- {}", no_actions(h));
     }
     for a in &h.actions {
         let _ = writeln!(o, "- {}", action_line(a));
