@@ -179,6 +179,68 @@ fn the_grafana_dashboard_queries_exported_metrics() {
             assert_exported(t["expr"].as_str().expect("expr"));
         }
     }
+    let panel = |title: &str| {
+        panels
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("a {title} panel"))
+    };
+    let steps = |p: &Value| -> Vec<(String, Option<f64>)> {
+        p["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .map(|s| {
+                (
+                    s["color"].as_str().expect("colour").to_owned(),
+                    s["value"].as_f64(),
+                )
+            })
+            .collect()
+    };
+    // Higher is better: red below 50, yellow from 50, green from 70.
+    assert_eq!(
+        steps(panel("Maturity score")),
+        [
+            ("red".to_owned(), None),
+            ("yellow".to_owned(), Some(50.0)),
+            ("green".to_owned(), Some(70.0))
+        ]
+    );
+    assert_eq!(
+        steps(panel("ROI percentage")),
+        [
+            ("red".to_owned(), None),
+            ("yellow".to_owned(), Some(300.0)),
+            ("green".to_owned(), Some(500.0))
+        ]
+    );
+    // Chart thresholds are drawn as lines, at the targets, in order.
+    let latency = panel("Latency P95 and P99, s");
+    assert_eq!(
+        latency["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"],
+        "line"
+    );
+    let values: Vec<Option<f64>> = steps(latency).into_iter().map(|s| s.1).collect();
+    assert_eq!(values, [None, Some(0.2), Some(0.5)]);
+    // The availability chart plots what its title names: the 5xx share.
+    let availability = panel("Availability (success rate) and 5xx share, %");
+    let exprs: Vec<&str> = availability["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| t["expr"].as_str().expect("expr"))
+        .collect();
+    assert!(
+        exprs[1].contains("status_class=~\"5xx|error\""),
+        "{exprs:?}"
+    );
+    assert!(
+        !exprs
+            .iter()
+            .any(|e| e.contains("4xx") || e.contains("error_rate")),
+        "{exprs:?}"
+    );
 }
 
 #[test]

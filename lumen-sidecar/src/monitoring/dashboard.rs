@@ -162,6 +162,46 @@ pub fn cloud_monitoring(def: &DashboardDef, project: &str) -> Value {
     json!({ "displayName": def.display_name, "mosaicLayout": { "columns": MOSAIC_COLUMNS, "tiles": tiles } })
 }
 
+/// Grafana colour steps for scorecard bands. Grafana colours a value by the
+/// highest step at or below it, so steps go up in value: below the lowest
+/// `BELOW` threshold its colour (red), then each next threshold's colour,
+/// and green from the highest one up (higher is better).
+pub fn band_steps(thresholds: &[Threshold]) -> Vec<Value> {
+    let mut below: Vec<&Threshold> = thresholds.iter().collect();
+    below.sort_by(|a, b| a.value.total_cmp(&b.value));
+    let colour = |t: &Threshold| {
+        t.color
+            .clone()
+            .unwrap_or_else(|| "RED".into())
+            .to_lowercase()
+    };
+    let mut steps = vec![json!({
+        "color": below.first().map_or_else(|| "green".to_owned(), |t| colour(t)),
+        "value": null,
+    })];
+    for (i, t) in below.iter().enumerate() {
+        let next = below
+            .get(i + 1)
+            .map_or_else(|| "green".to_owned(), |n| colour(n));
+        steps.push(json!({ "color": next, "value": t.value }));
+    }
+    steps
+}
+
+/// Grafana steps for threshold lines on a chart: transparent below, a red
+/// line at each threshold (drawn with `thresholdsStyle: line`).
+pub fn line_steps(thresholds: &[Threshold]) -> Vec<Value> {
+    let mut values: Vec<f64> = thresholds.iter().map(|t| t.value).collect();
+    values.sort_by(f64::total_cmp);
+    std::iter::once(json!({ "color": "transparent", "value": null }))
+        .chain(
+            values
+                .into_iter()
+                .map(|v| json!({ "color": "red", "value": v })),
+        )
+        .collect()
+}
+
 /// A Grafana dashboard for a Prometheus data source (`${datasource}`).
 pub fn grafana(def: &DashboardDef) -> Value {
     let mut panels = Vec::new();
@@ -178,15 +218,15 @@ pub fn grafana(def: &DashboardDef) -> Value {
                 .enumerate()
                 .map(|(k, q)| json!({ "refId": char::from(b'A' + k as u8).to_string(), "expr": q, "datasource": { "type": "prometheus", "uid": "${datasource}" } }))
                 .collect();
-            let steps: Vec<Value> = std::iter::once(json!({ "color": "green", "value": null }))
-                .chain(w.thresholds.iter().map(|t| json!({ "color": t.color.clone().unwrap_or_else(|| "red".into()).to_lowercase(), "value": t.value })))
-                .collect();
             let panel = match w.kind {
                 WidgetKind::Scorecard => {
-                    json!({ "type": "stat", "targets": targets, "fieldConfig": { "defaults": { "thresholds": { "mode": "absolute", "steps": steps } } } })
+                    json!({ "type": "stat", "targets": targets, "fieldConfig": { "defaults": { "thresholds": { "mode": "absolute", "steps": band_steps(&w.thresholds) } } } })
                 }
                 WidgetKind::Xy => {
-                    json!({ "type": "timeseries", "targets": targets, "fieldConfig": { "defaults": { "thresholds": { "mode": "absolute", "steps": steps } } } })
+                    json!({ "type": "timeseries", "targets": targets, "fieldConfig": { "defaults": {
+                        "thresholds": { "mode": "absolute", "steps": line_steps(&w.thresholds) },
+                        "custom": { "thresholdsStyle": { "mode": "line" } },
+                    } } })
                 }
                 WidgetKind::Logs => {
                     json!({ "type": "text", "options": { "mode": "markdown", "content": format!("Logs live in Cloud Logging: `{}`", w.filter.clone().unwrap_or_default()) } })
