@@ -186,6 +186,11 @@ pub enum AlertsAction {
         /// Slack channel (such as #lumen-alerts) for a channel created from SLACK_BOT_TOKEN.
         #[arg(long)]
         slack_channel: Option<String>,
+        /// Apply only these (repeat or comma-separate): `seed` (the four
+        /// policies), `slos` (the Service and its four SLOs), `burn-rate`
+        /// (the 16 burn-rate policies). Default: all three.
+        #[arg(long, value_delimiter = ',', value_parser = ["seed", "slos", "burn-rate"])]
+        only: Vec<String>,
         /// A file holding an OAuth access token.
         #[arg(long)]
         access_token_file: Option<PathBuf>,

@@ -158,6 +158,7 @@ async fn run(cli: Cli) -> u8 {
                 config,
                 service,
                 slack_channel,
+                only,
                 access_token_file,
                 api_base,
             } => {
@@ -166,9 +167,11 @@ async fn run(cli: Cli) -> u8 {
                         Ok(s) => s,
                         Err(e) => return fail(&e),
                     };
+                let parts = commands::ApplyParts::from_only(&only);
                 match commands::alerts_apply(
                     &config,
                     &scope,
+                    parts,
                     slack_channel.as_deref(),
                     access_token_file.as_deref(),
                     api_base.as_deref(),

@@ -688,6 +688,22 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     assert!(out.contains("1 of the objects above failed"), "{out}");
     api.lock().expect("lock").poison = None;
 
+    // --only chooses what is applied, and the output says what it touched.
+    let a = again.clone();
+    let (code, out) = tokio::task::spawn_blocking(move || {
+        a(vec!["alerts", "apply", "--project", "p1", "--only", "seed"])
+    })
+    .await
+    .expect("ran");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.matches("updated policy \"Lumen: ").count(), 4, "{out}");
+    assert!(
+        !out.lines().any(|l| l.contains("serviceLevelObjectives")
+            || l.starts_with("service")
+            || l.contains("Lumen budget")),
+        "{out}"
+    );
+
     let api = api.lock().expect("lock");
     assert_eq!(api.dashboards.len(), 1);
     assert_eq!(api.channels.len(), 1);

@@ -26,6 +26,30 @@ pub fn scope(
     Ok((config, scope))
 }
 
+/// Which objects `alerts apply` creates or updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyParts {
+    /// The seed's four policies.
+    pub seed: bool,
+    /// The Service and its four request-based SLOs.
+    pub slos: bool,
+    /// The 16 burn-rate policies (they need the SLOs to exist).
+    pub burn_rate: bool,
+}
+
+impl ApplyParts {
+    /// From `--only` (empty: everything).
+    pub fn from_only(only: &[String]) -> Self {
+        let all = only.is_empty();
+        let has = |p: &str| all || only.iter().any(|o| o == p);
+        Self {
+            seed: has("seed"),
+            slos: has("slos"),
+            burn_rate: has("burn-rate"),
+        }
+    }
+}
+
 /// What an `apply` did: one line per object, and how many failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
@@ -157,6 +181,7 @@ pub fn alerts_render(
 pub async fn alerts_apply(
     config: &SidecarConfig,
     scope: &Scope,
+    parts: ApplyParts,
     slack_channel_name: Option<&str>,
     token_file: Option<&Path>,
     api_base: Option<&str>,
@@ -206,29 +231,34 @@ pub async fn alerts_apply(
     let channels: Vec<String> = channel.into_iter().collect();
     let period_hours = config.budget_period.bounds(crate::app::now_ms()).1;
     let service_id = slos::service_id(&scope.service);
-    let service_ok = match api
-        .ensure_service(&service_id, &slos::service(&scope.service))
-        .await
-    {
-        Ok(Change::Created(n)) => {
-            report.lines.push(format!("created service: {n}"));
-            true
-        }
-        Ok(_) => {
-            report.lines.push(format!("service {service_id} exists"));
-            true
-        }
-        Err(e) => {
-            report.failures += 1;
-            report
-                .lines
-                .push(format!("FAILED service {service_id}: {e}"));
-            false
-        }
+    let service_ok = !parts.slos
+        || match api
+            .ensure_service(&service_id, &slos::service(&scope.service))
+            .await
+        {
+            Ok(Change::Created(n)) => {
+                report.lines.push(format!("created service: {n}"));
+                true
+            }
+            Ok(_) => {
+                report.lines.push(format!("service {service_id} exists"));
+                true
+            }
+            Err(e) => {
+                report.failures += 1;
+                report
+                    .lines
+                    .push(format!("FAILED service {service_id}: {e}"));
+                false
+            }
+        };
+    let mut all_policies = if parts.seed {
+        policies(scope, &channels)
+    } else {
+        Vec::new()
     };
-    let mut all_policies = policies(scope, &channels);
     for name in SloName::ALL {
-        if service_ok {
+        if parts.slos && service_ok {
             let result = api
                 .upsert_slo(
                     &service_id,
@@ -238,8 +268,10 @@ pub async fn alerts_apply(
                 .await;
             report.record(&format!("SLO {}", slos::slo_id(name)), result);
         }
-        for row in slos::rows(period_hours) {
-            all_policies.push(slos::burn_policy(scope, name, row, &channels));
+        if parts.burn_rate {
+            for row in slos::rows(period_hours) {
+                all_policies.push(slos::burn_policy(scope, name, row, &channels));
+            }
         }
     }
     for policy in all_policies {
