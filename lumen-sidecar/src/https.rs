@@ -100,3 +100,17 @@ pub async fn exchange(
         None => exchange.await,
     }
 }
+
+/// `value` percent-encoded for a query string: every byte but the unreserved
+/// ones (`A-Z a-z 0-9 - . _ ~`, RFC 3986) as `%XX`.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -31,6 +31,7 @@ pub mod https;
 pub mod gcp;
 pub mod server;
 pub mod export;
+pub mod deployments;
 pub mod alerts;
 pub mod monitoring;
 pub mod check;

@@ -87,6 +87,13 @@ impl Sidecar {
 
         let mut peers = JoinSet::new();
         peers.spawn(housekeeping(Arc::clone(&state), stop.clone()));
+        if state.config.export.cloud_run.is_some() {
+            peers.spawn(crate::deployments::run(
+                Arc::clone(&state),
+                state.config.cloud_run_api.clone(),
+                stop.clone(),
+            ));
+        }
         if let Some(url) = &state.config.slack_webhook_url {
             let webhook = url.parse().expect("validated with the config");
             peers.spawn(crate::alerts::run(

@@ -300,10 +300,13 @@ async fn on_cloud_run_the_export_is_authenticated_and_described() {
     let (metadata, tokens) = metadata_server(3600).await;
     let mut receiver = Receiver::http(Vec::new()).await;
     let (endpoint, metadata_host) = (format!("http://{}", receiver.addr), metadata.to_string());
+    let cloud_run_api = format!("http://{metadata}");
     let sidecar = SidecarProc::start(
         free_port(),
         &[
             ("K_SERVICE", "ion-mentoring-api"),
+            // The revisions are listed from a loopback stand-in, never Google.
+            ("LUMEN_CLOUD_RUN_API", cloud_run_api.as_str()),
             ("K_REVISION", "ion-mentoring-api-00007-xyz"),
             ("K_CONFIGURATION", "ion-mentoring-api"),
             ("GCE_METADATA_HOST", metadata_host.as_str()),
@@ -508,10 +511,13 @@ async fn without_a_region_nothing_is_exported_until_the_metadata_server_says() {
     let ((metadata, _), region_asked) = metadata_server_failing_region(3600, 3).await;
     let mut receiver = Receiver::http(Vec::new()).await;
     let (endpoint, metadata_host) = (format!("http://{}", receiver.addr), metadata.to_string());
+    let cloud_run_api = format!("http://{metadata}");
     let sidecar = SidecarProc::start(
         free_port(),
         &[
             ("K_SERVICE", "ion-mentoring-api"),
+            // The revisions are listed from a loopback stand-in, never Google.
+            ("LUMEN_CLOUD_RUN_API", cloud_run_api.as_str()),
             ("GCE_METADATA_HOST", metadata_host.as_str()),
             ("LUMEN_GOOGLE_AUTH", "1"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),

@@ -52,7 +52,7 @@ impl AppState {
             let data = store.window(now, window);
             let slo =
                 SloReport::evaluate(&data, &self.config.slo, self.config.service.as_deref(), now);
-            let inputs = maturity_inputs(&slo, &store, now, window);
+            let inputs = maturity_inputs(&slo, &store, now, window, self.deployments());
             let since = now.saturating_sub(window.as_millis() as u64);
             let active = store.ledger().active_since(since).count() as u64;
             let budget = budget_report(

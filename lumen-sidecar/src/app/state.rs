@@ -68,6 +68,7 @@ pub struct AppState {
     pub slack_stats: Arc<SlackStats>,
     totals: Mutex<RequestTotals>,
     histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
+    deployments: Mutex<Option<crate::eval::Deployments>>,
     pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
 }
 
@@ -85,6 +86,7 @@ impl AppState {
             slack_stats: Arc::default(),
             totals: Mutex::new(BTreeMap::new()),
             histogram_feed: OnceLock::new(),
+            deployments: Mutex::new(None),
             evaluation_cache: Mutex::new(None),
         }
     }
@@ -173,6 +175,22 @@ impl AppState {
     /// Connects the exported histogram's queue.
     pub fn attach_histogram_feed(&self, feed: mpsc::Sender<LatencyFeed>) {
         let _ = self.histogram_feed.set(feed);
+    }
+
+    /// Records the service's deployment count from its source of truth.
+    pub fn set_deployments(&self, deployments: crate::eval::Deployments) {
+        *self
+            .deployments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(deployments);
+    }
+
+    /// The service's deployment count from its source of truth, if known.
+    pub fn deployments(&self) -> Option<crate::eval::Deployments> {
+        *self
+            .deployments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The store, even if a panic poisoned its lock (the store is only ever

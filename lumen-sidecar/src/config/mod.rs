@@ -74,6 +74,8 @@ pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 pub const MIN_EXPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// Google's OTLP endpoint, the default on Cloud Run.
 pub const GOOGLE_OTLP_ENDPOINT: &str = "https://telemetry.googleapis.com";
+/// The Cloud Run Admin API.
+pub const DEFAULT_CLOUD_RUN_API: &str = "https://run.googleapis.com";
 /// Where the metadata server answers on Google Cloud.
 pub const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 
@@ -238,6 +240,8 @@ pub struct SidecarConfig {
     pub budget_period: SloPeriod,
     /// Events a long window needs before a budget alert may fire.
     pub budget_min_events: u64,
+    /// The Cloud Run Admin API's base URL (revisions, for deployment frequency).
+    pub cloud_run_api: String,
 }
 
 impl Default for SidecarConfig {
@@ -258,6 +262,7 @@ impl Default for SidecarConfig {
             slack_webhook_url: None,
             budget_period: SloPeriod::default(),
             budget_min_events: DEFAULT_MIN_EVENTS,
+            cloud_run_api: DEFAULT_CLOUD_RUN_API.to_owned(),
         }
     }
 }

@@ -531,6 +531,20 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         key: None,
+        env: &["LUMEN_CLOUD_RUN_API"],
+        default: "https://run.googleapis.com",
+        help: "the Cloud Run Admin API the service's revisions are listed from, on Cloud Run (a stand-in's URL in tests)",
+        set: |d, v| {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err("an http:// or https:// URL".into());
+            }
+            d.config.cloud_run_api = v.to_owned();
+            Ok(())
+        },
+        show: none,
+    },
+    Setting {
+        key: None,
         env: &["LUMEN_GOOGLE_AUTH"],
         default: "on for *.googleapis.com endpoints",
         help: "send a Google access token from the metadata server: 1 or 0",

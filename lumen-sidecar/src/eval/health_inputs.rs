@@ -17,12 +17,34 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| sum / f64::from(n))
 }
 
+/// Where a deployment count comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentSource {
+    /// The Cloud Run Admin API's revision list (the whole service).
+    CloudRunApi,
+    /// The revisions this sidecar's batches named (its instance only).
+    SidecarSeen,
+}
+
+/// A count of deployments over the last 7 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Deployments {
+    /// Revisions created in the last 7 days.
+    pub count_7d: u32,
+    /// Where the count comes from.
+    pub source: DeploymentSource,
+}
+
 /// The inputs of [`maturity`](super::maturity()) for `slo`'s window ending at `now_ms`.
+/// `deployments` is the service's count from its source of truth, when known;
+/// else the revisions this sidecar saw count, labelled as such.
 pub fn maturity_inputs(
     slo: &SloReport,
     store: &WindowStore,
     now_ms: u64,
     window: Duration,
+    deployments: Option<Deployments>,
 ) -> MaturityInputs {
     let pair = |name: SloName| {
         slo.slos
@@ -31,11 +53,15 @@ pub fn maturity_inputs(
             .and_then(|s| s.current.map(|c| (c, s.target)))
     };
     let since = now_ms.saturating_sub(DEPLOYMENT_WINDOW.as_millis() as u64);
-    let deployments = store
+    let seen = store
         .revisions()
         .values()
         .filter(|seen| **seen >= since)
         .count() as u32;
+    let deployments = deployments.unwrap_or(Deployments {
+        count_7d: seen,
+        source: DeploymentSource::SidecarSeen,
+    });
     let active_since = now_ms.saturating_sub(window.as_millis() as u64);
     let instances: Vec<_> = store
         .ledger()
@@ -47,7 +73,10 @@ pub fn maturity_inputs(
         latency_p95: pair(SloName::LatencyP95),
         error_rate: pair(SloName::ErrorRate),
         cache_hit_rate: slo.cache.hit_rate,
-        deployments_7d: (deployments > 0).then_some(deployments),
+        deployments_7d: (deployments.source == DeploymentSource::CloudRunApi
+            || deployments.count_7d > 0)
+            .then_some(deployments.count_7d),
+        deployments_source: Some(deployments.source),
         cpu_utilisation: mean(instances.iter().filter_map(|e| e.cpu_utilisation())),
         memory_utilisation: mean(instances.iter().filter_map(|e| e.memory_utilisation())),
     }

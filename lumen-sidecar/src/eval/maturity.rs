@@ -31,6 +31,8 @@ pub struct MaturityInputs {
     pub cache_hit_rate: Option<f64>,
     /// Distinct revisions seen in the last 7 days.
     pub deployments_7d: Option<u32>,
+    /// Where that count comes from.
+    pub deployments_source: Option<super::DeploymentSource>,
     /// CPU used over the CPU limit, 0–1 (averaged over instances).
     pub cpu_utilisation: Option<f64>,
     /// Resident memory over the memory limit, 0–1 (averaged over instances).
@@ -45,6 +47,9 @@ pub struct MetricScore {
     pub metric: String,
     /// The measured value (`null` without data).
     pub value: Option<f64>,
+    /// Where the value comes from, when there is more than one way to know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::DeploymentSource>,
     /// Its unit.
     pub unit: String,
     /// 0–100, `null` without data (left out of the average).
@@ -127,6 +132,9 @@ pub fn maturity(inputs: &MaturityInputs) -> Maturity {
     };
     let row = |metric: &str, unit: &str, v: Option<(f64, f64)>| MetricScore {
         metric: metric.to_owned(),
+        source: (metric == "deployment_frequency")
+            .then_some(inputs.deployments_source)
+            .flatten(),
         value: v.map(|x| x.0),
         unit: unit.to_owned(),
         score: v.map(|x| x.1),

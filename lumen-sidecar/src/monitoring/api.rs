@@ -121,7 +121,7 @@ impl MonitoringApi {
         let mut token: Option<String> = None;
         loop {
             let page = match &token {
-                Some(t) => format!("{path}?pageToken={}", percent_encode(t)),
+                Some(t) => format!("{path}?pageToken={}", crate::https::percent_encode(t)),
                 None => path.to_owned(),
             };
             let answer = self.call("GET", &page, None).await?;
@@ -280,25 +280,11 @@ pub fn console_url(resource: &str, project: &str) -> String {
     format!("https://console.cloud.google.com/monitoring/dashboards/builder/{id}?project={project}")
 }
 
-/// `value` percent-encoded for a query string: every byte but the unreserved
-/// ones (`A-Z a-z 0-9 - . _ ~`, RFC 3986) as `%XX`.
-pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn page_tokens_are_percent_encoded() {
-        assert_eq!(super::percent_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
-        assert_eq!(super::percent_encode("Ab-9._~"), "Ab-9._~");
+        assert_eq!(crate::https::percent_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+        assert_eq!(crate::https::percent_encode("Ab-9._~"), "Ab-9._~");
     }
 }

@@ -46,7 +46,18 @@ fn maturity_rows(h: &HealthReport) -> Vec<Vec<String>> {
     h.maturity
         .metrics
         .iter()
-        .map(|m| vec![m.metric.clone(), value(m.value, &m.unit), score(m.score)])
+        .map(|m| {
+            let measured = match m.source {
+                Some(crate::eval::DeploymentSource::CloudRunApi) => {
+                    format!("{} (Cloud Run API)", value(m.value, &m.unit))
+                }
+                Some(crate::eval::DeploymentSource::SidecarSeen) => {
+                    format!("{} (this sidecar only)", value(m.value, &m.unit))
+                }
+                None => value(m.value, &m.unit),
+            };
+            vec![m.metric.clone(), measured, score(m.score)]
+        })
         .collect()
 }
 
