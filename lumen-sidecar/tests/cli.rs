@@ -531,3 +531,83 @@ async fn an_idle_service_is_no_data_not_poor() {
     assert!(doc["health_score"].is_number(), "{doc}");
     served.terminate();
 }
+
+/// `name{…labels…} value` lines of `/metrics` whose labels include `with`, summed.
+fn sum_of(metrics: &str, name: &str, with: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(with))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_each_carry_their_share_and_the_fleet_roi_is_one_bill() {
+    // $72 a month is $0.10 an hour; a hit saves $0.001.
+    let roi_env = [
+        ("LUMEN_ROI_COST_PER_MISS_USD", "0.001"),
+        ("LUMEN_ROI_REDIS_MONTHLY_COST_USD", "72"),
+        ("LUMEN_ROI_INSTANCES", "2"),
+    ];
+    let (a, b) = (Served::start(&roi_env).await, Served::start(&roi_env).await);
+    // Each instance: 300 hits. The fleet: 600 hits = $0.60 against $0.10 = 500 %.
+    for served in [&a, &b] {
+        assert_eq!(
+            post_batch(served.addr, &band_batch(1000, 0, 0, 300, 700))
+                .await
+                .0,
+            200
+        );
+    }
+    let mut fleet_hits = 0.0;
+    for served in [&a, &b] {
+        let (_, body) = get(served.addr, "/v1/health").await;
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let roi = doc["roi"]["roi_percent"].as_f64().expect("an ROI");
+        assert!(
+            (roi - 500.0).abs() < 1e-6,
+            "each instance carries half the bill: {roi}"
+        );
+        assert_eq!(doc["roi"]["cost_share"], 0.5);
+        let (_, metrics) = get(served.addr, "/metrics").await;
+        fleet_hits += sum_of(&metrics, "lumen_cache_lookups_total", "result=\"hit\"");
+    }
+    // What the generated PromQL computes from the summed counters: one bill.
+    let cost = 72.0 * 3600.0 / (30.0 * 86_400.0);
+    let fleet = (fleet_hits * 0.001 - cost) / cost * 100.0;
+    assert!((fleet - 500.0).abs() < 1e-6, "{fleet}");
+
+    // On Cloud Run without a share, no per-instance ROI rather than the whole bill.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let api = format!("http://{nowhere}");
+    let run = Served::start(&[
+        ("K_SERVICE", "ion-mentoring-api"),
+        ("LUMEN_EXPORT", "off"),
+        ("GCE_METADATA_HOST", nowhere.as_str()),
+        ("LUMEN_CLOUD_RUN_API", api.as_str()),
+        ("LUMEN_ROI_COST_PER_MISS_USD", "0.001"),
+        ("LUMEN_ROI_REDIS_MONTHLY_COST_USD", "72"),
+    ])
+    .await;
+    assert_eq!(
+        post_batch(run.addr, &band_batch(1000, 0, 0, 300, 700))
+            .await
+            .0,
+        200
+    );
+    let (_, body) = get(run.addr, "/v1/health").await;
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert!(doc["roi"]["roi_percent"].is_null(), "{doc}");
+    assert!(
+        doc["roi"]["missing"]
+            .as_str()
+            .expect("why")
+            .contains("roi.instances"),
+        "{doc}"
+    );
+    let (_, metrics) = get(run.addr, "/metrics").await;
+    assert!(!metrics.contains("roi_percentage{"), "{metrics}");
+    for served in [a, b, run] {
+        served.terminate();
+    }
+}

@@ -8,7 +8,7 @@ use super::clock::now_ms;
 use super::state::AppState;
 use crate::eval::{
     BudgetReport, HealthReport, MaturityInputs, SloReport, budget_report, health, maturity,
-    maturity_inputs, roi,
+    maturity_inputs, roi, roi_share_unknown,
 };
 
 /// One evaluation of a window: the SLO report and the health report.
@@ -71,6 +71,13 @@ impl AppState {
             window.as_secs_f64(),
             &self.config.roi,
         );
+        // On Cloud Run this sidecar sees one instance of a fleet: without
+        // its share of the cache's cost it reports no ROI of its own.
+        let roi = if self.config.roi.instances.is_none() && self.config.export.cloud_run.is_some() {
+            roi_share_unknown(roi)
+        } else {
+            roi
+        };
         let health = health(&slo, maturity(&inputs), roi);
         Evaluation {
             slo,

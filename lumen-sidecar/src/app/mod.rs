@@ -18,5 +18,5 @@ pub use checkpoint::{restore_store, save_snapshot};
 pub use clock::now_ms;
 pub use evaluation::Evaluation;
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
-pub use state::{AppState, INNER_FAILURE_LABEL, LatencyFeed, RequestTotals};
+pub use state::{AppState, CacheTotals, INNER_FAILURE_LABEL, LatencyFeed, RequestTotals};
 pub use stats::{ExportStats, IngestStats, RejectReason, SlackStats};

@@ -20,6 +20,9 @@ use crate::store::WindowStore;
 /// the outcome a status class's label or `error` (an inner failure).
 pub type RequestTotals = BTreeMap<(Option<String>, &'static str, &'static str), u64>;
 
+/// Cumulative cache lookups by route since start: `[hits, misses]`.
+pub type CacheTotals = BTreeMap<Option<String>, [u64; 2]>;
+
 /// The method label of requests whose sender did not say their method.
 const UNKNOWN_METHOD: &str = "_OTHER";
 
@@ -66,7 +69,7 @@ pub struct AppState {
     pub export_stats: Arc<ExportStats>,
     /// Counters of the Slack alerter.
     pub slack_stats: Arc<SlackStats>,
-    totals: Mutex<RequestTotals>,
+    totals: Mutex<(RequestTotals, CacheTotals)>,
     histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
     deployments: Mutex<Option<crate::eval::Deployments>>,
     pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
@@ -84,7 +87,7 @@ impl AppState {
             stats: IngestStats::default(),
             export_stats: Arc::default(),
             slack_stats: Arc::default(),
-            totals: Mutex::new(BTreeMap::new()),
+            totals: Mutex::new((BTreeMap::new(), BTreeMap::new())),
             histogram_feed: OnceLock::new(),
             deployments: Mutex::new(None),
             evaluation_cache: Mutex::new(None),
@@ -95,8 +98,14 @@ impl AppState {
     /// for the exported histogram (when an export runs).
     pub fn note_exported(&self, batch: &DecodedBatch) {
         {
-            let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+            let (totals, cache) = &mut *guard;
             for series in &batch.series {
+                if series.cache.hits + series.cache.misses > 0 {
+                    let c = cache.entry(series.route.clone()).or_insert([0, 0]);
+                    c[0] += series.cache.hits;
+                    c[1] += series.cache.misses;
+                }
                 let unsplit = [(
                     UNKNOWN_METHOD,
                     MethodCounts {
@@ -120,7 +129,7 @@ impl AppState {
                 };
                 for (method, counts) in by_method {
                     add_outcomes(
-                        &mut totals,
+                        totals,
                         series.route.as_ref(),
                         method,
                         &counts.status,
@@ -164,11 +173,21 @@ impl AppState {
         }
     }
 
-    /// The cumulative totals, for the exported counter.
+    /// The cumulative request totals, for the exported counter.
     pub fn request_totals(&self) -> RequestTotals {
         self.totals
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .clone()
+    }
+
+    /// The cumulative cache lookups, for the exported counter.
+    pub fn cache_totals(&self) -> CacheTotals {
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
             .clone()
     }
 

@@ -331,6 +331,21 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| Some(Shown::Number(c.roi.warn_percent)),
     },
     Setting {
+        key: Some("roi.instances"),
+        env: &["LUMEN_ROI_INSTANCES"],
+        default: "1 off Cloud Run; on Cloud Run none (no per-instance ROI)",
+        help: "instances the cache's cost is shared over: this sidecar's own ROI charges its instance 1/N of it (the fleet ROI on dashboards and policies needs no N)",
+        set: |d, v| {
+            let n = whole(v, "a whole number of instances, at least 1")?;
+            if n == 0 || n > 10_000 {
+                return Err("a whole number of instances, at least 1".into());
+            }
+            d.config.roi.instances = Some(u32::try_from(n).unwrap_or(u32::MAX));
+            Ok(())
+        },
+        show: |c| c.roi.instances.map(|n| Shown::Whole(u64::from(n))),
+    },
+    Setting {
         key: None,
         env: &["SLACK_WEBHOOK_URL"],
         default: "none (the sidecar's own Slack alerts off)",

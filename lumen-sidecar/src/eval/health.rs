@@ -280,7 +280,9 @@ pub fn health(slo: &SloReport, maturity: Maturity, roi: RoiResult) -> HealthRepo
             wr,
             roi.score,
             false,
-            "no cache lookups reported in the window".to_owned(),
+            roi.missing
+                .clone()
+                .unwrap_or_else(|| "no cache lookups reported in the window".to_owned()),
         ),
         component(
             "slo_compliance",

@@ -29,7 +29,7 @@ pub use maturity::{
 };
 pub use roi::{
     DEFAULT_COST_PER_MISS_USD, DEFAULT_PASS_PERCENT, DEFAULT_REDIS_MONTHLY_USD,
-    DEFAULT_WARN_PERCENT, Gate, RoiConfig, RoiResult, roi, roi_score,
+    DEFAULT_WARN_PERCENT, Gate, MONTH_S, RoiConfig, RoiResult, roi, roi_score, roi_share_unknown,
 };
 pub use slis::{Slis, StatusClass, error_count};
 pub use slo::{

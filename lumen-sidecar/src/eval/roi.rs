@@ -24,6 +24,10 @@ pub struct RoiConfig {
     pub pass_percent: f64,
     /// WARN at or above, percent.
     pub warn_percent: f64,
+    /// Instances the cache's cost is shared over, for one sidecar's own
+    /// (per-instance) ROI: its instance is charged `1 / instances` of the
+    /// bill. `None`: not said (a fleet then gets no per-instance ROI).
+    pub instances: Option<u32>,
 }
 
 impl Default for RoiConfig {
@@ -33,6 +37,7 @@ impl Default for RoiConfig {
             redis_monthly_cost_usd: DEFAULT_REDIS_MONTHLY_USD,
             pass_percent: DEFAULT_PASS_PERCENT,
             warn_percent: DEFAULT_WARN_PERCENT,
+            instances: None,
         }
     }
 }
@@ -74,6 +79,10 @@ pub struct RoiResult {
     pub pass_percent: f64,
     /// The thresholds used.
     pub warn_percent: f64,
+    /// The share of the cache's cost charged (`1 / instances`).
+    pub cost_share: f64,
+    /// Why there is no ROI, when there is none.
+    pub missing: Option<String>,
 }
 
 /// 100 at or above the pass threshold; 70 to 100 linearly between warn and
@@ -90,13 +99,24 @@ pub fn roi_score(roi: f64, warn: f64, pass: f64) -> f64 {
     }
 }
 
-/// The ROI of `hits`/`misses` over `window_s` seconds with `requests` finished.
+/// The ROI of `hits`/`misses` over `window_s` seconds with `requests`
+/// finished, charging `1 / instances` of the cache's cost (all of it when
+/// `instances` is `None`: callers decide whether that is true, see
+/// [`RoiConfig::instances`]).
 pub fn roi(hits: u64, misses: u64, requests: u64, window_s: f64, c: &RoiConfig) -> RoiResult {
     let lookups = hits + misses;
     let hit_rate = (lookups > 0).then(|| hits as f64 * 100.0 / lookups as f64);
     let savings = hits as f64 * c.cost_per_miss_usd;
-    let cost = c.redis_monthly_cost_usd * window_s / MONTH_S;
-    let (roi_percent, gate, score) = if requests == 0 || cost <= 0.0 {
+    let cost_share = 1.0 / f64::from(c.instances.unwrap_or(1).max(1));
+    let cost = c.redis_monthly_cost_usd * window_s / MONTH_S * cost_share;
+    let missing = if requests == 0 {
+        Some("no request in the window".to_owned())
+    } else if lookups == 0 {
+        Some("no cache lookups reported in the window".to_owned())
+    } else {
+        None
+    };
+    let (roi_percent, gate, score) = if missing.is_some() || cost <= 0.0 {
         (None, Gate::NoData, None)
     } else {
         let r = (savings - cost) / cost * 100.0;
@@ -124,7 +144,21 @@ pub fn roi(hits: u64, misses: u64, requests: u64, window_s: f64, c: &RoiConfig) 
         score,
         pass_percent: c.pass_percent,
         warn_percent: c.warn_percent,
+        cost_share,
+        missing,
     }
+}
+
+/// A fleet's instance cannot know its share of a shared cost: its ROI is
+/// left out, saying why, rather than charged the whole bill.
+pub fn roi_share_unknown(mut r: RoiResult) -> RoiResult {
+    r.roi_percent = None;
+    r.score = None;
+    r.gate = Gate::NoData;
+    r.missing = Some(
+        "one instance of a fleet: its share of the cache's cost is unknown (set roi.instances / LUMEN_ROI_INSTANCES, or read the fleet ROI on the dashboard and policies)".to_owned(),
+    );
+    r
 }
 
 #[cfg(test)]
@@ -182,9 +216,39 @@ mod tests {
     #[test]
     fn no_traffic_is_no_data() {
         let r = roi(0, 0, 0, 3600.0, &cfg());
+        assert!(r.missing.is_some());
         assert_eq!(
             (r.gate, r.roi_percent, r.score, r.hit_rate),
             (Gate::NoData, None, None, None)
         );
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    #[test]
+    fn two_instances_each_carry_half_the_cost() {
+        // $30 a month, 1 cent a hit; one day. The fleet: 2 × 400 hits = $8
+        // saved against $1: ROI 700 %. Each instance, charged half: $4 against $0.5.
+        let c = |instances| RoiConfig {
+            cost_per_miss_usd: 0.01,
+            redis_monthly_cost_usd: 30.0,
+            instances,
+            ..RoiConfig::default()
+        };
+        let fleet = roi(800, 200, 2000, 86_400.0, &c(None));
+        let one = roi(400, 100, 1000, 86_400.0, &c(Some(2)));
+        let whole_bill = roi(400, 100, 1000, 86_400.0, &c(None));
+        let (f, o) = (
+            fleet.roi_percent.expect("roi"),
+            one.roi_percent.expect("roi"),
+        );
+        assert!((f - 700.0).abs() < 1e-9 && (o - f).abs() < 1e-9, "{f} {o}");
+        assert!((whole_bill.roi_percent.expect("roi") - 300.0).abs() < 1e-9);
+        assert!((one.cost_share - 0.5).abs() < 1e-12);
+        let unknown = roi_share_unknown(one);
+        assert_eq!((unknown.roi_percent, unknown.gate), (None, Gate::NoData));
     }
 }

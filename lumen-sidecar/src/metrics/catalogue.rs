@@ -335,6 +335,28 @@ pub static CATALOGUE: &[MetricDef] = &[
         },
     },
     MetricDef {
+        name: "lumen_cache_lookups_total",
+        kind: MetricKind::Counter,
+        unit: "{lookup}",
+        labels: &["service_name", "http_route", "result"],
+        help: "Cache lookups the app reported since the sidecar started, by route and result (hit or miss); summed over instances they give the fleet's hit rate and ROI exactly",
+        destinations: Destinations::Both,
+        samples: |s| {
+            let service = s.evaluation.slo.service.clone();
+            s.app
+                .cache_totals()
+                .into_iter()
+                .flat_map(|(route, [hits, misses])| {
+                    let route = route.unwrap_or_default();
+                    [("hit", hits), ("miss", misses)].map(|(result, n)| Sample {
+                        labels: vec![service.clone(), route.clone(), result.to_owned()],
+                        value: SampleValue::Count(n),
+                    })
+                })
+                .collect()
+        },
+    },
+    MetricDef {
         name: DURATION_HISTOGRAM,
         kind: MetricKind::Histogram,
         unit: "s",

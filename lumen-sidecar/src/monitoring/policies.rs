@@ -5,20 +5,25 @@
 use serde_json::{Value, json};
 
 use super::scope::Scope;
-use crate::eval::alert_rules::{AlertRule, runbook_markdown, seed_rules};
+use crate::eval::alert_rules::{AlertRule, Watched, runbook_markdown, seed_rules};
 use crate::eval::{ALERT_TABLE, BURN_WINDOWS, SloName, alert_factor, allowed_share};
 
 /// The notification channel's display name, as in the seed.
 pub const CHANNEL_NAME: &str = "Lumen System Alerts";
 
-/// The PromQL condition of a rule on the scope's service, aggregated over
-/// its instances.
+/// The PromQL condition of a rule on the scope's service. ROI and the cache
+/// hit rate are fleet figures from the summed counters of every instance;
+/// the others take the worst instance's gauge.
 pub fn condition(rule: &AlertRule, scope: &Scope) -> String {
-    format!(
-        "min({}) < {}",
-        scope.selector(rule.watched.metric(), rule.watched.matchers()),
-        rule.threshold
-    )
+    match rule.watched {
+        Watched::Roi => format!("{} < {}", scope.fleet_roi(), rule.threshold),
+        Watched::CacheHitRate => format!("{} < {}", scope.fleet_hit_rate("5m"), rule.threshold),
+        _ => format!(
+            "min({}) < {}",
+            scope.selector(rule.watched.metric(), rule.watched.matchers()),
+            rule.threshold
+        ),
+    }
 }
 
 fn duration(d: std::time::Duration) -> String {

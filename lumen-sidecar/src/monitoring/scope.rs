@@ -3,8 +3,10 @@
 //! display name the artefacts carry is scoped by it, so two services in one
 //! project (or one Prometheus) never share a policy, an SLO or a series.
 
+use std::time::Duration;
+
 use crate::config::SidecarConfig;
-use crate::eval::SloTargets;
+use crate::eval::{MONTH_S, RoiConfig, SloTargets};
 
 /// One service's artefacts.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +17,10 @@ pub struct Scope {
     pub service: String,
     /// The SLO targets.
     pub targets: SloTargets,
+    /// The ROI costs and thresholds.
+    pub roi: RoiConfig,
+    /// The evaluation window (the ROI's).
+    pub window: Duration,
 }
 
 impl Scope {
@@ -37,6 +43,8 @@ impl Scope {
             project: project.to_owned(),
             service,
             targets: config.slo.clone(),
+            roi: config.roi,
+            window: config.window,
         })
     }
 
@@ -57,13 +65,38 @@ impl Scope {
         }
     }
 
+    /// The fleet's cache hit rate, percent, over `range` (`5m`): summed
+    /// hits over summed lookups of every instance, exact.
+    pub fn fleet_hit_rate(&self, range: &str) -> String {
+        format!(
+            "100 * sum(increase({}[{range}])) / sum(increase({}[{range}]))",
+            self.selector("lumen_cache_lookups_total", "result=\"hit\""),
+            self.selector("lumen_cache_lookups_total", "")
+        )
+    }
+
+    /// The fleet's ROI, percent, over the evaluation window: every
+    /// instance's hits times the cost per miss, against the whole cache's
+    /// cost prorated to the window (charged once, not once per instance).
+    pub fn fleet_roi(&self) -> String {
+        let window_s = self.window.as_secs();
+        let cost = self.roi.redis_monthly_cost_usd * window_s as f64 / MONTH_S;
+        format!(
+            "100 * (sum(increase({}[{window_s}s])) * {} - {cost}) / {cost}",
+            self.selector("lumen_cache_lookups_total", "result=\"hit\""),
+            self.roi.cost_per_miss_usd
+        )
+    }
+
     /// Replaces `$SERVICE`, `$PROJECT` and the `$SLO_*` targets in a
     /// definition; a `$NAME` left unknown is an error naming it.
     pub fn substitute(&self, text: &str) -> Result<String, String> {
         let t = &self.targets;
         let escaped = self.quoted_service();
         let service = &escaped[1..escaped.len() - 1];
-        let vars: [(&str, String); 6] = [
+        let vars: [(&str, String); 8] = [
+            ("$FLEET_ROI_PERCENT", self.fleet_roi()),
+            ("$FLEET_CACHE_HIT_RATE", self.fleet_hit_rate("5m")),
             ("$SERVICE", service.to_owned()),
             ("$PROJECT", self.project.clone()),
             ("$SLO_AVAILABILITY", t.availability_percent.to_string()),
@@ -78,6 +111,7 @@ impl Scope {
             ),
         ];
         let mut out = text.to_owned();
+        // Expressions first: they hold `$SERVICE`-free selectors already built.
         // Longest names first, so `$SLO_…` never half-matches a shorter one.
         let mut ordered = vars.to_vec();
         ordered.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
@@ -94,7 +128,7 @@ impl Scope {
                 .take_while(|c| *c == '$' || c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             return Err(format!(
-                "unknown variable {name} (known: $SERVICE, $PROJECT, $SLO_AVAILABILITY, $SLO_ERROR_RATE, $SLO_LATENCY_P95_SECONDS, $SLO_LATENCY_P99_SECONDS)"
+                "unknown variable {name} (known: $SERVICE, $PROJECT, $SLO_AVAILABILITY, $SLO_ERROR_RATE, $SLO_LATENCY_P95_SECONDS, $SLO_LATENCY_P99_SECONDS, $FLEET_ROI_PERCENT, $FLEET_CACHE_HIT_RATE)"
             ));
         }
         Ok(out)
