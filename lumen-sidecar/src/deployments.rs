@@ -116,12 +116,16 @@ pub async fn count_revisions(
 
 /// Lists the revisions now and every hour until `stop`, storing the count
 /// in the application state. Runs only on Cloud Run (`K_SERVICE`).
-pub async fn run(state: Arc<AppState>, api: String, mut stop: Shutdown) {
+pub async fn run(
+    state: Arc<AppState>,
+    api: String,
+    tokens: Arc<TokenSource>,
+    mut stop: Shutdown,
+) {
     let Some(run) = state.config.export.cloud_run.clone() else {
         return;
     };
     let metadata = MetadataClient::new(&state.config.export.metadata_host);
-    let tokens = TokenSource::new(metadata.clone());
     let mut tick = tokio::time::interval(REFRESH_EVERY);
     loop {
         tokio::select! {

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::app::{AppState, Shutdown, now_ms, restore_store, save_snapshot, shutdown_channel};
 use crate::config::SidecarConfig;
 use crate::export::{ExportError, MetricsExport};
+use crate::gcp::{MetadataClient, TokenSource};
 
 /// How often old minutes are evicted.
 pub const EVICT_EVERY: Duration = Duration::from_secs(60);
@@ -41,6 +42,8 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Sidecar {
     state: Arc<AppState>,
+    /// The one Google token source, on Google Cloud (shared by the peers).
+    tokens: Option<Arc<TokenSource>>,
     listener: TcpListener,
     export: Option<MetricsExport>,
 }
@@ -54,9 +57,13 @@ impl Sidecar {
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let state = Arc::new(AppState::new(config, store));
-        let export = MetricsExport::start(&state.config, &state).await?;
+        let e = &state.config.export;
+        let tokens = (e.google_auth || e.cloud_run.is_some())
+            .then(|| Arc::new(TokenSource::new(MetadataClient::new(&e.metadata_host))));
+        let export = MetricsExport::start(&state.config, &state, tokens.clone()).await?;
         Ok(Self {
             state,
+            tokens,
             listener,
             export,
         })
@@ -87,10 +94,11 @@ impl Sidecar {
 
         let mut peers = JoinSet::new();
         peers.spawn(housekeeping(Arc::clone(&state), stop.clone()));
-        if state.config.export.cloud_run.is_some() {
+        if let (Some(_), Some(tokens)) = (&state.config.export.cloud_run, &self.tokens) {
             peers.spawn(crate::deployments::run(
                 Arc::clone(&state),
                 state.config.cloud_run_api.clone(),
+                Arc::clone(tokens),
                 stop.clone(),
             ));
         }

@@ -193,18 +193,23 @@ impl MetricsExport {
     /// there). Bad exporter settings fail here; on Google Cloud the export
     /// begins once the metadata server has said where this instance runs
     /// (retried with backoff: a point without a location is never sent).
+    /// `tokens` is the sidecar's one Google token source (used with
+    /// `google_auth`).
     pub async fn start(
         config: &SidecarConfig,
         state: &Arc<AppState>,
+        tokens: Option<Arc<TokenSource>>,
     ) -> Result<Option<Self>, ExportError> {
         let e = &config.export;
         if e.mode == ExportMode::Off {
             return Ok(None);
         }
         let metadata = MetadataClient::new(&e.metadata_host);
-        let token = e
-            .google_auth
-            .then(|| Arc::new(TokenSource::new(metadata.clone())));
+        let token = if e.google_auth {
+            Some(tokens.unwrap_or_else(|| Arc::new(TokenSource::new(metadata.clone()))))
+        } else {
+            None
+        };
         if let Some(t) = &token {
             if let Err(err) = t.token().await {
                 tracing::warn!(error = %err, "no access token yet; exports will retry");
