@@ -116,12 +116,7 @@ pub async fn count_revisions(
 
 /// Lists the revisions now and every hour until `stop`, storing the count
 /// in the application state. Runs only on Cloud Run (`K_SERVICE`).
-pub async fn run(
-    state: Arc<AppState>,
-    api: String,
-    tokens: Arc<TokenSource>,
-    mut stop: Shutdown,
-) {
+pub async fn run(state: Arc<AppState>, api: String, tokens: Arc<TokenSource>, mut stop: Shutdown) {
     let Some(run) = state.config.export.cloud_run.clone() else {
         return;
     };

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 /// One interval of one app instance: what `POST /v1/ingest` carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Batch {
     /// Wire version; this crate writes and reads [`WIRE_VERSION`](super::WIRE_VERSION).
     pub version: u64,
@@ -30,7 +29,6 @@ pub struct Batch {
 
 /// The app process's resource figures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ProcessStats {
     /// CPU time (user + system) the process has used since it started.
     pub cpu_seconds: f64,
@@ -46,7 +44,6 @@ pub struct ProcessStats {
 
 /// The requests of one route in one interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Series {
     /// The route label; absent when the app does not classify routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,7 +70,6 @@ pub struct Series {
 
 /// Responses by status class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StatusCounts {
     /// Informational responses.
     #[serde(rename = "1xx", default)]
@@ -138,7 +134,6 @@ impl StatusCounts {
 
 /// The responses and inner failures of one request method.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MethodCounts {
     /// Responses by status class.
     #[serde(default)]
@@ -150,7 +145,6 @@ pub struct MethodCounts {
 
 /// Cache lookups reported by the app's handlers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CacheCounts {
     /// Lookups answered from the cache.
     #[serde(default)]

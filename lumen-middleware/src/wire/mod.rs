@@ -8,6 +8,9 @@
 //! field); 413 over the size limit; 401 without the sidecar's token; 409 when
 //! the sidecar already serves another service (one sidecar, one service:
 //! the batch is kept by the sender, never merged into the other service).
+//! Within wire version 1 changes are additive: a receiver ignores fields it
+//! does not know, so a newer sender never loses data to an older sidecar.
+//! Data after the batch is refused.
 //! A series may say its counts by request method (`methods`, names from
 //! [`METHODS`]); they must add up to its `status` and `errors`.
 //!
@@ -121,12 +124,19 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch, WireError> {
         Ok(batch) => validate(batch),
         Err(_) => {
             let de = &mut serde_json::Deserializer::from_slice(body);
-            match serde_path_to_error::deserialize::<_, Batch>(de) {
+            match serde_path_to_error::deserialize::<_, Batch>(&mut *de) {
                 Err(e) => Err(WireError::Json {
                     field: e.path().to_string(),
                     reason: e.inner().to_string(),
                 }),
-                Ok(batch) => validate(batch),
+                // The first parse refused what this one took: data after the batch.
+                Ok(batch) => match de.end() {
+                    Ok(()) => validate(batch),
+                    Err(e) => Err(WireError::Json {
+                        field: ".".to_owned(),
+                        reason: e.to_string(),
+                    }),
+                },
             }
         }
     }

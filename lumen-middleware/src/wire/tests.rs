@@ -93,10 +93,6 @@ fn every_malformed_field_is_named() {
             Box::new(|v| v["series"][0]["errors"] = json!(1)),
         ),
         (
-            "series[0].colour: unknown field `colour`",
-            Box::new(|v| v["series"][0]["colour"] = json!("red")),
-        ),
-        (
             ".: missing field `service`",
             Box::new(|v| {
                 v.as_object_mut().expect("object").remove("service");
@@ -122,6 +118,30 @@ fn every_malformed_field_is_named() {
         );
         assert!(!got.contains('\n'), "one line: {got}");
     }
+}
+
+#[test]
+fn unknown_fields_are_ignored_within_version_1() {
+    // A newer sender's additive fields, anywhere: nothing is lost.
+    let mut v = good();
+    v["colour"] = json!("red");
+    v["series"][0]["colour"] = json!("red");
+    v["series"][0]["status"]["6xx"] = json!(3);
+    v["series"][0]["cache"]["stale"] = json!(1);
+    let b = decode_value(&v).expect("additive fields are ignored");
+    assert_eq!(b.series[0].latency.len(), 1000);
+}
+
+#[test]
+fn trailing_data_after_a_batch_is_refused() {
+    let mut body = serde_json::to_vec(&good()).expect("ser");
+    body.extend_from_slice(b"garbage");
+    let err = decode(&body).expect_err("trailing data");
+    assert!(matches!(err, WireError::Json { .. }), "{err}");
+    assert!(err.to_string().contains("trailing"), "{err}");
+    let mut spaced = serde_json::to_vec(&good()).expect("ser");
+    spaced.extend_from_slice(b" \n");
+    decode(&spaced).expect("trailing whitespace is fine");
 }
 
 #[test]
