@@ -23,6 +23,11 @@ cargo test --workspace "$@"
 # Both crates stay publishable: packaged and built as a registry would see
 # them (no file outside the crate, every dependency resolvable).
 if [ $# -eq 0 ]; then
-  cargo package -p lumen-middleware -p lumen-sidecar --allow-dirty --quiet
+  # Cargo treats the packaged middleware as an immutable registry crate: its
+  # unpacked source and its build from an earlier run would verify the
+  # sidecar against stale code. Start both afresh, in a target dir of their own.
+  rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/lumen-middleware-* target/package-check
+  CARGO_TARGET_DIR=target/package-check \
+    cargo package -p lumen-middleware -p lumen-sidecar --allow-dirty --quiet
   echo "test.sh: lumen-middleware and lumen-sidecar package cleanly"
 fi
