@@ -21,6 +21,7 @@ pin_project! {
         inner: F,
         in_flight: Option<InFlight>,
         until_body_end: bool,
+        grpc: bool,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -33,11 +34,12 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, in_flight: InFlight, until_body_end: bool) -> Self {
+    pub(crate) fn new(inner: F, in_flight: InFlight, until_body_end: bool, grpc: bool) -> Self {
         Self {
             inner,
             in_flight: Some(in_flight),
             until_body_end,
+            grpc,
         }
     }
 }
@@ -62,7 +64,12 @@ where
         *this.in_flight = None;
         Poll::Ready(match result {
             Ok(response) => {
-                let outcome = grpc::outcome_of(response.status().as_u16(), response.headers());
+                let status = response.status().as_u16();
+                let outcome = if *this.grpc {
+                    grpc::outcome_of(status, response.headers())
+                } else {
+                    Outcome::Status(status)
+                };
                 match outcome {
                     Outcome::Status(status)
                         if !*this.until_body_end || response.body().is_end_stream() =>

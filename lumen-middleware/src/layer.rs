@@ -20,12 +20,14 @@ pub struct LumenLayer {
     pub(crate) registry: &'static Registry,
     pub(crate) labels: RouteLabels,
     pub(crate) until_body_end: bool,
+    pub(crate) grpc: bool,
 }
 
 impl std::fmt::Debug for LumenLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LumenLayer")
             .field("until_body_end", &self.until_body_end)
+            .field("grpc", &self.grpc)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +66,16 @@ impl LumenLayer {
     /// cancelled.
     pub fn measure_until_body_end(mut self, yes: bool) -> Self {
         self.until_body_end = yes;
+        self
+    }
+
+    /// Classifies gRPC responses by their `grpc-status` (in the head, or in
+    /// the trailers, then measuring until them) instead of their HTTP status,
+    /// which is 200 for a failed call: for tonic servers, as tower-http's
+    /// `GrpcErrorsAsFailures`. Off by default, so HTTP services do not pay
+    /// for the content-type look-up.
+    pub fn classify_grpc(mut self) -> Self {
+        self.grpc = true;
         self
     }
 
@@ -135,6 +147,7 @@ where
                 method,
             },
             self.layer.until_body_end,
+            self.layer.grpc,
         )
     }
 }

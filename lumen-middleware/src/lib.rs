@@ -110,6 +110,7 @@ pub fn pair(config: LumenConfig) -> Result<(LumenLayer, Shipper), ConfigError> {
         registry,
         labels: route::RouteLabels::Off,
         until_body_end: false,
+        grpc: false,
     };
     Ok((layer, shipper))
 }

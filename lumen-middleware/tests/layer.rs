@@ -263,7 +263,7 @@ fn grpc_response(
 
 #[tokio::test]
 async fn grpc_calls_count_by_grpc_status_in_headers_or_trailers() {
-    let layer = layer(LumenConfig::default());
+    let layer = layer(LumenConfig::default()).classify_grpc();
     let service = layer.layer(service_fn(|req: Request<()>| async move {
         Ok::<_, Infallible>(match req.uri().path() {
             "/ok" => grpc_response(None, Some("0")),
@@ -293,7 +293,7 @@ async fn grpc_calls_count_by_grpc_status_in_headers_or_trailers() {
 
 #[tokio::test]
 async fn a_grpc_body_dropped_before_its_trailers_is_cancelled() {
-    let layer = layer(LumenConfig::default());
+    let layer = layer(LumenConfig::default()).classify_grpc();
     let service = layer.layer(service_fn(|_req: Request<()>| async {
         Ok::<_, Infallible>(grpc_response(None, Some("14")))
     }));
@@ -366,4 +366,22 @@ async fn responses_are_counted_by_request_method() {
     );
     assert_eq!(m.len(), 3);
     assert_eq!(series[0].status, [0, 5, 0, 1, 0]);
+}
+
+#[tokio::test]
+async fn without_classify_grpc_the_http_status_counts() {
+    let layer = layer(LumenConfig::default());
+    let service = layer.layer(service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(grpc_response(Some("14"), None))
+    }));
+    let response = service
+        .oneshot(Request::get("/").body(()).expect("request"))
+        .await
+        .expect("infallible");
+    let _ = response.into_body().collect().await;
+    assert_eq!(
+        layer.recorder().drain()[0].status,
+        [0, 1, 0, 0, 0],
+        "HTTP 200"
+    );
 }

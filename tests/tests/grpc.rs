@@ -78,7 +78,7 @@ async fn grpc_failures_are_counted_by_grpc_status_not_http_200() {
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .layer(layer)
+            .layer(layer.classify_grpc())
             .add_service(MetricsServiceServer::new(Scripted))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
