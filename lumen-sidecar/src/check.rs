@@ -6,8 +6,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use thiserror::Error;
 
+use crate::config::{SidecarConfig, window_is_valid};
 use crate::eval::SloReport;
+use crate::fleet::{FleetReader, QueryApi, needs_google_token};
 use crate::https::{ExchangeError, exchange, https_client};
+use crate::monitoring::commands::access_token;
+use crate::monitoring::scope::Scope;
 
 /// Default sidecar URL for the CLI.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9464";
@@ -112,4 +116,41 @@ pub async fn fetch_budget(base: &str) -> Result<crate::eval::BudgetReport, Check
         url: format!("{base}/v1/budget"),
         reason: format!("not a budget report: {e}"),
     })
+}
+
+/// A reader of the fleet behind the query API at `url`: the service from
+/// `service` (else the config's), the targets from the config file; a
+/// bearer token when one is given or the API is Google's.
+pub async fn fleet_reader(
+    url: &str,
+    service: Option<&str>,
+    config_file: Option<&std::path::Path>,
+    token_file: Option<&std::path::Path>,
+) -> Result<FleetReader, String> {
+    let config = SidecarConfig::load(config_file).map_err(|e| e.to_string())?;
+    let service = Scope::from_config(&config, "", service)?.service;
+    let has_env_token =
+        std::env::var("GOOGLE_OAUTH_ACCESS_TOKEN").is_ok_and(|t| !t.trim().is_empty());
+    let token = if token_file.is_some() || has_env_token || needs_google_token(url) {
+        Some(access_token(token_file).await?)
+    } else {
+        None
+    };
+    Ok(FleetReader {
+        api: QueryApi::new(url, token),
+        service,
+        config,
+    })
+}
+
+/// The `--window` of a command (whole minutes from 1m to 24h), else `default`.
+pub fn window_arg(text: Option<&str>, default: Duration) -> Result<Duration, String> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let w = lumen_middleware::units::parse_duration(text).map_err(|e| format!("--window: {e}"))?;
+    if !window_is_valid(w) {
+        return Err(format!("--window {text}: not whole minutes from 1m to 24h"));
+    }
+    Ok(w)
 }

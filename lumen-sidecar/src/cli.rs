@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Lumen sidecar: ingests the Lumen middleware's batches, evaluates SLOs,
 /// serves reports and metrics, and checks a service from the command line.
@@ -29,9 +29,10 @@ pub enum Command {
         #[arg(long, value_parser = ["otlp", "stdout", "off"])]
         export: Option<String>,
     },
-    /// Check the service's SLOs through a running sidecar, in seven phases.
-    /// Exit code: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 no data, unreachable
-    /// or bad answer.
+    /// Check the service's SLOs, in seven phases: one instance through its
+    /// sidecar, or the whole fleet through a Prometheus query API
+    /// (--prometheus). Exit code: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 no
+    /// data, unreachable or bad answer.
     Check {
         /// The sidecar's URL: its base URL, or the `/v1/ingest` URL the app's
         /// LUMEN_SIDECAR_URL names (the same variable).
@@ -43,12 +44,16 @@ pub enum Command {
         /// Print the /v1/slo JSON document instead of the phases.
         #[arg(long)]
         json: bool,
-        /// Add request counts, cache figures and the per-route table.
+        /// Add request counts, cache figures, the per-route table and the error budgets.
         #[arg(long)]
         verbose: bool,
+        /// The fleet instead of one sidecar.
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
-    /// Integrated health through a running sidecar, in six sections:
-    /// maturity, ROI gate, SLO compliance, summary, overall, actions.
+    /// Integrated health, in six sections: maturity, ROI gate, SLO
+    /// compliance, summary, overall, actions; of one instance through its
+    /// sidecar, or of the whole fleet through a Prometheus query API.
     /// Exit code: 0 EXCELLENT or GOOD, 1 FAIR, 2 POOR, 3 no data,
     /// unreachable or bad answer.
     Health {
@@ -65,6 +70,9 @@ pub enum Command {
         /// Add the weights and the ROI arithmetic.
         #[arg(long)]
         verbose: bool,
+        /// The fleet instead of one sidecar.
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Render or deploy the 12-widget dashboard (lumen-sidecar/assets/dashboard.yaml).
     Dashboard {
@@ -85,6 +93,32 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+/// Reading the whole fleet through a Prometheus query API that scrapes (or
+/// receives) every instance's sidecar metrics.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// A Prometheus query API holding every sidecar's metrics: a Prometheus,
+    /// Thanos or Mimir base URL, or Managed Service for Prometheus at
+    /// https://monitoring.googleapis.com/v1/projects/PROJECT/location/global/prometheus.
+    /// Counts and SLO verdicts are exact sums over the instances; P95/P99
+    /// are estimates from the histogram buckets, with their bounds.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// The service (with --prometheus; else the config's `service`,
+    /// LUMEN_SERVICE or K_SERVICE).
+    #[arg(long, requires = "prometheus")]
+    pub service: Option<String>,
+    /// The sidecar's TOML config file, for its SLO targets, budget period
+    /// and ROI costs (with --prometheus).
+    #[arg(long, env = "LUMEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A file holding a bearer token for the query API (else
+    /// GOOGLE_OAUTH_ACCESS_TOKEN; Google's API also takes the metadata
+    /// server's token).
+    #[arg(long, requires = "prometheus")]
+    pub access_token_file: Option<PathBuf>,
 }
 
 /// What to do with the configuration.

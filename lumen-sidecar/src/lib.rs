@@ -34,6 +34,7 @@ pub mod export;
 pub mod deployments;
 pub mod alerts;
 pub mod monitoring;
+pub mod fleet;
 pub mod check;
 pub mod cli;
 pub mod sidecar;

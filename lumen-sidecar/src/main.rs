@@ -4,10 +4,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lumen_sidecar::Sidecar;
-use lumen_sidecar::check::{CheckError, fetch_budget, fetch_health, fetch_report};
+use lumen_sidecar::app::now_ms;
+use lumen_sidecar::check::{
+    CheckError, fetch_budget, fetch_health, fetch_report, fleet_reader, window_arg,
+};
+use lumen_sidecar::cli::FleetArgs;
 use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::eval::{Band, Status};
+use lumen_sidecar::eval::{BudgetReport, HealthReport, SloReport};
 use lumen_sidecar::monitoring::commands;
 use lumen_sidecar::render::{budget_text, check_text, health_text};
 
@@ -62,29 +67,47 @@ async fn run(cli: Cli) -> u8 {
             window,
             json,
             verbose,
-        } => match fetch_report(&url, window.as_deref()).await {
-            Ok((report, body)) => {
-                if json {
-                    println!("{}", String::from_utf8_lossy(&body));
-                } else {
-                    print!("{}", check_text(&report, verbose));
-                    if verbose && let Ok(budget) = fetch_budget(&url).await {
-                        print!("{}", budget_text(&budget));
+            fleet,
+        } => {
+            let read = match fleet.prometheus {
+                Some(_) => fleet_check(&fleet, window.as_deref(), verbose).await,
+                None => sidecar_check(&url, window.as_deref(), verbose).await,
+            };
+            match read {
+                Ok((report, body, budget)) => {
+                    if json {
+                        println!("{}", String::from_utf8_lossy(&body));
+                    } else {
+                        print!("{}", check_text(&report, verbose));
+                        if let Some(budget) = budget {
+                            print!("{}", budget_text(&budget));
+                        }
                     }
+                    if report.status == Status::NoData {
+                        eprintln!(
+                            "error: no data: {} holds no request of {} in the window",
+                            fleet.prometheus.as_deref().unwrap_or(&url),
+                            report.service
+                        );
+                    }
+                    report.status.code()
                 }
-                if report.status == Status::NoData {
-                    eprintln!("error: no data: the window holds no request");
-                }
-                report.status.code()
+                Err(e) => fail(&e),
             }
-            Err(e @ (CheckError::Unreachable { .. } | CheckError::BadAnswer { .. })) => fail(&e),
-        },
+        }
         Command::Health {
             url,
             window,
             json,
             verbose,
-        } => match fetch_health(&url, window.as_deref()).await {
+            fleet,
+        } => match match fleet.prometheus {
+            Some(_) => fleet_health(&fleet, window.as_deref()).await,
+            None => fetch_health(&url, window.as_deref())
+                .await
+                .map(|(report, body)| (report, body.to_vec()))
+                .map_err(|e| e.to_string()),
+        } {
             Ok((report, body)) => {
                 if json {
                     println!("{}", String::from_utf8_lossy(&body));
@@ -212,6 +235,73 @@ async fn run(cli: Cli) -> u8 {
             },
         },
     }
+}
+
+/// A check through one sidecar: its report, the JSON as it sent it, and
+/// its budgets when `verbose`.
+async fn sidecar_check(
+    url: &str,
+    window: Option<&str>,
+    verbose: bool,
+) -> Result<(SloReport, Vec<u8>, Option<BudgetReport>), String> {
+    let (report, body) = fetch_report(url, window).await.map_err(|e| match e {
+        e @ (CheckError::Unreachable { .. } | CheckError::BadAnswer { .. }) => e.to_string(),
+    })?;
+    let budget = if verbose {
+        fetch_budget(url).await.ok()
+    } else {
+        None
+    };
+    Ok((report, body.to_vec(), budget))
+}
+
+/// A check of the whole fleet through a Prometheus query API.
+async fn fleet_check(
+    fleet: &FleetArgs,
+    window: Option<&str>,
+    verbose: bool,
+) -> Result<(SloReport, Vec<u8>, Option<BudgetReport>), String> {
+    let reader = fleet_reader(
+        fleet.prometheus.as_deref().unwrap_or_default(),
+        fleet.service.as_deref(),
+        fleet.config.as_deref(),
+        fleet.access_token_file.as_deref(),
+    )
+    .await?;
+    let window = window_arg(window, reader.config.window)?;
+    let at = now_ms();
+    let report = reader
+        .slo_report(window, at)
+        .await
+        .map_err(|e| e.to_string())?;
+    let budget = if verbose {
+        Some(reader.budget(at).await.map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let body = serde_json::to_vec_pretty(&report).expect("a report serializes");
+    Ok((report, body, budget))
+}
+
+/// The whole fleet's health through a Prometheus query API.
+async fn fleet_health(
+    fleet: &FleetArgs,
+    window: Option<&str>,
+) -> Result<(HealthReport, Vec<u8>), String> {
+    let reader = fleet_reader(
+        fleet.prometheus.as_deref().unwrap_or_default(),
+        fleet.service.as_deref(),
+        fleet.config.as_deref(),
+        fleet.access_token_file.as_deref(),
+    )
+    .await?;
+    let window = window_arg(window, reader.config.window)?;
+    let report = reader
+        .health(window, now_ms())
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec_pretty(&report).expect("a report serializes");
+    Ok((report, body))
 }
 
 fn print_or_fail(result: Result<String, String>) -> u8 {

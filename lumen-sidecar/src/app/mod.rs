@@ -13,10 +13,15 @@ mod evaluation;
 mod shutdown;
 mod state;
 mod stats;
+mod totals;
 
 pub use checkpoint::{restore_store, save_snapshot};
 pub use clock::now_ms;
 pub use evaluation::Evaluation;
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
-pub use state::{AppState, CacheTotals, INNER_FAILURE_LABEL, LatencyFeed, RequestTotals};
+pub use state::{AppState, LatencyFeed};
 pub use stats::{ExportStats, IngestStats, RejectReason, SlackStats};
+pub use totals::{
+    ADVISED_BOUNDARIES_S, CumulativeTotals, INNER_FAILURE_LABEL, LatencyBoundaries, LatencyTotals,
+    RequestTotals, SloEvents,
+};

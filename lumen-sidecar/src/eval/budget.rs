@@ -208,7 +208,7 @@ pub fn allowed_share(name: SloName, t: &SloTargets) -> f64 {
     }
 }
 
-/// Budgets and burn rates of every SLO at `now_ms`.
+/// Budgets and burn rates of every SLO at `now_ms`, from a sidecar's ledger.
 pub fn budget_report(
     ledger: &BudgetLedger,
     targets: &SloTargets,
@@ -217,16 +217,43 @@ pub fn budget_report(
     now_ms: u64,
 ) -> BudgetReport {
     let now_minute = now_ms / MINUTE_MS;
+    let (start, _) = period.bounds(now_ms);
+    let windows: Vec<BudgetCounts> = BURN_WINDOWS
+        .iter()
+        .map(|(_, minutes)| ledger.sum((now_minute + 1).saturating_sub(*minutes), now_minute))
+        .collect();
+    budget_report_of_sums(
+        &ledger.sum(start, now_minute),
+        &windows,
+        targets,
+        period,
+        min_events,
+        now_ms,
+    )
+}
+
+/// Budgets and burn rates of every SLO at `now_ms`, from the counts of the
+/// period so far and of each of [`BURN_WINDOWS`] (in its order): what a
+/// sidecar's ledger or a fleet's summed counters give.
+pub fn budget_report_of_sums(
+    in_period: &BudgetCounts,
+    burn_windows: &[BudgetCounts],
+    targets: &SloTargets,
+    period: SloPeriod,
+    min_events: u64,
+    now_ms: u64,
+) -> BudgetReport {
+    let in_period = *in_period;
     let (start, period_hours) = period.bounds(now_ms);
-    let in_period = ledger.sum(start, now_minute);
     let windows: Vec<(&str, BudgetCounts)> = BURN_WINDOWS
         .iter()
-        .map(|(name, minutes)| {
-            (
-                *name,
-                ledger.sum((now_minute + 1).saturating_sub(*minutes), now_minute),
-            )
-        })
+        .zip(
+            burn_windows
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(BudgetCounts::default())),
+        )
+        .map(|((name, _), c)| (*name, c))
         .collect();
     let window = |name: &str| {
         windows

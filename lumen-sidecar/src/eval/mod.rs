@@ -2,6 +2,7 @@
 //! results, compliance and status. No I/O, no clock: callers pass `now`.
 
 pub mod alert_rules;
+mod bucket_quantile;
 mod budget;
 pub mod calendar;
 mod health;
@@ -12,9 +13,10 @@ mod slis;
 mod slo;
 mod slo_report;
 
+pub use bucket_quantile::{BucketEstimate, bucket_quantile};
 pub use budget::{
     ALERT_TABLE, BURN_WINDOWS, BudgetAlert, BudgetReport, BurnRate, DEFAULT_MIN_EVENTS, SloBudget,
-    SloPeriod, alert_factor, allowed_share, budget_report, burn_rate,
+    SloPeriod, alert_factor, allowed_share, budget_report, budget_report_of_sums, burn_rate,
 };
 pub use health::{
     Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,
@@ -31,10 +33,10 @@ pub use roi::{
     DEFAULT_COST_PER_MISS_USD, DEFAULT_PASS_PERCENT, DEFAULT_REDIS_MONTHLY_USD,
     DEFAULT_WARN_PERCENT, Gate, MONTH_S, RoiConfig, RoiResult, roi, roi_score, roi_share_unknown,
 };
-pub use slis::{Slis, StatusClass, error_count};
+pub use slis::{LatencyBuckets, Slis, StatusClass, error_count};
 pub use slo::{
     DEFAULT_AVAILABILITY_PERCENT, DEFAULT_ERROR_RATE_PERCENT, DEFAULT_LATENCY_P95_MS,
     DEFAULT_LATENCY_P99_MS, SloEvaluation, SloName, SloResult, SloTargets, Status,
     WARNING_COMPLIANCE_PERCENT, evaluate, status_of,
 };
-pub use slo_report::{CacheReport, CountsReport, RouteReport, SloReport};
+pub use slo_report::{CacheReport, CountsReport, ReportScope, RouteReport, SloReport};

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bucket_quantile::BucketEstimate;
 use crate::store::{Counts, RouteWindow};
 
 pub use lumen_middleware::wire::StatusClass;
@@ -22,6 +23,27 @@ pub struct Slis {
     pub latency_p99_ms: Option<f64>,
     /// Cache hits over lookups, in percent.
     pub cache_hit_rate_percent: Option<f64>,
+    /// A fleet's latency, known from summed buckets rather than exact
+    /// histograms; `None` for a sidecar's own window.
+    pub buckets: Option<LatencyBuckets>,
+}
+
+/// A fleet's latency: the quantiles estimated from summed buckets, and the
+/// exact number of requests under each latency target (by which the
+/// latency SLOs are judged: "P95 < T" holds exactly when at least
+/// ⌈0.95·n⌉ requests are under T).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyBuckets {
+    /// The P95's bucket and estimate.
+    pub p95: Option<BucketEstimate>,
+    /// The P99's bucket and estimate.
+    pub p99: Option<BucketEstimate>,
+    /// Requests under the P95 target.
+    pub under_p95: u64,
+    /// Requests under the P99 target.
+    pub under_p99: u64,
+    /// Requests whose latency was recorded.
+    pub total: u64,
 }
 
 fn percent(part: u64, whole: u64) -> Option<f64> {
@@ -31,7 +53,15 @@ fn percent(part: u64, whole: u64) -> Option<f64> {
 impl Slis {
     /// Computes the indicators of a window.
     pub fn of(window: &RouteWindow, error_classes: &[StatusClass]) -> Self {
-        let c = &window.counts;
+        Self {
+            latency_p95_ms: window.latency.quantile_us(0.95).map(us_to_ms),
+            latency_p99_ms: window.latency.quantile_us(0.99).map(us_to_ms),
+            ..Self::of_counts(&window.counts, error_classes)
+        }
+    }
+
+    /// The indicators counts alone give (no latency).
+    pub fn of_counts(c: &Counts, error_classes: &[StatusClass]) -> Self {
         let requests = c.requests();
         let bad_for_availability =
             c.status[StatusClass::ServerError.index()].saturating_add(c.errors);
@@ -39,12 +69,23 @@ impl Slis {
             requests,
             availability_percent: percent(requests.saturating_sub(bad_for_availability), requests),
             error_rate_percent: percent(error_count(c, error_classes), requests),
-            latency_p95_ms: window.latency.quantile_us(0.95).map(us_to_ms),
-            latency_p99_ms: window.latency.quantile_us(0.99).map(us_to_ms),
+            latency_p95_ms: None,
+            latency_p99_ms: None,
             cache_hit_rate_percent: percent(
                 c.cache_hits,
                 c.cache_hits.saturating_add(c.cache_misses),
             ),
+            buckets: None,
+        }
+    }
+
+    /// With a fleet's latency: the bucket estimates as the quantiles.
+    pub fn with_buckets(self, buckets: LatencyBuckets) -> Self {
+        Self {
+            latency_p95_ms: buckets.p95.map(|e| e.value_ms),
+            latency_p99_ms: buckets.p99.map(|e| e.value_ms),
+            buckets: Some(buckets),
+            ..self
         }
     }
 }

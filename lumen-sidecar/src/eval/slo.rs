@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bucket_quantile::BucketEstimate;
 use super::slis::{Slis, StatusClass};
+use crate::store::nearest_rank;
 
 /// Default availability target, percent (met at or above).
 pub const DEFAULT_AVAILABILITY_PERCENT: f64 = 99.5;
@@ -43,7 +45,7 @@ impl Default for SloTargets {
 }
 
 /// Which SLO.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SloName {
     /// Share of requests without a server error.
@@ -115,8 +117,17 @@ pub struct SloResult {
     pub unit: String,
     /// `>=` or `<`: how current is held against target.
     pub comparison: String,
-    /// Whether current meets target (false without data).
+    /// Whether current meets target (false without data). For a fleet's
+    /// latency SLO, judged from the exact requests under the target.
     pub met: bool,
+    /// A fleet's latency quantile: `current` is an estimate inside this
+    /// bucket (absent for a sidecar's exact quantiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<BucketEstimate>,
+    /// A fleet's latency SLO: requests under the target over all, percent
+    /// (exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_target_percent: Option<f64>,
 }
 
 /// Overall verdict of a window.
@@ -194,6 +205,21 @@ pub fn evaluate(slis: &Slis, targets: &SloTargets) -> SloEvaluation {
                 SloName::Availability => at_least(v, target),
                 _ => below(v, target),
             });
+            let latency = slis.buckets.and_then(|b| match name {
+                SloName::LatencyP95 => Some((0.95, b.under_p95, b.total, b.p95)),
+                SloName::LatencyP99 => Some((0.99, b.under_p99, b.total, b.p99)),
+                SloName::Availability | SloName::ErrorRate => None,
+            });
+            let (met, estimate, under_target_percent) = match latency {
+                // "P95 < T" holds exactly when the request of rank ⌈0.95·n⌉
+                // is under T, that is when that many requests are.
+                Some((q, under, total, estimate)) => (
+                    total > 0 && under >= nearest_rank(q, total),
+                    estimate,
+                    (total > 0).then(|| under as f64 * 100.0 / total as f64),
+                ),
+                None => (met, None, None),
+            };
             SloResult {
                 name,
                 target,
@@ -201,6 +227,8 @@ pub fn evaluate(slis: &Slis, targets: &SloTargets) -> SloEvaluation {
                 unit: name.unit().to_owned(),
                 comparison: name.comparison().to_owned(),
                 met,
+                estimate,
+                under_target_percent,
             }
         })
         .collect();

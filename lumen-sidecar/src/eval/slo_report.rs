@@ -76,6 +76,33 @@ pub struct RouteReport {
     pub cache: CacheReport,
 }
 
+/// Whose traffic a report describes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReportScope {
+    /// One sidecar's own instance (on Cloud Run: one instance of the fleet).
+    #[default]
+    Instance,
+    /// Every instance of the service, summed by a Prometheus query API.
+    Fleet {
+        /// Sidecars whose series reported in the window.
+        instances: u64,
+    },
+}
+
+impl ReportScope {
+    /// `this instance` or `the fleet (N instances)`, for reports and messages.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Instance => "this instance only".to_owned(),
+            Self::Fleet { instances } => format!(
+                "the whole fleet ({instances} instance{})",
+                if instances == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
 /// The service's evaluation over one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SloReport {
@@ -101,24 +128,43 @@ pub struct SloReport {
     pub cache: CacheReport,
     /// Each route, by label.
     pub routes: Vec<RouteReport>,
+    /// Whose traffic: this instance, or the fleet.
+    #[serde(default)]
+    pub scope: ReportScope,
+}
+
+impl RouteReport {
+    /// Holds a route's indicators against `targets`.
+    pub fn from_slis(
+        route: Option<String>,
+        slis: &Slis,
+        counts: &Counts,
+        targets: &SloTargets,
+    ) -> Self {
+        let eval = evaluate(slis, targets);
+        Self {
+            route,
+            requests: slis.requests,
+            status: eval.status,
+            compliance_rate: eval.compliance_rate,
+            slos: eval.slos,
+            counts: CountsReport::from(counts),
+            cache: CacheReport {
+                hits: counts.cache_hits,
+                misses: counts.cache_misses,
+                hit_rate: slis.cache_hit_rate_percent,
+            },
+        }
+    }
 }
 
 fn route_report(route: Option<String>, window: &RouteWindow, targets: &SloTargets) -> RouteReport {
-    let slis = Slis::of(window, &targets.error_classes);
-    let eval = evaluate(&slis, targets);
-    RouteReport {
+    RouteReport::from_slis(
         route,
-        requests: slis.requests,
-        status: eval.status,
-        compliance_rate: eval.compliance_rate,
-        slos: eval.slos,
-        counts: CountsReport::from(&window.counts),
-        cache: CacheReport {
-            hits: window.counts.cache_hits,
-            misses: window.counts.cache_misses,
-            hit_rate: slis.cache_hit_rate_percent,
-        },
-    }
+        &Slis::of(window, &targets.error_classes),
+        &window.counts,
+        targets,
+    )
 }
 
 impl SloReport {
@@ -130,14 +176,37 @@ impl SloReport {
         service: Option<&str>,
         evaluated_at_ms: u64,
     ) -> Self {
-        let total = route_report(None, &data.total, targets);
-        Self {
-            service: service
+        Self::from_routes(
+            service
                 .map(str::to_owned)
                 .or_else(|| data.service.clone())
                 .unwrap_or_else(|| "unknown_service".to_owned()),
-            revision: data.revision.clone(),
-            window_s: data.window.as_secs(),
+            data.revision.clone(),
+            data.window.as_secs(),
+            evaluated_at_ms,
+            route_report(None, &data.total, targets),
+            data.routes
+                .iter()
+                .map(|(route, w)| route_report(route.clone(), w, targets))
+                .collect(),
+            ReportScope::Instance,
+        )
+    }
+
+    /// The report of a service's total and its routes.
+    pub fn from_routes(
+        service: String,
+        revision: Option<String>,
+        window_s: u64,
+        evaluated_at_ms: u64,
+        total: RouteReport,
+        routes: Vec<RouteReport>,
+        scope: ReportScope,
+    ) -> Self {
+        Self {
+            service,
+            revision,
+            window_s,
             evaluated_at_ms,
             requests: total.requests,
             status: total.status,
@@ -145,11 +214,8 @@ impl SloReport {
             slos: total.slos,
             counts: total.counts,
             cache: total.cache,
-            routes: data
-                .routes
-                .iter()
-                .map(|(route, w)| route_report(route.clone(), w, targets))
-                .collect(),
+            routes,
+            scope,
         }
     }
 

@@ -10,7 +10,7 @@ use opentelemetry::metrics::{Histogram, Meter};
 use tokio::sync::mpsc;
 
 use crate::app::{AppState, LatencyFeed};
-use crate::metrics::{CATALOGUE, DURATION_BOUNDARIES_S, MetricDef, MetricKind, Sample, Sources};
+use crate::metrics::{CATALOGUE, MetricDef, MetricKind, Sample, Sources};
 
 /// How long one evaluation serves the instruments' callbacks of one collection.
 const REPORT_MAX_AGE: Duration = Duration::from_secs(2);
@@ -69,7 +69,7 @@ pub fn register(meter: &Meter, state: &Arc<AppState>) -> Histogram<f64> {
                         .f64_histogram(def.name)
                         .with_unit(def.unit)
                         .with_description(def.help)
-                        .with_boundaries(DURATION_BOUNDARIES_S.to_vec())
+                        .with_boundaries(state.latency_boundaries().seconds().to_vec())
                         .build(),
                 );
             }

@@ -8,11 +8,8 @@ use crate::eval::{SloName, Status};
 
 /// The OTLP latency histogram's name (seconds), after the semantic conventions.
 pub const DURATION_HISTOGRAM: &str = "http.server.request.duration";
-/// The OTLP latency histogram's bucket boundaries, seconds (the semantic
-/// conventions' advice).
-pub const DURATION_BOUNDARIES_S: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
+/// The `/metrics` latency histogram's name (seconds).
+pub const DURATION_HISTOGRAM_PROMETHEUS: &str = "http_server_request_duration_seconds";
 
 const SERVICE: &[&str] = &["service_name", "revision_name"];
 const PER_SLO: &[&str] = &["service_name", "revision_name", "slo_name"];
@@ -26,6 +23,15 @@ fn service_labels(s: &Sources<'_>) -> Vec<String> {
     ]
 }
 
+/// A boundary as Prometheus writes it (`0.2`, `1`, `+Inf`).
+fn prometheus_float(v: f64) -> String {
+    if v.is_infinite() {
+        "+Inf".to_owned()
+    } else {
+        v.to_string()
+    }
+}
+
 fn with(mut labels: Vec<String>, more: &[&str]) -> Vec<String> {
     labels.extend(more.iter().map(|m| (*m).to_owned()));
     labels
@@ -37,6 +43,7 @@ fn one(s: &Sources<'_>, value: Option<f64>) -> Vec<Sample> {
         .map(|v| Sample {
             labels: service_labels(s),
             value: SampleValue::Float(v),
+            suffix: "",
         })
         .into_iter()
         .collect()
@@ -55,6 +62,7 @@ fn count(n: &AtomicU64) -> Vec<Sample> {
     vec![Sample {
         labels: Vec::new(),
         value: SampleValue::Count(n.load(Ordering::Relaxed)),
+        suffix: "",
     }]
 }
 
@@ -64,6 +72,7 @@ fn results(pairs: &[(&str, &AtomicU64)]) -> Vec<Sample> {
         .map(|(label, n)| Sample {
             labels: vec![(*label).to_owned()],
             value: SampleValue::Count(n.load(Ordering::Relaxed)),
+            suffix: "",
         })
         .collect()
 }
@@ -123,11 +132,13 @@ pub static CATALOGUE: &[MetricDef] = &[
                 .map(|x| Sample {
                     labels: with(base.clone(), &[x.name.as_str()]),
                     value: SampleValue::Float(if x.met { 100.0 } else { 0.0 }),
+                    suffix: "",
                 })
                 .collect();
             out.extend(r.compliance_rate.map(|v| Sample {
                 labels: with(base.clone(), &["overall"]),
                 value: SampleValue::Float(v),
+                suffix: "",
             }));
             out
         },
@@ -171,6 +182,7 @@ pub static CATALOGUE: &[MetricDef] = &[
                         SloName::LatencyP95 | SloName::LatencyP99 => x.target / 1000.0,
                         SloName::Availability | SloName::ErrorRate => x.target,
                     }),
+                    suffix: "",
                 })
                 .collect()
         },
@@ -240,6 +252,7 @@ pub static CATALOGUE: &[MetricDef] = &[
                     b.remaining_percent.map(|v| Sample {
                         labels: with(base.clone(), &[b.name.as_str()]),
                         value: SampleValue::Float(v),
+                        suffix: "",
                     })
                 })
                 .collect()
@@ -262,6 +275,7 @@ pub static CATALOGUE: &[MetricDef] = &[
                         w.rate.map(|v| Sample {
                             labels: with(base.clone(), &[b.name.as_str(), &w.window]),
                             value: SampleValue::Float(v),
+                            suffix: "",
                         })
                     })
                 })
@@ -320,16 +334,39 @@ pub static CATALOGUE: &[MetricDef] = &[
         samples: |s| {
             let service = s.evaluation.slo.service.clone();
             s.app
-                .request_totals()
-                .into_iter()
+                .totals()
+                .requests
+                .iter()
                 .map(|((route, method, class), n)| Sample {
                     labels: vec![
                         service.clone(),
-                        route.unwrap_or_default(),
-                        method.to_owned(),
-                        class.to_owned(),
+                        route.clone().unwrap_or_default(),
+                        (*method).to_owned(),
+                        (*class).to_owned(),
                     ],
-                    value: SampleValue::Count(n),
+                    value: SampleValue::Count(*n),
+                    suffix: "",
+                })
+                .collect()
+        },
+    },
+    MetricDef {
+        name: "lumen_requests_cancelled_total",
+        kind: MetricKind::Counter,
+        unit: "{request}",
+        labels: &["service_name", "http_route"],
+        help: "Requests the client abandoned before a response, since the sidecar started, by route (in no other count)",
+        destinations: Destinations::Both,
+        samples: |s| {
+            let service = s.evaluation.slo.service.clone();
+            s.app
+                .totals()
+                .cancelled
+                .iter()
+                .map(|(route, n)| Sample {
+                    labels: vec![service.clone(), route.clone().unwrap_or_default()],
+                    value: SampleValue::Count(*n),
+                    suffix: "",
                 })
                 .collect()
         },
@@ -344,16 +381,81 @@ pub static CATALOGUE: &[MetricDef] = &[
         samples: |s| {
             let service = s.evaluation.slo.service.clone();
             s.app
-                .cache_totals()
-                .into_iter()
+                .totals()
+                .cache
+                .iter()
                 .flat_map(|(route, [hits, misses])| {
-                    let route = route.unwrap_or_default();
-                    [("hit", hits), ("miss", misses)].map(|(result, n)| Sample {
+                    let route = route.clone().unwrap_or_default();
+                    [("hit", *hits), ("miss", *misses)].map(|(result, n)| Sample {
                         labels: vec![service.clone(), route.clone(), result.to_owned()],
                         value: SampleValue::Count(n),
+                        suffix: "",
                     })
                 })
                 .collect()
+        },
+    },
+    MetricDef {
+        name: "lumen_slo_events_total",
+        kind: MetricKind::Counter,
+        unit: "{event}",
+        labels: &["service_name", "http_route", "slo_name", "result"],
+        help: "Each SLO's good and bad events since the sidecar started, by route, counted at ingest as the error budgets count them (availability: bad = 5xx or inner failure; error_rate: bad = an error class or inner failure; latency_p95/p99: good = recorded latency below the target); summed over instances, good over good+bad is the fleet's SLI exactly",
+        destinations: Destinations::Both,
+        samples: |s| {
+            let service = s.evaluation.slo.service.clone();
+            s.app
+                .totals()
+                .slo_events
+                .iter()
+                .flat_map(|((route, name), e)| {
+                    let route = route.clone().unwrap_or_default();
+                    [("good", e.good), ("bad", e.bad)].map(|(result, n)| Sample {
+                        labels: vec![
+                            service.clone(),
+                            route.clone(),
+                            name.as_str().to_owned(),
+                            result.to_owned(),
+                        ],
+                        value: SampleValue::Count(n),
+                        suffix: "",
+                    })
+                })
+                .collect()
+        },
+    },
+    MetricDef {
+        name: DURATION_HISTOGRAM_PROMETHEUS,
+        kind: MetricKind::Histogram,
+        unit: "s",
+        labels: &["service_name", "http_route", "le"],
+        help: "Request latency since the sidecar started, by route, seconds: a request is in the bucket le=B when its recorded latency (the top of its 0.1 % HDR bucket) is below B. The boundaries are the semantic conventions' advice plus the P95 and P99 targets, so the bucket at a target counts exactly the requests under it",
+        destinations: Destinations::PrometheusOnly,
+        samples: |s| {
+            let service = s.evaluation.slo.service.clone();
+            let bounds = s.app.latency_boundaries();
+            let mut out = Vec::new();
+            for (route, h) in &s.app.totals().latency {
+                let route = route.clone().unwrap_or_default();
+                for (le, n) in h.cumulative(bounds) {
+                    out.push(Sample {
+                        labels: vec![service.clone(), route.clone(), prometheus_float(le)],
+                        value: SampleValue::Count(n),
+                        suffix: "_bucket",
+                    });
+                }
+                for (suffix, value) in [
+                    ("_sum", SampleValue::Float(h.sum_us as f64 / 1e6)),
+                    ("_count", SampleValue::Count(h.count)),
+                ] {
+                    out.push(Sample {
+                        labels: vec![service.clone(), route.clone()],
+                        value,
+                        suffix,
+                    });
+                }
+            }
+            out
         },
     },
     MetricDef {
@@ -361,7 +463,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: MetricKind::Histogram,
         unit: "s",
         labels: &["service_name", "http.route"],
-        help: "Request latency as the app's LumenLayer measured it, seconds",
+        help: "Request latency as the app's LumenLayer measured it, seconds, with the same boundaries as http_server_request_duration_seconds",
         destinations: Destinations::OtlpOnly,
         samples: |_| Vec::new(),
     },
@@ -392,6 +494,7 @@ pub static CATALOGUE: &[MetricDef] = &[
                 .map(|(r, n)| Sample {
                     labels: vec![r.as_str().to_owned()],
                     value: SampleValue::Count(n.load(Ordering::Relaxed)),
+                    suffix: "",
                 })
                 .collect()
         },

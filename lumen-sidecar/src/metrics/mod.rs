@@ -25,7 +25,7 @@
 mod catalogue;
 mod prometheus;
 
-pub use catalogue::{CATALOGUE, DURATION_BOUNDARIES_S, DURATION_HISTOGRAM};
+pub use catalogue::{CATALOGUE, DURATION_HISTOGRAM, DURATION_HISTOGRAM_PROMETHEUS};
 pub use prometheus::prometheus_text;
 
 use crate::app::{AppState, Evaluation};
@@ -37,7 +37,7 @@ pub enum MetricKind {
     Gauge,
     /// A cumulative count since the sidecar started.
     Counter,
-    /// A cumulative distribution (OTLP only).
+    /// A cumulative distribution.
     Histogram,
 }
 
@@ -97,6 +97,9 @@ pub struct Sample {
     pub labels: Vec<String>,
     /// The value.
     pub value: SampleValue,
+    /// Appended to the metric's name on `/metrics`: empty, or `_bucket`,
+    /// `_sum`, `_count` for a histogram's series.
+    pub suffix: &'static str,
 }
 
 /// What a metric's samples are computed from.

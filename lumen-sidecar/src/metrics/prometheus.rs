@@ -46,7 +46,8 @@ pub fn prometheus_text(sources: &Sources<'_>) -> String {
         let _ = writeln!(out, "# TYPE {} {}", def.name, def.kind.as_str());
         for sample in samples {
             out.push_str(def.name);
-            if !def.labels.is_empty() {
+            out.push_str(sample.suffix);
+            if !sample.labels.is_empty() {
                 out.push('{');
                 for (i, (name, value)) in def.labels.iter().zip(&sample.labels).enumerate() {
                     if i > 0 {

@@ -12,8 +12,18 @@ fn slo(report: &SloReport, name: SloName) -> Option<&SloResult> {
 }
 
 fn line_for(s: &SloResult) -> String {
+    let evidence = match (s.estimate, s.under_target_percent) {
+        (Some(e), Some(under)) => format!(
+            ", a bucket estimate in [{}, {}); {} of requests under the target, exact",
+            value(Some(e.low_ms), "ms"),
+            e.high_ms
+                .map_or("+Inf".to_owned(), |h| value(Some(h), "ms")),
+            value(Some(under), "%")
+        ),
+        _ => String::new(),
+    };
     format!(
-        "{}: {} (target {}) {}",
+        "{}: {}{evidence} (target {}) {}",
         s.name.title(),
         value(s.current, &s.unit),
         target(s),
@@ -27,8 +37,11 @@ pub fn check_text(report: &SloReport, verbose: bool) -> String {
     let revision = report.revision.as_deref().unwrap_or("unknown revision");
     let _ = writeln!(
         o,
-        "Lumen SLO check: {} ({revision}), window {}s, {} requests\n",
-        report.service, report.window_s, report.requests
+        "Lumen SLO check: {} ({revision}), window {}s, {} requests, {}\n",
+        report.service,
+        report.window_s,
+        report.requests,
+        report.scope.describe()
     );
     let _ = writeln!(o, "[1/7] SLO targets");
     for s in &report.slos {

@@ -12,7 +12,7 @@ pub use budget_ledger::{BudgetCounts, BudgetLedger, COARSE_HOURS, FINE_MINUTES};
 pub use counts::Counts;
 pub use ledger::{InstanceEntry, InstanceLedger, MAX_INSTANCES};
 pub use sparse_histogram::SparseHistogram;
-pub use window_histogram::{Scratch, WindowHistogram};
+pub use window_histogram::{Scratch, WindowHistogram, nearest_rank};
 pub use window_store::{
     Applied, BudgetRules, MAX_FUTURE_MS, MINUTE_MS, REVISION_MEMORY_MS, RouteKey, RouteSlot,
     RouteWindow, StoreError, WindowData, WindowStore, store_layout,

@@ -54,7 +54,7 @@ impl WindowHistogram {
         if self.total == 0 {
             return None;
         }
-        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let rank = nearest_rank(q, self.total);
         let mut seen = 0_u64;
         for (index, count) in &self.buckets {
             seen = seen.saturating_add(*count);
@@ -64,6 +64,13 @@ impl WindowHistogram {
         }
         None
     }
+}
+
+/// The rank of quantile `q` among `total` values, nearest-rank: ⌈q·n⌉, at
+/// least 1. The P95 is below a target exactly when at least this many of
+/// the values are.
+pub fn nearest_rank(q: f64, total: u64) -> u64 {
+    ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1)
 }
 
 /// A dense buffer of one layout, reused across routes: histograms are added

@@ -8,6 +8,7 @@ fn slis(availability: f64, p95: f64, p99: f64, error_rate: f64) -> Slis {
         latency_p95_ms: Some(p95),
         latency_p99_ms: Some(p99),
         cache_hit_rate_percent: None,
+        buckets: None,
     }
 }
 
@@ -108,6 +109,7 @@ fn no_requests_is_no_data() {
         latency_p95_ms: None,
         latency_p99_ms: None,
         cache_hit_rate_percent: None,
+        buckets: None,
     };
     let got = evaluate(&empty, &SloTargets::default());
     assert_eq!(got.status, Status::NoData);

@@ -1,0 +1,29 @@
+//! The fleet: a service's figures over every instance, read from a
+//! Prometheus-compatible query API (a self-hosted Prometheus, Thanos,
+//! Mimir, or Google Cloud Managed Service for Prometheus) that already
+//! gathers every sidecar's counters.
+//!
+//! Counts are exact (sums of each sidecar's exact counters over the
+//! window); the latency SLOs are judged from the exact requests under each
+//! target; the P95/P99 values are estimates from summed histogram buckets,
+//! and say so with their bucket's bounds. Evaluation is the sidecar's own
+//! pure functions: same JSON, same exit codes.
+
+pub mod promql;
+pub mod query_api;
+mod read;
+mod window;
+
+pub use query_api::{QueryApi, QueryError, QuerySample};
+pub use read::FleetReader;
+pub use window::{FleetRoute, FleetSamples, FleetWindow, budget_counts, fleet_report, fleet_slis};
+
+/// Google Cloud Managed Service for Prometheus's query API for `project`.
+pub fn managed_prometheus_url(project: &str) -> String {
+    format!("https://monitoring.googleapis.com/v1/projects/{project}/location/global/prometheus")
+}
+
+/// Whether a query API needs a Google access token (it is Google's).
+pub fn needs_google_token(url: &str) -> bool {
+    url.starts_with("https://monitoring.googleapis.com/")
+}

@@ -1,0 +1,60 @@
+//! The PromQL the fleet read path sends: exact sums, over every instance,
+//! of what each counter gained in a window.
+//!
+//! `increase()` extrapolates to the window's edges and misses a series'
+//! first sample, so it is not exact. A window's gain of one series is
+//! instead its last sample in the window minus its value at the window's
+//! start; a series that started inside the window (a new instance) counts
+//! from zero, one that reset (a restarted sidecar) counts its last value,
+//! one that ended inside the window (a removed instance) keeps its last
+//! sample. The sums are of integers, exact in `f64` up to 2^53.
+
+use crate::monitoring::scope::quote;
+
+/// Every finished request, by route, method and status class.
+pub const REQUESTS: &str = "http_server_requests_total";
+/// Requests the client abandoned, by route.
+pub const CANCELLED: &str = "lumen_requests_cancelled_total";
+/// Cache lookups, by route and result.
+pub const CACHE_LOOKUPS: &str = "lumen_cache_lookups_total";
+/// Each SLO's good and bad events, by route.
+pub const SLO_EVENTS: &str = "lumen_slo_events_total";
+/// The latency histogram's cumulative buckets, by route and `le`.
+pub const LATENCY_BUCKETS: &str = "http_server_request_duration_seconds_bucket";
+
+/// `metric{service_name="…"}`.
+pub fn selector(metric: &str, service: &str) -> String {
+    format!("{metric}{{service_name={}}}", quote(service))
+}
+
+/// What every series of `selector` gained in the `window_s` seconds before
+/// the evaluation time, one value per series (see the module's notes).
+pub fn window_gain(selector: &str, window_s: u64) -> String {
+    format!(
+        "((last_over_time({selector}[{window_s}s]) - {selector} offset {window_s}s) >= 0) or last_over_time({selector}[{window_s}s])"
+    )
+}
+
+/// The gain of `metric` for `service` over `window_s`, summed over every
+/// instance, one value per combination of the `by` labels.
+pub fn summed_gain(metric: &str, service: &str, by: &[&str], window_s: u64) -> String {
+    format!(
+        "sum by ({}) ({})",
+        by.join(", "),
+        window_gain(&selector(metric, service), window_s)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gains_are_per_series_and_scoped_to_the_service() {
+        let q = summed_gain(REQUESTS, "api \"x\"", &["http_route", "status_class"], 300);
+        assert_eq!(
+            q,
+            "sum by (http_route, status_class) (((last_over_time(http_server_requests_total{service_name=\"api \\\"x\\\"\"}[300s]) - http_server_requests_total{service_name=\"api \\\"x\\\"\"} offset 300s) >= 0) or last_over_time(http_server_requests_total{service_name=\"api \\\"x\\\"\"}[300s]))"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Reading a fleet: the queries behind `check`, `health` and the budget
+//! view with `--prometheus`, and their evaluation by the sidecar's own pure
+//! functions.
+
+use std::time::Duration;
+
+use super::promql::{
+    CACHE_LOOKUPS, CANCELLED, LATENCY_BUCKETS, REQUESTS, SLO_EVENTS, selector, summed_gain,
+};
+use super::query_api::{QueryApi, QueryError, QuerySample};
+use super::window::{FleetSamples, FleetWindow, budget_counts, fleet_report};
+use crate::config::SidecarConfig;
+use crate::eval::{
+    BURN_WINDOWS, BudgetReport, DeploymentSource, HealthReport, MaturityInputs, RoiConfig, SloName,
+    SloReport, budget_report_of_sums, health, maturity, roi,
+};
+use crate::store::MINUTE_MS;
+
+/// What a fleet read needs: the query API, the service, the configuration
+/// (SLO targets, budget period, ROI costs).
+#[derive(Debug, Clone)]
+pub struct FleetReader {
+    /// The query API.
+    pub api: QueryApi,
+    /// The service, as its metrics' `service_name` label carries it.
+    pub service: String,
+    /// The configuration whose targets the fleet is held against.
+    pub config: SidecarConfig,
+}
+
+async fn both<A, B>(
+    a: impl Future<Output = Result<A, QueryError>>,
+    b: impl Future<Output = Result<B, QueryError>>,
+) -> Result<(A, B), QueryError> {
+    let (a, b) = tokio::join!(a, b);
+    Ok((a?, b?))
+}
+
+impl FleetReader {
+    /// The fleet's counts over `window_s` seconds ending at `at_ms` (Unix ms).
+    pub async fn window(&self, window_s: u64, at_ms: u64) -> Result<FleetWindow, QueryError> {
+        let s = &self.service;
+        let q = |metric: &str, by: &[&str]| summed_gain(metric, s, by, window_s);
+        let instances = format!(
+            "count(count by (instance) (last_over_time({}[{window_s}s])))",
+            selector(REQUESTS, s)
+        );
+        let queries = [
+            q(REQUESTS, &["http_route", "status_class"]),
+            q(CANCELLED, &["http_route"]),
+            q(CACHE_LOOKUPS, &["http_route", "result"]),
+            q(SLO_EVENTS, &["http_route", "slo_name", "result"]),
+            q(LATENCY_BUCKETS, &["http_route", "le"]),
+            q(LATENCY_BUCKETS, &["le"]),
+            instances,
+        ];
+        let api = &self.api;
+        let run = |i: usize| api.instant(&queries[i], at_ms);
+        let ((requests, cancelled), (cache, slo_events)) =
+            both(both(run(0), run(1)), both(run(2), run(3))).await?;
+        let ((route_buckets, total_buckets), instances) =
+            both(both(run(4), run(5)), run(6)).await?;
+        Ok(FleetWindow::from_samples(&FleetSamples {
+            requests,
+            cancelled,
+            cache,
+            slo_events,
+            route_buckets,
+            total_buckets,
+            instances,
+        }))
+    }
+
+    /// The fleet's SLO report over `window` ending at `at_ms`.
+    pub async fn slo_report(&self, window: Duration, at_ms: u64) -> Result<SloReport, QueryError> {
+        let w = self.window(window.as_secs(), at_ms).await?;
+        Ok(fleet_report(
+            &w,
+            &self.config.slo,
+            &self.service,
+            window.as_secs(),
+            at_ms,
+        ))
+    }
+
+    async fn slo_events(&self, window_s: u64, at_ms: u64) -> Result<Vec<QuerySample>, QueryError> {
+        self.api
+            .instant(
+                &summed_gain(SLO_EVENTS, &self.service, &["slo_name", "result"], window_s),
+                at_ms,
+            )
+            .await
+    }
+
+    /// The fleet's error budgets and burn rates at `at_ms`, from the summed
+    /// SLO event counters over the period and each burn-rate window.
+    pub async fn budget(&self, at_ms: u64) -> Result<BudgetReport, QueryError> {
+        let (start_minute, _) = self.config.budget_period.bounds(at_ms);
+        let period_s = (at_ms.saturating_sub(start_minute * MINUTE_MS) / 1000).max(60);
+        let counts = |samples: Vec<QuerySample>| {
+            let w = FleetWindow::from_samples(&FleetSamples {
+                slo_events: samples,
+                ..FleetSamples::default()
+            });
+            budget_counts(&w.total.slo_events)
+        };
+        let in_period = counts(self.slo_events(period_s, at_ms).await?);
+        let mut windows = Vec::with_capacity(BURN_WINDOWS.len());
+        for (_, minutes) in BURN_WINDOWS {
+            windows.push(counts(self.slo_events(minutes * 60, at_ms).await?));
+        }
+        Ok(budget_report_of_sums(
+            &in_period,
+            &windows,
+            &self.config.slo,
+            self.config.budget_period,
+            self.config.budget_min_events,
+            at_ms,
+        ))
+    }
+
+    async fn scalar(&self, query: String, at_ms: u64) -> Result<Option<f64>, QueryError> {
+        Ok(self
+            .api
+            .instant(&query, at_ms)
+            .await?
+            .first()
+            .map(|s| s.value)
+            .filter(|v| v.is_finite()))
+    }
+
+    /// The fleet's health over `window` ending at `at_ms`: maturity from the
+    /// fleet's SLIs (P95 a bucket estimate), the deployments the sidecars
+    /// report, the mean CPU and memory use of the instances; ROI from every
+    /// instance's hits against the whole cache's cost, charged once.
+    pub async fn health(&self, window: Duration, at_ms: u64) -> Result<HealthReport, QueryError> {
+        let slo = self.slo_report(window, at_ms).await?;
+        let w = window.as_secs();
+        let latest = |metric: &str, how: &str| {
+            format!(
+                "{how}(last_over_time({}[{w}s]))",
+                selector(metric, &self.service)
+            )
+        };
+        let deployments = self
+            .scalar(latest("deployment_frequency", "max"), at_ms)
+            .await?;
+        let cpu = self
+            .scalar(latest("cpu_utilization_percent", "avg"), at_ms)
+            .await?;
+        let memory = self
+            .scalar(latest("memory_utilization_percent", "avg"), at_ms)
+            .await?;
+        let pair = |name: SloName| {
+            slo.slos
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.current.map(|c| (c, s.target)))
+        };
+        let inputs = MaturityInputs {
+            availability: pair(SloName::Availability),
+            latency_p95: pair(SloName::LatencyP95),
+            error_rate: pair(SloName::ErrorRate),
+            cache_hit_rate: slo.cache.hit_rate,
+            deployments_7d: deployments.map(|d| d.round() as u32),
+            deployments_source: deployments.map(|_| DeploymentSource::SidecarSeen),
+            cpu_utilisation: cpu.map(|p| p / 100.0),
+            memory_utilisation: memory.map(|p| p / 100.0),
+        };
+        let fleet_roi = RoiConfig {
+            instances: Some(1),
+            ..self.config.roi
+        };
+        let roi = roi(
+            slo.cache.hits,
+            slo.cache.misses,
+            slo.requests,
+            window.as_secs_f64(),
+            &fleet_roi,
+        );
+        Ok(health(&slo, maturity(&inputs), roi))
+    }
+}

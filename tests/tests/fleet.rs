@@ -1,0 +1,344 @@
+//! The fleet view end to end: three sidecars (three instances of one
+//! service) fed an uneven load through the middleware's real shipper, a
+//! real Prometheus scraping them, and `lumen-sidecar check --prometheus`
+//! against one more sidecar fed the whole load.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use lumen_middleware::{LumenConfig, pair};
+use lumen_tests::*;
+
+const SERVICE: &str = "fleet-api";
+
+/// One instance's load: `requests` requests on `/ask` (every `fail_every`-th
+/// a 503, every 7th a 404), latencies spread from 1 ms to about 900 ms, a
+/// cache lookup per request, and `cancelled` abandoned requests.
+#[derive(Debug, Clone, Copy)]
+struct InstanceLoad {
+    requests: u64,
+    fail_every: u64,
+    cancelled: u64,
+    seed: u64,
+}
+
+fn latency_us(i: u64, seed: u64) -> u64 {
+    // A deterministic spread: 95 % fast, 3 % just under the P95 target,
+    // 2 % from 300 to 680 ms, half of them under the P99 target, so the
+    // P99 verdict sits on the edge.
+    let x = (i.wrapping_mul(2_654_435_761).wrapping_add(seed * 97)) % 1000;
+    match x {
+        0..=949 => 1_000 + x * 150,
+        950..=979 => 150_000 + (x - 950) * 1_500,
+        _ => 300_000 + (x - 980) * 20_000,
+    }
+}
+
+/// Ships `load` as one app instance to each of `sidecars` (the same requests
+/// to each), through the middleware's shipper.
+async fn ship(load: InstanceLoad, sidecars: &[SocketAddr]) {
+    for addr in sidecars {
+        let (layer, shipper) = pair({
+            let mut c = LumenConfig::default();
+            c.service = SERVICE.into();
+            c.sidecar_url = format!("http://{addr}/v1/ingest");
+            c.interval = Duration::from_secs(3600);
+            c
+        })
+        .expect("valid config");
+        let mut shipper = shipper.spawn();
+        let r = layer.recorder();
+        for i in 0..load.requests {
+            let status = if i % load.fail_every == 0 {
+                503
+            } else if i % 7 == 0 {
+                404
+            } else {
+                200
+            };
+            let route = if i % 5 == 0 { "/health" } else { "/ask" };
+            r.record_request(
+                Some(route),
+                &http::Method::GET,
+                latency_us(i, load.seed),
+                status,
+            );
+            r.record_cache(Some(route), i % 3 != 0);
+        }
+        for _ in 0..load.cancelled {
+            r.record_cancelled(Some("/ask"));
+        }
+        assert_eq!(shipper.flush().await.unsent_requests, 0);
+        assert_eq!(
+            shipper
+                .shutdown(Duration::from_secs(2))
+                .await
+                .unsent_requests,
+            0
+        );
+    }
+}
+
+fn start_prometheus(targets: &[SocketAddr]) -> (Proc, String, std::path::PathBuf) {
+    let program =
+        find_program("prometheus").expect("prometheus is installed (scripts/test.sh installs it)");
+    let dir = std::env::temp_dir().join(format!("lumen-fleet-prom-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("prometheus.yml");
+    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: lumen\n    static_configs:\n      - targets: [{}]\n",
+            list.join(", ")
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    (
+        Proc::spawn("prometheus", cmd),
+        format!("http://127.0.0.1:{port}"),
+        dir,
+    )
+}
+
+/// The value of a one-sample instant query, once Prometheus has it.
+async fn query_value(api: &str, q: &str) -> Option<f64> {
+    let url = format!(
+        "{api}/api/v1/query?query={}",
+        lumen_sidecar::https::percent_encode(q)
+    );
+    let (_, body) = try_get(&url).await?;
+    let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+    doc["data"]["result"][0]["value"][1]
+        .as_str()?
+        .parse::<f64>()
+        .ok()
+}
+
+fn check(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(binary("lumen-sidecar"))
+        .arg("check")
+        .args(args)
+        .env_remove("LUMEN_CONFIG")
+        .env_remove("LUMEN_SERVICE")
+        .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
+        .output()
+        .expect("lumen-sidecar runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn slo<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["slos"]
+        .as_array()
+        .expect("slos")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {doc}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_check_reports_what_one_sidecar_fed_everything_reports() {
+    let instances = [
+        SidecarProc::start(free_port(), &[]).await,
+        SidecarProc::start(free_port(), &[]).await,
+        SidecarProc::start(free_port(), &[]).await,
+    ];
+    let reference = SidecarProc::start(free_port(), &[]).await;
+    // Uneven: the first takes most requests, the second most of the 5xx,
+    // the third almost nothing.
+    let loads = [
+        InstanceLoad {
+            requests: 3000,
+            fail_every: 500,
+            cancelled: 4,
+            seed: 1,
+        },
+        InstanceLoad {
+            requests: 1200,
+            fail_every: 9,
+            cancelled: 0,
+            seed: 2,
+        },
+        InstanceLoad {
+            requests: 6,
+            fail_every: 1000,
+            cancelled: 1,
+            seed: 3,
+        },
+    ];
+    for (sidecar, load) in instances.iter().zip(loads) {
+        ship(load, &[sidecar.addr, reference.addr]).await;
+    }
+    let total: u64 = loads.iter().map(|l| l.requests).sum();
+    let whole = reference.slo("10m").await;
+    assert_eq!(whole["requests"], total, "{whole}");
+
+    let (_prometheus, api, _dir) =
+        start_prometheus(&instances.iter().map(|s| s.addr).collect::<Vec<_>>());
+    wait_ready(&api, "/-/ready").await;
+    // Prometheus has scraped every instance's final counts.
+    let summed = format!("sum(http_server_requests_total{{service_name=\"{SERVICE}\"}})");
+    let scraped = "count(up{job=\"lumen\"} == 1)".to_owned();
+    eventually(
+        "Prometheus holds every instance's counts",
+        Duration::from_secs(60),
+        || {
+            let (api, summed, scraped) = (api.clone(), summed.clone(), scraped.clone());
+            async move {
+                let n = query_value(&api, &summed).await?;
+                let up = query_value(&api, &scraped).await?;
+                (n == total as f64 && up == 3.0).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let (code, out, err) = check(&[
+        "--prometheus",
+        &api,
+        "--service",
+        SERVICE,
+        "--window",
+        "10m",
+        "--json",
+    ]);
+    let fleet: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(fleet["scope"]["kind"], "fleet", "{fleet}");
+    assert_eq!(fleet["scope"]["instances"], 3, "{fleet}");
+    for key in ["requests", "counts", "cache", "status", "compliance_rate"] {
+        assert_eq!(
+            fleet[key], whole[key],
+            "{key}: fleet {fleet}\nwhole {whole}"
+        );
+    }
+    assert_eq!(
+        code,
+        Some(i32::from(match whole["status"].as_str() {
+            Some("HEALTHY") => 0_u8,
+            Some("WARNING") => 1,
+            Some("CRITICAL") => 2,
+            _ => 3,
+        })),
+        "the exit code is the status's: {err}"
+    );
+    let met: Vec<&serde_json::Value> = whole["slos"]
+        .as_array()
+        .expect("slos")
+        .iter()
+        .map(|s| &s["met"])
+        .collect();
+    assert!(
+        met.contains(&&serde_json::json!(true)) && met.contains(&&serde_json::json!(false)),
+        "the load meets some SLOs and misses others: {whole}"
+    );
+    for name in ["availability", "error_rate", "latency_p95", "latency_p99"] {
+        let (f, w) = (slo(&fleet, name), slo(&whole, name));
+        assert_eq!(f["met"], w["met"], "{name}: {f} vs {w}");
+        assert_eq!(f["target"], w["target"], "{name}");
+    }
+    for name in ["availability", "error_rate"] {
+        assert_eq!(slo(&fleet, name)["current"], slo(&whole, name)["current"]);
+    }
+    for name in ["latency_p95", "latency_p99"] {
+        let exact = slo(&whole, name)["current"].as_f64().expect("a quantile");
+        let estimate = &slo(&fleet, name)["estimate"];
+        let low = estimate["low_ms"].as_f64().expect("bounds");
+        let high = estimate["high_ms"].as_f64().unwrap_or(f64::INFINITY);
+        assert!(
+            low <= exact && exact < high,
+            "{name}: exact {exact} ms outside the bucket [{low}, {high}): {estimate}"
+        );
+        let value = slo(&fleet, name)["current"].as_f64().expect("an estimate");
+        assert!(low <= value && value <= high, "{name}: {value}");
+    }
+    // Per route too.
+    for route in ["/ask", "/health"] {
+        let pick = |doc: &serde_json::Value| {
+            doc["routes"]
+                .as_array()
+                .expect("routes")
+                .iter()
+                .find(|r| r["route"] == route)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {route}"))
+        };
+        let (f, w) = (pick(&fleet), pick(&whole));
+        assert_eq!(f["counts"], w["counts"], "{route}");
+        assert_eq!(f["cache"], w["cache"], "{route}");
+        assert_eq!(f["status"], w["status"], "{route}");
+    }
+
+    // The error budgets: the same events and bad events as the ledger's.
+    let reader = lumen_sidecar::check::fleet_reader(&api, Some(SERVICE), None, None)
+        .await
+        .expect("a reader");
+    let budget = reader
+        .budget(lumen_sidecar::app::now_ms())
+        .await
+        .expect("the fleet's budget");
+    let whole_budget: serde_json::Value =
+        serde_json::from_str(&get_ok(&format!("{}/v1/budget", reference.base())).await)
+            .expect("JSON");
+    for (f, w) in budget
+        .slos
+        .iter()
+        .zip(whole_budget["slos"].as_array().expect("slos"))
+    {
+        assert_eq!(serde_json::json!(f.name), w["name"]);
+        assert_eq!(f.events, w["events"].as_u64().expect("events"), "{w}");
+        assert_eq!(f.bad, w["bad"].as_u64().expect("bad"), "{w}");
+    }
+
+    // The text names its scope and the estimates' nature.
+    let (_, text, _) = check(&[
+        "--prometheus",
+        &api,
+        "--service",
+        SERVICE,
+        "--window",
+        "10m",
+    ]);
+    assert!(text.contains("the whole fleet (3 instances)"), "{text}");
+    assert!(text.contains("a bucket estimate in ["), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_without_data_or_without_prometheus_is_exit_3_with_the_reason() {
+    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let (_prometheus, api, _dir) = start_prometheus(&[sidecar.addr]);
+    wait_ready(&api, "/-/ready").await;
+    eventually("the sidecar is scraped", Duration::from_secs(60), || {
+        let api = api.clone();
+        async move { (query_value(&api, "up{job=\"lumen\"}").await? == 1.0).then_some(()) }
+    })
+    .await;
+    let (code, out, err) = check(&["--prometheus", &api, "--service", "nobody", "--json"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(err.contains("no data") && err.contains("nobody"), "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("JSON even without data");
+    assert_eq!(doc["status"], "NO_DATA");
+
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let (code, _, err) = check(&["--prometheus", &closed, "--service", SERVICE]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("query API unreachable"), "{err}");
+
+    let (code, _, err) = check(&["--prometheus", &format!("{api}/nope"), "--service", SERVICE]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("HTTP 404"), "{err}");
+}
