@@ -126,8 +126,12 @@ async fn query_value(api: &str, q: &str) -> Option<f64> {
 }
 
 fn check(args: &[&str]) -> (Option<i32>, String, String) {
+    cli("check", args)
+}
+
+fn cli(command: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(binary("lumen-sidecar"))
-        .arg("check")
+        .arg(command)
         .args(args)
         .env_remove("LUMEN_CONFIG")
         .env_remove("LUMEN_SERVICE")
@@ -303,6 +307,37 @@ async fn the_fleet_check_reports_what_one_sidecar_fed_everything_reports() {
         assert_eq!(f.events, w["events"].as_u64().expect("events"), "{w}");
         assert_eq!(f.bad, w["bad"].as_u64().expect("bad"), "{w}");
     }
+
+    // Health over the fleet: the same SLO verdicts, the ROI of every
+    // instance's hits against the whole cache's cost, charged once.
+    let (code, out, err) = cli(
+        "health",
+        &[
+            "--prometheus",
+            &api,
+            "--service",
+            SERVICE,
+            "--window",
+            "10m",
+            "--json",
+        ],
+    );
+    let health: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(
+        health["slo"]["compliance_rate"], whole["compliance_rate"],
+        "{health}"
+    );
+    assert_eq!(health["slo"]["status"], whole["status"]);
+    assert_eq!(health["roi"]["hits"], whole["cache"]["hits"]);
+    assert_eq!(health["roi"]["cost_share"], 1.0);
+    let band_code = match health["band"].as_str() {
+        Some("EXCELLENT" | "GOOD") => 0,
+        Some("FAIR") => 1,
+        Some("POOR") => 2,
+        _ => 3,
+    };
+    assert_eq!(code, Some(band_code), "{health}");
 
     // The text names its scope and the estimates' nature.
     let (_, text, _) = check(&[

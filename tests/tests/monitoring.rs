@@ -216,7 +216,9 @@ fn the_grafana_dashboard_queries_exported_metrics() {
         ]
     );
     // Chart thresholds are drawn as lines, at the targets, in order.
-    let latency = panel("Latency P95 and P99, s");
+    let latency = panel(
+        "Latency P95 and P99, s (bucket estimates); requests under the P95 target, % (exact, right axis)",
+    );
     assert_eq!(
         latency["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"],
         "line"
@@ -260,7 +262,7 @@ fn the_prometheus_rule_file_passes_promtool() {
         "{said}{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(said.contains("SUCCESS: 48 rules found"), "{said}");
+    assert!(said.contains("SUCCESS: 64 rules found"), "{said}");
     let text = String::from_utf8_lossy(&out.stdout);
     for alert in [
         "RoiGateCritical",
@@ -304,7 +306,7 @@ fn the_prometheus_rule_file_passes_promtool() {
         "{text}"
     );
     assert!(
-        text.contains(r#"max(burn_rate{service_name=\"ion-mentoring-api\",slo_name=\"latency_p95\",window=\"3d\"}) > 1 "#),
+        text.contains("lumen:latency_p95_bad:ratio_rate3d > (1 * 0.05) and lumen:latency_p95_bad:ratio_rate6h > (1 * 0.05)"),
         "{text}"
     );
 }
@@ -713,29 +715,35 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     let availability = &api.slos["projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/availability"];
     assert_eq!(availability["goal"], 0.995);
     assert_eq!(availability["rollingPeriod"], "2592000s");
-    assert!(
-        availability["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["badServiceFilter"]
-            .as_str()
-            .expect("filter")
-            .contains("prometheus.googleapis.com/http_server_requests_total/counter")
-    );
-    for filter in [
-        &availability["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["badServiceFilter"],
-        &availability["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["totalServiceFilter"],
-    ] {
+    // Good over good + bad events of every instance: the fleet's ratio.
+    let ratio = |slo: &Value, name: &str| {
+        let sli = &slo["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"];
         assert!(
-            filter
-                .as_str()
-                .expect("filter")
-                .contains("metric.labels.service_name=\"ion-mentoring-api\""),
-            "scoped to the service: {filter}"
+            sli.get("totalServiceFilter").is_none(),
+            "exactly two filters: {sli}"
         );
-    }
+        for result in ["good", "bad"] {
+            assert_eq!(
+                sli[format!("{result}ServiceFilter")],
+                format!(
+                    "metric.type=\"prometheus.googleapis.com/lumen_slo_events_total/counter\" resource.type=\"prometheus_target\" metric.labels.service_name=\"ion-mentoring-api\" metric.labels.slo_name=\"{name}\" metric.labels.result=\"{result}\""
+                ),
+                "{sli}"
+            );
+        }
+    };
+    ratio(availability, "availability");
     let p95 = &api.slos["projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/latency-p95"];
+    ratio(p95, "latency_p95");
+    assert_eq!(p95["goal"], 0.95);
     assert_eq!(
-        p95["serviceLevelIndicator"]["requestBased"]["distributionCut"]["range"]["max"],
-        0.2
+        p95["displayName"],
+        "Latency P95 < 200 ms (95.0000% of requests under it)"
     );
+    let errors =
+        &api.slos["projects/p1/services/lumen-ion-mentoring-api/serviceLevelObjectives/error-rate"];
+    ratio(errors, "error_rate");
+    assert_eq!(errors["goal"], 0.999);
     let burn: Vec<&Value> = api
         .policies
         .values()
@@ -894,11 +902,11 @@ fn the_config_file_and_project_reach_every_artefact() {
     let by_id = |id: &str| &slos.iter().find(|s| s["id"] == id).expect("slo")["body"];
     assert_eq!(by_id("availability")["goal"], 0.999);
     assert_eq!(
-        by_id("latency-p95")["serviceLevelIndicator"]["requestBased"]["distributionCut"]["range"]["max"],
-        0.15
+        by_id("latency-p95")["displayName"],
+        "Latency P95 < 150 ms (95.0000% of requests under it)"
     );
     assert!(
-        by_id("latency-p95")["serviceLevelIndicator"]["requestBased"]["distributionCut"]["distributionFilter"]
+        by_id("latency-p95")["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["goodServiceFilter"]
             .as_str()
             .expect("filter")
             .contains("metric.labels.service_name=\"checkout\"")

@@ -12,15 +12,15 @@
 use crate::monitoring::scope::quote;
 
 /// Every finished request, by route, method and status class.
-pub const REQUESTS: &str = "http_server_requests_total";
+pub const REQUESTS: &str = crate::metrics::REQUESTS_TOTAL;
 /// Requests the client abandoned, by route.
-pub const CANCELLED: &str = "lumen_requests_cancelled_total";
+pub const CANCELLED: &str = crate::metrics::CANCELLED_TOTAL;
 /// Cache lookups, by route and result.
-pub const CACHE_LOOKUPS: &str = "lumen_cache_lookups_total";
+pub const CACHE_LOOKUPS: &str = crate::metrics::CACHE_LOOKUPS_TOTAL;
 /// Each SLO's good and bad events, by route.
-pub const SLO_EVENTS: &str = "lumen_slo_events_total";
+pub const SLO_EVENTS: &str = crate::metrics::SLO_EVENTS_TOTAL;
 /// The latency histogram's cumulative buckets, by route and `le`.
-pub const LATENCY_BUCKETS: &str = "http_server_request_duration_seconds_bucket";
+pub const LATENCY_BUCKETS: &str = crate::metrics::DURATION_BUCKETS;
 
 /// `metric{service_name="…"}`.
 pub fn selector(metric: &str, service: &str) -> String {

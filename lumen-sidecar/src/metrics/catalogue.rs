@@ -10,6 +10,16 @@ use crate::eval::{SloName, Status};
 pub const DURATION_HISTOGRAM: &str = "http.server.request.duration";
 /// The `/metrics` latency histogram's name (seconds).
 pub const DURATION_HISTOGRAM_PROMETHEUS: &str = "http_server_request_duration_seconds";
+/// Its cumulative buckets' series name.
+pub const DURATION_BUCKETS: &str = "http_server_request_duration_seconds_bucket";
+/// Finished requests by route, method and status class.
+pub const REQUESTS_TOTAL: &str = "http_server_requests_total";
+/// Requests the client abandoned, by route.
+pub const CANCELLED_TOTAL: &str = "lumen_requests_cancelled_total";
+/// Cache lookups by route and result.
+pub const CACHE_LOOKUPS_TOTAL: &str = "lumen_cache_lookups_total";
+/// Each SLO's good and bad events by route.
+pub const SLO_EVENTS_TOTAL: &str = "lumen_slo_events_total";
 
 const SERVICE: &[&str] = &["service_name", "revision_name"];
 const PER_SLO: &[&str] = &["service_name", "revision_name", "slo_name"];
@@ -320,7 +330,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     ),
     // Cumulative request counts and latency.
     MetricDef {
-        name: "http_server_requests_total",
+        name: REQUESTS_TOTAL,
         kind: MetricKind::Counter,
         unit: "{request}",
         labels: &[
@@ -351,7 +361,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         },
     },
     MetricDef {
-        name: "lumen_requests_cancelled_total",
+        name: CANCELLED_TOTAL,
         kind: MetricKind::Counter,
         unit: "{request}",
         labels: &["service_name", "http_route"],
@@ -372,7 +382,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         },
     },
     MetricDef {
-        name: "lumen_cache_lookups_total",
+        name: CACHE_LOOKUPS_TOTAL,
         kind: MetricKind::Counter,
         unit: "{lookup}",
         labels: &["service_name", "http_route", "result"],
@@ -396,7 +406,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         },
     },
     MetricDef {
-        name: "lumen_slo_events_total",
+        name: SLO_EVENTS_TOTAL,
         kind: MetricKind::Counter,
         unit: "{event}",
         labels: &["service_name", "http_route", "slo_name", "result"],

@@ -25,7 +25,10 @@
 mod catalogue;
 mod prometheus;
 
-pub use catalogue::{CATALOGUE, DURATION_HISTOGRAM, DURATION_HISTOGRAM_PROMETHEUS};
+pub use catalogue::{
+    CACHE_LOOKUPS_TOTAL, CANCELLED_TOTAL, CATALOGUE, DURATION_BUCKETS, DURATION_HISTOGRAM,
+    DURATION_HISTOGRAM_PROMETHEUS, REQUESTS_TOTAL, SLO_EVENTS_TOTAL,
+};
 pub use prometheus::prometheus_text;
 
 use crate::app::{AppState, Evaluation};
@@ -163,6 +166,12 @@ pub fn find(name: &str) -> Option<&'static MetricDef> {
 /// counters, histogram): what dashboards and rules may query.
 pub fn service_metric_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = CATALOGUE.iter().map(|m| m.name).collect();
+    // A Prometheus histogram's series.
+    names.extend([
+        DURATION_BUCKETS,
+        "http_server_request_duration_seconds_sum",
+        "http_server_request_duration_seconds_count",
+    ]);
     names.sort_unstable();
     names
 }

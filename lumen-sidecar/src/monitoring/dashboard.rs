@@ -309,8 +309,12 @@ pub fn promql_metrics(expr: &str) -> Vec<String> {
                 .any(|k| rest.starts_with(k));
             let opens = j < bytes.len() && bytes[j] == '(' || grouped;
             if KEYWORDS.contains(&word.as_str()) {
-                // `by (label, …)`: skip the label list.
-                if opens {
+                // `by (label, …)`: skip the label list (`and (…)` is an operand).
+                let takes_labels = matches!(
+                    word.as_str(),
+                    "by" | "without" | "on" | "ignoring" | "group_left" | "group_right"
+                );
+                if opens && takes_labels {
                     while j < bytes.len() && bytes[j] != ')' {
                         j += 1;
                     }
@@ -350,6 +354,11 @@ mod tests {
         assert_eq!(
             promql_metrics("sum by (route, class) (rate(x_total[5m]))"),
             ["x_total"]
+        );
+        assert_eq!(
+            promql_metrics("a / 2 or (b) and on() (c) unless ignoring(x) (d)"),
+            ["a", "b", "c", "d"],
+            "set operators take operands, not label lists"
         );
     }
 }

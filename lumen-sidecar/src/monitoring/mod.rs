@@ -4,6 +4,7 @@
 pub mod api;
 pub mod commands;
 pub mod dashboard;
+mod fleet_queries;
 pub mod policies;
 pub mod scope;
 pub mod slos;

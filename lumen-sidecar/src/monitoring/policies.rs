@@ -11,19 +11,17 @@ use crate::eval::{ALERT_TABLE, BURN_WINDOWS, SloName, alert_factor, allowed_shar
 /// The notification channel's display name, as in the seed.
 pub const CHANNEL_NAME: &str = "Lumen System Alerts";
 
-/// The PromQL condition of a rule on the scope's service. ROI and the cache
-/// hit rate are fleet figures from the summed counters of every instance;
-/// the others take the worst instance's gauge.
+/// The PromQL condition of a rule on the scope's service: every figure is
+/// the fleet's, from the counters of every instance summed (see
+/// `fleet_queries`), never one instance's gauge.
 pub fn condition(rule: &AlertRule, scope: &Scope) -> String {
-    match rule.watched {
-        Watched::Roi => format!("{} < {}", scope.fleet_roi(), rule.threshold),
-        Watched::CacheHitRate => format!("{} < {}", scope.fleet_hit_rate("5m"), rule.threshold),
-        _ => format!(
-            "min({}) < {}",
-            scope.selector(rule.watched.metric(), rule.watched.matchers()),
-            rule.threshold
-        ),
-    }
+    let figure = match rule.watched {
+        Watched::Roi => scope.fleet_roi(),
+        Watched::CacheHitRate => scope.fleet_hit_rate("5m"),
+        Watched::SloCompliance => scope.fleet_compliance(&scope.range()),
+        Watched::Maturity => scope.fleet_maturity(),
+    };
+    format!("({figure}) < {}", rule.threshold)
 }
 
 fn duration(d: std::time::Duration) -> String {
@@ -35,56 +33,38 @@ fn yaml_quote(text: &str) -> String {
 }
 
 /// Multiwindow burn-rate rules (the SRE workbook's table) for the scope's
-/// targets over a period of `period_hours`: availability and error rate
-/// computed by Prometheus from the request counter, the latency SLOs from
-/// the sidecar's `burn_rate` gauge; a long window needs `min_events` requests.
+/// targets over a period of `period_hours`: each SLO's bad share of the
+/// fleet's events, from the summed SLO event counters; a long window needs
+/// `min_events` requests.
 pub fn burn_rate_rules(scope: &Scope, period_hours: f64, min_events: u64) -> String {
-    let targets = &scope.targets;
-    let requests = |matchers: &str| scope.selector("http_server_requests_total", matchers);
     let mut o = String::from("  - name: lumen-slo-burn-recording\n    rules:\n");
-    let ratios = [
-        ("availability", "5xx|error"),
-        ("error_rate", &*error_classes_regex(targets)),
-    ];
     for (window, _) in BURN_WINDOWS {
-        for (slo, classes) in &ratios {
+        for name in SloName::ALL {
             o.push_str(&format!(
-                "      - record: lumen:{slo}_bad:ratio_rate{window}\n        expr: {}\n",
-                yaml_quote(&format!(
-                    "sum(rate({}[{window}])) / sum(rate({}[{window}]))",
-                    requests(&format!("status_class=~\"{classes}\"")),
-                    requests("")
-                ))
+                "      - record: lumen:{}_bad:ratio_rate{window}\n        expr: {}\n",
+                name.as_str(),
+                yaml_quote(&scope.slo_share(name, "bad", window))
             ));
         }
         o.push_str(&format!(
             "      - record: lumen:requests:increase{window}\n        expr: {}\n",
-            yaml_quote(&format!("sum(increase({}[{window}]))", requests("")))
+            yaml_quote(&scope.slo_events(SloName::Availability, None, window))
         ));
     }
     o.push_str("  - name: lumen-slo-burn-alerts\n    rules:\n");
     for name in SloName::ALL {
-        let allowed = allowed_share(name, targets);
+        let allowed = allowed_share(name, &scope.targets);
         for (severity, long, short, share) in ALERT_TABLE {
             let minutes = BURN_WINDOWS
                 .iter()
                 .find(|w| w.0 == long)
                 .map_or(60, |w| w.1);
             let factor = alert_factor(share, period_hours, minutes);
-            let burning = |w: &str| match name {
-                SloName::Availability | SloName::ErrorRate => {
-                    format!(
-                        "lumen:{}_bad:ratio_rate{w} > ({factor} * {allowed})",
-                        name.as_str()
-                    )
-                }
-                _ => format!(
-                    "max({}) > {factor}",
-                    scope.selector(
-                        "burn_rate",
-                        &format!("slo_name=\"{}\",window=\"{w}\"", name.as_str())
-                    )
-                ),
+            let burning = |w: &str| {
+                format!(
+                    "lumen:{}_bad:ratio_rate{w} > ({factor} * {allowed})",
+                    name.as_str()
+                )
             };
             let expr = format!(
                 "{} and {} and lumen:requests:increase{long} > {min_events}",
@@ -105,54 +85,49 @@ pub fn burn_rate_rules(scope: &Scope, period_hours: f64, min_events: u64) -> Str
     o
 }
 
-fn error_classes_regex(targets: &crate::eval::SloTargets) -> String {
-    let mut classes: Vec<&str> = targets.error_classes.iter().map(|c| c.as_str()).collect();
-    classes.push("error");
-    classes.join("|")
-}
-
 /// The Prometheus rule file for the scope's service: recording rules for
-/// the SLO gauges, then the four alerts with their `for` and runbooks.
+/// the fleet's SLIs, then the four alerts with their `for` and runbooks.
 pub fn prometheus_rules(scope: &Scope) -> String {
     let mut o = format!(
         "# Generated by `lumen-sidecar alerts render --format prometheus` for service {}.\ngroups:\n",
         scope.service
     );
     o.push_str("  - name: lumen-slo-recording\n    rules:\n");
-    let s = |metric: &str, matchers: &str| scope.selector(metric, matchers);
+    let range = scope.range();
+    let share =
+        |name: SloName, result: &str| format!("100 * {}", scope.slo_share(name, result, &range));
     for (record, expr) in [
+        ("lumen:slo_compliance:fleet", scope.fleet_compliance(&range)),
         (
-            "lumen:slo_compliance:min5m",
-            format!(
-                "min_over_time({}[5m])",
-                s("slo_compliance", "slo_name=\"overall\"")
-            ),
+            "lumen:availability_percent:fleet",
+            share(SloName::Availability, "good"),
         ),
         (
-            "lumen:availability_percent:avg5m",
-            format!("avg_over_time({}[5m])", s("sli_availability_percent", "")),
+            "lumen:error_rate_percent:fleet",
+            share(SloName::ErrorRate, "bad"),
         ),
         (
-            "lumen:error_rate_percent:avg5m",
-            format!("avg_over_time({}[5m])", s("sli_error_rate_percent", "")),
+            "lumen:latency_p95_under_target_percent:fleet",
+            share(SloName::LatencyP95, "good"),
         ),
         (
-            "lumen:latency_p95_seconds:max5m",
-            format!("max_over_time({}[5m])", s("sli_latency_p95_seconds", "")),
+            "lumen:latency_p99_under_target_percent:fleet",
+            share(SloName::LatencyP99, "good"),
         ),
         (
-            "lumen:latency_p99_seconds:max5m",
-            format!("max_over_time({}[5m])", s("sli_latency_p99_seconds", "")),
+            "lumen:latency_p95_seconds:estimate5m",
+            scope.fleet_quantile(0.95, "5m"),
         ),
         (
-            "lumen:cache_hit_rate:avg5m",
-            format!("avg_over_time({}[5m])", s("cache_hit_rate", "")),
+            "lumen:latency_p99_seconds:estimate5m",
+            scope.fleet_quantile(0.99, "5m"),
         ),
+        ("lumen:cache_hit_rate:fleet", scope.fleet_hit_rate(&range)),
         (
             "lumen:requests:rate5m",
             format!(
                 "sum by (service_name, http_route, status_class) (rate({}[5m]))",
-                s("http_server_requests_total", "")
+                scope.selector("http_server_requests_total", "")
             ),
         ),
     ] {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::config::SidecarConfig;
-use crate::eval::{MONTH_S, RoiConfig, SloTargets};
+use crate::eval::{RoiConfig, SloTargets};
 
 /// One service's artefacts.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,38 +65,30 @@ impl Scope {
         }
     }
 
-    /// The fleet's cache hit rate, percent, over `range` (`5m`): summed
-    /// hits over summed lookups of every instance, exact.
-    pub fn fleet_hit_rate(&self, range: &str) -> String {
-        format!(
-            "100 * sum(increase({}[{range}])) / sum(increase({}[{range}]))",
-            self.selector("lumen_cache_lookups_total", "result=\"hit\""),
-            self.selector("lumen_cache_lookups_total", "")
-        )
-    }
-
-    /// The fleet's ROI, percent, over the evaluation window: every
-    /// instance's hits times the cost per miss, against the whole cache's
-    /// cost prorated to the window (charged once, not once per instance).
-    pub fn fleet_roi(&self) -> String {
-        let window_s = self.window.as_secs();
-        let cost = self.roi.redis_monthly_cost_usd * window_s as f64 / MONTH_S;
-        format!(
-            "100 * (sum(increase({}[{window_s}s])) * {} - {cost}) / {cost}",
-            self.selector("lumen_cache_lookups_total", "result=\"hit\""),
-            self.roi.cost_per_miss_usd
-        )
-    }
-
     /// Replaces `$SERVICE`, `$PROJECT` and the `$SLO_*` targets in a
     /// definition; a `$NAME` left unknown is an error naming it.
     pub fn substitute(&self, text: &str) -> Result<String, String> {
         let t = &self.targets;
         let escaped = self.quoted_service();
         let service = &escaped[1..escaped.len() - 1];
-        let vars: [(&str, String); 8] = [
+        let range = self.range();
+        let vars: [(&str, String); 13] = [
             ("$FLEET_ROI_PERCENT", self.fleet_roi()),
             ("$FLEET_CACHE_HIT_RATE", self.fleet_hit_rate("5m")),
+            ("$FLEET_MATURITY", self.fleet_maturity()),
+            ("$FLEET_SLO_COMPLIANCE", self.fleet_compliance(&range)),
+            (
+                "$FLEET_LATENCY_P95_SECONDS",
+                self.fleet_quantile(0.95, "5m"),
+            ),
+            (
+                "$FLEET_LATENCY_P99_SECONDS",
+                self.fleet_quantile(0.99, "5m"),
+            ),
+            (
+                "$FLEET_UNDER_P95_TARGET_PERCENT",
+                self.fleet_under_p95_target("5m"),
+            ),
             ("$SERVICE", service.to_owned()),
             ("$PROJECT", self.project.clone()),
             ("$SLO_AVAILABILITY", t.availability_percent.to_string()),
@@ -128,7 +120,7 @@ impl Scope {
                 .take_while(|c| *c == '$' || c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             return Err(format!(
-                "unknown variable {name} (known: $SERVICE, $PROJECT, $SLO_AVAILABILITY, $SLO_ERROR_RATE, $SLO_LATENCY_P95_SECONDS, $SLO_LATENCY_P99_SECONDS, $FLEET_ROI_PERCENT, $FLEET_CACHE_HIT_RATE)"
+                "unknown variable {name} (known: $SERVICE, $PROJECT, $SLO_AVAILABILITY, $SLO_ERROR_RATE, $SLO_LATENCY_P95_SECONDS, $SLO_LATENCY_P99_SECONDS, $FLEET_ROI_PERCENT, $FLEET_CACHE_HIT_RATE, $FLEET_MATURITY, $FLEET_SLO_COMPLIANCE, $FLEET_LATENCY_P95_SECONDS, $FLEET_LATENCY_P99_SECONDS, $FLEET_UNDER_P95_TARGET_PERCENT)"
             ));
         }
         Ok(out)

@@ -1,5 +1,7 @@
 //! The budgets for Cloud Monitoring: a custom Service with one request-based
-//! SLO per Lumen SLO, over the cumulative metrics the sidecar exports, and
+//! SLO per Lumen SLO, a `goodTotalRatio` of the good and bad events the
+//! sidecars count at ingest (`lumen_slo_events_total`, summed over every
+//! instance by Cloud Monitoring, so the SLO is the fleet's), and
 //! burn-rate alert policies (`select_slo_burn_rate`, two conditions joined
 //! with AND) following the SRE workbook's table.
 //!
@@ -15,8 +17,9 @@ use crate::eval::{ALERT_TABLE, BURN_WINDOWS, SloName, SloPeriod, alert_factor};
 /// The longest lookback Cloud Monitoring accepts for a burn rate, minutes.
 pub const MAX_LOOKBACK_MINUTES: u64 = 24 * 60;
 
-const REQUESTS: &str = "prometheus.googleapis.com/http_server_requests_total/counter";
-const DURATION: &str = "prometheus.googleapis.com/http.server.request.duration/histogram";
+/// The SLO event counter as Cloud Monitoring stores it (OTLP or Managed
+/// Service for Prometheus ingestion).
+pub const SLO_EVENTS_TYPE: &str = "prometheus.googleapis.com/lumen_slo_events_total/counter";
 
 /// The Service id for `service`.
 pub fn service_id(service: &str) -> String {
@@ -38,19 +41,13 @@ pub fn service(service: &str) -> Value {
     json!({ "displayName": format!("{service} (Lumen)"), "custom": {} })
 }
 
-fn requests_filter(scope: &Scope, classes: &[&str]) -> String {
-    let mut f = format!(
-        "metric.type=\"{REQUESTS}\" resource.type=\"prometheus_target\" metric.labels.service_name={}",
-        scope.quoted_service()
-    );
-    if !classes.is_empty() {
-        let quoted: Vec<String> = classes.iter().map(|c| format!("\"{c}\"")).collect();
-        f.push_str(&format!(
-            " metric.labels.status_class=one_of({})",
-            quoted.join(",")
-        ));
-    }
-    f
+/// The filter of one SLO's `result` events (`good` or `bad`) of the scope's service.
+pub fn events_filter(scope: &Scope, name: SloName, result: &str) -> String {
+    format!(
+        "metric.type=\"{SLO_EVENTS_TYPE}\" resource.type=\"prometheus_target\" metric.labels.service_name={} metric.labels.slo_name=\"{}\" metric.labels.result=\"{result}\"",
+        scope.quoted_service(),
+        name.as_str()
+    )
 }
 
 fn period(p: SloPeriod) -> (&'static str, Value) {
@@ -71,46 +68,25 @@ pub fn slo_id(name: SloName) -> String {
 /// One request-based SLO on the scope's service's series.
 pub fn slo(name: SloName, scope: &Scope, p: SloPeriod) -> Value {
     let targets = &scope.targets;
-    let (goal, sli) = match name {
-        SloName::Availability => (
-            targets.availability_percent / 100.0,
-            json!({ "requestBased": { "goodTotalRatio": {
-                "badServiceFilter": requests_filter(scope, &["5xx", "error"]),
-                "totalServiceFilter": requests_filter(scope, &[]),
-            }}}),
-        ),
-        SloName::ErrorRate => {
-            let mut classes: Vec<&str> = targets.error_classes.iter().map(|c| c.as_str()).collect();
-            classes.push("error");
-            (
-                1.0 - targets.error_rate_percent / 100.0,
-                json!({ "requestBased": { "goodTotalRatio": {
-                    "badServiceFilter": requests_filter(scope, &classes),
-                    "totalServiceFilter": requests_filter(scope, &[]),
-                }}}),
-            )
-        }
-        SloName::LatencyP95 | SloName::LatencyP99 => {
-            let (share, ms) = if name == SloName::LatencyP95 {
-                (0.95, targets.latency_p95_ms)
-            } else {
-                (0.99, targets.latency_p99_ms)
-            };
-            (
-                share,
-                json!({ "requestBased": { "distributionCut": {
-                    "distributionFilter": format!(
-                        "metric.type=\"{DURATION}\" resource.type=\"prometheus_target\" metric.labels.service_name={}",
-                        scope.quoted_service()
-                    ),
-                    "range": { "min": 0, "max": ms / 1000.0 },
-                }}}),
-            )
-        }
+    let goal = match name {
+        SloName::Availability => targets.availability_percent / 100.0,
+        SloName::ErrorRate => 1.0 - targets.error_rate_percent / 100.0,
+        SloName::LatencyP95 => 0.95,
+        SloName::LatencyP99 => 0.99,
     };
+    let sli = json!({ "requestBased": { "goodTotalRatio": {
+        "goodServiceFilter": events_filter(scope, name, "good"),
+        "badServiceFilter": events_filter(scope, name, "bad"),
+    }}});
     let (key, value) = period(p);
     let mut slo = json!({
-        "displayName": format!("{} ({:.4}%)", name.title(), goal * 100.0),
+        "displayName": match name {
+            // The latency targets are in the sidecars' counting, not in the
+            // SLO: the name carries them.
+            SloName::LatencyP95 => format!("Latency P95 < {} ms ({:.4}% of requests under it)", targets.latency_p95_ms, goal * 100.0),
+            SloName::LatencyP99 => format!("Latency P99 < {} ms ({:.4}% of requests under it)", targets.latency_p99_ms, goal * 100.0),
+            _ => format!("{} ({:.4}%)", name.title(), goal * 100.0),
+        },
         "goal": goal.min(0.9999),
         "serviceLevelIndicator": sli,
     });
