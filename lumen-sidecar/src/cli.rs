@@ -188,6 +188,31 @@ pub enum DashboardAction {
 /// Alert actions.
 #[derive(Debug, Subcommand)]
 pub enum AlertsAction {
+    /// Evaluate the alert rules (the seed's four, SLO status changes,
+    /// burn-rate pages and tickets) on the whole fleet through a
+    /// Prometheus query API, in one process, and post each state change to
+    /// Slack once. Run one of these per service (a one-instance Cloud Run
+    /// service, or beside Prometheus) instead of every sidecar's own
+    /// alerter, which sees one instance. Stops on SIGTERM/SIGINT, or after
+    /// --ticks evaluations; exit 3 if an evaluation failed or a message
+    /// was given up.
+    Watch {
+        /// The fleet to watch (--prometheus is required).
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// The Slack incoming webhook to post to.
+        #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
+        slack_webhook_url: String,
+        /// Evaluation window, whole minutes from 1m to 24h (default: the config's).
+        #[arg(long)]
+        window: Option<String>,
+        /// Time between evaluations.
+        #[arg(long, default_value = "30s")]
+        every: String,
+        /// Stop after this many evaluations (for cron-style runs).
+        #[arg(long)]
+        ticks: Option<u64>,
+    },
     /// Print the policies (`cloud-monitoring`) or a Prometheus rule file (`prometheus`).
     Render {
         /// `cloud-monitoring` or `prometheus`.

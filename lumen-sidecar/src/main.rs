@@ -13,6 +13,7 @@ use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardActi
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::eval::{Band, Status};
 use lumen_sidecar::eval::{BudgetReport, HealthReport, SloReport};
+use lumen_sidecar::fleet::watch::{WatchPlan, watch};
 use lumen_sidecar::monitoring::commands;
 use lumen_sidecar::render::{budget_text, check_text, health_text};
 
@@ -167,6 +168,13 @@ async fn run(cli: Cli) -> u8 {
             },
         },
         Command::Alerts { action } => match action {
+            AlertsAction::Watch {
+                fleet,
+                slack_webhook_url,
+                window,
+                every,
+                ticks,
+            } => alerts_watch(&fleet, &slack_webhook_url, window.as_deref(), &every, ticks).await,
             AlertsAction::Render {
                 format,
                 project,
@@ -302,6 +310,57 @@ async fn fleet_health(
         .map_err(|e| e.to_string())?;
     let body = serde_json::to_vec_pretty(&report).expect("a report serializes");
     Ok((report, body))
+}
+
+/// `alerts watch`: the fleet's alert rules, one process, until stopped.
+async fn alerts_watch(
+    fleet: &FleetArgs,
+    webhook: &str,
+    window: Option<&str>,
+    every: &str,
+    ticks: Option<u64>,
+) -> u8 {
+    let Some(url) = fleet.prometheus.as_deref() else {
+        return fail(
+            &"alerts watch needs --prometheus URL: the query API that holds every instance's metrics",
+        );
+    };
+    let webhook: http::Uri = match webhook.parse() {
+        Ok(u) => u,
+        Err(e) => return fail(&format!("--slack-webhook-url: {e}")),
+    };
+    let every = match lumen_middleware::units::parse_duration(every) {
+        Ok(d) if d >= std::time::Duration::from_secs(1) => d,
+        Ok(_) => return fail(&"--every: at least 1s"),
+        Err(e) => return fail(&format!("--every: {e}")),
+    };
+    let reader = match fleet_reader(
+        url,
+        fleet.service.as_deref(),
+        fleet.config.as_deref(),
+        fleet.access_token_file.as_deref(),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let window = match window_arg(window, reader.config.window) {
+        Ok(w) => w,
+        Err(e) => return fail(&e),
+    };
+    let plan = WatchPlan {
+        window,
+        every,
+        ticks,
+    };
+    let summary = watch(reader, webhook, plan, shutdown_signal()).await;
+    tracing::info!(?summary, "alerts watch stopped");
+    if summary.failed > 0 || summary.dropped > 0 {
+        EXIT_ERROR
+    } else {
+        0
+    }
 }
 
 fn print_or_fail(result: Result<String, String>) -> u8 {

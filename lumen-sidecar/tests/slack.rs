@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use lumen_sidecar::alerts::{Alerter, Observed, SlackSender};
 use lumen_sidecar::app::SlackStats;
-use lumen_sidecar::eval::Status;
+use lumen_sidecar::eval::{ReportScope, Status};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -188,14 +188,29 @@ async fn the_alerter_fires_once_resolves_once_and_ignores_flapping() {
     let step = Duration::from_secs(10);
     // Baseline, then a breach of 4 min 50 s: shorter than the 5 min "for".
     for _ in 0..30 {
-        alerter.tick(&seen(90.0, Status::Healthy), None, "api");
+        alerter.tick(
+            &seen(90.0, Status::Healthy),
+            None,
+            "api",
+            ReportScope::Instance,
+        );
         tokio::time::advance(step).await;
     }
     for _ in 0..29 {
-        alerter.tick(&seen(50.0, Status::Healthy), None, "api");
+        alerter.tick(
+            &seen(50.0, Status::Healthy),
+            None,
+            "api",
+            ReportScope::Instance,
+        );
         tokio::time::advance(step).await;
     }
-    alerter.tick(&seen(90.0, Status::Healthy), None, "api");
+    alerter.tick(
+        &seen(90.0, Status::Healthy),
+        None,
+        "api",
+        ReportScope::Instance,
+    );
     // Flapping status and hit rate 100 times within a minute.
     for i in 0..100 {
         let (hit, status) = if i % 2 == 0 {
@@ -203,7 +218,7 @@ async fn the_alerter_fires_once_resolves_once_and_ignores_flapping() {
         } else {
             (90.0, Status::Healthy)
         };
-        alerter.tick(&seen(hit, status), None, "api");
+        alerter.tick(&seen(hit, status), None, "api", ReportScope::Instance);
         tokio::time::advance(Duration::from_millis(600)).await;
     }
     tokio::task::yield_now().await;
@@ -214,18 +229,33 @@ async fn the_alerter_fires_once_resolves_once_and_ignores_flapping() {
     );
     // A breach of 6 minutes: one firing.
     for _ in 0..37 {
-        alerter.tick(&seen(45.0, Status::Healthy), None, "api");
+        alerter.tick(
+            &seen(45.0, Status::Healthy),
+            None,
+            "api",
+            ReportScope::Instance,
+        );
         tokio::time::advance(step).await;
     }
     count.wait_for(|n| *n >= 1).await.expect("fired");
     // Recovery: one resolve.
     for _ in 0..5 {
-        alerter.tick(&seen(85.0, Status::Healthy), None, "api");
+        alerter.tick(
+            &seen(85.0, Status::Healthy),
+            None,
+            "api",
+            ReportScope::Instance,
+        );
         tokio::time::advance(step).await;
     }
     count.wait_for(|n| *n >= 2).await.expect("resolved");
     for _ in 0..30 {
-        alerter.tick(&seen(85.0, Status::Healthy), None, "api");
+        alerter.tick(
+            &seen(85.0, Status::Healthy),
+            None,
+            "api",
+            ReportScope::Instance,
+        );
         tokio::time::advance(step).await;
     }
     let h = hook.lock().expect("lock");
@@ -236,11 +266,11 @@ async fn the_alerter_fires_once_resolves_once_and_ignores_flapping() {
         .collect();
     assert_eq!(texts.len(), 2, "{texts:?}");
     assert!(
-        texts[0].starts_with("FIRING: Cache Hit Rate Low on api: 45.00%"),
+        texts[0].starts_with("FIRING: Cache Hit Rate Low on api (this instance only): 45.00%"),
         "{texts:?}"
     );
     assert!(
-        texts[1].starts_with("RESOLVED: Cache Hit Rate Low on api: 85.00%"),
+        texts[1].starts_with("RESOLVED: Cache Hit Rate Low on api (this instance only): 85.00%"),
         "{texts:?}"
     );
     let blocks = h.arrivals[0].1["blocks"].to_string();

@@ -7,6 +7,7 @@
 
 pub mod distributions;
 pub mod otlp_receiver;
+pub mod slack_webhook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -154,62 +154,92 @@ fn slo<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no {name} in {doc}"))
 }
 
+/// Uneven: the first instance takes most requests, the second most of the
+/// 5xx, the third almost nothing.
+const LOADS: [InstanceLoad; 3] = [
+    InstanceLoad {
+        requests: 3000,
+        fail_every: 500,
+        cancelled: 4,
+        seed: 1,
+    },
+    InstanceLoad {
+        requests: 1200,
+        fail_every: 9,
+        cancelled: 0,
+        seed: 2,
+    },
+    InstanceLoad {
+        requests: 6,
+        fail_every: 1000,
+        cancelled: 1,
+        seed: 3,
+    },
+];
+
+/// Three sidecars fed [`LOADS`] (and, when asked, one more fed all of it),
+/// scraped by a real Prometheus that holds every instance's final counts.
+struct Fleet {
+    _instances: Vec<SidecarProc>,
+    reference: Option<SidecarProc>,
+    _prometheus: Proc,
+    api: String,
+    _dir: std::path::PathBuf,
+}
+
+impl Fleet {
+    async fn start(with_reference: bool) -> Self {
+        let mut instances = Vec::new();
+        for _ in 0..3 {
+            instances.push(SidecarProc::start(free_port(), &[]).await);
+        }
+        let reference = if with_reference {
+            Some(SidecarProc::start(free_port(), &[]).await)
+        } else {
+            None
+        };
+        for (sidecar, load) in instances.iter().zip(LOADS) {
+            let mut to = vec![sidecar.addr];
+            to.extend(reference.as_ref().map(|r| r.addr));
+            ship(load, &to).await;
+        }
+        let total: u64 = LOADS.iter().map(|l| l.requests).sum();
+        let (prometheus, api, dir) =
+            start_prometheus(&instances.iter().map(|s| s.addr).collect::<Vec<_>>());
+        wait_ready(&api, "/-/ready").await;
+        let summed = format!("sum(http_server_requests_total{{service_name=\"{SERVICE}\"}})");
+        let scraped = "count(up{job=\"lumen\"} == 1)".to_owned();
+        eventually(
+            "Prometheus holds every instance's counts",
+            Duration::from_secs(60),
+            || {
+                let (api, summed, scraped) = (api.clone(), summed.clone(), scraped.clone());
+                async move {
+                    let n = query_value(&api, &summed).await?;
+                    let up = query_value(&api, &scraped).await?;
+                    (n == total as f64 && up == 3.0).then_some(())
+                }
+            },
+        )
+        .await;
+        Self {
+            _instances: instances,
+            reference,
+            _prometheus: prometheus,
+            api,
+            _dir: dir,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_check_reports_what_one_sidecar_fed_everything_reports() {
-    let instances = [
-        SidecarProc::start(free_port(), &[]).await,
-        SidecarProc::start(free_port(), &[]).await,
-        SidecarProc::start(free_port(), &[]).await,
-    ];
-    let reference = SidecarProc::start(free_port(), &[]).await;
-    // Uneven: the first takes most requests, the second most of the 5xx,
-    // the third almost nothing.
-    let loads = [
-        InstanceLoad {
-            requests: 3000,
-            fail_every: 500,
-            cancelled: 4,
-            seed: 1,
-        },
-        InstanceLoad {
-            requests: 1200,
-            fail_every: 9,
-            cancelled: 0,
-            seed: 2,
-        },
-        InstanceLoad {
-            requests: 6,
-            fail_every: 1000,
-            cancelled: 1,
-            seed: 3,
-        },
-    ];
-    for (sidecar, load) in instances.iter().zip(loads) {
-        ship(load, &[sidecar.addr, reference.addr]).await;
-    }
-    let total: u64 = loads.iter().map(|l| l.requests).sum();
+    let fleet = Fleet::start(true).await;
+    let reference = fleet.reference.as_ref().expect("a reference");
+    let api = fleet.api.clone();
+    let total: u64 = LOADS.iter().map(|l| l.requests).sum();
     let whole = reference.slo("10m").await;
     assert_eq!(whole["requests"], total, "{whole}");
-
-    let (_prometheus, api, _dir) =
-        start_prometheus(&instances.iter().map(|s| s.addr).collect::<Vec<_>>());
-    wait_ready(&api, "/-/ready").await;
-    // Prometheus has scraped every instance's final counts.
-    let summed = format!("sum(http_server_requests_total{{service_name=\"{SERVICE}\"}})");
-    let scraped = "count(up{job=\"lumen\"} == 1)".to_owned();
-    eventually(
-        "Prometheus holds every instance's counts",
-        Duration::from_secs(60),
-        || {
-            let (api, summed, scraped) = (api.clone(), summed.clone(), scraped.clone());
-            async move {
-                let n = query_value(&api, &summed).await?;
-                let up = query_value(&api, &scraped).await?;
-                (n == total as f64 && up == 3.0).then_some(())
-            }
-        },
-    )
-    .await;
 
     let (code, out, err) = check(&[
         "--prometheus",
@@ -376,4 +406,76 @@ async fn a_fleet_without_data_or_without_prometheus_is_exit_3_with_the_reason() 
     let (code, _, err) = check(&["--prometheus", &format!("{api}/nope"), "--service", SERVICE]);
     assert_eq!(code, Some(3));
     assert!(err.contains("HTTP 404"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_watch_posts_each_fleet_state_change_once() {
+    let fleet = Fleet::start(false).await;
+    let (webhook, posted) = lumen_tests::slack_webhook::slack_webhook().await;
+    // What the fleet's budgets say fires now (the counts no longer move).
+    let reader = lumen_sidecar::check::fleet_reader(&fleet.api, Some(SERVICE), None, None)
+        .await
+        .expect("a reader");
+    let budget = reader
+        .budget(lumen_sidecar::app::now_ms())
+        .await
+        .expect("the fleet's budget");
+    let mut firing: Vec<String> = budget
+        .slos
+        .iter()
+        .flat_map(|s| {
+            s.alerts.iter().filter(|a| a.firing).map(move |a| {
+                format!(
+                    "{}: {} error budget burning at {:.1}x over {} and {}",
+                    a.severity.to_uppercase(),
+                    s.name.as_str(),
+                    a.factor,
+                    a.long_window,
+                    a.short_window
+                )
+            })
+        })
+        .collect();
+    firing.sort();
+    assert!(!firing.is_empty(), "the load burns some budget: {budget:?}");
+
+    // Three evaluations, one second apart, by one process for the fleet.
+    let out = Command::new(binary("lumen-sidecar"))
+        .args([
+            "alerts",
+            "watch",
+            "--prometheus",
+            &fleet.api,
+            "--service",
+            SERVICE,
+            "--every",
+            "1s",
+            "--ticks",
+            "3",
+        ])
+        .env("SLACK_WEBHOOK_URL", &webhook)
+        .env_remove("LUMEN_CONFIG")
+        .env_remove("LUMEN_SERVICE")
+        .output()
+        .expect("lumen-sidecar runs");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(log.matches("fleet evaluated").count(), 3, "{log}");
+
+    let p = posted.lock().expect("lock");
+    assert!(p.refused.is_empty(), "{:?}", p.refused);
+    let mut texts: Vec<String> = p
+        .messages
+        .iter()
+        .map(|m| m["text"].as_str().expect("text").to_owned())
+        .collect();
+    texts.sort();
+    let expected: Vec<String> = firing
+        .iter()
+        .map(|f| format!("FIRING {f} on {SERVICE} (the whole fleet (3 instances))"))
+        .collect();
+    assert_eq!(
+        texts, expected,
+        "each burning budget once, said of the fleet"
+    );
 }

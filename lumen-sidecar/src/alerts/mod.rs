@@ -15,8 +15,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::app::{AppState, Evaluation, Shutdown};
-use crate::eval::BudgetReport;
 use crate::eval::alert_rules as rules;
+use crate::eval::{BudgetReport, ReportScope};
 
 /// How often the sidecar evaluates its alert rules.
 pub const EVALUATE_EVERY: Duration = Duration::from_secs(10);
@@ -53,14 +53,21 @@ impl Alerter {
     }
 
     /// Evaluates the rules against `seen` (and the budget alerts of
-    /// `budget`) now; queues a message per event.
-    pub fn tick(&mut self, seen: &Observed, budget: Option<&BudgetReport>, service: &str) -> usize {
+    /// `budget`) now; queues a message per event, saying whose traffic
+    /// (`scope`) it is about.
+    pub fn tick(
+        &mut self,
+        seen: &Observed,
+        budget: Option<&BudgetReport>,
+        service: &str,
+        scope: ReportScope,
+    ) -> usize {
         let mut events = self.engine.observe(self.started.elapsed(), seen);
         if let Some(b) = budget {
             events.extend(self.engine.observe_budget(b));
         }
         for event in &events {
-            if self.queue.try_send(message(event, service)).is_err() {
+            if self.queue.try_send(message(event, service, scope)).is_err() {
                 tracing::error!("Slack queue full; an alert message was dropped");
             }
         }
@@ -88,6 +95,7 @@ pub async fn run(state: Arc<AppState>, webhook: http::Uri, mut stop: Shutdown) {
                     &observed(&evaluation),
                     Some(&evaluation.budget),
                     &evaluation.slo.service,
+                    ReportScope::Instance,
                 );
             }
         }

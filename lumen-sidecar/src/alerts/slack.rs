@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::engine::AlertEvent;
 use crate::app::SlackStats;
+use crate::eval::ReportScope;
 use crate::eval::alert_rules::runbook_mrkdwn;
 
 /// Slack takes about one message a second per webhook.
@@ -36,12 +37,14 @@ fn section(text: &str) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT) } })
 }
 
-/// The Block Kit message for `event` of `service`.
-pub fn message(event: &AlertEvent, service: &str) -> Value {
+/// The Block Kit message for `event` of `service`, saying whose traffic it
+/// is about: one sidecar's instance, or the whole fleet.
+pub fn message(event: &AlertEvent, service: &str, scope: ReportScope) -> Value {
+    let whose = scope.describe();
     let (text, blocks) = match event {
         AlertEvent::Firing { rule, value } => {
             let head = format!(
-                ":rotating_light: *{}* [{}] on `{service}`",
+                ":rotating_light: *{}* [{}] on `{service}`, {whose}",
                 rule.name, rule.severity
             );
             let fields = format!(
@@ -52,7 +55,7 @@ pub fn message(event: &AlertEvent, service: &str) -> Value {
             );
             (
                 format!(
-                    "FIRING: {} on {service}: {value:.2}{} (threshold {})",
+                    "FIRING: {} on {service} ({whose}): {value:.2}{} (threshold {})",
                     rule.name,
                     rule.watched.unit(),
                     rule.threshold
@@ -70,9 +73,9 @@ pub fn message(event: &AlertEvent, service: &str) -> Value {
                 |v| format!("{v:.2}{}", rule.watched.unit()),
             );
             (
-                format!("RESOLVED: {} on {service}: {now}", rule.name),
+                format!("RESOLVED: {} on {service} ({whose}): {now}", rule.name),
                 vec![section(&format!(
-                    ":white_check_mark: *{}* resolved on `{service}`: now {now}",
+                    ":white_check_mark: *{}* resolved on `{service}`, {whose}: now {now}",
                     rule.name
                 ))],
             )
@@ -91,12 +94,12 @@ pub fn message(event: &AlertEvent, service: &str) -> Value {
                 (":white_check_mark:", "stopped burning")
             };
             let text = format!(
-                "{} {}: {slo} error budget {verb} at {factor:.1}x over {long_window} and {short_window} on {service}",
+                "{} {}: {slo} error budget {verb} at {factor:.1}x over {long_window} and {short_window} on {service} ({whose})",
                 if *firing { "FIRING" } else { "RESOLVED" },
                 severity.to_uppercase()
             );
             let detail = format!(
-                "{icon} *{}* `{service}`: the *{slo}* error budget is {verb} at {factor:.1}× or more over both {long_window} and {short_window}. `curl $SIDECAR/v1/budget` shows the burn rates; `lumen-sidecar check --verbose` the SLOs.",
+                "{icon} *{}* `{service}`, {whose}: the *{slo}* error budget is {verb} at {factor:.1}× or more over both {long_window} and {short_window}. `lumen-sidecar check --verbose` shows the SLOs and burn rates.",
                 severity.to_uppercase()
             );
             (text, vec![section(&detail)])
@@ -104,9 +107,12 @@ pub fn message(event: &AlertEvent, service: &str) -> Value {
         AlertEvent::StatusChanged { from, to } => {
             let from = from.map_or("unknown", |s| s.as_str());
             (
-                format!("SLO status of {service}: {from} -> {}", to.as_str()),
+                format!(
+                    "SLO status of {service} ({whose}): {from} -> {}",
+                    to.as_str()
+                ),
                 vec![section(&format!(
-                    ":bar_chart: SLO status of `{service}` is *{}* (was {from}) for a minute now. `lumen-sidecar check --verbose` shows why.",
+                    ":bar_chart: SLO status of `{service}`, {whose}, is *{}* (was {from}) for a minute now. `lumen-sidecar check --verbose` shows why.",
                     to.as_str()
                 ))],
             )
@@ -227,7 +233,11 @@ mod tests {
         let mut rule = seed_rules().remove(0);
         let long: &'static str = Box::leak("x".repeat(5000).into_boxed_str());
         rule.runbook = Box::leak(vec![long].into_boxed_slice());
-        let m = message(&AlertEvent::Firing { rule, value: 120.0 }, "api");
+        let m = message(
+            &AlertEvent::Firing { rule, value: 120.0 },
+            "api",
+            ReportScope::Instance,
+        );
         let blocks = m["blocks"].as_array().expect("blocks");
         assert!(blocks.len() <= 50);
         for b in blocks {
@@ -239,7 +249,7 @@ mod tests {
             m["text"]
                 .as_str()
                 .expect("fallback")
-                .starts_with("FIRING: ROI Gate Critical on api: 120.00%")
+                .starts_with("FIRING: ROI Gate Critical on api (this instance only): 120.00%")
         );
         assert!(m.to_string().len() < 40_000);
     }
@@ -248,7 +258,18 @@ mod tests {
     fn messages_use_slack_mrkdwn_not_commonmark() {
         for rule in seed_rules() {
             let name = rule.name;
-            let m = message(&AlertEvent::Firing { rule, value: 1.0 }, "api");
+            let m = message(
+                &AlertEvent::Firing { rule, value: 1.0 },
+                "api",
+                ReportScope::Fleet { instances: 3 },
+            );
+            assert!(
+                m["blocks"][0]["text"]["text"]
+                    .as_str()
+                    .expect("head")
+                    .ends_with("on `api`, the whole fleet (3 instances)"),
+                "{m}"
+            );
             for b in m["blocks"].as_array().expect("blocks") {
                 let text = b["text"]["text"].as_str().expect("text");
                 assert_eq!(b["text"]["type"], "mrkdwn");

@@ -12,6 +12,7 @@
 pub mod promql;
 pub mod query_api;
 mod read;
+pub mod watch;
 mod window;
 
 pub use query_api::{QueryApi, QueryError, QuerySample};

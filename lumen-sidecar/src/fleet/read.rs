@@ -135,6 +135,17 @@ impl FleetReader {
     /// instance's hits against the whole cache's cost, charged once.
     pub async fn health(&self, window: Duration, at_ms: u64) -> Result<HealthReport, QueryError> {
         let slo = self.slo_report(window, at_ms).await?;
+        self.health_of(&slo, window, at_ms).await
+    }
+
+    /// The fleet's health from its SLO report `slo` (over `window` ending
+    /// at `at_ms`) and the instances' gauges.
+    pub async fn health_of(
+        &self,
+        slo: &SloReport,
+        window: Duration,
+        at_ms: u64,
+    ) -> Result<HealthReport, QueryError> {
         let w = window.as_secs();
         let latest = |metric: &str, how: &str| {
             format!(
@@ -178,6 +189,6 @@ impl FleetReader {
             window.as_secs_f64(),
             &fleet_roi,
         );
-        Ok(health(&slo, maturity(&inputs), roi))
+        Ok(health(slo, maturity(&inputs), roi))
     }
 }
