@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
 use lumen_middleware::{LumenConfig, pair};
 use lumen_tests::*;
 
@@ -477,5 +480,90 @@ async fn alerts_watch_posts_each_fleet_state_change_once() {
     assert_eq!(
         texts, expected,
         "each burning budget once, said of the fleet"
+    );
+}
+
+/// A query API that answers only `Bearer tok-7` (as Managed Service for
+/// Prometheus answers only a Google token), with an empty vector.
+async fn query_api_with_auth() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let authorized = req.headers().get("authorization").map(|v| v.as_bytes())
+                            == Some(b"Bearer tok-7");
+                        let ok = req.uri().path()
+                            == "/v1/projects/p1/location/global/prometheus/api/v1/query";
+                        let (status, body) = match (ok, authorized) {
+                            (true, true) => (
+                                200,
+                                r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+                            ),
+                            (true, false) => (
+                                401,
+                                r#"{"status":"error","errorType":"unauthorized","error":"request had invalid authentication credentials"}"#,
+                            ),
+                            (false, _) => (404, "not found"),
+                        };
+                        Ok::<_, hyper::Error>(
+                            http::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                                .expect("a response"),
+                        )
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/v1/projects/p1/location/global/prometheus")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_api_that_needs_a_token_gets_it_from_the_file_or_the_environment() {
+    let url = query_api_with_auth().await;
+    let dir = std::env::temp_dir().join(format!("lumen-fleet-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let token = dir.join("token");
+    std::fs::write(&token, "tok-7\n").expect("token");
+    let token = token.to_str().expect("utf-8");
+
+    let (code, _, err) = check(&["--prometheus", &url, "--service", SERVICE]);
+    assert_eq!(code, Some(3));
+    assert!(
+        err.contains("HTTP 401: unauthorized: request had invalid authentication credentials"),
+        "{err}"
+    );
+    let (code, _, err) = check(&[
+        "--prometheus",
+        &url,
+        "--service",
+        SERVICE,
+        "--access-token-file",
+        token,
+    ]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("no data"),
+        "authenticated, and nothing there: {err}"
+    );
+    let out = Command::new(binary("lumen-sidecar"))
+        .args(["check", "--prometheus", &url, "--service", SERVICE])
+        .env_remove("LUMEN_CONFIG")
+        .env("GOOGLE_OAUTH_ACCESS_TOKEN", "tok-7")
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no data"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

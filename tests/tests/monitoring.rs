@@ -986,3 +986,60 @@ fn artefacts_without_a_service_say_how_to_name_one() {
         "{err}"
     );
 }
+
+#[test]
+fn the_cloud_monitoring_policies_query_exactly_what_promtool_tests() {
+    // tests/tests/fleet_rules.rs proves the rule file's expressions on
+    // several instances; Cloud Monitoring must get the very same PromQL.
+    let policies: Value = serde_json::from_slice(
+        &sidecar(&["alerts", "render", "--format", "cloud-monitoring"]).stdout,
+    )
+    .expect("JSON");
+    let rules = String::from_utf8(sidecar(&["alerts", "render", "--format", "prometheus"]).stdout)
+        .expect("UTF-8");
+    let rule_expr = |alert: &str| -> String {
+        let at = rules
+            .find(&format!("alert: {alert}\n"))
+            .unwrap_or_else(|| panic!("no {alert}"));
+        let line = rules[at..]
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("expr: "))
+            .expect("expr");
+        serde_json::from_str(line).expect("quoted")
+    };
+    let list = policies["alertPolicies"].as_array().expect("policies");
+    assert_eq!(list.len(), 4);
+    for (alert, threshold, seconds) in [
+        ("RoiGateCritical", "300", 300),
+        ("SloComplianceWarning", "98", 180),
+        ("MaturityScorePoor", "50", 600),
+        ("CacheHitRateLow", "60", 300),
+    ] {
+        let p = list
+            .iter()
+            .find(|p| p["conditions"][0]["conditionPrometheusQueryLanguage"]["alertRule"] == alert)
+            .unwrap_or_else(|| panic!("no {alert} policy"));
+        let c = &p["conditions"][0]["conditionPrometheusQueryLanguage"];
+        let query = c["query"].as_str().expect("query");
+        assert_eq!(query, rule_expr(alert), "{alert}");
+        assert!(query.ends_with(&format!(") < {threshold}")), "{query}");
+        assert_eq!(c["duration"], format!("{seconds}s"));
+        assert_eq!(c["disableMetricValidation"], true);
+        // A fleet figure: no per-instance gauge aggregated with min/max/avg.
+        for gauge in [
+            "slo_compliance{",
+            "maturity_score{",
+            "cache_hit_rate{",
+            "roi_percentage{",
+        ] {
+            assert!(
+                !query.contains(gauge),
+                "{alert} reads the gauge {gauge}: {query}"
+            );
+        }
+        assert!(
+            query.contains(&format!("service_name=\"{SERVICE}\"")),
+            "{query}"
+        );
+    }
+}

@@ -173,10 +173,61 @@ async fn http_export_carries_every_metric_right() {
     assert_eq!(point.count, 1000);
     let sum_s = point.sum.expect("a sum");
     assert!((sum_s - 11.91).abs() / 11.91 < 0.001, "{sum_s}");
+    // The advised bounds plus the P95 target (0.2 s; 0.5 s, the P99
+    // target, is advised already), so the count under each target is exact.
+    assert_eq!(
+        point.explicit_bounds,
+        [
+            0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0
+        ]
+    );
     // 990 at 9 ms fall in (0.005, 0.01]; 10 at 300 ms in (0.25, 0.5].
-    assert_eq!(point.explicit_bounds[..2], [0.005, 0.01]);
     assert_eq!(point.bucket_counts[1], 990);
-    assert_eq!(point.bucket_counts[7], 10);
+    assert_eq!(point.bucket_counts[8], 10);
+    let under = |bound: f64| -> u64 {
+        let i = point
+            .explicit_bounds
+            .iter()
+            .position(|b| *b == bound)
+            .expect("a bound");
+        point.bucket_counts[..=i].iter().sum()
+    };
+    assert_eq!(under(0.2), 990, "under the P95 target");
+
+    // Each SLO's good and bad events, addable over instances.
+    let events = metrics(r, "lumen_slo_events_total");
+    let Some(metric::Data::Sum(events)) = &events[0].data else {
+        panic!("a sum: {events:?}")
+    };
+    assert!(events.is_monotonic);
+    assert_eq!(events.aggregation_temporality, 2, "cumulative");
+    let event_count = |slo: &str, result: &str| {
+        events
+            .data_points
+            .iter()
+            .find(|p| {
+                attribute(&p.attributes, "slo_name").as_deref() == Some(slo)
+                    && attribute(&p.attributes, "result").as_deref() == Some(result)
+                    && attribute(&p.attributes, "http.route").as_deref() == Some("/ask")
+                    && attribute(&p.attributes, "service_name").as_deref()
+                        == Some("ion-mentoring-api")
+            })
+            .and_then(|p| match p.value {
+                Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(
+                    i,
+                )) => Some(i),
+                _ => None,
+            })
+    };
+    for (slo, good, bad) in [
+        ("availability", 990, 10),
+        ("error_rate", 990, 10),
+        ("latency_p95", 990, 10),
+        ("latency_p99", 1000, 0),
+    ] {
+        assert_eq!(event_count(slo, "good"), Some(good), "{slo}");
+        assert_eq!(event_count(slo, "bad"), Some(bad), "{slo}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
