@@ -36,6 +36,30 @@ pub enum ServeError {
     /// The metrics export cannot start.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// The state directory cannot be read or written.
+    #[error("state directory {dir}: {source}")]
+    Wal {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Replays the write-ahead log in `dir` into `state`, then starts its
+/// writer on a new segment.
+fn open_wal(state: &Arc<AppState>, dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let replayed = crate::app::wal::replay(state, dir)?;
+    tracing::info!(
+        dir = %dir.display(),
+        segments = replayed.segments,
+        records = replayed.records,
+        applied = replayed.applied,
+        torn = replayed.torn,
+        "write-ahead log replayed"
+    );
+    crate::app::wal::start(state, dir, replayed.last_segment + 1)
 }
 
 /// A bound sidecar, ready to run.
@@ -57,6 +81,12 @@ impl Sidecar {
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let state = Arc::new(AppState::new(config, store));
+        if let Some(dir) = state.config.state_dir.clone() {
+            open_wal(&state, &dir).map_err(|source| ServeError::Wal {
+                dir: dir.clone(),
+                source,
+            })?;
+        }
         let e = &state.config.export;
         let tokens = (e.google_auth || e.cloud_run.is_some())
             .then(|| Arc::new(TokenSource::new(MetadataClient::new(&e.metadata_host))));

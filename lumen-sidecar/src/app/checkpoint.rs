@@ -17,7 +17,7 @@ pub fn restore_store(config: &SidecarConfig) -> WindowStore {
         store.set_budget_rules(config.budget_rules());
         store
     };
-    let Some(path) = &config.snapshot_path else {
+    let Some(path) = &config.snapshot_file() else {
         return empty();
     };
     match snapshot::read(path) {
@@ -50,14 +50,20 @@ pub fn restore_store(config: &SidecarConfig) -> WindowStore {
     }
 }
 
-/// Writes the snapshot now, if one is configured.
+/// Writes the snapshot now, if one is configured. With a write-ahead log it
+/// is the log's checkpoint: taken under the store's lock with the segment
+/// being written sealed, and once written, the segments it covers are
+/// deleted.
 pub fn save_snapshot(state: &AppState) {
-    let Some(path) = &state.config.snapshot_path else {
+    let Some(path) = &state.config.snapshot_file() else {
         return;
     };
     // Copy under the lock, encode outside it: ingest waits for a clone, not
     // for JSON.
-    let copy = state.store().clone();
+    let (copy, covered) = {
+        let store = state.store();
+        (store.clone(), state.wal().map(|w| w.seal_for_checkpoint()))
+    };
     let bytes = snapshot::encode(&copy, now_ms());
     match snapshot::write(path, &bytes) {
         Ok(()) => {
@@ -65,7 +71,11 @@ pub fn save_snapshot(state: &AppState) {
                 .stats
                 .snapshots_written
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(path = %path.display(), bytes = bytes.len(), "snapshot written");
+            let deleted = match (state.wal(), covered) {
+                (Some(wal), Some(n)) => wal.delete_covered(n),
+                _ => 0,
+            };
+            tracing::debug!(path = %path.display(), bytes = bytes.len(), log_segments_deleted = deleted, "snapshot written");
         }
         Err(e) => {
             state

@@ -14,12 +14,13 @@ mod shutdown;
 mod state;
 mod stats;
 mod totals;
+pub mod wal;
 
 pub use checkpoint::{restore_store, save_snapshot};
 pub use clock::now_ms;
 pub use evaluation::Evaluation;
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
-pub use state::{AppState, LatencyFeed};
+pub use state::{AppState, IngestError, LatencyFeed};
 pub use stats::{ExportStats, IngestStats, RejectReason, SlackStats};
 pub use totals::{
     ADVISED_BOUNDARIES_S, CumulativeTotals, INNER_FAILURE_LABEL, LatencyBoundaries, LatencyTotals,

@@ -11,8 +11,20 @@ use tokio::sync::mpsc;
 use super::evaluation::Evaluation;
 use super::stats::{ExportStats, IngestStats, SlackStats};
 use super::totals::{CumulativeTotals, LatencyBoundaries};
+use super::wal::WalHandle;
 use crate::config::SidecarConfig;
-use crate::store::{BudgetRules, WindowStore};
+use crate::store::{Applied, BudgetRules, StoreError, WindowStore};
+
+/// Why a batch was not taken.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// The store refused it (another service, from the future).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// It could not be made durable: nothing was applied; send it again later.
+    #[error("{0}")]
+    Unavailable(String),
+}
 
 /// One ingested series' latency, for the exported histogram.
 #[derive(Debug, Clone)]
@@ -42,6 +54,7 @@ pub struct AppState {
     budget_rules: BudgetRules,
     boundaries: LatencyBoundaries,
     histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
+    wal: OnceLock<WalHandle>,
     deployments: Mutex<Option<crate::eval::Deployments>>,
     pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
 }
@@ -64,9 +77,66 @@ impl AppState {
             slack_stats: Arc::default(),
             totals: Mutex::new(CumulativeTotals::default()),
             histogram_feed: OnceLock::new(),
+            wal: OnceLock::new(),
             deployments: Mutex::new(None),
             evaluation_cache: Mutex::new(None),
         }
+    }
+
+    /// Takes a decoded batch (`body` as it arrived) accepted at
+    /// `accepted_ms`: through the write-ahead log when there is one (the
+    /// batch is durable before this returns), else straight into the store.
+    pub async fn ingest(
+        &self,
+        batch: DecodedBatch,
+        body: bytes::Bytes,
+        accepted_ms: u64,
+    ) -> Result<Applied, IngestError> {
+        match self.wal.get() {
+            Some(wal) => wal.submit(batch, body, accepted_ms).await,
+            None => {
+                let mut store = self.store();
+                Ok(self.apply_locked(&mut store, &batch, accepted_ms)?)
+            }
+        }
+    }
+
+    /// Applies `batch` to the locked `store` at `at_ms` and counts it: the
+    /// ingest counters, and the cumulative totals under the same lock, so a
+    /// checkpoint's store and totals always agree.
+    pub fn apply_locked(
+        &self,
+        store: &mut WindowStore,
+        batch: &DecodedBatch,
+        at_ms: u64,
+    ) -> Result<Applied, StoreError> {
+        let applied = store.apply(batch, at_ms)?;
+        match applied {
+            Applied::Stored { requests, .. } => {
+                self.stats.applied.fetch_add(1, Ordering::Relaxed);
+                self.stats.requests.fetch_add(requests, Ordering::Relaxed);
+                self.note_exported(batch);
+            }
+            Applied::Duplicate { .. } => {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(instance = %batch.instance, seq = batch.seq, "duplicate batch acknowledged again");
+            }
+            Applied::Expired { .. } => {
+                self.stats.expired.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(instance = %batch.instance, seq = batch.seq, "batch older than the retention acknowledged and dropped");
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Connects the write-ahead log's writer.
+    pub fn attach_wal(&self, wal: WalHandle) {
+        let _ = self.wal.set(wal);
+    }
+
+    /// The write-ahead log, when one is kept.
+    pub fn wal(&self) -> Option<&WalHandle> {
+        self.wal.get()
     }
 
     /// Adds a stored batch to the cumulative totals and queues its latency

@@ -61,6 +61,12 @@ pub struct IngestStats {
     pub snapshots_written: AtomicU64,
     /// Snapshot writes that failed.
     pub snapshot_failures: AtomicU64,
+    /// Batches written to the write-ahead log (and synced) before their answer.
+    pub wal_appended: AtomicU64,
+    /// Log writes that failed (their batches answered 503, nothing applied).
+    pub wal_failures: AtomicU64,
+    /// Log records replayed at start.
+    pub wal_replayed: AtomicU64,
 }
 
 impl IngestStats {

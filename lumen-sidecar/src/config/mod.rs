@@ -228,6 +228,8 @@ pub struct SidecarConfig {
     pub retention: Duration,
     /// Snapshot file, if any.
     pub snapshot_path: Option<PathBuf>,
+    /// Directory of the write-ahead log and its checkpoint, if any.
+    pub state_dir: Option<PathBuf>,
     /// Snapshot period.
     pub snapshot_interval: Duration,
     /// The OTLP export.
@@ -244,6 +246,9 @@ pub struct SidecarConfig {
     pub cloud_run_api: String,
 }
 
+/// The checkpoint's name in the state directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+
 impl Default for SidecarConfig {
     fn default() -> Self {
         Self {
@@ -256,6 +261,7 @@ impl Default for SidecarConfig {
             slo: SloTargets::default(),
             retention: DEFAULT_RETENTION,
             snapshot_path: None,
+            state_dir: None,
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
             export: ExportConfig::default(),
             roi: RoiConfig::default(),
@@ -399,6 +405,14 @@ impl SidecarConfig {
         settings::derive(&mut draft);
         validate(&draft)?;
         Ok(draft.config)
+    }
+
+    /// The checkpoint file: `snapshot_path`, else `checkpoint.json` in the
+    /// state directory.
+    pub fn snapshot_file(&self) -> Option<PathBuf> {
+        self.snapshot_path
+            .clone()
+            .or_else(|| self.state_dir.as_ref().map(|d| d.join(CHECKPOINT_FILE)))
     }
 
     /// What makes an event bad for the budgets, from the SLO targets.

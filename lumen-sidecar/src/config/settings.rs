@@ -239,10 +239,25 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: Some("store.state_dir"),
+        env: &["LUMEN_STATE_DIR"],
+        default: "none",
+        help: "directory of the write-ahead log: every batch is written and synced there before it is acknowledged, and replayed at start after the checkpoint (checkpoint.json there, unless store.snapshot_path names another file)",
+        set: |d, v| {
+            d.config.state_dir = (!v.is_empty()).then(|| PathBuf::from(v));
+            Ok(())
+        },
+        show: |c| {
+            c.state_dir
+                .as_ref()
+                .map(|p| Shown::Text(p.display().to_string()))
+        },
+    },
+    Setting {
         key: Some("store.snapshot_interval"),
         env: &["LUMEN_SNAPSHOT_INTERVAL"],
         default: "60s",
-        help: "how often the snapshot is written, at least 1s",
+        help: "how often the snapshot (the log's checkpoint) is written, at least 1s",
         set: |d, v| {
             let i = duration(v)?;
             if i < Duration::from_secs(1) {

@@ -334,6 +334,7 @@ fn every_file_key_is_shown_and_read_back() {
             "service",
             "server.auth_token",
             "store.snapshot_path",
+            "store.state_dir",
             "export.endpoint",
             "export.quota_project",
             "roi.instances",

@@ -528,6 +528,24 @@ pub static CATALOGUE: &[MetricDef] = &[
         |s| count(&s.app.stats.snapshot_failures),
     ),
     own_counter(
+        "lumen_wal_appended_total",
+        &[],
+        "Batches written to the write-ahead log and synced before their answer",
+        |s| count(&s.app.stats.wal_appended),
+    ),
+    own_counter(
+        "lumen_wal_failures_total",
+        &[],
+        "Write-ahead log writes that failed (their batches answered 503, nothing applied)",
+        |s| count(&s.app.stats.wal_failures),
+    ),
+    own_counter(
+        "lumen_wal_replayed_total",
+        &[],
+        "Write-ahead log records replayed at start",
+        |s| count(&s.app.stats.wal_replayed),
+    ),
+    own_counter(
         "lumen_slack_messages_total",
         &["result"],
         "Slack messages sent, and given up",

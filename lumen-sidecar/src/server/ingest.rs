@@ -1,7 +1,6 @@
 //! `POST /v1/ingest`: the wire contract's receiving end.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Body;
@@ -11,8 +10,11 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 
-use crate::app::{AppState, RejectReason, now_ms};
-use crate::store::{Applied, StoreError};
+use crate::app::{AppState, IngestError, RejectReason, now_ms};
+use crate::store::StoreError;
+
+/// Seconds a sender is asked to wait when the batch could not be made durable.
+const RETRY_AFTER_S: &str = "5";
 
 fn refuse(app: &AppState, reason: RejectReason, status: StatusCode, message: String) -> Response {
     app.stats.reject(reason);
@@ -101,10 +103,9 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
             );
         }
     };
-    let applied = app.store().apply(&batch, now_ms());
-    match applied {
-        Err(e @ StoreError::OtherService { .. }) => {
-            tracing::error!(error = %e, instance = %batch.instance, "batch of another service refused");
+    match app.ingest(batch, bytes, now_ms()).await {
+        Err(IngestError::Store(e @ StoreError::OtherService { .. })) => {
+            tracing::error!(error = %e, "batch of another service refused");
             refuse(
                 &app,
                 RejectReason::OtherService,
@@ -112,33 +113,22 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
                 e.to_string(),
             )
         }
-        Err(e @ StoreError::FromTheFuture { .. }) => refuse(
+        Err(IngestError::Store(e @ StoreError::FromTheFuture { .. })) => refuse(
             &app,
             RejectReason::Future,
             StatusCode::BAD_REQUEST,
             e.to_string(),
         ),
-        Ok(applied) => {
-            match applied {
-                Applied::Stored { requests, .. } => {
-                    app.stats.applied.fetch_add(1, Ordering::Relaxed);
-                    app.stats.requests.fetch_add(requests, Ordering::Relaxed);
-                    app.note_exported(&batch);
-                }
-                Applied::Duplicate { .. } => {
-                    app.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(instance = %batch.instance, seq = batch.seq, "duplicate batch acknowledged again");
-                }
-                Applied::Expired { .. } => {
-                    app.stats.expired.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(instance = %batch.instance, seq = batch.seq, "batch older than the retention acknowledged and dropped");
-                }
-            }
-            (
-                StatusCode::OK,
-                Json(json!({ "applied_seq": applied.applied_seq() })),
-            )
-                .into_response()
-        }
+        Err(IngestError::Unavailable(why)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, RETRY_AFTER_S)],
+            Json(json!({ "error": why })),
+        )
+            .into_response(),
+        Ok(applied) => (
+            StatusCode::OK,
+            Json(json!({ "applied_seq": applied.applied_seq() })),
+        )
+            .into_response(),
     }
 }

@@ -7,6 +7,7 @@ pub mod snapshot;
 mod sparse_histogram;
 mod window_histogram;
 mod window_store;
+pub mod wal;
 
 pub use budget_ledger::{BudgetCounts, BudgetLedger, COARSE_HOURS, FINE_MINUTES};
 pub use counts::Counts;

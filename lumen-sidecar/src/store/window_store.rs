@@ -290,22 +290,8 @@ impl WindowStore {
     /// from the future, ignored if already applied, stored otherwise. Either
     /// all of it is applied or none.
     pub fn apply(&mut self, batch: &DecodedBatch, now_ms: u64) -> Result<Applied, StoreError> {
-        if batch.end_ms > now_ms.saturating_add(MAX_FUTURE_MS) {
-            return Err(StoreError::FromTheFuture {
-                ahead_ms: batch.end_ms - now_ms,
-            });
-        }
-        if let Some(serves) = &self.service
-            && *serves != batch.service
-        {
-            return Err(StoreError::OtherService {
-                serves: serves.clone(),
-                got: batch.service.clone(),
-            });
-        }
-        let last = self.ledger.applied_seq(&batch.instance);
-        if batch.seq <= last {
-            return Ok(Applied::Duplicate { applied_seq: last });
+        if let Some(known) = self.precheck(batch, now_ms)? {
+            return Ok(known);
         }
         self.ledger.record(
             &batch.instance,
@@ -364,6 +350,35 @@ impl WindowStore {
             applied_seq: batch.seq,
             requests,
         })
+    }
+
+    /// What [`apply`](Self::apply) would do short of changing anything: an
+    /// error, `Some(Duplicate)`, or `None` when the batch would change the
+    /// store (stored, or counted in the budgets only when expired) — what a
+    /// write-ahead log must hold before it is applied.
+    pub fn precheck(
+        &self,
+        batch: &DecodedBatch,
+        now_ms: u64,
+    ) -> Result<Option<Applied>, StoreError> {
+        if batch.end_ms > now_ms.saturating_add(MAX_FUTURE_MS) {
+            return Err(StoreError::FromTheFuture {
+                ahead_ms: batch.end_ms - now_ms,
+            });
+        }
+        if let Some(serves) = &self.service
+            && *serves != batch.service
+        {
+            return Err(StoreError::OtherService {
+                serves: serves.clone(),
+                got: batch.service.clone(),
+            });
+        }
+        let last = self.ledger.applied_seq(&batch.instance);
+        if batch.seq <= last {
+            return Ok(Some(Applied::Duplicate { applied_seq: last }));
+        }
+        Ok(None)
     }
 
     fn intern(&mut self, route: Option<&str>) -> RouteKey {

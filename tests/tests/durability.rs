@@ -1,0 +1,170 @@
+//! Nothing acknowledged is ever lost: the sidecar killed with SIGKILL at
+//! random points of a known load and restarted over its state directory,
+//! and a state directory that cannot be written, against the middleware's
+//! real shipper.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lumen_middleware::{LumenConfig, pair};
+use lumen_tests::*;
+use rand::{Rng, SeedableRng};
+
+const SERVICE: &str = "durable-api";
+
+fn state_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lumen-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+async fn start(port: u16, dir: &Path) -> SidecarProc {
+    SidecarProc::start(
+        port,
+        &[
+            ("LUMEN_STATE_DIR", dir.to_str().expect("utf-8")),
+            // Checkpoints (and the log's truncation) happen during the load too.
+            ("LUMEN_SNAPSHOT_INTERVAL", "1s"),
+        ],
+    )
+    .await
+}
+
+/// Requests in the sidecar's window.
+async fn requests(sidecar: &SidecarProc) -> Option<u64> {
+    let (status, body) = try_get(&format!("{}/v1/slo?window=1h", sidecar.base())).await?;
+    let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+    (status == 200).then(|| doc["requests"].as_u64()).flatten()
+}
+
+/// A counter of the sidecar's `/metrics`, 0 when absent.
+async fn counter(sidecar: &SidecarProc, name: &str) -> u64 {
+    let text = get_ok(&format!("{}/metrics", sidecar.base())).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+fn shipper_config(port: u16) -> LumenConfig {
+    let mut c = LumenConfig::default();
+    c.service = SERVICE.into();
+    c.sidecar_url = format!("http://127.0.0.1:{port}/v1/ingest");
+    c.interval = Duration::from_millis(100);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_five_times_under_load_loses_and_doubles_nothing() {
+    let dir = state_dir("wal-kill");
+    let port = free_port();
+    let mut sidecar = start(port, &dir).await;
+    let (layer, shipper) = pair(shipper_config(port)).expect("valid config");
+    let mut shipper = shipper.spawn();
+    let recorder = layer.recorder();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+    let mut sent = 0_u64;
+    let mut replayed = 0_u64;
+    for round in 0..5 {
+        // A chunk of load, shipped every 100 ms in batches of what is there.
+        let chunk = rng.random_range(2_000..6_000_u64);
+        for i in 0..chunk {
+            let status = if i % 50 == 0 { 503 } else { 200 };
+            recorder.record_response(Some("/work"), 1_000 + (i % 997) * 300, status);
+        }
+        sent += chunk;
+        // Kill at a random point of the chunk's delivery: as soon as the
+        // sidecar has acknowledged at least that much of it.
+        let at = sent - chunk + rng.random_range(1..chunk);
+        eventually(
+            &format!("round {round}: {at} of {sent} requests acknowledged"),
+            Duration::from_secs(60),
+            || {
+                let s = &sidecar;
+                async move { requests(s).await.filter(|n| *n >= at) }
+            },
+        )
+        .await;
+        drop(sidecar); // SIGKILL, no goodbye
+        sidecar = start(port, &dir).await;
+        replayed += counter(&sidecar, "lumen_wal_replayed_total").await;
+        let restored = requests(&sidecar).await.expect("a report");
+        assert!(
+            restored >= at,
+            "round {round}: {restored} requests after the restart, {at} were acknowledged before the kill\n{}",
+            sidecar.proc.log_text()
+        );
+    }
+    let report = shipper.flush().await;
+    assert_eq!(report.unsent_requests, 0, "{report:?}");
+    eventually("every request counted", Duration::from_secs(60), || {
+        let s = &sidecar;
+        async move { requests(s).await.filter(|n| *n == sent) }
+    })
+    .await;
+    let doc = sidecar.slo("1h").await;
+    assert_eq!(doc["requests"], sent, "exactly once: {doc}");
+    assert_eq!(
+        doc["counts"]["5xx"].as_u64(),
+        Some(
+            doc["routes"][0]["counts"]["5xx"]
+                .as_u64()
+                .expect("one route")
+        ),
+    );
+    assert!(
+        replayed > 0,
+        "at least one restart found acknowledged batches only in the log"
+    );
+    let _ = shipper.shutdown(Duration::from_secs(2)).await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_cannot_be_written_answers_503_and_loses_nothing() {
+    let dir = state_dir("wal-full");
+    // The first three segments the writer opens are /dev/full: every write
+    // fails with ENOSPC, as on a full disk.
+    for n in 1..=3 {
+        std::os::unix::fs::symlink(
+            "/dev/full",
+            dir.join(lumen_sidecar::store::wal::segment_name(n)),
+        )
+        .expect("symlink");
+    }
+    let port = free_port();
+    let sidecar =
+        SidecarProc::start(port, &[("LUMEN_STATE_DIR", dir.to_str().expect("utf-8"))]).await;
+    let (layer, shipper) = pair(shipper_config(port)).expect("valid config");
+    let mut shipper = shipper.spawn();
+    let recorder = layer.recorder();
+    for i in 0..1_000_u64 {
+        recorder.record_response(Some("/work"), 2_000 + i, 200);
+    }
+    // Three writes fail (503, nothing applied, the shipper keeps the batch),
+    // the fourth segment is a real file.
+    eventually(
+        "all 1000 requests acknowledged",
+        Duration::from_secs(60),
+        || {
+            let s = &sidecar;
+            async move { requests(s).await.filter(|n| *n == 1_000) }
+        },
+    )
+    .await;
+    assert_eq!(counter(&sidecar, "lumen_wal_failures_total").await, 3);
+    assert!(counter(&sidecar, "lumen_wal_appended_total").await >= 1);
+    let log = sidecar.proc.log_text();
+    assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains("not a regular file"), "{log}");
+    let report = shipper.flush().await;
+    assert_eq!(report.unsent_requests, 0, "{report:?}");
+    let _ = shipper.shutdown(Duration::from_secs(2)).await;
+
+    // What was acknowledged is in the log: it survives SIGKILL.
+    drop(sidecar);
+    let sidecar =
+        SidecarProc::start(port, &[("LUMEN_STATE_DIR", dir.to_str().expect("utf-8"))]).await;
+    assert_eq!(requests(&sidecar).await, Some(1_000));
+    assert!(counter(&sidecar, "lumen_wal_replayed_total").await >= 1);
+}
