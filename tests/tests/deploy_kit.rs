@@ -194,9 +194,9 @@ fn the_sidecar_keeps_its_state_on_an_in_memory_volume() {
         .find(|m| m["name"] == "lumen-state")
         .expect("mounted in the sidecar");
     let dir = mount["mountPath"].as_str().expect("a path");
-    let snapshot = env(sidecar, "LUMEN_SNAPSHOT_PATH").expect("a snapshot path");
+    let state = env(sidecar, "LUMEN_STATE_DIR").expect("a state directory");
     assert!(
-        snapshot.starts_with(&format!("{dir}/")),
-        "{snapshot} under {dir}"
+        state == dir || state.starts_with(&format!("{dir}/")),
+        "{state} on the volume {dir}"
     );
 }
