@@ -37,8 +37,9 @@ pub(crate) enum SendError {
 
 impl SendError {
     /// An answer that says the app is set up wrong (wrong URL: 404/405;
-    /// wrong token: 401/403; another service's sidecar: 409). Nothing is
-    /// wrong with the batch: it is kept and sent again once that is fixed.
+    /// wrong token: 401/403; another service's sidecar, or one that does
+    /// not read this wire version: 409). Nothing is wrong with the batch: it
+    /// is kept and sent again once that is fixed.
     pub fn is_configuration(&self) -> bool {
         matches!(self, Self::Status { status, .. }
             if matches!(status.as_u16(), 401 | 403 | 404 | 405 | 409))
@@ -47,10 +48,13 @@ impl SendError {
     /// What to fix, for a configuration error.
     pub fn hint(&self) -> &'static str {
         match self {
-            Self::Status { status, .. } => match status.as_u16() {
+            Self::Status { status, body } => match status.as_u16() {
                 401 | 403 => "LUMEN_SIDECAR_TOKEN must equal the sidecar's LUMEN_AUTH_TOKEN",
                 404 | 405 => {
                     "LUMEN_SIDECAR_URL must be the sidecar's base URL (http://127.0.0.1:9464) or its /v1/ingest URL"
+                }
+                409 if body.contains("wire version") => {
+                    "the sidecar does not read this middleware's wire version: upgrade the sidecar (or pin the middleware to a version it reads); batches are kept meanwhile"
                 }
                 409 => "this sidecar serves another service: give each service its own sidecar",
                 _ => "",

@@ -8,9 +8,14 @@
 //! field); 413 over the size limit; 401 without the sidecar's token; 409 when
 //! the sidecar already serves another service (one sidecar, one service:
 //! the batch is kept by the sender, never merged into the other service).
-//! Within wire version 1 changes are additive: a receiver ignores fields it
-//! does not know, so a newer sender never loses data to an older sidecar.
-//! Data after the batch is refused.
+//!
+//! Compatibility: within wire version 1 changes are additive: a receiver
+//! ignores fields it does not know, so a newer sender never loses data to an
+//! older sidecar. A new version number is for a change a version-1 reader
+//! would misread; a sidecar answers a version it does not read with `409`
+//! and the versions it reads in the `lumen-wire-versions` header
+//! ([`WIRE_VERSIONS_HEADER`]), and the sender keeps the batch (and logs what
+//! to upgrade) until it is read. Data after the batch is refused.
 //! A series may say its counts by request method (`methods`, names from
 //! [`METHODS`]); they must add up to its `status` and `errors`.
 //!
@@ -60,6 +65,10 @@ pub use histogram::{
 };
 pub use latency_counts::LatencyCounts;
 pub use status_class::StatusClass;
+
+/// The header in which a sidecar that refuses a batch's wire version (with
+/// `409 Conflict`) names the versions it reads, comma-separated.
+pub const WIRE_VERSIONS_HEADER: &str = "lumen-wire-versions";
 
 /// The wire version this crate writes and reads.
 pub const WIRE_VERSION: u64 = 1;

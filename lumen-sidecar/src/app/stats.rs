@@ -18,17 +18,20 @@ pub enum RejectReason {
     ContentType,
     /// Another service's batch (409).
     OtherService,
+    /// A wire version this sidecar does not read (409; the sender keeps it).
+    Version,
 }
 
 impl RejectReason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Malformed,
         Self::Future,
         Self::TooLarge,
         Self::Unauthorized,
         Self::ContentType,
         Self::OtherService,
+        Self::Version,
     ];
 
     /// The `reason` label.
@@ -40,6 +43,7 @@ impl RejectReason {
             Self::Unauthorized => "unauthorized",
             Self::ContentType => "content_type",
             Self::OtherService => "other_service",
+            Self::Version => "version",
         }
     }
 }
@@ -56,7 +60,7 @@ pub struct IngestStats {
     /// Finished requests in stored batches.
     pub requests: AtomicU64,
     /// Refusals by reason, in [`RejectReason::ALL`] order.
-    pub rejected: [AtomicU64; 6],
+    pub rejected: [AtomicU64; 7],
     /// Snapshots written.
     pub snapshots_written: AtomicU64,
     /// Snapshot writes that failed.

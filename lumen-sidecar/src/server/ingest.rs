@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::app::{AppState, IngestError, RejectReason, now_ms};
 use crate::store::StoreError;
+use lumen_middleware::wire::{WIRE_VERSION, WIRE_VERSIONS_HEADER, WireError};
 
 /// Seconds a sender is asked to wait when the batch could not be made durable.
 const RETRY_AFTER_S: &str = "5";
@@ -94,6 +95,18 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     };
     let batch = match lumen_middleware::wire::decode(&bytes) {
         Ok(batch) => batch,
+        Err(e @ WireError::Version(_)) => {
+            // A newer (or older) sender: a distinct answer it keeps its
+            // batch on, naming the versions read here.
+            app.stats.reject(RejectReason::Version);
+            tracing::warn!(error = %e, "batch of a wire version this sidecar does not read; the sender keeps it");
+            return (
+                StatusCode::CONFLICT,
+                [(WIRE_VERSIONS_HEADER, WIRE_VERSION.to_string())],
+                Json(json!({ "error": e.to_string(), "wire_versions": [WIRE_VERSION] })),
+            )
+                .into_response();
+        }
         Err(e) => {
             return refuse(
                 &app,
