@@ -124,7 +124,8 @@ async fn every_malformed_batch_is_refused_and_changes_nothing() {
         (
             edit(&|v| v["version"] = json!(9)),
             "application/json",
-            400,
+            // Distinct from a malformed batch: the sender keeps it.
+            409,
             "version: unsupported wire version 9",
         ),
         (
@@ -188,9 +189,10 @@ async fn every_malformed_batch_is_refused_and_changes_nothing() {
     assert_eq!((status, ack.as_str()), (200, r#"{"applied_seq":2}"#));
     let (_, metrics) = get(addr, "/metrics").await;
     assert!(
-        metrics.contains("lumen_batches_rejected_total{reason=\"malformed\"} 7"),
+        metrics.contains("lumen_batches_rejected_total{reason=\"malformed\"} 6"),
         "{metrics}"
     );
+    assert!(metrics.contains("lumen_batches_rejected_total{reason=\"version\"} 1"));
     assert!(metrics.contains("lumen_batches_rejected_total{reason=\"too_large\"} 1"));
     assert!(metrics.contains("lumen_batches_rejected_total{reason=\"future\"} 1"));
     assert!(metrics.contains("lumen_batches_rejected_total{reason=\"content_type\"} 1"));

@@ -15,6 +15,7 @@ pub fn restore_store(config: &SidecarConfig) -> WindowStore {
     let empty = || {
         let mut store = WindowStore::new(config.retention);
         store.set_budget_rules(config.budget_rules());
+        store.set_route_cap(config.max_routes);
         store
     };
     let Some(path) = &config.snapshot_file() else {
@@ -24,6 +25,7 @@ pub fn restore_store(config: &SidecarConfig) -> WindowStore {
         Ok(Some(mut store)) => {
             store.set_retention(config.retention);
             store.set_budget_rules(config.budget_rules());
+            store.set_route_cap(config.max_routes);
             store.evict(now_ms());
             tracing::info!(path = %path.display(), minutes = store.minutes_held(), instances = store.ledger().len(), "restored the snapshot");
             store

@@ -110,6 +110,20 @@ impl AppState {
         batch: &DecodedBatch,
         at_ms: u64,
     ) -> Result<Applied, StoreError> {
+        let folded = store.fold_routes(batch);
+        let batch = match &folded {
+            Some((folded_batch, n)) => {
+                let before = self.stats.routes_folded.fetch_add(*n, Ordering::Relaxed);
+                if before == 0 {
+                    tracing::warn!(
+                        max_routes = self.config.max_routes,
+                        "more distinct routes than the route cap: new ones are counted under \"other\" (lumen_routes_folded_total)"
+                    );
+                }
+                folded_batch
+            }
+            None => batch,
+        };
         let applied = store.apply(batch, at_ms)?;
         match applied {
             Applied::Stored { requests, .. } => {

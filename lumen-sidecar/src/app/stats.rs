@@ -71,6 +71,8 @@ pub struct IngestStats {
     pub wal_failures: AtomicU64,
     /// Log records replayed at start.
     pub wal_replayed: AtomicU64,
+    /// Series whose route was folded into `other` (the route cap was reached).
+    pub routes_folded: AtomicU64,
 }
 
 impl IngestStats {

@@ -230,6 +230,8 @@ pub struct SidecarConfig {
     pub snapshot_path: Option<PathBuf>,
     /// Directory of the write-ahead log and its checkpoint, if any.
     pub state_dir: Option<PathBuf>,
+    /// Distinct routes held before new ones fold into `other`.
+    pub max_routes: usize,
     /// Snapshot period.
     pub snapshot_interval: Duration,
     /// The OTLP export.
@@ -262,6 +264,7 @@ impl Default for SidecarConfig {
             retention: DEFAULT_RETENTION,
             snapshot_path: None,
             state_dir: None,
+            max_routes: crate::store::DEFAULT_MAX_ROUTES,
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
             export: ExportConfig::default(),
             roi: RoiConfig::default(),

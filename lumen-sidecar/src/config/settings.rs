@@ -239,6 +239,21 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: Some("store.max_routes"),
+        env: &["LUMEN_MAX_ROUTES"],
+        default: "256",
+        help: "distinct routes held (1 to 10000); routes beyond are counted under the route \"other\", with their latencies, and counted in lumen_routes_folded_total",
+        set: |d, v| {
+            let n: usize = v.trim().parse().map_err(|_| "a whole number".to_owned())?;
+            if !(1..=10_000).contains(&n) {
+                return Err("from 1 to 10000".into());
+            }
+            d.config.max_routes = n;
+            Ok(())
+        },
+        show: |c| Some(Shown::Whole(c.max_routes as u64)),
+    },
+    Setting {
         key: Some("store.state_dir"),
         env: &["LUMEN_STATE_DIR"],
         default: "none",

@@ -528,6 +528,12 @@ pub static CATALOGUE: &[MetricDef] = &[
         |s| count(&s.app.stats.snapshot_failures),
     ),
     own_counter(
+        "lumen_routes_folded_total",
+        &[],
+        "Series counted under the route \"other\" because the sidecar held store.max_routes distinct routes already",
+        |s| count(&s.app.stats.routes_folded),
+    ),
+    own_counter(
         "lumen_wal_appended_total",
         &[],
         "Batches written to the write-ahead log and synced before their answer",

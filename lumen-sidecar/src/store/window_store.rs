@@ -83,6 +83,15 @@ impl Applied {
     }
 }
 
+/// The route that routes beyond the cap are folded into.
+pub const OTHER_ROUTE: &str = "other";
+/// Distinct routes a store holds by default before folding new ones.
+pub const DEFAULT_MAX_ROUTES: usize = 256;
+
+fn default_route_cap() -> usize {
+    DEFAULT_MAX_ROUTES
+}
+
 /// What makes an event bad for the budgets: the latency targets (µs) and
 /// the status classes the error rate counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +219,9 @@ pub struct WindowStore {
     budget_rules: BudgetRules,
     #[serde(skip)]
     interned: HashMap<Arc<str>, ()>,
+    /// Distinct routes held before new ones fold into [`OTHER_ROUTE`].
+    #[serde(skip, default = "default_route_cap")]
+    max_routes: usize,
     /// Merged 10-minute and hour blocks, built when a window first needs
     /// them and dropped when a batch lands in them: a cache, not state.
     #[serde(skip)]
@@ -282,6 +294,7 @@ impl WindowStore {
             budget: BudgetLedger::default(),
             budget_rules: BudgetRules::default(),
             interned: HashMap::new(),
+            max_routes: DEFAULT_MAX_ROUTES,
             rollups: RefCell::default(),
         }
     }
@@ -350,6 +363,40 @@ impl WindowStore {
             applied_seq: batch.seq,
             requests,
         })
+    }
+
+    /// Sets how many distinct routes are held before new ones fold into
+    /// [`OTHER_ROUTE`].
+    pub fn set_route_cap(&mut self, max_routes: usize) {
+        self.max_routes = max_routes.max(1);
+    }
+
+    /// `batch` with the routes the store has no room for renamed
+    /// [`OTHER_ROUTE`] (their counts and histograms kept there), and how
+    /// many series were folded; `None` when every route fits. Routes held,
+    /// or new ones while fewer than the cap are held, keep their names.
+    pub fn fold_routes(&self, batch: &DecodedBatch) -> Option<(DecodedBatch, u64)> {
+        let mut admitted: Vec<&str> = Vec::new();
+        let mut folded = 0_u64;
+        let mut out: Option<DecodedBatch> = None;
+        for (i, series) in batch.series.iter().enumerate() {
+            let Some(route) = series.route.as_deref() else {
+                continue;
+            };
+            if route == OTHER_ROUTE
+                || self.interned.contains_key(route)
+                || admitted.contains(&route)
+            {
+                continue;
+            }
+            if self.interned.len() + admitted.len() < self.max_routes {
+                admitted.push(route);
+                continue;
+            }
+            out.get_or_insert_with(|| batch.clone()).series[i].route = Some(OTHER_ROUTE.to_owned());
+            folded += 1;
+        }
+        out.map(|b| (b, folded))
     }
 
     /// What [`apply`](Self::apply) would do short of changing anything: an

@@ -1,0 +1,82 @@
+//! Bounded sidecar state: a flood of distinct routes folds into `other`
+//! beyond the route cap, counts kept exact, reports and series bounded.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use lumen_middleware::wire::{self, Batch, Series, StatusCounts};
+use lumen_tests::*;
+
+fn batch(seq: u64, routes: std::ops::Range<u64>) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    let series = routes
+        .map(|r| {
+            let mut latency =
+                hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+            latency.record_n(1_000 + r, 3).expect("in range");
+            Series {
+                route: Some(format!("/flood/{r}")),
+                latency_us: wire::encode_histogram(&latency),
+                status: StatusCounts {
+                    success: 2,
+                    server_error: 1,
+                    ..Default::default()
+                },
+                errors: 0,
+                cancelled: 0,
+                cache: Default::default(),
+                methods: Default::default(),
+            }
+        })
+        .collect();
+    serde_json::to_string(&Batch {
+        version: wire::WIRE_VERSION,
+        instance: "flood-1".into(),
+        seq,
+        service: "flood-api".into(),
+        revision: None,
+        start_ms: now - 1_000,
+        end_ms: now,
+        process: None,
+        series,
+    })
+    .expect("serializes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_routes_folds_into_other_and_counts_stay_exact() {
+    let sidecar = SidecarProc::start(free_port(), &[("LUMEN_MAX_ROUTES", "50")]).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    for seq in 1..=20_u64 {
+        let body = batch(seq, (seq - 1) * 100..seq * 100);
+        let request = http::Request::post(format!("{}/v1/ingest", sidecar.base()))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        let status = client.request(request).await.expect("an answer").status();
+        assert_eq!(status, 200);
+    }
+    let doc = sidecar.slo("1h").await;
+    assert_eq!(doc["requests"], 2_000 * 3, "nothing dropped");
+    assert_eq!(doc["counts"]["5xx"], 2_000);
+    let routes = doc["routes"].as_array().expect("routes");
+    assert_eq!(routes.len(), 51, "50 routes and other");
+    let other = routes
+        .iter()
+        .find(|r| r["route"] == "other")
+        .expect("an other route");
+    assert_eq!(other["requests"], 1_950 * 3);
+    let metrics = get_ok(&format!("{}/metrics", sidecar.base())).await;
+    assert!(
+        metrics.contains("lumen_routes_folded_total 1950"),
+        "{metrics}"
+    );
+    let request_series = metrics
+        .lines()
+        .filter(|l| l.starts_with("http_server_requests_total{"))
+        .count();
+    assert_eq!(request_series, 51 * 2, "a 2xx and a 5xx series per route");
+}
