@@ -73,9 +73,15 @@ pub struct LumenConfig {
     /// Longest backoff between attempts.
     pub max_backoff: Duration,
     /// Recording stripes (rounded up to a power of two); default: the
-    /// number of CPUs the process may use.
+    /// number of CPUs the process may use, at most [`DEFAULT_MAX_STRIPES`].
+    /// A stripe of a route is allocated (272 KiB with the default layout)
+    /// when a thread of it first records on the route.
     pub stripes: usize,
 }
+
+/// The most stripes the default configuration uses, whatever the core count:
+/// more contend less but cost memory on every route.
+pub const DEFAULT_MAX_STRIPES: usize = 8;
 
 impl Default for LumenConfig {
     fn default() -> Self {
@@ -90,7 +96,9 @@ impl Default for LumenConfig {
             max_pending_batches: DEFAULT_MAX_PENDING_BATCHES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_backoff: DEFAULT_MAX_BACKOFF,
-            stripes: std::thread::available_parallelism().map_or(1, usize::from),
+            stripes: std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(DEFAULT_MAX_STRIPES),
         }
     }
 }

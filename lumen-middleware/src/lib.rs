@@ -79,7 +79,8 @@ pub use cache::CacheReport;
 #[cfg(feature = "layer")]
 pub use config::{
     ConfigError, DEFAULT_INTERVAL, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_PENDING_BATCHES,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_ROUTE_CAP, DEFAULT_SERVICE, DEFAULT_SIDECAR_URL, LumenConfig,
+    DEFAULT_MAX_STRIPES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_ROUTE_CAP, DEFAULT_SERVICE,
+    DEFAULT_SIDECAR_URL, LumenConfig,
 };
 #[cfg(feature = "layer")]
 pub use future::ResponseFuture;
