@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lumen_middleware::{LumenConfig, LumenLayer, ShipperHandle, ShutdownReport};
+use lumen_middleware::{LumenConfig, LumenLayer, ShipperGone, ShipperHandle, ShutdownReport};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -171,7 +171,7 @@ impl RunningApi {
 
     /// Stops taking requests, finishes those in flight, then ships what is
     /// left within `grace`.
-    pub async fn stop(mut self, grace: Duration) -> ShutdownReport {
+    pub async fn stop(mut self, grace: Duration) -> Result<ShutdownReport, ShipperGone> {
         let _ = self.stop.send(());
         match tokio::time::timeout(grace, self.server).await {
             Ok(Ok(Ok(()))) => {}

@@ -41,6 +41,9 @@ pub enum DemoError {
     /// The final check could not read the sidecar.
     #[error("check: {0}")]
     Check(#[from] lumen_sidecar::check::CheckError),
+    /// The API's shipper stopped before the demo ended.
+    #[error("shipper: {0}")]
+    Shipper(#[from] lumen_middleware::ShipperGone),
 }
 
 /// What the demo does.
@@ -218,7 +221,7 @@ pub async fn run_demo(options: DemoOptions) -> Result<(), DemoError> {
         progress_line(&progress, started.elapsed(), options.duration)
     );
 
-    let flushed = api.shipper.flush().await;
+    let flushed = api.shipper.flush().await?;
     if flushed.unsent_requests > 0 {
         eprintln!(
             "warning: {} requests not yet delivered to the sidecar",
@@ -243,7 +246,7 @@ pub async fn run_demo(options: DemoOptions) -> Result<(), DemoError> {
         println!("\nServing until Ctrl-C (send traffic to {base}).");
         crate::shutdown_signal().await;
     }
-    let stopped = api.stop(Duration::from_secs(5)).await;
+    let stopped = api.stop(Duration::from_secs(5)).await?;
     tracing::info!(
         unsent_batches = stopped.unsent_batches,
         unsent_requests = stopped.unsent_requests,

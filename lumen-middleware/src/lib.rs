@@ -25,7 +25,7 @@
 //! assert_eq!(response.status(), 200);
 //!
 //! // On SIGTERM: send what is left (here no sidecar listens, so it stays unsent).
-//! let report = shipper.shutdown(Duration::from_millis(100)).await;
+//! let report = shipper.shutdown(Duration::from_millis(100)).await?;
 //! assert_eq!(report.unsent_requests, 1);
 //! # Ok(()) }
 //! ```
@@ -93,7 +93,7 @@ pub use registry::{IntervalSeries, OTHER_ROUTE};
 #[cfg(feature = "layer")]
 pub use route::{ClassifyRoute, route_fn};
 #[cfg(feature = "layer")]
-pub use shipper::{Shipper, ShipperHandle, ShipperStats, ShutdownReport};
+pub use shipper::{Shipper, ShipperGone, ShipperHandle, ShipperStats, ShutdownReport};
 #[cfg(feature = "layer")]
 pub use signal::shutdown_signal;
 

@@ -181,7 +181,10 @@ async fn a_lost_ack_resends_the_same_batch_and_counts_once() {
     sidecar.wait_applied(50).await;
     record(&recorder, 25);
     sidecar.wait_applied(75).await;
-    let report = shipper.shutdown(Duration::from_secs(5)).await;
+    let report = shipper
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("the shipper runs");
     assert_eq!(report.unsent_requests, 0);
     let state = sidecar.stop();
     let s = state.lock().expect("lock");
@@ -217,7 +220,10 @@ async fn a_sidecar_down_then_back_gets_every_request_once() {
     let listener = TcpListener::bind(addr).await.expect("port free again");
     let mut sidecar = StandIn::start(listener).await;
     sidecar.wait_applied(100).await;
-    let report = shipper.shutdown(Duration::from_secs(5)).await;
+    let report = shipper
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("the shipper runs");
     assert_eq!(report.unsent_batches, 0);
     let state = sidecar.stop();
     let s = state.lock().expect("lock");
@@ -244,7 +250,10 @@ async fn shutdown_flushes_the_open_interval() {
     record(&recorder, 33);
     recorder.record_error(Some("/r"), 5);
     recorder.record_cancelled(Some("/r"));
-    let report = shipper.shutdown(Duration::from_secs(5)).await;
+    let report = shipper
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("the shipper runs");
     assert_eq!((report.unsent_batches, report.unsent_requests), (0, 0));
     let state = sidecar.stop();
     let s = state.lock().expect("lock");
@@ -276,7 +285,10 @@ async fn a_refused_batch_is_dropped_and_counted_and_later_ones_flow() {
         .expect("refusal seen");
     record(&recorder, 7);
     sidecar.wait_applied(7).await;
-    let _ = shipper.shutdown(Duration::from_secs(5)).await;
+    let _ = shipper
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("the shipper runs");
     let state = sidecar.stop();
     assert_eq!(state.lock().expect("lock").applied_requests, 7);
 }
@@ -291,13 +303,23 @@ async fn flush_ships_now_without_waiting_for_the_interval() {
     };
     let (recorder, mut shipper) = start_app(config);
     record(&recorder, 12);
-    let report = shipper.flush().await;
+    let report = shipper.flush().await.expect("the shipper runs");
     assert_eq!((report.unsent_batches, report.unsent_requests), (0, 0));
     assert_eq!(sidecar.state.lock().expect("lock").applied_requests, 12);
     record(&recorder, 3);
-    assert_eq!(shipper.flush().await.unsent_requests, 0);
+    assert_eq!(
+        shipper
+            .flush()
+            .await
+            .expect("the shipper runs")
+            .unsent_requests,
+        0
+    );
     assert_eq!(sidecar.state.lock().expect("lock").applied_requests, 15);
-    let _ = shipper.shutdown(Duration::from_secs(5)).await;
+    let _ = shipper
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("the shipper runs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,12 +332,45 @@ async fn the_sidecar_token_is_sent_as_a_bearer() {
     };
     let (recorder, mut shipper) = start_app(config);
     record(&recorder, 2);
-    let _ = shipper.flush().await;
+    let _ = shipper.flush().await.expect("the shipper runs");
     let auth = sidecar.state.lock().expect("lock").authorizations.clone();
     assert!(!auth.is_empty());
     assert!(
         auth.iter().all(|a| a.as_deref() == Some("Bearer s3cret")),
         "{auth:?}"
     );
-    let _ = shipper.shutdown(Duration::from_secs(1)).await;
+    let _ = shipper
+        .shutdown(Duration::from_secs(1))
+        .await
+        .expect("the shipper runs");
+}
+
+#[test]
+fn a_shipper_whose_task_is_gone_says_so_instead_of_reporting_zeros() {
+    let (layer, shipper) = pair({
+        let mut c = LumenConfig::default();
+        c.sidecar_url = "http://127.0.0.1:9/v1/ingest".into();
+        c
+    })
+    .expect("valid");
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut handle = first.block_on(async { shipper.spawn() });
+    layer.recorder().record_response(Some("/a"), 1_000, 200);
+    // The runtime the task ran on ends: the task goes with it.
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    second.block_on(async {
+        assert_eq!(handle.flush().await, Err(lumen_middleware::ShipperGone));
+        assert_eq!(
+            handle.shutdown(Duration::from_millis(10)).await,
+            Err(lumen_middleware::ShipperGone),
+            "not a report of zeros: the recorded request was never sent"
+        );
+    });
 }

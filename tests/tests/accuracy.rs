@@ -36,7 +36,14 @@ async fn quantiles_through_the_whole_path_are_within_a_thousandth() {
         for v in &values {
             recorder.record_response(Some("/r"), *v, 200);
         }
-        assert_eq!(shipper.flush().await.unsent_requests, 0);
+        assert_eq!(
+            shipper
+                .flush()
+                .await
+                .expect("the shipper runs")
+                .unsent_requests,
+            0
+        );
         values.sort_unstable();
 
         let body = lumen_sidecar::check::get(&format!("http://{addr}"), "/v1/slo?window=5m")
@@ -65,6 +72,7 @@ async fn quantiles_through_the_whole_path_are_within_a_thousandth() {
             shipper
                 .shutdown(Duration::from_secs(1))
                 .await
+                .expect("the shipper runs")
                 .unsent_requests,
             0
         );

@@ -95,7 +95,7 @@ async fn sigkill_five_times_under_load_loses_and_doubles_nothing() {
             sidecar.proc.log_text()
         );
     }
-    let report = shipper.flush().await;
+    let report = shipper.flush().await.expect("the shipper runs");
     assert_eq!(report.unsent_requests, 0, "{report:?}");
     eventually("every request counted", Duration::from_secs(60), || {
         let s = &sidecar;
@@ -116,7 +116,10 @@ async fn sigkill_five_times_under_load_loses_and_doubles_nothing() {
         replayed > 0,
         "at least one restart found acknowledged batches only in the log"
     );
-    let _ = shipper.shutdown(Duration::from_secs(2)).await;
+    let _ = shipper
+        .shutdown(Duration::from_secs(2))
+        .await
+        .expect("the shipper runs");
 }
 
 #[cfg(unix)]
@@ -157,9 +160,12 @@ async fn a_log_that_cannot_be_written_answers_503_and_loses_nothing() {
     let log = sidecar.proc.log_text();
     assert!(log.contains("No space left on device"), "{log}");
     assert!(log.contains("not a regular file"), "{log}");
-    let report = shipper.flush().await;
+    let report = shipper.flush().await.expect("the shipper runs");
     assert_eq!(report.unsent_requests, 0, "{report:?}");
-    let _ = shipper.shutdown(Duration::from_secs(2)).await;
+    let _ = shipper
+        .shutdown(Duration::from_secs(2))
+        .await
+        .expect("the shipper runs");
 
     // What was acknowledged is in the log: it survives SIGKILL.
     drop(sidecar);

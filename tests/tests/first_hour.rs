@@ -121,7 +121,10 @@ async fn a_wrong_sidecar_url_is_loud_and_keeps_the_batches() {
         || async { (shipper.stats().configuration_errors >= 2).then_some(()) },
     )
     .await;
-    let report = shipper.shutdown(Duration::from_millis(300)).await;
+    let report = shipper
+        .shutdown(Duration::from_millis(300))
+        .await
+        .expect("the shipper runs");
     assert_eq!(report.unsent_requests, 7, "kept, not dropped");
     assert_eq!(shipper.stats().batches_refused, 0);
 }
@@ -141,14 +144,21 @@ async fn one_sidecar_refuses_a_second_service_instead_of_merging_it() {
     for _ in 0..5 {
         cart.recorder().record_response(Some("/hello"), 1_000, 200);
     }
-    assert_eq!(cart_shipper.flush().await.unsent_requests, 0);
+    assert_eq!(
+        cart_shipper
+            .flush()
+            .await
+            .expect("the shipper runs")
+            .unsent_requests,
+        0
+    );
     let (search, mut search_shipper) = start("search");
     for _ in 0..7 {
         search
             .recorder()
             .record_response(Some("/hello"), 1_000, 200);
     }
-    let report = search_shipper.flush().await;
+    let report = search_shipper.flush().await.expect("the shipper runs");
     assert_eq!(report.unsent_requests, 7, "refused, and kept");
     assert!(search_shipper.stats().configuration_errors >= 1);
     let doc = sidecar.slo("5m").await;
@@ -161,6 +171,12 @@ async fn one_sidecar_refuses_a_second_service_instead_of_merging_it() {
             && !l.ends_with(" 0")),
         "{metrics}"
     );
-    let _ = cart_shipper.shutdown(Duration::from_secs(1)).await;
-    let _ = search_shipper.shutdown(Duration::from_millis(100)).await;
+    let _ = cart_shipper
+        .shutdown(Duration::from_secs(1))
+        .await
+        .expect("the shipper runs");
+    let _ = search_shipper
+        .shutdown(Duration::from_millis(100))
+        .await
+        .expect("the shipper runs");
 }

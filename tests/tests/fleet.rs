@@ -72,11 +72,19 @@ async fn ship(load: InstanceLoad, sidecars: &[SocketAddr]) {
         for _ in 0..load.cancelled {
             r.record_cancelled(Some("/ask"));
         }
-        assert_eq!(shipper.flush().await.unsent_requests, 0);
+        assert_eq!(
+            shipper
+                .flush()
+                .await
+                .expect("the shipper runs")
+                .unsent_requests,
+            0
+        );
         assert_eq!(
             shipper
                 .shutdown(Duration::from_secs(2))
                 .await
+                .expect("the shipper runs")
                 .unsent_requests,
             0
         );

@@ -97,7 +97,10 @@ async fn grpc_failures_are_counted_by_grpc_status_not_http_200() {
             assert_eq!(answer.is_ok(), outcome == "ok", "{outcome}: {answer:?}");
         }
     }
-    let report = shipper.shutdown(Duration::from_secs(5)).await;
+    let report = shipper
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("the shipper runs");
     assert_eq!(report.unsent_requests, 0, "{report:?}");
     server.abort();
 

@@ -39,11 +39,19 @@ async fn ship_known_load(sidecar: SocketAddr) {
         }
         r.record_cache(Some("/ask"), i % 10 < 6);
     }
-    assert_eq!(shipper.flush().await.unsent_requests, 0);
+    assert_eq!(
+        shipper
+            .flush()
+            .await
+            .expect("the shipper runs")
+            .unsent_requests,
+        0
+    );
     assert_eq!(
         shipper
             .shutdown(Duration::from_secs(2))
             .await
+            .expect("the shipper runs")
             .unsent_requests,
         0
     );

@@ -165,7 +165,7 @@ async fn the_middleware_keeps_its_batches_until_the_sidecar_reads_its_version() 
         recorder.record_response(Some("/x"), 1_000 + i, 200);
     }
     // Refused twice (kept, retried), then read.
-    let first = shipper.flush().await;
+    let first = shipper.flush().await.expect("the shipper runs");
     assert_eq!(first.unsent_requests, 300, "kept after the 409");
     eventually(
         "the batch delivered once the sidecar reads it",
@@ -178,6 +178,9 @@ async fn the_middleware_keeps_its_batches_until_the_sidecar_reads_its_version() 
     .await;
     let stats = shipper.stats();
     assert_eq!(stats.configuration_errors, 2, "{stats:?}");
-    let report = shipper.shutdown(Duration::from_secs(2)).await;
+    let report = shipper
+        .shutdown(Duration::from_secs(2))
+        .await
+        .expect("the shipper runs");
     assert_eq!(report.unsent_requests, 0);
 }

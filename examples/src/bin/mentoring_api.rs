@@ -43,9 +43,13 @@ async fn main() -> ExitCode {
     };
     tracing::info!(addr = %api.addr, instance = api.shipper.instance(), "mentoring API listening");
     shutdown_signal().await;
-    let report = api.stop(GRACE).await;
-    tracing::info!(?report, "stopped");
-    ExitCode::SUCCESS
+    match api.stop(GRACE).await {
+        Ok(report) => {
+            tracing::info!(?report, "stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {

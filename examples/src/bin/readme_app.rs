@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // …and the last interval is shipped before the process ends (Cloud Run
     // gives 10 s after SIGTERM).
-    let report = shipper.shutdown(std::time::Duration::from_secs(8)).await;
+    let report = shipper.shutdown(std::time::Duration::from_secs(8)).await?;
     tracing::info!(
         unsent_requests = report.unsent_requests,
         acknowledged = shipper.stats().requests_acknowledged,

@@ -80,6 +80,14 @@ pub struct ShutdownReport {
     pub unsent_requests: u64,
 }
 
+/// The shipper's task is gone (it panicked, or the runtime it ran on shut
+/// down): nothing more is shipped, and what it held is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the Lumen shipper's task has stopped (it panicked or its runtime shut down): nothing more is shipped"
+)]
+pub struct ShipperGone;
+
 /// Sends what a [`LumenLayer`](crate::LumenLayer) records. Made by
 /// [`pair`](crate::pair); start it with [`spawn`](Self::spawn).
 #[must_use = "nothing is shipped until the shipper is spawned"]
@@ -119,8 +127,10 @@ impl ShipperHandle {
     /// Closes the current interval and sends everything left, giving up at
     /// `grace` from now (Cloud Run allows 10 s after SIGTERM). The handle
     /// stays, so [`stats`](Self::stats) can be read after; a second call
-    /// reports nothing left.
-    pub async fn shutdown(&mut self, grace: Duration) -> ShutdownReport {
+    /// reports nothing left. An error when the shipper's task is gone
+    /// without a report (it panicked, or its runtime shut down): what it
+    /// held is lost, and the caller should say so.
+    pub async fn shutdown(&mut self, grace: Duration) -> Result<ShutdownReport, ShipperGone> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(Instant::now() + grace);
         }
@@ -129,24 +139,20 @@ impl ShipperHandle {
             unsent_requests: 0,
         };
         match self.task.take() {
-            Some(task) => task.await.unwrap_or(nothing),
-            None => nothing,
+            Some(task) => task.await.map_err(|_| ShipperGone),
+            None => Ok(nothing),
         }
     }
 
     /// Closes the current interval now and tries once to send everything
     /// queued; returns what is still unsent (retries go on as usual). For
-    /// demos and tests that must not wait for the interval.
-    pub async fn flush(&self) -> ShutdownReport {
+    /// demos and tests that must not wait for the interval. An error when
+    /// the shipper's task is gone (its runtime shut down, or it panicked):
+    /// nothing is shipped any more.
+    pub async fn flush(&self) -> Result<ShutdownReport, ShipperGone> {
         let (reply, answer) = oneshot::channel();
-        let gone = ShutdownReport {
-            unsent_batches: 0,
-            unsent_requests: 0,
-        };
-        if self.flush.send(reply).await.is_err() {
-            return gone;
-        }
-        answer.await.unwrap_or(gone)
+        self.flush.send(reply).await.map_err(|_| ShipperGone)?;
+        answer.await.map_err(|_| ShipperGone)
     }
 
     /// The shipper's counters now.
