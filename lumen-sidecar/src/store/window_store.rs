@@ -408,11 +408,6 @@ impl WindowStore {
         batch: &DecodedBatch,
         now_ms: u64,
     ) -> Result<Option<Applied>, StoreError> {
-        if batch.end_ms > now_ms.saturating_add(MAX_FUTURE_MS) {
-            return Err(StoreError::FromTheFuture {
-                ahead_ms: batch.end_ms - now_ms,
-            });
-        }
         if let Some(serves) = &self.service
             && *serves != batch.service
         {
@@ -421,9 +416,15 @@ impl WindowStore {
                 got: batch.service.clone(),
             });
         }
+        // A batch already applied is acknowledged whatever the clock says.
         let last = self.ledger.applied_seq(&batch.instance);
         if batch.seq <= last {
             return Ok(Some(Applied::Duplicate { applied_seq: last }));
+        }
+        if batch.end_ms > now_ms.saturating_add(MAX_FUTURE_MS) {
+            return Err(StoreError::FromTheFuture {
+                ahead_ms: batch.end_ms - now_ms,
+            });
         }
         Ok(None)
     }

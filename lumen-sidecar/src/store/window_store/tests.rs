@@ -314,3 +314,63 @@ fn a_late_batch_updates_a_rolled_up_hour() {
         .requests();
     assert_eq!(after, before + 1000);
 }
+
+#[test]
+fn a_clock_stepped_an_hour_either_way_breaks_and_doubles_nothing() {
+    const HOUR: u64 = 3_600_000;
+    let mut s = store();
+    let now = T0 + 20_000;
+    let a = batch("i1", 1, T0, vec![series(Some("/a"), 10, 1, 1_000)]);
+    assert!(matches!(s.apply(&a, now), Ok(Applied::Stored { .. })));
+
+    // Stepped back an hour: the past hour's window is empty, not negative,
+    // and eviction there drops nothing that is still kept.
+    let back = now - HOUR;
+    let before = s.window(back, Duration::from_secs(3600));
+    assert_eq!(before.total.counts.requests(), 0);
+    s.evict(back);
+    assert_eq!(
+        s.window(now, Duration::from_secs(3600))
+            .total
+            .counts
+            .requests(),
+        11
+    );
+    // The same batch again is a duplicate whatever the clock says.
+    assert_eq!(s.apply(&a, back), Ok(Applied::Duplicate { applied_seq: 1 }));
+    // A new batch stamped by the app's (right) clock is now "from the
+    // future" for the sidecar: refused, nothing changed.
+    let b = batch("i1", 2, T0 + 10_000, vec![series(Some("/a"), 5, 0, 1_000)]);
+    assert!(matches!(
+        s.apply(&b, back),
+        Err(StoreError::FromTheFuture { .. })
+    ));
+    assert_eq!(
+        s.window(now, Duration::from_secs(3600))
+            .total
+            .counts
+            .requests(),
+        11
+    );
+
+    // Stepped forward an hour: the batch is still in the retention, counted
+    // once; the one refused before is taken now, once.
+    let ahead = now + HOUR;
+    s.evict(ahead);
+    assert!(matches!(s.apply(&b, ahead), Ok(Applied::Stored { .. })));
+    assert_eq!(
+        s.apply(&b, ahead),
+        Ok(Applied::Duplicate { applied_seq: 2 })
+    );
+    let day = s.window(ahead, Duration::from_secs(24 * 3600));
+    assert_eq!(day.total.counts.requests(), 16);
+    assert_eq!(day.total.latency.total(), 16);
+    // A window ending before the data holds nothing and does not panic.
+    assert_eq!(
+        s.window(T0 - 10 * HOUR, Duration::from_secs(60))
+            .total
+            .counts
+            .requests(),
+        0
+    );
+}
