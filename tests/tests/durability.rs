@@ -174,3 +174,61 @@ async fn a_log_that_cannot_be_written_answers_503_and_loses_nothing() {
     assert_eq!(requests(&sidecar).await, Some(1_000));
     assert!(counter(&sidecar, "lumen_wal_replayed_total").await >= 1);
 }
+
+fn signal(proc: &Proc, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &proc.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_sidecar_never_blocks_the_app_and_its_batches_drain_after() {
+    use lumen_examples::load::{LoadPlan, run_plan};
+    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let api = ApiProc::start(sidecar.addr, &[]).await;
+    let plan = |requests, seed| LoadPlan {
+        requests,
+        concurrency: 4,
+        error_share: 0.0,
+        slow_share: 0.0,
+        repeat_share: 0.0,
+        invalid_share: 0.0,
+        seed,
+    };
+    let before = run_plan(&api.base, &plan(200, 1)).await;
+    signal(&sidecar.proc, "STOP");
+    // The app answers every request while its sidecar is frozen…
+    let during = run_plan(&api.base, &plan(600, 2)).await;
+    assert_eq!((during.answered, during.transport_errors), (600, 0));
+    // …while its shipper times out against the frozen sidecar and keeps
+    // the batches.
+    eventually(
+        "the shipper has found the sidecar unresponsive",
+        Duration::from_secs(60),
+        || {
+            let log = api.proc.log_text();
+            async move {
+                log.contains("cannot deliver a batch to the sidecar")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let also = run_plan(&api.base, &plan(200, 3)).await;
+    assert_eq!(also.answered, 200);
+    signal(&sidecar.proc, "CONT");
+    let total = before.answered + during.answered + also.answered + 1; // + the readiness probe
+    eventually(
+        "every request counted once",
+        Duration::from_secs(60),
+        || {
+            let s = &sidecar;
+            async move { requests(s).await.filter(|n| *n == total) }
+        },
+    )
+    .await;
+    let doc = sidecar.slo("1h").await;
+    assert_eq!(doc["requests"], total, "{doc}");
+}
