@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::app::{AppState, Shutdown, now_ms, restore_store, save_snapshot, shutdown_channel};
+use crate::app::{AppState, Shutdown, now_ms, restore_checkpoint, save_snapshot, shutdown_channel};
 use crate::config::SidecarConfig;
 use crate::export::{ExportError, MetricsExport};
 use crate::gcp::{MetadataClient, TokenSource};
@@ -75,12 +75,13 @@ pub struct Sidecar {
 impl Sidecar {
     /// Restores the store, binds the listen address, starts the export.
     pub async fn bind(config: SidecarConfig) -> Result<Self, ServeError> {
-        let store = restore_store(&config);
+        let (store, totals) = restore_checkpoint(&config);
         let addr = config.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let state = Arc::new(AppState::new(config, store));
+        state.restore_totals(totals);
         if let Some(dir) = state.config.state_dir.clone() {
             open_wal(&state, &dir).map_err(|source| ServeError::Wal {
                 dir: dir.clone(),

@@ -12,6 +12,13 @@ use crate::store::snapshot::{self, SnapshotError};
 /// Reads the snapshot if there is one; a bad one is logged, set aside and
 /// replaced by an empty store.
 pub fn restore_store(config: &SidecarConfig) -> WindowStore {
+    restore_checkpoint(config).0
+}
+
+/// Reads the snapshot if there is one, with the cumulative totals it kept
+/// (for [`AppState::restore_totals`]); a bad one is logged, set aside and
+/// replaced by an empty store.
+pub fn restore_checkpoint(config: &SidecarConfig) -> (WindowStore, Option<serde_json::Value>) {
     let empty = || {
         let mut store = WindowStore::new(config.retention);
         store.set_budget_rules(config.budget_rules());
@@ -19,20 +26,20 @@ pub fn restore_store(config: &SidecarConfig) -> WindowStore {
         store
     };
     let Some(path) = &config.snapshot_file() else {
-        return empty();
+        return (empty(), None);
     };
-    match snapshot::read(path) {
-        Ok(Some(mut store)) => {
+    match snapshot::read_all(path) {
+        Ok(Some(snapshot::Restored { mut store, totals })) => {
             store.set_retention(config.retention);
             store.set_budget_rules(config.budget_rules());
             store.set_route_cap(config.max_routes);
             store.evict(now_ms());
             tracing::info!(path = %path.display(), minutes = store.minutes_held(), instances = store.ledger().len(), "restored the snapshot");
-            store
+            (store, totals)
         }
         Ok(None) => {
             tracing::info!(path = %path.display(), "no snapshot yet; starting empty");
-            empty()
+            (empty(), None)
         }
         Err(e @ (SnapshotError::Corrupt { .. } | SnapshotError::Foreign { .. })) => {
             match snapshot::set_aside(path, now_ms()) {
@@ -43,11 +50,11 @@ pub fn restore_store(config: &SidecarConfig) -> WindowStore {
                     tracing::error!(error = %e, rename_error = %e2, "snapshot not trusted and could not be set aside; starting empty")
                 }
             }
-            empty()
+            (empty(), None)
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot read the snapshot; starting empty");
-            empty()
+            (empty(), None)
         }
     }
 }
@@ -62,11 +69,18 @@ pub fn save_snapshot(state: &AppState) {
     };
     // Copy under the lock, encode outside it: ingest waits for a clone, not
     // for JSON.
-    let (copy, covered) = {
+    let (copy, totals, covered) = {
         let store = state.store();
-        (store.clone(), state.wal().map(|w| w.seal_for_checkpoint()))
+        // Under the store's lock the totals agree with the store: both
+        // change together in `apply_locked`.
+        let totals = state.totals().to_json(state.latency_boundaries());
+        (
+            store.clone(),
+            totals,
+            state.wal().map(|w| w.seal_for_checkpoint()),
+        )
     };
-    let bytes = snapshot::encode(&copy, now_ms());
+    let bytes = snapshot::encode_with(&copy, Some(&totals), now_ms());
     match snapshot::write(path, &bytes) {
         Ok(()) => {
             state

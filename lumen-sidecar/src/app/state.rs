@@ -196,6 +196,21 @@ impl AppState {
         self.totals.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Continues the cumulative totals from a checkpoint's (before any
+    /// batch is taken); unreadable ones are logged and the counters start
+    /// from zero.
+    pub fn restore_totals(&self, kept: Option<serde_json::Value>) {
+        let Some(kept) = kept else {
+            return;
+        };
+        match CumulativeTotals::from_json(&kept, &self.boundaries) {
+            Some(totals) => *self.totals() = totals,
+            None => tracing::warn!(
+                "the checkpoint's totals are unreadable; the exported counters start from zero"
+            ),
+        }
+    }
+
     /// The exported latency histogram's boundaries.
     pub fn latency_boundaries(&self) -> &LatencyBoundaries {
         &self.boundaries

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use lumen_middleware::wire::{DecodedSeries, METHODS, MethodCounts, StatusCounts};
 
 use crate::eval::{SloName, StatusClass};
@@ -248,6 +250,101 @@ fn add_outcomes(
     }
 }
 
+/// The totals as a checkpoint keeps them (plain lists: JSON has no tuple keys).
+#[derive(Debug, Serialize, Deserialize)]
+struct TotalsRecord {
+    requests: Vec<(Option<String>, String, String, u64)>,
+    cancelled: Vec<(Option<String>, u64)>,
+    cache: Vec<(Option<String>, [u64; 2])>,
+    slo_events: Vec<(Option<String>, SloName, u64, u64)>,
+    /// The boundaries the latency buckets were counted with, µs.
+    boundaries_us: Vec<u64>,
+    latency: Vec<(Option<String>, Vec<u64>, u64, u64)>,
+}
+
+fn static_label(known: &[&'static str], label: &str) -> Option<&'static str> {
+    known.iter().find(|k| **k == label).copied()
+}
+
+impl CumulativeTotals {
+    /// The totals for a checkpoint.
+    pub fn to_json(&self, bounds: &LatencyBoundaries) -> serde_json::Value {
+        let record = TotalsRecord {
+            requests: self
+                .requests
+                .iter()
+                .map(|((r, m, o), n)| (r.clone(), (*m).to_owned(), (*o).to_owned(), *n))
+                .collect(),
+            cancelled: self
+                .cancelled
+                .iter()
+                .map(|(r, n)| (r.clone(), *n))
+                .collect(),
+            cache: self.cache.iter().map(|(r, c)| (r.clone(), *c)).collect(),
+            slo_events: self
+                .slo_events
+                .iter()
+                .map(|((r, name), e)| (r.clone(), *name, e.good, e.bad))
+                .collect(),
+            boundaries_us: bounds.micros.clone(),
+            latency: self
+                .latency
+                .iter()
+                .map(|(r, l)| (r.clone(), l.buckets.clone(), l.count, l.sum_us))
+                .collect(),
+        };
+        serde_json::to_value(record).expect("totals serialize")
+    }
+
+    /// The totals a checkpoint kept; `None` when it holds none readable.
+    /// Latency buckets counted with other boundaries (the targets changed)
+    /// are left out: that histogram starts again from zero.
+    pub fn from_json(value: &serde_json::Value, bounds: &LatencyBoundaries) -> Option<Self> {
+        let record: TotalsRecord = serde_json::from_value(value.clone()).ok()?;
+        let outcomes: Vec<&'static str> = StatusClass::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .chain([INNER_FAILURE_LABEL])
+            .collect();
+        let mut methods: Vec<&'static str> = METHODS.to_vec();
+        methods.push(UNKNOWN_METHOD);
+        let mut out = Self::default();
+        for (route, method, outcome, n) in record.requests {
+            if let (Some(m), Some(o)) = (
+                static_label(&methods, &method),
+                static_label(&outcomes, &outcome),
+            ) {
+                out.requests.insert((route, m, o), n);
+            }
+        }
+        out.cancelled = record.cancelled.into_iter().collect();
+        out.cache = record.cache.into_iter().collect();
+        out.slo_events = record
+            .slo_events
+            .into_iter()
+            .map(|(r, name, good, bad)| ((r, name), SloEvents { good, bad }))
+            .collect();
+        if record.boundaries_us == bounds.micros {
+            out.latency = record
+                .latency
+                .into_iter()
+                .filter(|(_, b, _, _)| b.len() == bounds.len() + 1)
+                .map(|(r, buckets, count, sum_us)| {
+                    (
+                        r,
+                        LatencyTotals {
+                            buckets,
+                            count,
+                            sum_us,
+                        },
+                    )
+                })
+                .collect();
+        }
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +365,42 @@ mod tests {
         assert_eq!(at(199_999), Some(0.2));
         assert_eq!(at(200_000), Some(0.25));
         assert_eq!(at(10_000_000), None, "+Inf");
+    }
+
+    #[test]
+    fn totals_survive_a_checkpoint() {
+        use lumen_middleware::wire::{CacheCounts, DecodedSeries, LatencyCounts};
+        let bounds = LatencyBoundaries::with_targets(&[200.0, 500.0]);
+        let mut h =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        h.record_n(150_000, 7).expect("in range");
+        h.record_n(300_000, 3).expect("in range");
+        let series = DecodedSeries {
+            route: Some("/a".into()),
+            latency: LatencyCounts::from_histogram(&h),
+            status: StatusCounts {
+                success: 9,
+                server_error: 1,
+                ..Default::default()
+            },
+            errors: 0,
+            cancelled: 2,
+            cache: CacheCounts { hits: 4, misses: 1 },
+            methods: Default::default(),
+        };
+        let mut totals = CumulativeTotals::default();
+        totals.add(&series, &BudgetRules::default(), &bounds);
+        let json = totals.to_json(&bounds);
+        let back = CumulativeTotals::from_json(&json, &bounds).expect("readable");
+        assert_eq!(back.requests, totals.requests);
+        assert_eq!(back.cancelled, totals.cancelled);
+        assert_eq!(back.cache, totals.cache);
+        assert_eq!(back.slo_events, totals.slo_events);
+        assert_eq!(back.latency, totals.latency);
+        // Other targets, other buckets: the histogram starts again.
+        let other = LatencyBoundaries::with_targets(&[300.0]);
+        let moved = CumulativeTotals::from_json(&json, &other).expect("readable");
+        assert!(moved.latency.is_empty());
+        assert_eq!(moved.requests, totals.requests);
     }
 }

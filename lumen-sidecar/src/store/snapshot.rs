@@ -50,6 +50,8 @@ struct SnapshotOut<'a> {
     version: u32,
     saved_at_ms: u64,
     store: &'a WindowStore,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    totals: Option<&'a serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -61,15 +63,37 @@ struct Header {
 #[derive(Deserialize)]
 struct SnapshotIn {
     store: WindowStore,
+    #[serde(default)]
+    totals: Option<serde_json::Value>,
+}
+
+/// What a snapshot holds: the store, and the cumulative totals the
+/// exported counters continue from (absent in older snapshots).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    /// The window store.
+    pub store: WindowStore,
+    /// The cumulative totals, as the application wrote them.
+    pub totals: Option<serde_json::Value>,
 }
 
 /// Serializes `store` (call under the store's lock; write outside it).
 pub fn encode(store: &WindowStore, now_ms: u64) -> Vec<u8> {
+    encode_with(store, None, now_ms)
+}
+
+/// Serializes `store` and the cumulative `totals` taken with it.
+pub fn encode_with(
+    store: &WindowStore,
+    totals: Option<&serde_json::Value>,
+    now_ms: u64,
+) -> Vec<u8> {
     serde_json::to_vec(&SnapshotOut {
         format: SNAPSHOT_FORMAT,
         version: SNAPSHOT_VERSION,
         saved_at_ms: now_ms,
         store,
+        totals,
     })
     .expect("the store serializes")
 }
@@ -90,6 +114,11 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
 
 /// Reads `path`: `Ok(None)` when there is no file.
 pub fn read(path: &Path) -> Result<Option<WindowStore>, SnapshotError> {
+    Ok(read_all(path)?.map(|r| r.store))
+}
+
+/// Reads `path` with the totals: `Ok(None)` when there is no file.
+pub fn read_all(path: &Path) -> Result<Option<Restored>, SnapshotError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -123,7 +152,10 @@ pub fn read(path: &Path) -> Result<Option<WindowStore>, SnapshotError> {
     let mut snapshot: SnapshotIn =
         serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
     snapshot.store.validate_restored().map_err(corrupt)?;
-    Ok(Some(snapshot.store))
+    Ok(Some(Restored {
+        store: snapshot.store,
+        totals: snapshot.totals,
+    }))
 }
 
 /// Renames a bad snapshot to `<path>.rejected-<now_ms>` so that it is kept
