@@ -263,12 +263,11 @@ async fn sidecar_check(
     Ok((report, body.to_vec(), budget))
 }
 
-/// A check of the whole fleet through a Prometheus query API.
-async fn fleet_check(
+/// The fleet's reader from the command's arguments, and its window.
+async fn reader_and_window(
     fleet: &FleetArgs,
     window: Option<&str>,
-    verbose: bool,
-) -> Result<(SloReport, Vec<u8>, Option<BudgetReport>), String> {
+) -> Result<(lumen_sidecar::fleet::FleetReader, std::time::Duration), String> {
     let reader = fleet_reader(
         fleet.prometheus.as_deref().unwrap_or_default(),
         fleet.service.as_deref(),
@@ -277,6 +276,16 @@ async fn fleet_check(
     )
     .await?;
     let window = window_arg(window, reader.config.window)?;
+    Ok((reader, window))
+}
+
+/// A check of the whole fleet through a Prometheus query API.
+async fn fleet_check(
+    fleet: &FleetArgs,
+    window: Option<&str>,
+    verbose: bool,
+) -> Result<(SloReport, Vec<u8>, Option<BudgetReport>), String> {
+    let (reader, window) = reader_and_window(fleet, window).await?;
     let at = now_ms();
     let report = reader
         .slo_report(window, at)
@@ -296,14 +305,7 @@ async fn fleet_health(
     fleet: &FleetArgs,
     window: Option<&str>,
 ) -> Result<(HealthReport, Vec<u8>), String> {
-    let reader = fleet_reader(
-        fleet.prometheus.as_deref().unwrap_or_default(),
-        fleet.service.as_deref(),
-        fleet.config.as_deref(),
-        fleet.access_token_file.as_deref(),
-    )
-    .await?;
-    let window = window_arg(window, reader.config.window)?;
+    let (reader, window) = reader_and_window(fleet, window).await?;
     let report = reader
         .health(window, now_ms())
         .await
@@ -334,19 +336,11 @@ async fn alerts_watch(
         Ok(_) => return fail(&"--every: at least 1s"),
         Err(e) => return fail(&format!("--every: {e}")),
     };
-    let reader = match fleet_reader(
-        url,
-        fleet.service.as_deref(),
-        fleet.config.as_deref(),
-        fleet.access_token_file.as_deref(),
-    )
-    .await
-    {
+    if url.is_empty() {
+        return fail(&"--prometheus: an empty URL");
+    }
+    let (reader, window) = match reader_and_window(fleet, window).await {
         Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
-    let window = match window_arg(window, reader.config.window) {
-        Ok(w) => w,
         Err(e) => return fail(&e),
     };
     let plan = WatchPlan {

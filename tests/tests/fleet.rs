@@ -156,6 +156,25 @@ fn cli(command: &str, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// `command --prometheus api --service SERVICE --window 10m --json`: the
+/// exit code and the document.
+fn fleet_json(command: &str, api: &str) -> (Option<i32>, serde_json::Value) {
+    let (code, out, err) = cli(
+        command,
+        &[
+            "--prometheus",
+            api,
+            "--service",
+            SERVICE,
+            "--window",
+            "10m",
+            "--json",
+        ],
+    );
+    let doc = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (code, doc)
+}
+
 fn slo<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     doc["slos"]
         .as_array()
@@ -252,17 +271,7 @@ async fn the_fleet_check_reports_what_one_sidecar_fed_everything_reports() {
     let whole = reference.slo("10m").await;
     assert_eq!(whole["requests"], total, "{whole}");
 
-    let (code, out, err) = check(&[
-        "--prometheus",
-        &api,
-        "--service",
-        SERVICE,
-        "--window",
-        "10m",
-        "--json",
-    ]);
-    let fleet: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let (code, fleet) = fleet_json("check", &api);
     assert_eq!(fleet["scope"]["kind"], "fleet", "{fleet}");
     assert_eq!(fleet["scope"]["instances"], 3, "{fleet}");
     for key in ["requests", "counts", "cache", "status", "compliance_rate"] {
@@ -279,7 +288,7 @@ async fn the_fleet_check_reports_what_one_sidecar_fed_everything_reports() {
             Some("CRITICAL") => 2,
             _ => 3,
         })),
-        "the exit code is the status's: {err}"
+        "the exit code is the status's: {fleet}"
     );
     let met: Vec<&serde_json::Value> = whole["slos"]
         .as_array()
@@ -351,20 +360,7 @@ async fn the_fleet_check_reports_what_one_sidecar_fed_everything_reports() {
 
     // Health over the fleet: the same SLO verdicts, the ROI of every
     // instance's hits against the whole cache's cost, charged once.
-    let (code, out, err) = cli(
-        "health",
-        &[
-            "--prometheus",
-            &api,
-            "--service",
-            SERVICE,
-            "--window",
-            "10m",
-            "--json",
-        ],
-    );
-    let health: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let (code, health) = fleet_json("health", &api);
     assert_eq!(
         health["slo"]["compliance_rate"], whole["compliance_rate"],
         "{health}"
