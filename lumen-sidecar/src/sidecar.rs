@@ -46,6 +46,44 @@ pub enum ServeError {
     },
 }
 
+/// The window store's memory budget: the configured one, else a share of
+/// the container's memory limit; said in the log either way.
+fn set_store_budget(state: &AppState) {
+    use crate::app::memory_limit::{STORE_SHARE_OF_LIMIT, container_memory_limit};
+    let mib = |b: u64| b / (1 << 20);
+    let budget = match state.config.store_max_bytes {
+        Some(b) => {
+            tracing::info!(
+                budget_mib = mib(b),
+                "store memory budget from store.max_bytes"
+            );
+            Some(b)
+        }
+        None => match container_memory_limit() {
+            Some(limit) => {
+                let b = (limit as f64 * STORE_SHARE_OF_LIMIT) as u64;
+                tracing::info!(
+                    budget_mib = mib(b),
+                    limit_mib = mib(limit),
+                    share = STORE_SHARE_OF_LIMIT,
+                    "store memory budget: a share of the container's memory limit"
+                );
+                Some(b)
+            }
+            None => {
+                tracing::info!(
+                    "no container memory limit found and no store.max_bytes: the store has no memory budget"
+                );
+                None
+            }
+        },
+    };
+    if let Some(b) = budget {
+        state.set_store_budget(usize::try_from(b).unwrap_or(usize::MAX));
+        state.fit_store_budget(now_ms());
+    }
+}
+
 /// Replays the write-ahead log in `dir` into `state`, then starts its
 /// writer on a new segment.
 fn open_wal(state: &Arc<AppState>, dir: &std::path::Path) -> std::io::Result<()> {
@@ -82,6 +120,7 @@ impl Sidecar {
             .map_err(|source| ServeError::Bind { addr, source })?;
         let state = Arc::new(AppState::new(config, store));
         state.restore_totals(totals);
+        set_store_budget(&state);
         if let Some(dir) = state.config.state_dir.clone() {
             open_wal(&state, &dir).map_err(|source| ServeError::Wal {
                 dir: dir.clone(),
@@ -186,7 +225,10 @@ async fn housekeeping(state: Arc<AppState>, mut stop: Shutdown) {
     loop {
         tokio::select! {
             () = stop.fired() => return,
-            _ = evict.tick() => state.store().evict(now_ms()),
+            _ = evict.tick() => {
+                state.store().evict(now_ms());
+                state.fit_store_budget(now_ms());
+            }
             _ = snap.tick() => {
                 let s = Arc::clone(&state);
                 let _ = tokio::task::spawn_blocking(move || save_snapshot(&s)).await;

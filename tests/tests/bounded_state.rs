@@ -45,9 +45,39 @@ fn batch(seq: u64, routes: std::ops::Range<u64>) -> String {
     .expect("serializes")
 }
 
+/// `text` without ANSI colour sequences.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_routes_folds_into_other_and_counts_stay_exact() {
-    let sidecar = SidecarProc::start(free_port(), &[("LUMEN_MAX_ROUTES", "50")]).await;
+    let sidecar = SidecarProc::start(
+        free_port(),
+        &[
+            ("LUMEN_MAX_ROUTES", "50"),
+            ("LUMEN_STORE_MAX_BYTES", "8MiB"),
+        ],
+    )
+    .await;
+    let log = plain(&sidecar.proc.log_text());
+    assert!(
+        log.contains("store memory budget from store.max_bytes") && log.contains("budget_mib=8"),
+        "the sidecar says its memory budget: {log}"
+    );
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
     for seq in 1..=20_u64 {

@@ -10,6 +10,7 @@
 mod checkpoint;
 mod clock;
 mod evaluation;
+pub mod memory_limit;
 mod shutdown;
 mod state;
 mod stats;

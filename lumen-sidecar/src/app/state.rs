@@ -55,6 +55,7 @@ pub struct AppState {
     boundaries: LatencyBoundaries,
     histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
     wal: OnceLock<WalHandle>,
+    store_budget: OnceLock<usize>,
     deployments: Mutex<Option<crate::eval::Deployments>>,
     pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
 }
@@ -78,6 +79,7 @@ impl AppState {
             totals: Mutex::new(CumulativeTotals::default()),
             histogram_feed: OnceLock::new(),
             wal: OnceLock::new(),
+            store_budget: OnceLock::new(),
             deployments: Mutex::new(None),
             evaluation_cache: Mutex::new(None),
         }
@@ -141,6 +143,51 @@ impl AppState {
             }
         }
         Ok(applied)
+    }
+
+    /// Sets the window store's memory budget (bytes).
+    pub fn set_store_budget(&self, bytes: usize) {
+        let _ = self.store_budget.set(bytes);
+    }
+
+    /// The window store's memory budget, when there is one.
+    pub fn store_budget(&self) -> Option<usize> {
+        self.store_budget.get().copied()
+    }
+
+    /// Keeps the store within its budget (see
+    /// [`WindowStore::fit_budget`]); counts and logs what it merged or dropped.
+    pub fn fit_store_budget(&self, now_ms: u64) {
+        let Some(budget) = self.store_budget() else {
+            return;
+        };
+        let fit = self.store().fit_budget(budget, now_ms);
+        if fit.merged_slots + fit.dropped_minutes == 0 {
+            return;
+        }
+        self.stats
+            .store_merged_slots
+            .fetch_add(fit.merged_slots as u64, Ordering::Relaxed);
+        self.stats
+            .store_dropped_minutes
+            .fetch_add(fit.dropped_minutes as u64, Ordering::Relaxed);
+        if fit.dropped_minutes > 0 {
+            tracing::error!(
+                budget_bytes = budget,
+                before_bytes = fit.before_bytes,
+                after_bytes = fit.after_bytes,
+                dropped_minutes = fit.dropped_minutes,
+                "the store was over its memory budget even merged: its oldest hours were dropped"
+            );
+        } else {
+            tracing::warn!(
+                budget_bytes = budget,
+                before_bytes = fit.before_bytes,
+                after_bytes = fit.after_bytes,
+                merged_slots = fit.merged_slots,
+                "the store was over its memory budget: old minutes merged into 10-minute and hour blocks"
+            );
+        }
     }
 
     /// Connects the write-ahead log's writer.

@@ -73,6 +73,10 @@ pub struct IngestStats {
     pub wal_replayed: AtomicU64,
     /// Series whose route was folded into `other` (the route cap was reached).
     pub routes_folded: AtomicU64,
+    /// Minute slots merged into coarser blocks to keep the memory budget.
+    pub store_merged_slots: AtomicU64,
+    /// Minute slots dropped (oldest first) to keep the memory budget.
+    pub store_dropped_minutes: AtomicU64,
 }
 
 impl IngestStats {

@@ -232,6 +232,9 @@ pub struct SidecarConfig {
     pub state_dir: Option<PathBuf>,
     /// Distinct routes held before new ones fold into `other`.
     pub max_routes: usize,
+    /// The window store's memory budget, bytes (else from the container's
+    /// memory limit, when it has one).
+    pub store_max_bytes: Option<u64>,
     /// Snapshot period.
     pub snapshot_interval: Duration,
     /// The OTLP export.
@@ -265,6 +268,7 @@ impl Default for SidecarConfig {
             snapshot_path: None,
             state_dir: None,
             max_routes: crate::store::DEFAULT_MAX_ROUTES,
+            store_max_bytes: None,
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
             export: ExportConfig::default(),
             roi: RoiConfig::default(),

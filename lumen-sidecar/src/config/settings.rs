@@ -254,6 +254,36 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| Some(Shown::Whole(c.max_routes as u64)),
     },
     Setting {
+        key: Some("store.max_bytes"),
+        env: &["LUMEN_STORE_MAX_BYTES"],
+        default: "30 % of the container's memory limit, else none",
+        help: "the window store's memory budget (bytes, or with KiB, MiB, GiB): beyond it minutes older than 1 h are merged into 10-minute blocks, older than 6 h into hours, and only then the oldest hours dropped",
+        set: |d, v| {
+            let v = v.trim();
+            let (number, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+                Some(at) => (&v[..at], v[at..].trim()),
+                None => (v, ""),
+            };
+            let scale: u64 = match unit {
+                "" => 1,
+                "KiB" => 1 << 10,
+                "MiB" => 1 << 20,
+                "GiB" => 1 << 30,
+                _ => return Err("a size in bytes, KiB, MiB or GiB".into()),
+            };
+            let n: u64 = number
+                .parse()
+                .map_err(|_| "a size in bytes, KiB, MiB or GiB".to_owned())?;
+            let bytes = n.saturating_mul(scale);
+            if bytes < 1 << 20 {
+                return Err("at least 1MiB".into());
+            }
+            d.config.store_max_bytes = Some(bytes);
+            Ok(())
+        },
+        show: |c| c.store_max_bytes.map(Shown::Whole),
+    },
+    Setting {
         key: Some("store.state_dir"),
         env: &["LUMEN_STATE_DIR"],
         default: "none",

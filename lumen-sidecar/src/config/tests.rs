@@ -335,6 +335,7 @@ fn every_file_key_is_shown_and_read_back() {
             "server.auth_token",
             "store.snapshot_path",
             "store.state_dir",
+            "store.max_bytes",
             "export.endpoint",
             "export.quota_project",
             "roi.instances",
@@ -373,4 +374,28 @@ fn the_readme_table_is_the_settings_table() {
         readme.contains(&table),
         "README.md's configuration table differs from the settings; replace it with:\n{table}"
     );
+}
+
+#[test]
+fn store_limits_are_read_and_checked() {
+    let c = load(
+        None,
+        &[
+            ("LUMEN_STORE_MAX_BYTES", "64MiB"),
+            ("LUMEN_MAX_ROUTES", "40"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(c.store_max_bytes, Some(64 << 20));
+    assert_eq!(c.max_routes, 40);
+    let c = load(Some("[store]\nmax_bytes = \"2GiB\"\n"), &[]).expect("valid");
+    assert_eq!(c.store_max_bytes, Some(2 << 30));
+    for (key, bad, says) in [
+        ("LUMEN_STORE_MAX_BYTES", "12", "at least 1MiB"),
+        ("LUMEN_STORE_MAX_BYTES", "5XB", "KiB, MiB or GiB"),
+        ("LUMEN_MAX_ROUTES", "0", "from 1 to 10000"),
+    ] {
+        let e = load(None, &[(key, bad)]).expect_err("refused").to_string();
+        assert!(e.contains(key) && e.contains(says), "{e}");
+    }
 }

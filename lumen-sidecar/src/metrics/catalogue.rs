@@ -534,6 +534,18 @@ pub static CATALOGUE: &[MetricDef] = &[
         |s| count(&s.app.stats.routes_folded),
     ),
     own_counter(
+        "lumen_store_merged_slots_total",
+        &[],
+        "Minute slots merged into 10-minute or hour blocks to keep the store within store.max_bytes",
+        |s| count(&s.app.stats.store_merged_slots),
+    ),
+    own_counter(
+        "lumen_store_dropped_minutes_total",
+        &[],
+        "Minute slots dropped, oldest first, because merging could not keep the store within store.max_bytes",
+        |s| count(&s.app.stats.store_dropped_minutes),
+    ),
+    own_counter(
         "lumen_wal_appended_total",
         &[],
         "Batches written to the write-ahead log and synced before their answer",

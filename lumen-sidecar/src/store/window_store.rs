@@ -142,6 +142,19 @@ impl BudgetRules {
     }
 }
 
+/// What [`WindowStore::fit_budget`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BudgetFit {
+    /// The store's estimated heap bytes before.
+    pub before_bytes: usize,
+    /// And after.
+    pub after_bytes: usize,
+    /// Minute slots merged into coarser blocks.
+    pub merged_slots: usize,
+    /// Minute slots dropped (oldest first) because merging was not enough.
+    pub dropped_minutes: usize,
+}
+
 /// Route label as stored: `None` for requests without one.
 pub type RouteKey = Option<Arc<str>>;
 
@@ -578,6 +591,73 @@ impl WindowStore {
     /// them. For measuring evaluations from cold.
     pub fn drop_caches(&mut self) {
         *self.rollups.get_mut() = Default::default();
+    }
+
+    /// Merges the minutes before minute `before` into blocks of `size`
+    /// minutes, each kept at its block's first minute; returns how many
+    /// slots that removed. Sums over whole blocks are unchanged; a window
+    /// whose edge falls inside a merged block counts the block whole when
+    /// it holds the block's first minute, else not at all.
+    pub fn coarsen(&mut self, before: u64, size: u64) -> usize {
+        let size = size.max(1);
+        let old: Vec<u64> = self
+            .minutes
+            .range(..before)
+            .map(|(m, _)| *m)
+            .filter(|m| !m.is_multiple_of(size))
+            .collect();
+        let removed = old.len();
+        for minute in old {
+            let Some(slots) = self.minutes.remove(&minute) else {
+                continue;
+            };
+            let block = self.minutes.entry(minute / size * size).or_default();
+            for (key, slot) in slots.0 {
+                let into = block.0.entry(key).or_default();
+                into.counts.add(&slot.counts);
+                into.latency.merge(&slot.latency);
+            }
+        }
+        removed
+    }
+
+    /// Keeps the store's memory within `max_bytes`: drops the rollup
+    /// caches, then merges minutes older than an hour into 10-minute
+    /// blocks, then those older than 6 hours into hours, and only then
+    /// drops the oldest hours. Recent minutes are never touched first.
+    pub fn fit_budget(&mut self, max_bytes: usize, now_ms: u64) -> BudgetFit {
+        let mut fit = BudgetFit {
+            before_bytes: self.heap_bytes(),
+            ..BudgetFit::default()
+        };
+        fit.after_bytes = fit.before_bytes;
+        if fit.after_bytes <= max_bytes {
+            return fit;
+        }
+        self.drop_caches();
+        let now = now_ms / MINUTE_MS;
+        for (age, size) in [(60, 10), (6 * 60, 60)] {
+            fit.merged_slots += self.coarsen(now.saturating_sub(age), size);
+            fit.after_bytes = self.heap_bytes();
+            if fit.after_bytes <= max_bytes {
+                return fit;
+            }
+        }
+        // The last hour is kept whatever it costs.
+        let last_hour = now.saturating_sub(59);
+        while fit.after_bytes > max_bytes {
+            let Some((&oldest, _)) = self.minutes.first_key_value() else {
+                break;
+            };
+            if oldest >= last_hour {
+                break;
+            }
+            let kept = self.minutes.split_off(&(oldest + 60).min(last_hour));
+            fit.dropped_minutes += self.minutes.len();
+            self.minutes = kept;
+            fit.after_bytes = self.heap_bytes();
+        }
+        fit
     }
 
     /// The dedup ledger (instances, their seqs and process figures).

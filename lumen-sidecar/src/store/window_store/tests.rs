@@ -374,3 +374,56 @@ fn a_clock_stepped_an_hour_either_way_breaks_and_doubles_nothing() {
         0
     );
 }
+
+#[test]
+fn a_byte_budget_coarsens_old_minutes_first_and_keeps_the_recent_ones_exact() {
+    let mut s = store();
+    let now = T0 + (24 * 60 - 1) * MINUTE_MS + 30_000;
+    let mut seq = 0;
+    // From the first whole hour on, so that no merged block straddles the
+    // day window's edge (a straddling block counts whole or not at all).
+    let first_hour = (60 - (T0 / MINUTE_MS) % 60) % 60;
+    for minute in first_hour..24 * 60_u64 {
+        for route in ["/a", "/b", "/c"] {
+            seq += 1;
+            let start = T0 + minute * MINUTE_MS + 1_000;
+            // Latencies that differ from minute to minute, as real ones do.
+            let b = batch(
+                "i1",
+                seq,
+                start,
+                vec![series(Some(route), 9, 1, 1_000 + (minute % 97) * 1_013)],
+            );
+            assert!(matches!(s.apply(&b, now), Ok(Applied::Stored { .. })));
+        }
+    }
+    let day = Duration::from_secs(24 * 3600);
+    let recent = Duration::from_secs(30 * 60);
+    let day_before = s.window(now, day);
+    let recent_before = s.window(now, recent);
+    let bytes = s.heap_bytes();
+
+    let fit = s.fit_budget(bytes / 3, now);
+    assert!(fit.after_bytes <= bytes / 3, "{fit:?} of {bytes}");
+    assert!(fit.merged_slots > 0);
+    assert_eq!(fit.dropped_minutes, 0, "merging was enough");
+    // Nothing lost over the day; the last half hour is untouched.
+    let day_after = s.window(now, day);
+    assert_eq!(day_after.total.counts, day_before.total.counts);
+    assert_eq!(
+        day_after.total.latency.total(),
+        day_before.total.latency.total()
+    );
+    let recent_after = s.window(now, recent);
+    assert_eq!(recent_after.total.counts, recent_before.total.counts);
+    assert_eq!(recent_after.total.latency, recent_before.total.latency);
+
+    // A budget merging cannot meet drops the oldest hours, never the last.
+    let fit = s.fit_budget(1, now);
+    assert!(fit.dropped_minutes > 0);
+    assert_eq!(
+        s.window(now, recent).total.counts,
+        recent_before.total.counts,
+        "the last hour is kept whatever it costs"
+    );
+}
