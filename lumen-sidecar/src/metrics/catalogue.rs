@@ -540,7 +540,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         |s| count(&s.app.stats.store_merged_slots),
     ),
     own_counter(
-        "lumen_store_dropped_minutes_total",
+        "lumen_store_dropped_slots_total",
         &[],
         "Minute slots dropped, oldest first, because merging could not keep the store within store.max_bytes",
         |s| count(&s.app.stats.store_dropped_minutes),
