@@ -67,8 +67,9 @@ pub fn save_snapshot(state: &AppState) {
     let Some(path) = &state.config.snapshot_file() else {
         return;
     };
-    // Copy under the lock, encode outside it: ingest waits for a clone, not
-    // for JSON.
+    // Copy under the lock, write outside it: the copy shares every minute
+    // with the store (copy on write), so ingest waits for a few thousand
+    // reference counts, not for a copy of the data nor for the JSON.
     let (copy, totals, covered) = {
         let store = state.store();
         // Under the store's lock the totals agree with the store: both
@@ -80,9 +81,8 @@ pub fn save_snapshot(state: &AppState) {
             state.wal().map(|w| w.seal_for_checkpoint()),
         )
     };
-    let bytes = snapshot::encode_with(&copy, Some(&totals), now_ms());
-    match snapshot::write(path, &bytes) {
-        Ok(()) => {
+    match snapshot::write_streamed(path, &copy, Some(&totals), now_ms()) {
+        Ok(bytes) => {
             state
                 .stats
                 .snapshots_written
@@ -91,7 +91,7 @@ pub fn save_snapshot(state: &AppState) {
                 (Some(wal), Some(n)) => wal.delete_covered(n),
                 _ => 0,
             };
-            tracing::debug!(path = %path.display(), bytes = bytes.len(), log_segments_deleted = deleted, "snapshot written");
+            tracing::debug!(path = %path.display(), bytes, log_segments_deleted = deleted, "snapshot written");
         }
         Err(e) => {
             state

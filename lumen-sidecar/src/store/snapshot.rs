@@ -77,23 +77,15 @@ pub struct Restored {
     pub totals: Option<serde_json::Value>,
 }
 
-/// Serializes `store` (call under the store's lock; write outside it).
+/// Serializes `store` alone (a snapshot without totals, as older builds
+/// wrote them).
 pub fn encode(store: &WindowStore, now_ms: u64) -> Vec<u8> {
-    encode_with(store, None, now_ms)
-}
-
-/// Serializes `store` and the cumulative `totals` taken with it.
-pub fn encode_with(
-    store: &WindowStore,
-    totals: Option<&serde_json::Value>,
-    now_ms: u64,
-) -> Vec<u8> {
     serde_json::to_vec(&SnapshotOut {
         format: SNAPSHOT_FORMAT,
         version: SNAPSHOT_VERSION,
         saved_at_ms: now_ms,
         store,
-        totals,
+        totals: None,
     })
     .expect("the store serializes")
 }
@@ -110,6 +102,40 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
     file.sync_all().map_err(io)?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Writes `store` and `totals` to `path` atomically, streamed: the JSON is
+/// never held whole in memory. Returns the bytes written.
+pub fn write_streamed(
+    path: &Path,
+    store: &WindowStore,
+    totals: Option<&serde_json::Value>,
+    now_ms: u64,
+) -> Result<u64, SnapshotError> {
+    let io = |source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+    serde_json::to_writer(
+        &mut out,
+        &SnapshotOut {
+            format: SNAPSHOT_FORMAT,
+            version: SNAPSHOT_VERSION,
+            saved_at_ms: now_ms,
+            store,
+            totals,
+        },
+    )
+    .map_err(|e| io(std::io::Error::other(e)))?;
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    let written = file.metadata().map_err(io)?.len();
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(written)
 }
 
 /// Reads `path`: `Ok(None)` when there is no file.
@@ -208,5 +234,17 @@ mod tests {
         )
         .expect("write");
         assert!(matches!(read(&path), Err(SnapshotError::Foreign { .. })));
+    }
+
+    #[test]
+    fn a_streamed_snapshot_reads_back_with_its_totals() {
+        let path = temp("streamed");
+        let store = WindowStore::new(Duration::from_secs(86_400));
+        let totals = serde_json::json!({ "requests": [] });
+        let written = write_streamed(&path, &store, Some(&totals), 7).expect("written");
+        assert_eq!(written, std::fs::metadata(&path).expect("a file").len());
+        let back = read_all(&path).expect("reads").expect("present");
+        assert_eq!(back.store, store);
+        assert_eq!(back.totals, Some(totals));
     }
 }

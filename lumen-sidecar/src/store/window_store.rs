@@ -218,7 +218,10 @@ pub struct WindowData {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowStore {
     retention_minutes: u64,
-    minutes: BTreeMap<u64, MinuteSlots>,
+    /// Each minute behind an `Arc`: a checkpoint's copy of the store shares
+    /// every minute it does not see change (copy on write), so taking it
+    /// costs no second copy of the data and holds the lock only briefly.
+    minutes: BTreeMap<u64, Arc<MinuteSlots>>,
     ledger: InstanceLedger,
     service: Option<String>,
     revision: Option<String>,
@@ -238,7 +241,7 @@ pub struct WindowStore {
     /// Merged 10-minute and hour blocks, built when a window first needs
     /// them and dropped when a batch lands in them: a cache, not state.
     #[serde(skip)]
-    rollups: RefCell<[BTreeMap<u64, MinuteSlots>; 2]>,
+    rollups: RefCell<[BTreeMap<u64, Arc<MinuteSlots>>; 2]>,
 }
 
 /// Block lengths of the two rollup tiers, in minutes.
@@ -362,10 +365,7 @@ impl WindowStore {
                 cache_misses: series.cache.misses,
             };
             requests = requests.saturating_add(counts.requests());
-            let slot = self
-                .minutes
-                .entry(minute)
-                .or_default()
+            let slot = Arc::make_mut(self.minutes.entry(minute).or_default())
                 .0
                 .entry(key)
                 .or_default();
@@ -498,8 +498,8 @@ impl WindowStore {
         }
         for (tier, start) in &plan {
             match tier {
-                None => blocks.extend(self.minutes.get(start)),
-                Some(tier) => blocks.push(&rollups[*tier][start]),
+                None => blocks.extend(self.minutes.get(start).map(|m| &**m)),
+                Some(tier) => blocks.push(&*rollups[*tier][start]),
             }
         }
         let mut per_route: BTreeMap<&RouteKey, Vec<&RouteSlot>> = BTreeMap::new();
@@ -549,7 +549,7 @@ impl WindowStore {
     /// tier below (or the minutes) when missing.
     fn rollup<'a>(
         &self,
-        rollups: &'a mut [BTreeMap<u64, MinuteSlots>; 2],
+        rollups: &'a mut [BTreeMap<u64, Arc<MinuteSlots>>; 2],
         tier: usize,
         start: u64,
     ) -> &'a MinuteSlots {
@@ -559,7 +559,7 @@ impl WindowStore {
                 parts.extend(
                     self.minutes
                         .range(start..start + ROLLUP_MINUTES[0])
-                        .map(|(_, s)| s),
+                        .map(|(_, s)| &**s),
                 );
             } else {
                 let below = ROLLUP_MINUTES[tier - 1];
@@ -569,10 +569,14 @@ impl WindowStore {
                 for block in &blocks {
                     self.rollup(rollups, tier - 1, *block);
                 }
-                parts.extend(blocks.iter().filter_map(|b| rollups[tier - 1].get(b)));
+                parts.extend(
+                    blocks
+                        .iter()
+                        .filter_map(|b| rollups[tier - 1].get(b).map(|m| &**m)),
+                );
             }
             let merged = merge_slots(&parts);
-            rollups[tier].insert(start, merged);
+            rollups[tier].insert(start, Arc::new(merged));
         }
         &rollups[tier][&start]
     }
@@ -611,8 +615,8 @@ impl WindowStore {
             let Some(slots) = self.minutes.remove(&minute) else {
                 continue;
             };
-            let block = self.minutes.entry(minute / size * size).or_default();
-            for (key, slot) in slots.0 {
+            let block = Arc::make_mut(self.minutes.entry(minute / size * size).or_default());
+            for (key, slot) in Arc::unwrap_or_clone(slots).0 {
                 let into = block.0.entry(key).or_default();
                 into.counts.add(&slot.counts);
                 into.latency.merge(&slot.latency);

@@ -427,3 +427,52 @@ fn a_byte_budget_coarsens_old_minutes_first_and_keeps_the_recent_ones_exact() {
         "the last hour is kept whatever it costs"
     );
 }
+
+#[test]
+fn a_copy_shares_its_minutes_until_one_changes() {
+    let mut s = store();
+    for seq in 1..=3 {
+        let b = batch(
+            "i1",
+            seq,
+            T0 + (seq - 1) * MINUTE_MS,
+            vec![series(Some("/a"), 5, 0, 900)],
+        );
+        assert!(matches!(
+            s.apply(&b, T0 + 5 * MINUTE_MS),
+            Ok(Applied::Stored { .. })
+        ));
+    }
+    let copy = s.clone();
+    assert!(
+        s.minutes
+            .iter()
+            .zip(&copy.minutes)
+            .all(|((_, a), (_, b))| Arc::ptr_eq(a, b)),
+        "a checkpoint's copy costs no second copy of the data"
+    );
+    // A late batch for the second minute: only that minute is copied.
+    let late = batch(
+        "i1",
+        4,
+        T0 + MINUTE_MS + 30_000,
+        vec![series(Some("/a"), 1, 0, 900)],
+    );
+    assert!(matches!(
+        s.apply(&late, T0 + 5 * MINUTE_MS),
+        Ok(Applied::Stored { .. })
+    ));
+    let shared: Vec<bool> = s
+        .minutes
+        .iter()
+        .zip(&copy.minutes)
+        .map(|((_, a), (_, b))| Arc::ptr_eq(a, b))
+        .collect();
+    assert_eq!(shared, [true, false, true]);
+    let w = Duration::from_secs(3600);
+    assert_eq!(
+        copy.window(T0 + 5 * MINUTE_MS, w).total.counts.requests(),
+        15
+    );
+    assert_eq!(s.window(T0 + 5 * MINUTE_MS, w).total.counts.requests(), 16);
+}
