@@ -81,6 +81,17 @@ pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<
 /// A store holding `minutes` of one-minute batches for `routes` routes with
 /// `per_minute` requests each, ending at the returned `now_ms`.
 pub fn filled_store(routes: usize, minutes: u64, per_minute: u64) -> (WindowStore, u64) {
+    filled_store_within(routes, minutes, per_minute, None)
+}
+
+/// As [`filled_store`], keeping the store within `budget` bytes as the
+/// sidecar does (once a simulated hour).
+pub fn filled_store_within(
+    routes: usize,
+    minutes: u64,
+    per_minute: u64,
+    budget: Option<usize>,
+) -> (WindowStore, u64) {
     let mut store = WindowStore::new(Duration::from_secs(24 * 3600));
     let now_ms = T0_MS + minutes * MINUTE_MS - 1;
     // Latency samples are reused across minutes (drawing 10^8 values would
@@ -102,6 +113,11 @@ pub fn filled_store(routes: usize, minutes: u64, per_minute: u64) -> (WindowStor
         store
             .apply(&batch, now_ms)
             .expect("batches are within the clock");
+        if let Some(b) = budget
+            && m % 60 == 59
+        {
+            store.fit_budget(b, T0_MS + (m + 1) * MINUTE_MS - 1);
+        }
     }
     (store, now_ms)
 }

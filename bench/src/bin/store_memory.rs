@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use lumen_bench::workload::filled_store;
+use lumen_bench::workload::{filled_store, filled_store_within};
 use lumen_bench::workspace_root;
 
 /// Requests per route per minute.
@@ -50,6 +50,55 @@ fn measure(routes: usize) {
     println!("{line}");
 }
 
+/// The peak resident memory of this process so far.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// The Cloud Run kit's sidecar memory limit.
+const KIT_LIMIT: u64 = 256 << 20;
+
+/// 64 routes × 24 h within the budget the sidecar gives itself in the kit
+/// (30 % of 256 MiB), then a 24 h evaluation and a checkpoint: the peak RSS
+/// and the checkpoint file against the kit's limit.
+fn measure_bounded() {
+    let budget = (KIT_LIMIT as f64 * 0.30) as usize;
+    let (store, now_ms) = filled_store_within(64, MINUTES, PER_MINUTE, Some(budget));
+    let after_fill = rss_bytes();
+    let data = store.window(now_ms, std::time::Duration::from_secs(86_400));
+    assert_eq!(data.total.counts.requests(), 64 * MINUTES * PER_MINUTE);
+    drop(data);
+    let path = std::env::temp_dir().join(format!(
+        "lumen-bench-checkpoint-{}.json",
+        std::process::id()
+    ));
+    let copy = store.clone();
+    let file = lumen_sidecar::store::snapshot::write_streamed(&path, &copy, None, now_ms)
+        .expect("checkpoint written");
+    drop(copy);
+    let _ = std::fs::remove_file(&path);
+    let peak = peak_rss_bytes();
+    println!(
+        "{}",
+        serde_json::json!({
+            "routes": 64,
+            "budget_bytes": budget,
+            "store_heap_bytes": store.heap_bytes(),
+            "rss_after_fill_bytes": after_fill,
+            "peak_rss_bytes": peak,
+            "checkpoint_bytes": file,
+            "share_of_kit_limit": (peak + file) as f64 / KIT_LIMIT as f64,
+        })
+    );
+}
+
 /// The budget ledger after 30 days (service totals: no route dimension).
 fn measure_budget() {
     use lumen_sidecar::store::{BudgetCounts, BudgetLedger};
@@ -83,6 +132,10 @@ fn measure_budget() {
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("budget") {
         measure_budget();
+        return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("bounded") {
+        measure_bounded();
         return;
     }
     if let Some(routes) = std::env::args().nth(1).and_then(|a| a.parse().ok()) {
