@@ -654,3 +654,93 @@ async fn rejected_points_are_counted_never_taken_for_sent() {
         "nothing was accepted whole"
     );
 }
+
+/// The resident memory of a process, from /proc.
+fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_hangs_for_several_exports_costs_bounded_memory_and_loses_no_count() {
+    let (gate, gated) = watch::channel(false);
+    let held = || Answer::Hold(gated.clone(), Box::new(Answer::Accept));
+    let receiver = Receiver::http(vec![held(), held(), held(), held()]).await;
+    let endpoint = format!("http://{}", receiver.addr);
+    let sidecar = SidecarProc::start(
+        free_port(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "10000"),
+        ],
+    )
+    .await;
+    ship_known_load(sidecar.addr).await;
+    // Exports time out one after another against the hung endpoint…
+    eventually(
+        "a first export given up",
+        Duration::from_secs(60),
+        || async { (export_counter(&sidecar, "failed").await? >= 1).then_some(()) },
+    )
+    .await;
+    let rss_first = rss_of(sidecar.proc.id());
+    eventually(
+        "a second export given up",
+        Duration::from_secs(60),
+        || async { (export_counter(&sidecar, "failed").await? >= 2).then_some(()) },
+    )
+    .await;
+    // …costing no memory that grows with them, and ingest goes on.
+    let rss_second = rss_of(sidecar.proc.id());
+    assert!(
+        rss_second <= rss_first + 8 * 1024 * 1024,
+        "RSS {rss_first} → {rss_second} over one more hung export"
+    );
+    assert_eq!(sidecar.slo("5m").await["requests"], 1000);
+    let metrics_text = get_ok(&format!("{}/metrics", sidecar.base())).await;
+    let dropped = metrics_text
+        .lines()
+        .find_map(|l| l.strip_prefix("lumen_otlp_points_dropped_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        dropped > 0,
+        "the failed exports' points are counted: {metrics_text}"
+    );
+    // When the endpoint answers again, the cumulative counters carry every
+    // request: nothing was lost with the failed exports.
+    gate.send_replace(true);
+    eventually(
+        "an export accepted again",
+        Duration::from_secs(60),
+        || async { (export_counter(&sidecar, "sent").await? >= 1).then_some(()) },
+    )
+    .await;
+    let last = receiver
+        .received()
+        .into_iter()
+        .rev()
+        .find(|r| r.status == 200)
+        .expect("an accepted export");
+    let counter = metrics(&last.request, "http_server_requests_total");
+    let Some(metric::Data::Sum(sum)) = &counter[0].data else {
+        panic!("a sum")
+    };
+    let total: i64 = sum
+        .data_points
+        .iter()
+        .filter_map(|p| match p.value {
+            Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => {
+                Some(i)
+            }
+            _ => None,
+        })
+        .sum();
+    assert_eq!(total, 1000);
+}
