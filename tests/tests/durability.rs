@@ -146,7 +146,7 @@ async fn sigkill_five_times_under_load_loses_and_doubles_nothing() {
     // after the last one.
     let segments = lumen_sidecar::store::wal::list_segments(&dir).expect("the state dir");
     assert!(segments.len() <= 3, "{segments:?}");
-    assert!(dir.join("checkpoint.json").exists());
+    assert!(dir.join("checkpoint.bin").exists());
     // The exported counters continued through every kill: the checkpoint
     // keeps them with the store, the log replays the rest.
     let metrics = get_ok(&format!("{}/metrics", sidecar.base())).await;

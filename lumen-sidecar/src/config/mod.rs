@@ -252,7 +252,7 @@ pub struct SidecarConfig {
 }
 
 /// The checkpoint's name in the state directory.
-pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 
 impl Default for SidecarConfig {
     fn default() -> Self {
@@ -414,7 +414,7 @@ impl SidecarConfig {
         Ok(draft.config)
     }
 
-    /// The checkpoint file: `snapshot_path`, else `checkpoint.json` in the
+    /// The checkpoint file: `snapshot_path`, else `checkpoint.bin` in the
     /// state directory.
     pub fn snapshot_file(&self) -> Option<PathBuf> {
         self.snapshot_path

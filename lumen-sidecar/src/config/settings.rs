@@ -287,7 +287,7 @@ pub static SETTINGS: &[Setting] = &[
         key: Some("store.state_dir"),
         env: &["LUMEN_STATE_DIR"],
         default: "none",
-        help: "directory of the write-ahead log: every batch is written and synced there before it is acknowledged, and replayed at start after the checkpoint (checkpoint.json there, unless store.snapshot_path names another file)",
+        help: "directory of the write-ahead log: every batch is written and synced there before it is acknowledged, and replayed at start after the checkpoint (checkpoint.bin there, unless store.snapshot_path names another file)",
         set: |d, v| {
             d.config.state_dir = (!v.is_empty()).then(|| PathBuf::from(v));
             Ok(())

@@ -12,6 +12,10 @@ use super::WindowStore;
 
 /// The `format` field every snapshot carries.
 pub const SNAPSHOT_FORMAT: &str = "lumen-sidecar-snapshot";
+/// The first bytes of a binary checkpoint (CBOR after a 12-byte header:
+/// these 8 bytes and the version, u32 little-endian). A file starting with
+/// `{` is an older JSON snapshot, still read.
+pub const CHECKPOINT_MAGIC: &[u8; 8] = b"LUMENCKP";
 /// The snapshot version this build writes and reads.
 pub const SNAPSHOT_VERSION: u32 = 1;
 
@@ -104,8 +108,9 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Writes `store` and `totals` to `path` atomically, streamed: the JSON is
-/// never held whole in memory. Returns the bytes written.
+/// Writes `store` and `totals` to `path` atomically as a binary checkpoint
+/// (CBOR, histograms as raw packed bytes), streamed: it is never held
+/// whole in memory. Returns the bytes written.
 pub fn write_streamed(
     path: &Path,
     store: &WindowStore,
@@ -119,8 +124,9 @@ pub fn write_streamed(
     let tmp = path.with_extension("tmp");
     let file = std::fs::File::create(&tmp).map_err(io)?;
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
-    serde_json::to_writer(
-        &mut out,
+    out.write_all(CHECKPOINT_MAGIC).map_err(io)?;
+    out.write_all(&SNAPSHOT_VERSION.to_le_bytes()).map_err(io)?;
+    ciborium::into_writer(
         &SnapshotOut {
             format: SNAPSHOT_FORMAT,
             version: SNAPSHOT_VERSION,
@@ -128,8 +134,9 @@ pub fn write_streamed(
             store,
             totals,
         },
+        &mut out,
     )
-    .map_err(|e| io(std::io::Error::other(e)))?;
+    .map_err(|e| io(std::io::Error::other(e.to_string())))?;
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     let written = file.metadata().map_err(io)?.len();
@@ -159,6 +166,27 @@ pub fn read_all(path: &Path) -> Result<Option<Restored>, SnapshotError> {
         path: path.to_owned(),
         reason,
     };
+    if let Some(rest) = bytes.strip_prefix(CHECKPOINT_MAGIC) {
+        let Some((version, cbor)) = rest.split_first_chunk::<4>() else {
+            return Err(corrupt("a header cut short".into()));
+        };
+        let version = u32::from_le_bytes(*version);
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Foreign {
+                path: path.to_owned(),
+                reason: format!(
+                    "checkpoint version {version}, this build reads {SNAPSHOT_VERSION}"
+                ),
+            });
+        }
+        let mut snapshot: SnapshotIn =
+            ciborium::from_reader(cbor).map_err(|e| corrupt(e.to_string()))?;
+        snapshot.store.validate_restored().map_err(corrupt)?;
+        return Ok(Some(Restored {
+            store: snapshot.store,
+            totals: snapshot.totals,
+        }));
+    }
     let header: Header = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
     if header.format.as_deref() != Some(SNAPSHOT_FORMAT) {
         return Err(SnapshotError::Foreign {
@@ -243,8 +271,20 @@ mod tests {
         let totals = serde_json::json!({ "requests": [] });
         let written = write_streamed(&path, &store, Some(&totals), 7).expect("written");
         assert_eq!(written, std::fs::metadata(&path).expect("a file").len());
+        assert!(
+            std::fs::read(&path)
+                .expect("a file")
+                .starts_with(CHECKPOINT_MAGIC)
+        );
         let back = read_all(&path).expect("reads").expect("present");
         assert_eq!(back.store, store);
         assert_eq!(back.totals, Some(totals));
+        // Cut short, it is corrupt, not half-trusted.
+        let bytes = std::fs::read(&path).expect("a file");
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).expect("truncate");
+        assert!(matches!(
+            read_all(&path),
+            Err(SnapshotError::Corrupt { .. })
+        ));
     }
 }

@@ -197,16 +197,47 @@ impl SparseHistogram {
     }
 }
 
+/// In text formats (JSON) the packed bytes travel as base64; in binary ones
+/// (the CBOR checkpoint) as a byte string.
 impl Serialize for SparseHistogram {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(&self.packed))
+        if s.is_human_readable() {
+            s.serialize_str(&STANDARD.encode(&self.packed))
+        } else {
+            s.serialize_bytes(&self.packed)
+        }
+    }
+}
+
+struct PackedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PackedVisitor {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a packed histogram (bytes, or base64 text)")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+        STANDARD.decode(v).map_err(E::custom)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(v.to_vec())
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+        Ok(v)
     }
 }
 
 impl<'de> Deserialize<'de> for SparseHistogram {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        let bytes = STANDARD.decode(text).map_err(serde::de::Error::custom)?;
+        let bytes = if d.is_human_readable() {
+            d.deserialize_str(PackedVisitor)?
+        } else {
+            d.deserialize_bytes(PackedVisitor)?
+        };
         Ok(Self {
             packed: bytes.into_boxed_slice(),
         })

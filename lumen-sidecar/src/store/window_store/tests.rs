@@ -476,3 +476,51 @@ fn a_copy_shares_its_minutes_until_one_changes() {
     );
     assert_eq!(s.window(T0 + 5 * MINUTE_MS, w).total.counts.requests(), 16);
 }
+
+#[test]
+fn a_binary_checkpoint_holds_the_whole_store() {
+    use lumen_middleware::wire::ProcessStats;
+    let mut s = store();
+    for seq in 1..=5 {
+        let mut b = batch(
+            "i1",
+            seq,
+            T0 + (seq - 1) * MINUTE_MS,
+            vec![
+                series(Some("/a"), 5, 1, 900 * seq),
+                series(None, 2, 0, 40_000),
+            ],
+        );
+        b.process = Some(ProcessStats {
+            cpu_seconds: seq as f64,
+            rss_bytes: 1 << 20,
+            memory_limit_bytes: None,
+            cpu_limit_cores: Some(1.0),
+        });
+        assert!(matches!(
+            s.apply(&b, T0 + 6 * MINUTE_MS),
+            Ok(Applied::Stored { .. })
+        ));
+    }
+    let dir = std::env::temp_dir().join(format!("lumen-ckp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("checkpoint.bin");
+    crate::store::snapshot::write_streamed(&path, &s, None, T0).expect("written");
+    let back = crate::store::snapshot::read_all(&path)
+        .expect("reads")
+        .expect("present");
+    assert_eq!(back.store, s);
+    let w = Duration::from_secs(3600);
+    assert_eq!(
+        back.store.window(T0 + 6 * MINUTE_MS, w).total.latency,
+        s.window(T0 + 6 * MINUTE_MS, w).total.latency
+    );
+    let json = crate::store::snapshot::encode(&s, T0);
+    let cbor = std::fs::metadata(&path).expect("a file").len() as usize;
+    assert!(
+        cbor < json.len(),
+        "binary {cbor} bytes, JSON {}",
+        json.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
