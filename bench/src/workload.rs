@@ -13,18 +13,33 @@ use lumen_tests::distributions::Distribution;
 /// Start of simulated time (a whole minute).
 pub const T0_MS: u64 = 1_764_115_200_000;
 
-/// Latencies of route `r`: lognormal, median 5–50 ms by route, σ 0.6.
+/// Route `r`'s median latency, µs: 5–50 ms by route.
+pub fn route_median_us(r: usize) -> f64 {
+    5_000.0 + 45_000.0 * (r % 10) as f64 / 9.0
+}
+
+/// Latencies of route `r`: lognormal, its median, σ 0.6.
 pub fn route_distribution(r: usize) -> Distribution {
     Distribution::LogNormal {
-        median_us: 5_000.0 + 45_000.0 * (r % 10) as f64 / 9.0,
+        median_us: route_median_us(r),
         sigma: 0.6,
     }
 }
 
 /// One route's interval of `requests` (1 % 5xx, 2 % 4xx), decoded form.
 pub fn decoded_series(route: usize, requests: u64, seed: u64) -> DecodedSeries {
+    decoded_series_of(route, requests, seed, &route_distribution(route))
+}
+
+/// As [`decoded_series`], with latencies drawn from `distribution`.
+pub fn decoded_series_of(
+    route: usize,
+    requests: u64,
+    seed: u64,
+    distribution: &Distribution,
+) -> DecodedSeries {
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-    for v in route_distribution(route).sample(requests as usize, seed) {
+    for v in distribution.sample(requests as usize, seed) {
         latency.record(v).expect("clamped into range");
     }
     let c5 = requests / 100;
@@ -82,6 +97,54 @@ pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<
 /// `per_minute` requests each, ending at the returned `now_ms`.
 pub fn filled_store(routes: usize, minutes: u64, per_minute: u64) -> (WindowStore, u64) {
     filled_store_within(routes, minutes, per_minute, None)
+}
+
+/// A store like [`filled_store_within`]'s, but every route-minute draws its
+/// own latencies (lognormal, σ `sigma`, the route's median), as real minutes
+/// do: merged blocks then hold what real ones would.
+pub fn filled_store_fresh(
+    routes: usize,
+    minutes: u64,
+    per_minute: u64,
+    sigma: f64,
+    budget: Option<usize>,
+) -> (WindowStore, u64) {
+    let mut store = WindowStore::new(Duration::from_secs(24 * 3600));
+    let now_ms = T0_MS + minutes * MINUTE_MS - 1;
+    for m in 0..minutes {
+        let series = (0..routes)
+            .map(|r| {
+                decoded_series_of(
+                    r,
+                    per_minute,
+                    m * routes as u64 + r as u64 + 1,
+                    &Distribution::LogNormal {
+                        median_us: route_median_us(r),
+                        sigma,
+                    },
+                )
+            })
+            .collect();
+        let batch = DecodedBatch {
+            instance: "bench-instance".into(),
+            seq: m + 1,
+            service: "bench".into(),
+            revision: Some("bench-00001".into()),
+            start_ms: T0_MS + m * MINUTE_MS,
+            end_ms: T0_MS + (m + 1) * MINUTE_MS - 1,
+            process: None,
+            series,
+        };
+        store
+            .apply(&batch, now_ms)
+            .expect("batches are within the clock");
+        if let Some(b) = budget
+            && m % 60 == 59
+        {
+            store.fit_budget(b, T0_MS + (m + 1) * MINUTE_MS - 1);
+        }
+    }
+    (store, now_ms)
 }
 
 /// As [`filled_store`], keeping the store within `budget` bytes as the

@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use lumen_bench::workload::{filled_store, filled_store_within};
+use lumen_bench::workload::{filled_store, filled_store_fresh, filled_store_within};
 use lumen_bench::workspace_root;
 
 /// Requests per route per minute.
@@ -68,9 +68,15 @@ const KIT_LIMIT: u64 = 256 << 20;
 /// 64 routes × 24 h within the budget the sidecar gives itself in the kit
 /// (30 % of 256 MiB), then a 24 h evaluation and a checkpoint: the peak RSS
 /// and the checkpoint file against the kit's limit.
-fn measure_bounded() {
-    let budget = (KIT_LIMIT as f64 * 0.30) as usize;
-    let (store, now_ms) = filled_store_within(64, MINUTES, PER_MINUTE, Some(budget));
+fn measure_bounded(fresh: bool) {
+    let budget =
+        (KIT_LIMIT as f64 * lumen_sidecar::app::memory_limit::STORE_SHARE_OF_LIMIT) as usize;
+    let (store, now_ms) = if fresh {
+        // The case: σ = 1, every route-minute its own latencies.
+        filled_store_fresh(64, MINUTES, PER_MINUTE, 1.0, Some(budget))
+    } else {
+        filled_store_within(64, MINUTES, PER_MINUTE, Some(budget))
+    };
     let after_fill = rss_bytes();
     let data = store.window(now_ms, std::time::Duration::from_secs(86_400));
     assert_eq!(data.total.counts.requests(), 64 * MINUTES * PER_MINUTE);
@@ -89,6 +95,7 @@ fn measure_bounded() {
         "{}",
         serde_json::json!({
             "routes": 64,
+            "fresh_sigma_1": fresh,
             "budget_bytes": budget,
             "store_heap_bytes": store.heap_bytes(),
             "rss_after_fill_bytes": after_fill,
@@ -135,7 +142,11 @@ fn main() {
         return;
     }
     if std::env::args().nth(1).as_deref() == Some("bounded") {
-        measure_bounded();
+        measure_bounded(false);
+        return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("bounded-fresh") {
+        measure_bounded(true);
         return;
     }
     if let Some(routes) = std::env::args().nth(1).and_then(|a| a.parse().ok()) {

@@ -6,7 +6,7 @@ use std::path::Path;
 /// The share of the container's memory limit the window store may take:
 /// the rest is the process, the evaluation's scratch, the checkpoint being
 /// written and, on Cloud Run, the in-memory state volume.
-pub const STORE_SHARE_OF_LIMIT: f64 = 0.30;
+pub const STORE_SHARE_OF_LIMIT: f64 = 0.20;
 
 /// A cgroup memory limit file's value: `None` for `max` (v2) or the huge
 /// "no limit" value of v1, or anything unreadable.

@@ -256,7 +256,7 @@ pub static SETTINGS: &[Setting] = &[
     Setting {
         key: Some("store.max_bytes"),
         env: &["LUMEN_STORE_MAX_BYTES"],
-        default: "30 % of the container's memory limit, else none",
+        default: "20 % of the container's memory limit, else none",
         help: "the window store's memory budget (bytes, or with KiB, MiB, GiB): beyond it minutes older than 1 h are merged into 10-minute blocks, older than 6 h into hours, and only then the oldest hours dropped",
         set: |d, v| {
             let v = v.trim();

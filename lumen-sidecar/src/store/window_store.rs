@@ -554,6 +554,16 @@ impl WindowStore {
         start: u64,
     ) -> &'a MinuteSlots {
         if !rollups[tier].contains_key(&start) {
+            // A block the memory budget already merged is its own rollup:
+            // shared, not copied.
+            let mut held = self.minutes.range(start..start + ROLLUP_MINUTES[tier]);
+            if let (Some((&at, block)), None) = (held.next(), held.next())
+                && at == start
+            {
+                let shared = Arc::clone(block);
+                rollups[tier].insert(start, shared);
+                return &rollups[tier][&start];
+            }
             let mut parts: Vec<&MinuteSlots> = Vec::new();
             if tier == 0 {
                 parts.extend(
@@ -621,6 +631,10 @@ impl WindowStore {
                 into.counts.add(&slot.counts);
                 into.latency.merge(&slot.latency);
             }
+        }
+        if removed > 0 {
+            // Rebuilt on demand, the rollups of merged blocks share them.
+            self.drop_caches();
         }
         removed
     }

@@ -524,3 +524,34 @@ fn a_binary_checkpoint_holds_the_whole_store() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_merged_block_is_its_own_rollup_shared_not_copied() {
+    let mut s = store();
+    // An hour from a whole hour on, then merged into one hour block.
+    let hour = (T0 / MINUTE_MS).div_ceil(60) * 60;
+    for m in 0..60 {
+        let b = batch(
+            "i1",
+            m + 1,
+            (hour + m) * MINUTE_MS,
+            vec![series(Some("/a"), 3, 0, 1_000 + m)],
+        );
+        assert!(matches!(
+            s.apply(&b, (hour + 61) * MINUTE_MS),
+            Ok(Applied::Stored { .. })
+        ));
+    }
+    let now = (hour + 61) * MINUTE_MS + 1;
+    let before = s.window(now, Duration::from_secs(2 * 3600));
+    s.coarsen(hour + 60, 60);
+    let after = s.window(now, Duration::from_secs(2 * 3600));
+    assert_eq!(after.total.counts, before.total.counts);
+    assert_eq!(after.total.latency, before.total.latency);
+    let rollups = s.rollups.borrow();
+    let cached = rollups[1].get(&hour).expect("the hour's rollup");
+    assert!(
+        Arc::ptr_eq(cached, &s.minutes[&hour]),
+        "shared with the store"
+    );
+}
