@@ -109,10 +109,8 @@ pub fn filled_store_fresh(
     sigma: f64,
     budget: Option<usize>,
 ) -> (WindowStore, u64) {
-    let mut store = WindowStore::new(Duration::from_secs(24 * 3600));
-    let now_ms = T0_MS + minutes * MINUTE_MS - 1;
-    for m in 0..minutes {
-        let series = (0..routes)
+    fill(minutes, budget, |m| {
+        (0..routes)
             .map(|r| {
                 decoded_series_of(
                     r,
@@ -124,27 +122,8 @@ pub fn filled_store_fresh(
                     },
                 )
             })
-            .collect();
-        let batch = DecodedBatch {
-            instance: "bench-instance".into(),
-            seq: m + 1,
-            service: "bench".into(),
-            revision: Some("bench-00001".into()),
-            start_ms: T0_MS + m * MINUTE_MS,
-            end_ms: T0_MS + (m + 1) * MINUTE_MS - 1,
-            process: None,
-            series,
-        };
-        store
-            .apply(&batch, now_ms)
-            .expect("batches are within the clock");
-        if let Some(b) = budget
-            && m % 60 == 59
-        {
-            store.fit_budget(b, T0_MS + (m + 1) * MINUTE_MS - 1);
-        }
-    }
-    (store, now_ms)
+            .collect()
+    })
 }
 
 /// As [`filled_store`], keeping the store within `budget` bytes as the
@@ -155,13 +134,23 @@ pub fn filled_store_within(
     per_minute: u64,
     budget: Option<usize>,
 ) -> (WindowStore, u64) {
-    let mut store = WindowStore::new(Duration::from_secs(24 * 3600));
-    let now_ms = T0_MS + minutes * MINUTE_MS - 1;
     // Latency samples are reused across minutes (drawing 10^8 values would
     // dominate the fill); each minute still holds its own histogram.
     let templates: Vec<DecodedSeries> = (0..routes)
         .map(|r| decoded_series(r, per_minute, r as u64 + 1))
         .collect();
+    fill(minutes, budget, |_| templates.clone())
+}
+
+/// `minutes` one-minute batches of `series_of(minute)`, the store kept
+/// within `budget` once a simulated hour; the store and the end's `now_ms`.
+fn fill(
+    minutes: u64,
+    budget: Option<usize>,
+    mut series_of: impl FnMut(u64) -> Vec<DecodedSeries>,
+) -> (WindowStore, u64) {
+    let mut store = WindowStore::new(Duration::from_secs(24 * 3600));
+    let now_ms = T0_MS + minutes * MINUTE_MS - 1;
     for m in 0..minutes {
         let batch = DecodedBatch {
             instance: "bench-instance".into(),
@@ -171,7 +160,7 @@ pub fn filled_store_within(
             start_ms: T0_MS + m * MINUTE_MS,
             end_ms: T0_MS + (m + 1) * MINUTE_MS - 1,
             process: None,
-            series: templates.clone(),
+            series: series_of(m),
         };
         store
             .apply(&batch, now_ms)
