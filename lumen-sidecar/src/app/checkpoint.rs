@@ -9,12 +9,6 @@ use crate::config::SidecarConfig;
 use crate::store::WindowStore;
 use crate::store::snapshot::{self, SnapshotError};
 
-/// Reads the snapshot if there is one; a bad one is logged, set aside and
-/// replaced by an empty store.
-pub fn restore_store(config: &SidecarConfig) -> WindowStore {
-    restore_checkpoint(config).0
-}
-
 /// Reads the snapshot if there is one, with the cumulative totals it kept
 /// (for [`AppState::restore_totals`]); a bad one is logged, set aside and
 /// replaced by an empty store.

@@ -17,7 +17,7 @@ mod stats;
 mod totals;
 pub mod wal;
 
-pub use checkpoint::{restore_checkpoint, restore_store, save_snapshot};
+pub use checkpoint::{restore_checkpoint, save_snapshot};
 pub use clock::now_ms;
 pub use evaluation::Evaluation;
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};

@@ -19,11 +19,6 @@ pub use query_api::{QueryApi, QueryError, QuerySample};
 pub use read::FleetReader;
 pub use window::{FleetRoute, FleetSamples, FleetWindow, budget_counts, fleet_report, fleet_slis};
 
-/// Google Cloud Managed Service for Prometheus's query API for `project`.
-pub fn managed_prometheus_url(project: &str) -> String {
-    format!("https://monitoring.googleapis.com/v1/projects/{project}/location/global/prometheus")
-}
-
 /// Whether a query API needs a Google access token (it is Google's).
 pub fn needs_google_token(url: &str) -> bool {
     url.starts_with("https://monitoring.googleapis.com/")

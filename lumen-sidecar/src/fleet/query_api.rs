@@ -106,11 +106,6 @@ impl QueryApi {
         }
     }
 
-    /// The base URL.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// Evaluates `query` at `at_ms` (Unix ms): an instant vector.
     pub async fn instant(&self, query: &str, at_ms: u64) -> Result<Vec<QuerySample>, QueryError> {
         let url = format!(
