@@ -8,7 +8,8 @@ use thiserror::Error;
 
 use crate::config::{SidecarConfig, window_is_valid};
 use crate::eval::SloReport;
-use crate::fleet::{FleetReader, QueryApi, needs_google_token};
+use crate::fleet::store::{FleetStoreReader, connection, open_client};
+use crate::fleet::{FleetReader, FleetSource, QueryApi, needs_google_token};
 use crate::https::{ExchangeError, exchange, https_client};
 use crate::monitoring::commands::access_token;
 use crate::monitoring::scope::Scope;
@@ -141,6 +142,45 @@ pub async fn fleet_reader(
         service,
         config,
     })
+}
+
+/// A reader of the fleet store at `url` (the CA in `ca_file` for TLS):
+/// the service from `service` (else the config's), the targets from the
+/// config file.
+pub fn fleet_store_reader(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+    service: Option<&str>,
+    config_file: Option<&std::path::Path>,
+) -> Result<FleetStoreReader, String> {
+    let config = SidecarConfig::load(config_file).map_err(|e| e.to_string())?;
+    let service = Scope::from_config(&config, "", service)?.service;
+    let con = connection(open_client(url, ca_file).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    Ok(FleetStoreReader::new(con, service, config))
+}
+
+/// The fleet source a command's arguments name: the fleet store when
+/// `fleet_redis` is given, else the query API at `prometheus`.
+pub async fn fleet_source(args: &crate::cli::FleetArgs) -> Result<FleetSource, String> {
+    match (&args.fleet_redis, &args.prometheus) {
+        (Some(url), _) => Ok(FleetSource::Store(fleet_store_reader(
+            url,
+            args.fleet_redis_ca_file.as_deref(),
+            args.service.as_deref(),
+            args.config.as_deref(),
+        )?)),
+        (None, Some(url)) => Ok(FleetSource::Prometheus(
+            fleet_reader(
+                url,
+                args.service.as_deref(),
+                args.config.as_deref(),
+                args.access_token_file.as_deref(),
+            )
+            .await?,
+        )),
+        (None, None) => Err("no fleet source: give --prometheus URL or --fleet-redis URL".into()),
+    }
 }
 
 /// The `--window` of a command (whole minutes from 1m to 24h), else `default`.

@@ -95,8 +95,9 @@ pub enum Command {
     },
 }
 
-/// Reading the whole fleet through a Prometheus query API that scrapes (or
-/// receives) every instance's sidecar metrics.
+/// Reading the whole fleet: through a Prometheus query API that scrapes
+/// (or receives) every instance's sidecar metrics, or from the fleet store
+/// (the Redis every sidecar writes its minutes to).
 #[derive(Debug, Args)]
 pub struct FleetArgs {
     /// A Prometheus query API holding every sidecar's metrics: a Prometheus,
@@ -104,14 +105,24 @@ pub struct FleetArgs {
     /// https://monitoring.googleapis.com/v1/projects/PROJECT/location/global/prometheus.
     /// Counts and SLO verdicts are exact sums over the instances; P95/P99
     /// are estimates from the histogram buckets, with their bounds.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "fleet_redis")]
     pub prometheus: Option<String>,
-    /// The service (with --prometheus; else the config's `service`,
-    /// LUMEN_SERVICE or K_SERVICE).
-    #[arg(long, requires = "prometheus")]
+    /// The fleet store the sidecars write to (their LUMEN_FLEET_REDIS_URL):
+    /// `redis://[:password@]host:port`, `rediss://` for TLS. Every
+    /// instance's histograms are merged: counts and P50 to P99.9 exact,
+    /// ended instances included.
+    #[arg(long, value_name = "URL")]
+    pub fleet_redis: Option<String>,
+    /// PEM file of the CA that signed the fleet store's certificate (with
+    /// a rediss:// --fleet-redis).
+    #[arg(long, value_name = "FILE", requires = "fleet_redis")]
+    pub fleet_redis_ca_file: Option<PathBuf>,
+    /// The service (with --prometheus or --fleet-redis; else the config's
+    /// `service`, LUMEN_SERVICE or K_SERVICE).
+    #[arg(long)]
     pub service: Option<String>,
     /// The sidecar's TOML config file, for its SLO targets, budget period
-    /// and ROI costs (with --prometheus).
+    /// and ROI costs (with --prometheus or --fleet-redis).
     #[arg(long, env = "LUMEN_CONFIG")]
     pub config: Option<PathBuf>,
     /// A file holding a bearer token for the query API (else
@@ -119,6 +130,28 @@ pub struct FleetArgs {
     /// server's token).
     #[arg(long, requires = "prometheus")]
     pub access_token_file: Option<PathBuf>,
+}
+
+impl FleetArgs {
+    /// Whether a fleet source was named.
+    pub fn is_fleet(&self) -> bool {
+        self.prometheus.is_some() || self.fleet_redis.is_some()
+    }
+
+    /// Why the arguments do not make sense without a fleet source, if so.
+    pub fn misuse(&self) -> Option<&'static str> {
+        (!self.is_fleet() && self.service.is_some())
+            .then_some("--service names the fleet's service: give --prometheus URL or --fleet-redis URL with it")
+    }
+
+    /// The source named, for messages.
+    pub fn source(&self) -> Option<String> {
+        self.prometheus.clone().or_else(|| {
+            self.fleet_redis
+                .as_deref()
+                .map(crate::fleet::store::masked_url)
+        })
+    }
 }
 
 /// What to do with the configuration.
@@ -197,7 +230,7 @@ pub enum AlertsAction {
     /// --ticks evaluations; exit 3 if an evaluation failed or a message
     /// was given up.
     Watch {
-        /// The fleet to watch (--prometheus is required).
+        /// The fleet to watch (--prometheus or --fleet-redis is required).
         #[command(flatten)]
         fleet: FleetArgs,
         /// The Slack incoming webhook to post to.

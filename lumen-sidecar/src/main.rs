@@ -6,7 +6,7 @@ use clap::Parser;
 use lumen_sidecar::Sidecar;
 use lumen_sidecar::app::now_ms;
 use lumen_sidecar::check::{
-    CheckError, fetch_budget, fetch_health, fetch_report, fleet_reader, window_arg,
+    CheckError, fetch_budget, fetch_health, fetch_report, fleet_source, window_arg,
 };
 use lumen_sidecar::cli::FleetArgs;
 use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction};
@@ -70,9 +70,13 @@ async fn run(cli: Cli) -> u8 {
             verbose,
             fleet,
         } => {
-            let read = match fleet.prometheus {
-                Some(_) => fleet_check(&fleet, window.as_deref(), verbose).await,
-                None => sidecar_check(&url, window.as_deref(), verbose).await,
+            if let Some(misuse) = fleet.misuse() {
+                return fail(&misuse);
+            }
+            let read = if fleet.is_fleet() {
+                fleet_check(&fleet, window.as_deref(), verbose).await
+            } else {
+                sidecar_check(&url, window.as_deref(), verbose).await
             };
             match read {
                 Ok((report, body, budget)) => {
@@ -87,7 +91,7 @@ async fn run(cli: Cli) -> u8 {
                     if report.status == Status::NoData {
                         eprintln!(
                             "error: no data: {} holds no request of {} in the window",
-                            fleet.prometheus.as_deref().unwrap_or(&url),
+                            fleet.source().unwrap_or(url),
                             report.service
                         );
                     }
@@ -96,18 +100,22 @@ async fn run(cli: Cli) -> u8 {
                 Err(e) => fail(&e),
             }
         }
+        Command::Health { fleet, .. } if fleet.misuse().is_some() => {
+            fail(&fleet.misuse().unwrap_or_default())
+        }
         Command::Health {
             url,
             window,
             json,
             verbose,
             fleet,
-        } => match match fleet.prometheus {
-            Some(_) => fleet_health(&fleet, window.as_deref()).await,
-            None => fetch_health(&url, window.as_deref())
+        } => match if fleet.is_fleet() {
+            fleet_health(&fleet, window.as_deref()).await
+        } else {
+            fetch_health(&url, window.as_deref())
                 .await
                 .map(|(report, body)| (report, body.to_vec()))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.to_string())
         } {
             Ok((report, body)) => {
                 if json {
@@ -263,23 +271,17 @@ async fn sidecar_check(
     Ok((report, body.to_vec(), budget))
 }
 
-/// The fleet's reader from the command's arguments, and its window.
+/// The fleet's source from the command's arguments, and its window.
 async fn reader_and_window(
     fleet: &FleetArgs,
     window: Option<&str>,
-) -> Result<(lumen_sidecar::fleet::FleetReader, std::time::Duration), String> {
-    let reader = fleet_reader(
-        fleet.prometheus.as_deref().unwrap_or_default(),
-        fleet.service.as_deref(),
-        fleet.config.as_deref(),
-        fleet.access_token_file.as_deref(),
-    )
-    .await?;
-    let window = window_arg(window, reader.config.window)?;
+) -> Result<(lumen_sidecar::fleet::FleetSource, std::time::Duration), String> {
+    let reader = fleet_source(fleet).await?;
+    let window = window_arg(window, reader.config().window)?;
     Ok((reader, window))
 }
 
-/// A check of the whole fleet through a Prometheus query API.
+/// A check of the whole fleet through a Prometheus query API or the fleet store.
 async fn fleet_check(
     fleet: &FleetArgs,
     window: Option<&str>,
@@ -300,7 +302,7 @@ async fn fleet_check(
     Ok((report, body, budget))
 }
 
-/// The whole fleet's health through a Prometheus query API.
+/// The whole fleet's health through a Prometheus query API or the fleet store.
 async fn fleet_health(
     fleet: &FleetArgs,
     window: Option<&str>,
@@ -322,9 +324,9 @@ async fn alerts_watch(
     every: &str,
     ticks: Option<u64>,
 ) -> u8 {
-    let Some(url) = fleet.prometheus.as_deref() else {
+    let Some(url) = fleet.source() else {
         return fail(
-            &"alerts watch needs --prometheus URL: the query API that holds every instance's metrics",
+            &"alerts watch needs --prometheus URL (the query API that holds every instance's metrics) or --fleet-redis URL (the fleet store)",
         );
     };
     let webhook: http::Uri = match webhook.parse() {
@@ -337,7 +339,7 @@ async fn alerts_watch(
         Err(e) => return fail(&format!("--every: {e}")),
     };
     if url.is_empty() {
-        return fail(&"--prometheus: an empty URL");
+        return fail(&"the fleet source: an empty URL");
     }
     let (reader, window) = match reader_and_window(fleet, window).await {
         Ok(r) => r,

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::app::{AppState, Shutdown, now_ms, restore_checkpoint, save_snapshot, shutdown_channel};
 use crate::config::SidecarConfig;
 use crate::export::{ExportError, MetricsExport};
+use crate::fleet::store::{FleetWriter, connection, fleet_instance, open_client};
 use crate::gcp::{MetadataClient, TokenSource};
 
 /// How often old minutes are evicted.
@@ -36,6 +37,9 @@ pub enum ServeError {
     /// The metrics export cannot start.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// The fleet store's URL or CA file is unusable.
+    #[error(transparent)]
+    FleetStore(#[from] crate::fleet::store::FleetStoreError),
     /// The state directory cannot be read or written.
     #[error("state directory {dir}: {source}")]
     Wal {
@@ -108,6 +112,7 @@ pub struct Sidecar {
     tokens: Option<Arc<TokenSource>>,
     listener: TcpListener,
     export: Option<MetricsExport>,
+    fleet_writer: Option<FleetWriter>,
 }
 
 impl Sidecar {
@@ -130,12 +135,26 @@ impl Sidecar {
         let e = &state.config.export;
         let tokens = (e.google_auth || e.cloud_run.is_some())
             .then(|| Arc::new(TokenSource::new(MetadataClient::new(&e.metadata_host))));
+        let fleet_writer = match &state.config.fleet_store.redis_url {
+            Some(url) => {
+                let client = open_client(url, state.config.fleet_store.ca_file.as_deref())?;
+                let instance = fleet_instance(&state.config);
+                tracing::info!(%instance, "writing minutes to the fleet store");
+                Some(FleetWriter::new(
+                    connection(client)?,
+                    instance,
+                    state.config.retention,
+                ))
+            }
+            None => None,
+        };
         let export = MetricsExport::start(&state.config, &state, tokens.clone()).await?;
         Ok(Self {
             state,
             tokens,
             listener,
             export,
+            fleet_writer,
         })
     }
 
@@ -161,6 +180,9 @@ impl Sidecar {
         let state = self.state;
         let grace = state.config.grace_period;
         let (trigger, stop) = shutdown_channel();
+        // Fired once the server has drained: the fleet store's last write
+        // then holds every batch acknowledged.
+        let (drained_trigger, drained) = shutdown_channel();
 
         let mut peers = JoinSet::new();
         peers.spawn(housekeeping(Arc::clone(&state), stop.clone()));
@@ -170,6 +192,13 @@ impl Sidecar {
                 state.config.cloud_run_api.clone(),
                 Arc::clone(tokens),
                 stop.clone(),
+            ));
+        }
+        if let Some(writer) = self.fleet_writer {
+            peers.spawn(writer.run(
+                Arc::clone(&state),
+                state.config.fleet_store.write_interval,
+                drained,
             ));
         }
         if let Some(url) = &state.config.slack_webhook_url {
@@ -203,6 +232,7 @@ impl Sidecar {
         };
         // Whichever ended first, every peer stops now, by the same signal.
         trigger.fire();
+        drained_trigger.fire();
         while tokio::time::timeout(grace, peers.join_next())
             .await
             .is_ok_and(|joined| joined.is_some())

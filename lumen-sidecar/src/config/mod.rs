@@ -67,6 +67,8 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How often the snapshot file is rewritten (when one is configured).
 pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the fleet store (Redis) is written.
+pub const DEFAULT_FLEET_WRITE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often metrics are exported over OTLP by default.
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 /// The shortest export interval allowed (Cloud Monitoring takes one point
@@ -249,6 +251,35 @@ pub struct SidecarConfig {
     pub budget_min_events: u64,
     /// The Cloud Run Admin API's base URL (revisions, for deployment frequency).
     pub cloud_run_api: String,
+    /// The fleet store this sidecar writes its closed minutes to, if any.
+    pub fleet_store: FleetStoreConfig,
+}
+
+/// The fleet store: a Redis (Memorystore) every sidecar of the service
+/// writes its minutes to, so the fleet's exact histograms can be merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetStoreConfig {
+    /// `redis://[:password@]host:port[/db]`, or `rediss://` for TLS.
+    pub redis_url: Option<String>,
+    /// A PEM file of the CA that signed the server's certificate
+    /// (Memorystore's in-transit encryption), for `rediss://`.
+    pub ca_file: Option<PathBuf>,
+    /// This sidecar's name in the store (else one is made up, and kept in
+    /// the state directory when there is one).
+    pub instance: Option<String>,
+    /// How often changed minutes are written.
+    pub write_interval: Duration,
+}
+
+impl Default for FleetStoreConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            ca_file: None,
+            instance: None,
+            write_interval: DEFAULT_FLEET_WRITE_INTERVAL,
+        }
+    }
 }
 
 /// The checkpoint's name in the state directory.
@@ -276,6 +307,7 @@ impl Default for SidecarConfig {
             budget_period: SloPeriod::default(),
             budget_min_events: DEFAULT_MIN_EVENTS,
             cloud_run_api: DEFAULT_CLOUD_RUN_API.to_owned(),
+            fleet_store: FleetStoreConfig::default(),
         }
     }
 }

@@ -336,6 +336,72 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| Some(Shown::Whole(c.budget_min_events)),
     },
     Setting {
+        key: Some("fleet.redis_url"),
+        env: &["LUMEN_FLEET_REDIS_URL"],
+        default: "none",
+        help: "the fleet store: a Redis (such as Memorystore) every sidecar of the service writes its minutes to (counts and histograms, idempotently), so `check --fleet-redis` reports the fleet's exact percentiles; `redis://[:password@]host:port[/db]`, `rediss://` for TLS",
+        set: |d, v| {
+            if v.is_empty() {
+                d.config.fleet_store.redis_url = None;
+                return Ok(());
+            }
+            if !(v.starts_with("redis://") || v.starts_with("rediss://")) {
+                return Err("a redis:// or rediss:// URL".into());
+            }
+            d.config.fleet_store.redis_url = Some(v.to_owned());
+            Ok(())
+        },
+        show: |c| c.fleet_store.redis_url.as_ref().map(|_| Shown::Secret),
+    },
+    Setting {
+        key: Some("fleet.redis_ca_file"),
+        env: &["LUMEN_FLEET_REDIS_CA_FILE"],
+        default: "the system's roots",
+        help: "PEM file of the CA that signed the fleet store's certificate (Memorystore's server CA), for rediss://",
+        set: |d, v| {
+            d.config.fleet_store.ca_file = (!v.is_empty()).then(|| PathBuf::from(v));
+            Ok(())
+        },
+        show: |c| {
+            c.fleet_store
+                .ca_file
+                .as_ref()
+                .map(|p| Shown::Text(p.display().to_string()))
+        },
+    },
+    Setting {
+        key: Some("fleet.instance"),
+        env: &["LUMEN_FLEET_INSTANCE"],
+        default: "made up at start (kept in the state directory)",
+        help: "this sidecar's name in the fleet store: 1 to 128 of A-Z a-z 0-9 . _ -",
+        set: |d, v| {
+            let ok = (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return Err("1 to 128 of A-Z a-z 0-9 . _ -".into());
+            }
+            d.config.fleet_store.instance = Some(v.to_owned());
+            Ok(())
+        },
+        show: |c| c.fleet_store.instance.clone().map(Shown::Text),
+    },
+    Setting {
+        key: Some("fleet.write_interval"),
+        env: &["LUMEN_FLEET_WRITE_INTERVAL"],
+        default: "10s",
+        help: "how often changed minutes are written to the fleet store, 1s to 60s",
+        set: |d, v| {
+            let i = duration(v)?;
+            if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&i) {
+                return Err("1s to 60s".into());
+            }
+            d.config.fleet_store.write_interval = i;
+            Ok(())
+        },
+        show: |c| dur(c.fleet_store.write_interval),
+    },
+    Setting {
         key: Some("roi.cost_per_miss_usd"),
         env: &["LUMEN_ROI_COST_PER_MISS_USD"],
         default: "0.002",

@@ -339,6 +339,9 @@ fn every_file_key_is_shown_and_read_back() {
             "export.endpoint",
             "export.quota_project",
             "roi.instances",
+            "fleet.redis_url",
+            "fleet.redis_ca_file",
+            "fleet.instance",
         ];
         assert!(
             found || optional.contains(&key),

@@ -39,4 +39,6 @@ pub use slo::{
     DEFAULT_LATENCY_P99_MS, SloEvaluation, SloName, SloResult, SloTargets, Status,
     WARNING_COMPLIANCE_PERCENT, evaluate, status_of,
 };
-pub use slo_report::{CacheReport, CountsReport, ReportScope, RouteReport, SloReport};
+pub use slo_report::{
+    CacheReport, CountsReport, LatencyPercentiles, ReportScope, RouteReport, SloReport,
+};

@@ -57,6 +57,36 @@ pub struct CacheReport {
     pub hit_rate: Option<f64>,
 }
 
+/// Exact latency percentiles of a window (nearest rank over the merged HDR
+/// histograms, ms, each the top of its 0.1 % bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyPercentiles {
+    /// The median.
+    pub p50_ms: f64,
+    /// The 90th percentile.
+    pub p90_ms: f64,
+    /// The 95th percentile.
+    pub p95_ms: f64,
+    /// The 99th percentile.
+    pub p99_ms: f64,
+    /// The 99.9th percentile.
+    pub p99_9_ms: f64,
+}
+
+impl LatencyPercentiles {
+    /// The percentiles of `window`'s latency; `None` without requests.
+    pub fn of(window: &RouteWindow) -> Option<Self> {
+        let q = |q: f64| window.latency.quantile_us(q).map(|us| us as f64 / 1000.0);
+        Some(Self {
+            p50_ms: q(0.5)?,
+            p90_ms: q(0.9)?,
+            p95_ms: q(0.95)?,
+            p99_ms: q(0.99)?,
+            p99_9_ms: q(0.999)?,
+        })
+    }
+}
+
 /// One route's evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteReport {
@@ -74,6 +104,10 @@ pub struct RouteReport {
     pub counts: CountsReport,
     /// Cache lookups.
     pub cache: CacheReport,
+    /// Exact latency percentiles, where whole histograms were merged (a
+    /// sidecar's own window, the fleet store); absent for bucket estimates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyPercentiles>,
 }
 
 /// Whose traffic a report describes.
@@ -88,6 +122,12 @@ pub enum ReportScope {
         /// Sidecars whose series reported in the window.
         instances: u64,
     },
+    /// Every instance of the service, their exact histograms merged from
+    /// the fleet store (Redis), ended instances included.
+    FleetStore {
+        /// Instances with data in the window.
+        instances: u64,
+    },
 }
 
 impl ReportScope {
@@ -97,6 +137,10 @@ impl ReportScope {
             Self::Instance => "this instance only".to_owned(),
             Self::Fleet { instances } => format!(
                 "the whole fleet ({instances} instance{})",
+                if instances == 1 { "" } else { "s" }
+            ),
+            Self::FleetStore { instances } => format!(
+                "the whole fleet ({instances} instance{}, exact histograms from the fleet store)",
                 if instances == 1 { "" } else { "s" }
             ),
         }
@@ -126,6 +170,10 @@ pub struct SloReport {
     pub counts: CountsReport,
     /// Cache lookups.
     pub cache: CacheReport,
+    /// Exact latency percentiles of the whole window (absent for a
+    /// fleet's bucket estimates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyPercentiles>,
     /// Each route, by label.
     pub routes: Vec<RouteReport>,
     /// Whose traffic: this instance, or the fleet.
@@ -154,17 +202,21 @@ impl RouteReport {
                 misses: counts.cache_misses,
                 hit_rate: slis.cache_hit_rate_percent,
             },
+            latency: None,
         }
     }
 }
 
 fn route_report(route: Option<String>, window: &RouteWindow, targets: &SloTargets) -> RouteReport {
-    RouteReport::from_slis(
-        route,
-        &Slis::of(window, &targets.error_classes),
-        &window.counts,
-        targets,
-    )
+    RouteReport {
+        latency: LatencyPercentiles::of(window),
+        ..RouteReport::from_slis(
+            route,
+            &Slis::of(window, &targets.error_classes),
+            &window.counts,
+            targets,
+        )
+    }
 }
 
 impl SloReport {
@@ -175,6 +227,23 @@ impl SloReport {
         targets: &SloTargets,
         service: Option<&str>,
         evaluated_at_ms: u64,
+    ) -> Self {
+        Self::evaluate_as(
+            data,
+            targets,
+            service,
+            evaluated_at_ms,
+            ReportScope::Instance,
+        )
+    }
+
+    /// [`evaluate`](Self::evaluate) for a window whose scope is `scope`.
+    pub fn evaluate_as(
+        data: &WindowData,
+        targets: &SloTargets,
+        service: Option<&str>,
+        evaluated_at_ms: u64,
+        scope: ReportScope,
     ) -> Self {
         Self::from_routes(
             service
@@ -189,7 +258,7 @@ impl SloReport {
                 .iter()
                 .map(|(route, w)| route_report(route.clone(), w, targets))
                 .collect(),
-            ReportScope::Instance,
+            scope,
         )
     }
 
@@ -214,6 +283,7 @@ impl SloReport {
             slos: total.slos,
             counts: total.counts,
             cache: total.cache,
+            latency: total.latency,
             routes,
             scope,
         }

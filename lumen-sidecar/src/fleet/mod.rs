@@ -8,15 +8,21 @@
 //! target; the P95/P99 values are estimates from summed histogram buckets,
 //! and say so with their bucket's bounds. Evaluation is the sidecar's own
 //! pure functions: same JSON, same exit codes.
+//!
+//! Or from the fleet store ([`store`]): every sidecar's exact histograms
+//! in the service's Redis, merged into exact fleet percentiles.
 
 pub mod promql;
 pub mod query_api;
 mod read;
+mod source;
+pub mod store;
 pub mod watch;
 mod window;
 
 pub use query_api::{QueryApi, QueryError, QuerySample};
 pub use read::FleetReader;
+pub use source::{FleetError, FleetSource};
 pub use window::{FleetRoute, FleetSamples, FleetWindow, budget_counts, fleet_report, fleet_slis};
 
 /// Whether a query API needs a Google access token (it is Google's).

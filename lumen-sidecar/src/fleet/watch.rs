@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::read::FleetReader;
+use super::source::{FleetError, FleetSource};
 use crate::alerts::{Alerter, Observed, QUEUE, SlackSender};
 use crate::app::{SlackStats, now_ms};
 use crate::eval::SloReport;
@@ -47,9 +47,9 @@ pub struct WatchPlan {
 }
 
 async fn read(
-    reader: &FleetReader,
+    reader: &FleetSource,
     window: Duration,
-) -> Result<(SloReport, Observed, crate::eval::BudgetReport), crate::fleet::QueryError> {
+) -> Result<(SloReport, Observed, crate::eval::BudgetReport), FleetError> {
     let at = now_ms();
     let slo = reader.slo_report(window, at).await?;
     let health = reader.health_of(&slo, window, at).await?;
@@ -67,7 +67,7 @@ async fn read(
 /// Watches the fleet, posting to `webhook`, until `plan.ticks` evaluations
 /// are done or `stop` completes; then lets the sender finish what is queued.
 pub async fn watch(
-    reader: FleetReader,
+    reader: FleetSource,
     webhook: http::Uri,
     plan: WatchPlan,
     stop: impl Future<Output = ()>,
@@ -94,10 +94,10 @@ pub async fn watch(
         match read(&reader, plan.window).await {
             Ok((slo, seen, budget)) => {
                 summary.evaluated += 1;
-                let events = alerter.tick(&seen, Some(&budget), &reader.service, slo.scope) as u64;
+                let events = alerter.tick(&seen, Some(&budget), reader.service(), slo.scope) as u64;
                 summary.events += events;
                 tracing::info!(
-                    service = %reader.service,
+                    service = %reader.service(),
                     status = slo.status.as_str(),
                     requests = slo.requests,
                     events,

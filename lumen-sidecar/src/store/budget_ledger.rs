@@ -90,6 +90,26 @@ impl BudgetLedger {
         out
     }
 
+    /// A ledger of given slots: `minutes` from `fine_since` on, `hours`
+    /// before (what a fleet store's tiers hold). Minutes before
+    /// `fine_since` are not counted.
+    pub fn from_parts(
+        mut minutes: BTreeMap<u64, BudgetCounts>,
+        hours: BTreeMap<u64, BudgetCounts>,
+        fine_since: u64,
+    ) -> Self {
+        Self {
+            minutes: minutes.split_off(&fine_since),
+            hours,
+            fine_since,
+        }
+    }
+
+    /// The hours held (Unix minute ÷ 60), ascending.
+    pub fn hours(&self) -> impl Iterator<Item = u64> + '_ {
+        self.hours.keys().copied()
+    }
+
     /// Slots held (minutes, hours).
     pub fn len(&self) -> (usize, usize) {
         (self.minutes.len(), self.hours.len())

@@ -2,7 +2,7 @@
 //! batch's interval is centred on (batch timestamps, never arrival time).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,10 +242,75 @@ pub struct WindowStore {
     /// them and dropped when a batch lands in them: a cache, not state.
     #[serde(skip)]
     rollups: RefCell<[BTreeMap<u64, Arc<MinuteSlots>>; 2]>,
+    /// Minutes changed since [`WindowStore::take_changed`] last ran (what
+    /// the fleet store has yet to be told).
+    #[serde(skip)]
+    changed: BTreeSet<u64>,
 }
 
 /// Block lengths of the two rollup tiers, in minutes.
-const ROLLUP_MINUTES: [u64; 2] = [10, 60];
+pub const ROLLUP_MINUTES: [u64; 2] = [10, 60];
+
+/// Minutes of a store shared copy-on-write: cheap to take under the
+/// store's lock, merged after it is released.
+#[derive(Debug, Clone, Default)]
+pub struct HeldMinutes(Vec<Arc<MinuteSlots>>);
+
+impl HeldMinutes {
+    /// Whether no minute with data was held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The held minutes merged, route by route (`None` first).
+    pub fn merged(&self) -> Vec<(RouteKey, RouteSlot)> {
+        match self.0.as_slice() {
+            [one] => one.0.iter().map(|(k, s)| (k.clone(), s.clone())).collect(),
+            parts => {
+                let parts: Vec<&MinuteSlots> = parts.iter().map(|p| &**p).collect();
+                merge_slots(&parts).0.into_iter().collect()
+            }
+        }
+    }
+}
+
+/// Merges route slots (any number per route, in any order) into a window:
+/// the service's total and each route (`None` first), each route's
+/// histograms through one reused dense buffer.
+pub fn merge_routes<'a>(
+    slots: impl IntoIterator<Item = (&'a RouteKey, &'a RouteSlot)>,
+) -> (RouteWindow, Vec<(Option<String>, RouteWindow)>) {
+    let mut per_route: BTreeMap<&RouteKey, Vec<&RouteSlot>> = BTreeMap::new();
+    for (key, slot) in slots {
+        per_route.entry(key).or_default().push(slot);
+    }
+    let mut scratch = Scratch::new(store_layout());
+    let mut total_counts = Counts::default();
+    let mut routes = Vec::with_capacity(per_route.len());
+    for (key, slots) in per_route {
+        let mut counts = Counts::default();
+        for slot in slots {
+            counts.add(&slot.counts);
+            scratch.add_sparse(&slot.latency);
+        }
+        total_counts.add(&counts);
+        routes.push((
+            key.as_ref().map(|k| k.to_string()),
+            RouteWindow {
+                counts,
+                latency: scratch.take(),
+            },
+        ));
+    }
+    for (_, route) in &routes {
+        scratch.add_window(&route.latency);
+    }
+    let total = RouteWindow {
+        counts: total_counts,
+        latency: scratch.take(),
+    };
+    (total, routes)
+}
 
 /// Merges the routes of several minutes or blocks into one block, each
 /// route's histograms through one dense scratch buffer.
@@ -273,7 +338,7 @@ fn merge_slots(parts: &[&MinuteSlots]) -> MinuteSlots {
 /// Splits the minutes `first..=last` into the fewest pieces: whole hours,
 /// whole 10-minute blocks and single minutes, as `(tier, start minute)`
 /// with tier `None` for a single minute.
-fn pieces(first: u64, last: u64) -> Vec<(Option<usize>, u64)> {
+pub fn pieces(first: u64, last: u64) -> Vec<(Option<usize>, u64)> {
     let mut out = Vec::new();
     let mut m = first;
     while m <= last {
@@ -312,6 +377,7 @@ impl WindowStore {
             interned: HashMap::new(),
             max_routes: DEFAULT_MAX_ROUTES,
             rollups: RefCell::default(),
+            changed: BTreeSet::new(),
         }
     }
 
@@ -335,6 +401,7 @@ impl WindowStore {
             *seen = (*seen).max(batch.end_ms);
         }
         let minute = (batch.start_ms / 2 + batch.end_ms / 2) / MINUTE_MS;
+        self.changed.insert(minute);
         for series in &batch.series {
             let counts = self.budget_rules.count(series);
             self.budget.add(minute, &counts);
@@ -482,7 +549,6 @@ impl WindowStore {
 
     /// The last `window` of minutes up to and including `now_ms`'s minute.
     pub fn window(&self, now_ms: u64, window: Duration) -> WindowData {
-        let layout = store_layout();
         let last = now_ms / MINUTE_MS;
         let span = (window.as_millis() as u64 / MINUTE_MS).max(1);
         let first = (last + 1).saturating_sub(span);
@@ -502,46 +568,13 @@ impl WindowStore {
                 Some(tier) => blocks.push(&*rollups[*tier][start]),
             }
         }
-        let mut per_route: BTreeMap<&RouteKey, Vec<&RouteSlot>> = BTreeMap::new();
-        for block in &blocks {
-            for (key, slot) in &block.0 {
-                per_route.entry(key).or_default().push(slot);
-            }
-        }
-        let mut scratch = Scratch::new(layout);
-        let mut total_counts = Counts::default();
-        let mut routes = Vec::with_capacity(per_route.len());
-        for (key, slots) in per_route {
-            let mut counts = Counts::default();
-            for slot in slots {
-                counts.add(&slot.counts);
-                scratch.add_sparse(&slot.latency);
-            }
-            total_counts.add(&counts);
-            routes.push((
-                key.as_ref().map(|k| k.to_string()),
-                RouteWindow {
-                    counts,
-                    latency: scratch.take(),
-                },
-            ));
-        }
-        for (_, route) in &routes {
-            scratch.add_window(&route.latency);
-        }
-        let total = RouteWindow {
-            counts: total_counts,
-            latency: scratch.take(),
-        };
+        let (total, routes) = merge_routes(blocks.iter().flat_map(|b| b.0.iter()));
         WindowData {
             window: Duration::from_millis(span * MINUTE_MS),
             service: self.service.clone(),
             revision: self.revision.clone(),
             total,
-            routes: routes
-                .into_iter()
-                .map(|(key, w)| (key.map(|k| k.to_string()), w))
-                .collect(),
+            routes,
         }
     }
 
@@ -589,6 +622,30 @@ impl WindowStore {
             rollups[tier].insert(start, Arc::new(merged));
         }
         &rollups[tier][&start]
+    }
+
+    /// The minutes changed since the last call (by batches, restores and
+    /// replays alike), forgotten here.
+    pub fn take_changed(&mut self) -> BTreeSet<u64> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Marks every minute held as changed (after a restore, or when the
+    /// fleet store lost what it was told).
+    pub fn mark_all_changed(&mut self) {
+        self.changed.extend(self.minutes.keys().copied());
+        self.changed
+            .extend(self.budget.hours().map(|hour| hour * 60));
+    }
+
+    /// The minutes `start..start + minutes` held, shared (copy on write).
+    pub fn held(&self, start: u64, minutes: u64) -> HeldMinutes {
+        HeldMinutes(
+            self.minutes
+                .range(start..start.saturating_add(minutes))
+                .map(|(_, m)| Arc::clone(m))
+                .collect(),
+        )
     }
 
     /// The budget counts.
@@ -681,6 +738,16 @@ impl WindowStore {
     /// The dedup ledger (instances, their seqs and process figures).
     pub fn ledger(&self) -> &InstanceLedger {
         &self.ledger
+    }
+
+    /// The service, as the latest batch named it.
+    pub fn service(&self) -> Option<&str> {
+        self.service.as_deref()
+    }
+
+    /// The latest revision a batch named.
+    pub fn revision(&self) -> Option<&str> {
+        self.revision.as_deref()
     }
 
     /// Revisions seen with when each was last seen.

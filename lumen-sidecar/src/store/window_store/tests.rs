@@ -555,3 +555,59 @@ fn a_merged_block_is_its_own_rollup_shared_not_copied() {
         "shared with the store"
     );
 }
+
+#[test]
+fn changed_minutes_are_told_once_and_held_minutes_merge_as_the_window_does() {
+    let mut s = store();
+    let m0 = T0 / MINUTE_MS;
+    for (seq, minute) in [(1, 0), (2, 0), (3, 1), (4, 3)] {
+        let b = batch(
+            "i1",
+            seq,
+            T0 + minute * MINUTE_MS,
+            vec![
+                series(Some("/a"), 5 + seq, 1, 2_000 * seq),
+                series(None, 2, 0, 900),
+            ],
+        );
+        s.apply(&b, T0 + 5 * MINUTE_MS).expect("stored");
+    }
+    assert_eq!(
+        s.take_changed().into_iter().collect::<Vec<_>>(),
+        vec![m0, m0 + 1, m0 + 3]
+    );
+    assert!(s.take_changed().is_empty(), "told once");
+    let dup = batch("i1", 2, T0, vec![series(None, 9, 0, 1)]);
+    s.apply(&dup, T0 + 5 * MINUTE_MS).expect("duplicate");
+    assert!(s.take_changed().is_empty(), "a duplicate changes nothing");
+
+    // The held minutes of a block merge to what the window of the same
+    // minutes holds.
+    let held = s.held(m0, 4);
+    assert!(!held.is_empty());
+    assert!(s.held(m0 + 4, 10).is_empty());
+    let merged = held.merged();
+    let (total, routes) = merge_routes(merged.iter().map(|(k, v)| (k, v)));
+    let window = s.window(T0 + 3 * MINUTE_MS, Duration::from_secs(4 * 60));
+    assert_eq!(total.counts, window.total.counts);
+    assert_eq!(total.latency, window.total.latency);
+    assert_eq!(
+        routes
+            .iter()
+            .map(|(r, w)| (r.clone(), w.counts))
+            .collect::<Vec<_>>(),
+        window
+            .routes
+            .iter()
+            .map(|(r, w)| (r.clone(), w.counts))
+            .collect::<Vec<_>>()
+    );
+
+    s.mark_all_changed();
+    let all = s.take_changed();
+    assert!(all.is_superset(&[m0, m0 + 1, m0 + 3].into_iter().collect()));
+    assert!(
+        all.contains(&(m0 / 60 * 60)),
+        "each budget hour is told too"
+    );
+}

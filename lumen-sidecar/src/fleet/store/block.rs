@@ -1,0 +1,155 @@
+//! What one sidecar writes under one key: a block's routes and budget
+//! counts, or its own latest information; CBOR after a format byte, each
+//! histogram as its packed buckets (the form the store and the checkpoint
+//! keep: about 2 bytes per distinct latency bucket, read without
+//! inflating a dense array).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{BudgetCounts, RouteKey, RouteSlot, store_layout};
+
+/// The format byte every value starts with.
+pub const BLOCK_FORMAT: u8 = 1;
+
+/// One sidecar's block of one tier: every route's counts and latency,
+/// and the budget counts of the block's minutes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetBlock {
+    /// Each route with traffic, `None` first.
+    pub routes: Vec<(RouteKey, RouteSlot)>,
+    /// The block's good and bad events, as the sidecar's budgets counted them.
+    pub budget: BudgetCounts,
+}
+
+/// One sidecar's latest figures, for the fleet's health.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// When it last wrote, Unix ms.
+    pub last_seen_ms: u64,
+    /// The latest revision its batches named.
+    pub revision: Option<String>,
+    /// Deployments in 7 days, as it knows them.
+    pub deployments_7d: Option<u32>,
+    /// Its app's CPU use against its limit, 0 to 1.
+    pub cpu_utilisation: Option<f64>,
+    /// Its app's memory use against its limit, 0 to 1.
+    pub memory_utilisation: Option<f64>,
+}
+
+/// `value` as the store keeps it.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![BLOCK_FORMAT];
+    ciborium::into_writer(value, &mut out)
+        .expect("CBOR into a Vec cannot fail: no I/O, and every value has a CBOR form");
+    out
+}
+
+/// A value the store holds; `Err` says what is wrong with it.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    match bytes.split_first() {
+        Some((&BLOCK_FORMAT, rest)) => {
+            ciborium::from_reader(rest).map_err(|e| format!("not a Lumen value: {e}"))
+        }
+        Some((other, _)) => Err(format!(
+            "format {other}, this sidecar reads {BLOCK_FORMAT}: upgrade it"
+        )),
+        None => Err("empty".into()),
+    }
+}
+
+impl FleetBlock {
+    /// The block as the store keeps it.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// A block read from the store, checked: histograms inside the layout,
+    /// each holding exactly its counts' requests.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let block: Self = decode(bytes)?;
+        let len = store_layout().len();
+        for (route, slot) in &block.routes {
+            if !slot.latency.is_valid_for(len) {
+                return Err(format!("route {route:?}: histogram outside the layout"));
+            }
+            if slot.latency.total() != slot.counts.requests() {
+                return Err(format!(
+                    "route {route:?}: histogram holds {} values, counts say {}",
+                    slot.latency.total(),
+                    slot.counts.requests()
+                ));
+            }
+        }
+        Ok(block)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{Counts, SparseHistogram};
+
+    fn block() -> FleetBlock {
+        let slot = |n: u64| RouteSlot {
+            counts: Counts {
+                status: [0, n, 0, 0, 0],
+                ..Counts::default()
+            },
+            latency: SparseHistogram::from_pairs(vec![(1200, n - 1), (1500, 1)]),
+        };
+        FleetBlock {
+            routes: vec![(None, slot(3)), (Some(Arc::from("/ask")), slot(40))],
+            budget: BudgetCounts {
+                total: 43,
+                slow_p95: 2,
+                ..BudgetCounts::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_block_reads_back_as_written() {
+        let b = block();
+        let bytes = b.encode();
+        assert_eq!(bytes[0], BLOCK_FORMAT);
+        assert_eq!(FleetBlock::decode(&bytes), Ok(b));
+    }
+
+    #[test]
+    fn values_lumen_did_not_write_are_refused_with_the_reason() {
+        let mut inconsistent = block();
+        inconsistent.routes[1].1.counts.status[1] = 41;
+        let err = FleetBlock::decode(&inconsistent.encode()).expect_err("41 ≠ 40");
+        assert!(err.contains("holds 40 values, counts say 41"), "{err}");
+        let mut future = block().encode();
+        future[0] = 9;
+        assert!(
+            FleetBlock::decode(&future)
+                .expect_err("format 9")
+                .contains("format 9")
+        );
+        assert!(FleetBlock::decode(b"").is_err());
+        assert!(FleetBlock::decode(&[BLOCK_FORMAT, 0xff, 0x00]).is_err());
+        let outside = FleetBlock {
+            routes: vec![(
+                None,
+                RouteSlot {
+                    counts: Counts {
+                        status: [0, 1, 0, 0, 0],
+                        ..Counts::default()
+                    },
+                    latency: SparseHistogram::from_pairs(vec![(u32::MAX - 1, 1)]),
+                },
+            )],
+            budget: BudgetCounts::default(),
+        };
+        assert!(
+            FleetBlock::decode(&outside.encode())
+                .expect_err("index beyond the layout")
+                .contains("outside the layout")
+        );
+    }
+}

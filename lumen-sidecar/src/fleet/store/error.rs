@@ -1,0 +1,66 @@
+//! What can go wrong with the fleet store.
+
+use thiserror::Error;
+
+/// A fleet store that cannot be reached, written or read.
+#[derive(Debug, Error)]
+pub enum FleetStoreError {
+    /// The URL or its TLS material is unusable.
+    #[error("fleet store {url}: {reason}")]
+    Config {
+        /// The URL, its password masked.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Redis refused or did not answer a command.
+    #[error("fleet store: {doing}: {source}")]
+    Redis {
+        /// What was being done.
+        doing: &'static str,
+        /// Redis's error.
+        source: redis::RedisError,
+    },
+    /// A value in the store is not one Lumen wrote.
+    #[error("fleet store: {key} field {field}: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// The field (an instance).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// `url` with any password replaced by `***`, for messages.
+pub fn masked(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            masked("rediss://:s3cret@10.0.0.3:6378/0"),
+            "rediss://:***@10.0.0.3:6378/0"
+        );
+        assert_eq!(
+            masked("redis://default:pw@host:6379"),
+            "redis://default:***@host:6379"
+        );
+        assert_eq!(masked("redis://host:6379"), "redis://host:6379");
+    }
+}

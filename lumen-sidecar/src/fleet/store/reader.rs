@@ -1,0 +1,288 @@
+//! Reading the fleet store: every sidecar's blocks of a window, fetched in
+//! one pipeline and merged exactly, evaluated by the sidecar's own pure
+//! functions (same JSON, same exit codes).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use super::block::{FleetBlock, InstanceInfo, decode};
+use super::error::FleetStoreError;
+use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan};
+use crate::config::SidecarConfig;
+use crate::eval::{
+    BudgetReport, DeploymentSource, HealthReport, MaturityInputs, ReportScope, RoiConfig, SloName,
+    SloReport, budget_report, health, maturity, roi,
+};
+use crate::store::{BudgetCounts, BudgetLedger, MINUTE_MS, WindowData, merge_routes};
+
+/// A window of the fleet, read from the store.
+#[derive(Debug, Clone)]
+pub struct FleetStoreWindow {
+    /// The merged data (window: the minutes actually covered).
+    pub data: WindowData,
+    /// Sidecars with data in the window (ended ones included).
+    pub instances: u64,
+    /// The first minute covered (Unix minutes).
+    pub first_minute: u64,
+}
+
+/// Reads a service's fleet from the store.
+#[derive(Clone)]
+pub struct FleetStoreReader {
+    con: ConnectionManager,
+    keys: FleetKeys,
+    /// The service.
+    pub service: String,
+    /// The configuration whose targets the fleet is held against.
+    pub config: SidecarConfig,
+}
+
+impl std::fmt::Debug for FleetStoreReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetStoreReader")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+type Fields = HashMap<String, Vec<u8>>;
+
+impl FleetStoreReader {
+    /// A reader of `service` over `con`, against `config`'s targets.
+    pub fn new(con: ConnectionManager, service: String, config: SidecarConfig) -> Self {
+        Self {
+            con,
+            keys: FleetKeys::new(&service),
+            service,
+            config,
+        }
+    }
+
+    /// Every field of each key, in one pipeline.
+    async fn fields(&self, keys: &[String]) -> Result<Vec<Fields>, FleetStoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("HGETALL").arg(key);
+        }
+        let mut con = self.con.clone();
+        pipe.query_async(&mut con)
+            .await
+            .map_err(|source| FleetStoreError::Redis {
+                doing: "reading blocks",
+                source,
+            })
+    }
+
+    fn blocks(
+        keys: &[String],
+        replies: &[Fields],
+    ) -> Result<Vec<(String, FleetBlock)>, FleetStoreError> {
+        let mut out = Vec::new();
+        for (key, fields) in keys.iter().zip(replies) {
+            for (field, bytes) in fields {
+                let block =
+                    FleetBlock::decode(bytes).map_err(|reason| FleetStoreError::Corrupt {
+                        key: key.clone(),
+                        field: field.clone(),
+                        reason,
+                    })?;
+                out.push((field.clone(), block));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every sidecar's latest information.
+    pub async fn instances(&self) -> Result<BTreeMap<String, InstanceInfo>, FleetStoreError> {
+        let key = self.keys.instances();
+        let replies = self.fields(std::slice::from_ref(&key)).await?;
+        let mut out = BTreeMap::new();
+        for (field, bytes) in replies.into_iter().flatten() {
+            let info = decode(&bytes).map_err(|reason| FleetStoreError::Corrupt {
+                key: key.clone(),
+                field: field.clone(),
+                reason,
+            })?;
+            out.insert(field, info);
+        }
+        Ok(out)
+    }
+
+    /// The fleet's window of `window` ending at `at_ms`: every sidecar's
+    /// blocks merged, histograms exactly.
+    pub async fn window(
+        &self,
+        window: Duration,
+        at_ms: u64,
+    ) -> Result<FleetStoreWindow, FleetStoreError> {
+        let now = at_ms / MINUTE_MS;
+        let span = (window.as_secs() / 60).max(1);
+        let plan = read_plan((now + 1).saturating_sub(span), now, now);
+        let keys: Vec<String> = plan
+            .blocks
+            .iter()
+            .map(|(tier, start)| self.keys.block(*tier, *start))
+            .collect();
+        let (replies, infos) = tokio::join!(self.fields(&keys), self.instances());
+        let blocks = Self::blocks(&keys, &replies?)?;
+        let infos = infos?;
+        let instances: BTreeSet<&str> = blocks
+            .iter()
+            .filter(|(_, b)| !b.routes.is_empty())
+            .map(|(field, _)| field.as_str())
+            .collect();
+        let revision = infos
+            .iter()
+            .filter(|(name, _)| instances.contains(name.as_str()))
+            .max_by_key(|(_, info)| info.last_seen_ms)
+            .and_then(|(_, info)| info.revision.clone());
+        let (total, routes) = merge_routes(
+            blocks
+                .iter()
+                .flat_map(|(_, b)| b.routes.iter().map(|(k, s)| (k, s))),
+        );
+        Ok(FleetStoreWindow {
+            instances: instances.len() as u64,
+            first_minute: plan.first,
+            data: WindowData {
+                window: Duration::from_secs((plan.last + 1 - plan.first) * 60),
+                service: Some(self.service.clone()),
+                revision,
+                total,
+                routes,
+            },
+        })
+    }
+
+    /// The fleet's SLO report over `window` ending at `at_ms`.
+    pub async fn slo_report(
+        &self,
+        window: Duration,
+        at_ms: u64,
+    ) -> Result<SloReport, FleetStoreError> {
+        let w = self.window(window, at_ms).await?;
+        Ok(SloReport::evaluate_as(
+            &w.data,
+            &self.config.slo,
+            Some(&self.service),
+            at_ms,
+            ReportScope::FleetStore {
+                instances: w.instances,
+            },
+        ))
+    }
+
+    /// The fleet's error budgets and burn rates at `at_ms`: minutes from
+    /// the last whole hour inside the minutes kept, whole hours before
+    /// (as a sidecar's own ledger counts beyond its minutes).
+    pub async fn budget(&self, at_ms: u64) -> Result<BudgetReport, FleetStoreError> {
+        let now = at_ms / MINUTE_MS;
+        let fine_since = now.saturating_sub(MINUTE_KEEP_MINUTES - 20).div_ceil(60) * 60;
+        let (period_start, _) = self.config.budget_period.bounds(at_ms);
+        let minute_keys: Vec<String> = (fine_since..=now)
+            .map(|m| self.keys.block(Tier::Minute, m))
+            .collect();
+        let hours: Vec<u64> = (period_start / 60..fine_since / 60).collect();
+        let hour_keys: Vec<String> = hours.iter().map(|h| self.keys.budget_hour(*h)).collect();
+        let (minute_replies, hour_replies) =
+            tokio::join!(self.fields(&minute_keys), self.fields(&hour_keys));
+        let mut minutes = BTreeMap::new();
+        for ((minute, key), fields) in (fine_since..=now).zip(&minute_keys).zip(minute_replies?) {
+            let sum: &mut BudgetCounts = minutes.entry(minute).or_default();
+            for (field, bytes) in fields {
+                let block =
+                    FleetBlock::decode(&bytes).map_err(|reason| FleetStoreError::Corrupt {
+                        key: key.clone(),
+                        field,
+                        reason,
+                    })?;
+                sum.add(&block.budget);
+            }
+        }
+        let mut by_hour = BTreeMap::new();
+        for ((hour, key), fields) in hours.iter().zip(&hour_keys).zip(hour_replies?) {
+            let sum: &mut BudgetCounts = by_hour.entry(*hour).or_default();
+            for (field, bytes) in fields {
+                let counts: BudgetCounts =
+                    decode(&bytes).map_err(|reason| FleetStoreError::Corrupt {
+                        key: key.clone(),
+                        field,
+                        reason,
+                    })?;
+                sum.add(&counts);
+            }
+        }
+        let ledger = BudgetLedger::from_parts(minutes, by_hour, fine_since);
+        Ok(budget_report(
+            &ledger,
+            &self.config.slo,
+            self.config.budget_period,
+            self.config.budget_min_events,
+            at_ms,
+        ))
+    }
+
+    /// The fleet's health over `window` ending at `at_ms`.
+    pub async fn health(
+        &self,
+        window: Duration,
+        at_ms: u64,
+    ) -> Result<HealthReport, FleetStoreError> {
+        let slo = self.slo_report(window, at_ms).await?;
+        self.health_of(&slo, window, at_ms).await
+    }
+
+    /// The fleet's health from its SLO report `slo`: maturity from the
+    /// fleet's exact SLIs and the sidecars' latest figures (those seen in
+    /// the window: CPU and memory averaged, deployments the most any
+    /// knows); ROI from every instance's hits against the whole cache's
+    /// cost, charged once.
+    pub async fn health_of(
+        &self,
+        slo: &SloReport,
+        window: Duration,
+        at_ms: u64,
+    ) -> Result<HealthReport, FleetStoreError> {
+        let since = at_ms.saturating_sub(window.as_millis() as u64);
+        let infos = self.instances().await?;
+        let seen: Vec<&InstanceInfo> = infos.values().filter(|i| i.last_seen_ms >= since).collect();
+        let mean = |f: fn(&InstanceInfo) -> Option<f64>| {
+            let v: Vec<f64> = seen.iter().filter_map(|i| f(i)).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let deployments = seen.iter().filter_map(|i| i.deployments_7d).max();
+        let pair = |name: SloName| {
+            slo.slos
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.current.map(|c| (c, s.target)))
+        };
+        let inputs = MaturityInputs {
+            availability: pair(SloName::Availability),
+            latency_p95: pair(SloName::LatencyP95),
+            error_rate: pair(SloName::ErrorRate),
+            cache_hit_rate: slo.cache.hit_rate,
+            deployments_7d: deployments,
+            deployments_source: deployments.map(|_| DeploymentSource::SidecarSeen),
+            cpu_utilisation: mean(|i| i.cpu_utilisation),
+            memory_utilisation: mean(|i| i.memory_utilisation),
+        };
+        let fleet_roi = RoiConfig {
+            instances: Some(1),
+            ..self.config.roi
+        };
+        let roi = roi(
+            slo.cache.hits,
+            slo.cache.misses,
+            slo.requests,
+            window.as_secs_f64(),
+            &fleet_roi,
+        );
+        Ok(health(slo, maturity(&inputs), roi))
+    }
+}

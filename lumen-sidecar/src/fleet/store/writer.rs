@@ -1,0 +1,407 @@
+//! The writer: a peer of the sidecar that, every write interval, writes
+//! the minutes that changed (and the 10-minute and hour blocks that hold
+//! them, once closed) to the fleet store.
+//!
+//! Ingest never waits for it: it takes the changed minutes and shares
+//! them (copy on write) under the store's lock for a moment, then encodes
+//! and writes outside it. What could not be written stays due and is
+//! written with fresh data when Redis answers again; when Redis lost it
+//! (restarted empty, flushed, evicted) the writer's marker is gone and
+//! everything the sidecar holds is written again. Every write sets a
+//! block's whole state in one transaction, so nothing is ever counted
+//! twice.
+
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use super::block::{FleetBlock, InstanceInfo, encode};
+use super::error::FleetStoreError;
+use super::keys::{BUDGET_KEEP_MINUTES, FleetKeys, Tier};
+use crate::app::{AppState, Shutdown, now_ms};
+use crate::config::SidecarConfig;
+use crate::eval::{DEPLOYMENT_WINDOW, DeploymentSource};
+use crate::store::{BudgetCounts, HeldMinutes, MINUTE_MS};
+
+/// The name of the file in the state directory that keeps the sidecar's
+/// name in the fleet store across restarts.
+pub const INSTANCE_FILE: &str = "fleet-instance";
+/// How long the last write at shutdown may take.
+pub const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Something to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Job {
+    /// A block of a tier, by its start minute.
+    Block(Tier, u64),
+    /// An hour's budget counts.
+    BudgetHour(u64),
+}
+
+/// What one write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// Blocks written.
+    pub blocks: usize,
+    /// Budget hours written.
+    pub budget_hours: usize,
+    /// Whether everything held was written (first write, or the store had
+    /// lost this sidecar's data).
+    pub resync: bool,
+}
+
+/// Writes one sidecar's minutes to the fleet store.
+pub struct FleetWriter {
+    con: ConnectionManager,
+    instance: String,
+    retention_minutes: u64,
+    due: BTreeSet<Job>,
+    awaiting: BTreeSet<(Tier, u64)>,
+    synced: bool,
+}
+
+impl std::fmt::Debug for FleetWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetWriter")
+            .field("instance", &self.instance)
+            .field("due", &self.due.len())
+            .field("awaiting", &self.awaiting.len())
+            .field("synced", &self.synced)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A block gathered under the store's lock, merged after.
+struct Gathered {
+    tier: Tier,
+    start: u64,
+    held: HeldMinutes,
+    budget: BudgetCounts,
+}
+
+fn random_hex() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+fn is_instance_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// This sidecar's name in the fleet store: the configured one; else the
+/// one kept in the state directory (made there the first time), so a
+/// restarted sidecar rewrites its own fields rather than adding new
+/// ones; else a new one (a sidecar without a state directory starts
+/// empty, so its earlier fields stay as they were).
+pub fn fleet_instance(config: &SidecarConfig) -> String {
+    if let Some(name) = &config.fleet_store.instance {
+        return name.clone();
+    }
+    let made = format!(
+        "{}-{}",
+        std::env::var("K_REVISION")
+            .ok()
+            .filter(|r| is_instance_name(r) && r.len() <= 100)
+            .unwrap_or_else(|| "sidecar".to_owned()),
+        random_hex()
+    );
+    let Some(dir) = &config.state_dir else {
+        return made;
+    };
+    let file = dir.join(INSTANCE_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(kept) if is_instance_name(kept.trim()) => kept.trim().to_owned(),
+        _ => {
+            let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, &made));
+            if let Err(e) = written {
+                tracing::warn!(file = %file.display(), error = %e, "cannot keep the fleet store name; a restart will write under a new one");
+            }
+            made
+        }
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0_u32), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / f64::from(n))
+}
+
+impl FleetWriter {
+    /// A writer for `instance` over `con`.
+    pub fn new(con: ConnectionManager, instance: String, retention: Duration) -> Self {
+        Self {
+            con,
+            instance,
+            retention_minutes: (retention.as_millis() as u64 / MINUTE_MS).max(1),
+            due: BTreeSet::new(),
+            awaiting: BTreeSet::new(),
+            synced: false,
+        }
+    }
+
+    /// Its name in the store.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Blocks and hours waiting to be written.
+    pub fn due(&self) -> usize {
+        self.due.len()
+    }
+
+    fn plan(&mut self, changed: BTreeSet<u64>, now: u64) {
+        for minute in changed {
+            self.due.insert(Job::Block(Tier::Minute, minute));
+            self.due.insert(Job::BudgetHour(minute / 60));
+            for tier in Tier::BLOCKS {
+                self.awaiting.insert((tier, tier.start_of(minute)));
+            }
+        }
+        // A block is written once all its minutes are past, and again
+        // whenever a late batch changes one of them.
+        let closed: Vec<(Tier, u64)> = self
+            .awaiting
+            .iter()
+            .filter(|(tier, start)| start + tier.minutes() <= now)
+            .copied()
+            .collect();
+        for (tier, start) in closed {
+            self.awaiting.remove(&(tier, start));
+            self.due.insert(Job::Block(tier, start));
+        }
+    }
+
+    /// Writes what changed since the last successful write (everything
+    /// held, the first time or when the store lost this sidecar's data).
+    /// On failure what was due stays due.
+    pub async fn write(&mut self, state: &AppState) -> Result<WriteSummary, FleetStoreError> {
+        let now_ms = now_ms();
+        let now = now_ms / MINUTE_MS;
+        let now_s = now_ms / 1000;
+        let Some(service) = state
+            .config
+            .service
+            .clone()
+            .or_else(|| state.store().service().map(str::to_owned))
+        else {
+            return Ok(WriteSummary::default()); // nothing ingested yet
+        };
+        let keys = FleetKeys::new(&service);
+        let marker = keys.marker(&self.instance);
+        let present: bool = redis::cmd("EXISTS")
+            .arg(&marker)
+            .query_async(&mut self.con)
+            .await
+            .map_err(|source| FleetStoreError::Redis {
+                doing: "looking for this sidecar's marker",
+                source,
+            })?;
+        let resync = !self.synced || !present;
+        let retention = self.retention_minutes;
+        let (blocks, hours, info) = {
+            let mut store = state.store();
+            if resync {
+                store.mark_all_changed();
+            }
+            let changed = store.take_changed();
+            self.plan(changed, now);
+            let mut blocks = Vec::new();
+            let mut hours = Vec::new();
+            for job in &self.due {
+                match *job {
+                    Job::Block(tier, start) if tier.expires_at_s(start, retention) > now_s => {
+                        blocks.push(Gathered {
+                            tier,
+                            start,
+                            held: store.held(start, tier.minutes()),
+                            budget: store.budget().sum(start, start + tier.minutes() - 1),
+                        });
+                    }
+                    Job::BudgetHour(hour) if (hour + 1) * 60 + BUDGET_KEEP_MINUTES > now => {
+                        hours.push((hour, store.budget().sum(hour * 60, hour * 60 + 59)));
+                    }
+                    _ => {} // aged out of its tier
+                }
+            }
+            let recent: Vec<_> = store
+                .ledger()
+                .active_since(now_ms.saturating_sub(5 * MINUTE_MS))
+                .map(|(_, e)| e)
+                .collect();
+            let since = now_ms.saturating_sub(DEPLOYMENT_WINDOW.as_millis() as u64);
+            let deployments = match state.deployments() {
+                Some(d) if d.source == DeploymentSource::CloudRunApi => Some(d.count_7d),
+                _ => Some(store.revisions().values().filter(|s| **s >= since).count() as u32)
+                    .filter(|n| *n > 0),
+            };
+            let info = InstanceInfo {
+                last_seen_ms: now_ms,
+                revision: store.revision().map(str::to_owned),
+                deployments_7d: deployments,
+                cpu_utilisation: mean(recent.iter().filter_map(|e| e.cpu_utilisation())),
+                memory_utilisation: mean(recent.iter().filter_map(|e| e.memory_utilisation())),
+            };
+            (blocks, hours, info)
+        };
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut summary = WriteSummary {
+            resync,
+            ..WriteSummary::default()
+        };
+        for g in &blocks {
+            let block = FleetBlock {
+                routes: g.held.merged(),
+                budget: g.budget,
+            };
+            if block.routes.is_empty() && block.budget == BudgetCounts::default() {
+                continue;
+            }
+            let key = keys.block(g.tier, g.start);
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg(&self.instance)
+                .arg(block.encode())
+                .ignore();
+            pipe.cmd("EXPIREAT")
+                .arg(&key)
+                .arg(g.tier.expires_at_s(g.start, retention))
+                .ignore();
+            summary.blocks += 1;
+        }
+        for (hour, counts) in &hours {
+            if *counts == BudgetCounts::default() {
+                continue;
+            }
+            let key = keys.budget_hour(*hour);
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg(&self.instance)
+                .arg(encode(counts))
+                .ignore();
+            pipe.cmd("EXPIREAT")
+                .arg(&key)
+                .arg((hour + 1) * 3600 + BUDGET_KEEP_MINUTES * 60)
+                .ignore();
+            summary.budget_hours += 1;
+        }
+        pipe.cmd("HSET")
+            .arg(keys.instances())
+            .arg(&self.instance)
+            .arg(encode(&info))
+            .ignore();
+        pipe.cmd("EXPIRE")
+            .arg(keys.instances())
+            .arg(BUDGET_KEEP_MINUTES * 60)
+            .ignore();
+        pipe.cmd("SET")
+            .arg(&marker)
+            .arg(now_ms)
+            .arg("EX")
+            .arg(retention * 60)
+            .ignore();
+        pipe.query_async::<()>(&mut self.con)
+            .await
+            .map_err(|source| FleetStoreError::Redis {
+                doing: "writing minutes",
+                source,
+            })?;
+        self.due.clear();
+        self.synced = true;
+        Ok(summary)
+    }
+
+    /// Writes every `every` until `drained` fires (after the sidecar has
+    /// stopped taking batches), then once more within
+    /// [`FINAL_WRITE_TIMEOUT`]. Failures are logged once when they start
+    /// and once when they end; ingest never notices them.
+    pub async fn run(mut self, state: Arc<AppState>, every: Duration, mut drained: Shutdown) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = drained.fired() => break,
+                _ = tick.tick() => {}
+            }
+            match self.write(&state).await {
+                Ok(s) => {
+                    if std::mem::replace(&mut failing, false) || s.resync {
+                        tracing::info!(
+                            instance = %self.instance,
+                            blocks = s.blocks,
+                            budget_hours = s.budget_hours,
+                            resync = s.resync,
+                            "fleet store written"
+                        );
+                    }
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, due = self.due(), "fleet store unavailable; ingest goes on, what is due is kept and written when it answers");
+                }
+                Err(e) => tracing::debug!(error = %e, "fleet store still unavailable"),
+            }
+        }
+        match tokio::time::timeout(FINAL_WRITE_TIMEOUT, self.write(&state)).await {
+            Ok(Ok(s)) => {
+                tracing::info!(instance = %self.instance, blocks = s.blocks, "fleet store written at shutdown")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "the last fleet store write failed"),
+            Err(_) => {
+                tracing::warn!(timeout = ?FINAL_WRITE_TIMEOUT, "the last fleet store write timed out")
+            }
+        }
+    }
+}
+
+/// Whether `dir` holds a kept fleet store name (for tests and `config show`).
+pub fn kept_instance(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(INSTANCE_FILE))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| is_instance_name(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_directory_keeps_the_name_across_restarts() {
+        let dir = std::env::temp_dir().join(format!("lumen-fleet-name-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = SidecarConfig {
+            state_dir: Some(dir.clone()),
+            ..SidecarConfig::default()
+        };
+        let first = fleet_instance(&config);
+        assert!(is_instance_name(&first), "{first}");
+        assert_eq!(fleet_instance(&config), first);
+        assert_eq!(kept_instance(&dir), Some(first.clone()));
+        let without = SidecarConfig::default();
+        assert_ne!(fleet_instance(&without), fleet_instance(&without));
+        let named = SidecarConfig {
+            fleet_store: crate::config::FleetStoreConfig {
+                instance: Some("api-7".into()),
+                ..Default::default()
+            },
+            ..config
+        };
+        assert_eq!(fleet_instance(&named), "api-7");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
