@@ -164,13 +164,13 @@ pub fn fleet_store_reader(
 /// `fleet_redis` is given, else the query API at `prometheus`.
 pub async fn fleet_source(args: &crate::cli::FleetArgs) -> Result<FleetSource, String> {
     match (&args.fleet_redis, &args.prometheus) {
-        (Some(url), _) => Ok(FleetSource::Store(fleet_store_reader(
+        (Some(url), _) => Ok(FleetSource::Store(Box::new(fleet_store_reader(
             url,
             args.fleet_redis_ca_file.as_deref(),
             args.service.as_deref(),
             args.config.as_deref(),
-        )?)),
-        (None, Some(url)) => Ok(FleetSource::Prometheus(
+        )?))),
+        (None, Some(url)) => Ok(FleetSource::Prometheus(Box::new(
             fleet_reader(
                 url,
                 args.service.as_deref(),
@@ -178,7 +178,7 @@ pub async fn fleet_source(args: &crate::cli::FleetArgs) -> Result<FleetSource, S
                 args.access_token_file.as_deref(),
             )
             .await?,
-        )),
+        ))),
         (None, None) => Err("no fleet source: give --prometheus URL or --fleet-redis URL".into()),
     }
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod distributions;
+pub mod fleet_load;
 pub mod otlp_receiver;
 pub mod slack_webhook;
 
@@ -276,17 +277,23 @@ impl ApiProc {
 pub struct RedisProc {
     /// The process.
     pub proc: Proc,
-    /// `redis://127.0.0.1:port`.
+    /// `redis://127.0.0.1:port` (with the password, if one is required).
     pub url: String,
 }
 
 impl RedisProc {
     /// Starts it and waits for PING.
     pub async fn start() -> Self {
+        Self::start_on(free_port(), &[]).await
+    }
+
+    /// Starts it on `port` with extra arguments (such as `--requirepass`),
+    /// and waits until it answers (PING, or AUTH's refusal).
+    pub async fn start_on(port: u16, extra: &[&str]) -> Self {
         let program = find_program("redis-server")
             .expect("redis-server is installed (scripts/test.sh installs it)");
-        let port = free_port();
         let mut cmd = Command::new(program);
+        cmd.args(extra);
         cmd.args([
             "--port",
             &port.to_string(),
@@ -298,7 +305,14 @@ impl RedisProc {
             "no",
         ]);
         let proc = Proc::spawn("redis-server", cmd);
-        let url = format!("redis://127.0.0.1:{port}");
+        let password = extra
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .and_then(|i| extra.get(i + 1));
+        let url = match password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{port}"),
+            None => format!("redis://127.0.0.1:{port}"),
+        };
         let client = redis::Client::open(url.as_str()).expect("valid url");
         eventually("redis PING", Duration::from_secs(30), || {
             let client = client.clone();

@@ -45,24 +45,6 @@ fn batch(seq: u64, routes: std::ops::Range<u64>) -> String {
     .expect("serializes")
 }
 
-/// `text` without ANSI colour sequences.
-fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_routes_folds_into_other_and_counts_stay_exact() {
     let sidecar = SidecarProc::start(
@@ -73,7 +55,7 @@ async fn a_flood_of_routes_folds_into_other_and_counts_stay_exact() {
         ],
     )
     .await;
-    let log = plain(&sidecar.proc.log_text());
+    let log = sidecar.proc.log_text(); // plain text: no colours when not a terminal
     assert!(
         log.contains("store memory budget from store.max_bytes") && log.contains("budget_mib=8"),
         "the sidecar says its memory budget: {log}"

@@ -10,86 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use lumen_middleware::{LumenConfig, pair};
+use lumen_tests::fleet_load::{InstanceLoad, ship, sidecar_cli};
 use lumen_tests::*;
 
 const SERVICE: &str = "fleet-api";
-
-/// One instance's load: `requests` requests on `/ask` (every `fail_every`-th
-/// a 503, every 7th a 404), latencies spread from 1 ms to about 900 ms, a
-/// cache lookup per request, and `cancelled` abandoned requests.
-#[derive(Debug, Clone, Copy)]
-struct InstanceLoad {
-    requests: u64,
-    fail_every: u64,
-    cancelled: u64,
-    seed: u64,
-}
-
-fn latency_us(i: u64, seed: u64) -> u64 {
-    // A deterministic spread: 95 % fast, 3 % just under the P95 target,
-    // 2 % from 300 to 680 ms, half of them under the P99 target, so the
-    // P99 verdict sits on the edge.
-    let x = (i.wrapping_mul(2_654_435_761).wrapping_add(seed * 97)) % 1000;
-    match x {
-        0..=949 => 1_000 + x * 150,
-        950..=979 => 150_000 + (x - 950) * 1_500,
-        _ => 300_000 + (x - 980) * 20_000,
-    }
-}
-
-/// Ships `load` as one app instance to each of `sidecars` (the same requests
-/// to each), through the middleware's shipper.
-async fn ship(load: InstanceLoad, sidecars: &[SocketAddr]) {
-    for addr in sidecars {
-        let (layer, shipper) = pair({
-            let mut c = LumenConfig::default();
-            c.service = SERVICE.into();
-            c.sidecar_url = format!("http://{addr}/v1/ingest");
-            c.interval = Duration::from_secs(3600);
-            c
-        })
-        .expect("valid config");
-        let mut shipper = shipper.spawn();
-        let r = layer.recorder();
-        for i in 0..load.requests {
-            let status = if i % load.fail_every == 0 {
-                503
-            } else if i % 7 == 0 {
-                404
-            } else {
-                200
-            };
-            let route = if i % 5 == 0 { "/health" } else { "/ask" };
-            r.record_request(
-                Some(route),
-                &http::Method::GET,
-                latency_us(i, load.seed),
-                status,
-            );
-            r.record_cache(Some(route), i % 3 != 0);
-        }
-        for _ in 0..load.cancelled {
-            r.record_cancelled(Some("/ask"));
-        }
-        assert_eq!(
-            shipper
-                .flush()
-                .await
-                .expect("the shipper runs")
-                .unsent_requests,
-            0
-        );
-        assert_eq!(
-            shipper
-                .shutdown(Duration::from_secs(2))
-                .await
-                .expect("the shipper runs")
-                .unsent_requests,
-            0
-        );
-    }
-}
 
 fn start_prometheus(targets: &[SocketAddr]) -> (Proc, String, std::path::PathBuf) {
     let program =
@@ -141,19 +65,7 @@ fn check(args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 fn cli(command: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(binary("lumen-sidecar"))
-        .arg(command)
-        .args(args)
-        .env_remove("LUMEN_CONFIG")
-        .env_remove("LUMEN_SERVICE")
-        .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
-        .output()
-        .expect("lumen-sidecar runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    sidecar_cli(command, args)
 }
 
 /// `command --prometheus api --service SERVICE --window 10m --json`: the
@@ -231,7 +143,7 @@ impl Fleet {
         for (sidecar, load) in instances.iter().zip(LOADS) {
             let mut to = vec![sidecar.addr];
             to.extend(reference.as_ref().map(|r| r.addr));
-            ship(load, &to).await;
+            ship(SERVICE, load, &to).await;
         }
         let total: u64 = LOADS.iter().map(|l| l.requests).sum();
         let (prometheus, api, dir) =

@@ -26,9 +26,9 @@ pub enum FleetError {
 #[derive(Debug, Clone)]
 pub enum FleetSource {
     /// A Prometheus query API gathering every sidecar's counters.
-    Prometheus(FleetReader),
+    Prometheus(Box<FleetReader>),
     /// The fleet store every sidecar writes its minutes to.
-    Store(FleetStoreReader),
+    Store(Box<FleetStoreReader>),
 }
 
 impl FleetSource {

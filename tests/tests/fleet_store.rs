@@ -1,0 +1,412 @@
+//! The fleet store end to end: sidecars write their minutes to a real
+//! `redis-server`; `lumen-sidecar check --fleet-redis` merges every
+//! instance's histograms (an instance stopped and gone included) and
+//! reports what one sidecar fed the whole load reports, with percentiles
+//! within 0.1 % of the exact nearest-rank ones of every value sent.
+//! Redis killed and restarted mid-load: the app sees nothing, the store
+//! catches up exactly. AUTH, TLS and bad data too.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use lumen_sidecar::app::now_ms;
+use lumen_sidecar::check::fleet_store_reader;
+use lumen_tests::distributions::exact_quantile;
+use lumen_tests::fleet_load::{InstanceLoad, ship, sidecar_cli};
+use lumen_tests::*;
+use serde_json::Value;
+
+/// Uneven: the first instance takes most requests, the second most of the
+/// 5xx, the third almost nothing (and is stopped before the check).
+const LOADS: [InstanceLoad; 3] = [
+    InstanceLoad {
+        requests: 3000,
+        fail_every: 500,
+        cancelled: 4,
+        seed: 1,
+    },
+    InstanceLoad {
+        requests: 1200,
+        fail_every: 9,
+        cancelled: 0,
+        seed: 2,
+    },
+    InstanceLoad {
+        requests: 40,
+        fail_every: 1000,
+        cancelled: 1,
+        seed: 3,
+    },
+];
+
+const PERCENTILES: [(&str, f64); 5] = [
+    ("p50_ms", 0.5),
+    ("p90_ms", 0.9),
+    ("p95_ms", 0.95),
+    ("p99_ms", 0.99),
+    ("p99_9_ms", 0.999),
+];
+
+fn fleet_env(url: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("LUMEN_FLEET_REDIS_URL", url),
+        ("LUMEN_FLEET_WRITE_INTERVAL", "1s"),
+    ]
+}
+
+/// `check --fleet-redis URL --service S --window 10m --json` (plus
+/// `extra`): the exit code, the document (or `Null`) and stderr.
+fn fleet_check(url: &str, service: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let mut args = vec![
+        "--fleet-redis",
+        url,
+        "--service",
+        service,
+        "--window",
+        "10m",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = sidecar_cli("check", &args);
+    (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
+}
+
+/// The fleet's report once the store holds `requests` requests.
+async fn fleet_report_with(url: &str, service: &str, requests: u64) -> (Option<i32>, Value) {
+    eventually(
+        "the fleet store holds every request",
+        Duration::from_secs(60),
+        || {
+            let (url, service) = (url.to_owned(), service.to_owned());
+            async move {
+                let (code, doc, _) = fleet_check(&url, &service, &[]);
+                (doc["requests"] == requests).then_some((code, doc))
+            }
+        },
+    )
+    .await
+}
+
+fn status_code(doc: &Value) -> Option<i32> {
+    Some(match doc["status"].as_str() {
+        Some("HEALTHY") => 0,
+        Some("WARNING") => 1,
+        Some("CRITICAL") => 2,
+        _ => 3,
+    })
+}
+
+/// The route `/health` gets every fifth request, `/ask` the rest.
+fn route_of(i: usize) -> &'static str {
+    if i.is_multiple_of(5) {
+        "/health"
+    } else {
+        "/ask"
+    }
+}
+
+fn assert_within_a_thousandth(reported: &Value, values: &mut [u64], what: &str) {
+    values.sort_unstable();
+    for (key, q) in PERCENTILES {
+        let exact = exact_quantile(values, q) as f64 / 1000.0;
+        let got = reported[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what}: no {key} in {reported}"));
+        assert!(
+            (got - exact).abs() <= exact * 0.001,
+            "{what} {key}: {got} ms against the exact {exact} ms"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_store_reports_exactly_what_one_sidecar_fed_everything_reports() {
+    const SERVICE: &str = "store-api";
+    let redis = RedisProc::start().await;
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(SidecarProc::start(free_port(), &fleet_env(&redis.url)).await);
+    }
+    let reference = SidecarProc::start(free_port(), &[]).await;
+    for (sidecar, load) in instances.iter().zip(LOADS) {
+        ship(SERVICE, load, &[sidecar.addr, reference.addr]).await;
+    }
+    // The third instance is scaled down: its sidecar writes at SIGTERM
+    // and is gone before the check.
+    let gone = instances.pop().expect("three instances");
+    assert_eq!(gone.proc.terminate(), Some(0), "a clean stop");
+
+    let total: u64 = LOADS.iter().map(|l| l.requests).sum();
+    let (code, fleet) = fleet_report_with(&redis.url, SERVICE, total).await;
+    let whole = reference.slo("10m").await;
+    assert_eq!(whole["requests"], total, "{whole}");
+    assert_eq!(fleet["scope"]["kind"], "fleet_store", "{fleet}");
+    assert_eq!(
+        fleet["scope"]["instances"], 3,
+        "the stopped instance counts: {fleet}"
+    );
+    for key in [
+        "requests",
+        "counts",
+        "cache",
+        "status",
+        "compliance_rate",
+        "slos",
+        "latency",
+    ] {
+        assert_eq!(
+            fleet[key], whole[key],
+            "{key}: fleet {fleet}\nwhole {whole}"
+        );
+    }
+    assert_eq!(code, status_code(&whole), "the exit code is the status's");
+    for (f, w) in fleet["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .zip(whole["routes"].as_array().expect("routes"))
+    {
+        assert_eq!(f, w, "each route");
+    }
+
+    // Within 0.1 % of the exact percentiles of every value sent.
+    let mut all: Vec<u64> = LOADS.iter().flat_map(|l| l.latencies()).collect();
+    assert_within_a_thousandth(&fleet["latency"], &mut all, "the service");
+    for route in ["/ask", "/health"] {
+        let mut values: Vec<u64> = LOADS
+            .iter()
+            .flat_map(|l| {
+                l.latencies()
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| route_of(*i) == route)
+                    .map(|(_, v)| v)
+            })
+            .collect();
+        let reported = fleet["routes"]
+            .as_array()
+            .expect("routes")
+            .iter()
+            .find(|r| r["route"] == route)
+            .unwrap_or_else(|| panic!("no {route} in {fleet}"));
+        assert_within_a_thousandth(&reported["latency"], &mut values, route);
+    }
+
+    // The budgets count the same events as the sidecar fed everything.
+    let reader = fleet_store_reader(&redis.url, None, Some(SERVICE), None).expect("a reader");
+    let budget =
+        serde_json::to_value(reader.budget(now_ms()).await.expect("the budget")).expect("JSON");
+    let whole_budget: Value =
+        serde_json::from_str(&get_ok(&format!("{}/v1/budget", reference.base())).await)
+            .expect("JSON");
+    for (f, w) in budget["slos"]
+        .as_array()
+        .expect("slos")
+        .iter()
+        .zip(whole_budget["slos"].as_array().expect("slos"))
+    {
+        for key in ["name", "events", "bad", "allowed_bad"] {
+            assert_eq!(f[key], w[key], "{key}: {f}\nvs {w}");
+        }
+        assert!(f["events"].as_u64() == Some(total), "{f}");
+    }
+
+    // Health reads the same store; its verdict is the reference's.
+    let (code, out, err) = sidecar_cli(
+        "health",
+        &[
+            "--fleet-redis",
+            &redis.url,
+            "--service",
+            SERVICE,
+            "--window",
+            "10m",
+            "--json",
+        ],
+    );
+    let health: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let whole_health: Value =
+        serde_json::from_str(&get_ok(&format!("{}/v1/health?window=10m", reference.base())).await)
+            .expect("JSON");
+    assert!(code.is_some_and(|c| c <= 3), "{err}");
+    assert_eq!(
+        health["roi"]["hits"], whole_health["roi"]["hits"],
+        "{health}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_mid_load_costs_the_app_nothing_and_the_store_catches_up() {
+    const SERVICE: &str = "outage-api";
+    let port = free_port();
+    let redis = RedisProc::start_on(port, &[]).await;
+    let url = redis.url.clone();
+    let a = SidecarProc::start(free_port(), &fleet_env(&url)).await;
+    let b = SidecarProc::start(free_port(), &fleet_env(&url)).await;
+    let reference = SidecarProc::start(free_port(), &[]).await;
+    ship(SERVICE, LOADS[0], &[a.addr, reference.addr]).await;
+    ship(SERVICE, LOADS[1], &[b.addr, reference.addr]).await;
+    fleet_report_with(&url, SERVICE, LOADS[0].requests + LOADS[1].requests).await;
+
+    // SIGKILL: nothing persisted, Redis comes back empty.
+    drop(redis);
+    let more = [
+        InstanceLoad {
+            seed: 7,
+            ..LOADS[2]
+        },
+        InstanceLoad {
+            requests: 500,
+            seed: 8,
+            ..LOADS[1]
+        },
+    ];
+    // `ship` asserts that every request was acknowledged: the outage
+    // never reaches the app.
+    ship(SERVICE, more[0], &[a.addr, reference.addr]).await;
+    ship(SERVICE, more[1], &[b.addr, reference.addr]).await;
+    let (code, _, err) = fleet_check(&url, SERVICE, &[]);
+    assert_eq!(code, Some(3), "no store, no verdict: {err}");
+    assert!(err.contains("fleet store"), "{err}");
+
+    let _redis = RedisProc::start_on(port, &[]).await;
+    let total = LOADS[0].requests + LOADS[1].requests + more[0].requests + more[1].requests;
+    let (_, fleet) = fleet_report_with(&url, SERVICE, total).await;
+    let whole = reference.slo("10m").await;
+    for key in ["requests", "counts", "cache", "latency", "slos"] {
+        assert_eq!(fleet[key], whole[key], "{key}: {fleet}\nvs {whole}");
+    }
+    assert_eq!(fleet["scope"]["instances"], 2, "{fleet}");
+    for sidecar in [&a, &b] {
+        let log = sidecar.proc.log_text();
+        let outage = log
+            .find("fleet store unavailable")
+            .unwrap_or_else(|| panic!("the outage is logged: {log}"));
+        assert!(
+            log[outage..].contains("resync=true"),
+            "everything held is written again once Redis is back: {log}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_behind_a_password_takes_it_and_bad_data_or_no_store_is_exit_3() {
+    const SERVICE: &str = "auth-api";
+    let redis = RedisProc::start_on(free_port(), &["--requirepass", "s3cret-pw"]).await;
+    let sidecar = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
+    ship(SERVICE, LOADS[2], &[sidecar.addr]).await;
+    let (code, doc) = fleet_report_with(&redis.url, SERVICE, LOADS[2].requests).await;
+    assert_eq!(code, status_code(&doc));
+
+    let wrong = redis.url.replace("s3cret-pw", "wrong");
+    let (code, _, err) = fleet_check(&wrong, SERVICE, &[]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        !err.contains("wrong@"),
+        "the password is never printed: {err}"
+    );
+
+    // A value Lumen did not write: refused, naming the key and the field.
+    let client = redis::Client::open(redis.url.as_str()).expect("url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let minute = now_ms() / 60_000;
+    let key = format!("lumen:{{{SERVICE}}}:m:{minute}");
+    let () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("intruder")
+        .arg(b"\x01not cbor".as_slice())
+        .query_async(&mut con)
+        .await
+        .map(|_: u64| ())
+        .expect("HSET");
+    let (code, doc, err) = fleet_check(&redis.url, SERVICE, &[]);
+    assert_eq!(code, Some(3), "{doc}");
+    assert!(err.contains(&key) && err.contains("intruder"), "{err}");
+
+    // No store at all.
+    let (code, _, err) = fleet_check(&format!("redis://127.0.0.1:{}", free_port()), SERVICE, &[]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("fleet store"), "{err}");
+    let (code, _, err) = sidecar_cli("check", &["--service", SERVICE]);
+    assert_eq!(code, Some(3));
+    assert!(
+        err.contains("--prometheus URL or --fleet-redis URL"),
+        "{err}"
+    );
+}
+
+/// A CA and a server certificate for 127.0.0.1, made by `openssl`.
+fn certificates(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    for args in [
+        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=lumen-test-ca",
+        "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext",
+    ] {
+        let out = run(Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(dir));
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_over_tls_is_written_and_read_with_its_ca() {
+    const SERVICE: &str = "tls-api";
+    let dir = std::env::temp_dir().join(format!("lumen-fleet-tls-{}", std::process::id()));
+    certificates(&dir);
+    let port = free_port();
+    let program = find_program("redis-server").expect("redis-server is installed");
+    let mut cmd = Command::new(program);
+    let file = |name: &str| dir.join(name).display().to_string();
+    cmd.args(["--port", "0", "--bind", "127.0.0.1", "--save", ""])
+        .args(["--tls-port", &port.to_string()])
+        .args(["--tls-cert-file", &file("server.pem")])
+        .args(["--tls-key-file", &file("server.key")])
+        .args(["--tls-ca-cert-file", &file("ca.pem")])
+        .args(["--tls-auth-clients", "no"]);
+    let _redis = Proc::spawn("redis-server-tls", cmd);
+    let url = format!("rediss://127.0.0.1:{port}");
+    let ca = file("ca.pem");
+    let sidecar = SidecarProc::start(
+        free_port(),
+        &[
+            ("LUMEN_FLEET_REDIS_URL", url.as_str()),
+            ("LUMEN_FLEET_REDIS_CA_FILE", ca.as_str()),
+            ("LUMEN_FLEET_WRITE_INTERVAL", "1s"),
+        ],
+    )
+    .await;
+    ship(SERVICE, LOADS[2], &[sidecar.addr]).await;
+    let doc = eventually(
+        "the TLS store holds the load",
+        Duration::from_secs(60),
+        || {
+            let (url, ca) = (url.clone(), ca.clone());
+            async move {
+                let (_, doc, _) = fleet_check(&url, SERVICE, &["--fleet-redis-ca-file", &ca]);
+                (doc["requests"] == LOADS[2].requests).then_some(doc)
+            }
+        },
+    )
+    .await;
+    assert_eq!(doc["scope"]["kind"], "fleet_store");
+    // Without the CA the server's certificate is not trusted.
+    let (code, _, err) = fleet_check(&url, SERVICE, &[]);
+    assert_eq!(code, Some(3), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
