@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use crate::app::{AppState, Shutdown, now_ms, restore_checkpoint, save_snapshot, shutdown_channel};
 use crate::config::SidecarConfig;
 use crate::export::{ExportError, MetricsExport};
-use crate::fleet::store::{FleetWriter, connection, fleet_instance, open_client};
+use crate::fleet::store::{FleetStoreView, FleetWriter, connection, fleet_instance, open_client};
 use crate::gcp::{MetadataClient, TokenSource};
 
 /// How often old minutes are evicted.
@@ -140,11 +140,12 @@ impl Sidecar {
                 let client = open_client(url, state.config.fleet_store.ca_file.as_deref())?;
                 let instance = fleet_instance(&state.config);
                 tracing::info!(%instance, "writing minutes to the fleet store");
-                Some(FleetWriter::new(
-                    connection(client)?,
-                    instance,
-                    state.config.retention,
-                ))
+                let con = connection(client)?;
+                state.set_fleet_view(Arc::new(FleetStoreView::new(
+                    con.clone(),
+                    state.config.clone(),
+                )));
+                Some(FleetWriter::new(con, instance, state.config.retention))
             }
             None => None,
         };

@@ -170,6 +170,32 @@ async fn the_fleet_store_reports_exactly_what_one_sidecar_fed_everything_reports
         assert_eq!(f, w, "each route");
     }
 
+    // A remaining sidecar serves the same fleet report and page.
+    let served: Value = serde_json::from_str(
+        &get_ok(&format!("{}/v1/fleet/slo?window=10m", instances[0].base())).await,
+    )
+    .expect("JSON");
+    for key in ["requests", "counts", "slos", "latency", "routes", "scope"] {
+        assert_eq!(served[key], fleet[key], "{key}");
+    }
+    let page = get_ok(&instances[1].base()).await;
+    assert!(
+        page.contains(
+            "Scope: the whole fleet (3 instances, exact histograms from the fleet store)"
+        ),
+        "{page}"
+    );
+    let (status, body) = try_get(&format!("{}/v1/fleet/slo", reference.base()))
+        .await
+        .expect("an answer");
+    assert_eq!(status, 404, "no fleet store there: {body}");
+    assert!(body.contains("LUMEN_FLEET_REDIS_URL"), "{body}");
+    assert!(
+        get_ok(&reference.base())
+            .await
+            .contains("Scope: this instance only")
+    );
+
     // Within 0.1 % of the exact percentiles of every value sent.
     let mut all: Vec<u64> = LOADS.iter().flat_map(|l| l.latencies()).collect();
     assert_within_a_thousandth(&fleet["latency"], &mut all, "the service");
@@ -269,6 +295,15 @@ async fn redis_killed_and_restarted_mid_load_costs_the_app_nothing_and_the_store
     let (code, _, err) = fleet_check(&url, SERVICE, &[]);
     assert_eq!(code, Some(3), "no store, no verdict: {err}");
     assert!(err.contains("fleet store"), "{err}");
+    let (status, body) = try_get(&format!("{}/v1/fleet/slo", a.base()))
+        .await
+        .expect("an answer");
+    assert_eq!(status, 503, "{body}");
+    let page = get_ok(&a.base()).await;
+    assert!(
+        page.contains("the fleet cannot be read") && page.contains("Scope: this instance only"),
+        "{page}"
+    );
 
     let _redis = RedisProc::start_on(port, &[]).await;
     let total = LOADS[0].requests + LOADS[1].requests + more[0].requests + more[1].requests;
@@ -279,12 +314,12 @@ async fn redis_killed_and_restarted_mid_load_costs_the_app_nothing_and_the_store
     }
     assert_eq!(fleet["scope"]["instances"], 2, "{fleet}");
     for sidecar in [&a, &b] {
+        // The first write, and the rewrite once Redis came back without
+        // this sidecar's marker (the outage may fall between two writes,
+        // so it need not have been seen failing).
         let log = sidecar.proc.log_text();
-        let outage = log
-            .find("fleet store unavailable")
-            .unwrap_or_else(|| panic!("the outage is logged: {log}"));
         assert!(
-            log[outage..].contains("resync=true"),
+            log.matches("resync=true").count() >= 2,
             "everything held is written again once Redis is back: {log}"
         );
     }

@@ -10,6 +10,7 @@
 mod checkpoint;
 mod clock;
 mod evaluation;
+mod fleet_view;
 pub mod memory_limit;
 mod shutdown;
 mod state;
@@ -20,6 +21,7 @@ pub mod wal;
 pub use checkpoint::{restore_checkpoint, save_snapshot};
 pub use clock::now_ms;
 pub use evaluation::Evaluation;
+pub use fleet_view::{FleetView, ReportFuture};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use state::{AppState, IngestError, LatencyFeed};
 pub use stats::{ExportStats, IngestStats, RejectReason, SlackStats};

@@ -57,6 +57,7 @@ pub struct AppState {
     wal: OnceLock<WalHandle>,
     store_budget: OnceLock<usize>,
     deployments: Mutex<Option<crate::eval::Deployments>>,
+    fleet_view: OnceLock<Arc<dyn super::FleetView>>,
     pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
 }
 
@@ -81,6 +82,7 @@ impl AppState {
             wal: OnceLock::new(),
             store_budget: OnceLock::new(),
             deployments: Mutex::new(None),
+            fleet_view: OnceLock::new(),
             evaluation_cache: Mutex::new(None),
         }
     }
@@ -282,6 +284,24 @@ impl AppState {
             .deployments
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Installs the fleet's view (once; later calls are ignored).
+    pub fn set_fleet_view(&self, view: Arc<dyn super::FleetView>) {
+        let _ = self.fleet_view.set(view);
+    }
+
+    /// The fleet's view, when one is installed.
+    pub fn fleet_view(&self) -> Option<&Arc<dyn super::FleetView>> {
+        self.fleet_view.get()
+    }
+
+    /// The service's name: the configured one, else the batches'.
+    pub fn service_name(&self) -> Option<String> {
+        self.config
+            .service
+            .clone()
+            .or_else(|| self.store().service().map(str::to_owned))
     }
 
     /// The store, even if a panic poisoned its lock (the store is only ever

@@ -14,8 +14,9 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Renders the page; it reloads itself every 10 s.
-pub fn status_page(report: &SloReport) -> String {
+/// Renders the page, with `notice` (escaped) under the title when given;
+/// it reloads itself every 10 s.
+pub fn status_page(report: &SloReport, notice: Option<&str>) -> String {
     let colour = match report.status {
         Status::Healthy => "#1e8e3e",
         Status::Warning => "#f9ab00",
@@ -29,9 +30,13 @@ pub fn status_page(report: &SloReport) -> String {
 <title>{service}: {status}</title><style>body{{font:15px system-ui,sans-serif;margin:2rem;max-width:60rem}}\
 .badge{{display:inline-block;padding:.3rem .8rem;border-radius:.4rem;color:#fff;background:{colour}}}\
 table{{border-collapse:collapse;margin:1rem 0}}td,th{{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}}</style></head><body>\
-<h1>{service}</h1><p><span class=\"badge\">{status}</span> compliance {compliance} · window {window}s · {requests} requests · evaluated {at}</p>\
+<h1>{service}</h1><p class=\"scope\">{scope}</p>{notice}<p><span class=\"badge\">{status}</span> compliance {compliance} · window {window}s · {requests} requests · evaluated {at}</p>\
 <table><tr><th>SLO</th><th>Target</th><th>Current</th><th>Status</th></tr>",
         service = escape(&report.service),
+        scope = escape(&format!("Scope: {}", report.scope.describe())),
+        notice = notice
+            .map(|n| format!("<p class=\"notice\">{}</p>", escape(n)))
+            .unwrap_or_default(),
         status = report.status.as_str(),
         compliance = percent(report.compliance_rate),
         window = report.window_s,

@@ -11,8 +11,9 @@ use axum::response::{Html, IntoResponse, Response};
 use lumen_middleware::units::parse_duration;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::app::{AppState, now_ms};
 use crate::config::window_is_valid;
+use crate::eval::SloReport;
 use crate::render;
 
 /// The `window` query parameter, or the configured default.
@@ -81,9 +82,55 @@ pub async fn budget(State(app): State<Arc<AppState>>) -> Response {
     Json(app.evaluate(app.config.window).budget).into_response()
 }
 
-/// `GET /`: the status page.
+/// The fleet's report over `window`, when the sidecar has a fleet view:
+/// `None` without one, `Some(Err)` when it cannot be read.
+async fn fleet_report(app: &AppState, window: Duration) -> Option<Result<SloReport, String>> {
+    let view = app.fleet_view()?;
+    let Some(service) = app.service_name() else {
+        return Some(Err("no batch yet names the service".into()));
+    };
+    Some(view.slo_report(&service, window, now_ms()).await)
+}
+
+/// `GET /v1/fleet/slo?window=1h`: the whole fleet's report, from the
+/// fleet store (404 when none is configured, 503 when it cannot be read).
+pub async fn fleet_slo(
+    State(app): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let window = match window_param(&params, app.config.window) {
+        Ok(w) => w,
+        Err(e) => return bad_window(e),
+    };
+    match fleet_report(&app, window).await {
+        Some(Ok(report)) => Json(report).into_response(),
+        Some(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": format!("the fleet cannot be read: {e}") })),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no fleet store: set LUMEN_FLEET_REDIS_URL (fleet.redis_url) to read the whole fleet here; /v1/slo is this instance" })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /`: the status page: the fleet's when the sidecar has a fleet
+/// store (this instance's, with the reason, when it cannot be read).
 pub async fn status_page(State(app): State<Arc<AppState>>) -> Html<String> {
-    Html(render::status_page(&app.report(app.config.window)))
+    let window = app.config.window;
+    match fleet_report(&app, window).await {
+        Some(Ok(fleet)) => Html(render::status_page(&fleet, None)),
+        Some(Err(e)) => Html(render::status_page(
+            &app.report(window),
+            Some(&format!(
+                "the fleet cannot be read ({e}); this is this instance only"
+            )),
+        )),
+        None => Html(render::status_page(&app.report(window), None)),
+    }
 }
 
 /// `GET /metrics`.

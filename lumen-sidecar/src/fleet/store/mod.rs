@@ -22,5 +22,5 @@ pub use block::{BLOCK_FORMAT, FleetBlock, InstanceInfo};
 pub use connection::{connection, open_client};
 pub use error::{FleetStoreError, masked as masked_url};
 pub use keys::{FleetKeys, Tier};
-pub use reader::{FleetStoreReader, FleetStoreWindow};
+pub use reader::{FleetStoreReader, FleetStoreView, FleetStoreWindow};
 pub use writer::{FleetWriter, WriteSummary, fleet_instance};

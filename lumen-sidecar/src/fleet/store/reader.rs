@@ -10,6 +10,7 @@ use redis::aio::ConnectionManager;
 use super::block::{FleetBlock, InstanceInfo, decode};
 use super::error::FleetStoreError;
 use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan};
+use crate::app::{FleetView, ReportFuture};
 use crate::config::SidecarConfig;
 use crate::eval::{
     BudgetReport, DeploymentSource, HealthReport, MaturityInputs, ReportScope, RoiConfig, SloName,
@@ -284,5 +285,39 @@ impl FleetStoreReader {
             &fleet_roi,
         );
         Ok(health(slo, maturity(&inputs), roi))
+    }
+}
+
+/// The fleet store as a sidecar's own [`FleetView`]: the fleet's report
+/// for its read API and status page.
+#[derive(Clone)]
+pub struct FleetStoreView {
+    con: ConnectionManager,
+    config: SidecarConfig,
+}
+
+impl std::fmt::Debug for FleetStoreView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetStoreView").finish_non_exhaustive()
+    }
+}
+
+impl FleetStoreView {
+    /// A view over `con`, against `config`'s targets.
+    pub fn new(con: ConnectionManager, config: SidecarConfig) -> Self {
+        Self { con, config }
+    }
+}
+
+impl FleetView for FleetStoreView {
+    fn slo_report(&self, service: &str, window: Duration, at_ms: u64) -> ReportFuture<'_> {
+        let reader =
+            FleetStoreReader::new(self.con.clone(), service.to_owned(), self.config.clone());
+        Box::pin(async move {
+            reader
+                .slo_report(window, at_ms)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }

@@ -191,12 +191,7 @@ impl FleetWriter {
         let now_ms = now_ms();
         let now = now_ms / MINUTE_MS;
         let now_s = now_ms / 1000;
-        let Some(service) = state
-            .config
-            .service
-            .clone()
-            .or_else(|| state.store().service().map(str::to_owned))
-        else {
+        let Some(service) = state.service_name() else {
             return Ok(WriteSummary::default()); // nothing ingested yet
         };
         let keys = FleetKeys::new(&service);
