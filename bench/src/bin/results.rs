@@ -247,6 +247,46 @@ fn throughput_section(machine: &Machine) -> Option<String> {
     Some(out.join("\n"))
 }
 
+fn fleet_store_section(machine: &Machine) -> Option<String> {
+    let rows = read_rows("fleet_store.json")?;
+    let mut out = header(
+        machine,
+        "cargo run -p lumen-bench --release --bin fleet_store",
+    );
+    out.push("| load | sidecars × routes | requests per route-minute, σ | Redis memory, MiB | minutes / 10-min / hour values, MiB | 1 h window, ms (target < 200) | 24 h window, ms (target < 2,000) |".to_owned());
+    out.push("| --- | --- | --- | ---: | --- | ---: | ---: |".to_owned());
+    for r in rows {
+        let mib = |tier: &str| {
+            r["value_bytes_by_tier"][tier]["bytes"]
+                .as_f64()
+                .unwrap_or(0.0)
+                / 1_048_576.0
+        };
+        let read = |w: &str| {
+            r["reads"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["window"] == w))
+                .and_then(|x| x["median_ms"].as_f64())
+                .unwrap_or(f64::NAN)
+        };
+        out.push(format!(
+            "| {} | {} × {} | {}, {} | {:.1} | {:.1} / {:.1} / {:.1} | {:.0} | {:.0} |",
+            r["load"].as_str()?,
+            r["instances"],
+            r["routes"],
+            r["requests_per_route_minute"],
+            r["sigma"],
+            r["redis_used_memory_bytes"].as_f64()? / 1_048_576.0,
+            mib("m"),
+            mib("t"),
+            mib("h"),
+            read("1h"),
+            read("24h"),
+        ));
+    }
+    Some(out.join("\n"))
+}
+
 fn today() -> String {
     std::process::Command::new("date")
         .arg("+%Y-%m-%d")
@@ -270,12 +310,13 @@ fn main() {
         }
     }
     type Section = fn(&Machine) -> Option<String>;
-    let sections: [(&str, Section, &str); 5] = [
+    let sections: [(&str, Section, &str); 6] = [
         ("throughput", throughput_section, "throughput"),
         ("accuracy", accuracy_section, "accuracy"),
         ("sidecar", sidecar_section, "sidecar_scale"),
         ("memory", memory_section, "store_memory"),
         ("wire", wire_section, "wire_cost"),
+        ("fleet_store", fleet_store_section, "fleet_store"),
     ];
     for (name, section, source) in sections {
         match section(&machine) {

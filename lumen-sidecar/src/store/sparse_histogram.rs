@@ -172,28 +172,30 @@ impl SparseHistogram {
     /// `len` with positive counts: what a snapshot must satisfy before it is
     /// trusted.
     pub fn is_valid_for(&self, len: usize) -> bool {
+        self.checked_total(len).is_some()
+    }
+
+    /// The total count, when the bytes are valid for a layout of `len`
+    /// buckets ([`is_valid_for`](Self::is_valid_for)); one pass.
+    pub fn checked_total(&self, len: usize) -> Option<u64> {
         let bytes = &self.packed;
+        let mut total = 0_u64;
         let mut at = 0;
         let mut index: Option<u64> = None;
         while at < bytes.len() {
-            let (Some(gap), Some(count)) = (get_varint(bytes, &mut at), get_varint(bytes, &mut at))
-            else {
-                return false;
-            };
+            let (gap, count) = (get_varint(bytes, &mut at)?, get_varint(bytes, &mut at)?);
             let next = match index {
                 None => gap,
-                Some(_) if gap == 0 => return false,
-                Some(i) => match i.checked_add(gap) {
-                    Some(n) => n,
-                    None => return false,
-                },
+                Some(_) if gap == 0 => return None,
+                Some(i) => i.checked_add(gap)?,
             };
             if count == 0 || next >= len as u64 {
-                return false;
+                return None;
             }
             index = Some(next);
+            total = total.checked_add(count)?;
         }
-        true
+        Some(total)
     }
 }
 

@@ -7,19 +7,88 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{BudgetCounts, RouteKey, RouteSlot, store_layout};
+use crate::store::{BudgetCounts, Counts, RouteKey, RouteSlot, SparseHistogram, store_layout};
 
 /// The format byte every value starts with.
 pub const BLOCK_FORMAT: u8 = 1;
 
 /// One sidecar's block of one tier: every route's counts and latency,
 /// and the budget counts of the block's minutes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FleetBlock {
     /// Each route with traffic, `None` first.
     pub routes: Vec<(RouteKey, RouteSlot)>,
     /// The block's good and bad events, as the sidecar's budgets counted them.
     pub budget: BudgetCounts,
+}
+
+/// A route as stored: label, the nine counts (status classes 1xx to 5xx,
+/// inner failures, cancellations, cache hits, cache misses), latency.
+type PackedRoute = (RouteKey, [u64; 9], SparseHistogram);
+
+/// A block as stored: arrays, not maps, so no field name is repeated in
+/// every route of every block.
+#[derive(Serialize, Deserialize)]
+struct PackedBlock(Vec<PackedRoute>, [u64; 5]);
+
+impl From<&FleetBlock> for PackedBlock {
+    fn from(b: &FleetBlock) -> Self {
+        let routes = b
+            .routes
+            .iter()
+            .map(|(key, slot)| {
+                let c = &slot.counts;
+                let [s1, s2, s3, s4, s5] = c.status;
+                (
+                    key.clone(),
+                    [
+                        s1,
+                        s2,
+                        s3,
+                        s4,
+                        s5,
+                        c.errors,
+                        c.cancelled,
+                        c.cache_hits,
+                        c.cache_misses,
+                    ],
+                    slot.latency.clone(),
+                )
+            })
+            .collect();
+        let d = &b.budget;
+        Self(
+            routes,
+            [d.total, d.unavailable, d.errors, d.slow_p95, d.slow_p99],
+        )
+    }
+}
+
+impl From<PackedBlock> for FleetBlock {
+    fn from(PackedBlock(routes, d): PackedBlock) -> Self {
+        Self {
+            routes: routes
+                .into_iter()
+                .map(|(key, c, latency)| {
+                    let counts = Counts {
+                        status: [c[0], c[1], c[2], c[3], c[4]],
+                        errors: c[5],
+                        cancelled: c[6],
+                        cache_hits: c[7],
+                        cache_misses: c[8],
+                    };
+                    (key, RouteSlot { counts, latency })
+                })
+                .collect(),
+            budget: BudgetCounts {
+                total: d[0],
+                unavailable: d[1],
+                errors: d[2],
+                slow_p95: d[3],
+                slow_p99: d[4],
+            },
+        }
+    }
 }
 
 /// One sidecar's latest figures, for the fleet's health.
@@ -61,22 +130,21 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 impl FleetBlock {
     /// The block as the store keeps it.
     pub fn encode(&self) -> Vec<u8> {
-        encode(self)
+        encode(&PackedBlock::from(self))
     }
 
     /// A block read from the store, checked: histograms inside the layout,
     /// each holding exactly its counts' requests.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let block: Self = decode(bytes)?;
+        let block = Self::from(decode::<PackedBlock>(bytes)?);
         let len = store_layout().len();
         for (route, slot) in &block.routes {
-            if !slot.latency.is_valid_for(len) {
+            let Some(total) = slot.latency.checked_total(len) else {
                 return Err(format!("route {route:?}: histogram outside the layout"));
-            }
-            if slot.latency.total() != slot.counts.requests() {
+            };
+            if total != slot.counts.requests() {
                 return Err(format!(
-                    "route {route:?}: histogram holds {} values, counts say {}",
-                    slot.latency.total(),
+                    "route {route:?}: histogram holds {total} values, counts say {}",
                     slot.counts.requests()
                 ));
             }
@@ -90,7 +158,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::{Counts, SparseHistogram};
 
     fn block() -> FleetBlock {
         let slot = |n: u64| RouteSlot {

@@ -7,25 +7,32 @@
 //!
 //! | key | holds | kept after its block ends |
 //! |---|---|---|
-//! | `lumen:{S}:m:MINUTE` | one minute, field per sidecar | 2 h |
-//! | `lumen:{S}:t:MINUTE` | a 10-minute block | 7 h |
+//! | `lumen:{S}:m:MINUTE` | one minute, field per sidecar | 130 min |
+//! | `lumen:{S}:t:MINUTE` | a 10-minute block | 3 h |
 //! | `lumen:{S}:h:MINUTE` | an hour | the retention (at least 24 h) + 1 h |
 //! | `lumen:{S}:b:HOUR` | an hour's budget counts | 32 days |
 //! | `lumen:{S}:i` | each sidecar's latest [`InstanceInfo`](super::InstanceInfo) | 32 days |
 //! | `lumen:{S}:w:SIDECAR` | "this sidecar's data is here" | the retention |
 //!
-//! Memory: each block costs, per sidecar and route with traffic, about
-//! 60 bytes plus 2 bytes per distinct latency bucket; a service holds at
-//! most 120 minutes, 42 ten-minute blocks and 25 hours of them (187
-//! blocks), so `187 × sidecars × routes × (60 + 2 × buckets)` bytes plus
-//! Redis's own per-field overhead (see `bench/RESULTS.md`).
+//! So a window of up to 2 hours is read to the minute, as a sidecar's own;
+//! a longer one starts at the next whole 10 minutes, and one reaching past
+//! 2 h 50 min at the next whole hour (the report's `window_s` says what was
+//! covered). The budgets' burn rates over 5 minutes to 1 hour are exact to
+//! the minute; longer ones start at the whole hour before their start.
+//!
+//! Memory: a block costs, per sidecar and route with traffic, about 30
+//! bytes plus 2 bytes per distinct latency bucket it saw; a service holds
+//! at most 131 minutes, 19 ten-minute blocks and 25 hours, so about
+//! `sidecars × routes × (131 × b₁ + 19 × b₁₀ + 25 × b₆₀)` bytes where bₙ is
+//! `30 + 2 ×` the distinct buckets of n minutes (measured in
+//! `bench/RESULTS.md`).
 
 use crate::store::{COARSE_HOURS, ROLLUP_MINUTES, pieces};
 
 /// How long a minute is kept after it ends, minutes.
-pub const MINUTE_KEEP_MINUTES: u64 = 120;
+pub const MINUTE_KEEP_MINUTES: u64 = 130;
 /// How long a 10-minute block is kept after it ends, minutes.
-pub const TEN_MINUTE_KEEP_MINUTES: u64 = 7 * 60;
+pub const TEN_MINUTE_KEEP_MINUTES: u64 = 3 * 60;
 /// How long an hour's budget counts are kept after it ends, minutes.
 pub const BUDGET_KEEP_MINUTES: u64 = COARSE_HOURS * 60;
 /// Minutes at the end of a window always read one by one: blocks that
@@ -239,16 +246,21 @@ mod tests {
     }
 
     #[test]
-    fn three_hours_start_at_a_whole_ten_minutes() {
+    fn two_and_a_half_hours_start_at_a_whole_ten_minutes_and_six_at_a_whole_hour() {
         let now = 30_000 * 60 + 3;
-        let plan = read_plan(now - 179, now, now);
-        assert_eq!(plan.first, (now - 179).div_ceil(10) * 10);
+        let plan = read_plan(now - 149, now, now);
+        assert_eq!(plan.first, (now - 149).div_ceil(10) * 10);
         assert_eq!(covered(&plan), (plan.first..=now).collect::<Vec<_>>());
+        let plan = read_plan(now - 359, now, now);
+        assert_eq!(plan.first, (now - 359).div_ceil(60) * 60);
+        assert_eq!(covered(&plan), (plan.first..=now).collect::<Vec<_>>());
+        let plan = read_plan(now - 119, now, now);
+        assert_eq!(plan.first, now - 119, "two hours are exact");
     }
 
     #[test]
     fn blocks_expire_after_their_tier_keeps_them() {
-        assert_eq!(Tier::Minute.expires_at_s(100, 1440), (101 + 120) * 60);
+        assert_eq!(Tier::Minute.expires_at_s(100, 1440), (101 + 130) * 60);
         assert_eq!(Tier::Hour.expires_at_s(120, 1440), (180 + 1500) * 60);
         assert_eq!(Tier::Hour.keep_minutes(60), 1500, "at least a day");
         assert_eq!(Tier::TenMinutes.start_of(127), 120);

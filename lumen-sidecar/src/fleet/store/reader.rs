@@ -179,11 +179,12 @@ impl FleetStoreReader {
     }
 
     /// The fleet's error budgets and burn rates at `at_ms`: minutes from
-    /// the last whole hour inside the minutes kept, whole hours before
-    /// (as a sidecar's own ledger counts beyond its minutes).
+    /// the first whole hour inside the minutes kept (at least the last
+    /// hour), whole hours before (as a sidecar's own ledger counts beyond
+    /// its minutes).
     pub async fn budget(&self, at_ms: u64) -> Result<BudgetReport, FleetStoreError> {
         let now = at_ms / MINUTE_MS;
-        let fine_since = now.saturating_sub(MINUTE_KEEP_MINUTES - 20).div_ceil(60) * 60;
+        let fine_since = now.saturating_sub(MINUTE_KEEP_MINUTES - 10).div_ceil(60) * 60;
         let (period_start, _) = self.config.budget_period.bounds(at_ms);
         let minute_keys: Vec<String> = (fine_since..=now)
             .map(|m| self.keys.block(Tier::Minute, m))
