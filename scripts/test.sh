@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the end-to-end tests need when it
-# is missing (Debian's redis-server and prometheus), then runs cargo's tests.
+# is missing (Debian's redis-server, prometheus, and openssl to make the
+# fleet store's TLS test certificates), then runs cargo's tests.
 # Extra arguments go to `cargo test` (for example: ./scripts/test.sh -p lumen-sidecar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 missing=()
 have redis-server || missing+=(redis-server)
 have prometheus || missing+=(prometheus)
+have openssl || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} (apt-get)"
   sudo=""
