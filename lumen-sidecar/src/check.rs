@@ -9,7 +9,7 @@ use thiserror::Error;
 use crate::config::{SidecarConfig, window_is_valid};
 use crate::eval::SloReport;
 use crate::fleet::store::{FleetStoreReader, connection, open_client};
-use crate::fleet::{FleetReader, FleetSource, QueryApi, needs_google_token};
+use crate::fleet::{FleetReader, QueryApi, needs_google_token};
 use crate::https::{ExchangeError, exchange, https_client};
 use crate::monitoring::commands::access_token;
 use crate::monitoring::scope::Scope;
@@ -158,29 +158,6 @@ pub fn fleet_store_reader(
     let con = connection(open_client(url, ca_file).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     Ok(FleetStoreReader::new(con, service, config))
-}
-
-/// The fleet source a command's arguments name: the fleet store when
-/// `fleet_redis` is given, else the query API at `prometheus`.
-pub async fn fleet_source(args: &crate::cli::FleetArgs) -> Result<FleetSource, String> {
-    match (&args.fleet_redis, &args.prometheus) {
-        (Some(url), _) => Ok(FleetSource::Store(Box::new(fleet_store_reader(
-            url,
-            args.fleet_redis_ca_file.as_deref(),
-            args.service.as_deref(),
-            args.config.as_deref(),
-        )?))),
-        (None, Some(url)) => Ok(FleetSource::Prometheus(Box::new(
-            fleet_reader(
-                url,
-                args.service.as_deref(),
-                args.config.as_deref(),
-                args.access_token_file.as_deref(),
-            )
-            .await?,
-        ))),
-        (None, None) => Err("no fleet source: give --prometheus URL or --fleet-redis URL".into()),
-    }
 }
 
 /// The `--window` of a command (whole minutes from 1m to 24h), else `default`.

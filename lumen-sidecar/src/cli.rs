@@ -144,6 +144,33 @@ impl FleetArgs {
             .then_some("--service names the fleet's service: give --prometheus URL or --fleet-redis URL with it")
     }
 
+    /// The fleet source the arguments name: the fleet store when
+    /// `--fleet-redis` is given, else the query API at `--prometheus`.
+    pub async fn open(&self) -> Result<crate::fleet::FleetSource, String> {
+        use crate::check::{fleet_reader, fleet_store_reader};
+        use crate::fleet::FleetSource;
+        match (&self.fleet_redis, &self.prometheus) {
+            (Some(url), _) => Ok(FleetSource::Store(Box::new(fleet_store_reader(
+                url,
+                self.fleet_redis_ca_file.as_deref(),
+                self.service.as_deref(),
+                self.config.as_deref(),
+            )?))),
+            (None, Some(url)) => Ok(FleetSource::Prometheus(Box::new(
+                fleet_reader(
+                    url,
+                    self.service.as_deref(),
+                    self.config.as_deref(),
+                    self.access_token_file.as_deref(),
+                )
+                .await?,
+            ))),
+            (None, None) => {
+                Err("no fleet source: give --prometheus URL or --fleet-redis URL".into())
+            }
+        }
+    }
+
     /// The source named, for messages.
     pub fn source(&self) -> Option<String> {
         self.prometheus.clone().or_else(|| {

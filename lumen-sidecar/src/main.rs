@@ -5,9 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use lumen_sidecar::Sidecar;
 use lumen_sidecar::app::now_ms;
-use lumen_sidecar::check::{
-    CheckError, fetch_budget, fetch_health, fetch_report, fleet_source, window_arg,
-};
+use lumen_sidecar::check::{CheckError, fetch_budget, fetch_health, fetch_report, window_arg};
 use lumen_sidecar::cli::FleetArgs;
 use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction};
 use lumen_sidecar::config::SidecarConfig;
@@ -277,7 +275,7 @@ async fn reader_and_window(
     fleet: &FleetArgs,
     window: Option<&str>,
 ) -> Result<(lumen_sidecar::fleet::FleetSource, std::time::Duration), String> {
-    let reader = fleet_source(fleet).await?;
+    let reader = fleet.open().await?;
     let window = window_arg(window, reader.config().window)?;
     Ok((reader, window))
 }
