@@ -10,6 +10,7 @@
 
 pub mod peers;
 pub mod report;
+pub mod router_shape;
 pub mod workload;
 
 pub use report::{Machine, criterion_median_ns, replace_section, workspace_root};

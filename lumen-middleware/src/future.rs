@@ -2,6 +2,7 @@
 //! and counts a cancellation when dropped before.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -9,6 +10,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
+use crate::body_kind::{BodyKind, Wrapped};
 use crate::cache;
 use crate::grpc;
 use crate::in_flight::{InFlight, Outcome};
@@ -16,15 +18,16 @@ use crate::registry::Event;
 
 pin_project! {
     /// The future of [`Lumen`](crate::Lumen)'s response.
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, K = Wrapped> {
         #[pin]
         inner: F,
         in_flight: Option<InFlight>,
         until_body_end: bool,
         grpc: bool,
+        kind: PhantomData<fn() -> K>,
     }
 
-    impl<F> PinnedDrop for ResponseFuture<F> {
+    impl<F, K> PinnedDrop for ResponseFuture<F, K> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(request) = this.project().in_flight.take() {
                 request.series.record(Event::Cancelled);
@@ -33,23 +36,25 @@ pin_project! {
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, K> ResponseFuture<F, K> {
     pub(crate) fn new(inner: F, in_flight: InFlight, until_body_end: bool, grpc: bool) -> Self {
         Self {
             inner,
             in_flight: Some(in_flight),
             until_body_end,
             grpc,
+            kind: PhantomData,
         }
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, K, B, E> Future for ResponseFuture<F, K>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: http_body::Body,
+    K: BodyKind<B>,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<K::Body>, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -75,9 +80,10 @@ where
                         if !*this.until_body_end || response.body().is_end_stream() =>
                     {
                         request.respond(status);
-                        Ok(response.map(ResponseBody::plain))
+                        Ok(response.map(K::unwatched))
                     }
-                    _ => Ok(response.map(|body| ResponseBody::measured(body, request, outcome))),
+                    _ => Ok(response
+                        .map(|body| K::watched(ResponseBody::measured(body, request, outcome)))),
                 }
             }
             Err(error) => {

@@ -1,11 +1,12 @@
 //! [`LumenLayer`] and the service it wraps, [`Lumen`].
 
+use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
 use http::{Extensions, Method, Request, Response, Uri};
 use tower::{Layer, Service};
 
-use crate::body::ResponseBody;
+use crate::body_kind::{BodyKind, Wrapped};
 use crate::future::ResponseFuture;
 use crate::in_flight::InFlight;
 use crate::recorder::Recorder;
@@ -14,16 +15,26 @@ use crate::route::{ClassifyRoute, RouteLabels};
 
 /// Records every request of the service it wraps. Made by
 /// [`pair`](crate::pair) together with the [`Shipper`](crate::Shipper) that
-/// sends what it records.
-#[derive(Clone, Copy)]
-pub struct LumenLayer {
+/// sends what it records. `K` is the body its responses carry
+/// ([`Wrapped`] by default; [`AxumBody`](crate::AxumBody) in an axum
+/// `Router`, from [`with_matched_path`](Self::with_matched_path)).
+pub struct LumenLayer<K = Wrapped> {
     pub(crate) registry: &'static Registry,
     pub(crate) labels: RouteLabels,
     pub(crate) until_body_end: bool,
     pub(crate) grpc: bool,
+    pub(crate) kind: PhantomData<fn() -> K>,
 }
 
-impl std::fmt::Debug for LumenLayer {
+impl<K> Clone for LumenLayer<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K> Copy for LumenLayer<K> {}
+
+impl<K> std::fmt::Debug for LumenLayer<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LumenLayer")
             .field("until_body_end", &self.until_body_end)
@@ -32,13 +43,20 @@ impl std::fmt::Debug for LumenLayer {
     }
 }
 
-impl LumenLayer {
+impl<K> LumenLayer<K> {
     /// Labels requests with axum's `MatchedPath` (add the layer with
-    /// `Router::layer`, so the path is known when the layer runs).
+    /// `Router::layer`, so the path is known when the layer runs), and
+    /// hands axum its own response bodies back, so axum does not box them
+    /// again.
     #[cfg(feature = "axum")]
-    pub fn with_matched_path(mut self) -> Self {
-        self.labels = RouteLabels::MatchedPath;
-        self
+    pub fn with_matched_path(self) -> LumenLayer<crate::AxumBody> {
+        LumenLayer {
+            registry: self.registry,
+            labels: RouteLabels::MatchedPath,
+            until_body_end: self.until_body_end,
+            grpc: self.grpc,
+            kind: PhantomData,
+        }
     }
 
     /// Labels requests with a function of the method, URI and extensions:
@@ -93,8 +111,8 @@ impl LumenLayer {
     }
 }
 
-impl<S> Layer<S> for LumenLayer {
-    type Service = Lumen<S>;
+impl<S, K> Layer<S> for LumenLayer<K> {
+    type Service = Lumen<S, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Lumen {
@@ -105,13 +123,21 @@ impl<S> Layer<S> for LumenLayer {
 }
 
 /// The service [`LumenLayer`] makes.
-#[derive(Clone)]
-pub struct Lumen<S> {
+pub struct Lumen<S, K = Wrapped> {
     inner: S,
-    layer: LumenLayer,
+    layer: LumenLayer<K>,
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for Lumen<S> {
+impl<S: Clone, K> Clone for Lumen<S, K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer,
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, K> std::fmt::Debug for Lumen<S, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lumen")
             .field("inner", &self.inner)
@@ -119,14 +145,15 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Lumen<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Lumen<S>
+impl<S, K, ReqBody, ResBody> Service<Request<ReqBody>> for Lumen<S, K>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: http_body::Body,
+    K: BodyKind<ResBody>,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<K::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, K>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

@@ -48,6 +48,8 @@ pub mod wire;
 #[cfg(feature = "layer")]
 mod body;
 #[cfg(feature = "layer")]
+mod body_kind;
+#[cfg(feature = "layer")]
 pub mod cache;
 #[cfg(feature = "layer")]
 mod config;
@@ -74,6 +76,10 @@ mod signal;
 
 #[cfg(feature = "layer")]
 pub use body::ResponseBody;
+#[cfg(feature = "axum")]
+pub use body_kind::AxumBody;
+#[cfg(feature = "layer")]
+pub use body_kind::{BodyKind, Wrapped};
 #[cfg(feature = "layer")]
 pub use cache::CacheReport;
 #[cfg(feature = "layer")]
@@ -112,6 +118,7 @@ pub fn pair(config: LumenConfig) -> Result<(LumenLayer, Shipper), ConfigError> {
         labels: route::RouteLabels::Off,
         until_body_end: false,
         grpc: false,
+        kind: std::marker::PhantomData,
     };
     Ok((layer, shipper))
 }

@@ -247,6 +247,100 @@ fn throughput_section(machine: &Machine) -> Option<String> {
     Some(out.join("\n"))
 }
 
+/// The real-use shape: criterion's medians, and the interleaved rounds.
+fn router_section(machine: &Machine) -> Option<String> {
+    use lumen_bench::router_shape::ROUTER_CASES;
+    let median =
+        |threads: &str, id: &str| criterion_median_ns(&format!("router_overhead_{threads}"), id);
+    let mut out = header(
+        machine,
+        "cargo bench -p lumen-bench --features peers --bench router_overhead",
+    );
+    out.push("| layer | 1 thread, ns/request | added over bare | over pass-through | 2 threads, ns/request per thread | added over bare | over pass-through | added ÷ Lumen's with labels (1 thread) |".to_owned());
+    out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned());
+    let (bare1, bare2) = (median("1_thread", "bare")?, median("2_threads", "bare")?);
+    let (pass1, pass2) = (
+        median("1_thread", "pass_through")?,
+        median("2_threads", "pass_through")?,
+    );
+    let lumen1 = median("1_thread", "lumen_matched_path")? - bare1;
+    for (id, name) in ROUTER_CASES {
+        let (t1, t2) = (median("1_thread", id)?, median("2_threads", id)?);
+        let cell = |v: f64| {
+            if id == "bare" {
+                String::new()
+            } else {
+                format!("{v:.0}")
+            }
+        };
+        out.push(format!(
+            "| {name} | {t1:.0} | {} | {} | {t2:.0} | {} | {} | {} |",
+            cell(t1 - bare1),
+            if id == "bare" || id == "pass_through" {
+                String::new()
+            } else {
+                format!("{:.0}", t1 - pass1)
+            },
+            cell(t2 - bare2),
+            if id == "bare" || id == "pass_through" {
+                String::new()
+            } else {
+                format!("{:.0}", t2 - pass2)
+            },
+            if id == "bare" {
+                String::new()
+            } else {
+                format!("{:.1}×", (t1 - bare1) / lumen1)
+            },
+        ));
+    }
+    if let Some(rows) = read_rows("router_rounds.json") {
+        out.push(String::new());
+        out.push("Interleaved (`cargo run -p lumen-bench --release --features peers --bin router_rounds`: 7 rounds of 200,000 calls per variant and thread, the order rotated each round), median round:".to_owned());
+        out.push(String::new());
+        out.push("| layer | 1 thread, ns/request | added over bare | over pass-through | 2 threads, ns/request per thread | added over bare | over pass-through | slowest ÷ fastest round (1 thread) |".to_owned());
+        out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned());
+        let get = |threads: u64, id: &str| {
+            rows.iter()
+                .find(|r| r["threads"] == threads && r["variant"] == id)
+                .cloned()
+        };
+        let m = |threads: u64, id: &str| get(threads, id).and_then(|r| r["median_ns"].as_f64());
+        let (b1, b2, p1, p2) = (
+            m(1, "bare")?,
+            m(2, "bare")?,
+            m(1, "pass_through")?,
+            m(2, "pass_through")?,
+        );
+        for (id, name) in ROUTER_CASES {
+            let (t1, t2) = (m(1, id)?, m(2, id)?);
+            let spread = get(1, id)
+                .and_then(|r| {
+                    let v = r["rounds_ns"].as_array()?.clone();
+                    let first = v.first()?.as_f64()?;
+                    let last = v.last()?.as_f64()?;
+                    Some(last / first)
+                })
+                .unwrap_or(f64::NAN);
+            let over = |t: f64, base: f64, skip: &[&str]| {
+                if skip.contains(&id) {
+                    String::new()
+                } else {
+                    format!("{:.0}", t - base)
+                }
+            };
+            out.push(format!(
+                "| {name} | {t1:.0} | {} | {} | {t2:.0} | {} | {} | {spread:.2} |",
+                over(t1, b1, &["bare"]),
+                over(t1, p1, &["bare", "pass_through"]),
+                over(t2, b2, &["bare"]),
+                over(t2, p2, &["bare", "pass_through"]),
+            ));
+        }
+    }
+    Some(out.join("\n"))
+}
+
 fn fleet_store_section(machine: &Machine) -> Option<String> {
     let rows = read_rows("fleet_store.json")?;
     let mut out = header(
@@ -310,7 +404,8 @@ fn main() {
         }
     }
     type Section = fn(&Machine) -> Option<String>;
-    let sections: [(&str, Section, &str); 6] = [
+    let sections: [(&str, Section, &str); 7] = [
+        ("router", router_section, "router_overhead"),
         ("throughput", throughput_section, "throughput"),
         ("accuracy", accuracy_section, "accuracy"),
         ("sidecar", sidecar_section, "sidecar_scale"),

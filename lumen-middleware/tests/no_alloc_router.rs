@@ -1,0 +1,111 @@
+//! In an axum `Router`, as users add it (`Router::layer` with
+//! `with_matched_path()`), the layer allocates nothing of its own: a
+//! request through it allocates exactly what a request through a
+//! pass-through layer added the same way does (axum boxes every layered
+//! route's service and future alike). Counted by an instrumented global
+//! allocator; the router is polled on this thread with a no-op waker and
+//! every response body is drained. (An unfinished router, called without
+//! `with_state`, rebuilds each layered route on every request; `axum::serve`
+//! finishes it first, as this test does.)
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::Request;
+use http_body_util::BodyExt;
+use lumen_middleware::{LumenConfig, pair};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::Service;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
+
+fn requests(n: usize) -> Vec<Request<Body>> {
+    (0..n)
+        .map(|i| {
+            Request::get(["/a", "/b/7", "/a"][i % 3])
+                .body(Body::empty())
+                .expect("request")
+        })
+        .collect()
+}
+
+fn drive(router: &mut Router, requests: Vec<Request<Body>>) {
+    let mut cx = Context::from_waker(Waker::noop());
+    for request in requests {
+        let mut future = std::pin::pin!(router.call(request));
+        let Poll::Ready(Ok(response)) = future.as_mut().poll(&mut cx) else {
+            panic!("the handler answers at once");
+        };
+        assert_eq!(response.status(), 200);
+        let mut body = std::pin::pin!(response.into_body().collect());
+        assert!(matches!(body.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+    }
+}
+
+/// Allocations of `n` requests through `router` (after a warm-up).
+fn allocations(router: &mut Router, n: usize) -> usize {
+    drive(router, requests(100));
+    let batch = requests(n);
+    let region = Region::new(GLOBAL);
+    drive(router, batch);
+    region.change().allocations
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/a", get(|| async { "a" }))
+        .route("/b/{id}", get(|| async { "b" }))
+}
+
+#[test]
+fn a_router_with_the_layer_allocates_what_a_pass_through_layer_does() {
+    let (layer, _shipper) = pair(LumenConfig::default()).expect("valid");
+    // `with_state` finishes the routes, as `axum::serve` does.
+    let mut pass_through = app()
+        .layer(tower::layer::util::Identity::new())
+        .with_state(());
+    let mut bare = app().with_state(());
+    let mut lumen = app().layer(layer.with_matched_path()).with_state(());
+    // Without `with_matched_path` the layer's responses carry its own body
+    // wrapper, which axum boxes: one allocation a request.
+    let mut wrapped = app().layer(layer).with_state(());
+    let n = 3_000;
+    let (bare, pass_through, lumen, wrapped) = (
+        allocations(&mut bare, n),
+        allocations(&mut pass_through, n),
+        allocations(&mut lumen, n),
+        allocations(&mut wrapped, n),
+    );
+    assert_eq!(wrapped, pass_through + n, "the wrapper body is boxed once");
+    assert_eq!(
+        lumen,
+        pass_through,
+        "per request: bare {} , pass-through {}, Lumen {}",
+        bare / n,
+        pass_through / n,
+        lumen / n
+    );
+    let series = layer.recorder().drain();
+    let routed: Vec<(Option<String>, u64)> = series
+        .iter()
+        .map(|s| (s.route.clone(), s.status[1]))
+        .collect();
+    assert!(routed.contains(&(Some("/a".into()), 2_067)), "{routed:?}");
+    assert!(
+        routed.contains(&(Some("/b/{id}".into()), 1_033)),
+        "{routed:?}"
+    );
+    let unrouted: u64 = series
+        .iter()
+        .filter(|s| s.route.is_none())
+        .map(|s| s.status[1])
+        .sum();
+    assert_eq!(
+        unrouted, 3_100,
+        "the wrapped layer's requests, without routes"
+    );
+}
