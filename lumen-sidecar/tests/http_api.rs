@@ -277,3 +277,82 @@ async fn metrics_report_status_page_and_window_errors() {
         assert!(body.contains("window: "), "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_series_cuts_the_window_into_steps_and_refuses_what_it_cannot_cut() {
+    let (addr, _) = start(SidecarConfig::default()).await;
+    post_batch(
+        addr,
+        &batch(
+            "i",
+            1,
+            vec![
+                series(Some("/ask"), 990, 20_000, 5, 5, 300_000),
+                series(Some("/<img src=x>"), 100, 2_000, 0, 0, 1),
+            ],
+        ),
+    )
+    .await;
+    let (status, body) = get(addr, "/v1/series?window=5m&step=1m").await;
+    assert_eq!(status, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(doc["window_s"], 300);
+    assert_eq!(doc["step_s"], 60);
+    let points = doc["points"].as_array().expect("points");
+    assert_eq!(points.len(), 5);
+    let starts: Vec<u64> = points
+        .iter()
+        .map(|p| p["start_ms"].as_u64().expect("ms"))
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[1] == w[0] + 60_000),
+        "{starts:?}"
+    );
+    let total: u64 = points
+        .iter()
+        .map(|p| p["requests"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(total, 1100, "every request in exactly one step");
+    let busy = points
+        .iter()
+        .find(|p| p["requests"] == 1100)
+        .expect("the batch's minute");
+    let p50 = busy["latency"]["p50_ms"].as_f64().expect("p50");
+    assert!((p50 - 20.0).abs() <= 0.02, "{p50}: the 20 ms bucket's top");
+    assert_eq!(
+        busy["error_rate_percent"]
+            .as_f64()
+            .map(|e| (e * 100.0).round()),
+        Some(91.0)
+    );
+    let dist = doc["distribution"].as_array().expect("curve");
+    assert_eq!(dist.len(), 10);
+    assert_eq!(dist[9]["percentile"], 99.99);
+
+    let (status, body) = get(addr, "/v1/series?window=5m&route=/ask").await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(doc["route"], "/ask");
+    let total: u64 = doc["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["requests"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(total, 1000);
+    let (_, body) = get(addr, "/v1/series?window=24h").await;
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(doc["step_s"], 240, "at most 360 steps by default");
+
+    for (bad, says) in [
+        ("/v1/series?window=5m&step=30s", "whole minutes"),
+        ("/v1/series?window=5m&step=2m", "does not divide"),
+        ("/v1/series?window=5m&step=10m", "does not divide"),
+        ("/v1/series?window=2d", "window: "),
+        ("/v1/series?window=1h&step=soon", "step: "),
+    ] {
+        let (status, body) = get(addr, bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains(says), "{bad}: {body}");
+    }
+}

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use super::clock::now_ms;
 use super::state::AppState;
 use crate::eval::{
-    BudgetReport, HealthReport, MaturityInputs, SloReport, budget_report, health, maturity,
-    maturity_inputs, roi, roi_share_unknown,
+    BudgetReport, HealthReport, MaturityInputs, SeriesReport, SloReport, budget_report,
+    distribution, health, maturity, maturity_inputs, roi, roi_share_unknown, series_point,
 };
+use crate::store::{MINUTE_MS, RouteWindow, WindowData};
 
 /// One evaluation of a window: the SLO report and the health report.
 #[derive(Debug, Clone)]
@@ -88,10 +89,58 @@ impl AppState {
         }
     }
 
+    /// `window` ending now in steps of `step` (whole minutes; `window` a
+    /// multiple of `step`), for the whole service or one `route`: each
+    /// step's indicators and the window's latency distribution. The store
+    /// is locked one step at a time.
+    pub fn series(&self, window: Duration, step: Duration, route: Option<&str>) -> SeriesReport {
+        let now = now_ms();
+        let last = now / MINUTE_MS;
+        let step_minutes = (step.as_secs() / 60).max(1);
+        let steps = (window.as_secs() / 60 / step_minutes).max(1);
+        let classes = &self.config.slo.error_classes;
+        let pick = |data: WindowData| -> Option<RouteWindow> {
+            match route {
+                None => Some(data.total),
+                Some(r) => data
+                    .routes
+                    .into_iter()
+                    .find(|(name, _)| name.as_deref() == Some(r))
+                    .map(|(_, w)| w),
+            }
+        };
+        let mut points = Vec::with_capacity(steps as usize);
+        for k in 0..steps {
+            let end = last.saturating_sub((steps - 1 - k) * step_minutes);
+            let start_ms = (end + 1).saturating_sub(step_minutes) * MINUTE_MS;
+            let data = self.store().window(end * MINUTE_MS, step);
+            let point = match pick(data) {
+                Some(w) => series_point(start_ms, &w, classes),
+                None => series_point(start_ms, &empty_window(), classes),
+            };
+            points.push(point);
+        }
+        let whole = self.store().window(now, window);
+        SeriesReport {
+            route: route.map(str::to_owned),
+            window_s: window.as_secs(),
+            step_s: step_minutes * 60,
+            points,
+            distribution: pick(whole).map(|w| distribution(&w)).unwrap_or_default(),
+        }
+    }
+
     /// The SLO report of `window` ending now.
     pub fn report(&self, window: Duration) -> SloReport {
         let now = now_ms();
         let data = self.store().window(now, window);
         SloReport::evaluate(&data, &self.config.slo, self.config.service.as_deref(), now)
+    }
+}
+
+fn empty_window() -> RouteWindow {
+    RouteWindow {
+        counts: crate::store::Counts::default(),
+        latency: crate::store::WindowHistogram::new(crate::store::store_layout()),
     }
 }

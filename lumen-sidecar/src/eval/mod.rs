@@ -9,6 +9,7 @@ mod health;
 mod health_inputs;
 mod maturity;
 mod roi;
+mod series;
 mod slis;
 mod slo;
 mod slo_report;
@@ -32,6 +33,9 @@ pub use maturity::{
 pub use roi::{
     DEFAULT_COST_PER_MISS_USD, DEFAULT_PASS_PERCENT, DEFAULT_REDIS_MONTHLY_USD,
     DEFAULT_WARN_PERCENT, Gate, MONTH_S, RoiConfig, RoiResult, roi, roi_score, roi_share_unknown,
+};
+pub use series::{
+    CURVE_QUANTILES, CurvePoint, MAX_POINTS, SeriesPoint, SeriesReport, distribution, series_point,
 };
 pub use slis::{LatencyBuckets, Slis, StatusClass, error_count};
 pub use slo::{

@@ -23,6 +23,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/health", get(read::health))
         .route("/v1/budget", get(read::budget))
         .route("/v1/fleet/slo", get(read::fleet_slo))
+        .route("/v1/series", get(read::series))
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
         .route("/", get(read::status_page).post(misdirected))
@@ -38,7 +39,7 @@ async fn misdirected(method: axum::http::Method, uri: axum::http::Uri) -> axum::
     (
         axum::http::StatusCode::NOT_FOUND,
         axum::Json(serde_json::json!({
-            "error": format!("no {method} {}: batches go to POST /v1/ingest; reads are GET /v1/slo, /v1/report, /v1/health, /v1/budget, /v1/fleet/slo, /metrics, /healthz, /", uri.path())
+            "error": format!("no {method} {}: batches go to POST /v1/ingest; reads are GET /v1/slo, /v1/report, /v1/health, /v1/budget, /v1/series, /v1/fleet/slo, /metrics, /healthz, /", uri.path())
         })),
     )
         .into_response()

@@ -48,6 +48,59 @@ pub async fn slo(
     }
 }
 
+/// The `step` of a series over `window`: whole minutes, at most the
+/// window, dividing it, at most [`MAX_POINTS`](crate::eval::MAX_POINTS) steps;
+/// by default the shortest giving at most 360.
+pub fn step_param(params: &HashMap<String, String>, window: Duration) -> Result<Duration, String> {
+    let Some(text) = params.get("step") else {
+        // The shortest whole-minute step that divides the window into at
+        // most 360 steps.
+        let minutes = (window.as_secs() / 60).max(1);
+        let step = (1..=minutes)
+            .find(|d| minutes.is_multiple_of(*d) && minutes / d <= 360)
+            .unwrap_or(minutes);
+        return Ok(Duration::from_secs(step * 60));
+    };
+    let step = parse_duration(text).map_err(|e| format!("step: {e}"))?;
+    let (s, w) = (step.as_secs(), window.as_secs());
+    if s < 60 || !s.is_multiple_of(60) {
+        return Err(format!("step: {text} is not whole minutes of at least 1m"));
+    }
+    if s > w || !w.is_multiple_of(s) {
+        return Err(format!(
+            "step: {text} does not divide the window ({}m) into whole steps",
+            w / 60
+        ));
+    }
+    if w / s > crate::eval::MAX_POINTS {
+        return Err(format!(
+            "step: {text} makes {} steps of the window; at most {} (take a longer step)",
+            w / s,
+            crate::eval::MAX_POINTS
+        ));
+    }
+    Ok(step)
+}
+
+/// `GET /v1/series?window=6h&step=1m[&route=/ask]`: each step's requests,
+/// availability, error rate, P50…P99.9 and cache hit rate, and the window's
+/// latency distribution.
+pub async fn series(
+    State(app): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let window = match window_param(&params, app.config.window) {
+        Ok(w) => w,
+        Err(e) => return bad_window(e),
+    };
+    let step = match step_param(&params, window) {
+        Ok(s) => s,
+        Err(e) => return bad_window(e),
+    };
+    let route = params.get("route").map(String::as_str);
+    Json(app.series(window, step, route)).into_response()
+}
+
 /// `GET /v1/report?window=1h`: Markdown.
 pub async fn report(
     State(app): State<Arc<AppState>>,
