@@ -265,7 +265,7 @@ async fn metrics_report_status_page_and_window_errors() {
     assert!(md.contains("All SLOs are meeting targets. Continue monitoring."));
     let (status, html) = get(addr, "/").await;
     assert_eq!(status, 200);
-    assert!(html.contains("<span class=\"badge\">HEALTHY</span>"));
+    assert!(html.contains("<span id=\"status\" class=\"badge HEALTHY\">HEALTHY</span>"));
     for bad in [
         "/v1/slo?window=30s",
         "/v1/slo?window=2d",

@@ -175,14 +175,15 @@ pub async fn fleet_slo(
 pub async fn status_page(State(app): State<Arc<AppState>>) -> Html<String> {
     let window = app.config.window;
     match fleet_report(&app, window).await {
-        Some(Ok(fleet)) => Html(render::status_page(&fleet, None)),
+        Some(Ok(fleet)) => Html(render::status_page(&fleet, None, "/v1/fleet/slo")),
         Some(Err(e)) => Html(render::status_page(
             &app.report(window),
             Some(&format!(
                 "the fleet cannot be read ({e}); this is this instance only"
             )),
+            "/v1/slo",
         )),
-        None => Html(render::status_page(&app.report(window), None)),
+        None => Html(render::status_page(&app.report(window), None, "/v1/slo")),
     }
 }
 
