@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the end-to-end tests need when it
-# is missing (Debian's redis-server, prometheus, and openssl to make the
-# fleet store's TLS test certificates), then runs cargo's tests.
+# is missing (Debian's redis-server, prometheus, openssl to make the fleet
+# store's TLS test certificates, chromium and chromium-driver for the status
+# page's browser test), then runs cargo's tests.
 # Extra arguments go to `cargo test` (for example: ./scripts/test.sh -p lumen-sidecar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ missing=()
 have redis-server || missing+=(redis-server)
 have prometheus || missing+=(prometheus)
 have openssl || missing+=(openssl)
+have chromium || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} (apt-get)"
   sudo=""

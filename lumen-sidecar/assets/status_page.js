@@ -43,7 +43,7 @@
     const all = series.flatMap((x) => x.points.filter((p) => p[1] !== null && p[1] !== undefined));
     const targets = (opts && opts.targets) || [];
     const ys = all.map((p) => p[1]).concat(targets.map((t) => t.y));
-    const xs = all.map((p) => p[0]);
+    const xs = series.flatMap((x) => x.points.map((p) => p[0]));
     let yMin = opts && opts.yMin !== undefined ? opts.yMin : Math.min(0, ...ys);
     let yMax = opts && opts.yMax !== undefined ? opts.yMax : Math.max(1, ...ys) * 1.05;
     if (opts && opts.fitY && ys.length) { yMin = Math.min(...ys); yMax = Math.max(...ys); if (yMax - yMin < 1e-9) { yMin -= 1; yMax += 1; } }
@@ -68,17 +68,21 @@
       s.append(tt);
     }
     let drawn = 0;
+    const has = (p) => p && p[1] !== null && p[1] !== undefined;
     series.forEach((ser, i) => {
+      const color = COLORS[i % COLORS.length];
       let d = "";
-      let pen = false;
-      for (const [x, y] of ser.points) {
-        if (y === null || y === undefined) { pen = false; continue; }
-        d += (pen ? "L" : "M") + X(x).toFixed(1) + " " + Y(y).toFixed(1) + " ";
-        pen = true;
+      ser.points.forEach((p, k) => {
+        if (!has(p)) return;
+        const [x, y] = p;
+        d += (has(ser.points[k - 1]) ? "L" : "M") + X(x).toFixed(1) + " " + Y(y).toFixed(1) + " ";
         drawn++;
-        if (ser.points.length < 40) s.append(svg("circle", { cx: X(x), cy: Y(y), r: 2, fill: COLORS[i % COLORS.length] }));
-      }
-      if (d) s.append(svg("path", { d, fill: "none", stroke: COLORS[i % COLORS.length], "stroke-width": 1.5 }));
+        // A point without a neighbour would be an invisible path: a dot.
+        if (ser.points.length < 40 || (!has(ser.points[k - 1]) && !has(ser.points[k + 1]))) {
+          s.append(svg("circle", { cx: X(x), cy: Y(y), r: 2.5, fill: color }));
+        }
+      });
+      if (d) s.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 1.5 }));
     });
     s.setAttribute("data-points", drawn);
     box.append(s);

@@ -9,6 +9,7 @@ pub mod distributions;
 pub mod fleet_load;
 pub mod otlp_receiver;
 pub mod slack_webhook;
+pub mod webdriver;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -45,7 +45,7 @@ pub fn status_page(report: &SloReport, notice: Option<&str>, slo_path: &str) -> 
     let _ = write!(
         o,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><link rel=\"icon\" href=\"data:,\">\
 <title>{service}: {status}</title><style>{STYLE}</style></head>\
 <body data-slo-path=\"{slo_path}\" data-window=\"{window}m\">\
 <h1>{service}</h1><p class=\"scope\">{scope}</p>{notice}\
