@@ -169,6 +169,11 @@
   }
 
   function charts(slo, series, budget) {
+    // The series and budgets are this sidecar's own; with a fleet store the
+    // cards and routes are the fleet's. Say so.
+    document.getElementById("charts-scope").textContent = sloPath.includes("fleet")
+      ? "Charts: this instance's traffic (cards and routes: the whole fleet)."
+      : "";
     const pts = series.points;
     const at = (f) => pts.map((p) => [p.start_ms, f(p)]);
     const lat = (k) => at((p) => (p.latency ? p.latency[k] : null));

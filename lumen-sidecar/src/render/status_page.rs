@@ -75,7 +75,9 @@ window {window}m · <span id=\"requests\">{requests}</span> requests · evaluate
             met = met(s),
         );
     }
-    o.push_str("</div><h2>Charts</h2><div id=\"charts\">");
+    o.push_str(
+        "</div><h2>Charts</h2><p id=\"charts-scope\" class=\"scope\"></p><div id=\"charts\">",
+    );
     for id in [
         "latency",
         "requests",
