@@ -189,21 +189,11 @@
     lineChart("chart-availability", "Availability (%)", [{ name: "availability", points: at((p) => p.availability_percent) }],
       { fitY: true, targets: [{ y: target("availability"), name: "target" }].filter((t) => t.y !== null) });
     lineChart("chart-cache", "Cache hit rate (%)", [{ name: "hit rate", points: at((p) => p.cache_hit_rate_percent) }], { yMin: 0, yMax: 100 });
-    // Burn-down over the window: the budget left after each step, from the
-    // period's counts before the window and each step's bad events.
-    const burn = [];
-    for (const [name, bad] of [["availability", (p) => p.requests * (100 - (p.availability_percent ?? 100)) / 100], ["error_rate", (p) => p.requests * (p.error_rate_percent ?? 0) / 100]]) {
-      const b = budget.slos.find((x) => x.name === name);
-      if (!b) continue;
-      const inWindow = pts.reduce((s, p) => s + bad(p), 0), eventsInWindow = pts.reduce((s, p) => s + p.requests, 0);
-      let badSoFar = Math.max(0, b.bad - inWindow), events = Math.max(0, b.events - eventsInWindow);
-      burn.push({ name: name.replace("_", " "), points: pts.map((p) => {
-        badSoFar += bad(p); events += p.requests;
-        const allowed = b.allowed_share * events;
-        return [p.start_ms, allowed > 0 ? 100 * (1 - badSoFar / allowed) : null];
-      }) });
-    }
-    lineChart("chart-burndown", "Error budget left (%)", burn, { targets: [{ y: 0, name: "exhausted" }] });
+    // Burn-down over the period: the budget left at the end of each hour.
+    const burn = budget.slos
+      .filter((b) => b.burndown && b.burndown.length)
+      .map((b) => ({ name: b.name.replace("_", " "), points: b.burndown.map((p) => [p.at_ms, p.remaining_percent]) }));
+    lineChart("chart-burndown", "Error budget left over the " + budget.period + " period (%)", burn, { targets: [{ y: 0, name: "exhausted" }] });
     const windows = budget.slos.length ? budget.slos[0].burn_rates.map((w) => w.window) : [];
     lineChart("chart-burnrates", "Burn rates by window (" + windows.join(", ") + ")",
       budget.slos.map((b) => ({ name: b.name.replace("_", " "), points: b.burn_rates.map((w, i) => [i, w.rate]) })),

@@ -149,6 +149,16 @@ impl Sidecar {
             }
             None => None,
         };
+        if let (None, Some(url)) = (
+            &state.config.fleet_store.redis_url,
+            &state.config.fleet_store.prometheus_url,
+        ) {
+            tracing::info!(%url, "serving the fleet from a Prometheus query API");
+            state.set_fleet_view(Arc::new(crate::fleet::PrometheusView::new(
+                crate::fleet::QueryApi::new(url, None),
+                state.config.clone(),
+            )));
+        }
         let export = MetricsExport::start(&state.config, &state, tokens.clone()).await?;
         Ok(Self {
             state,

@@ -185,6 +185,27 @@ async fn the_fleet_check_reports_what_one_sidecar_fed_everything_reports() {
 
     let (code, fleet) = fleet_json("check", &api);
     assert_eq!(fleet["scope"]["kind"], "fleet", "{fleet}");
+
+    // A sidecar given the query API serves the same fleet, and its page says so.
+    let viewer = SidecarProc::start(
+        free_port(),
+        &[
+            ("LUMEN_FLEET_PROMETHEUS_URL", api.as_str()),
+            ("LUMEN_SERVICE", SERVICE),
+        ],
+    )
+    .await;
+    let served: serde_json::Value =
+        serde_json::from_str(&get_ok(&format!("{}/v1/fleet/slo?window=10m", viewer.base())).await)
+            .expect("JSON");
+    for key in ["requests", "counts", "cache", "status", "scope"] {
+        assert_eq!(served[key], fleet[key], "{key}");
+    }
+    assert!(
+        get_ok(&viewer.base())
+            .await
+            .contains("Scope: the whole fleet (3 instances)")
+    );
     assert_eq!(fleet["scope"]["instances"], 3, "{fleet}");
     for key in ["requests", "counts", "cache", "status", "compliance_rate"] {
         assert_eq!(

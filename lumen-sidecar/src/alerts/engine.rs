@@ -277,6 +277,7 @@ mod tests {
                     firing,
                     low_traffic: false,
                 }],
+                burndown: Vec::new(),
             }],
         };
         let mut e = AlertEngine::new(seed_rules());

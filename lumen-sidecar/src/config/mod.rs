@@ -269,6 +269,9 @@ pub struct FleetStoreConfig {
     pub instance: Option<String>,
     /// How often changed minutes are written.
     pub write_interval: Duration,
+    /// A Prometheus query API holding every sidecar's metrics, for the
+    /// sidecar's own fleet view when there is no fleet store.
+    pub prometheus_url: Option<String>,
 }
 
 impl Default for FleetStoreConfig {
@@ -278,6 +281,7 @@ impl Default for FleetStoreConfig {
             ca_file: None,
             instance: None,
             write_interval: DEFAULT_FLEET_WRITE_INTERVAL,
+            prometheus_url: None,
         }
     }
 }

@@ -402,6 +402,24 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| dur(c.fleet_store.write_interval),
     },
     Setting {
+        key: Some("fleet.prometheus_url"),
+        env: &["LUMEN_FLEET_PROMETHEUS_URL"],
+        default: "none",
+        help: "a Prometheus query API (Prometheus, Thanos, Mimir) holding every sidecar's metrics: the sidecar then serves the fleet at /v1/fleet/slo and on its status page (exact counts, bucket-estimated percentiles); a fleet store, when set, is read instead",
+        set: |d, v| {
+            if v.is_empty() {
+                d.config.fleet_store.prometheus_url = None;
+                return Ok(());
+            }
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err("an http:// or https:// URL".into());
+            }
+            d.config.fleet_store.prometheus_url = Some(v.to_owned());
+            Ok(())
+        },
+        show: |c| c.fleet_store.prometheus_url.clone().map(Shown::Text),
+    },
+    Setting {
         key: Some("roi.cost_per_miss_usd"),
         env: &["LUMEN_ROI_COST_PER_MISS_USD"],
         default: "0.002",

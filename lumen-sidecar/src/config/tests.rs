@@ -342,6 +342,7 @@ fn every_file_key_is_shown_and_read_back() {
             "fleet.redis_url",
             "fleet.redis_ca_file",
             "fleet.instance",
+            "fleet.prometheus_url",
         ];
         assert!(
             found || optional.contains(&key),

@@ -164,6 +164,19 @@ pub struct SloBudget {
     pub burn_rates: Vec<BurnRate>,
     /// The alert rows.
     pub alerts: Vec<BudgetAlert>,
+    /// The budget left at the end of each hour of the period so far (a
+    /// sidecar's own ledger; empty for a fleet read from counters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub burndown: Vec<BurndownPoint>,
+}
+
+/// The budget left at one moment of the period.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BurndownPoint {
+    /// The end of the hour (or now, for the hour in progress), Unix ms.
+    pub at_ms: u64,
+    /// What was left then, percent of the budget (`null` before any event).
+    pub remaining_percent: Option<f64>,
 }
 
 /// `GET /v1/budget`.
@@ -222,14 +235,35 @@ pub fn budget_report(
         .iter()
         .map(|(_, minutes)| ledger.sum((now_minute + 1).saturating_sub(*minutes), now_minute))
         .collect();
-    budget_report_of_sums(
+    let mut report = budget_report_of_sums(
         &ledger.sum(start, now_minute),
         &windows,
         targets,
         period,
         min_events,
         now_ms,
-    )
+    );
+    // The burn-down: cumulative counts hour by hour since the period began.
+    let mut cumulative = BudgetCounts::default();
+    let mut points: Vec<(u64, BudgetCounts)> = Vec::new();
+    for (hour, counts) in ledger.hourly(start / 60, now_minute / 60) {
+        cumulative.add(counts);
+        points.push((((hour + 1) * 60 * MINUTE_MS).min(now_ms), cumulative));
+    }
+    for slo in &mut report.slos {
+        slo.burndown = points
+            .iter()
+            .map(|(at_ms, c)| {
+                let allowed_bad = slo.allowed_share * c.total as f64;
+                BurndownPoint {
+                    at_ms: *at_ms,
+                    remaining_percent: (allowed_bad > 0.0)
+                        .then(|| (allowed_bad - bad_of(slo.name, c) as f64) / allowed_bad * 100.0),
+                }
+            })
+            .collect();
+    }
+    report
 }
 
 /// Budgets and burn rates of every SLO at `now_ms`, from the counts of the
@@ -314,6 +348,7 @@ pub fn budget_report_of_sums(
                 exhausted_in_s,
                 burn_rates,
                 alerts,
+                burndown: Vec::new(),
             }
         })
         .collect();

@@ -16,8 +16,9 @@ mod slo_report;
 
 pub use bucket_quantile::{BucketEstimate, bucket_quantile};
 pub use budget::{
-    ALERT_TABLE, BURN_WINDOWS, BudgetAlert, BudgetReport, BurnRate, DEFAULT_MIN_EVENTS, SloBudget,
-    SloPeriod, alert_factor, allowed_share, budget_report, budget_report_of_sums, burn_rate,
+    ALERT_TABLE, BURN_WINDOWS, BudgetAlert, BudgetReport, BurnRate, BurndownPoint,
+    DEFAULT_MIN_EVENTS, SloBudget, SloPeriod, alert_factor, allowed_share, budget_report,
+    budget_report_of_sums, burn_rate,
 };
 pub use health::{
     Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,

@@ -21,7 +21,7 @@ pub mod watch;
 mod window;
 
 pub use query_api::{QueryApi, QueryError, QuerySample};
-pub use read::FleetReader;
+pub use read::{FleetReader, PrometheusView};
 pub use source::{FleetError, FleetSource};
 pub use window::{FleetRoute, FleetSamples, FleetWindow, budget_counts, fleet_report, fleet_slis};
 

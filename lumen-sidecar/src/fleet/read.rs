@@ -192,3 +192,40 @@ impl FleetReader {
         Ok(health(slo, maturity(&inputs), roi))
     }
 }
+
+/// A Prometheus query API as a sidecar's own [`FleetView`](crate::app::FleetView):
+/// the fleet's report for its read API and status page, from the summed
+/// counters (counts and verdicts exact, P95/P99 bucket estimates).
+#[derive(Debug, Clone)]
+pub struct PrometheusView {
+    api: QueryApi,
+    config: SidecarConfig,
+}
+
+impl PrometheusView {
+    /// A view over `api`, against `config`'s targets.
+    pub fn new(api: QueryApi, config: SidecarConfig) -> Self {
+        Self { api, config }
+    }
+}
+
+impl crate::app::FleetView for PrometheusView {
+    fn slo_report(
+        &self,
+        service: &str,
+        window: Duration,
+        at_ms: u64,
+    ) -> crate::app::ReportFuture<'_> {
+        let reader = FleetReader {
+            api: self.api.clone(),
+            service: service.to_owned(),
+            config: self.config.clone(),
+        };
+        Box::pin(async move {
+            reader
+                .slo_report(window, at_ms)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}

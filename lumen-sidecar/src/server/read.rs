@@ -164,7 +164,7 @@ pub async fn fleet_slo(
             .into_response(),
         None => (
             StatusCode::NOT_FOUND,
-            Json(json!({ "error": "no fleet store: set LUMEN_FLEET_REDIS_URL (fleet.redis_url) to read the whole fleet here; /v1/slo is this instance" })),
+            Json(json!({ "error": "no fleet source: set LUMEN_FLEET_REDIS_URL (fleet.redis_url) or LUMEN_FLEET_PROMETHEUS_URL (fleet.prometheus_url) to read the whole fleet here; /v1/slo is this instance" })),
         )
             .into_response(),
     }

@@ -105,6 +105,13 @@ impl BudgetLedger {
         }
     }
 
+    /// The hour slots from hour `first` to `last` (Unix minute ÷ 60), ascending.
+    pub fn hourly(&self, first: u64, last: u64) -> impl Iterator<Item = (u64, &BudgetCounts)> + '_ {
+        self.hours
+            .range(first..=last.max(first))
+            .map(|(h, c)| (*h, c))
+    }
+
     /// The hours held (Unix minute ÷ 60), ascending.
     pub fn hours(&self) -> impl Iterator<Item = u64> + '_ {
         self.hours.keys().copied()

@@ -232,6 +232,8 @@ mod tests {
 
     fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lumen-snap-{}-{name}", std::process::id()));
+        // Process ids are reused: a directory left by an earlier run is not ours.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         dir.join("snapshot.json")
     }

@@ -209,3 +209,44 @@ fn a_calendar_month_starts_afresh() {
     assert_eq!(SloPeriod::parse("28d"), Some(SloPeriod::Rolling(28)));
     assert_eq!(SloPeriod::parse("1y"), None);
 }
+
+#[test]
+fn the_burn_down_is_the_budget_left_hour_by_hour() {
+    use crate::store::{BudgetCounts, BudgetLedger};
+    let period = SloPeriod::default();
+    let now_ms = 1_796_190_000_000_u64;
+    let (start, _) = period.bounds(now_ms);
+    let mut ledger = BudgetLedger::default();
+    // Two hours of the period: 1000 requests each, 1 then 9 unavailable.
+    for (h, bad) in [(start / 60 + 1, 1), (start / 60 + 3, 9)] {
+        ledger.add(
+            h * 60,
+            &BudgetCounts {
+                total: 1000,
+                unavailable: bad,
+                ..BudgetCounts::default()
+            },
+        );
+    }
+    let report = budget_report(&ledger, &SloTargets::default(), period, 100, now_ms);
+    let availability = report
+        .slos
+        .iter()
+        .find(|s| s.name == SloName::Availability)
+        .expect("availability");
+    let left: Vec<Option<f64>> = availability
+        .burndown
+        .iter()
+        .map(|p| p.remaining_percent.map(|r| (r * 100.0).round() / 100.0))
+        .collect();
+    // 0.5 % allowed: 5 of 1000, then 10 of 2000.
+    assert_eq!(left, vec![Some(80.0), Some(0.0)]);
+    assert_eq!(
+        availability.burndown[0].at_ms,
+        (start / 60 + 2) * 60 * MINUTE_MS
+    );
+    assert_eq!(
+        availability.burndown.last().map(|p| p.remaining_percent),
+        Some(availability.remaining_percent)
+    );
+}
