@@ -173,7 +173,8 @@ pub struct SloBudget {
 /// The budget left at one moment of the period.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BurndownPoint {
-    /// The end of the hour (or now, for the hour in progress), Unix ms.
+    /// The end of the hour, Unix ms (the hour in progress counts what it
+    /// holds so far).
     pub at_ms: u64,
     /// What was left then, percent of the budget (`null` before any event).
     pub remaining_percent: Option<f64>,
@@ -248,7 +249,7 @@ pub fn budget_report(
     let mut points: Vec<(u64, BudgetCounts)> = Vec::new();
     for (hour, counts) in ledger.hourly(start / 60, now_minute / 60) {
         cumulative.add(counts);
-        points.push((((hour + 1) * 60 * MINUTE_MS).min(now_ms), cumulative));
+        points.push(((hour + 1) * 60 * MINUTE_MS, cumulative));
     }
     for slo in &mut report.slos {
         slo.burndown = points
