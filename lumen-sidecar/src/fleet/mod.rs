@@ -12,6 +12,7 @@
 //! Or from the fleet store ([`store`]): every sidecar's exact histograms
 //! in the service's Redis, merged into exact fleet percentiles.
 
+mod health;
 pub mod promql;
 pub mod query_api;
 mod read;
@@ -20,6 +21,7 @@ pub mod store;
 pub mod watch;
 mod window;
 
+pub use health::{InstanceFigures, fleet_health};
 pub use query_api::{QueryApi, QueryError, QuerySample};
 pub use read::{FleetReader, PrometheusView};
 pub use source::{FleetError, FleetSource};

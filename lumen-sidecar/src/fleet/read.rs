@@ -4,16 +4,14 @@
 
 use std::time::Duration;
 
+use super::health::{InstanceFigures, fleet_health};
 use super::promql::{
     CACHE_LOOKUPS, CANCELLED, LATENCY_BUCKETS, REQUESTS, SLO_EVENTS, selector, summed_gain,
 };
 use super::query_api::{QueryApi, QueryError, QuerySample};
 use super::window::{FleetSamples, FleetWindow, budget_counts, fleet_report};
 use crate::config::SidecarConfig;
-use crate::eval::{
-    BURN_WINDOWS, BudgetReport, DeploymentSource, HealthReport, MaturityInputs, RoiConfig, SloName,
-    SloReport, budget_report_of_sums, health, maturity, roi,
-};
+use crate::eval::{BURN_WINDOWS, BudgetReport, HealthReport, SloReport, budget_report_of_sums};
 use crate::store::MINUTE_MS;
 
 /// What a fleet read needs: the query API, the service, the configuration
@@ -162,34 +160,12 @@ impl FleetReader {
         let memory = self
             .scalar(latest("memory_utilization_percent", "avg"), at_ms)
             .await?;
-        let pair = |name: SloName| {
-            slo.slos
-                .iter()
-                .find(|s| s.name == name)
-                .and_then(|s| s.current.map(|c| (c, s.target)))
-        };
-        let inputs = MaturityInputs {
-            availability: pair(SloName::Availability),
-            latency_p95: pair(SloName::LatencyP95),
-            error_rate: pair(SloName::ErrorRate),
-            cache_hit_rate: slo.cache.hit_rate,
+        let figures = InstanceFigures {
             deployments_7d: deployments.map(|d| d.round() as u32),
-            deployments_source: deployments.map(|_| DeploymentSource::SidecarSeen),
             cpu_utilisation: cpu.map(|p| p / 100.0),
             memory_utilisation: memory.map(|p| p / 100.0),
         };
-        let fleet_roi = RoiConfig {
-            instances: Some(1),
-            ..self.config.roi
-        };
-        let roi = roi(
-            slo.cache.hits,
-            slo.cache.misses,
-            slo.requests,
-            window.as_secs_f64(),
-            &fleet_roi,
-        );
-        Ok(health(slo, maturity(&inputs), roi))
+        Ok(fleet_health(slo, figures, window, &self.config.roi))
     }
 }
 

@@ -12,10 +12,8 @@ use super::error::FleetStoreError;
 use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan};
 use crate::app::{FleetView, ReportFuture};
 use crate::config::SidecarConfig;
-use crate::eval::{
-    BudgetReport, DeploymentSource, HealthReport, MaturityInputs, ReportScope, RoiConfig, SloName,
-    SloReport, budget_report, health, maturity, roi,
-};
+use crate::eval::{BudgetReport, HealthReport, ReportScope, SloReport, budget_report};
+use crate::fleet::{InstanceFigures, fleet_health};
 use crate::store::{BudgetCounts, BudgetLedger, MINUTE_MS, WindowData, merge_routes};
 
 /// A window of the fleet, read from the store.
@@ -257,35 +255,12 @@ impl FleetStoreReader {
             let v: Vec<f64> = seen.iter().filter_map(|i| f(i)).collect();
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
         };
-        let deployments = seen.iter().filter_map(|i| i.deployments_7d).max();
-        let pair = |name: SloName| {
-            slo.slos
-                .iter()
-                .find(|s| s.name == name)
-                .and_then(|s| s.current.map(|c| (c, s.target)))
-        };
-        let inputs = MaturityInputs {
-            availability: pair(SloName::Availability),
-            latency_p95: pair(SloName::LatencyP95),
-            error_rate: pair(SloName::ErrorRate),
-            cache_hit_rate: slo.cache.hit_rate,
-            deployments_7d: deployments,
-            deployments_source: deployments.map(|_| DeploymentSource::SidecarSeen),
+        let figures = InstanceFigures {
+            deployments_7d: seen.iter().filter_map(|i| i.deployments_7d).max(),
             cpu_utilisation: mean(|i| i.cpu_utilisation),
             memory_utilisation: mean(|i| i.memory_utilisation),
         };
-        let fleet_roi = RoiConfig {
-            instances: Some(1),
-            ..self.config.roi
-        };
-        let roi = roi(
-            slo.cache.hits,
-            slo.cache.misses,
-            slo.requests,
-            window.as_secs_f64(),
-            &fleet_roi,
-        );
-        Ok(health(slo, maturity(&inputs), roi))
+        Ok(fleet_health(slo, figures, window, &self.config.roi))
     }
 }
 
