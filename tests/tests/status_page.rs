@@ -1,7 +1,8 @@
 //! The status page in a real headless Chromium (through chromedriver):
 //! it loads with no console error, every chart draws data, the cards say
 //! what `/v1/slo` says, the route table sorts, a route named like markup
-//! is shown as text, and a screenshot is written for the run's artefacts
+//! is shown as text, nothing overflows a phone's width, and a screenshot
+//! is written for the run's artefacts
 //! (`target/lumen-e2e/status-page.png`).
 
 use std::time::Duration;
@@ -146,6 +147,18 @@ async fn the_status_page_draws_the_api_in_a_real_browser() {
         .run("document.querySelector('#routes th[data-key=requests]').click(); return null")
         .await;
     assert_eq!(browser.run(requests).await, serde_json::json!([600, 50, 7]));
+
+    // On a phone's width nothing runs off the side of the page.
+    browser.resize(390, 844).await;
+    let fits = browser
+        .run("return [document.documentElement.scrollWidth, window.innerWidth]")
+        .await;
+    let (scroll, inner) = (fits[0].as_u64().expect("px"), fits[1].as_u64().expect("px"));
+    assert!(
+        scroll <= inner,
+        "the page is {scroll}px wide in a {inner}px window"
+    );
+    browser.resize(1280, 2400).await;
 
     let png = browser.screenshot().await;
     assert!(

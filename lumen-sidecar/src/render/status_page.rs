@@ -35,7 +35,7 @@ h1{margin:.2rem 0}.scope,.notice{color:#5f6368;margin:.2rem 0}.notice{color:#b06
 #charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(20rem,1fr));gap:1rem}\
 #charts h3{font-size:.9rem;margin:.2rem 0}#charts svg{width:100%;height:auto}.legend{font-size:.8rem;margin:0}\
 table{border-collapse:collapse;margin:1rem 0;width:100%}td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
-th[data-key]{cursor:pointer}#error{color:#d93025}";
+th[data-key]{cursor:pointer}#error{color:#d93025}.scroll{overflow-x:auto}td{overflow-wrap:anywhere}@media (max-width:40rem){#charts{grid-template-columns:1fr}td,th{padding:.3rem}}";
 
 /// Renders the page for `report`, with `notice` (escaped) under the title
 /// when given.
@@ -90,7 +90,7 @@ window {window}m · <span id=\"requests\">{requests}</span> requests · evaluate
     ] {
         let _ = write!(o, "<div class=\"chart\" id=\"chart-{id}\"></div>");
     }
-    o.push_str("</div><h2>Routes</h2><table id=\"routes\"><tr><th>Route</th><th>Requests</th><th>Status</th></tr>");
+    o.push_str("</div><h2>Routes</h2><div class=\"scroll\"><table id=\"routes\"><tr><th>Route</th><th>Requests</th><th>Status</th></tr>");
     for r in &report.routes {
         let _ = write!(
             o,
@@ -100,7 +100,7 @@ window {window}m · <span id=\"requests\">{requests}</span> requests · evaluate
             r.status.as_str()
         );
     }
-    o.push_str("</table><h2>Action items</h2><ul>");
+    o.push_str("</table></div><h2>Action items</h2><ul>");
     for item in action_items(report) {
         let _ = write!(o, "<li>{}</li>", escape(&item));
     }
