@@ -12,7 +12,8 @@ use crate::store::WindowStore;
 /// How far back deployments are counted.
 pub const DEPLOYMENT_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+/// The mean of `values`, `None` without any.
+pub fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
     let (sum, n) = values.fold((0.0, 0_u32), |(s, n), v| (s + v, n + 1));
     (n > 0).then(|| sum / f64::from(n))
 }

@@ -24,7 +24,7 @@ pub use health::{
     Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,
     SloSummary, Threshold, WEIGHTS, band_of, health,
 };
-pub use health_inputs::{DEPLOYMENT_WINDOW, DeploymentSource, Deployments, maturity_inputs};
+pub use health_inputs::{DEPLOYMENT_WINDOW, DeploymentSource, Deployments, maturity_inputs, mean};
 pub use maturity::{
     DEPLOYS_FOR_FULL_SCORE, FAILURE_MULTIPLE_AT_ZERO, HIT_RATE_RANGE, LEVEL_NAMES,
     MIN_MEASURED_METRICS, Maturity, MaturityInputs, MetricScore, level_of, maturity,

@@ -127,17 +127,11 @@ impl FleetReader {
             .filter(|v| v.is_finite()))
     }
 
-    /// The fleet's health over `window` ending at `at_ms`: maturity from the
-    /// fleet's SLIs (P95 a bucket estimate), the deployments the sidecars
-    /// report, the mean CPU and memory use of the instances; ROI from every
-    /// instance's hits against the whole cache's cost, charged once.
-    pub async fn health(&self, window: Duration, at_ms: u64) -> Result<HealthReport, QueryError> {
-        let slo = self.slo_report(window, at_ms).await?;
-        self.health_of(&slo, window, at_ms).await
-    }
-
     /// The fleet's health from its SLO report `slo` (over `window` ending
-    /// at `at_ms`) and the instances' gauges.
+    /// at `at_ms`): maturity from the fleet's SLIs (P95 a bucket estimate),
+    /// the deployments the sidecars report, the mean CPU and memory use of
+    /// the instances; ROI from every instance's hits against the whole
+    /// cache's cost, charged once.
     pub async fn health_of(
         &self,
         slo: &SloReport,

@@ -33,8 +33,12 @@ pub fn window_param(
     Ok(w)
 }
 
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
 fn bad_window(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+    error(StatusCode::BAD_REQUEST, message)
 }
 
 /// `GET /v1/slo?window=1h`.
@@ -146,7 +150,8 @@ async fn fleet_report(app: &AppState, window: Duration) -> Option<Result<SloRepo
 }
 
 /// `GET /v1/fleet/slo?window=1h`: the whole fleet's report, from the
-/// fleet store (404 when none is configured, 503 when it cannot be read).
+/// fleet store or the Prometheus query API configured (404 when neither
+/// is, 503 when it cannot be read).
 pub async fn fleet_slo(
     State(app): State<Arc<AppState>>,
     Query(params): Query<HashMap<String, String>>,
@@ -157,21 +162,19 @@ pub async fn fleet_slo(
     };
     match fleet_report(&app, window).await {
         Some(Ok(report)) => Json(report).into_response(),
-        Some(Err(e)) => (
+        Some(Err(e)) => error(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": format!("the fleet cannot be read: {e}") })),
-        )
-            .into_response(),
-        None => (
+            format!("the fleet cannot be read: {e}"),
+        ),
+        None => error(
             StatusCode::NOT_FOUND,
-            Json(json!({ "error": "no fleet source: set LUMEN_FLEET_REDIS_URL (fleet.redis_url) or LUMEN_FLEET_PROMETHEUS_URL (fleet.prometheus_url) to read the whole fleet here; /v1/slo is this instance" })),
-        )
-            .into_response(),
+            "no fleet source: set LUMEN_FLEET_REDIS_URL (fleet.redis_url) or LUMEN_FLEET_PROMETHEUS_URL (fleet.prometheus_url) to read the whole fleet here; /v1/slo is this instance".into(),
+        ),
     }
 }
 
 /// `GET /`: the status page: the fleet's when the sidecar has a fleet
-/// store (this instance's, with the reason, when it cannot be read).
+/// source (this instance's, with the reason, when it cannot be read).
 pub async fn status_page(State(app): State<Arc<AppState>>) -> Html<String> {
     let window = app.config.window;
     match fleet_report(&app, window).await {

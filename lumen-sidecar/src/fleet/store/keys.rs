@@ -20,11 +20,13 @@
 //! covered). The budgets' burn rates over 5 minutes to 1 hour are exact to
 //! the minute; longer ones start at the whole hour before their start.
 //!
-//! Memory: a block costs, per sidecar and route with traffic, about 30
-//! bytes plus 2 bytes per distinct latency bucket it saw; a service holds
+//! Memory: a block costs, per sidecar and route with traffic, a few tens
+//! of bytes (label, nine counts) plus about 2 bytes per distinct latency
+//! bucket it saw (measured: about 250 bytes per route-minute of 100
+//! requests with a wide spread, `bench/RESULTS.md`); a service holds
 //! at most 131 minutes, 19 ten-minute blocks and 25 hours, so about
 //! `sidecars × routes × (131 × b₁ + 19 × b₁₀ + 25 × b₆₀)` bytes where bₙ is
-//! `30 + 2 ×` the distinct buckets of n minutes (measured in
+//! about `60 + 2 ×` the distinct buckets of n minutes (measured in
 //! `bench/RESULTS.md`).
 
 use crate::store::{COARSE_HOURS, ROLLUP_MINUTES, pieces};

@@ -12,7 +12,7 @@ use super::error::FleetStoreError;
 use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan};
 use crate::app::{FleetView, ReportFuture};
 use crate::config::SidecarConfig;
-use crate::eval::{BudgetReport, HealthReport, ReportScope, SloReport, budget_report};
+use crate::eval::{BudgetReport, HealthReport, ReportScope, SloReport, budget_report, mean};
 use crate::fleet::{InstanceFigures, fleet_health};
 use crate::store::{BudgetCounts, BudgetLedger, MINUTE_MS, WindowData, merge_routes};
 
@@ -23,8 +23,6 @@ pub struct FleetStoreWindow {
     pub data: WindowData,
     /// Sidecars with data in the window (ended ones included).
     pub instances: u64,
-    /// The first minute covered (Unix minutes).
-    pub first_minute: u64,
 }
 
 /// Reads a service's fleet from the store.
@@ -147,7 +145,6 @@ impl FleetStoreReader {
         );
         Ok(FleetStoreWindow {
             instances: instances.len() as u64,
-            first_minute: plan.first,
             data: WindowData {
                 window: Duration::from_secs((plan.last + 1 - plan.first) * 60),
                 service: Some(self.service.clone()),
@@ -227,16 +224,6 @@ impl FleetStoreReader {
         ))
     }
 
-    /// The fleet's health over `window` ending at `at_ms`.
-    pub async fn health(
-        &self,
-        window: Duration,
-        at_ms: u64,
-    ) -> Result<HealthReport, FleetStoreError> {
-        let slo = self.slo_report(window, at_ms).await?;
-        self.health_of(&slo, window, at_ms).await
-    }
-
     /// The fleet's health from its SLO report `slo`: maturity from the
     /// fleet's exact SLIs and the sidecars' latest figures (those seen in
     /// the window: CPU and memory averaged, deployments the most any
@@ -251,14 +238,10 @@ impl FleetStoreReader {
         let since = at_ms.saturating_sub(window.as_millis() as u64);
         let infos = self.instances().await?;
         let seen: Vec<&InstanceInfo> = infos.values().filter(|i| i.last_seen_ms >= since).collect();
-        let mean = |f: fn(&InstanceInfo) -> Option<f64>| {
-            let v: Vec<f64> = seen.iter().filter_map(|i| f(i)).collect();
-            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-        };
         let figures = InstanceFigures {
             deployments_7d: seen.iter().filter_map(|i| i.deployments_7d).max(),
-            cpu_utilisation: mean(|i| i.cpu_utilisation),
-            memory_utilisation: mean(|i| i.memory_utilisation),
+            cpu_utilisation: mean(seen.iter().filter_map(|i| i.cpu_utilisation)),
+            memory_utilisation: mean(seen.iter().filter_map(|i| i.memory_utilisation)),
         };
         Ok(fleet_health(slo, figures, window, &self.config.roi))
     }

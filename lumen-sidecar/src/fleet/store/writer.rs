@@ -13,7 +13,6 @@
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use super::error::FleetStoreError;
 use super::keys::{BUDGET_KEEP_MINUTES, FleetKeys, Tier};
 use crate::app::{AppState, Shutdown, now_ms};
 use crate::config::SidecarConfig;
-use crate::eval::{DEPLOYMENT_WINDOW, DeploymentSource};
+use crate::eval::{DEPLOYMENT_WINDOW, DeploymentSource, mean};
 use crate::store::{BudgetCounts, HeldMinutes, MINUTE_MS};
 
 /// The name of the file in the state directory that keeps the sidecar's
@@ -134,11 +133,6 @@ pub fn fleet_instance(config: &SidecarConfig) -> String {
     }
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values.fold((0.0, 0_u32), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / f64::from(n))
-}
-
 impl FleetWriter {
     /// A writer for `instance` over `con`.
     pub fn new(con: ConnectionManager, instance: String, retention: Duration) -> Self {
@@ -150,11 +144,6 @@ impl FleetWriter {
             awaiting: BTreeSet::new(),
             synced: false,
         }
-    }
-
-    /// Its name in the store.
-    pub fn instance(&self) -> &str {
-        &self.instance
     }
 
     /// Blocks and hours waiting to be written.
@@ -363,14 +352,6 @@ impl FleetWriter {
     }
 }
 
-/// Whether `dir` holds a kept fleet store name (for tests and `config show`).
-pub fn kept_instance(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(dir.join(INSTANCE_FILE))
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| is_instance_name(s))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,7 +367,8 @@ mod tests {
         let first = fleet_instance(&config);
         assert!(is_instance_name(&first), "{first}");
         assert_eq!(fleet_instance(&config), first);
-        assert_eq!(kept_instance(&dir), Some(first.clone()));
+        let kept = std::fs::read_to_string(dir.join(INSTANCE_FILE)).expect("kept");
+        assert_eq!(kept.trim(), first);
         let without = SidecarConfig::default();
         assert_ne!(fleet_instance(&without), fleet_instance(&without));
         let named = SidecarConfig {
