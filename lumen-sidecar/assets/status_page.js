@@ -95,6 +95,9 @@
   }
 
   function cards(slo, budget, health) {
+    // Budgets and health are this sidecar's own; with a fleet source the
+    // SLO values are the fleet's. Say which is which.
+    const own = sloPath.includes("fleet") ? " (this instance)" : "";
     const box = document.getElementById("cards");
     box.replaceChildren();
     for (const s of slo.slos) {
@@ -104,12 +107,12 @@
       card.append(el("p", { class: "current", "data-value": s.current === null ? "" : s.current }, fmt(s.current, s.unit)));
       card.append(el("p", { class: "target", "data-value": s.target }, "target " + s.comparison + " " + fmt(s.target, s.unit)));
       const left = b ? b.remaining_percent : null;
-      card.append(el("p", { class: "budget", "data-value": left === null || left === undefined ? "" : left }, "budget left " + fmt(left, "%")));
+      card.append(el("p", { class: "budget", "data-value": left === null || left === undefined ? "" : left }, "budget left" + own + " " + fmt(left, "%")));
       box.append(card);
     }
     if (health) {
       const card = el("div", { class: "card", "data-slo": "health" });
-      card.append(el("h3", {}, "health"));
+      card.append(el("h3", {}, "health" + own));
       const score = health.health_score;
       card.append(el("p", { class: "current", "data-value": score === null ? "" : score }, fmt(score) + " " + health.band));
       card.append(el("p", {}, "ROI " + fmt(health.roi && health.roi.roi_percent, "%") + " · maturity " + fmt(health.maturity && health.maturity.score)));
