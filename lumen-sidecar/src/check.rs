@@ -140,6 +140,7 @@ pub async fn fleet_reader(
     Ok(FleetReader {
         api: QueryApi::new(url, token),
         service,
+        revision: None,
         config,
     })
 }

@@ -65,11 +65,18 @@ impl AppState {
             );
             (slo, inputs, active, budget)
         };
+        // This instance's compute over the window (or its life, if shorter).
+        let lived_s = now.saturating_sub(self.started_ms()) as f64 / 1000.0;
+        let compute = self
+            .config
+            .cost
+            .accrued_usd(window.as_secs_f64().min(lived_s));
         let roi = roi(
             slo.cache.hits,
             slo.cache.misses,
             slo.requests,
             window.as_secs_f64(),
+            compute,
             &self.config.roi,
         );
         // On Cloud Run this sidecar sees one instance of a fleet: without
@@ -79,7 +86,8 @@ impl AppState {
         } else {
             roi
         };
-        let health = health(&slo, maturity(&inputs), roi);
+        let mut health = health(&slo, maturity(&inputs), roi);
+        health.budget = Some(self.instance_cost(now));
         Evaluation {
             slo,
             health,
@@ -87,6 +95,24 @@ impl AppState {
             active_instances,
             budget,
         }
+    }
+
+    /// This instance's cost this month and its forecast, as if it ran to
+    /// the month's end (its compute since it started or since the month
+    /// began, its share of the cache's cost).
+    pub fn instance_cost(&self, now: u64) -> crate::eval::CostReport {
+        let (month_start, _) = crate::eval::month_bounds(now);
+        let since = self.started_ms().max(month_start);
+        let c = &self.config.cost;
+        let share = 1.0 / f64::from(self.config.roi.instances.unwrap_or(1).max(1));
+        crate::eval::cost_report(
+            "instance",
+            c.accrued_usd(now.saturating_sub(since) as f64 / 1000.0),
+            c.instance_usd_per_s(),
+            self.config.roi.redis_monthly_cost_usd * share,
+            c.monthly_budget_usd * share,
+            now,
+        )
     }
 
     /// `window` ending now in steps of `step` (whole minutes; `window` a

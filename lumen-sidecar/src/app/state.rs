@@ -59,6 +59,7 @@ pub struct AppState {
     deployments: Mutex<Option<crate::eval::Deployments>>,
     fleet_view: OnceLock<Arc<dyn super::FleetView>>,
     pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
+    started_ms: u64,
 }
 
 impl AppState {
@@ -78,6 +79,7 @@ impl AppState {
             export_stats: Arc::default(),
             slack_stats: Arc::default(),
             totals: Mutex::new(CumulativeTotals::default()),
+            started_ms: super::clock::now_ms(),
             histogram_feed: OnceLock::new(),
             wal: OnceLock::new(),
             store_budget: OnceLock::new(),
@@ -207,6 +209,15 @@ impl AppState {
     pub fn note_exported(&self, batch: &DecodedBatch) {
         {
             let mut totals = self.totals();
+            if totals.revision.is_none() {
+                totals.revision = self
+                    .config
+                    .export
+                    .cloud_run
+                    .as_ref()
+                    .and_then(|r| r.revision.clone())
+                    .or_else(|| batch.revision.clone());
+            }
             for series in &batch.series {
                 totals.add(series, &self.budget_rules, &self.boundaries);
             }
@@ -237,6 +248,20 @@ impl AppState {
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// When this sidecar started, Unix ms: its instance's lifetime, for
+    /// the cost it has accrued.
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    /// What this sidecar's instance has cost since it started, USD (its
+    /// limits times the configured prices times its lifetime).
+    pub fn accrued_cost_usd(&self, now_ms: u64) -> f64 {
+        self.config
+            .cost
+            .accrued_usd(now_ms.saturating_sub(self.started_ms) as f64 / 1000.0)
     }
 
     /// The cumulative counts, for the exported counters (the lock is held

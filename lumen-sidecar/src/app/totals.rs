@@ -132,6 +132,11 @@ pub struct CumulativeTotals {
     pub slo_events: BTreeMap<(Option<String>, SloName), SloEvents>,
     /// Latency.
     pub latency: BTreeMap<Option<String>, LatencyTotals>,
+    /// The revision every count is of: the configured one (Cloud Run's
+    /// `K_REVISION`), else the first a batch named. Fixed once set, so the
+    /// counters' `revision_name` label never changes in a sidecar's life
+    /// (a changed label would start a new series from the whole count).
+    pub revision: Option<String>,
 }
 
 impl CumulativeTotals {
@@ -260,6 +265,9 @@ struct TotalsRecord {
     /// The boundaries the latency buckets were counted with, µs.
     boundaries_us: Vec<u64>,
     latency: Vec<(Option<String>, Vec<u64>, u64, u64)>,
+    /// The counts' revision (absent in checkpoints before it was kept).
+    #[serde(default)]
+    revision: Option<String>,
 }
 
 fn static_label(known: &[&'static str], label: &str) -> Option<&'static str> {
@@ -292,6 +300,7 @@ impl CumulativeTotals {
                 .iter()
                 .map(|(r, l)| (r.clone(), l.buckets.clone(), l.count, l.sum_us))
                 .collect(),
+            revision: self.revision.clone(),
         };
         serde_json::to_value(record).expect("totals serialize")
     }
@@ -308,7 +317,10 @@ impl CumulativeTotals {
             .collect();
         let mut methods: Vec<&'static str> = METHODS.to_vec();
         methods.push(UNKNOWN_METHOD);
-        let mut out = Self::default();
+        let mut out = Self {
+            revision: record.revision,
+            ..Self::default()
+        };
         for (route, method, outcome, n) in record.requests {
             if let (Some(m), Some(o)) = (
                 static_label(&methods, &method),

@@ -34,6 +34,13 @@
 //! pass_percent = 500
 //! warn_percent = 300
 //!
+//! [cost]                             # an estimate, never a bill
+//! instance_vcpu = 1                  # every container's limit summed
+//! instance_memory_gib = 0.75
+//! vcpu_second_usd = 0.000018         # Cloud Run tier 1, instance-based billing
+//! gib_second_usd = 0.000002
+//! monthly_budget_usd = 200
+//!
 //! [export]                           # OTLP; OTEL_* variables win
 //! mode = "otlp"                      # off | otlp | stdout (default: otlp when an endpoint is known)
 //! endpoint = "http://127.0.0.1:4318/v1/metrics"   # the full metrics URL
@@ -53,7 +60,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::eval::{DEFAULT_MIN_EVENTS, RoiConfig, SloPeriod, SloTargets};
+use crate::eval::{CostConfig, DEFAULT_MIN_EVENTS, RoiConfig, SloPeriod, SloTargets};
 
 /// Where ingest and the read API listen.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -243,6 +250,8 @@ pub struct SidecarConfig {
     pub export: ExportConfig,
     /// The ROI gate's costs and thresholds.
     pub roi: RoiConfig,
+    /// What an instance costs, and the monthly budget.
+    pub cost: CostConfig,
     /// Slack incoming webhook for the sidecar's own alerts (`SLACK_WEBHOOK_URL`).
     pub slack_webhook_url: Option<String>,
     /// The error budgets' period.
@@ -307,6 +316,7 @@ impl Default for SidecarConfig {
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
             export: ExportConfig::default(),
             roi: RoiConfig::default(),
+            cost: CostConfig::default(),
             slack_webhook_url: None,
             budget_period: SloPeriod::default(),
             budget_min_events: DEFAULT_MIN_EVENTS,

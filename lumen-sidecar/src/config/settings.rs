@@ -9,7 +9,7 @@ use std::time::Duration;
 use lumen_middleware::units::format_duration;
 
 use super::values::{
-    addr, classes, duration, mode, mode_name, number, pairs, percent_range, protocol,
+    addr, classes, duration, mode, mode_name, non_negative, number, pairs, percent_range, protocol,
     protocol_name, whole,
 };
 use super::{
@@ -488,6 +488,61 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.roi.instances.map(|n| Shown::Whole(u64::from(n))),
+    },
+    Setting {
+        key: Some("cost.instance_vcpu"),
+        env: &["LUMEN_COST_INSTANCE_VCPU"],
+        default: "1",
+        help: "vCPUs one instance is billed for: every container's CPU limit summed (the deploy kit's 0.75 + 0.25)",
+        set: |d, v| {
+            d.config.cost.instance_vcpu = non_negative(v, "vCPUs, 0 or more")?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.cost.instance_vcpu)),
+    },
+    Setting {
+        key: Some("cost.instance_memory_gib"),
+        env: &["LUMEN_COST_INSTANCE_MEMORY_GIB"],
+        default: "0.75",
+        help: "GiB one instance is billed for: every container's memory limit summed (the deploy kit's 512 MiB + 256 MiB)",
+        set: |d, v| {
+            d.config.cost.instance_memory_gib = non_negative(v, "GiB, 0 or more")?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.cost.instance_memory_gib)),
+    },
+    Setting {
+        key: Some("cost.vcpu_second_usd"),
+        env: &["LUMEN_COST_VCPU_SECOND_USD"],
+        default: "0.000018",
+        help: "price of a vCPU-second, USD (Cloud Run tier 1, instance-based billing, as of 2025-06)",
+        set: |d, v| {
+            d.config.cost.vcpu_second_usd = non_negative(v, "USD, 0 or more")?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.cost.vcpu_second_usd)),
+    },
+    Setting {
+        key: Some("cost.gib_second_usd"),
+        env: &["LUMEN_COST_GIB_SECOND_USD"],
+        default: "0.000002",
+        help: "price of a GiB-second, USD (Cloud Run tier 1, instance-based billing, as of 2025-06)",
+        set: |d, v| {
+            d.config.cost.gib_second_usd = non_negative(v, "USD, 0 or more")?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.cost.gib_second_usd)),
+    },
+    Setting {
+        key: Some("cost.monthly_budget_usd"),
+        env: &["LUMEN_COST_MONTHLY_BUDGET_USD"],
+        default: "200",
+        help: "the service's monthly budget, USD: the cost forecast is held against it",
+        set: |d, v| {
+            d.config.cost.monthly_budget_usd = non_negative(v, "USD, 0 or more")?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.cost.monthly_budget_usd)),
     },
     Setting {
         key: None,

@@ -18,6 +18,14 @@ pub fn number(v: &str) -> Result<f64, String> {
         .ok_or_else(|| "a number".to_owned())
 }
 
+/// A finite number, 0 or more; `allowed` says what is allowed otherwise.
+pub fn non_negative(v: &str, allowed: &str) -> Result<f64, String> {
+    number(v)
+        .ok()
+        .filter(|n| *n >= 0.0)
+        .ok_or_else(|| allowed.to_owned())
+}
+
 /// A whole number; `allowed` says what is allowed otherwise.
 pub fn whole(v: &str, allowed: &str) -> Result<u64, String> {
     v.trim().parse().map_err(|_| allowed.to_owned())

@@ -180,6 +180,11 @@ pub struct HealthReport {
     pub band: Band,
     /// What to do, most urgent first; empty when nothing is needed.
     pub actions: Vec<Action>,
+    /// The month's cost and forecast against the budget (`scope` says
+    /// whether it is one instance's or the fleet's); absent where the
+    /// source cannot tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<super::CostReport>,
 }
 
 /// One of the three parts of the health score.
@@ -364,6 +369,7 @@ pub fn health(slo: &SloReport, maturity: Maturity, roi: RoiResult) -> HealthRepo
         health_score,
         band,
         actions,
+        budget: None,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod alert_rules;
 mod bucket_quantile;
 mod budget;
 pub mod calendar;
+mod cost;
 mod health;
 mod health_inputs;
 mod maturity;
@@ -19,6 +20,9 @@ pub use budget::{
     ALERT_TABLE, BURN_WINDOWS, BudgetAlert, BudgetReport, BurnRate, BurndownPoint,
     DEFAULT_MIN_EVENTS, SloBudget, SloPeriod, alert_factor, allowed_share, budget_report,
     budget_report_of_sums, burn_rate,
+};
+pub use cost::{
+    CostConfig, CostReport, DEFAULT_MONTHLY_BUDGET_USD, PRICES_AS_OF, cost_report, month_bounds,
 };
 pub use health::{
     Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,

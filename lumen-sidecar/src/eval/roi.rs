@@ -67,8 +67,12 @@ pub struct RoiResult {
     pub hit_rate: Option<f64>,
     /// Hits × cost per miss, USD.
     pub savings_usd: f64,
-    /// The monthly cost prorated to the window, USD.
+    /// The service's cost in the window, USD: the cache's monthly cost
+    /// prorated (its share) plus [`RoiResult::compute_cost_usd`].
     pub cost_usd: f64,
+    /// What the instances cost in the window, USD (see `[cost]`).
+    #[serde(default)]
+    pub compute_cost_usd: f64,
     /// (savings − cost) ÷ cost × 100.
     pub roi_percent: Option<f64>,
     /// PASS, WARN, FAIL or NO_DATA.
@@ -100,15 +104,24 @@ pub fn roi_score(roi: f64, warn: f64, pass: f64) -> f64 {
 }
 
 /// The ROI of `hits`/`misses` over `window_s` seconds with `requests`
-/// finished, charging `1 / instances` of the cache's cost (all of it when
-/// `instances` is `None`: callers decide whether that is true, see
-/// [`RoiConfig::instances`]).
-pub fn roi(hits: u64, misses: u64, requests: u64, window_s: f64, c: &RoiConfig) -> RoiResult {
+/// finished, against the service's cost: `compute_cost_usd` (what the
+/// instances cost in the window) plus `1 / instances` of the cache's cost
+/// (all of it when `instances` is `None`: callers decide whether that is
+/// true, see [`RoiConfig::instances`]).
+pub fn roi(
+    hits: u64,
+    misses: u64,
+    requests: u64,
+    window_s: f64,
+    compute_cost_usd: f64,
+    c: &RoiConfig,
+) -> RoiResult {
     let lookups = hits + misses;
     let hit_rate = (lookups > 0).then(|| hits as f64 * 100.0 / lookups as f64);
     let savings = hits as f64 * c.cost_per_miss_usd;
     let cost_share = 1.0 / f64::from(c.instances.unwrap_or(1).max(1));
-    let cost = c.redis_monthly_cost_usd * window_s / MONTH_S * cost_share;
+    let compute_cost_usd = compute_cost_usd.max(0.0);
+    let cost = c.redis_monthly_cost_usd * window_s / MONTH_S * cost_share + compute_cost_usd;
     let missing = if requests == 0 {
         Some("no request in the window".to_owned())
     } else if lookups == 0 {
@@ -139,6 +152,7 @@ pub fn roi(hits: u64, misses: u64, requests: u64, window_s: f64, c: &RoiConfig) 
         hit_rate,
         savings_usd: savings,
         cost_usd: cost,
+        compute_cost_usd,
         roi_percent,
         gate,
         score,
@@ -185,14 +199,14 @@ mod tests {
             (399, 299.0, Gate::Fail),
             (0, -100.0, Gate::Fail),
         ] {
-            let r = roi(hits, 10, 1000, day, &cfg());
+            let r = roi(hits, 10, 1000, day, 0.0, &cfg());
             assert!(
                 (r.roi_percent.expect("data") - roi_expected).abs() < 1e-9,
                 "{hits}"
             );
             assert_eq!(r.gate, gate, "{hits}");
         }
-        let r = roi(600, 400, 1000, day, &cfg());
+        let r = roi(600, 400, 1000, day, 0.0, &cfg());
         assert!((r.savings_usd - 6.0).abs() < 1e-12);
         assert!((r.cost_usd - 1.0).abs() < 1e-12);
         assert_eq!(r.hit_rate, Some(60.0));
@@ -214,8 +228,19 @@ mod tests {
     }
 
     #[test]
+    fn the_service_cost_counts_the_instances_beside_the_cache() {
+        // $1 of cache for the day plus $3 of compute: 600 hits save $6,
+        // ROI (6 − 4) / 4 = 50 %.
+        let r = roi(600, 400, 1000, 86_400.0, 3.0, &cfg());
+        assert!((r.cost_usd - 4.0).abs() < 1e-12);
+        assert!((r.compute_cost_usd - 3.0).abs() < 1e-12);
+        assert!((r.roi_percent.expect("data") - 50.0).abs() < 1e-9);
+        assert_eq!(r.gate, Gate::Fail);
+    }
+
+    #[test]
     fn no_traffic_is_no_data() {
-        let r = roi(0, 0, 0, 3600.0, &cfg());
+        let r = roi(0, 0, 0, 3600.0, 0.0, &cfg());
         assert!(r.missing.is_some());
         assert_eq!(
             (r.gate, r.roi_percent, r.score, r.hit_rate),
@@ -238,9 +263,9 @@ mod share_tests {
             instances,
             ..RoiConfig::default()
         };
-        let fleet = roi(800, 200, 2000, 86_400.0, &c(None));
-        let one = roi(400, 100, 1000, 86_400.0, &c(Some(2)));
-        let whole_bill = roi(400, 100, 1000, 86_400.0, &c(None));
+        let fleet = roi(800, 200, 2000, 86_400.0, 0.0, &c(None));
+        let one = roi(400, 100, 1000, 86_400.0, 0.0, &c(Some(2)));
+        let whole_bill = roi(400, 100, 1000, 86_400.0, 0.0, &c(None));
         let (f, o) = (
             fleet.roi_percent.expect("roi"),
             one.roi_percent.expect("roi"),

@@ -50,6 +50,19 @@ pub fn register(meter: &Meter, state: &Arc<AppState>) -> Histogram<f64> {
                     })
                     .build();
             }
+            MetricKind::Counter if def.unit == crate::metrics::USD => {
+                let state = Arc::clone(state);
+                meter
+                    .f64_observable_counter(def.name)
+                    .with_unit(def.unit)
+                    .with_description(def.help)
+                    .with_callback(move |observer| {
+                        for sample in samples_now(def, &state) {
+                            observer.observe(sample.value.as_f64(), &attributes(def, &sample));
+                        }
+                    })
+                    .build();
+            }
             MetricKind::Counter => {
                 let state = Arc::clone(state);
                 meter

@@ -17,6 +17,8 @@ pub struct InstanceFigures {
     pub cpu_utilisation: Option<f64>,
     /// The instances' mean memory use against their limits, 0 to 1.
     pub memory_utilisation: Option<f64>,
+    /// What the instances cost in the window, USD (0 when not known).
+    pub compute_cost_usd: f64,
 }
 
 /// The fleet's health: maturity from the fleet's SLIs and `figures`, ROI
@@ -54,6 +56,7 @@ pub fn fleet_health(
         slo.cache.misses,
         slo.requests,
         window.as_secs_f64(),
+        figures.compute_cost_usd,
         &fleet_roi,
     );
     health(slo, maturity(&inputs), roi)

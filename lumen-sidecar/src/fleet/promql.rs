@@ -21,10 +21,20 @@ pub const CACHE_LOOKUPS: &str = crate::metrics::CACHE_LOOKUPS_TOTAL;
 pub const SLO_EVENTS: &str = crate::metrics::SLO_EVENTS_TOTAL;
 /// The latency histogram's cumulative buckets, by route and `le`.
 pub const LATENCY_BUCKETS: &str = crate::metrics::DURATION_BUCKETS;
+/// Each instance's accrued compute cost, USD.
+pub const INSTANCE_COST: &str = crate::metrics::INSTANCE_COST_TOTAL;
 
-/// `metric{service_name="…"}`.
-pub fn selector(metric: &str, service: &str) -> String {
-    format!("{metric}{{service_name={}}}", quote(service))
+/// `metric{service_name="…"}`, or `metric{service_name="…",revision_name="…"}`
+/// for one revision's instances.
+pub fn selector(metric: &str, service: &str, revision: Option<&str>) -> String {
+    match revision {
+        None => format!("{metric}{{service_name={}}}", quote(service)),
+        Some(r) => format!(
+            "{metric}{{service_name={},revision_name={}}}",
+            quote(service),
+            quote(r)
+        ),
+    }
 }
 
 /// What every series of `selector` gained in the `window_s` seconds before
@@ -35,13 +45,20 @@ pub fn window_gain(selector: &str, window_s: u64) -> String {
     )
 }
 
-/// The gain of `metric` for `service` over `window_s`, summed over every
-/// instance, one value per combination of the `by` labels.
-pub fn summed_gain(metric: &str, service: &str, by: &[&str], window_s: u64) -> String {
+/// The gain of `metric` for `service` (one `revision`'s instances, if
+/// given) over `window_s`, summed over every instance, one value per
+/// combination of the `by` labels.
+pub fn summed_gain(
+    metric: &str,
+    service: &str,
+    revision: Option<&str>,
+    by: &[&str],
+    window_s: u64,
+) -> String {
     format!(
         "sum by ({}) ({})",
         by.join(", "),
-        window_gain(&selector(metric, service), window_s)
+        window_gain(&selector(metric, service, revision), window_s)
     )
 }
 
@@ -51,10 +68,24 @@ mod tests {
 
     #[test]
     fn gains_are_per_series_and_scoped_to_the_service() {
-        let q = summed_gain(REQUESTS, "api \"x\"", &["http_route", "status_class"], 300);
+        let q = summed_gain(
+            REQUESTS,
+            "api \"x\"",
+            None,
+            &["http_route", "status_class"],
+            300,
+        );
         assert_eq!(
             q,
             "sum by (http_route, status_class) (((last_over_time(http_server_requests_total{service_name=\"api \\\"x\\\"\"}[300s]) - http_server_requests_total{service_name=\"api \\\"x\\\"\"} offset 300s) >= 0) or last_over_time(http_server_requests_total{service_name=\"api \\\"x\\\"\"}[300s]))"
+        );
+        assert_eq!(
+            selector(REQUESTS, "api", Some("api-00002-x")),
+            "http_server_requests_total{service_name=\"api\",revision_name=\"api-00002-x\"}"
+        );
+        assert_eq!(
+            selector(REQUESTS, "api", Some("api-00002-x")),
+            "http_server_requests_total{service_name=\"api\",revision_name=\"api-00002-x\"}"
         );
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::health::{InstanceFigures, fleet_health};
 use super::promql::{
-    CACHE_LOOKUPS, CANCELLED, LATENCY_BUCKETS, REQUESTS, SLO_EVENTS, selector, summed_gain,
+    CACHE_LOOKUPS, CANCELLED, INSTANCE_COST, LATENCY_BUCKETS, REQUESTS, SLO_EVENTS, selector,
+    summed_gain,
 };
 use super::query_api::{QueryApi, QueryError, QuerySample};
 use super::window::{FleetSamples, FleetWindow, budget_counts, fleet_report};
@@ -22,6 +23,9 @@ pub struct FleetReader {
     pub api: QueryApi,
     /// The service, as its metrics' `service_name` label carries it.
     pub service: String,
+    /// One revision's instances only (its metrics' `revision_name`), or
+    /// every instance of the service.
+    pub revision: Option<String>,
     /// The configuration whose targets the fleet is held against.
     pub config: SidecarConfig,
 }
@@ -37,11 +41,11 @@ async fn both<A, B>(
 impl FleetReader {
     /// The fleet's counts over `window_s` seconds ending at `at_ms` (Unix ms).
     pub async fn window(&self, window_s: u64, at_ms: u64) -> Result<FleetWindow, QueryError> {
-        let s = &self.service;
-        let q = |metric: &str, by: &[&str]| summed_gain(metric, s, by, window_s);
+        let (s, r) = (&self.service, self.revision.as_deref());
+        let q = |metric: &str, by: &[&str]| summed_gain(metric, s, r, by, window_s);
         let instances = format!(
             "count(count by (instance) (last_over_time({}[{window_s}s])))",
-            selector(REQUESTS, s)
+            selector(REQUESTS, s, r)
         );
         let queries = [
             q(REQUESTS, &["http_route", "status_class"]),
@@ -84,7 +88,13 @@ impl FleetReader {
     async fn slo_events(&self, window_s: u64, at_ms: u64) -> Result<Vec<QuerySample>, QueryError> {
         self.api
             .instant(
-                &summed_gain(SLO_EVENTS, &self.service, &["slo_name", "result"], window_s),
+                &summed_gain(
+                    SLO_EVENTS,
+                    &self.service,
+                    self.revision.as_deref(),
+                    &["slo_name", "result"],
+                    window_s,
+                ),
                 at_ms,
             )
             .await
@@ -142,7 +152,7 @@ impl FleetReader {
         let latest = |metric: &str, how: &str| {
             format!(
                 "{how}(last_over_time({}[{w}s]))",
-                selector(metric, &self.service)
+                selector(metric, &self.service, self.revision.as_deref())
             )
         };
         let deployments = self
@@ -154,12 +164,61 @@ impl FleetReader {
         let memory = self
             .scalar(latest("memory_utilization_percent", "avg"), at_ms)
             .await?;
+        let compute = self.compute_cost(w, at_ms).await?;
         let figures = InstanceFigures {
             deployments_7d: deployments.map(|d| d.round() as u32),
             cpu_utilisation: cpu.map(|p| p / 100.0),
             memory_utilisation: memory.map(|p| p / 100.0),
+            compute_cost_usd: compute.unwrap_or(0.0),
         };
-        Ok(fleet_health(slo, figures, window, &self.config.roi))
+        let mut health = fleet_health(slo, figures, window, &self.config.roi);
+        health.budget = self.cost(window, at_ms).await?;
+        Ok(health)
+    }
+
+    /// What the instances (of the revision, if one is named) cost in the
+    /// `window_s` seconds before `at_ms`, USD: the sum of their cost
+    /// counters' gains. `None` when no instance exports one.
+    pub async fn compute_cost(&self, window_s: u64, at_ms: u64) -> Result<Option<f64>, QueryError> {
+        let q = summed_gain(
+            INSTANCE_COST,
+            &self.service,
+            self.revision.as_deref(),
+            &[],
+            window_s,
+        );
+        self.scalar(q, at_ms).await
+    }
+
+    /// The month's cost at `at_ms`: every instance's compute since the
+    /// month began (all revisions: the bill is the service's), the cache's
+    /// monthly cost charged once, and the forecast at the rate the
+    /// instances (of the revision, if one is named) cost over `rate_window`.
+    /// `None` when no instance exports a cost.
+    pub async fn cost(
+        &self,
+        rate_window: Duration,
+        at_ms: u64,
+    ) -> Result<Option<crate::eval::CostReport>, QueryError> {
+        let (month_start, _) = crate::eval::month_bounds(at_ms);
+        let month_s = (at_ms.saturating_sub(month_start) / 1000).max(60);
+        let whole_service = Self {
+            revision: None,
+            ..self.clone()
+        };
+        let Some(to_date) = whole_service.compute_cost(month_s, at_ms).await? else {
+            return Ok(None);
+        };
+        let w = rate_window.as_secs().max(60);
+        let in_window = self.compute_cost(w, at_ms).await?.unwrap_or(0.0);
+        Ok(Some(crate::eval::cost_report(
+            "fleet",
+            to_date,
+            in_window / w as f64,
+            self.config.roi.redis_monthly_cost_usd,
+            self.config.cost.monthly_budget_usd,
+            at_ms,
+        )))
     }
 }
 
@@ -189,6 +248,7 @@ impl crate::app::FleetView for PrometheusView {
         let reader = FleetReader {
             api: self.api.clone(),
             service: service.to_owned(),
+            revision: None,
             config: self.config.clone(),
         };
         Box::pin(async move {

@@ -20,6 +20,10 @@ pub const CANCELLED_TOTAL: &str = "lumen_requests_cancelled_total";
 pub const CACHE_LOOKUPS_TOTAL: &str = "lumen_cache_lookups_total";
 /// Each SLO's good and bad events by route.
 pub const SLO_EVENTS_TOTAL: &str = "lumen_slo_events_total";
+/// The instance's accrued compute cost, USD.
+pub const INSTANCE_COST_TOTAL: &str = "lumen_instance_cost_usd_total";
+/// The unit of money; a counter in it is a float counter over OTLP.
+pub const USD: &str = "USD";
 
 const SERVICE: &[&str] = &["service_name", "revision_name"];
 const PER_SLO: &[&str] = &["service_name", "revision_name", "slo_name"];
@@ -31,6 +35,14 @@ fn service_labels(s: &Sources<'_>) -> Vec<String> {
         r.service.clone(),
         r.revision.clone().unwrap_or_else(|| "unknown".to_owned()),
     ]
+}
+
+/// The counters' `revision_name`: the revision their counts are of.
+fn counted_revision(totals: &crate::app::CumulativeTotals) -> String {
+    totals
+        .revision
+        .clone()
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// A boundary as Prometheus writes it (`0.2`, `1`, `+Inf`).
@@ -335,6 +347,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: "{request}",
         labels: &[
             "service_name",
+            "revision_name",
             "http_route",
             "http_request_method",
             "status_class",
@@ -342,14 +355,16 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Finished requests since the sidecar started, by route, request method (_OTHER: any other, or not said) and status class (error: the inner service failed without a response)",
         destinations: Destinations::Both,
         samples: |s| {
+            let totals = s.app.totals();
             let service = s.evaluation.slo.service.clone();
-            s.app
-                .totals()
+            let revision = counted_revision(&totals);
+            totals
                 .requests
                 .iter()
                 .map(|((route, method, class), n)| Sample {
                     labels: vec![
                         service.clone(),
+                        revision.clone(),
                         route.clone().unwrap_or_default(),
                         (*method).to_owned(),
                         (*class).to_owned(),
@@ -364,17 +379,22 @@ pub static CATALOGUE: &[MetricDef] = &[
         name: CANCELLED_TOTAL,
         kind: MetricKind::Counter,
         unit: "{request}",
-        labels: &["service_name", "http_route"],
+        labels: &["service_name", "revision_name", "http_route"],
         help: "Requests the client abandoned before a response, since the sidecar started, by route (in no other count)",
         destinations: Destinations::Both,
         samples: |s| {
+            let totals = s.app.totals();
             let service = s.evaluation.slo.service.clone();
-            s.app
-                .totals()
+            let revision = counted_revision(&totals);
+            totals
                 .cancelled
                 .iter()
                 .map(|(route, n)| Sample {
-                    labels: vec![service.clone(), route.clone().unwrap_or_default()],
+                    labels: vec![
+                        service.clone(),
+                        revision.clone(),
+                        route.clone().unwrap_or_default(),
+                    ],
                     value: SampleValue::Count(*n),
                     suffix: "",
                 })
@@ -385,19 +405,25 @@ pub static CATALOGUE: &[MetricDef] = &[
         name: CACHE_LOOKUPS_TOTAL,
         kind: MetricKind::Counter,
         unit: "{lookup}",
-        labels: &["service_name", "http_route", "result"],
+        labels: &["service_name", "revision_name", "http_route", "result"],
         help: "Cache lookups the app reported since the sidecar started, by route and result (hit or miss); summed over instances they give the fleet's hit rate and ROI exactly",
         destinations: Destinations::Both,
         samples: |s| {
+            let totals = s.app.totals();
             let service = s.evaluation.slo.service.clone();
-            s.app
-                .totals()
+            let revision = counted_revision(&totals);
+            totals
                 .cache
                 .iter()
                 .flat_map(|(route, [hits, misses])| {
                     let route = route.clone().unwrap_or_default();
                     [("hit", *hits), ("miss", *misses)].map(|(result, n)| Sample {
-                        labels: vec![service.clone(), route.clone(), result.to_owned()],
+                        labels: vec![
+                            service.clone(),
+                            revision.clone(),
+                            route.clone(),
+                            result.to_owned(),
+                        ],
                         value: SampleValue::Count(n),
                         suffix: "",
                     })
@@ -409,13 +435,20 @@ pub static CATALOGUE: &[MetricDef] = &[
         name: SLO_EVENTS_TOTAL,
         kind: MetricKind::Counter,
         unit: "{event}",
-        labels: &["service_name", "http_route", "slo_name", "result"],
+        labels: &[
+            "service_name",
+            "revision_name",
+            "http_route",
+            "slo_name",
+            "result",
+        ],
         help: "Each SLO's good and bad events since the sidecar started, by route, counted at ingest as the error budgets count them (availability: bad = 5xx or inner failure; error_rate: bad = an error class or inner failure; latency_p95/p99: good = recorded latency below the target); summed over instances, good over good+bad is the fleet's SLI exactly",
         destinations: Destinations::Both,
         samples: |s| {
+            let totals = s.app.totals();
             let service = s.evaluation.slo.service.clone();
-            s.app
-                .totals()
+            let revision = counted_revision(&totals);
+            totals
                 .slo_events
                 .iter()
                 .flat_map(|((route, name), e)| {
@@ -423,6 +456,7 @@ pub static CATALOGUE: &[MetricDef] = &[
                     [("good", e.good), ("bad", e.bad)].map(|(result, n)| Sample {
                         labels: vec![
                             service.clone(),
+                            revision.clone(),
                             route.clone(),
                             name.as_str().to_owned(),
                             result.to_owned(),
@@ -435,21 +469,44 @@ pub static CATALOGUE: &[MetricDef] = &[
         },
     },
     MetricDef {
+        name: INSTANCE_COST_TOTAL,
+        kind: MetricKind::Counter,
+        unit: USD,
+        labels: SERVICE,
+        help: "What this sidecar's instance has cost since it started, USD: its billed vCPUs and GiB (cost.instance_vcpu, cost.instance_memory_gib) times the configured prices times its lifetime; an estimate, not a bill. Summed over instances it is the fleet's compute cost; the cache's monthly cost is not in it (charge it once)",
+        destinations: Destinations::Both,
+        samples: |s| {
+            let totals = s.app.totals();
+            vec![Sample {
+                labels: vec![s.evaluation.slo.service.clone(), counted_revision(&totals)],
+                value: SampleValue::Float(s.app.accrued_cost_usd(crate::app::now_ms())),
+                suffix: "",
+            }]
+        },
+    },
+    MetricDef {
         name: DURATION_HISTOGRAM_PROMETHEUS,
         kind: MetricKind::Histogram,
         unit: "s",
-        labels: &["service_name", "http_route", "le"],
+        labels: &["service_name", "revision_name", "http_route", "le"],
         help: "Request latency since the sidecar started, by route, seconds: a request is in the bucket le=B when its recorded latency (the top of its 0.1 % HDR bucket) is below B. The boundaries are the semantic conventions' advice plus the P95 and P99 targets, so the bucket at a target counts exactly the requests under it",
         destinations: Destinations::PrometheusOnly,
         samples: |s| {
             let service = s.evaluation.slo.service.clone();
             let bounds = s.app.latency_boundaries();
+            let totals = s.app.totals();
+            let revision = counted_revision(&totals);
             let mut out = Vec::new();
-            for (route, h) in &s.app.totals().latency {
+            for (route, h) in &totals.latency {
                 let route = route.clone().unwrap_or_default();
                 for (le, n) in h.cumulative(bounds) {
                     out.push(Sample {
-                        labels: vec![service.clone(), route.clone(), prometheus_float(le)],
+                        labels: vec![
+                            service.clone(),
+                            revision.clone(),
+                            route.clone(),
+                            prometheus_float(le),
+                        ],
                         value: SampleValue::Count(n),
                         suffix: "_bucket",
                     });
@@ -459,7 +516,7 @@ pub static CATALOGUE: &[MetricDef] = &[
                     ("_count", SampleValue::Count(h.count)),
                 ] {
                     out.push(Sample {
-                        labels: vec![service.clone(), route.clone()],
+                        labels: vec![service.clone(), revision.clone(), route.clone()],
                         value,
                         suffix,
                     });

@@ -100,9 +100,15 @@ pub fn health_text(h: &HealthReport, verbose: bool) -> String {
     );
     let _ = writeln!(
         o,
-        "  Savings ${:.2} against Redis cost ${:.2} for the window",
-        r.savings_usd, r.cost_usd
+        "  Savings ${:.2} against the service's cost ${:.2} for the window (compute ${:.2}, Redis ${:.2})",
+        r.savings_usd,
+        r.cost_usd,
+        r.compute_cost_usd,
+        r.cost_usd - r.compute_cost_usd
     );
+    if let Some(b) = &h.budget {
+        let _ = writeln!(o, "  {}", budget_line(b));
+    }
     let _ = writeln!(o, "\n[3/6] SLO compliance");
     for l in table(&["SLO", "Target", "Current", "Status"], &slo_rows(h)).lines() {
         let _ = writeln!(o, "  {l}");
@@ -177,6 +183,23 @@ pub fn health_text(h: &HealthReport, verbose: bool) -> String {
 }
 
 /// `Overall Health: GOOD (82.9/100)`, or why there is no score.
+/// One line: the month's cost so far and its forecast against the budget.
+pub fn budget_line(b: &crate::eval::CostReport) -> String {
+    format!(
+        "Budget ({}): ${:.2} this month so far, forecast ${:.2} of ${:.2} ({:.0}%){}",
+        if b.scope == "instance" {
+            "this instance"
+        } else {
+            "the fleet"
+        },
+        b.month_to_date_usd,
+        b.forecast_usd,
+        b.budget_usd,
+        b.forecast_percent_of_budget,
+        if b.over_budget { ": OVER BUDGET" } else { "" }
+    )
+}
+
 fn overall(h: &HealthReport) -> String {
     match h.health_score {
         Some(v) => format!("Overall Health: {} ({v:.1}/100)", h.band.as_str()),
@@ -236,6 +259,9 @@ pub fn health_markdown(h: &HealthReport) -> String {
     let r = &h.roi;
     let _ = writeln!(o, "## Health\n");
     let _ = writeln!(o, "**{}**\n", overall(h));
+    if let Some(b) = &h.budget {
+        let _ = writeln!(o, "{} (an estimate, not a bill)\n", budget_line(b));
+    }
     let _ = writeln!(o, "| Metric | Value |\n| --- | --- |");
     for row in summary_rows(h) {
         let _ = writeln!(o, "| {} | {} |", row[0], row[1]);

@@ -104,6 +104,26 @@ pub struct InstanceInfo {
     pub cpu_utilisation: Option<f64>,
     /// Its app's memory use against its limit, 0 to 1.
     pub memory_utilisation: Option<f64>,
+    /// When its sidecar started, Unix ms (absent from older writers).
+    #[serde(default)]
+    pub started_ms: Option<u64>,
+    /// What its instance cost per second, USD (absent from older writers).
+    #[serde(default)]
+    pub cost_usd_per_s: Option<f64>,
+}
+
+impl InstanceInfo {
+    /// What the instance cost between `from_ms` and `to_ms`, USD: its rate
+    /// over the part of that span it lived (from its start to its last
+    /// write). `None` when it did not say its cost.
+    pub fn cost_between(&self, from_ms: u64, to_ms: u64) -> Option<f64> {
+        let (started, rate) = (self.started_ms?, self.cost_usd_per_s?);
+        let lived = self
+            .last_seen_ms
+            .min(to_ms)
+            .saturating_sub(started.max(from_ms));
+        Some(rate * lived as f64 / 1000.0)
+    }
 }
 
 /// `value` as the store keeps it.

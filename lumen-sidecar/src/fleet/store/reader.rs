@@ -238,12 +238,38 @@ impl FleetStoreReader {
         let since = at_ms.saturating_sub(window.as_millis() as u64);
         let infos = self.instances().await?;
         let seen: Vec<&InstanceInfo> = infos.values().filter(|i| i.last_seen_ms >= since).collect();
+        let cost_between = |from: u64| {
+            infos
+                .values()
+                .filter_map(|i| i.cost_between(from, at_ms))
+                .reduce(|a, b| a + b)
+        };
         let figures = InstanceFigures {
             deployments_7d: seen.iter().filter_map(|i| i.deployments_7d).max(),
             cpu_utilisation: mean(seen.iter().filter_map(|i| i.cpu_utilisation)),
             memory_utilisation: mean(seen.iter().filter_map(|i| i.memory_utilisation)),
+            compute_cost_usd: cost_between(since).unwrap_or(0.0),
         };
-        Ok(fleet_health(slo, figures, window, &self.config.roi))
+        let mut health = fleet_health(slo, figures, window, &self.config.roi);
+        let (month_start, _) = crate::eval::month_bounds(at_ms);
+        // Instances that wrote in the last minute are running now: their
+        // rates are the fleet's current one.
+        let running_rate: f64 = infos
+            .values()
+            .filter(|i| i.last_seen_ms + MINUTE_MS >= at_ms)
+            .filter_map(|i| i.cost_usd_per_s)
+            .sum();
+        health.budget = cost_between(month_start).map(|to_date| {
+            crate::eval::cost_report(
+                "fleet",
+                to_date,
+                running_rate,
+                self.config.roi.redis_monthly_cost_usd,
+                self.config.cost.monthly_budget_usd,
+                at_ms,
+            )
+        });
+        Ok(health)
     }
 }
 

@@ -237,6 +237,8 @@ impl FleetWriter {
                 deployments_7d: deployments,
                 cpu_utilisation: mean(recent.iter().filter_map(|e| e.cpu_utilisation())),
                 memory_utilisation: mean(recent.iter().filter_map(|e| e.memory_utilisation())),
+                started_ms: Some(state.started_ms()),
+                cost_usd_per_s: Some(state.config.cost.instance_usd_per_s()),
             };
             (blocks, hours, info)
         };
