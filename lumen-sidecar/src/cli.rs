@@ -87,6 +87,22 @@ pub enum Command {
         #[command(subcommand)]
         action: AlertsAction,
     },
+    /// The rollback gate: watch the revision serving a Cloud Run service,
+    /// open a five-minute approval window when ROI, SLO compliance or the
+    /// cost forecast goes bad on enough traffic, then roll back (unless
+    /// vetoed) to the previous good revision. `approve` / `veto` act on the
+    /// open window.
+    Gate {
+        /// `watch`, `approve`, `veto` or `status`.
+        #[command(subcommand)]
+        action: GateAction,
+    },
+    /// The monthly budget as a Cloud Billing budget.
+    Budget {
+        /// `apply`.
+        #[command(subcommand)]
+        action: BudgetAction,
+    },
     /// Validate or print the configuration.
     Config {
         /// `check` or `show`.
@@ -179,6 +195,194 @@ impl FleetArgs {
                 .map(crate::fleet::store::masked_url)
         })
     }
+}
+
+fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    lumen_middleware::units::parse_duration(text.trim())
+}
+
+/// What the rollback gate does.
+#[derive(Debug, Subcommand)]
+pub enum GateAction {
+    /// Watch the service. Exit codes with --once: 0 healthy, 1 a trigger
+    /// holding or the window closed without a rollback (veto, approval
+    /// required and missing, dry run), 2 rolled back, 3 no data, too little
+    /// data, or an error.
+    Watch(Box<GateWatchArgs>),
+    /// Approve the open approval window: the rollback proceeds now.
+    Approve(GateCommandArgs),
+    /// Veto the open approval window: no rollback; the gate leaves the revision alone.
+    Veto(GateCommandArgs),
+    /// Print the watcher's status.
+    Status(GateCommandArgs),
+}
+
+/// `gate watch`.
+#[derive(Debug, Args)]
+pub struct GateWatchArgs {
+    /// The Cloud Run service.
+    #[arg(long)]
+    pub service: String,
+    /// Its region.
+    #[arg(long)]
+    pub region: String,
+    /// Its project.
+    #[arg(long)]
+    pub project: String,
+    /// A Prometheus query API holding every sidecar's metrics (as `check --prometheus`).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: String,
+    /// The `service_name` the sidecars' metrics carry (default: --service).
+    #[arg(long)]
+    pub metrics_service: Option<String>,
+    /// The sidecar's TOML config file, for its SLO targets, ROI and cost settings.
+    #[arg(long, env = "LUMEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A file holding the bearer token for Google's APIs and the query API
+    /// (else GOOGLE_OAUTH_ACCESS_TOKEN, else the metadata server's).
+    #[arg(long)]
+    pub access_token_file: Option<PathBuf>,
+    /// The Cloud Run Admin API.
+    #[arg(long, value_name = "URL", default_value = crate::gate::DEFAULT_RUN_API_BASE)]
+    pub run_api_base: String,
+    /// The window each reading covers.
+    #[arg(long, default_value = "10m", value_parser = duration_arg)]
+    pub window: std::time::Duration,
+    /// How often the evidence is read.
+    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    pub interval: std::time::Duration,
+    /// How long a trigger must hold on every reading before the window opens.
+    #[arg(long, default_value = "2m", value_parser = duration_arg)]
+    pub hold_for: std::time::Duration,
+    /// How long the approval window stays open.
+    #[arg(long, default_value = "5m", value_parser = duration_arg)]
+    pub approval_window: std::time::Duration,
+    /// Roll back only when approved (a window that ends unanswered escalates).
+    #[arg(long)]
+    pub require_approval: bool,
+    /// Decide and report, never change traffic.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run until the first answer (a post-deploy check); see the exit codes.
+    #[arg(long)]
+    pub once: bool,
+    /// With --once, print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// ROI trigger: below this, percent.
+    #[arg(long, default_value_t = crate::gate::triggers::DEFAULT_ROI_BELOW_PERCENT)]
+    pub roi_below: f64,
+    /// SLO compliance trigger: below this, percent.
+    #[arg(long, default_value_t = crate::gate::triggers::DEFAULT_COMPLIANCE_BELOW_PERCENT)]
+    pub compliance_below: f64,
+    /// Cost trigger: the month's forecast above this, USD (default: the config's cost.monthly_budget_usd).
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Fewer requests in the window than this holds the gate (no SLO judgement).
+    #[arg(long, default_value_t = crate::gate::triggers::DEFAULT_MIN_REQUESTS)]
+    pub min_requests: u64,
+    /// Fewer cache lookups in the window than this holds the ROI trigger.
+    #[arg(long, default_value_t = crate::gate::triggers::DEFAULT_MIN_LOOKUPS)]
+    pub min_lookups: u64,
+    /// A rollback target must have served traffic within this.
+    #[arg(long, default_value = "7d", value_parser = duration_arg)]
+    pub target_lookback: std::time::Duration,
+    /// Where the approve/veto API listens.
+    #[arg(long, default_value = crate::gate::DEFAULT_GATE_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// The approve/veto API's URL as the messages' commands give it (default: http://LISTEN).
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on the approve/veto API.
+    #[arg(long, env = "LUMEN_GATE_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// A Slack bot token (chat:write): the window's message and its outcome in one thread.
+    #[arg(
+        long,
+        env = "SLACK_BOT_TOKEN",
+        hide_env_values = true,
+        requires = "slack_channel"
+    )]
+    pub slack_token: Option<String>,
+    /// The Slack channel (id or name) for --slack-token.
+    #[arg(long)]
+    pub slack_channel: Option<String>,
+    /// Slack's Web API.
+    #[arg(long, value_name = "URL", default_value = crate::gate::DEFAULT_SLACK_API_BASE)]
+    pub slack_api_base: String,
+    /// A Slack incoming webhook instead of a bot token (no threads).
+    #[arg(
+        long,
+        env = "SLACK_WEBHOOK_URL",
+        hide_env_values = true,
+        conflicts_with = "slack_token"
+    )]
+    pub slack_webhook: Option<String>,
+    /// Read the data as of this time (Unix ms) and move on from it with the
+    /// gate's clock: a replay of a past deploy, for post-mortems (default: now).
+    #[arg(long, value_name = "UNIX_MS")]
+    pub replay_from: Option<u64>,
+}
+
+/// `gate approve`, `gate veto`, `gate status`.
+#[derive(Debug, Args)]
+pub struct GateCommandArgs {
+    /// The watcher's approve/veto API.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9465")]
+    pub url: String,
+    /// The window's id, as the Slack message gives it (else any open window).
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Who decides, for the record (default: $USER).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// The API's bearer token.
+    #[arg(long, env = "LUMEN_GATE_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What to do with the budget.
+#[derive(Debug, Subcommand)]
+pub enum BudgetAction {
+    /// Create or update (by display name, with its etag) the Cloud Billing
+    /// budget: the amount for the project, thresholds at 50 %, 90 %, 100 %
+    /// of current spend and 100 % of forecast. Google's spend figures lag by
+    /// hours; the rollback gate uses Lumen's own estimate instead.
+    Apply {
+        /// The billing account id (012345-6789AB-CDEF01).
+        #[arg(long)]
+        billing_account: String,
+        /// The project (number or id) whose spend counts.
+        #[arg(long)]
+        project: String,
+        /// The monthly amount, USD (default: the config's cost.monthly_budget_usd, 200).
+        #[arg(long)]
+        amount: Option<f64>,
+        /// The budget's display name (the key it is found by).
+        #[arg(long, default_value = crate::budget::DEFAULT_DISPLAY_NAME)]
+        display_name: String,
+        /// A Pub/Sub topic to notify (projects/P/topics/T).
+        #[arg(long)]
+        pubsub_topic: Option<String>,
+        /// A Cloud Monitoring email channel to notify (projects/P/notificationChannels/N); up to 5.
+        #[arg(long)]
+        email_channel: Vec<String>,
+        /// The sidecar's TOML config file (for cost.monthly_budget_usd).
+        #[arg(long, env = "LUMEN_CONFIG")]
+        config: Option<PathBuf>,
+        /// A file holding the bearer token (else GOOGLE_OAUTH_ACCESS_TOKEN, else the metadata server's).
+        #[arg(long)]
+        access_token_file: Option<PathBuf>,
+        /// The Billing Budget API.
+        #[arg(long, value_name = "URL", default_value = crate::budget::DEFAULT_BUDGET_API_BASE)]
+        api_base: String,
+        /// Print the request instead of sending it (the list is still read).
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// What to do with the configuration.

@@ -29,14 +29,18 @@ pub mod metrics;
 pub mod render;
 pub mod https;
 pub mod gcp;
+pub mod google_rest;
 pub mod server;
 pub mod export;
 pub mod deployments;
 pub mod alerts;
 pub mod monitoring;
 pub mod fleet;
+pub mod gate;
+pub mod budget;
 pub mod check;
 pub mod cli;
+pub mod rollout_commands;
 pub mod sidecar;
 
 pub use sidecar::{ServeError, Sidecar};

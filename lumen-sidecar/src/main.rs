@@ -7,13 +7,14 @@ use lumen_sidecar::Sidecar;
 use lumen_sidecar::app::now_ms;
 use lumen_sidecar::check::{CheckError, fetch_budget, fetch_health, fetch_report, window_arg};
 use lumen_sidecar::cli::FleetArgs;
-use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction};
+use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction, GateAction};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::eval::{Band, Status};
 use lumen_sidecar::eval::{BudgetReport, HealthReport, SloReport};
 use lumen_sidecar::fleet::watch::{WatchPlan, watch};
 use lumen_sidecar::monitoring::commands;
 use lumen_sidecar::render::{budget_text, check_text, health_text};
+use lumen_sidecar::rollout_commands::{budget_apply, gate_command, gate_watch};
 
 /// Exit code for errors: bad config, unreachable sidecar, no data.
 const EXIT_ERROR: u8 = 3;
@@ -62,6 +63,8 @@ async fn run(cli: Cli) -> u8 {
                 Err(e) => fail(&e),
             }
         }
+        Command::Gate { action } => gate(action).await,
+        Command::Budget { action } => print_or_fail(budget_apply(action).await),
         Command::Check {
             url,
             window,
@@ -356,6 +359,21 @@ async fn alerts_watch(
     } else {
         0
     }
+}
+
+async fn gate(action: GateAction) -> u8 {
+    let (name, args) = match action {
+        GateAction::Watch(args) => {
+            return match gate_watch(*args, shutdown_signal()).await {
+                Ok(exit) => exit.code(),
+                Err(e) => fail(&e),
+            };
+        }
+        GateAction::Approve(a) => ("approve", a),
+        GateAction::Veto(a) => ("veto", a),
+        GateAction::Status(a) => ("status", a),
+    };
+    print_or_fail(gate_command(name, &args).await)
 }
 
 fn print_or_fail(result: Result<String, String>) -> u8 {

@@ -2,42 +2,13 @@
 //! alert policies (v3), created or updated by display name, so that running
 //! `deploy`/`apply` twice changes and duplicates nothing.
 
-use std::time::Duration;
+use serde_json::Value;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use serde_json::{Value, json};
-use thiserror::Error;
+pub use crate::google_rest::ApiError;
+use crate::google_rest::GoogleRest;
 
 /// Google's endpoint.
 pub const DEFAULT_API_BASE: &str = "https://monitoring.googleapis.com";
-
-/// A call that failed.
-#[derive(Debug, Error)]
-pub enum ApiError {
-    /// No answer.
-    #[error("{method} {url}: {reason}")]
-    Transport {
-        /// Method.
-        method: String,
-        /// URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// An error status.
-    #[error("{method} {url}: HTTP {status}: {body}")]
-    Status {
-        /// Method.
-        method: String,
-        /// URL.
-        url: String,
-        /// Status.
-        status: u16,
-        /// Start of the answer.
-        body: String,
-    },
-}
 
 /// What `deploy`/`apply` did to one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +24,7 @@ pub enum Change {
 /// An authenticated client of one project.
 #[derive(Debug, Clone)]
 pub struct MonitoringApi {
-    client: crate::https::HttpsClient,
-    base: String,
-    token: String,
+    rest: GoogleRest,
     /// The project.
     pub project: String,
 }
@@ -64,9 +33,7 @@ impl MonitoringApi {
     /// A client of `base` for `project` with `token`.
     pub fn new(base: &str, project: &str, token: &str) -> Self {
         Self {
-            client: crate::https::https_client(),
-            base: base.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
+            rest: GoogleRest::new(base, token),
             project: project.to_owned(),
         }
     }
@@ -77,60 +44,11 @@ impl MonitoringApi {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let url = format!("{}{path}", self.base);
-        let transport = |reason: String| ApiError::Transport {
-            method: method.to_owned(),
-            url: url.clone(),
-            reason,
-        };
-        let request = http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(Value::to_string).unwrap_or_default(),
-            )))
-            .map_err(|e| transport(e.to_string()))?;
-        let answer = crate::https::exchange(
-            &self.client,
-            request,
-            Some(Duration::from_secs(30)),
-            16 * 1024 * 1024,
-        )
-        .await
-        .map_err(|e| transport(e.to_string()))?;
-        if !answer.status.is_success() {
-            return Err(ApiError::Status {
-                method: method.to_owned(),
-                url: url.clone(),
-                status: answer.status.as_u16(),
-                body: answer.text(300),
-            });
-        }
-        Ok(if answer.body.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(&answer.body).map_err(|e| transport(format!("not JSON: {e}")))?
-        })
+        self.rest.call(method, path, body).await
     }
 
-    /// Every item of a paginated list.
     async fn list(&self, path: &str, field: &str) -> Result<Vec<Value>, ApiError> {
-        let mut items = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = match &token {
-                Some(t) => format!("{path}?pageToken={}", crate::https::percent_encode(t)),
-                None => path.to_owned(),
-            };
-            let answer = self.call("GET", &page, None).await?;
-            items.extend(answer[field].as_array().cloned().unwrap_or_default());
-            match answer["nextPageToken"].as_str() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(items),
-            }
-        }
+        self.rest.list(path, field).await
     }
 
     /// Creates or replaces the dashboard with `dashboard`'s display name.
@@ -283,8 +201,10 @@ pub fn console_url(resource: &str, project: &str) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn page_tokens_are_percent_encoded() {
-        assert_eq!(crate::https::percent_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
-        assert_eq!(crate::https::percent_encode("Ab-9._~"), "Ab-9._~");
+    fn console_urls_name_the_dashboard() {
+        assert_eq!(
+            super::console_url("projects/p/dashboards/abc", "p"),
+            "https://console.cloud.google.com/monitoring/dashboards/builder/abc?project=p"
+        );
     }
 }

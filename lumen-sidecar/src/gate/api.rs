@@ -1,0 +1,134 @@
+//! The gate's small HTTP API: `GET /v1/gate` (the status), `POST
+//! /v1/gate/approve` and `POST /v1/gate/veto` (`{"window": ID, "by": WHO}`)
+//! acting on the open approval window; with a token configured, each
+//! request must carry `Authorization: Bearer TOKEN`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::machine::GateEvent;
+use super::watch::{SharedGate, lock};
+
+/// A command's body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateCommand {
+    /// The window's id (the one the Slack message names); any open one when absent.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Who decides, for the record.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+#[derive(Clone)]
+struct ApiState {
+    shared: SharedGate,
+    events: mpsc::UnboundedSender<GateEvent>,
+    token: Option<Arc<str>>,
+}
+
+fn refused(status: StatusCode, error: String) -> Response {
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+fn authorised(state: &ApiState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.token else {
+        return true;
+    };
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == &**token)
+}
+
+async fn status(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if !authorised(&state, &headers) {
+        return refused(StatusCode::UNAUTHORIZED, "bearer token required".into());
+    }
+    let s = lock(&state.shared).status.clone();
+    Json(s).into_response()
+}
+
+fn command(state: &ApiState, headers: &HeaderMap, body: &[u8], approve: bool) -> Response {
+    if !authorised(state, headers) {
+        return refused(StatusCode::UNAUTHORIZED, "bearer token required".into());
+    }
+    let cmd: GateCommand = if body.iter().all(u8::is_ascii_whitespace) {
+        GateCommand::default()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(c) => c,
+            Err(e) => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not {{\"window\": ID, \"by\": WHO}}: {e}"),
+                );
+            }
+        }
+    };
+    let who = cmd.by.unwrap_or_else(|| "someone (no --by)".into());
+    let decided = {
+        let mut s = lock(&state.shared);
+        if approve {
+            s.machine.approve(cmd.window.as_deref(), &who)
+        } else {
+            s.machine.veto(cmd.window.as_deref(), &who)
+        }
+    };
+    match decided {
+        Ok(event) => {
+            let answer = json!({ "accepted": true, "event": &event });
+            if state.events.send(event).is_err() {
+                return refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gate is stopping".into(),
+                );
+            }
+            Json(answer).into_response()
+        }
+        Err(e) => refused(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+async fn approve(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    command(&state, &headers, &body, true)
+}
+
+async fn veto(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    command(&state, &headers, &body, false)
+}
+
+/// The API's routes over the gate's shared state.
+pub fn router(
+    shared: SharedGate,
+    events: mpsc::UnboundedSender<GateEvent>,
+    token: Option<String>,
+) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/gate", get(status))
+        .route("/v1/gate/approve", post(approve))
+        .route("/v1/gate/veto", post(veto))
+        .with_state(ApiState {
+            shared,
+            events,
+            token: token.map(Arc::from),
+        })
+}

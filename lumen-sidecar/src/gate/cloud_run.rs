@@ -1,0 +1,452 @@
+//! The rollback on the Cloud Run Admin API v2: read the service (etag,
+//! traffic), list its revisions, choose the newest Ready revision older
+//! than the bad one that served traffic before it, PATCH the service's
+//! traffic to 100 % on it with the etag, poll the long-running operation,
+//! verify `trafficStatuses`. An etag conflict re-reads and re-decides.
+//!
+//! Traffic then stays pinned to that revision: the next deploy does not
+//! take traffic until it is set back to the latest revision
+//! (`gcloud run services update-traffic SERVICE --to-latest`).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use super::off_clock::OffClock;
+use crate::deployments::parse_rfc3339_ms;
+use crate::google_rest::{ApiError, GoogleRest};
+
+/// Google's endpoint.
+pub const DEFAULT_RUN_API_BASE: &str = "https://run.googleapis.com";
+/// Attempts of a whole read-decide-patch round (an etag conflict starts another).
+pub const MAX_ROUNDS: u32 = 3;
+/// Attempts of one call that fails in passing (no answer, 429, 5xx).
+pub const MAX_CALL_ATTEMPTS: u32 = 4;
+/// How often the operation is polled.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How long the operation may take.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A rollback that was not carried out.
+#[derive(Debug, Clone, Error)]
+pub enum RollbackError {
+    /// The API failed (after retries, for failures in passing).
+    #[error("Cloud Run Admin API: {0}")]
+    Api(#[from] ApiError),
+    /// No revision qualifies as the target.
+    #[error("no revision to roll back to: none older than {bad} is Ready and served traffic")]
+    NoTarget {
+        /// The bad revision.
+        bad: String,
+    },
+    /// The bad revision no longer serves (someone changed traffic): nothing done.
+    #[error("{bad} no longer serves traffic ({serving} does): nothing done")]
+    Superseded {
+        /// The bad revision.
+        bad: String,
+        /// What serves now.
+        serving: String,
+    },
+    /// The etag kept changing under us.
+    #[error("the service kept changing (etag conflict {0} times): nothing done")]
+    Conflicts(u32),
+    /// The long-running operation failed.
+    #[error("the update operation {name} failed: {message}")]
+    OperationFailed {
+        /// The operation.
+        name: String,
+        /// Its error.
+        message: String,
+    },
+    /// The operation did not finish in time (the update may still land).
+    #[error("the update operation {0} did not finish in time: the traffic change is not confirmed")]
+    OperationTimeout(String),
+    /// The operation finished but traffic is not where it should be.
+    #[error("after the update, trafficStatuses show {found}, not 100% on {target}")]
+    NotVerified {
+        /// The target.
+        target: String,
+        /// What the statuses show.
+        found: String,
+    },
+}
+
+/// A revision as the gate needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionInfo {
+    /// Its short name (`api-00042-abc`).
+    pub name: String,
+    /// When it was created, Unix ms.
+    pub created_ms: u64,
+    /// Whether its `Ready` condition succeeded.
+    pub ready: bool,
+}
+
+/// The short name of a revision resource name.
+pub fn short_name(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+impl RevisionInfo {
+    /// From a v2 Revision resource.
+    pub fn from_resource(r: &Value) -> Option<Self> {
+        let ready = r["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["state"] == "CONDITION_SUCCEEDED")
+        });
+        Some(Self {
+            name: short_name(r["name"].as_str()?).to_owned(),
+            created_ms: parse_rfc3339_ms(r["createTime"].as_str()?)?,
+            ready,
+        })
+    }
+}
+
+/// The revision serving the most traffic, from the service's
+/// `trafficStatuses` (a LATEST entry is the latest ready revision).
+pub fn serving_revision(service: &Value) -> Option<String> {
+    let statuses = service["trafficStatuses"].as_array()?;
+    let top = statuses
+        .iter()
+        .filter(|s| s["percent"].as_u64().unwrap_or(0) > 0)
+        .max_by_key(|s| s["percent"].as_u64().unwrap_or(0))?;
+    match top["revision"].as_str() {
+        Some(r) if !r.is_empty() => Some(short_name(r).to_owned()),
+        _ if top["type"] == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" => {
+            service["latestReadyRevision"]
+                .as_str()
+                .map(|r| short_name(r).to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// The newest revision created before `bad` that is Ready and is in
+/// `served` (revisions with traffic on record).
+pub fn choose_target(
+    revisions: &[RevisionInfo],
+    bad: &str,
+    served: &BTreeSet<String>,
+) -> Option<RevisionInfo> {
+    let bad_created = revisions.iter().find(|r| r.name == bad)?.created_ms;
+    revisions
+        .iter()
+        .filter(|r| r.created_ms < bad_created && r.ready && served.contains(&r.name))
+        .max_by_key(|r| r.created_ms)
+        .cloned()
+}
+
+/// One service on the Admin API.
+#[derive(Debug, Clone)]
+pub struct CloudRunService {
+    rest: GoogleRest,
+    /// `projects/P/locations/R/services/S`.
+    pub name: String,
+    /// How often an operation is polled.
+    pub poll_interval: Duration,
+    /// How long an operation may take.
+    pub operation_timeout: Duration,
+}
+
+impl CloudRunService {
+    /// Service `service` of `project` in `region` at `base` with `token`.
+    pub fn new(base: &str, token: &str, project: &str, region: &str, service: &str) -> Self {
+        Self {
+            rest: GoogleRest::new(base, token),
+            name: format!("projects/{project}/locations/{region}/services/{service}"),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+        }
+    }
+
+    /// `GET` the service.
+    pub async fn service(&self) -> Result<Value, ApiError> {
+        self.rest
+            .call("GET", &format!("/v2/{}", self.name), None)
+            .await
+    }
+
+    /// Every revision of the service.
+    pub async fn revisions(&self) -> Result<Vec<RevisionInfo>, ApiError> {
+        Ok(self
+            .rest
+            .list(&format!("/v2/{}/revisions", self.name), "revisions")
+            .await?
+            .iter()
+            .filter_map(RevisionInfo::from_resource)
+            .collect())
+    }
+
+    /// `PATCH` the service as read (`service`, with its etag) with all
+    /// traffic on `revision`: the long-running operation's name.
+    pub async fn pin_traffic(&self, service: &Value, revision: &str) -> Result<String, ApiError> {
+        let mut body = service.clone();
+        body["traffic"] = json!([{
+            "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+            "revision": revision,
+            "percent": 100,
+        }]);
+        let op = self
+            .rest
+            .call("PATCH", &format!("/v2/{}", self.name), Some(&body))
+            .await?;
+        Ok(op["name"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// `GET` an operation.
+    pub async fn operation(&self, name: &str) -> Result<Value, ApiError> {
+        self.rest.call("GET", &format!("/v2/{name}"), None).await
+    }
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackReport {
+    /// The revision rolled back from.
+    pub from: String,
+    /// The revision now serving all traffic.
+    pub to: String,
+    /// The operation that did it.
+    pub operation: String,
+    /// Etag conflicts met on the way (each re-read and re-decided).
+    pub conflicts: u32,
+    /// How to let the next deploy take traffic again.
+    pub unpin_command: String,
+}
+
+/// A call retried while it fails in passing, waiting on the gate's clock.
+async fn with_retries<T, F, Fut>(io: &OffClock, mut call: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut attempt = 1;
+    loop {
+        match io.run(call()).await {
+            Err(e) if e.is_transient() && attempt < MAX_CALL_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "Cloud Run Admin API call failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Rolls `bad` back to the newest Ready revision before it that is in
+/// `served`, and verifies it.
+pub async fn roll_back(
+    api: &CloudRunService,
+    io: &OffClock,
+    bad: &str,
+    served: &BTreeSet<String>,
+    service_id: &str,
+) -> Result<RollbackReport, RollbackError> {
+    let mut conflicts = 0;
+    for _ in 0..MAX_ROUNDS {
+        let service = with_retries(io, || {
+            let api = api.clone();
+            async move { api.service().await }
+        })
+        .await?;
+        match serving_revision(&service) {
+            Some(s) if s == bad => {}
+            Some(serving) => {
+                return Err(RollbackError::Superseded {
+                    bad: bad.to_owned(),
+                    serving,
+                });
+            }
+            None => {
+                return Err(RollbackError::Superseded {
+                    bad: bad.to_owned(),
+                    serving: "no revision".into(),
+                });
+            }
+        }
+        let revisions = with_retries(io, || {
+            let api = api.clone();
+            async move { api.revisions().await }
+        })
+        .await?;
+        let target = choose_target(&revisions, bad, served).ok_or(RollbackError::NoTarget {
+            bad: bad.to_owned(),
+        })?;
+        let patched = with_retries(io, || {
+            let (api, service, to) = (api.clone(), service.clone(), target.name.clone());
+            async move { api.pin_traffic(&service, &to).await }
+        })
+        .await;
+        let operation = match patched {
+            Ok(op) => op,
+            // ABORTED (409) or FAILED_PRECONDITION (412): the etag is stale.
+            Err(e) if matches!(e.status(), Some(409 | 412)) => {
+                conflicts += 1;
+                tracing::warn!(error = %e, "the service changed since it was read; reading it again");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        wait_for(api, io, &operation).await?;
+        let after = with_retries(io, || {
+            let api = api.clone();
+            async move { api.service().await }
+        })
+        .await?;
+        let found = traffic_summary(&after);
+        let pinned = after["trafficStatuses"].as_array().is_some_and(|ss| {
+            ss.iter().any(|s| {
+                s["revision"].as_str().map(short_name) == Some(target.name.as_str())
+                    && s["percent"].as_u64() == Some(100)
+            })
+        });
+        if !pinned {
+            return Err(RollbackError::NotVerified {
+                target: target.name,
+                found,
+            });
+        }
+        return Ok(RollbackReport {
+            from: bad.to_owned(),
+            to: target.name,
+            operation,
+            conflicts,
+            unpin_command: format!("gcloud run services update-traffic {service_id} --to-latest"),
+        });
+    }
+    Err(RollbackError::Conflicts(conflicts))
+}
+
+async fn wait_for(
+    api: &CloudRunService,
+    io: &OffClock,
+    operation: &str,
+) -> Result<(), RollbackError> {
+    let deadline = tokio::time::Instant::now() + api.operation_timeout;
+    loop {
+        let op = with_retries(io, || {
+            let (api, name) = (api.clone(), operation.to_owned());
+            async move { api.operation(&name).await }
+        })
+        .await?;
+        if op["done"] == true {
+            if let Some(error) = op.get("error") {
+                return Err(RollbackError::OperationFailed {
+                    name: operation.to_owned(),
+                    message: format!(
+                        "{} (code {})",
+                        error["message"].as_str().unwrap_or("no message"),
+                        error["code"]
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RollbackError::OperationTimeout(operation.to_owned()));
+        }
+        tokio::time::sleep(api.poll_interval).await;
+    }
+}
+
+/// `trafficStatuses` in a few words (`api-00002 100%`).
+pub fn traffic_summary(service: &Value) -> String {
+    let parts: Vec<String> = service["trafficStatuses"]
+        .as_array()
+        .map(|ss| {
+            ss.iter()
+                .map(|s| {
+                    format!(
+                        "{} {}%",
+                        s["revision"]
+                            .as_str()
+                            .filter(|r| !r.is_empty())
+                            .unwrap_or("LATEST"),
+                        s["percent"].as_u64().unwrap_or(0)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if parts.is_empty() {
+        "no traffic statuses".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev(name: &str, created_ms: u64, ready: bool) -> RevisionInfo {
+        RevisionInfo {
+            name: name.into(),
+            created_ms,
+            ready,
+        }
+    }
+
+    #[test]
+    fn the_target_is_the_newest_older_ready_revision_that_served() {
+        let revisions = [
+            rev("api-1", 1, true),
+            rev("api-2", 2, true),
+            rev("api-3", 3, false),
+            rev("api-4", 4, true),
+            rev("api-5", 5, true),
+        ];
+        let served: BTreeSet<String> = ["api-1", "api-2", "api-3", "api-4", "api-5"]
+            .map(str::to_owned)
+            .into();
+        // api-3 is not Ready; api-5 is newer than the bad one.
+        assert_eq!(
+            choose_target(&revisions, "api-4", &served).map(|r| r.name),
+            Some("api-2".into())
+        );
+        let only_1: BTreeSet<String> = ["api-1".to_owned()].into();
+        assert_eq!(
+            choose_target(&revisions, "api-4", &only_1).map(|r| r.name),
+            Some("api-1".into())
+        );
+        assert_eq!(choose_target(&revisions, "api-1", &served), None);
+        assert_eq!(choose_target(&revisions, "nope", &served), None);
+    }
+
+    #[test]
+    fn the_serving_revision_comes_from_traffic_statuses() {
+        let s = json!({
+            "latestReadyRevision": "projects/p/locations/r/services/api/revisions/api-3",
+            "trafficStatuses": [
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 90},
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-2", "percent": 10}
+            ]
+        });
+        assert_eq!(serving_revision(&s), Some("api-3".into()));
+        assert_eq!(traffic_summary(&s), "LATEST 90%, api-2 10%");
+        assert_eq!(serving_revision(&json!({"trafficStatuses": []})), None);
+    }
+
+    #[test]
+    fn revisions_are_ready_only_when_their_condition_succeeded() {
+        let r = json!({
+            "name": "projects/p/locations/r/services/api/revisions/api-00002-xyz",
+            "createTime": "2026-12-01T10:00:00.123456Z",
+            "conditions": [{"type": "Ready", "state": "CONDITION_SUCCEEDED"}]
+        });
+        let info = RevisionInfo::from_resource(&r).expect("a revision");
+        assert_eq!(info.name, "api-00002-xyz");
+        assert!(info.ready);
+        let mut failed = r.clone();
+        failed["conditions"][0]["state"] = json!("CONDITION_FAILED");
+        assert!(
+            !RevisionInfo::from_resource(&failed)
+                .expect("a revision")
+                .ready
+        );
+    }
+}

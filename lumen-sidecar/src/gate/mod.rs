@@ -1,0 +1,34 @@
+//! The rollback gate (the seed's Phase 3): it watches the revision that
+//! serves a Cloud Run service's traffic, judges three triggers on that
+//! revision's own fleet data (ROI below 300 %, SLO compliance below 95 %,
+//! the month's cost forecast above the budget), each only on enough
+//! traffic, and when one has held for its duration opens a five-minute
+//! approval window (one Slack message with the evidence, the target and
+//! the commands). The rollback proceeds when approved, or when the window
+//! ends without a veto (with `--require-approval`: only when approved);
+//! it moves all traffic to the newest Ready revision before the bad one
+//! that served traffic, on the Cloud Run Admin API v2, and verifies it.
+//!
+//! [`machine`] and [`triggers`] are pure; [`watch`] carries out what they
+//! decide; [`cloud_run`] and [`slack_thread`] are the edges.
+
+mod api;
+pub mod cloud_run;
+mod evidence;
+pub mod machine;
+mod off_clock;
+pub mod slack_thread;
+pub mod triggers;
+pub mod watch;
+
+pub use api::{GateCommand, router};
+pub use cloud_run::{CloudRunService, DEFAULT_RUN_API_BASE, RollbackError, RollbackReport};
+pub use evidence::{read_evidence, served_revisions};
+pub use machine::{DEFAULT_APPROVAL_WINDOW, GateMachine, GateState};
+pub use off_clock::OffClock;
+pub use slack_thread::{DEFAULT_SLACK_API_BASE, GateSlack, SlackTarget};
+pub use triggers::{Evidence, GateRules, Reading, TriggerKind};
+pub use watch::{
+    DEFAULT_GATE_LISTEN, DEFAULT_GATE_WINDOW, DEFAULT_INTERVAL, DEFAULT_TARGET_LOOKBACK, Gate,
+    GateExit, GateSettings, GateStatus, gate, status_text,
+};

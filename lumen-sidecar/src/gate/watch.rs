@@ -1,0 +1,638 @@
+//! `gate watch`: reads the serving revision's evidence every interval,
+//! feeds the state machine, and carries out what it decides: the approval
+//! window's Slack message, the outcome in its thread, the rollback.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::cloud_run::{
+    CloudRunService, RollbackReport, choose_target, roll_back, serving_revision, traffic_summary,
+};
+use super::evidence::{read_evidence, served_revisions};
+use super::machine::{ApprovalWindow, Closed, GateEvent, GateMachine, GateState, Proceed, Settled};
+use super::off_clock::OffClock;
+use super::slack_thread::{GateSlack, section};
+use super::triggers::{Evidence, GateRules, Reading, TriggerKind, threshold_phrase};
+use crate::fleet::FleetReader;
+
+/// The window the evidence is read over.
+pub const DEFAULT_GATE_WINDOW: Duration = Duration::from_secs(600);
+/// How often the evidence is read.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// How far back a revision must have served traffic to be a rollback target.
+pub const DEFAULT_TARGET_LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
+/// Where the gate's approve/veto API listens.
+pub const DEFAULT_GATE_LISTEN: &str = "127.0.0.1:9465";
+/// History entries kept for the status.
+const HISTORY_KEPT: usize = 200;
+
+/// How `gate watch` behaves.
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    /// The Cloud Run service's id (for messages and commands).
+    pub service: String,
+    /// The window the evidence is read over.
+    pub window: Duration,
+    /// How often the evidence is read.
+    pub interval: Duration,
+    /// How long the approval window stays open.
+    pub approval_window: Duration,
+    /// Roll back only when approved.
+    pub require_approval: bool,
+    /// Decide and report, never change traffic.
+    pub dry_run: bool,
+    /// Thresholds, durations and guards.
+    pub rules: GateRules,
+    /// How far back a target must have served traffic.
+    pub target_lookback: Duration,
+    /// The approve/veto API's base URL, for the commands in messages.
+    pub api_url: String,
+}
+
+/// How a `--once` gate ended (its exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateExit {
+    /// 0: every trigger clear.
+    Healthy,
+    /// 1: a trigger holds, or the window closed without a rollback (veto,
+    /// approval required and missing, dry run).
+    Holding,
+    /// 2: rolled back.
+    RolledBack,
+    /// 3: no data, too little data, or an error.
+    NoData,
+}
+
+impl GateExit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Healthy => 0,
+            Self::Holding => 1,
+            Self::RolledBack => 2,
+            Self::NoData => 3,
+        }
+    }
+}
+
+/// One thing the gate did, on its clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Since the gate started, ms.
+    pub at_ms: u64,
+    /// The data's time (Unix ms) then.
+    pub data_at_ms: u64,
+    /// What happened.
+    pub what: String,
+}
+
+/// `GET /v1/gate`: where the gate is and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateStatus {
+    /// The Cloud Run service.
+    pub service: String,
+    /// The revision watched (the one serving the most traffic).
+    pub revision: Option<String>,
+    /// The state machine's state.
+    pub state: GateState,
+    /// The rules.
+    pub rules: GateRules,
+    /// Each trigger's latest reading.
+    pub readings: Vec<(TriggerKind, Reading)>,
+    /// Since when (gate clock, ms) each holding trigger has held.
+    pub holding_since: Vec<(TriggerKind, u64)>,
+    /// The latest evidence.
+    pub evidence: Option<Evidence>,
+    /// The rollback target chosen when the window opened.
+    pub target: Option<String>,
+    /// The rollback, when one was carried out.
+    pub rollback: Option<RollbackReport>,
+    /// The latest failure to read or act, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// Slack messages that could not be posted.
+    pub slack_failures: Vec<String>,
+    /// Dry run.
+    pub dry_run: bool,
+    /// What happened, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The state the loop and the approve/veto API share.
+#[derive(Debug)]
+pub struct GateShared {
+    /// The state machine.
+    pub machine: GateMachine,
+    /// The status.
+    pub status: GateStatus,
+}
+
+/// A handle on the shared state, for the HTTP API.
+pub type SharedGate = Arc<Mutex<GateShared>>;
+
+/// Locks the shared state.
+pub fn lock(shared: &SharedGate) -> std::sync::MutexGuard<'_, GateShared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The gate: its settings, its sources and sinks, its shared state.
+pub struct Gate {
+    settings: GateSettings,
+    source: FleetReader,
+    run: CloudRunService,
+    slack: GateSlack,
+    io: OffClock,
+    shared: SharedGate,
+    commands: mpsc::UnboundedReceiver<GateEvent>,
+    thread_ts: Option<String>,
+    started: Instant,
+    started_data_ms: u64,
+    failed_last: bool,
+}
+
+/// A gate and the sender its HTTP API passes approvals and vetoes through.
+pub fn gate(
+    settings: GateSettings,
+    source: FleetReader,
+    run: CloudRunService,
+    slack: GateSlack,
+    io: OffClock,
+    data_start_ms: u64,
+) -> (Gate, SharedGate, mpsc::UnboundedSender<GateEvent>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let machine = GateMachine::new(
+        settings.rules,
+        settings.approval_window,
+        settings.require_approval,
+    );
+    let status = GateStatus {
+        service: settings.service.clone(),
+        revision: None,
+        state: GateState::Watching,
+        rules: settings.rules,
+        readings: Vec::new(),
+        holding_since: Vec::new(),
+        evidence: None,
+        target: None,
+        rollback: None,
+        last_error: None,
+        slack_failures: Vec::new(),
+        dry_run: settings.dry_run,
+        history: Vec::new(),
+    };
+    let shared = Arc::new(Mutex::new(GateShared { machine, status }));
+    let gate = Gate {
+        settings,
+        source,
+        run,
+        slack,
+        io,
+        shared: Arc::clone(&shared),
+        commands: rx,
+        thread_ts: None,
+        started: Instant::now(),
+        started_data_ms: data_start_ms,
+        failed_last: false,
+    };
+    (gate, shared, tx)
+}
+
+fn value(r: Option<&Reading>) -> String {
+    match r {
+        Some(Reading::Holding { value } | Reading::Clear { value }) => format!("{value:.1}"),
+        Some(Reading::Thin { why }) => format!("too little data ({why})"),
+        None => "n/a".into(),
+    }
+}
+
+impl Gate {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The data's time now: the start's, moved on by the gate's clock.
+    fn data_ms(&self) -> u64 {
+        self.started_data_ms + self.now_ms()
+    }
+
+    fn note(&self, what: String) {
+        tracing::info!(gate = %what);
+        let entry = HistoryEntry {
+            at_ms: self.now_ms(),
+            data_at_ms: self.data_ms(),
+            what,
+        };
+        let mut s = lock(&self.shared);
+        s.status.history.push(entry);
+        let excess = s.status.history.len().saturating_sub(HISTORY_KEPT);
+        s.status.history.drain(..excess);
+    }
+
+    fn fail(&mut self, what: String) {
+        tracing::warn!(gate = %what);
+        self.failed_last = true;
+        lock(&self.shared).status.last_error = Some(what);
+    }
+
+    /// Runs until `--once` has its answer (then returns it), or forever.
+    pub async fn run(mut self, once: bool) -> GateExit {
+        loop {
+            self.step().await;
+            if once && let Some(exit) = self.once_exit() {
+                return exit;
+            }
+            let wait = self.next_wait();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {
+                    let events = lock(&self.shared).machine.tick(self.now_ms());
+                    for e in events {
+                        self.handle(e).await;
+                    }
+                }
+                Some(event) = self.commands.recv() => self.handle(event).await,
+            }
+            if once && let Some(exit) = self.once_exit() {
+                return exit;
+            }
+        }
+    }
+
+    /// Until the next reading, or the window's end if sooner.
+    fn next_wait(&self) -> Duration {
+        let now = self.now_ms();
+        match lock(&self.shared).machine.state() {
+            GateState::Open(w) if w.deadline_ms > now => self
+                .settings
+                .interval
+                .min(Duration::from_millis(w.deadline_ms - now)),
+            _ => self.settings.interval,
+        }
+    }
+
+    /// One reading: the serving revision, its evidence, the decisions.
+    pub async fn step(&mut self) {
+        self.failed_last = false;
+        let run = self.run.clone();
+        let service = match self.io.run(async move { run.service().await }).await {
+            Ok(s) => s,
+            Err(e) => return self.fail(format!("cannot read the service: {e}")),
+        };
+        let Some(revision) = serving_revision(&service) else {
+            return self.fail(format!(
+                "no revision serves traffic ({})",
+                traffic_summary(&service)
+            ));
+        };
+        let (source, window, at) = (self.source.clone(), self.settings.window, self.data_ms());
+        let rev = revision.clone();
+        let evidence = match self
+            .io
+            .run(async move { read_evidence(&source, &rev, window, at).await })
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => return self.fail(format!("cannot read {revision}'s evidence: {e}")),
+        };
+        let now = self.now_ms();
+        let events = {
+            let mut s = lock(&self.shared);
+            let events = s.machine.observe(now, &evidence);
+            let GateShared { machine, status } = &mut *s;
+            status.revision = Some(revision);
+            status.readings = machine.readings().clone().into_iter().collect();
+            status.holding_since = machine.holding_since().clone().into_iter().collect();
+            status.state = machine.state().clone();
+            status.evidence = Some(evidence);
+            status.last_error = None;
+            events
+        };
+        for e in events {
+            self.handle(e).await;
+        }
+    }
+
+    fn once_exit(&self) -> Option<GateExit> {
+        if self.failed_last {
+            return Some(GateExit::NoData);
+        }
+        let s = lock(&self.shared);
+        match s.machine.state() {
+            GateState::Settled { settled, .. } => Some(match settled {
+                Settled::RolledBack { .. } => GateExit::RolledBack,
+                Settled::RollbackFailed { .. } => GateExit::NoData,
+                Settled::Vetoed { .. } | Settled::Escalated | Settled::WouldRollBack { .. } => {
+                    GateExit::Holding
+                }
+            }),
+            GateState::Open(_) | GateState::RollingBack { .. } => None,
+            GateState::Watching => {
+                let r = s.machine.readings();
+                if r.values().any(Reading::holds) {
+                    None // holding, not yet for long enough: keep reading
+                } else if matches!(
+                    r.get(&TriggerKind::SloCompliance),
+                    Some(Reading::Clear { .. })
+                ) {
+                    Some(GateExit::Healthy)
+                } else {
+                    Some(GateExit::NoData)
+                }
+            }
+        }
+    }
+
+    async fn post(&mut self, text: String, blocks: Vec<Value>, threaded: bool) {
+        let thread = if threaded {
+            self.thread_ts.clone()
+        } else {
+            None
+        };
+        match self
+            .slack
+            .post(&self.io, &text, &blocks, thread.as_deref())
+            .await
+        {
+            Ok(ts) => {
+                if !threaded && ts.is_some() {
+                    self.thread_ts = ts;
+                }
+            }
+            Err(why) => {
+                let what = format!("Slack message not posted ({why}): {text}");
+                tracing::warn!(gate = %what);
+                lock(&self.shared).status.slack_failures.push(what);
+            }
+        }
+    }
+
+    fn commands(&self, window: &ApprovalWindow) -> String {
+        format!(
+            "Approve: `lumen-sidecar gate approve --url {u} --window {id}`\nVeto: `lumen-sidecar gate veto --url {u} --window {id}`",
+            u = self.settings.api_url,
+            id = window.id
+        )
+    }
+
+    async fn target(&self, bad: &str) -> Result<Option<String>, String> {
+        let (source, lookback, at) = (
+            self.source.clone(),
+            self.settings.target_lookback,
+            self.data_ms(),
+        );
+        let served: BTreeSet<String> = self
+            .io
+            .run(async move { served_revisions(&source, lookback, at).await })
+            .await
+            .map_err(|e| e.to_string())?;
+        let run = self.run.clone();
+        let revisions = self
+            .io
+            .run(async move { run.revisions().await })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(choose_target(&revisions, bad, &served).map(|r| r.name))
+    }
+
+    async fn handle(&mut self, event: GateEvent) {
+        {
+            let mut s = lock(&self.shared);
+            s.status.state = s.machine.state().clone();
+        }
+        match event {
+            GateEvent::WindowOpened(w) => self.opened(w).await,
+            GateEvent::WindowClosed { window, closed } => self.closed(window, closed).await,
+            GateEvent::RollBack { window, proceed } => self.roll_back(window, proceed).await,
+        }
+        let mut s = lock(&self.shared);
+        s.status.state = s.machine.state().clone();
+    }
+
+    async fn opened(&mut self, w: ApprovalWindow) {
+        let target = match self.target(&w.revision).await {
+            Ok(t) => t,
+            Err(e) => {
+                self.fail(format!("cannot choose a rollback target: {e}"));
+                None
+            }
+        };
+        lock(&self.shared).status.target = target.clone();
+        let minutes = self.settings.approval_window.as_secs_f64() / 60.0;
+        let rules = self.settings.rules;
+        let e = &w.evidence;
+        let mut lines = vec![format!(
+            ":warning: *Lumen rollback gate*: revision `{}` of `{}` (every instance of it, {} requests in the last {} s)",
+            w.revision, self.settings.service, e.requests, e.window_s
+        )];
+        for kind in TriggerKind::ALL {
+            let reading = w.readings.get(&kind);
+            let mark = if w.triggers.contains(&kind) {
+                ":red_circle:"
+            } else if reading.is_some_and(Reading::holds) {
+                ":large_orange_circle:"
+            } else {
+                ":white_circle:"
+            };
+            lines.push(format!(
+                "{mark} {kind}: {} (trigger {} for {} s)",
+                value(reading),
+                threshold_phrase(kind, &rules),
+                rules.hold_for.as_secs()
+            ));
+        }
+        if !e.slos_failing.is_empty() {
+            lines.push(format!("SLOs not met: {}", e.slos_failing.join(", ")));
+        }
+        let plan = match (&target, self.settings.require_approval, self.settings.dry_run) {
+            (None, _, _) => "*No revision to roll back to* (none older is Ready and served traffic): nothing will be changed.".to_owned(),
+            (Some(t), true, _) => format!("Rolls back to `{t}` *only if approved* within {minutes:.0} min."),
+            (Some(t), false, dry) => format!(
+                "Rolls back to `{t}` in {minutes:.0} min unless vetoed{}.",
+                if dry { " (dry run: nothing will be changed)" } else { "" }
+            ),
+        };
+        lines.push(plan);
+        let text = format!(
+            "Lumen rollback gate: {} of {}: {} ({})",
+            w.revision,
+            self.settings.service,
+            w.triggers
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            w.id
+        );
+        self.note(format!(
+            "window {} opened on {} ({}), target {}",
+            w.id,
+            w.revision,
+            text,
+            target.as_deref().unwrap_or("none")
+        ));
+        let blocks = vec![section(&lines.join("\n")), section(&self.commands(&w))];
+        self.post(text, blocks, false).await;
+    }
+
+    async fn closed(&mut self, w: ApprovalWindow, closed: Closed) {
+        let target = lock(&self.shared).status.target.clone();
+        let text = match &closed {
+            Closed::Cleared => format!(
+                ":white_check_mark: Window {} closed: every trigger cleared ({}). No rollback.",
+                w.id,
+                w.triggers
+                    .iter()
+                    .map(|t| format!("{t} now {}", value(w.readings.get(t))))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Closed::Vetoed { who } => format!(
+                ":no_entry: Window {} vetoed by {who}. No rollback; the gate leaves `{}` alone.",
+                w.id, w.revision
+            ),
+            Closed::Escalated => format!(
+                "<!here> :rotating_light: Window {} ended without the required approval. *No rollback was made*; `{}` still serves. To roll back by hand: `gcloud run services update-traffic {} --to-revisions={}=100`",
+                w.id,
+                w.revision,
+                self.settings.service,
+                target.as_deref().unwrap_or("REVISION")
+            ),
+            Closed::Thin => format!(
+                ":grey_question: Window {} ended on too little data to act on. No rollback.",
+                w.id
+            ),
+        };
+        self.note(format!("window {} closed: {closed:?}", w.id));
+        self.post(text.clone(), vec![section(&text)], true).await;
+    }
+
+    async fn roll_back(&mut self, w: ApprovalWindow, proceed: Proceed) {
+        let why = match &proceed {
+            Proceed::Approved { who } => format!("approved by {who}"),
+            Proceed::WindowEnded => "the window ended without a veto".to_owned(),
+        };
+        let target = lock(&self.shared).status.target.clone();
+        if self.settings.dry_run {
+            let text = format!(
+                ":test_tube: Dry run: {why}; would roll `{}` back to `{}`. Nothing changed.",
+                w.revision,
+                target.as_deref().unwrap_or("no revision")
+            );
+            lock(&self.shared)
+                .machine
+                .settle(Settled::WouldRollBack { to: target });
+            self.note(text.clone());
+            self.post(text.clone(), vec![section(&text)], true).await;
+            return;
+        }
+        self.note(format!("rolling back {} ({why})", w.revision));
+        // Chosen afresh: revisions may have changed since the window opened.
+        let source = self.source.clone();
+        let (lookback, at) = (self.settings.target_lookback, self.data_ms());
+        let served = match self
+            .io
+            .run(async move { served_revisions(&source, lookback, at).await })
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                return self
+                    .failed_rollback(
+                        &w,
+                        format!("cannot tell which revisions served traffic: {e}"),
+                    )
+                    .await;
+            }
+        };
+        match roll_back(
+            &self.run,
+            &self.io,
+            &w.revision,
+            &served,
+            &self.settings.service,
+        )
+        .await
+        {
+            Ok(report) => {
+                let text = format!(
+                    ":rewind: Rolled back `{}` → `{}` ({why}); verified: `{}` serves 100%. Traffic stays pinned to it until you run `{}` (the next deploy does not take traffic by itself).",
+                    report.from, report.to, report.to, report.unpin_command
+                );
+                {
+                    let mut s = lock(&self.shared);
+                    s.machine.settle(Settled::RolledBack {
+                        to: report.to.clone(),
+                    });
+                    s.status.rollback = Some(report);
+                }
+                self.note(text.clone());
+                self.post(text.clone(), vec![section(&text)], true).await;
+            }
+            Err(e) => self.failed_rollback(&w, e.to_string()).await,
+        }
+    }
+
+    async fn failed_rollback(&mut self, w: &ApprovalWindow, reason: String) {
+        let run = self.run.clone();
+        let now = match self.io.run(async move { run.service().await }).await {
+            Ok(s) => traffic_summary(&s),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let text = format!(
+            ":x: Rollback of `{}` FAILED: {reason}. Traffic now: {now}. Nothing was rolled back by the gate; act by hand.",
+            w.revision
+        );
+        lock(&self.shared).machine.settle(Settled::RollbackFailed {
+            reason: reason.clone(),
+        });
+        self.fail(format!("rollback failed: {reason}"));
+        self.note(text.clone());
+        self.post(text.clone(), vec![section(&text)], true).await;
+    }
+}
+
+/// The status as text, for `gate watch --once` and `gate status`.
+pub fn status_text(s: &GateStatus) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let state = match &s.state {
+        GateState::Watching => "watching".to_owned(),
+        GateState::Open(w) => format!("approval window {} open", w.id),
+        GateState::RollingBack { .. } => "rolling back".to_owned(),
+        GateState::Settled { settled, .. } => format!("settled: {settled:?}"),
+    };
+    let _ = writeln!(
+        o,
+        "Lumen rollback gate: {} revision {}: {state}{}",
+        s.service,
+        s.revision.as_deref().unwrap_or("unknown"),
+        if s.dry_run { " (dry run)" } else { "" }
+    );
+    for (kind, reading) in &s.readings {
+        let _ = writeln!(
+            o,
+            "  {kind}: {} (trigger {})",
+            value(Some(reading)),
+            threshold_phrase(*kind, &s.rules)
+        );
+    }
+    if let Some(r) = &s.rollback {
+        let _ = writeln!(
+            o,
+            "  rolled back {} -> {}; unpin: {}",
+            r.from, r.to, r.unpin_command
+        );
+    }
+    if let Some(e) = &s.last_error {
+        let _ = writeln!(o, "  error: {e}");
+    }
+    for f in &s.slack_failures {
+        let _ = writeln!(o, "  {f}");
+    }
+    o
+}

@@ -1,0 +1,245 @@
+//! The commands of Phase 3: `gate watch`, `gate approve|veto|status`,
+//! `budget apply`, from their arguments to the gate and the APIs.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+
+use crate::app::now_ms;
+use crate::budget::{BudgetSpec, apply};
+use crate::check::fleet_reader;
+use crate::cli::{BudgetAction, GateCommandArgs, GateWatchArgs};
+use crate::config::{SidecarConfig, window_is_valid};
+use crate::gate::{
+    CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, OffClock,
+    SlackTarget, gate, router, status_text,
+};
+use crate::google_rest::GoogleRest;
+use crate::monitoring::commands::access_token;
+
+fn check_args(a: &GateWatchArgs) -> Result<(), String> {
+    if !window_is_valid(a.window) {
+        return Err(format!(
+            "--window {}s: whole minutes from 1m to 24h",
+            a.window.as_secs()
+        ));
+    }
+    if a.interval < Duration::from_secs(1) || a.interval > Duration::from_secs(3600) {
+        return Err("--interval: from 1s to 1h".into());
+    }
+    if a.approval_window < Duration::from_secs(10)
+        || a.approval_window > Duration::from_secs(86_400)
+    {
+        return Err("--approval-window: from 10s to 24h".into());
+    }
+    for (flag, v) in [
+        ("--roi-below", a.roi_below),
+        ("--compliance-below", a.compliance_below),
+    ] {
+        if !v.is_finite() {
+            return Err(format!("{flag}: a number"));
+        }
+    }
+    if a.budget.is_some_and(|b| !(b > 0.0 && b.is_finite())) {
+        return Err("--budget: USD, above 0".into());
+    }
+    if a.slack_channel.is_some() && a.slack_token.is_none() {
+        return Err("--slack-channel needs --slack-token (or SLACK_BOT_TOKEN)".into());
+    }
+    Ok(())
+}
+
+/// `gate watch`: runs the gate until `--once` has its answer or `shutdown`
+/// completes; prints the status at the end.
+pub async fn gate_watch(
+    a: GateWatchArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<GateExit, String> {
+    check_args(&a)?;
+    let metrics_service = a
+        .metrics_service
+        .clone()
+        .unwrap_or_else(|| a.service.clone());
+    let source = fleet_reader(
+        &a.prometheus,
+        Some(&metrics_service),
+        a.config.as_deref(),
+        a.access_token_file.as_deref(),
+    )
+    .await?;
+    let token = access_token(a.access_token_file.as_deref()).await?;
+    let run = CloudRunService::new(&a.run_api_base, &token, &a.project, &a.region, &a.service);
+    let slack = GateSlack::new(match (&a.slack_token, &a.slack_channel, &a.slack_webhook) {
+        (Some(token), Some(channel), _) => SlackTarget::WebApi {
+            base: a.slack_api_base.clone(),
+            token: token.clone(),
+            channel: channel.clone(),
+        },
+        (None, _, Some(url)) => SlackTarget::Webhook { url: url.clone() },
+        _ => SlackTarget::Off,
+    });
+    let rules = GateRules {
+        roi_below_percent: a.roi_below,
+        compliance_below_percent: a.compliance_below,
+        budget_usd: a.budget.unwrap_or(source.config.cost.monthly_budget_usd),
+        hold_for: a.hold_for,
+        min_requests: a.min_requests,
+        min_lookups: a.min_lookups,
+    };
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", a.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let settings = GateSettings {
+        service: a.service.clone(),
+        window: a.window,
+        interval: a.interval,
+        approval_window: a.approval_window,
+        require_approval: a.require_approval,
+        dry_run: a.dry_run,
+        rules,
+        target_lookback: a.target_lookback,
+        api_url: a
+            .api_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}")),
+    };
+    let (gate, shared, commands) = gate(
+        settings,
+        source,
+        run,
+        slack,
+        OffClock::inline(),
+        a.replay_from.unwrap_or_else(now_ms),
+    );
+    let api = router(shared.clone(), commands, a.api_token.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, api).await });
+    tracing::info!(api = %bound, service = %a.service, "rollback gate watching");
+    let exit = tokio::select! {
+        exit = gate.run(a.once) => exit,
+        () = shutdown => GateExit::Holding,
+    };
+    server.abort();
+    let status = crate::gate::watch::lock(&shared).status.clone();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("the status serializes")
+        );
+    } else {
+        print!("{}", status_text(&status));
+    }
+    Ok(exit)
+}
+
+/// `gate approve`, `gate veto` (`action`), `gate status` (`action` "status"):
+/// the watcher's answer.
+pub async fn gate_command(action: &str, a: &GateCommandArgs) -> Result<String, String> {
+    let base = a.url.trim_end_matches('/');
+    let (method, url, body) = if action == "status" {
+        ("GET", format!("{base}/v1/gate"), String::new())
+    } else {
+        let by =
+            a.by.clone()
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "someone".into());
+        (
+            "POST",
+            format!("{base}/v1/gate/{action}"),
+            serde_json::json!({ "window": a.window, "by": by }).to_string(),
+        )
+    };
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("content-type", "application/json");
+    if let Some(t) = &a.api_token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let client = crate::https::https_client();
+    let answer = crate::https::exchange(&client, request, Some(Duration::from_secs(10)), 4 << 20)
+        .await
+        .map_err(|e| format!("the gate at {base} did not answer: {e}"))?;
+    let text = answer.text(1 << 20);
+    if !answer.status.is_success() {
+        let why = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        return Err(format!("the gate refused {action}: {why}"));
+    }
+    if a.json {
+        return Ok(text);
+    }
+    Ok(if action == "status" {
+        let status: GateStatus =
+            serde_json::from_str(&text).map_err(|e| format!("not a gate status: {e}"))?;
+        status_text(&status)
+    } else {
+        format!(
+            "{action}: accepted{}\n",
+            a.window
+                .as_deref()
+                .map(|w| format!(" for window {w}"))
+                .unwrap_or_default()
+        )
+    })
+}
+
+/// `budget apply`: what was (or would be) sent.
+pub async fn budget_apply(action: BudgetAction) -> Result<String, String> {
+    let BudgetAction::Apply {
+        billing_account,
+        project,
+        amount,
+        display_name,
+        pubsub_topic,
+        email_channel,
+        config,
+        access_token_file,
+        api_base,
+        dry_run,
+    } = action;
+    let config = SidecarConfig::load(config.as_deref()).map_err(|e| e.to_string())?;
+    let spec = BudgetSpec {
+        billing_account,
+        project,
+        display_name,
+        amount_usd: amount.unwrap_or(config.cost.monthly_budget_usd),
+        pubsub_topic,
+        email_channels: email_channel,
+    };
+    spec.validate().map_err(|e| e.to_string())?;
+    let token = access_token(access_token_file.as_deref()).await?;
+    let api = GoogleRest::new(&api_base, &token);
+    let applied = apply(&api, &spec, dry_run)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body =
+        serde_json::to_string_pretty(&applied.request.body).expect("a JSON value serializes");
+    Ok(if applied.done {
+        format!(
+            "{} {}\n{} budget {} ({} USD a month). Google's spend figures lag by hours: the rollback gate uses Lumen's own estimate.\n",
+            applied.request.method,
+            applied.request.path,
+            if applied.request.method == "POST" {
+                "created"
+            } else {
+                "updated"
+            },
+            applied.name,
+            spec.amount_usd
+        )
+    } else {
+        format!(
+            "dry run: would send\n{} {}{}\n{body}\n",
+            applied.request.method,
+            api.base(),
+            applied.request.path
+        )
+    })
+}
