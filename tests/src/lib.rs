@@ -5,9 +5,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod billing_budget_api;
+pub mod cloud_run_api;
 pub mod distributions;
 pub mod fleet_load;
 pub mod otlp_receiver;
+pub mod prometheus_backfill;
+pub mod slack_api;
 pub mod slack_webhook;
 pub mod webdriver;
 

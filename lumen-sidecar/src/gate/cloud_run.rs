@@ -218,7 +218,7 @@ pub struct RollbackReport {
 }
 
 /// A call retried while it fails in passing, waiting on the gate's clock.
-async fn with_retries<T, F, Fut>(io: &OffClock, mut call: F) -> Result<T, ApiError>
+pub(crate) async fn with_retries<T, F, Fut>(io: &OffClock, mut call: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ApiError>> + Send + 'static,

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::cloud_run::{
     CloudRunService, RollbackReport, choose_target, roll_back, serving_revision, traffic_summary,
+    with_retries,
 };
 use super::evidence::{read_evidence, served_revisions};
 use super::machine::{ApprovalWindow, Closed, GateEvent, GateMachine, GateState, Proceed, Settled};
@@ -278,8 +279,12 @@ impl Gate {
     /// One reading: the serving revision, its evidence, the decisions.
     pub async fn step(&mut self) {
         self.failed_last = false;
-        let run = self.run.clone();
-        let service = match self.io.run(async move { run.service().await }).await {
+        let service = match with_retries(&self.io, || {
+            let run = self.run.clone();
+            async move { run.service().await }
+        })
+        .await
+        {
             Ok(s) => s,
             Err(e) => return self.fail(format!("cannot read the service: {e}")),
         };
