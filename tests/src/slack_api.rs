@@ -124,11 +124,7 @@ fn check(headers: &HeaderMap, body: &[u8], known_ts: &[String]) -> Result<Value,
 /// The stand-in's shared state and the count of accepted messages.
 type Shared = (Arc<Mutex<SlackState>>, Arc<watch::Sender<usize>>);
 
-async fn post(
-    State((state, tx)): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn post(State((state, tx)): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
     if s.fail_next > 0 {
         s.fail_next -= 1;

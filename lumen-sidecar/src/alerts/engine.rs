@@ -260,6 +260,7 @@ mod tests {
             period: "30d".into(),
             period_start_ms: 0,
             evaluated_at_ms: 0,
+            cost: None,
             slos: vec![SloBudget {
                 name: SloName::Availability,
                 allowed_share: 0.005,

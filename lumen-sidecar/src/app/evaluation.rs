@@ -88,6 +88,8 @@ impl AppState {
         };
         let mut health = health(&slo, maturity(&inputs), roi);
         health.budget = Some(self.instance_cost(now));
+        let mut budget = budget;
+        budget.cost = health.budget.clone();
         Evaluation {
             slo,
             health,

@@ -191,6 +191,10 @@ pub struct BudgetReport {
     pub evaluated_at_ms: u64,
     /// Each SLO.
     pub slos: Vec<SloBudget>,
+    /// The money: the month's cost so far and its forecast against the
+    /// monthly budget (`scope` says whose); absent where the source cannot tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<super::CostReport>,
 }
 
 impl BudgetReport {
@@ -358,6 +362,7 @@ pub fn budget_report_of_sums(
         period_start_ms: start * MINUTE_MS,
         evaluated_at_ms: now_ms,
         slos,
+        cost: None,
     }
 }
 

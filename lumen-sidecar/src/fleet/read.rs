@@ -117,14 +117,16 @@ impl FleetReader {
         for (_, minutes) in BURN_WINDOWS {
             windows.push(counts(self.slo_events(minutes * 60, at_ms).await?));
         }
-        Ok(budget_report_of_sums(
+        let mut report = budget_report_of_sums(
             &in_period,
             &windows,
             &self.config.slo,
             self.config.budget_period,
             self.config.budget_min_events,
             at_ms,
-        ))
+        );
+        report.cost = self.cost(self.config.window, at_ms).await?;
+        Ok(report)
     }
 
     async fn scalar(&self, query: String, at_ms: u64) -> Result<Option<f64>, QueryError> {

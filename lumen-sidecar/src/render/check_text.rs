@@ -219,5 +219,11 @@ pub fn budget_text(b: &crate::eval::BudgetReport) -> String {
         o.push_str(l);
         o.push('\n');
     }
+    if let Some(c) = &b.cost {
+        o.push_str(&format!(
+            "\n{} (an estimate, not a bill)\n",
+            super::health_text::budget_line(c)
+        ));
+    }
     o
 }

@@ -12,7 +12,9 @@ use super::error::FleetStoreError;
 use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan};
 use crate::app::{FleetView, ReportFuture};
 use crate::config::SidecarConfig;
-use crate::eval::{BudgetReport, HealthReport, ReportScope, SloReport, budget_report, mean};
+use crate::eval::{
+    BudgetReport, CostReport, HealthReport, ReportScope, SloReport, budget_report, mean,
+};
 use crate::fleet::{InstanceFigures, fleet_health};
 use crate::store::{BudgetCounts, BudgetLedger, MINUTE_MS, WindowData, merge_routes};
 
@@ -215,11 +217,39 @@ impl FleetStoreReader {
             }
         }
         let ledger = BudgetLedger::from_parts(minutes, by_hour, fine_since);
-        Ok(budget_report(
+        let mut report = budget_report(
             &ledger,
             &self.config.slo,
             self.config.budget_period,
             self.config.budget_min_events,
+            at_ms,
+        );
+        report.cost = self.cost(&self.instances().await?, at_ms);
+        Ok(report)
+    }
+
+    /// The month's cost at `at_ms` from the instances' start times and
+    /// rates: compute since the month began (ended instances up to their
+    /// last write), the cache charged once, the forecast at the rate of the
+    /// instances running now. `None` when no instance said its cost.
+    fn cost(&self, infos: &BTreeMap<String, InstanceInfo>, at_ms: u64) -> Option<CostReport> {
+        let (month_start, _) = crate::eval::month_bounds(at_ms);
+        let to_date = infos
+            .values()
+            .filter_map(|i| i.cost_between(month_start, at_ms))
+            .reduce(|a, b| a + b)?;
+        // Instances that wrote in the last minute are running now.
+        let running_rate: f64 = infos
+            .values()
+            .filter(|i| i.last_seen_ms + MINUTE_MS >= at_ms)
+            .filter_map(|i| i.cost_usd_per_s)
+            .sum();
+        Some(crate::eval::cost_report(
+            "fleet",
+            to_date,
+            running_rate,
+            self.config.roi.redis_monthly_cost_usd,
+            self.config.cost.monthly_budget_usd,
             at_ms,
         ))
     }
@@ -251,24 +281,7 @@ impl FleetStoreReader {
             compute_cost_usd: cost_between(since).unwrap_or(0.0),
         };
         let mut health = fleet_health(slo, figures, window, &self.config.roi);
-        let (month_start, _) = crate::eval::month_bounds(at_ms);
-        // Instances that wrote in the last minute are running now: their
-        // rates are the fleet's current one.
-        let running_rate: f64 = infos
-            .values()
-            .filter(|i| i.last_seen_ms + MINUTE_MS >= at_ms)
-            .filter_map(|i| i.cost_usd_per_s)
-            .sum();
-        health.budget = cost_between(month_start).map(|to_date| {
-            crate::eval::cost_report(
-                "fleet",
-                to_date,
-                running_rate,
-                self.config.roi.redis_monthly_cost_usd,
-                self.config.cost.monthly_budget_usd,
-                at_ms,
-            )
-        });
+        health.budget = self.cost(&infos, at_ms);
         Ok(health)
     }
 }
