@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the end-to-end tests need when it
-# is missing (Debian's redis-server, prometheus, openssl to make the fleet
+# is missing (Debian's redis-server, prometheus (with promtool, which
+# backfills the rollback gate's scripted past), openssl to make the fleet
 # store's TLS test certificates, chromium and chromium-driver for the status
 # page's browser test), then runs cargo's tests.
 # Extra arguments go to `cargo test` (for example: ./scripts/test.sh -p lumen-sidecar).

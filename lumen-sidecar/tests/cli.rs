@@ -324,7 +324,7 @@ async fn export_stdout_prints_the_gauges_on_sigterm() {
         stdout.contains("slo_compliance{revision_name=\"ion-mentoring-api-00042-abc\",service_name=\"ion-mentoring-api\",slo_name=\"overall\"} 100 % gauge"),
         "{stdout}"
     );
-    assert!(stdout.contains("http_server_requests_total{http.request.method=\"GET\",http.route=\"/r\",service_name=\"ion-mentoring-api\",status_class=\"2xx\"} 100 {request} sum Cumulative"), "{stdout}");
+    assert!(stdout.contains("http_server_requests_total{http.request.method=\"GET\",http.route=\"/r\",revision_name=\"ion-mentoring-api-00042-abc\",service_name=\"ion-mentoring-api\",status_class=\"2xx\"} 100 {request} sum Cumulative"), "{stdout}");
     assert!(
         stdout.contains("http.server.request.duration{http.route=\"/r\",service_name=\"ion-mentoring-api\"} count=100"),
         "{stdout}"
@@ -348,9 +348,13 @@ fn band_batch(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_exit_codes_follow_the_band() {
     // ROI: a hit saves $0.001; Redis costs $72 a month, $0.10 an hour.
+    // Compute cost off: these cases check the cache's arithmetic (the
+    // compute part is checked in tests/tests/cost_budget.rs).
     let env = [
         ("LUMEN_ROI_COST_PER_MISS_USD", "0.001"),
         ("LUMEN_ROI_REDIS_MONTHLY_COST_USD", "72"),
+        ("LUMEN_COST_INSTANCE_VCPU", "0"),
+        ("LUMEN_COST_INSTANCE_MEMORY_GIB", "0"),
     ];
     // (batch, band, exit code). One revision seen: deployment score 14.3.
     let cases = [
@@ -548,6 +552,8 @@ async fn two_instances_each_carry_their_share_and_the_fleet_roi_is_one_bill() {
         ("LUMEN_ROI_COST_PER_MISS_USD", "0.001"),
         ("LUMEN_ROI_REDIS_MONTHLY_COST_USD", "72"),
         ("LUMEN_ROI_INSTANCES", "2"),
+        ("LUMEN_COST_INSTANCE_VCPU", "0"),
+        ("LUMEN_COST_INSTANCE_MEMORY_GIB", "0"),
     ];
     let (a, b) = (Served::start(&roi_env).await, Served::start(&roi_env).await);
     // Each instance: 300 hits. The fleet: 600 hits = $0.60 against $0.10 = 500 %.

@@ -251,7 +251,7 @@ async fn metrics_report_status_page_and_window_errors() {
         "lumen_batches_applied_total 1",
         "lumen_requests_ingested_total 1000",
         "slo_target{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\",slo_name=\"latency_p95\"} 0.2",
-        "http_server_requests_total{service_name=\"ion-mentoring-api\",http_route=\"/r\",http_request_method=\"GET\",status_class=\"2xx\"} 1000",
+        "http_server_requests_total{service_name=\"ion-mentoring-api\",revision_name=\"ion-mentoring-api-00042-abc\",http_route=\"/r\",http_request_method=\"GET\",status_class=\"2xx\"} 1000",
         "# TYPE http_server_requests_total counter",
         "# HELP slo_compliance 100 when the SLO",
     ] {

@@ -49,7 +49,7 @@ async fn the_instance_cost_counts_its_lifetime_at_its_prices() {
         c
     })
     .expect("config");
-    let mut shipper = shipper.spawn();
+    let shipper = shipper.spawn();
     for i in 0..200 {
         layer
             .recorder()

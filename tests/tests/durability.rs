@@ -150,19 +150,21 @@ async fn sigkill_five_times_under_load_loses_and_doubles_nothing() {
     // The exported counters continued through every kill: the checkpoint
     // keeps them with the store, the log replays the rest.
     let metrics = get_ok(&format!("{}/metrics", sidecar.base())).await;
-    let summed = |prefix: &str| -> u64 {
+    let summed = |prefix: &str, having: &str| -> u64 {
         metrics
             .lines()
-            .filter(|l| l.starts_with(prefix))
+            .filter(|l| l.starts_with(prefix) && l.contains(having))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     };
-    assert_eq!(summed("http_server_requests_total{"), sent, "{metrics}");
+    assert_eq!(summed("http_server_requests_total{", ""), sent, "{metrics}");
     assert_eq!(
         summed(
-            "lumen_slo_events_total{service_name=\"durable-api\",http_route=\"/work\",slo_name=\"availability\""
+            "lumen_slo_events_total{service_name=\"durable-api\",",
+            "http_route=\"/work\",slo_name=\"availability\""
         ),
-        sent
+        sent,
+        "{metrics}"
     );
     let _ = shipper
         .shutdown(Duration::from_secs(2))

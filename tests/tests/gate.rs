@@ -212,6 +212,7 @@ struct Scenario {
     serving: &'static str,
     start_minute: u64,
     require_approval: bool,
+    dry_run: bool,
     /// A command the test runs from the window's Slack message (`approve`
     /// or `veto`), as soon as the message is posted.
     command: Option<&'static str>,
@@ -225,6 +226,7 @@ impl Scenario {
             serving,
             start_minute,
             require_approval: false,
+            dry_run: false,
             command: None,
             once_open: None,
         }
@@ -298,7 +300,7 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
             interval: Duration::from_secs(15),
             approval_window: APPROVAL,
             require_approval: sc.require_approval,
-            dry_run: false,
+            dry_run: sc.dry_run,
             rules: rules(),
             target_lookback: Duration::from_secs(7 * 86_400),
             api_url: format!("http://{addr}"),
@@ -524,6 +526,27 @@ fn the_gate_on_real_prometheus_data() {
         thread
             .iter()
             .any(|t| t.contains("<!here>") && t.contains("No rollback was made")),
+        "{thread:?}"
+    );
+
+    // A dry run decides the same and changes nothing.
+    let e = run_scenario(
+        &world,
+        Scenario {
+            dry_run: true,
+            ..Scenario::on(BAD, 40)
+        },
+        |_, _| {},
+    );
+    no_violations(&e);
+    assert_eq!(e.exit, GateExit::Holding);
+    assert!(e.run.state().patches.is_empty());
+    assert_eq!(e.run.state().serving, BAD);
+    let thread = thread_of(&e.slack);
+    assert!(
+        thread
+            .iter()
+            .any(|t| t.contains("Dry run") && t.contains(GOOD)),
         "{thread:?}"
     );
 

@@ -75,6 +75,10 @@ async fn http_export_carries_every_metric_right() {
             ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
             ("OTEL_SERVICE_NAME", "ion-mentoring-api"),
             ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
+            // The instance's compute priced at 0 $/s, so the ROI below is
+            // the cache's arithmetic; the cost counter is still exported.
+            ("LUMEN_COST_VCPU_SECOND_USD", "0"),
+            ("LUMEN_COST_GIB_SECOND_USD", "0"),
         ],
     )
     .await;
@@ -136,6 +140,21 @@ async fn http_export_carries_every_metric_right() {
     let cost = 50.0 * 3600.0 / (30.0 * 86_400.0);
     let roi = gauge_value(r, "roi_percentage", &labels).expect("roi");
     assert!((roi - (1.2 - cost) / cost * 100.0).abs() < 1e-6, "{roi}");
+    // The cost counter: a monotonic cumulative sum of doubles in USD.
+    let spent = metrics(r, "lumen_instance_cost_usd_total");
+    assert_eq!(spent[0].unit, "USD");
+    let Some(metric::Data::Sum(spent)) = &spent[0].data else {
+        panic!("a sum: {spent:?}")
+    };
+    assert!(spent.is_monotonic && spent.aggregation_temporality == 2);
+    assert!(matches!(
+        spent.data_points[0].value,
+        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(v)) if v == 0.0
+    ));
+    assert_eq!(
+        attribute(&spent.data_points[0].attributes, "revision_name").as_deref(),
+        Some("rev-1")
+    );
     assert!(gauge_value(r, "maturity_score", &labels).is_some());
     assert!(gauge_value(r, "health_score", &labels).is_some());
     assert_eq!(metrics(r, "slo_compliance")[0].unit, "%");
