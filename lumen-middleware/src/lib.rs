@@ -73,9 +73,13 @@ mod route;
 mod shipper;
 #[cfg(feature = "layer")]
 mod signal;
+#[cfg(feature = "layer")]
+pub mod tuning;
 
 #[cfg(feature = "layer")]
 pub use body::ResponseBody;
+#[cfg(feature = "layer")]
+pub use tuning::tuning;
 #[cfg(feature = "axum")]
 pub use body_kind::AxumBody;
 #[cfg(feature = "layer")]

@@ -212,6 +212,10 @@ impl Sidecar {
                 drained,
             ));
         }
+        if state.config.feedback.mode != crate::config::FeedbackMode::Off {
+            peers.spawn(feedback(Arc::clone(&state), stop.clone()));
+            tracing::info!(mode = state.config.feedback.mode.as_str(), "feedback loop on");
+        }
         if let Some(url) = &state.config.slack_webhook_url {
             let webhook = url.parse().expect("validated with the config");
             peers.spawn(crate::alerts::run(
@@ -255,6 +259,23 @@ impl Sidecar {
         save_snapshot(&state);
         tracing::info!("lumen-sidecar stopped");
         result
+    }
+}
+
+/// The feedback loop: one decision per interval.
+async fn feedback(state: Arc<AppState>, mut stop: Shutdown) {
+    let mut every = tokio::time::interval(state.config.feedback.interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    // The first decision counts from here, not from restored totals.
+    state.start_tuning(now_ms());
+    loop {
+        tokio::select! {
+            () = stop.fired() => return,
+            _ = every.tick() => {
+                state.decide_tuning(now_ms());
+            }
+        }
     }
 }
 

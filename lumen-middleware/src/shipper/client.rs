@@ -73,6 +73,10 @@ impl SendError {
 #[derive(serde::Deserialize)]
 struct Ack {
     applied_seq: u64,
+    /// Read apart: a tuning field this version cannot read never costs
+    /// the acknowledgement.
+    #[serde(default)]
+    tuning: Option<serde_json::Value>,
 }
 
 /// POSTs JSON batches to one URL.
@@ -136,8 +140,16 @@ impl SidecarClient {
                 body: text.chars().take(200).collect(),
             });
         }
-        serde_json::from_slice::<Ack>(&bytes)
-            .map(|ack| ack.applied_seq)
-            .map_err(|e| SendError::BadAck(e.to_string()))
+        let ack =
+            serde_json::from_slice::<Ack>(&bytes).map_err(|e| SendError::BadAck(e.to_string()))?;
+        if let Some(t) = ack.tuning {
+            match serde_json::from_value::<crate::wire::TuningAnswer>(t) {
+                Ok(t) => {
+                    crate::tuning::tuning().apply(&t);
+                }
+                Err(e) => tracing::warn!(error = %e, "ignored a tuning answer this version cannot read"),
+            }
+        }
+        Ok(ack.applied_seq)
     }
 }

@@ -4,7 +4,8 @@
 //! compressed encoding (V2 + DEFLATE, base64), so any language's HdrHistogram
 //! library can feed the sidecar.
 //!
-//! Answers: 200 `{"applied_seq": N}`; 400 for a malformed batch (naming the
+//! Answers: 200 `{"applied_seq": N}` (with the feedback loop's
+//! [`TuningAnswer`] in `tuning` when it has one); 400 for a malformed batch (naming the
 //! field); 413 over the size limit; 401 without the sidecar's token; 409 when
 //! the sidecar already serves another service (one sidecar, one service:
 //! the batch is kept by the sender, never merged into the other service).
@@ -57,6 +58,7 @@ mod error;
 mod histogram;
 mod latency_counts;
 mod status_class;
+mod tuning;
 
 pub use batch::{Batch, CacheCounts, MethodCounts, ProcessStats, Series, StatusCounts};
 pub use error::WireError;
@@ -65,6 +67,7 @@ pub use histogram::{
 };
 pub use latency_counts::LatencyCounts;
 pub use status_class::StatusClass;
+pub use tuning::{CacheParams, TuningAnswer};
 
 /// The header in which a sidecar that refuses a batch's wire version (with
 /// `409 Conflict`) names the versions it reads, comma-separated.

@@ -16,6 +16,7 @@ mod shutdown;
 mod state;
 mod stats;
 mod totals;
+pub mod tuning;
 pub mod wal;
 
 pub use checkpoint::{restore_checkpoint, save_snapshot};

@@ -60,6 +60,7 @@ pub struct AppState {
     fleet_view: OnceLock<Arc<dyn super::FleetView>>,
     pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
     started_ms: u64,
+    tuning: Mutex<super::tuning::TuningState>,
 }
 
 impl AppState {
@@ -80,6 +81,7 @@ impl AppState {
             slack_stats: Arc::default(),
             totals: Mutex::new(CumulativeTotals::default()),
             started_ms: super::clock::now_ms(),
+            tuning: Mutex::default(),
             histogram_feed: OnceLock::new(),
             wal: OnceLock::new(),
             store_budget: OnceLock::new(),
@@ -248,6 +250,68 @@ impl AppState {
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// One feedback-loop decision at `now_ms` on the cache lookups since
+    /// the last one (each route's lookups are one cache's); the changes
+    /// made (or, in `recommend` mode, recommended), each logged.
+    pub fn decide_tuning(&self, now_ms: u64) -> Vec<super::tuning::TtlChange> {
+        let cumulative = self.cache_lookups_by_route();
+        let f = &self.config.feedback;
+        let made = self
+            .tuning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .decide(&cumulative, &f.ttl, f.mode, now_ms);
+        for c in &made {
+            tracing::info!(
+                applied = c.applied,
+                from_s = c.from_s,
+                to_s = c.to_s,
+                hit_rate = c.hit_rate_before,
+                lookups = c.lookups_before,
+                "cache TTL {}: {}",
+                if c.applied { "changed" } else { "recommended" },
+                c.why
+            );
+        }
+        made
+    }
+
+    fn cache_lookups_by_route(&self) -> std::collections::BTreeMap<String, [u64; 2]> {
+        self.totals()
+            .cache
+            .iter()
+            .filter_map(|(route, c)| route.clone().map(|r| (r, *c)))
+            .collect()
+    }
+
+    /// Starts the feedback loop at `now_ms`: its first decision counts the
+    /// lookups after this.
+    pub fn start_tuning(&self, now_ms: u64) {
+        let cumulative = self.cache_lookups_by_route();
+        self.tuning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .start(&cumulative, now_ms);
+    }
+
+    /// The tuning parameters the ingest answers carry, if any.
+    pub fn tuning_answer(&self) -> Option<lumen_middleware::wire::TuningAnswer> {
+        self.tuning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .answer()
+            .cloned()
+    }
+
+    /// `GET /v1/tuning`.
+    pub fn tuning_report(&self) -> super::tuning::TuningReport {
+        let f = &self.config.feedback;
+        self.tuning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .report(f.mode, &f.ttl)
     }
 
     /// When this sidecar started, Unix ms: its instance's lifetime, for

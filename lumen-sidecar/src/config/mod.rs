@@ -41,6 +41,15 @@
 //! gib_second_usd = 0.000002
 //! monthly_budget_usd = 200
 //!
+//! [feedback]                         # the adaptive cache TTL
+//! mode = "off"                       # off | recommend | apply
+//! interval = "60s"
+//! target_hit_rate = 80               # percent
+//! ttl_min = "60s"
+//! ttl_max = "1h"
+//! initial_ttl = "5m"
+//! min_lookups = 100                  # per interval, before the TTL moves
+//!
 //! [export]                           # OTLP; OTEL_* variables win
 //! mode = "otlp"                      # off | otlp | stdout (default: otlp when an endpoint is known)
 //! endpoint = "http://127.0.0.1:4318/v1/metrics"   # the full metrics URL
@@ -149,6 +158,53 @@ pub enum ExportMode {
     Stdout,
 }
 
+/// What the feedback loop does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackMode {
+    /// Nothing (the default).
+    Off,
+    /// Computes and reports what it would set (`/v1/tuning`, the report).
+    Recommend,
+    /// Sets it: the ingest answers carry the new parameters to the app.
+    Apply,
+}
+
+impl FeedbackMode {
+    /// `off`, `recommend`, `apply`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Recommend => "recommend",
+            Self::Apply => "apply",
+        }
+    }
+}
+
+/// How often the feedback loop decides.
+pub const DEFAULT_FEEDBACK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The feedback loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeedbackConfig {
+    /// Off, recommend or apply.
+    pub mode: FeedbackMode,
+    /// How often it decides (each decision on the lookups since the last).
+    pub interval: Duration,
+    /// The adaptive TTL's settings.
+    pub ttl: crate::eval::TtlControl,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> Self {
+        Self {
+            mode: FeedbackMode::Off,
+            interval: DEFAULT_FEEDBACK_INTERVAL,
+            ttl: crate::eval::TtlControl::default(),
+        }
+    }
+}
+
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpProtocol {
@@ -252,6 +308,8 @@ pub struct SidecarConfig {
     pub roi: RoiConfig,
     /// What an instance costs, and the monthly budget.
     pub cost: CostConfig,
+    /// The feedback loop.
+    pub feedback: FeedbackConfig,
     /// Slack incoming webhook for the sidecar's own alerts (`SLACK_WEBHOOK_URL`).
     pub slack_webhook_url: Option<String>,
     /// The error budgets' period.
@@ -317,6 +375,7 @@ impl Default for SidecarConfig {
             export: ExportConfig::default(),
             roi: RoiConfig::default(),
             cost: CostConfig::default(),
+            feedback: FeedbackConfig::default(),
             slack_webhook_url: None,
             budget_period: SloPeriod::default(),
             budget_min_events: DEFAULT_MIN_EVENTS,
@@ -536,6 +595,28 @@ fn validate(draft: &Draft) -> Result<(), ConfigError> {
             key: origin(draft, "export.mode"),
             value: "otlp".into(),
             allowed: "an endpoint: set export.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+        });
+    }
+    let ttl = &c.feedback.ttl;
+    if ttl.ttl_max_s < ttl.ttl_min_s {
+        return Err(ConfigError::Invalid {
+            key: origin(draft, "feedback.ttl_max"),
+            value: format!("{}s", ttl.ttl_max_s),
+            allowed: format!(
+                "at least feedback.ttl_min ({}s, from {})",
+                ttl.ttl_min_s,
+                origin(draft, "feedback.ttl_min")
+            ),
+        });
+    }
+    if !(ttl.ttl_min_s..=ttl.ttl_max_s).contains(&ttl.initial_ttl_s) {
+        return Err(ConfigError::Invalid {
+            key: origin(draft, "feedback.initial_ttl"),
+            value: format!("{}s", ttl.initial_ttl_s),
+            allowed: format!(
+                "from feedback.ttl_min ({}s) to feedback.ttl_max ({}s)",
+                ttl.ttl_min_s, ttl.ttl_max_s
+            ),
         });
     }
     if !c.listen.ip().is_loopback() && c.auth_token.is_none() {

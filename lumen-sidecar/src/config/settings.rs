@@ -13,7 +13,7 @@ use super::values::{
     protocol_name, whole,
 };
 use super::{
-    CloudRunEnv, Draft, GOOGLE_OTLP_ENDPOINT, MIN_EXPORT_INTERVAL, OtlpProtocol, SidecarConfig,
+    CloudRunEnv, Draft, FeedbackMode, GOOGLE_OTLP_ENDPOINT, MIN_EXPORT_INTERVAL, OtlpProtocol, SidecarConfig,
     window_is_valid,
 };
 use crate::eval::SloPeriod;
@@ -58,6 +58,15 @@ fn none(_: &SidecarConfig) -> Option<Shown> {
 
 fn text(v: impl Into<String>) -> Option<Shown> {
     Some(Shown::Text(v.into()))
+}
+
+/// A duration of whole seconds, at least 1 s, as a TTL.
+fn whole_seconds(v: &str) -> Result<u32, String> {
+    let d = duration(v)?;
+    if d < Duration::from_secs(1) || d.subsec_nanos() != 0 || d.as_secs() > u64::from(u32::MAX) {
+        return Err("whole seconds, at least 1s".into());
+    }
+    Ok(d.as_secs() as u32)
 }
 
 fn dur(d: Duration) -> Option<Shown> {
@@ -543,6 +552,96 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| Some(Shown::Number(c.cost.monthly_budget_usd)),
+    },
+    Setting {
+        key: Some("feedback.mode"),
+        env: &["LUMEN_FEEDBACK_MODE"],
+        default: "off",
+        help: "the feedback loop: off, recommend (reports what it would set) or apply (the ingest answers carry it to the app)",
+        set: |d, v| {
+            d.config.feedback.mode = match v.trim() {
+                "off" => FeedbackMode::Off,
+                "recommend" => FeedbackMode::Recommend,
+                "apply" => FeedbackMode::Apply,
+                _ => return Err("off, recommend or apply".into()),
+            };
+            Ok(())
+        },
+        show: |c| text(c.feedback.mode.as_str()),
+    },
+    Setting {
+        key: Some("feedback.interval"),
+        env: &["LUMEN_FEEDBACK_INTERVAL"],
+        default: "60s",
+        help: "how often the feedback loop decides, on the lookups since its last decision (1s to 1h)",
+        set: |d, v| {
+            let i = duration(v)?;
+            if i < Duration::from_secs(1) || i > Duration::from_secs(3600) {
+                return Err("from 1s to 1h".into());
+            }
+            d.config.feedback.interval = i;
+            Ok(())
+        },
+        show: |c| dur(c.feedback.interval),
+    },
+    Setting {
+        key: Some("feedback.target_hit_rate"),
+        env: &["LUMEN_FEEDBACK_TARGET_HIT_RATE"],
+        default: "80",
+        help: "the hit rate the adaptive TTL aims at, percent (above 0, below 100)",
+        set: |d, v| {
+            let n = number(v)?;
+            if !(n > 0.0 && n < 100.0) {
+                return Err("a percent above 0 and below 100".into());
+            }
+            d.config.feedback.ttl.target_hit_rate = n;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.feedback.ttl.target_hit_rate)),
+    },
+    Setting {
+        key: Some("feedback.ttl_min"),
+        env: &["LUMEN_FEEDBACK_TTL_MIN"],
+        default: "60s",
+        help: "the shortest TTL the loop sets (whole seconds, at least 1s)",
+        set: |d, v| {
+            d.config.feedback.ttl.ttl_min_s = whole_seconds(v)?;
+            Ok(())
+        },
+        show: |c| dur(Duration::from_secs(c.feedback.ttl.ttl_min_s.into())),
+    },
+    Setting {
+        key: Some("feedback.ttl_max"),
+        env: &["LUMEN_FEEDBACK_TTL_MAX"],
+        default: "1h",
+        help: "the longest TTL the loop sets (whole seconds, at least feedback.ttl_min)",
+        set: |d, v| {
+            d.config.feedback.ttl.ttl_max_s = whole_seconds(v)?;
+            Ok(())
+        },
+        show: |c| dur(Duration::from_secs(c.feedback.ttl.ttl_max_s.into())),
+    },
+    Setting {
+        key: Some("feedback.initial_ttl"),
+        env: &["LUMEN_FEEDBACK_INITIAL_TTL"],
+        default: "5m",
+        help: "the TTL a cache starts from before the loop moves it (within ttl_min and ttl_max)",
+        set: |d, v| {
+            d.config.feedback.ttl.initial_ttl_s = whole_seconds(v)?;
+            Ok(())
+        },
+        show: |c| dur(Duration::from_secs(c.feedback.ttl.initial_ttl_s.into())),
+    },
+    Setting {
+        key: Some("feedback.min_lookups"),
+        env: &["LUMEN_FEEDBACK_MIN_LOOKUPS"],
+        default: "100",
+        help: "cache lookups an interval needs before the TTL moves (fewer: too little data)",
+        set: |d, v| {
+            d.config.feedback.ttl.min_lookups = whole(v, "a whole number of lookups")?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Whole(c.feedback.ttl.min_lookups)),
     },
     Setting {
         key: None,

@@ -14,6 +14,7 @@ mod series;
 mod slis;
 mod slo;
 mod slo_report;
+mod ttl_controller;
 
 pub use bucket_quantile::{BucketEstimate, bucket_quantile};
 pub use budget::{
@@ -23,6 +24,9 @@ pub use budget::{
 };
 pub use cost::{
     CostConfig, CostReport, DEFAULT_MONTHLY_BUDGET_USD, PRICES_AS_OF, cost_report, month_bounds,
+};
+pub use ttl_controller::{
+    DEFAULT_TARGET_HIT_RATE, TtlControl, TtlStep, next_ttl, poisson_ttl_hit_rate,
 };
 pub use health::{
     Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,

@@ -138,10 +138,12 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
             Json(json!({ "error": why })),
         )
             .into_response(),
-        Ok(applied) => (
-            StatusCode::OK,
-            Json(json!({ "applied_seq": applied.applied_seq() })),
-        )
-            .into_response(),
+        Ok(applied) => {
+            let mut answer = json!({ "applied_seq": applied.applied_seq() });
+            if let Some(tuning) = app.tuning_answer() {
+                answer["tuning"] = json!(tuning);
+            }
+            (StatusCode::OK, Json(answer)).into_response()
+        }
     }
 }

@@ -24,6 +24,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/budget", get(read::budget))
         .route("/v1/fleet/slo", get(read::fleet_slo))
         .route("/v1/series", get(read::series))
+        .route("/v1/tuning", get(read::tuning))
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
         .route("/", get(read::status_page).post(misdirected))

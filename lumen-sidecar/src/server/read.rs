@@ -210,3 +210,9 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
+
+/// `GET /v1/tuning`: the feedback loop's mode, each cache's TTL and the
+/// changes with their hit rates before and after.
+pub async fn tuning(State(app): State<Arc<AppState>>) -> Response {
+    Json(app.tuning_report()).into_response()
+}

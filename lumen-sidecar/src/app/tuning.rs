@@ -1,0 +1,240 @@
+//! The feedback loop's state: each cache's TTL (a cache is the route whose
+//! lookups it serves), the decisions with the hit rates before and after,
+//! and the parameters the ingest answers carry in `apply` mode.
+//!
+//! Each decision looks at the lookups since the previous one (differences
+//! of the exact cumulative counts), so an interval's hit rate is exact
+//! whatever the interval's length.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Serialize;
+
+use lumen_middleware::wire::{CacheParams, TuningAnswer};
+
+use crate::config::FeedbackMode;
+use crate::eval::{TtlControl, next_ttl};
+
+/// Decisions kept per cache.
+pub const CHANGES_KEPT: usize = 50;
+
+/// One TTL change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TtlChange {
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// The TTL before, seconds.
+    pub from_s: u32,
+    /// The TTL after, seconds.
+    pub to_s: u32,
+    /// The hit rate of the interval that led to it, percent.
+    pub hit_rate_before: f64,
+    /// Lookups in that interval.
+    pub lookups_before: u64,
+    /// The hit rate of the interval after it (once known), percent.
+    pub hit_rate_after: Option<f64>,
+    /// Whether it was applied (`apply` mode) or only recommended.
+    pub applied: bool,
+    /// Why.
+    pub why: String,
+}
+
+/// One cache's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheTuningState {
+    /// The TTL in force (what the app was last told), seconds.
+    pub ttl_s: u32,
+    /// What the loop would set next, seconds.
+    pub recommended_ttl_s: u32,
+    /// The last interval's hits.
+    pub hits: u64,
+    /// The last interval's misses.
+    pub misses: u64,
+    /// The last interval's hit rate, percent.
+    pub hit_rate: Option<f64>,
+    /// The last decision's reason.
+    pub why: String,
+    /// The changes, oldest first.
+    pub changes: VecDeque<TtlChange>,
+}
+
+/// `GET /v1/tuning`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TuningReport {
+    /// Off, recommend or apply.
+    pub mode: FeedbackMode,
+    /// The version the ingest answers carry (0: nothing sent yet).
+    pub version: u64,
+    /// The controller's settings.
+    pub control: TtlControl,
+    /// When it last decided, Unix ms.
+    pub decided_at_ms: Option<u64>,
+    /// Each cache.
+    pub caches: BTreeMap<String, CacheTuningState>,
+}
+
+/// The loop's state.
+#[derive(Debug, Default)]
+pub struct TuningState {
+    version: u64,
+    caches: BTreeMap<String, CacheTuningState>,
+    counted: BTreeMap<String, [u64; 2]>,
+    decided_at_ms: Option<u64>,
+    answer: Option<TuningAnswer>,
+}
+
+impl TuningState {
+    /// Takes `cumulative` as the starting point: the first decision counts
+    /// only lookups after it.
+    pub fn start(&mut self, cumulative: &BTreeMap<String, [u64; 2]>, now_ms: u64) {
+        self.counted = cumulative.clone();
+        self.decided_at_ms = Some(now_ms);
+    }
+
+    /// One decision at `now_ms` from the cumulative `[hits, misses]` per
+    /// cache; returns the changes made (or recommended).
+    pub fn decide(
+        &mut self,
+        cumulative: &BTreeMap<String, [u64; 2]>,
+        control: &TtlControl,
+        mode: FeedbackMode,
+        now_ms: u64,
+    ) -> Vec<TtlChange> {
+        let mut made = Vec::new();
+        for (name, now) in cumulative {
+            let before = self.counted.get(name).copied().unwrap_or([0, 0]);
+            // A sidecar restart resets the totals: count from zero then.
+            let (hits, misses) = if now[0] >= before[0] && now[1] >= before[1] {
+                (now[0] - before[0], now[1] - before[1])
+            } else {
+                (now[0], now[1])
+            };
+            let cache = self
+                .caches
+                .entry(name.clone())
+                .or_insert_with(|| CacheTuningState {
+                    ttl_s: control.initial_ttl_s,
+                    recommended_ttl_s: control.initial_ttl_s,
+                    hits: 0,
+                    misses: 0,
+                    hit_rate: None,
+                    why: String::new(),
+                    changes: VecDeque::new(),
+                });
+            let rate = (hits + misses > 0).then(|| hits as f64 * 100.0 / (hits + misses) as f64);
+            if let (Some(last), Some(r)) = (cache.changes.back_mut(), rate)
+                && last.hit_rate_after.is_none()
+                && hits + misses >= control.min_lookups
+            {
+                last.hit_rate_after = Some(r);
+            }
+            let step = next_ttl(cache.ttl_s, hits, misses, control);
+            cache.hits = hits;
+            cache.misses = misses;
+            cache.hit_rate = rate;
+            cache.recommended_ttl_s = step.ttl_s;
+            cache.why = step.why.clone();
+            if step.moved {
+                let change = TtlChange {
+                    at_ms: now_ms,
+                    from_s: cache.ttl_s,
+                    to_s: step.ttl_s,
+                    hit_rate_before: rate.unwrap_or(0.0),
+                    lookups_before: hits + misses,
+                    hit_rate_after: None,
+                    applied: mode == FeedbackMode::Apply,
+                    why: step.why,
+                };
+                if mode == FeedbackMode::Apply {
+                    cache.ttl_s = step.ttl_s;
+                    cache.changes.push_back(change.clone());
+                    if cache.changes.len() > CHANGES_KEPT {
+                        cache.changes.pop_front();
+                    }
+                }
+                made.push(change);
+            }
+        }
+        self.counted = cumulative.clone();
+        self.decided_at_ms = Some(now_ms);
+        if mode == FeedbackMode::Apply && !made.is_empty() {
+            self.version += 1;
+            self.answer = Some(TuningAnswer {
+                version: self.version,
+                caches: self
+                    .caches
+                    .iter()
+                    .map(|(name, c)| {
+                        (
+                            name.clone(),
+                            CacheParams {
+                                ttl_s: Some(c.ttl_s),
+                                l1_capacity: None,
+                            },
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        made
+    }
+
+    /// What the ingest answers carry (`apply` mode, once a change was made).
+    pub fn answer(&self) -> Option<&TuningAnswer> {
+        self.answer.as_ref()
+    }
+
+    /// The report.
+    pub fn report(&self, mode: FeedbackMode, control: &TtlControl) -> TuningReport {
+        TuningReport {
+            mode,
+            version: self.version,
+            control: *control,
+            decided_at_ms: self.decided_at_ms,
+            caches: self.caches.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(hits: u64, misses: u64) -> BTreeMap<String, [u64; 2]> {
+        [("/ask".to_owned(), [hits, misses])].into()
+    }
+
+    #[test]
+    fn apply_changes_the_ttl_and_bumps_the_version_with_before_and_after() {
+        let c = TtlControl::default();
+        let mut t = TuningState::default();
+        // 50 % hits: lengthen.
+        let made = t.decide(&counts(500, 500), &c, FeedbackMode::Apply, 1_000);
+        assert_eq!(made.len(), 1);
+        let answer = t.answer().expect("an answer").clone();
+        assert_eq!(answer.version, 1);
+        let ttl = answer.caches["/ask"].ttl_s.expect("ttl");
+        assert!(ttl > c.initial_ttl_s);
+        // The next interval: 810 more hits of 1000 (81 %): holds, and the
+        // change's "after" is that interval's rate.
+        assert!(t.decide(&counts(1310, 690), &c, FeedbackMode::Apply, 2_000).is_empty());
+        let r = t.report(FeedbackMode::Apply, &c);
+        let cache = &r.caches["/ask"];
+        assert_eq!(cache.changes[0].hit_rate_before, 50.0);
+        assert_eq!(cache.changes[0].hit_rate_after, Some(81.0));
+        assert_eq!(cache.ttl_s, ttl);
+        assert_eq!(r.version, 1);
+    }
+
+    #[test]
+    fn recommend_reports_and_never_answers() {
+        let c = TtlControl::default();
+        let mut t = TuningState::default();
+        let made = t.decide(&counts(500, 500), &c, FeedbackMode::Recommend, 1_000);
+        assert!(!made[0].applied);
+        assert!(t.answer().is_none());
+        let cache = &t.report(FeedbackMode::Recommend, &c).caches["/ask"];
+        assert_eq!(cache.ttl_s, c.initial_ttl_s);
+        assert!(cache.recommended_ttl_s > c.initial_ttl_s);
+    }
+}
