@@ -16,16 +16,22 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::answer_cache::{AnswerCache, normalise};
+use crate::answer_cache::{AnswerCache, L1Cache, normalise};
 use crate::backend::{Simulate, ask_backend};
 use crate::settings::ApiSettings;
+use lumen_middleware::tuning::CacheTuning;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     cache: Arc<AnswerCache>,
     settings: Arc<ApiSettings>,
+    /// The answers' TTL and L1 capacity as Lumen's feedback loop sets them.
+    tuning: &'static CacheTuning,
 }
+
+/// The route whose lookups the answer cache serves: its name on the tuning channel.
+pub const ASK_ROUTE: &str = "/api/v1/mentor/ask";
 
 /// `POST /api/v1/mentor/ask` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,7 +59,7 @@ pub const MENTORS: [&str; 3] = [
 /// The routes, recorded by `layer` with route labels.
 pub fn router(state: ApiState, layer: LumenLayer) -> Router {
     Router::new()
-        .route("/api/v1/mentor/ask", post(ask))
+        .route(ASK_ROUTE, post(ask))
         .route("/api/v1/mentors", get(mentors))
         .route("/health", get(health))
         .layer(layer.with_matched_path())
@@ -73,7 +79,9 @@ async fn ask(
         )
             .into_response();
     }
-    if let Some(answer) = state.cache.get(&key).await {
+    // The loop's TTL once it set one, else the configured one: one atomic load.
+    let ttl = state.tuning.ttl_or(state.settings.cache_ttl);
+    if let Some(answer) = state.cache.get(&key, ttl).await {
         return Json(AskResponse {
             answer,
             cached: true,
@@ -83,10 +91,7 @@ async fn ask(
     let simulate = Simulate::from_header(headers.get("x-simulate").and_then(|v| v.to_str().ok()));
     match ask_backend(&request.question, &state.settings.backend, simulate).await {
         Ok(answer) => {
-            state
-                .cache
-                .put(&key, &answer, state.settings.cache_ttl)
-                .await;
+            state.cache.put(&key, &answer, ttl).await;
             Json(AskResponse {
                 answer,
                 cached: false,
@@ -149,9 +154,15 @@ impl RunningApi {
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");
+        let tuning = lumen_middleware::tuning().cache(ASK_ROUTE);
+        let cache = match settings.l1_capacity {
+            0 => cache,
+            n => cache.with_l1(L1Cache::new(n, tuning)),
+        };
         let state = ApiState {
             cache: Arc::new(cache),
             settings: Arc::new(settings),
+            tuning,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {

@@ -10,6 +10,8 @@ use thiserror::Error;
 pub const DEFAULT_PORT: u16 = 8080;
 /// How long an answer stays cached.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(3600);
+/// Entries the in-process L1 holds by default.
+pub const DEFAULT_L1_CAPACITY: u64 = 1000;
 /// Median latency of the simulated backend (a model call), ms.
 pub const DEFAULT_BACKEND_MEDIAN_MS: f64 = 60.0;
 /// Spread (σ of the log) of the backend's lognormal latency.
@@ -62,14 +64,17 @@ pub struct ApiSettings {
     pub listen: SocketAddr,
     /// Redis URL; without it answers are cached in process.
     pub redis_url: Option<String>,
-    /// Answer TTL.
+    /// Answer TTL (until Lumen's feedback loop sets one).
     pub cache_ttl: Duration,
+    /// Entries the in-process L1 holds in front of the store (0: no L1),
+    /// until Lumen's feedback loop sets a capacity.
+    pub l1_capacity: u64,
     /// The simulated backend.
     pub backend: BackendSettings,
 }
 
 impl ApiSettings {
-    /// Reads `PORT`, `LISTEN_ALL`, `REDIS_URL`, `CACHE_TTL`,
+    /// Reads `PORT`, `LISTEN_ALL`, `REDIS_URL`, `CACHE_TTL`, `L1_CAPACITY`,
     /// `BACKEND_MEDIAN_MS`, `BACKEND_SIGMA`, `BACKEND_ERROR_RATE`, `BACKEND_SLOW_MS`.
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -131,10 +136,17 @@ impl ApiSettings {
                 allowed: "a share from 0 to 1",
             });
         }
+        let l1_capacity = parse(
+            &get,
+            "L1_CAPACITY",
+            "a number of entries",
+            DEFAULT_L1_CAPACITY,
+        )?;
         Ok(Self {
             listen: SocketAddr::from((ip, port)),
             redis_url: get("REDIS_URL").filter(|u| !u.is_empty()),
             cache_ttl,
+            l1_capacity,
             backend,
         })
     }

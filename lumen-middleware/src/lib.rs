@@ -78,8 +78,6 @@ pub mod tuning;
 
 #[cfg(feature = "layer")]
 pub use body::ResponseBody;
-#[cfg(feature = "layer")]
-pub use tuning::tuning;
 #[cfg(feature = "axum")]
 pub use body_kind::AxumBody;
 #[cfg(feature = "layer")]
@@ -106,6 +104,8 @@ pub use route::{ClassifyRoute, route_fn};
 pub use shipper::{Shipper, ShipperGone, ShipperHandle, ShipperStats, ShutdownReport};
 #[cfg(feature = "layer")]
 pub use signal::shutdown_signal;
+#[cfg(feature = "layer")]
+pub use tuning::tuning;
 
 /// The layer and the shipper that sends what it records.
 ///

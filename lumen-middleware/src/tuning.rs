@@ -121,7 +121,11 @@ impl Tuning {
             }
         }
         self.version.store(answer.version, Ordering::Relaxed);
-        tracing::info!(version = answer.version, caches = answer.caches.len(), "tuning parameters received");
+        tracing::info!(
+            version = answer.version,
+            caches = answer.caches.len(),
+            "tuning parameters received"
+        );
         true
     }
 }

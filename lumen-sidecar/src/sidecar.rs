@@ -214,7 +214,10 @@ impl Sidecar {
         }
         if state.config.feedback.mode != crate::config::FeedbackMode::Off {
             peers.spawn(feedback(Arc::clone(&state), stop.clone()));
-            tracing::info!(mode = state.config.feedback.mode.as_str(), "feedback loop on");
+            tracing::info!(
+                mode = state.config.feedback.mode.as_str(),
+                "feedback loop on"
+            );
         }
         if let Some(url) = &state.config.slack_webhook_url {
             let webhook = url.parse().expect("validated with the config");

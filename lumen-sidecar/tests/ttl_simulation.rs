@@ -112,12 +112,19 @@ fn the_controller_reaches_the_target_and_stays_in_band() {
             .iter()
             .position(|h| (h - c.target_hit_rate).abs() <= 5.0)
             .expect("reaches the target");
-        assert!(reached < 20, "seed {seed}: reached at minute {reached}: {:?}", run.hit_rates);
+        assert!(
+            reached < 20,
+            "seed {seed}: reached at minute {reached}: {:?}",
+            run.hit_rates
+        );
         // Stays: the last hour's minutes average within 2 points of the
         // target and none strays more than 8.
         let last = &run.hit_rates[60..];
         let mean = last.iter().sum::<f64>() / last.len() as f64;
-        assert!((mean - c.target_hit_rate).abs() <= 2.0, "seed {seed}: mean {mean}");
+        assert!(
+            (mean - c.target_hit_rate).abs() <= 2.0,
+            "seed {seed}: mean {mean}"
+        );
         assert!(
             last.iter().all(|h| (h - c.target_hit_rate).abs() <= 8.0),
             "seed {seed}: {last:?}"
@@ -144,5 +151,9 @@ fn an_unreachable_target_parks_at_the_bound_and_thin_data_never_moves() {
     assert_eq!(run.ttls.last(), Some(&3600), "{:?}", run.ttls);
     // At 1 request a second (60 a minute), below the floor: never moves.
     let thin = simulate(&shares, 1.0, &c, 30, 3);
-    assert!(thin.ttls.iter().all(|t| *t == c.initial_ttl_s), "{:?}", thin.ttls);
+    assert!(
+        thin.ttls.iter().all(|t| *t == c.initial_ttl_s),
+        "{:?}",
+        thin.ttls
+    );
 }

@@ -147,7 +147,9 @@ impl SidecarClient {
                 Ok(t) => {
                     crate::tuning::tuning().apply(&t);
                 }
-                Err(e) => tracing::warn!(error = %e, "ignored a tuning answer this version cannot read"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignored a tuning answer this version cannot read")
+                }
             }
         }
         Ok(ack.applied_seq)

@@ -217,7 +217,10 @@ mod tests {
         assert!(ttl > c.initial_ttl_s);
         // The next interval: 810 more hits of 1000 (81 %): holds, and the
         // change's "after" is that interval's rate.
-        assert!(t.decide(&counts(1310, 690), &c, FeedbackMode::Apply, 2_000).is_empty());
+        assert!(
+            t.decide(&counts(1310, 690), &c, FeedbackMode::Apply, 2_000)
+                .is_empty()
+        );
         let r = t.report(FeedbackMode::Apply, &c);
         let cache = &r.caches["/ask"];
         assert_eq!(cache.changes[0].hit_rate_before, 50.0);

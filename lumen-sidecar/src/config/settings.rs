@@ -13,8 +13,8 @@ use super::values::{
     protocol_name, whole,
 };
 use super::{
-    CloudRunEnv, Draft, FeedbackMode, GOOGLE_OTLP_ENDPOINT, MIN_EXPORT_INTERVAL, OtlpProtocol, SidecarConfig,
-    window_is_valid,
+    CloudRunEnv, Draft, FeedbackMode, GOOGLE_OTLP_ENDPOINT, MIN_EXPORT_INTERVAL, OtlpProtocol,
+    SidecarConfig, window_is_valid,
 };
 use crate::eval::SloPeriod;
 

@@ -25,9 +25,6 @@ pub use budget::{
 pub use cost::{
     CostConfig, CostReport, DEFAULT_MONTHLY_BUDGET_USD, PRICES_AS_OF, cost_report, month_bounds,
 };
-pub use ttl_controller::{
-    DEFAULT_TARGET_HIT_RATE, TtlControl, TtlStep, next_ttl, poisson_ttl_hit_rate,
-};
 pub use health::{
     Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,
     SloSummary, Threshold, WEIGHTS, band_of, health,
@@ -54,4 +51,7 @@ pub use slo::{
 };
 pub use slo_report::{
     CacheReport, CountsReport, LatencyPercentiles, ReportScope, RouteReport, SloReport,
+};
+pub use ttl_controller::{
+    DEFAULT_TARGET_HIT_RATE, TtlControl, TtlStep, next_ttl, poisson_ttl_hit_rate,
 };

@@ -1,0 +1,173 @@
+//! The feedback loop end to end with real processes: the example API
+//! (answers cached in a real Redis), its sidecar in `apply` mode, and a
+//! steady load of random questions. The loop's TTL reaches the app through
+//! the ingest answers (the TTL Redis holds on a freshly written answer is
+//! the loop's), and the hit rate follows it to the target.
+
+use std::time::Duration;
+
+use lumen_tests::{ApiProc, RedisProc, SidecarProc, eventually, free_port, get_ok};
+use rand::Rng;
+use serde_json::Value;
+
+const ASK: &str = "/api/v1/mentor/ask";
+const QUESTIONS: usize = 100;
+
+async fn tuning(sidecar: &SidecarProc) -> Value {
+    serde_json::from_str(&get_ok(&format!("{}/v1/tuning", sidecar.base())).await).expect("JSON")
+}
+
+async fn ask(client: &reqwest_like::Client, base: &str, question: &str) {
+    client
+        .post_json(
+            &format!("{base}{ASK}"),
+            &format!("{{\"question\":\"{question}\"}}"),
+        )
+        .await;
+}
+
+/// A minimal JSON POST client over the harness's HTTP stack.
+mod reqwest_like {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client as Hyper;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
+    #[derive(Clone)]
+    pub struct Client(Hyper<HttpConnector, Full<Bytes>>);
+
+    impl Client {
+        pub fn new() -> Self {
+            Self(Hyper::builder(TokioExecutor::new()).build(HttpConnector::new()))
+        }
+
+        pub async fn post_json(&self, url: &str, body: &str) {
+            let request = http::Request::post(url)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .expect("request");
+            let response = self.0.request(request).await.expect("the API answers");
+            assert_eq!(response.status(), 200);
+            let _ = response.into_body().collect().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_sets_the_ttl_the_app_uses_and_the_hit_rate_follows() {
+    let redis = RedisProc::start().await;
+    let sidecar = SidecarProc::start(
+        free_port(),
+        &[
+            ("LUMEN_FEEDBACK_MODE", "apply"),
+            ("LUMEN_FEEDBACK_INTERVAL", "2s"),
+            ("LUMEN_FEEDBACK_TTL_MIN", "1s"),
+            ("LUMEN_FEEDBACK_TTL_MAX", "60s"),
+            ("LUMEN_FEEDBACK_INITIAL_TTL", "1s"),
+            ("LUMEN_FEEDBACK_MIN_LOOKUPS", "40"),
+            ("LUMEN_FEEDBACK_TARGET_HIT_RATE", "80"),
+        ],
+    )
+    .await;
+    let api = ApiProc::start(
+        sidecar.addr,
+        &[
+            ("REDIS_URL", redis.url.as_str()),
+            ("CACHE_TTL", "1s"),
+            ("L1_CAPACITY", "0"),
+        ],
+    )
+    .await;
+    // 50 questions a second over 100 questions: each asked every 2 s on
+    // average. At a 1 s TTL about a third hit; 80 % needs about 8 s.
+    let client = reqwest_like::Client::new();
+    let load = {
+        let (client, base) = (client.clone(), api.base.clone());
+        tokio::spawn(async move {
+            let mut pace = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                pace.tick().await;
+                let q = rand::rng().random_range(0..QUESTIONS);
+                ask(&client, &base, &format!("question {q}")).await;
+            }
+        })
+    };
+
+    // The loop moves the TTL up from 1 s.
+    let first = eventually("a TTL change", Duration::from_secs(60), || {
+        let s = &sidecar;
+        async move {
+            let t = tuning(s).await;
+            let change = t["caches"][ASK]["changes"][0].clone();
+            change.is_object().then_some(change)
+        }
+    })
+    .await;
+    assert_eq!(first["from_s"], 1, "{first}");
+    assert!(first["to_s"].as_u64() > Some(1), "{first}");
+    assert_eq!(first["applied"], true);
+
+    // It reaches the app: a fresh answer is written to Redis with the
+    // loop's TTL (the one in force before or after the write).
+    let client_redis = redis::Client::open(redis.url.as_str()).expect("url");
+    let mut con = client_redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let mut n = 0;
+    eventually(
+        "a fresh answer with the loop's TTL",
+        Duration::from_secs(30),
+        || {
+            n += 1;
+            let (client, base, s) = (client.clone(), api.base.clone(), &sidecar);
+            let mut con = con.clone();
+            async move {
+                let before = tuning(s).await["caches"][ASK]["ttl_s"].as_u64()?;
+                let question = format!("fresh question {n}");
+                ask(&client, &base, &question).await;
+                let ms: i64 = redis::cmd("PTTL")
+                    .arg(format!("lumen:answer:{question}"))
+                    .query_async(&mut con)
+                    .await
+                    .ok()?;
+                let after = tuning(s).await["caches"][ASK]["ttl_s"].as_u64()?;
+                let secs = (ms as f64 / 1000.0).ceil() as u64;
+                (before > 1 && (secs == before || secs == after)).then_some(())
+            }
+        },
+    )
+    .await;
+    let _: () = redis::cmd("PING")
+        .query_async(&mut con)
+        .await
+        .expect("ping");
+
+    // The hit rate follows the TTL up, to the target band.
+    let settled = eventually(
+        "an interval in the target band",
+        Duration::from_secs(120),
+        || {
+            let s = &sidecar;
+            async move {
+                let t = tuning(s).await;
+                let rate = t["caches"][ASK]["hit_rate"].as_f64()?;
+                (70.0..=90.0).contains(&rate).then_some(t)
+            }
+        },
+    )
+    .await;
+    let changes = settled["caches"][ASK]["changes"]
+        .as_array()
+        .expect("changes");
+    let up = &changes[0];
+    assert!(
+        up["hit_rate_after"].as_f64() > up["hit_rate_before"].as_f64(),
+        "a longer TTL raised the hit rate: {up}"
+    );
+    assert!(settled["version"].as_u64() >= Some(1));
+    let ttl = settled["caches"][ASK]["ttl_s"].as_u64().expect("ttl");
+    assert!((2..=60).contains(&ttl), "{settled}");
+    load.abort();
+}
