@@ -9,6 +9,7 @@ mod cost;
 mod health;
 mod health_inputs;
 mod maturity;
+pub mod mrc;
 mod roi;
 mod series;
 mod slis;
