@@ -60,6 +60,7 @@ pub fn decoded_series_of(
             misses: requests - requests * 6 / 10,
         },
         methods: Default::default(),
+        keys: None,
     }
 }
 
@@ -71,6 +72,7 @@ pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<
             Series {
                 route: d.route,
                 latency_us: wire::encode_histogram(&d.latency.to_histogram()),
+                keys: None,
                 status: d.status,
                 errors: 0,
                 cancelled: 0,

@@ -43,9 +43,16 @@ impl L1Cache {
         }
     }
 
-    /// The capacity in force.
+    /// The capacity held now.
     pub fn capacity(&self) -> u64 {
         self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// The capacity in force: the tuning channel's if it changed (the L1 is
+    /// rebuilt to it now), else the one held.
+    pub fn capacity_in_force(&self) -> u64 {
+        let _ = self.current();
+        self.capacity()
     }
 
     fn current(&self) -> Option<Arc<L1>> {
@@ -112,6 +119,14 @@ impl std::fmt::Debug for AnswerStore {
     }
 }
 
+/// A stable 64-bit hash of a key (SipHash with fixed keys: the same in
+/// every process, so every instance samples the same keys).
+pub fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(key)
+}
+
 /// Lower case, single spaces, no trailing `?`, `!` or `.`: "What is SLO?"
 /// and "what  is slo" are one question.
 pub fn normalise(question: &str) -> String {
@@ -158,15 +173,17 @@ impl AnswerCache {
     /// Redis failure counts as a miss (and is logged): the question is
     /// answered by the backend instead.
     pub async fn get(&self, key: &str, ttl: Duration) -> Option<String> {
+        // The key's hash feeds Lumen's miss-ratio curve (the L1 size).
+        let hash = key_hash(key);
         if let Some(found) = self.l1.as_ref().and_then(|l1| l1.get(key)) {
-            lumen_middleware::cache::record(true);
+            lumen_middleware::cache::record_key(hash, true);
             return Some(found);
         }
         let found = self.store.get(key).await;
         if let (Some(v), Some(l1)) = (&found, &self.l1) {
             l1.put(key, v, ttl);
         }
-        lumen_middleware::cache::record(found.is_some());
+        lumen_middleware::cache::record_key(hash, found.is_some());
         found
     }
 

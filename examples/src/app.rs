@@ -61,6 +61,7 @@ pub fn router(state: ApiState, layer: LumenLayer) -> Router {
     Router::new()
         .route(ASK_ROUTE, post(ask))
         .route("/api/v1/mentors", get(mentors))
+        .route("/api/v1/cache", get(cache_state))
         .route("/health", get(health))
         .layer(layer.with_matched_path())
         .with_state(state)
@@ -104,6 +105,16 @@ async fn ask(
         )
             .into_response(),
     }
+}
+
+/// `GET /api/v1/cache`: the answer cache's parameters in force, as the
+/// tuning channel set them (or the configured ones).
+async fn cache_state(State(state): State<ApiState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "ttl_s": state.tuning.ttl_or(state.settings.cache_ttl).as_secs(),
+        "l1_capacity": state.cache.l1().map(|l1| l1.capacity_in_force()),
+        "tuning_version": lumen_middleware::tuning().version(),
+    }))
 }
 
 async fn mentors() -> Json<serde_json::Value> {

@@ -98,6 +98,35 @@ impl CacheReport {
             series.record(Event::Cache { hit });
         }
     }
+
+    /// Counts one lookup of the key whose 64-bit hash is `hash`, a hit when
+    /// `hit`, and offers the key to the miss-ratio sample (SHARDS: about
+    /// `LUMEN_KEY_SAMPLE_RATE` of keys are kept, with every access to them).
+    /// No lock, no allocation (but once per route, for its sample's ring).
+    #[inline]
+    pub fn record_key(&self, hash: u64, hit: bool) {
+        if let Some(series) = self.series {
+            series.record(Event::Cache { hit });
+            series.record_key(hash);
+        }
+    }
+}
+
+/// Counts a cache lookup of the key hashed to `hash` for the current
+/// request, a hit when `hit`, and offers the key to the sidecar's
+/// miss-ratio curve (the L1 size recommendation). Hash the key with any
+/// good 64-bit hash; the same key must always give the same hash.
+///
+/// ```
+/// # use lumen_middleware::cache;
+/// use std::hash::{BuildHasher, Hash, Hasher};
+/// let hash = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+///     .hash_one("what is an slo");
+/// cache::record_key(hash, false);
+/// ```
+#[inline]
+pub fn record_key(hash: u64, hit: bool) {
+    CacheReport::current().record_key(hash, hit);
 }
 
 /// Counts a cache hit for the current request (see the module docs).

@@ -77,7 +77,13 @@ pub struct LumenConfig {
     /// A stripe of a route is allocated (272 KiB with the default layout)
     /// when a thread of it first records on the route.
     pub stripes: usize,
+    /// The share of cache keys sampled for the miss-ratio curve
+    /// ([`cache::record_key`](crate::cache::record_key)), 0 to 1.
+    pub key_sample_rate: f64,
 }
+
+/// The share of cache keys sampled by default: 1 %.
+pub const DEFAULT_KEY_SAMPLE_RATE: f64 = 0.01;
 
 /// The most stripes the default configuration uses, whatever the core count:
 /// more contend less but cost memory on every route.
@@ -96,6 +102,7 @@ impl Default for LumenConfig {
             max_pending_batches: DEFAULT_MAX_PENDING_BATCHES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_backoff: DEFAULT_MAX_BACKOFF,
+            key_sample_rate: DEFAULT_KEY_SAMPLE_RATE,
             stripes: std::thread::available_parallelism()
                 .map_or(1, usize::from)
                 .min(DEFAULT_MAX_STRIPES),
@@ -107,7 +114,7 @@ impl LumenConfig {
     /// Defaults overridden by the environment: `LUMEN_SERVICE` (else
     /// `K_SERVICE`, else `OTEL_SERVICE_NAME`), `LUMEN_REVISION` (else
     /// `K_REVISION`), `LUMEN_SIDECAR_URL`, `LUMEN_SIDECAR_TOKEN`, `LUMEN_INTERVAL` (`10s`),
-    /// `LUMEN_ROUTE_CAP`, `LUMEN_MAX_PENDING_BATCHES`, `LUMEN_HISTOGRAM_MAX`
+    /// `LUMEN_ROUTE_CAP`, `LUMEN_MAX_PENDING_BATCHES`, `LUMEN_KEY_SAMPLE_RATE` (`0.01`), `LUMEN_HISTOGRAM_MAX`
     /// (`60s`), `LUMEN_HISTOGRAM_DIGITS` (`3`).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|key| std::env::var(key).ok())
@@ -144,6 +151,15 @@ impl LumenConfig {
                     .parse()
                     .map_err(|_| env_err(key, &v, "expected a whole number".into()))?;
             }
+        }
+        if let Some(v) = get("LUMEN_KEY_SAMPLE_RATE") {
+            c.key_sample_rate = v.parse().map_err(|_| {
+                env_err(
+                    "LUMEN_KEY_SAMPLE_RATE",
+                    &v,
+                    "expected a share from 0 to 1".into(),
+                )
+            })?;
         }
         let mut highest = c.layout.highest();
         let mut digits = c.layout.significant_digits();
@@ -195,6 +211,9 @@ impl LumenConfig {
         }
         if self.max_pending_batches < 2 {
             return invalid("max_pending_batches", "must be at least 2");
+        }
+        if !(0.0..=1.0).contains(&self.key_sample_rate) {
+            return invalid("key_sample_rate", "must be a share from 0 to 1");
         }
         if self.route_cap == 0 {
             return invalid("route_cap", "must be at least 1");

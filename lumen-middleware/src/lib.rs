@@ -115,6 +115,10 @@ pub use tuning::tuning;
 #[cfg(feature = "layer")]
 pub fn pair(config: LumenConfig) -> Result<(LumenLayer, Shipper), ConfigError> {
     config.validate()?;
+    registry::THRESHOLD.store(
+        (config.key_sample_rate * f64::from(registry::MODULUS)).round() as u32,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let registry = registry::Registry::new(config.layout, config.stripes, config.route_cap).leak();
     let shipper = Shipper::new(registry, config)?;
     let layer = LumenLayer {

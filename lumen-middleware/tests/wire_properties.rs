@@ -19,6 +19,7 @@ fn series(route: Option<String>, latencies: Vec<(u64, u64)>, errors: u64, hits: 
     Series {
         route,
         latency_us: wire::encode_histogram(&h),
+        keys: None,
         status: StatusCounts {
             success,
             ..Default::default()

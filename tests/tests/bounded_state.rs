@@ -19,6 +19,7 @@ fn batch(seq: u64, routes: std::ops::Range<u64>) -> String {
             Series {
                 route: Some(format!("/flood/{r}")),
                 latency_us: wire::encode_histogram(&latency),
+                keys: None,
                 status: StatusCounts {
                     success: 2,
                     server_error: 1,

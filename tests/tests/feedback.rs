@@ -2,7 +2,9 @@
 //! (answers cached in a real Redis), its sidecar in `apply` mode, and a
 //! steady load of random questions. The loop's TTL reaches the app through
 //! the ingest answers (the TTL Redis holds on a freshly written answer is
-//! the loop's), and the hit rate follows it to the target.
+//! the loop's), and the hit rate follows it to the target. The app samples
+//! its cache keys; the sidecar's miss-ratio curve recommends the L1 size,
+//! and the app's L1 takes it.
 
 use std::time::Duration;
 
@@ -75,7 +77,9 @@ async fn the_loop_sets_the_ttl_the_app_uses_and_the_hit_rate_follows() {
         &[
             ("REDIS_URL", redis.url.as_str()),
             ("CACHE_TTL", "1s"),
-            ("L1_CAPACITY", "0"),
+            ("L1_CAPACITY", "1000"),
+            // Every key sampled: the curve is the exact one.
+            ("LUMEN_KEY_SAMPLE_RATE", "1"),
         ],
     )
     .await;
@@ -169,5 +173,31 @@ async fn the_loop_sets_the_ttl_the_app_uses_and_the_hit_rate_follows() {
     assert!(settled["version"].as_u64() >= Some(1));
     let ttl = settled["caches"][ASK]["ttl_s"].as_u64().expect("ttl");
     assert!((2..=60).contains(&ttl), "{settled}");
+
+    // The L1 size from the miss-ratio curve: most of the 100 questions
+    // (uniform keys; when first-time questions keep the hit ratio under the
+    // target, the size that reaches the curve's top), and the app's L1 takes it.
+    let l1 = &settled["caches"][ASK]["l1"];
+    assert!(l1["sampled_accesses"].as_u64() >= Some(200), "{l1}");
+    assert_eq!(l1["rate"], 1.0);
+    let capacity = l1["capacity"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a capacity: {l1}"));
+    assert!((50..=130).contains(&capacity), "{l1}");
+    assert_eq!(l1["memory_bytes"].as_u64(), Some(capacity * 2048));
+    eventually(
+        "the app's L1 at the recommended size",
+        Duration::from_secs(30),
+        || {
+            let (base, s) = (api.base.clone(), &sidecar);
+            async move {
+                let wanted = tuning(s).await["caches"][ASK]["l1"]["capacity"].as_u64()?;
+                let app: Value =
+                    serde_json::from_str(&get_ok(&format!("{base}/api/v1/cache")).await).ok()?;
+                (app["l1_capacity"].as_u64() == Some(wanted)).then_some(())
+            }
+        },
+    )
+    .await;
     load.abort();
 }

@@ -34,6 +34,7 @@ fn batch_json(seq: u64, requests: u64) -> serde_json::Value {
         series: vec![Series {
             route: Some("/x".into()),
             latency_us: wire::encode_histogram(&latency),
+            keys: None,
             status: StatusCounts {
                 success: requests,
                 ..Default::default()

@@ -10,6 +10,7 @@
 //! 272 KiB = 140 MiB at the very most, and 2 recording threads on 10
 //! routes cost 5.3 MiB.
 
+mod key_sample;
 mod stripe;
 
 use std::cell::Cell;
@@ -18,6 +19,9 @@ use std::sync::{Mutex, OnceLock};
 
 use hdrhistogram::Histogram;
 
+pub(crate) use key_sample::DrainedKeys;
+use key_sample::KeyRing;
+pub(crate) use key_sample::{MODULUS, THRESHOLD};
 use stripe::Stripe;
 pub(crate) use stripe::{Drained, Event, METHOD_COUNT};
 
@@ -49,6 +53,7 @@ pub(crate) struct RouteSeries {
     name: Option<Box<str>>,
     layout: HistogramLayout,
     stripes: Box<[OnceLock<Stripe>]>,
+    keys: KeyRing,
 }
 
 impl RouteSeries {
@@ -57,7 +62,14 @@ impl RouteSeries {
             name: name.map(Into::into),
             layout,
             stripes: (0..stripes).map(|_| OnceLock::new()).collect(),
+            keys: KeyRing::default(),
         }
+    }
+
+    /// Counts one keyed cache lookup and samples its key.
+    #[inline]
+    pub(crate) fn record_key(&self, hash: u64) {
+        self.keys.record(hash);
     }
 
     /// Records a response of `status` to a request of method `method` (an
@@ -141,6 +153,8 @@ pub struct IntervalSeries {
     pub cache_hits: u64,
     /// Cache misses reported.
     pub cache_misses: u64,
+    /// The interval's sample of cache keys.
+    pub(crate) keys: DrainedKeys,
 }
 
 impl IntervalSeries {
@@ -157,6 +171,12 @@ impl IntervalSeries {
                 hits: self.cache_hits,
                 misses: self.cache_misses,
             },
+            keys: (self.keys.lookups > 0).then(|| crate::wire::KeySample {
+                threshold: THRESHOLD.load(std::sync::atomic::Ordering::Relaxed),
+                lookups: self.keys.lookups,
+                dropped: self.keys.dropped,
+                accesses: self.keys.accesses.clone(),
+            }),
         }
     }
 }
@@ -252,8 +272,11 @@ impl Registry {
         let mut drained = Drained::new(self.layout.len());
         for series in all {
             series.drain(&mut drained);
-            if !drained.is_empty() {
-                out.push(self.to_interval(series.name.as_deref(), &drained));
+            let keys = series.keys.drain();
+            if !drained.is_empty() || keys.lookups > 0 {
+                let mut interval = self.to_interval(series.name.as_deref(), &drained);
+                interval.keys = keys;
+                out.push(interval);
                 drained = Drained::new(self.layout.len());
             }
         }
@@ -297,6 +320,7 @@ impl Registry {
             cancelled: d.cancelled,
             cache_hits: d.cache_hits,
             cache_misses: d.cache_misses,
+            keys: DrainedKeys::default(),
         }
     }
 }

@@ -163,6 +163,7 @@ mod tests {
                 .into(),
                 route: Some(route.into()),
                 latency_us: wire::encode_histogram(&h),
+                keys: None,
                 status: StatusCounts {
                     success: ok,
                     ..Default::default()

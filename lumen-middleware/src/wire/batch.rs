@@ -66,6 +66,26 @@ pub struct Series {
     /// Cache lookups the handlers reported.
     #[serde(default)]
     pub cache: CacheCounts,
+    /// The interval's sample of cache keys, for the miss-ratio curve
+    /// (absent when the app reported no keyed lookup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<KeySample>,
+}
+
+/// A route's sampled cache keys over one interval (SHARDS spatial
+/// sampling: a key is kept when the top 24 bits of its mixed 64-bit hash
+/// are below `threshold`, and then every access to it is kept, in order).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySample {
+    /// The sampling threshold, of 2^24.
+    pub threshold: u32,
+    /// Keyed lookups in the interval, sampled or not.
+    pub lookups: u64,
+    /// Sampled accesses that did not fit the sender's buffer.
+    #[serde(default)]
+    pub dropped: u64,
+    /// The sampled accesses' mixed hashes, in order.
+    pub accesses: Vec<u64>,
 }
 
 /// Responses by status class.

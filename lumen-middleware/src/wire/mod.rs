@@ -41,6 +41,7 @@
 //!     series: vec![Series {
 //!         route: Some("/hello".into()),
 //!         latency_us: wire::encode_histogram(&latency),
+//!         keys: None,
 //!         status: StatusCounts { success: 3, ..Default::default() },
 //!         errors: 0,
 //!         cancelled: 0,
@@ -60,7 +61,7 @@ mod latency_counts;
 mod status_class;
 mod tuning;
 
-pub use batch::{Batch, CacheCounts, MethodCounts, ProcessStats, Series, StatusCounts};
+pub use batch::{Batch, CacheCounts, KeySample, MethodCounts, ProcessStats, Series, StatusCounts};
 pub use error::WireError;
 pub use histogram::{
     MAX_HIGHEST_TRACKABLE_US, MAX_SIGNIFICANT_DIGITS, decode_histogram, encode_histogram,
@@ -68,6 +69,11 @@ pub use histogram::{
 pub use latency_counts::LatencyCounts;
 pub use status_class::StatusClass;
 pub use tuning::{CacheParams, TuningAnswer};
+
+/// The key sample's spatial-hash modulus: 2^24.
+pub const KEY_SAMPLE_MODULUS: u32 = 1 << 24;
+/// Sampled key accesses one series may carry.
+pub const MAX_KEY_ACCESSES: usize = 65_536;
 
 /// The header in which a sidecar that refuses a batch's wire version (with
 /// `409 Conflict`) names the versions it reads, comma-separated.
@@ -124,6 +130,8 @@ pub struct DecodedSeries {
     pub cache: CacheCounts,
     /// Responses and failures by method (empty when the sender did not say).
     pub methods: std::collections::BTreeMap<String, MethodCounts>,
+    /// The interval's sample of cache keys, if any.
+    pub keys: Option<KeySample>,
 }
 
 /// Parses and checks a batch body: JSON shape, version, names, timestamps,
@@ -247,6 +255,27 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
                 ));
             }
         }
+        if let Some(k) = &s.keys {
+            let field = format!("series[{i}].keys");
+            if k.threshold > KEY_SAMPLE_MODULUS {
+                return Err(WireError::invalid(
+                    field,
+                    format!("threshold {} is above 2^24", k.threshold),
+                ));
+            }
+            if k.accesses.len() > MAX_KEY_ACCESSES {
+                return Err(WireError::invalid(
+                    field,
+                    format!("{} accesses; at most {MAX_KEY_ACCESSES}", k.accesses.len()),
+                ));
+            }
+            if k.accesses.len() as u64 > k.lookups {
+                return Err(WireError::invalid(
+                    field,
+                    "more sampled accesses than lookups",
+                ));
+            }
+        }
         series.push(DecodedSeries {
             route: s.route,
             latency,
@@ -255,6 +284,7 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
             cancelled: s.cancelled,
             cache: s.cache,
             methods: s.methods,
+            keys: s.keys,
         });
     }
     Ok(DecodedBatch {

@@ -61,6 +61,7 @@ pub struct AppState {
     pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
     started_ms: u64,
     tuning: Mutex<super::tuning::TuningState>,
+    key_samples: Mutex<std::collections::BTreeMap<String, crate::eval::mrc::ShardsSample>>,
 }
 
 impl AppState {
@@ -82,6 +83,7 @@ impl AppState {
             totals: Mutex::new(CumulativeTotals::default()),
             started_ms: super::clock::now_ms(),
             tuning: Mutex::default(),
+            key_samples: Mutex::default(),
             histogram_feed: OnceLock::new(),
             wal: OnceLock::new(),
             store_budget: OnceLock::new(),
@@ -209,6 +211,9 @@ impl AppState {
     /// Adds a stored batch to the cumulative totals and queues its latency
     /// for the exported histogram (when an export runs).
     pub fn note_exported(&self, batch: &DecodedBatch) {
+        if self.config.feedback.mode != crate::config::FeedbackMode::Off {
+            self.note_key_samples(batch);
+        }
         {
             let mut totals = self.totals();
             if totals.revision.is_none() {
@@ -258,11 +263,21 @@ impl AppState {
     pub fn decide_tuning(&self, now_ms: u64) -> Vec<super::tuning::TtlChange> {
         let cumulative = self.cache_lookups_by_route();
         let f = &self.config.feedback;
+        let l1: std::collections::BTreeMap<String, super::tuning::L1Recommendation> = self
+            .key_samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(route, sample)| {
+                super::tuning::recommend_l1(sample, f.ttl.target_hit_rate, f.l1_entry_bytes)
+                    .map(|r| (route.clone(), r))
+            })
+            .collect();
         let made = self
             .tuning
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .decide(&cumulative, &f.ttl, f.mode, now_ms);
+            .decide(&cumulative, &l1, &f.ttl, f.mode, now_ms);
         for c in &made {
             tracing::info!(
                 applied = c.applied,
@@ -276,6 +291,28 @@ impl AppState {
             );
         }
         made
+    }
+
+    /// Adds a batch's sampled cache keys to each route's miss-ratio sample.
+    fn note_key_samples(&self, batch: &DecodedBatch) {
+        use super::tuning::{SAMPLE_ACCESSES, SAMPLE_KEYS};
+        use crate::eval::mrc::{MODULUS, ShardsSample};
+        let mut samples = self
+            .key_samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for series in &batch.series {
+            let (Some(route), Some(keys)) = (&series.route, &series.keys) else {
+                continue;
+            };
+            let sample = samples
+                .entry(route.clone())
+                .or_insert_with(|| ShardsSample::new(MODULUS, SAMPLE_KEYS, SAMPLE_ACCESSES));
+            sample.count_accesses(keys.lookups);
+            for hash in &keys.accesses {
+                sample.offer(*hash, keys.threshold);
+            }
+        }
     }
 
     fn cache_lookups_by_route(&self) -> std::collections::BTreeMap<String, [u64; 2]> {

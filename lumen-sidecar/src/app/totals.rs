@@ -399,6 +399,7 @@ mod tests {
             cancelled: 2,
             cache: CacheCounts { hits: 4, misses: 1 },
             methods: Default::default(),
+            keys: None,
         };
         let mut totals = CumulativeTotals::default();
         totals.add(&series, &BudgetRules::default(), &bounds);

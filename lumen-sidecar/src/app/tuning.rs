@@ -17,6 +17,66 @@ use crate::eval::{TtlControl, next_ttl};
 
 /// Decisions kept per cache.
 pub const CHANGES_KEPT: usize = 50;
+/// Distinct sampled keys one cache's miss-ratio sample holds (fixed-size SHARDS).
+pub const SAMPLE_KEYS: usize = 5_000;
+/// Sampled accesses one cache's miss-ratio sample holds (the latest).
+pub const SAMPLE_ACCESSES: usize = 50_000;
+/// Sampled accesses a recommendation needs.
+pub const MIN_SAMPLED_ACCESSES: usize = 200;
+
+/// The L1 size the miss-ratio curve recommends for one cache.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct L1Recommendation {
+    /// Sampled accesses the curve is built on.
+    pub sampled_accesses: usize,
+    /// The sampling rate in force.
+    pub rate: f64,
+    /// Entries an LRU L1 needs to reach the target hit rate; when no size
+    /// reaches it (first-time keys alone miss more), the entries that reach
+    /// the curve's highest hit ratio (within half a point).
+    pub capacity: Option<u64>,
+    /// Whether that capacity reaches the target.
+    pub reaches_target: bool,
+    /// The highest hit ratio any size reaches (first-time keys always miss).
+    pub max_hit_ratio: f64,
+    /// What that costs at `entry_bytes` an entry.
+    pub memory_bytes: Option<u64>,
+    /// The curve: `(entries, hit ratio)`, log-spaced.
+    pub curve: Vec<(u64, f64)>,
+}
+
+/// The recommendation from `sample` for a `target` hit rate (percent).
+pub fn recommend_l1(
+    sample: &crate::eval::mrc::ShardsSample,
+    target: f64,
+    entry_bytes: u64,
+) -> Option<L1Recommendation> {
+    if sample.len() < MIN_SAMPLED_ACCESSES {
+        return None;
+    }
+    let curve = sample.curve();
+    let max_hit_ratio = 1.0 - curve.miss_ratio(u64::MAX);
+    let reaches_target = max_hit_ratio >= target / 100.0;
+    let capacity = if reaches_target {
+        curve.capacity_for(target / 100.0)
+    } else {
+        curve.capacity_for((max_hit_ratio - 0.005).max(0.0))
+    };
+    let top = (curve.accesses as u64).clamp(16, 1 << 30);
+    Some(L1Recommendation {
+        sampled_accesses: sample.len(),
+        rate: sample.rate(),
+        capacity,
+        reaches_target,
+        max_hit_ratio,
+        memory_bytes: capacity.map(|c| c.saturating_mul(entry_bytes)),
+        curve: curve
+            .points(&crate::eval::mrc::log_capacities(top))
+            .into_iter()
+            .step_by(2)
+            .collect(),
+    })
+}
 
 /// One TTL change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,6 +116,8 @@ pub struct CacheTuningState {
     pub why: String,
     /// The changes, oldest first.
     pub changes: VecDeque<TtlChange>,
+    /// The L1 size for the target hit rate, from the sampled keys.
+    pub l1: Option<L1Recommendation>,
 }
 
 /// `GET /v1/tuning`.
@@ -96,11 +158,13 @@ impl TuningState {
     pub fn decide(
         &mut self,
         cumulative: &BTreeMap<String, [u64; 2]>,
+        l1: &BTreeMap<String, L1Recommendation>,
         control: &TtlControl,
         mode: FeedbackMode,
         now_ms: u64,
     ) -> Vec<TtlChange> {
         let mut made = Vec::new();
+        let mut l1_changed = false;
         for (name, now) in cumulative {
             let before = self.counted.get(name).copied().unwrap_or([0, 0]);
             // A sidecar restart resets the totals: count from zero then.
@@ -120,7 +184,11 @@ impl TuningState {
                     hit_rate: None,
                     why: String::new(),
                     changes: VecDeque::new(),
+                    l1: None,
                 });
+            let l1_before = cache.l1.as_ref().and_then(|r| r.capacity);
+            cache.l1 = l1.get(name).cloned();
+            let l1_moved = cache.l1.as_ref().and_then(|r| r.capacity) != l1_before;
             let rate = (hits + misses > 0).then(|| hits as f64 * 100.0 / (hits + misses) as f64);
             if let (Some(last), Some(r)) = (cache.changes.back_mut(), rate)
                 && last.hit_rate_after.is_none()
@@ -134,6 +202,9 @@ impl TuningState {
             cache.hit_rate = rate;
             cache.recommended_ttl_s = step.ttl_s;
             cache.why = step.why.clone();
+            if l1_moved && mode == FeedbackMode::Apply {
+                l1_changed = true;
+            }
             if step.moved {
                 let change = TtlChange {
                     at_ms: now_ms,
@@ -157,7 +228,7 @@ impl TuningState {
         }
         self.counted = cumulative.clone();
         self.decided_at_ms = Some(now_ms);
-        if mode == FeedbackMode::Apply && !made.is_empty() {
+        if mode == FeedbackMode::Apply && (!made.is_empty() || l1_changed) {
             self.version += 1;
             self.answer = Some(TuningAnswer {
                 version: self.version,
@@ -169,7 +240,7 @@ impl TuningState {
                             name.clone(),
                             CacheParams {
                                 ttl_s: Some(c.ttl_s),
-                                l1_capacity: None,
+                                l1_capacity: c.l1.as_ref().and_then(|r| r.capacity),
                             },
                         )
                     })
@@ -209,7 +280,13 @@ mod tests {
         let c = TtlControl::default();
         let mut t = TuningState::default();
         // 50 % hits: lengthen.
-        let made = t.decide(&counts(500, 500), &c, FeedbackMode::Apply, 1_000);
+        let made = t.decide(
+            &counts(500, 500),
+            &BTreeMap::new(),
+            &c,
+            FeedbackMode::Apply,
+            1_000,
+        );
         assert_eq!(made.len(), 1);
         let answer = t.answer().expect("an answer").clone();
         assert_eq!(answer.version, 1);
@@ -218,8 +295,14 @@ mod tests {
         // The next interval: 810 more hits of 1000 (81 %): holds, and the
         // change's "after" is that interval's rate.
         assert!(
-            t.decide(&counts(1310, 690), &c, FeedbackMode::Apply, 2_000)
-                .is_empty()
+            t.decide(
+                &counts(1310, 690),
+                &BTreeMap::new(),
+                &c,
+                FeedbackMode::Apply,
+                2_000
+            )
+            .is_empty()
         );
         let r = t.report(FeedbackMode::Apply, &c);
         let cache = &r.caches["/ask"];
@@ -230,10 +313,38 @@ mod tests {
     }
 
     #[test]
+    fn the_l1_recommendation_holds_the_working_set() {
+        use crate::eval::mrc::{MODULUS, ShardsSample};
+        // 10 keys in a cycle, 100 rounds: every reuse has 9 keys between,
+        // so 10 entries hit 99 % (all but the first round).
+        let mut s = ShardsSample::new(MODULUS, 100, 10_000);
+        for _ in 0..100 {
+            for k in 1..=10u64 {
+                s.offer(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), MODULUS);
+            }
+        }
+        s.count_accesses(1000);
+        let r = recommend_l1(&s, 80.0, 1000).expect("enough accesses");
+        assert_eq!((r.capacity, r.reaches_target), (Some(10), true));
+        assert_eq!(r.memory_bytes, Some(10_000));
+        // 99.5 % is out of reach (10 first-time misses of 1000): the size
+        // that reaches the top instead.
+        let r = recommend_l1(&s, 99.5, 1000).expect("enough accesses");
+        assert_eq!((r.capacity, r.reaches_target), (Some(10), false));
+        assert!((r.max_hit_ratio - 0.99).abs() < 1e-9);
+    }
+
+    #[test]
     fn recommend_reports_and_never_answers() {
         let c = TtlControl::default();
         let mut t = TuningState::default();
-        let made = t.decide(&counts(500, 500), &c, FeedbackMode::Recommend, 1_000);
+        let made = t.decide(
+            &counts(500, 500),
+            &BTreeMap::new(),
+            &c,
+            FeedbackMode::Recommend,
+            1_000,
+        );
         assert!(!made[0].applied);
         assert!(t.answer().is_none());
         let cache = &t.report(FeedbackMode::Recommend, &c).caches["/ask"];

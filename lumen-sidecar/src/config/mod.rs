@@ -193,7 +193,12 @@ pub struct FeedbackConfig {
     pub interval: Duration,
     /// The adaptive TTL's settings.
     pub ttl: crate::eval::TtlControl,
+    /// Bytes one L1 entry takes, for the L1 recommendation's memory.
+    pub l1_entry_bytes: u64,
 }
+
+/// Bytes one L1 entry takes by default (key, answer, bookkeeping).
+pub const DEFAULT_L1_ENTRY_BYTES: u64 = 2048;
 
 impl Default for FeedbackConfig {
     fn default() -> Self {
@@ -201,6 +206,7 @@ impl Default for FeedbackConfig {
             mode: FeedbackMode::Off,
             interval: DEFAULT_FEEDBACK_INTERVAL,
             ttl: crate::eval::TtlControl::default(),
+            l1_entry_bytes: DEFAULT_L1_ENTRY_BYTES,
         }
     }
 }

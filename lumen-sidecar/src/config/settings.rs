@@ -644,6 +644,17 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| Some(Shown::Whole(c.feedback.ttl.min_lookups)),
     },
     Setting {
+        key: Some("feedback.l1_entry_bytes"),
+        env: &["LUMEN_FEEDBACK_L1_ENTRY_BYTES"],
+        default: "2048",
+        help: "bytes one in-process (L1) cache entry takes, for the memory of the recommended L1 size",
+        set: |d, v| {
+            d.config.feedback.l1_entry_bytes = whole(v, "a whole number of bytes")?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Whole(c.feedback.l1_entry_bytes)),
+    },
+    Setting {
         key: None,
         env: &["SLACK_WEBHOOK_URL"],
         default: "none (the sidecar's own Slack alerts off)",

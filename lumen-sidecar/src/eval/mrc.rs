@@ -82,8 +82,8 @@ impl ShardsSample {
         if t >= self.threshold {
             return;
         }
-        if !self.keys.contains_key(&hash) {
-            self.keys.insert(hash, t);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.keys.entry(hash) {
+            e.insert(t);
             if self.keys.len() > self.max_keys {
                 let top = self.keys.values().copied().max().unwrap_or(0);
                 self.lower_to(top);

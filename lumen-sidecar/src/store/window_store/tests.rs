@@ -22,6 +22,7 @@ fn series(route: Option<&str>, ok: u64, fail: u64, latency_us: u64) -> DecodedSe
             misses: fail,
         },
         methods: Default::default(),
+        keys: None,
     }
 }
 
