@@ -389,6 +389,35 @@ fn today() -> String {
         .unwrap_or_default()
 }
 
+fn tuning_section(machine: &Machine) -> Option<String> {
+    let read = criterion_median_ns("tuning_channel", "tuning read (ttl_or)")?;
+    let record = criterion_median_ns("tuning_channel", "cache record (hit_miss only)")
+        .or_else(|| criterion_median_ns("tuning_channel", "cache record (hit/miss only)"))?;
+    let keyed = criterion_median_ns("tuning_channel", "cache record_key (1 % of keys sampled)")?;
+    Some(
+        [
+            format!("Measured {} on {}.", today(), machine.line()),
+            String::new(),
+            "Command: `cargo bench -p lumen-bench --bench tuning_channel`, then `cargo run -p lumen-bench --release --bin results`.".to_owned(),
+            String::new(),
+            "| call on the request path | ns | share of the 100 ns layer budget (#17) |".to_owned(),
+            "| --- | ---: | ---: |".to_owned(),
+            format!("| `tuning().cache(..)` handle: `ttl_or` (one relaxed load) | {read:.2} | {:.1} % |", read),
+            format!("| `CacheReport::record` (hit or miss) | {record:.1} | {:.0} % |", record),
+            format!(
+                "| `CacheReport::record_key` (count + SHARDS sampling test, 1 % of keys stored) | {keyed:.1} | {:.0} % |",
+                keyed
+            ),
+            String::new(),
+            format!(
+                "Sampling a key for the miss-ratio curve adds {:.1} ns to the cache count it extends.",
+                keyed - record
+            ),
+        ]
+        .join("\n"),
+    )
+}
+
 fn main() {
     let machine = Machine::here();
     let path = workspace_root().join("bench").join("RESULTS.md");
@@ -404,7 +433,8 @@ fn main() {
         }
     }
     type Section = fn(&Machine) -> Option<String>;
-    let sections: [(&str, Section, &str); 7] = [
+    let sections: [(&str, Section, &str); 8] = [
+        ("tuning", tuning_section, "tuning_channel"),
         ("router", router_section, "router_overhead"),
         ("throughput", throughput_section, "throughput"),
         ("accuracy", accuracy_section, "accuracy"),
