@@ -103,6 +103,12 @@ pub enum Command {
         #[command(subcommand)]
         action: BudgetAction,
     },
+    /// The feedback loop's recommendations applied to Cloud Run.
+    Tune {
+        /// `apply`.
+        #[command(subcommand)]
+        action: TuneAction,
+    },
     /// Validate or print the configuration.
     Config {
         /// `check` or `show`.
@@ -383,6 +389,63 @@ pub enum BudgetAction {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// What to tune.
+#[derive(Debug, Subcommand)]
+pub enum TuneAction {
+    /// Recommend (and with --confirm, set) the service's min instances from
+    /// its cold starts in the fleet store: every instance start is one; the
+    /// smallest count at or above --floor that would have avoided --avoid
+    /// percent of them, with what it adds a month. A dry run unless --confirm.
+    Apply(Box<TuneApplyArgs>),
+}
+
+/// `tune apply`.
+#[derive(Debug, Args)]
+pub struct TuneApplyArgs {
+    /// Tune the service-level minimum instances (`scaling.minInstanceCount`).
+    #[arg(long)]
+    pub min_instances: bool,
+    /// The fleet store the sidecars write to (their LUMEN_FLEET_REDIS_URL).
+    #[arg(long, value_name = "URL")]
+    pub fleet_redis: String,
+    /// PEM file of the CA that signed the fleet store's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub fleet_redis_ca_file: Option<PathBuf>,
+    /// The Cloud Run service (and its metrics' service_name).
+    #[arg(long)]
+    pub service: String,
+    /// Its region.
+    #[arg(long)]
+    pub region: String,
+    /// Its project.
+    #[arg(long)]
+    pub project: String,
+    /// Never fewer than this many (your own floor).
+    #[arg(long, default_value_t = 0)]
+    pub floor: u32,
+    /// The share of cold starts to avoid, percent.
+    #[arg(long, default_value_t = 90.0)]
+    pub avoid: f64,
+    /// How far back the evidence goes.
+    #[arg(long, default_value = "7d", value_parser = duration_arg)]
+    pub window: std::time::Duration,
+    /// The sidecar's TOML config file (for the cost model).
+    #[arg(long, env = "LUMEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A file holding the bearer token (else GOOGLE_OAUTH_ACCESS_TOKEN, else the metadata server's).
+    #[arg(long)]
+    pub access_token_file: Option<PathBuf>,
+    /// The Cloud Run Admin API.
+    #[arg(long, value_name = "URL", default_value = crate::gate::DEFAULT_RUN_API_BASE)]
+    pub run_api_base: String,
+    /// Set it (without: a dry run that prints what it would set).
+    #[arg(long)]
+    pub confirm: bool,
+    /// Print the advice as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What to do with the configuration.

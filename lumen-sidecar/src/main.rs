@@ -7,14 +7,16 @@ use lumen_sidecar::Sidecar;
 use lumen_sidecar::app::now_ms;
 use lumen_sidecar::check::{CheckError, fetch_budget, fetch_health, fetch_report, window_arg};
 use lumen_sidecar::cli::FleetArgs;
-use lumen_sidecar::cli::{AlertsAction, Cli, Command, ConfigAction, DashboardAction, GateAction};
+use lumen_sidecar::cli::{
+    AlertsAction, Cli, Command, ConfigAction, DashboardAction, GateAction, TuneAction,
+};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::eval::{Band, Status};
 use lumen_sidecar::eval::{BudgetReport, HealthReport, SloReport};
 use lumen_sidecar::fleet::watch::{WatchPlan, watch};
 use lumen_sidecar::monitoring::commands;
 use lumen_sidecar::render::{budget_text, check_text, health_text};
-use lumen_sidecar::rollout_commands::{budget_apply, gate_command, gate_watch};
+use lumen_sidecar::rollout_commands::{budget_apply, gate_command, gate_watch, tune_apply};
 
 /// Exit code for errors: bad config, unreachable sidecar, no data.
 const EXIT_ERROR: u8 = 3;
@@ -65,6 +67,9 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Gate { action } => gate(action).await,
         Command::Budget { action } => print_or_fail(budget_apply(action).await),
+        Command::Tune {
+            action: TuneAction::Apply(args),
+        } => print_or_fail(tune_apply(*args).await),
         Command::Check {
             url,
             window,

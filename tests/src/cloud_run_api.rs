@@ -46,8 +46,10 @@ pub struct RunApiState {
     pub serving: String,
     /// The service's etag.
     pub etag: u64,
-    /// Operations: name → (polls so far, target revision).
-    pub operations: BTreeMap<String, (u32, String)>,
+    /// Operations: name → (polls so far, target revision, min instances).
+    pub operations: BTreeMap<String, (u32, String, Option<u64>)>,
+    /// The service-level `scaling.minInstanceCount`, once set.
+    pub min_instances: Option<u64>,
     /// Every request: `METHOD path?query`.
     pub requests: Vec<String>,
     /// Each accepted PATCH body.
@@ -86,6 +88,14 @@ fn google_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 fn service_json(s: &RunApiState) -> Value {
+    let mut v = service_body(s);
+    if let Some(n) = s.min_instances {
+        v["scaling"] = json!({ "minInstanceCount": n });
+    }
+    v
+}
+
+fn service_body(s: &RunApiState) -> Value {
     json!({
         "name": s.service_name,
         "uid": "7f1c0000-0000-4000-8000-000000000001",
@@ -127,8 +137,19 @@ fn query_params(q: Option<&str>) -> Vec<(String, String)> {
 fn check_patch(
     s: &RunApiState,
     body: &Value,
-) -> Result<String, (StatusCode, &'static str, String)> {
+) -> Result<(String, Option<u64>), (StatusCode, &'static str, String)> {
     let bad = |m: String| Err((StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", m));
+    let min = match body.get("scaling") {
+        None => None,
+        Some(scaling) => match scaling["minInstanceCount"].as_u64() {
+            Some(n) if n <= 1000 => Some(n),
+            _ => {
+                return bad(format!(
+                    "scaling.minInstanceCount {scaling}: an integer from 0 to 1000"
+                ));
+            }
+        },
+    };
     if body["template"] != service_json(s)["template"] {
         return bad("the body is not the whole Service: its template would be replaced".into());
     }
@@ -163,7 +184,7 @@ fn check_patch(
     if sum != 100 {
         return bad(format!("traffic percents sum to {sum}, not 100"));
     }
-    only.ok_or_else(|| {
+    only.map(|r| (r, min)).ok_or_else(|| {
         (
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",
@@ -257,11 +278,12 @@ async fn handle(
         }
         "GET" => {
             let name = path.trim_start_matches("/v2/").to_owned();
-            let Some((polls, target)) = s.operations.get(&name).cloned() else {
+            let Some((polls, target, min)) = s.operations.get(&name).cloned() else {
                 return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such operation");
             };
             let polls = polls + 1;
-            s.operations.insert(name.clone(), (polls, target.clone()));
+            s.operations
+                .insert(name.clone(), (polls, target.clone(), min));
             let mut op = json!({
                 "name": name,
                 "metadata": {"@type": "type.googleapis.com/google.cloud.run.v2.Service"},
@@ -270,9 +292,14 @@ async fn handle(
             if polls > POLLS_BEFORE_DONE {
                 if s.fail_operation {
                     op["error"] = json!({"code": 9, "message": "Revision is not ready and cannot serve traffic."});
-                } else {
+                } else if polls == POLLS_BEFORE_DONE + 1 {
                     s.serving = target;
+                    if min.is_some() {
+                        s.min_instances = min;
+                    }
                     s.etag += 1;
+                    op["response"] = service_json(&s);
+                } else {
                     op["response"] = service_json(&s);
                 }
             }
@@ -299,7 +326,7 @@ async fn handle(
                     s.violations.push(format!("PATCH refused: {message}"));
                     google_error(status, code, &message)
                 }
-                Ok(target) => {
+                Ok((target, min)) => {
                     let n = s.operations.len() + 1;
                     let location = s
                         .service_name
@@ -308,7 +335,7 @@ async fn handle(
                         .unwrap_or("")
                         .to_owned();
                     let name = format!("{location}/operations/op-{n}");
-                    s.operations.insert(name.clone(), (0, target));
+                    s.operations.insert(name.clone(), (0, target, min));
                     s.patches.push(body);
                     axum::Json(json!({
                         "name": name,

@@ -9,6 +9,7 @@ mod cost;
 mod health;
 mod health_inputs;
 mod maturity;
+pub mod min_instances;
 pub mod mrc;
 mod roi;
 mod series;

@@ -30,7 +30,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// How long the operation may take.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A rollback that was not carried out.
+/// A change to the service (a rollback, min instances) not carried out.
 #[derive(Debug, Clone, Error)]
 pub enum RollbackError {
     /// The API failed (after retries, for failures in passing).
@@ -196,6 +196,19 @@ impl CloudRunService {
         Ok(op["name"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// `PATCH` the service as read (`service`, with its etag) with
+    /// service-level `scaling.minInstanceCount` set to `min`: the
+    /// long-running operation's name.
+    pub async fn patch_min_instances(&self, service: &Value, min: u32) -> Result<String, ApiError> {
+        let mut body = service.clone();
+        body["scaling"]["minInstanceCount"] = json!(min);
+        let op = self
+            .rest
+            .call("PATCH", &format!("/v2/{}", self.name), Some(&body))
+            .await?;
+        Ok(op["name"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// `GET` an operation.
     pub async fn operation(&self, name: &str) -> Result<Value, ApiError> {
         self.rest.call("GET", &format!("/v2/{name}"), None).await
@@ -317,6 +330,52 @@ pub async fn roll_back(
             conflicts,
             unpin_command: format!("gcloud run services update-traffic {service_id} --to-latest"),
         });
+    }
+    Err(RollbackError::Conflicts(conflicts))
+}
+
+/// Sets the service's minimum instances to `min` (with the etag; a
+/// conflict re-reads), waits for the operation and verifies the service
+/// says so: the operation's name.
+pub async fn set_min_instances(
+    api: &CloudRunService,
+    io: &OffClock,
+    min: u32,
+) -> Result<String, RollbackError> {
+    let mut conflicts = 0;
+    for _ in 0..MAX_ROUNDS {
+        let service = with_retries(io, || {
+            let api = api.clone();
+            async move { api.service().await }
+        })
+        .await?;
+        let patched = with_retries(io, || {
+            let (api, service) = (api.clone(), service.clone());
+            async move { api.patch_min_instances(&service, min).await }
+        })
+        .await;
+        let operation = match patched {
+            Ok(op) => op,
+            Err(e) if matches!(e.status(), Some(409 | 412)) => {
+                conflicts += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        wait_for(api, io, &operation).await?;
+        let after = with_retries(io, || {
+            let api = api.clone();
+            async move { api.service().await }
+        })
+        .await?;
+        let now = after["scaling"]["minInstanceCount"].as_u64();
+        if now != Some(u64::from(min)) {
+            return Err(RollbackError::NotVerified {
+                target: format!("minInstanceCount {min}"),
+                found: format!("minInstanceCount {now:?}"),
+            });
+        }
+        return Ok(operation);
     }
     Err(RollbackError::Conflicts(conflicts))
 }

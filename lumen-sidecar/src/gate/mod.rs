@@ -22,7 +22,9 @@ pub mod triggers;
 pub mod watch;
 
 pub use api::{GateCommand, router};
-pub use cloud_run::{CloudRunService, DEFAULT_RUN_API_BASE, RollbackError, RollbackReport};
+pub use cloud_run::{
+    CloudRunService, DEFAULT_RUN_API_BASE, RollbackError, RollbackReport, set_min_instances,
+};
 pub use evidence::{read_evidence, served_revisions};
 pub use machine::{DEFAULT_APPROVAL_WINDOW, GateMachine, GateState};
 pub use off_clock::OffClock;

@@ -18,7 +18,7 @@ pub mod keys;
 pub mod reader;
 pub mod writer;
 
-pub use block::{BLOCK_FORMAT, FleetBlock, InstanceInfo};
+pub use block::{BLOCK_FORMAT, FleetBlock, InstanceInfo, encode};
 pub use connection::{connection, open_client};
 pub use error::{FleetStoreError, masked as masked_url};
 pub use keys::{FleetKeys, Tier};
