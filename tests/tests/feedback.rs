@@ -199,5 +199,9 @@ async fn the_loop_sets_the_ttl_the_app_uses_and_the_hit_rate_follows() {
         },
     )
     .await;
+    // The report lists the loop's changes with the hit rates before and after.
+    let report = get_ok(&format!("{}/v1/report", sidecar.base())).await;
+    assert!(report.contains("## Feedback loop (apply)"), "{report}");
+    assert!(report.contains("| /api/v1/mentor/ask | 1 s → "), "{report}");
     load.abort();
 }

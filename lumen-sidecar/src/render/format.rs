@@ -126,3 +126,8 @@ mod tests {
         );
     }
 }
+
+/// `text` safe in a Markdown table cell (its `|` escaped).
+pub fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}

@@ -5,11 +5,7 @@ use std::fmt::Write;
 use crate::eval::{BudgetReport, HealthReport, SloName, SloReport};
 
 use super::actions::action_items;
-use super::format::{met, percent, target, utc, value};
-
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|")
-}
+use super::format::{cell, met, percent, target, utc, value};
 
 /// Renders the report, with the health section when given.
 pub fn markdown(report: &SloReport, extra: Option<(&HealthReport, &BudgetReport)>) -> String {

@@ -115,7 +115,8 @@ pub async fn report(
             let e = app.evaluate(w);
             (
                 [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
-                render::markdown(&e.slo, Some((&e.health, &e.budget))),
+                render::markdown(&e.slo, Some((&e.health, &e.budget)))
+                    + &render::tuning_markdown(&app.tuning_report()),
             )
                 .into_response()
         }
