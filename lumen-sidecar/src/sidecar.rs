@@ -14,7 +14,9 @@ use tokio::task::JoinSet;
 use crate::app::{AppState, Shutdown, now_ms, restore_checkpoint, save_snapshot, shutdown_channel};
 use crate::config::SidecarConfig;
 use crate::export::{ExportError, MetricsExport};
-use crate::fleet::store::{FleetStoreView, FleetWriter, connection, fleet_instance, open_client};
+use crate::fleet::store::{
+    FleetStoreView, FleetTuning, FleetWriter, connection, fleet_instance, open_client,
+};
 use crate::gcp::{MetadataClient, TokenSource};
 
 /// How often old minutes are evicted.
@@ -112,7 +114,7 @@ pub struct Sidecar {
     tokens: Option<Arc<TokenSource>>,
     listener: TcpListener,
     export: Option<MetricsExport>,
-    fleet_writer: Option<FleetWriter>,
+    fleet_writer: Option<(FleetWriter, FleetTuning)>,
 }
 
 impl Sidecar {
@@ -145,7 +147,11 @@ impl Sidecar {
                     con.clone(),
                     state.config.clone(),
                 )));
-                Some(FleetWriter::new(con, instance, state.config.retention))
+                let tuning = FleetTuning::new(con.clone(), &instance);
+                Some((
+                    FleetWriter::new(con, instance, state.config.retention),
+                    tuning,
+                ))
             }
             None => None,
         };
@@ -205,7 +211,11 @@ impl Sidecar {
                 stop.clone(),
             ));
         }
-        if let Some(writer) = self.fleet_writer {
+        let (fleet_writer, fleet_tuning) = match self.fleet_writer {
+            Some((w, t)) => (Some(w), Some(t)),
+            None => (None, None),
+        };
+        if let Some(writer) = fleet_writer {
             peers.spawn(writer.run(
                 Arc::clone(&state),
                 state.config.fleet_store.write_interval,
@@ -213,7 +223,7 @@ impl Sidecar {
             ));
         }
         if state.config.feedback.mode != crate::config::FeedbackMode::Off {
-            peers.spawn(feedback(Arc::clone(&state), stop.clone()));
+            peers.spawn(feedback(Arc::clone(&state), fleet_tuning, stop.clone()));
             tracing::info!(
                 mode = state.config.feedback.mode.as_str(),
                 "feedback loop on"
@@ -265,19 +275,39 @@ impl Sidecar {
     }
 }
 
-/// The feedback loop: one decision per interval.
-async fn feedback(state: Arc<AppState>, mut stop: Shutdown) {
-    let mut every = tokio::time::interval(state.config.feedback.interval);
+/// The feedback loop: one decision per interval, on this sidecar's
+/// lookups, or with a fleet store once for the whole fleet (by whichever
+/// sidecar takes the interval's lock).
+async fn feedback(state: Arc<AppState>, fleet: Option<FleetTuning>, mut stop: Shutdown) {
+    let interval = state.config.feedback.interval;
+    let mut every = tokio::time::interval(interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
-    // The first decision counts from here, not from restored totals.
-    state.start_tuning(now_ms());
+    if fleet.is_none() {
+        // The first decision counts from here, not from restored totals.
+        state.start_tuning(now_ms());
+    }
+    let mut failing = false;
     loop {
         tokio::select! {
             () = stop.fired() => return,
-            _ = every.tick() => {
-                state.decide_tuning(now_ms());
+            _ = every.tick() => {}
+        }
+        let Some(fleet) = &fleet else {
+            state.decide_tuning(now_ms());
+            continue;
+        };
+        match fleet.step(&state, interval, now_ms()).await {
+            Ok(decided) => {
+                if std::mem::replace(&mut failing, false) || decided {
+                    tracing::debug!(decided, "feedback loop: fleet interval");
+                }
             }
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "feedback loop: the fleet store is unavailable; the parameters in force stay");
+            }
+            Err(_) => {}
         }
     }
 }

@@ -205,3 +205,91 @@ async fn the_loop_sets_the_ttl_the_app_uses_and_the_hit_rate_follows() {
     assert!(report.contains("| /api/v1/mentor/ask | 1 s → "), "{report}");
     load.abort();
 }
+
+/// Ships `lookups` cache lookups on `/ask` (two in three hits) to `sidecar`.
+async fn ship_lookups(sidecar: &SidecarProc, lookups: u64) {
+    let (layer, shipper) = lumen_middleware::pair({
+        let mut c = lumen_middleware::LumenConfig::default();
+        c.service = "fleet-tune".into();
+        c.sidecar_url = format!("http://{}/v1/ingest", sidecar.addr);
+        c.interval = Duration::from_secs(3600);
+        c
+    })
+    .expect("config");
+    let shipper = shipper.spawn();
+    let r = layer.recorder();
+    for i in 0..lookups {
+        r.record_request(Some(ASK), &http::Method::POST, 5_000, 200);
+        r.record_cache(Some(ASK), i % 3 != 0);
+    }
+    assert_eq!(shipper.flush().await.expect("runs").unsent_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_decides_once_on_every_instances_lookups() {
+    let redis = RedisProc::start().await;
+    let env = [
+        ("LUMEN_FLEET_REDIS_URL", redis.url.as_str()),
+        ("LUMEN_FLEET_WRITE_INTERVAL", "1s"),
+        ("LUMEN_FEEDBACK_MODE", "apply"),
+        ("LUMEN_FEEDBACK_INTERVAL", "1s"),
+        ("LUMEN_FEEDBACK_TTL_MIN", "1s"),
+        ("LUMEN_FEEDBACK_TTL_MAX", "1h"),
+        ("LUMEN_FEEDBACK_INITIAL_TTL", "10s"),
+        // More than either instance alone sends: only the fleet's sum moves it.
+        ("LUMEN_FEEDBACK_MIN_LOOKUPS", "500"),
+    ];
+    let a = SidecarProc::start(free_port(), &env).await;
+    let b = SidecarProc::start(free_port(), &env).await;
+    // A first batch names the service; the loop then takes its starting point.
+    ship_lookups(&a, 0).await;
+    ship_lookups(&b, 0).await;
+    for s in [&a, &b] {
+        eventually(
+            "the fleet loop started",
+            Duration::from_secs(30),
+            || async move { tuning(s).await["decided_at_ms"].as_u64() },
+        )
+        .await;
+    }
+    ship_lookups(&a, 300).await;
+    ship_lookups(&b, 300).await;
+    // One decision, on both instances' 600 lookups (400 hits), served by both.
+    let decided = eventually("a fleet decision", Duration::from_secs(30), || {
+        let a = &a;
+        async move {
+            let t = tuning(a).await;
+            (t["version"].as_u64() >= Some(1)).then_some(t)
+        }
+    })
+    .await;
+    let change = &decided["caches"][ASK]["changes"][0];
+    assert_eq!(change["lookups_before"], 600, "{decided}");
+    assert!((change["hit_rate_before"].as_f64().expect("rate") - 400.0 / 6.0).abs() < 1e-9);
+    let ttl = decided["caches"][ASK]["ttl_s"].as_u64().expect("ttl");
+    assert!(ttl > 10, "66.7 % is under 80 %: longer: {decided}");
+    eventually(
+        "b serves the same decision",
+        Duration::from_secs(30),
+        || {
+            let b = &b;
+            async move {
+                let t = tuning(b).await;
+                (t["version"] == 1 && t["caches"][ASK]["ttl_s"].as_u64() == Some(ttl)).then_some(())
+            }
+        },
+    )
+    .await;
+    // Decided once: one sidecar logged the change, not both.
+    let logged = [&a, &b]
+        .iter()
+        .map(|s| s.proc.log_text().matches("cache TTL changed").count())
+        .sum::<usize>();
+    assert_eq!(logged, 1);
+    // And b's ingest answers carry it to an app.
+    ship_lookups(&b, 1).await;
+    assert_eq!(
+        lumen_middleware::tuning().cache(ASK).ttl(),
+        Some(Duration::from_secs(ttl))
+    );
+}

@@ -261,7 +261,16 @@ impl AppState {
     /// the last one (each route's lookups are one cache's); the changes
     /// made (or, in `recommend` mode, recommended), each logged.
     pub fn decide_tuning(&self, now_ms: u64) -> Vec<super::tuning::TtlChange> {
-        let cumulative = self.cache_lookups_by_route();
+        self.decide_tuning_on(&self.cache_lookups_by_route(), now_ms)
+    }
+
+    /// One decision at `now_ms` on `cumulative` lookups by cache (this
+    /// sidecar's, or the fleet's sums).
+    pub fn decide_tuning_on(
+        &self,
+        cumulative: &std::collections::BTreeMap<String, [u64; 2]>,
+        now_ms: u64,
+    ) -> Vec<super::tuning::TtlChange> {
         let f = &self.config.feedback;
         let l1: std::collections::BTreeMap<String, super::tuning::L1Recommendation> = self
             .key_samples
@@ -277,7 +286,7 @@ impl AppState {
             .tuning
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .decide(&cumulative, &l1, &f.ttl, f.mode, now_ms);
+            .decide(cumulative, &l1, &f.ttl, f.mode, now_ms);
         for c in &made {
             tracing::info!(
                 applied = c.applied,
@@ -315,7 +324,8 @@ impl AppState {
         }
     }
 
-    fn cache_lookups_by_route(&self) -> std::collections::BTreeMap<String, [u64; 2]> {
+    /// The cumulative cache lookups by route, `[hits, misses]`.
+    pub fn cache_lookups_by_route(&self) -> std::collections::BTreeMap<String, [u64; 2]> {
         self.totals()
             .cache
             .iter()
@@ -326,11 +336,32 @@ impl AppState {
     /// Starts the feedback loop at `now_ms`: its first decision counts the
     /// lookups after this.
     pub fn start_tuning(&self, now_ms: u64) {
-        let cumulative = self.cache_lookups_by_route();
+        self.start_tuning_on(&self.cache_lookups_by_route(), now_ms);
+    }
+
+    /// Starts the feedback loop at `now_ms` from `cumulative` lookups.
+    pub fn start_tuning_on(
+        &self,
+        cumulative: &std::collections::BTreeMap<String, [u64; 2]>,
+        now_ms: u64,
+    ) {
         self.tuning
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .start(&cumulative, now_ms);
+            .start(cumulative, now_ms);
+    }
+
+    /// The feedback loop's whole state (to share it through the fleet store).
+    pub fn tuning_state(&self) -> super::tuning::TuningState {
+        self.tuning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes `shared` as the feedback loop's state (the fleet's decider's).
+    pub fn replace_tuning_state(&self, shared: super::tuning::TuningState) {
+        *self.tuning.lock().unwrap_or_else(PoisonError::into_inner) = shared;
     }
 
     /// The tuning parameters the ingest answers carry, if any.

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use lumen_middleware::wire::{CacheParams, TuningAnswer};
 
@@ -25,7 +25,7 @@ pub const SAMPLE_ACCESSES: usize = 50_000;
 pub const MIN_SAMPLED_ACCESSES: usize = 200;
 
 /// The L1 size the miss-ratio curve recommends for one cache.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct L1Recommendation {
     /// Sampled accesses the curve is built on.
     pub sampled_accesses: usize,
@@ -79,7 +79,7 @@ pub fn recommend_l1(
 }
 
 /// One TTL change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TtlChange {
     /// When, Unix ms.
     pub at_ms: u64,
@@ -100,7 +100,7 @@ pub struct TtlChange {
 }
 
 /// One cache's state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheTuningState {
     /// The TTL in force (what the app was last told), seconds.
     pub ttl_s: u32,
@@ -135,8 +135,9 @@ pub struct TuningReport {
     pub caches: BTreeMap<String, CacheTuningState>,
 }
 
-/// The loop's state.
-#[derive(Debug, Default)]
+/// The loop's state (shared as JSON through the fleet store, where one
+/// sidecar decides per interval for the whole fleet).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TuningState {
     version: u64,
     caches: BTreeMap<String, CacheTuningState>,
@@ -197,6 +198,10 @@ impl TuningState {
                 last.hit_rate_after = Some(r);
             }
             let step = next_ttl(cache.ttl_s, hits, misses, control);
+            if hits + misses >= control.min_lookups {
+                // Thin intervals add up until there is enough to judge.
+                self.counted.insert(name.clone(), *now);
+            }
             cache.hits = hits;
             cache.misses = misses;
             cache.hit_rate = rate;
@@ -226,7 +231,6 @@ impl TuningState {
                 made.push(change);
             }
         }
-        self.counted = cumulative.clone();
         self.decided_at_ms = Some(now_ms);
         if mode == FeedbackMode::Apply && (!made.is_empty() || l1_changed) {
             self.version += 1;
@@ -248,6 +252,16 @@ impl TuningState {
             });
         }
         made
+    }
+
+    /// Whether it has a starting point (a first decision can be made).
+    pub fn started(&self) -> bool {
+        self.decided_at_ms.is_some()
+    }
+
+    /// When it last decided, Unix ms.
+    pub fn decided_at_ms(&self) -> Option<u64> {
+        self.decided_at_ms
     }
 
     /// What the ingest answers carry (`apply` mode, once a change was made).
@@ -332,6 +346,33 @@ mod tests {
         let r = recommend_l1(&s, 99.5, 1000).expect("enough accesses");
         assert_eq!((r.capacity, r.reaches_target), (Some(10), false));
         assert!((r.max_hit_ratio - 0.99).abs() < 1e-9);
+    }
+
+    #[test]
+    fn thin_intervals_add_up_until_they_are_enough() {
+        let c = TtlControl::default();
+        let mut t = TuningState::default();
+        t.start(&counts(0, 0), 0);
+        // 60 lookups, then 60 more: the second decision judges all 120.
+        assert!(
+            t.decide(
+                &counts(30, 30),
+                &BTreeMap::new(),
+                &c,
+                FeedbackMode::Apply,
+                1
+            )
+            .is_empty()
+        );
+        let made = t.decide(
+            &counts(60, 60),
+            &BTreeMap::new(),
+            &c,
+            FeedbackMode::Apply,
+            2,
+        );
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].lookups_before, 120);
     }
 
     #[test]

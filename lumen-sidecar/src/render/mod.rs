@@ -13,5 +13,5 @@ pub use actions::{ALL_MET, action_items};
 pub use check_text::{budget_text, check_text};
 pub use health_text::{health_markdown, health_text};
 pub use markdown::{budget_markdown, markdown};
-pub use tuning_text::tuning_markdown;
 pub use status_page::status_page;
+pub use tuning_text::tuning_markdown;

@@ -36,7 +36,14 @@ pub fn tuning_markdown(t: &TuningReport) -> String {
         let (entries, memory) = match &c.l1 {
             Some(r) => (
                 r.capacity.map_or("n/a".into(), |n| {
-                    format!("{n}{}", if r.reaches_target { "" } else { " (top of curve)" })
+                    format!(
+                        "{n}{}",
+                        if r.reaches_target {
+                            ""
+                        } else {
+                            " (top of curve)"
+                        }
+                    )
                 }),
                 r.memory_bytes
                     .map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
@@ -70,7 +77,8 @@ pub fn tuning_markdown(t: &TuningReport) -> String {
                 ch.from_s,
                 ch.to_s,
                 ch.hit_rate_before,
-                ch.hit_rate_after.map_or("pending".into(), |h| format!("{h:.1}%"))
+                ch.hit_rate_after
+                    .map_or("pending".into(), |h| format!("{h:.1}%"))
             );
         }
     }

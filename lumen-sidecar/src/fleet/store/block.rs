@@ -110,6 +110,10 @@ pub struct InstanceInfo {
     /// What its instance cost per second, USD (absent from older writers).
     #[serde(default)]
     pub cost_usd_per_s: Option<f64>,
+    /// Its cumulative cache lookups by route, `[hits, misses]` (the
+    /// feedback loop sums them over the fleet).
+    #[serde(default)]
+    pub cache_totals: std::collections::BTreeMap<String, [u64; 2]>,
 }
 
 impl InstanceInfo {

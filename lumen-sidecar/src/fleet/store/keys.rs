@@ -129,6 +129,16 @@ impl FleetKeys {
         format!("{}:i", self.prefix)
     }
 
+    /// The feedback loop's shared state (JSON).
+    pub fn tuning(&self) -> String {
+        format!("{}:tuning", self.prefix)
+    }
+
+    /// Who decides the feedback loop's current interval.
+    pub fn tuning_lock(&self) -> String {
+        format!("{}:tuning:lock", self.prefix)
+    }
+
     /// The marker that `instance`'s data is in the store.
     pub fn marker(&self, instance: &str) -> String {
         format!("{}:w:{instance}", self.prefix)

@@ -16,6 +16,7 @@ mod connection;
 mod error;
 pub mod keys;
 pub mod reader;
+pub mod tuning;
 pub mod writer;
 
 pub use block::{BLOCK_FORMAT, FleetBlock, InstanceInfo, encode};
@@ -23,4 +24,5 @@ pub use connection::{connection, open_client};
 pub use error::{FleetStoreError, masked as masked_url};
 pub use keys::{FleetKeys, Tier};
 pub use reader::{FleetStoreReader, FleetStoreView, FleetStoreWindow};
+pub use tuning::FleetTuning;
 pub use writer::{FleetWriter, WriteSummary, fleet_instance};

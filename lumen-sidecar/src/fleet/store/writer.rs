@@ -239,6 +239,7 @@ impl FleetWriter {
                 memory_utilisation: mean(recent.iter().filter_map(|e| e.memory_utilisation())),
                 started_ms: Some(state.started_ms()),
                 cost_usd_per_s: Some(state.config.cost.instance_usd_per_s()),
+                cache_totals: state.cache_lookups_by_route(),
             };
             (blocks, hours, info)
         };

@@ -1,0 +1,162 @@
+//! The feedback loop over the fleet store: each interval one sidecar (the
+//! one that takes the interval's lock, `SET … NX PX`) decides for the whole
+//! fleet, on the sums of every sidecar's cumulative cache lookups, and
+//! writes the loop's state; every sidecar then serves that state, so every
+//! app instance gets the same parameters, decided once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use super::block::{InstanceInfo, decode};
+use super::error::FleetStoreError;
+use super::keys::FleetKeys;
+use crate::app::AppState;
+use crate::app::tuning::TuningState;
+
+/// The fleet's feedback loop, as one sidecar takes part in it.
+#[derive(Clone)]
+pub struct FleetTuning {
+    con: ConnectionManager,
+    instance: String,
+}
+
+impl std::fmt::Debug for FleetTuning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetTuning")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+fn redis_error(doing: &'static str) -> impl Fn(redis::RedisError) -> FleetStoreError {
+    move |source| FleetStoreError::Redis { doing, source }
+}
+
+/// Every sidecar's cumulative lookups summed, by cache.
+pub fn fleet_lookups(infos: &BTreeMap<String, InstanceInfo>) -> BTreeMap<String, [u64; 2]> {
+    let mut sum: BTreeMap<String, [u64; 2]> = BTreeMap::new();
+    for info in infos.values() {
+        for (cache, [hits, misses]) in &info.cache_totals {
+            let s = sum.entry(cache.clone()).or_insert([0, 0]);
+            s[0] = s[0].saturating_add(*hits);
+            s[1] = s[1].saturating_add(*misses);
+        }
+    }
+    sum
+}
+
+impl FleetTuning {
+    /// This sidecar (`instance`) in its service's fleet (the service as
+    /// the sidecar's state names it, as the fleet writer's keys do).
+    pub fn new(con: ConnectionManager, instance: &str) -> Self {
+        Self {
+            con,
+            instance: instance.to_owned(),
+        }
+    }
+
+    /// One interval at `now_ms`: decides for the fleet if this sidecar
+    /// takes the lock, then serves the fleet's state. Whether it decided.
+    pub async fn step(
+        &self,
+        state: &AppState,
+        interval: Duration,
+        now_ms: u64,
+    ) -> Result<bool, FleetStoreError> {
+        let Some(service) = state.service_name() else {
+            return Ok(false); // nothing ingested yet: no service to tune
+        };
+        let keys = FleetKeys::new(&service);
+        let mut con = self.con.clone();
+        // Held a little less than an interval: the next one is free.
+        let hold_ms = (interval.as_millis() as u64 * 9 / 10).max(1);
+        let won: Option<String> = redis::cmd("SET")
+            .arg(keys.tuning_lock())
+            .arg(&self.instance)
+            .arg("NX")
+            .arg("PX")
+            .arg(hold_ms)
+            .query_async(&mut con)
+            .await
+            .map_err(redis_error("taking the feedback loop's lock"))?;
+        if won.is_some() {
+            let shared = self.load(&keys).await?;
+            let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
+                .arg(keys.instances())
+                .query_async(&mut con)
+                .await
+                .map_err(redis_error("reading the instances"))?;
+            let mut infos = BTreeMap::new();
+            for (field, bytes) in fields {
+                let info = decode(&bytes).map_err(|reason| FleetStoreError::Corrupt {
+                    key: keys.instances(),
+                    field: field.clone(),
+                    reason,
+                })?;
+                infos.insert(field, info);
+            }
+            let lookups = fleet_lookups(&infos);
+            state.replace_tuning_state(shared.unwrap_or_default());
+            if state.tuning_state().started() {
+                state.decide_tuning_on(&lookups, now_ms);
+            } else {
+                state.start_tuning_on(&lookups, now_ms);
+            }
+            let json =
+                serde_json::to_vec(&state.tuning_state()).expect("the tuning state serializes");
+            let _: () = redis::cmd("SET")
+                .arg(keys.tuning())
+                .arg(json)
+                .query_async(&mut con)
+                .await
+                .map_err(redis_error("writing the feedback loop's state"))?;
+            return Ok(true);
+        }
+        if let Some(shared) = self.load(&keys).await? {
+            state.replace_tuning_state(shared);
+        }
+        Ok(false)
+    }
+
+    async fn load(&self, keys: &FleetKeys) -> Result<Option<TuningState>, FleetStoreError> {
+        let mut con = self.con.clone();
+        let bytes: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(keys.tuning())
+            .query_async(&mut con)
+            .await
+            .map_err(redis_error("reading the feedback loop's state"))?;
+        bytes
+            .map(|b| {
+                serde_json::from_slice(&b).map_err(|e| FleetStoreError::Corrupt {
+                    key: keys.tuning(),
+                    field: String::new(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_are_summed_over_every_instance() {
+        let info = |h, m| InstanceInfo {
+            last_seen_ms: 0,
+            revision: None,
+            deployments_7d: None,
+            cpu_utilisation: None,
+            memory_utilisation: None,
+            started_ms: None,
+            cost_usd_per_s: None,
+            cache_totals: [("/ask".to_owned(), [h, m])].into(),
+        };
+        let infos: BTreeMap<String, InstanceInfo> =
+            [("a".to_owned(), info(10, 5)), ("b".to_owned(), info(1, 2))].into();
+        assert_eq!(fleet_lookups(&infos)["/ask"], [11, 7]);
+    }
+}
