@@ -92,6 +92,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
+/// `text` safe in a Markdown table cell (its `|` escaped).
+pub fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,9 +130,4 @@ mod tests {
             "a          bb\n---------  --\nlong cell  x\ny          z"
         );
     }
-}
-
-/// `text` safe in a Markdown table cell (its `|` escaped).
-pub fn cell(text: &str) -> String {
-    text.replace('|', "\\|")
 }
