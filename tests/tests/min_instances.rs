@@ -25,6 +25,7 @@ fn info(started_ms: u64, last_seen_ms: u64) -> Vec<u8> {
         memory_utilisation: None,
         started_ms: Some(started_ms),
         cost_usd_per_s: Some(0.0000195),
+        cache_totals: Default::default(),
     })
 }
 
