@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::cloud_run_api::TOKEN;
+use crate::google_stand_in::{bearer_violation, google_error, request_line, unauthenticated};
 
 /// What the stand-in holds and saw.
 #[derive(Debug, Default)]
@@ -53,14 +53,6 @@ const FIELDS: [&str; 5] = [
     "thresholdRules",
     "notificationsRule",
 ];
-
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": {"code": status.as_u16(), "message": message, "status": code}})),
-    )
-        .into_response()
-}
 
 fn check_budget(b: &Value) -> Result<(), String> {
     let obj = b.as_object().ok_or("not an object")?;
@@ -138,23 +130,11 @@ async fn handle(
 ) -> Response {
     let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
     let path = format!("/v1/{rest}");
-    s.requests.push(format!(
-        "{method} {path}{}",
-        query
-            .as_deref()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default()
-    ));
-    if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
-        s.violations
-            .push(format!("{method} {path}: no bearer token"));
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "no valid token",
-        );
+    s.requests
+        .push(request_line(&method, &path, query.as_deref()));
+    if let Some(violation) = bearer_violation(&method, &path, &headers) {
+        s.violations.push(violation);
+        return unauthenticated();
     }
     let parts: Vec<&str> = rest.split('/').collect();
     match (method.as_str(), parts.as_slice()) {
@@ -164,15 +144,15 @@ async fn handle(
         ("POST", ["billingAccounts", account, "budgets"]) => {
             let Ok(b) = serde_json::from_slice::<Value>(&body) else {
                 s.violations.push("POST: not JSON".into());
-                return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "not JSON");
+                return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "not JSON");
             };
             if let Err(why) = check_budget(&b) {
                 s.violations.push(format!("POST: {why}"));
-                return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &why);
+                return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &why);
             }
             if b.get("etag").is_some() || b.get("name").is_some() {
                 s.violations.push("POST with name or etag".into());
-                return error(
+                return google_error(
                     StatusCode::BAD_REQUEST,
                     "INVALID_ARGUMENT",
                     "name and etag are output only on create",
@@ -197,21 +177,21 @@ async fn handle(
                 .unwrap_or_default();
             if mask.is_empty() || mask.split(',').any(|f| !FIELDS.contains(&f)) {
                 s.violations.push(format!("PATCH updateMask {mask:?}"));
-                return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "updateMask");
+                return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "updateMask");
             }
             let Ok(b) = serde_json::from_slice::<Value>(&body) else {
-                return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "not JSON");
+                return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "not JSON");
             };
             if let Err(why) = check_budget(&b) {
                 s.violations.push(format!("PATCH: {why}"));
-                return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &why);
+                return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &why);
             }
             let name = path.trim_start_matches("/v1/").to_owned();
             let Some(i) = s.budgets.iter().position(|x| x["name"] == name.as_str()) else {
-                return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such budget");
+                return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such budget");
             };
             if b["etag"] != s.budgets[i]["etag"] {
-                return error(
+                return google_error(
                     StatusCode::CONFLICT,
                     "ABORTED",
                     "etag mismatch: the budget changed",
@@ -232,7 +212,7 @@ async fn handle(
         _ => {
             s.violations
                 .push(format!("{method} {path}: no such method"));
-            error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such method")
+            google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such method")
         }
     }
 }

@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// The bearer token the stand-in accepts.
-pub const TOKEN: &str = "ya29.stand-in-token";
+pub use crate::google_stand_in::TOKEN;
+use crate::google_stand_in::{bearer_violation, google_error, request_line, unauthenticated};
 /// Revisions per page of a list (small, so paging is exercised).
 const PAGE: usize = 2;
 /// Polls an operation answers `done: false` before it completes.
@@ -77,14 +77,6 @@ impl RunApi {
     pub fn state(&self) -> MutexGuard<'_, RunApiState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-fn google_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": {"code": status.as_u16(), "message": message, "status": code}})),
-    )
-        .into_response()
 }
 
 fn service_json(s: &RunApiState) -> Value {
@@ -203,23 +195,11 @@ async fn handle(
 ) -> Response {
     let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
     let path = format!("/v2/{rest}");
-    s.requests.push(format!(
-        "{method} {path}{}",
-        query
-            .as_deref()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default()
-    ));
-    if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
-        s.violations
-            .push(format!("{method} {path}: no bearer token"));
-        return google_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "no valid token",
-        );
+    s.requests
+        .push(request_line(&method, &path, query.as_deref()));
+    if let Some(violation) = bearer_violation(&method, &path, &headers) {
+        s.violations.push(violation);
+        return unauthenticated();
     }
     if s.unavailable_left > 0 {
         s.unavailable_left -= 1;

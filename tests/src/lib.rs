@@ -9,6 +9,7 @@ pub mod billing_budget_api;
 pub mod cloud_run_api;
 pub mod distributions;
 pub mod fleet_load;
+pub mod google_stand_in;
 pub mod otlp_receiver;
 pub mod prometheus_backfill;
 pub mod slack_api;

@@ -250,6 +250,15 @@ where
     }
 }
 
+/// The service, read with retries.
+pub(crate) async fn read_service(api: &CloudRunService, io: &OffClock) -> Result<Value, ApiError> {
+    with_retries(io, || {
+        let api = api.clone();
+        async move { api.service().await }
+    })
+    .await
+}
+
 /// Rolls `bad` back to the newest Ready revision before it that is in
 /// `served`, and verifies it.
 pub async fn roll_back(
@@ -261,11 +270,7 @@ pub async fn roll_back(
 ) -> Result<RollbackReport, RollbackError> {
     let mut conflicts = 0;
     for _ in 0..MAX_ROUNDS {
-        let service = with_retries(io, || {
-            let api = api.clone();
-            async move { api.service().await }
-        })
-        .await?;
+        let service = read_service(api, io).await?;
         match serving_revision(&service) {
             Some(s) if s == bad => {}
             Some(serving) => {
@@ -305,11 +310,7 @@ pub async fn roll_back(
             Err(e) => return Err(e.into()),
         };
         wait_for(api, io, &operation).await?;
-        let after = with_retries(io, || {
-            let api = api.clone();
-            async move { api.service().await }
-        })
-        .await?;
+        let after = read_service(api, io).await?;
         let found = traffic_summary(&after);
         let pinned = after["trafficStatuses"].as_array().is_some_and(|ss| {
             ss.iter().any(|s| {
@@ -344,11 +345,7 @@ pub async fn set_min_instances(
 ) -> Result<String, RollbackError> {
     let mut conflicts = 0;
     for _ in 0..MAX_ROUNDS {
-        let service = with_retries(io, || {
-            let api = api.clone();
-            async move { api.service().await }
-        })
-        .await?;
+        let service = read_service(api, io).await?;
         let patched = with_retries(io, || {
             let (api, service) = (api.clone(), service.clone());
             async move { api.patch_min_instances(&service, min).await }
@@ -363,11 +360,7 @@ pub async fn set_min_instances(
             Err(e) => return Err(e.into()),
         };
         wait_for(api, io, &operation).await?;
-        let after = with_retries(io, || {
-            let api = api.clone();
-            async move { api.service().await }
-        })
-        .await?;
+        let after = read_service(api, io).await?;
         let now = after["scaling"]["minInstanceCount"].as_u64();
         if now != Some(u64::from(min)) {
             return Err(RollbackError::NotVerified {

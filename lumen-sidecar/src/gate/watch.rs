@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::cloud_run::{
-    CloudRunService, RollbackReport, choose_target, roll_back, serving_revision, traffic_summary,
-    with_retries,
+    CloudRunService, RollbackReport, choose_target, read_service, roll_back, serving_revision,
+    traffic_summary,
 };
 use super::evidence::{read_evidence, served_revisions};
 use super::machine::{ApprovalWindow, Closed, GateEvent, GateMachine, GateState, Proceed, Settled};
@@ -279,12 +279,7 @@ impl Gate {
     /// One reading: the serving revision, its evidence, the decisions.
     pub async fn step(&mut self) {
         self.failed_last = false;
-        let service = match with_retries(&self.io, || {
-            let run = self.run.clone();
-            async move { run.service().await }
-        })
-        .await
-        {
+        let service = match read_service(&self.run, &self.io).await {
             Ok(s) => s,
             Err(e) => return self.fail(format!("cannot read the service: {e}")),
         };
