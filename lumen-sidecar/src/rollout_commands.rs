@@ -275,7 +275,12 @@ pub async fn tune_apply(a: TuneApplyArgs) -> Result<String, String> {
             } else {
                 i.last_seen_ms
             };
-            Some(Lifetime { start_ms, end_ms })
+            Some(Lifetime {
+                start_ms,
+                end_ms,
+                cold_p95_ms: i.cold_p95_ms,
+                warm_p95_ms: i.warm_p95_ms,
+            })
         })
         .collect();
     let earliest = lives.iter().map(|l| l.start_ms).min().unwrap_or(now);

@@ -26,6 +26,8 @@ fn info(started_ms: u64, last_seen_ms: u64) -> Vec<u8> {
         started_ms: Some(started_ms),
         cost_usd_per_s: Some(0.0000195),
         cache_totals: Default::default(),
+        cold_p95_ms: Some(850.0),
+        warm_p95_ms: Some(40.0),
     })
 }
 
@@ -107,6 +109,14 @@ async fn cold_starts_give_the_min_instances_and_tune_apply_sets_them() {
     let advice: Value = serde_json::from_str(&out[..json_end]).expect("advice JSON");
     assert_eq!(advice["cold_starts"], 18, "{advice}");
     assert_eq!(advice["peak_instances"], 4);
+    // The evidence that cold starts hurt: first minutes against warm ones.
+    assert_eq!(
+        (
+            advice["cold_p95_ms"].as_f64(),
+            advice["warm_p95_ms"].as_f64()
+        ),
+        (Some(850.0), Some(40.0))
+    );
     assert_eq!(advice["recommended"], 4);
     let three = advice["options"]
         .as_array()

@@ -16,12 +16,16 @@ pub const DEFAULT_AVOID_SHARE: f64 = 0.9;
 pub const MAX_MIN_INSTANCES: u32 = 100;
 
 /// One instance's life, Unix ms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Lifetime {
     /// When it started.
     pub start_ms: u64,
     /// When it was last seen (or now, if running).
     pub end_ms: u64,
+    /// P95 latency of its first two minutes, ms, when known.
+    pub cold_p95_ms: Option<f64>,
+    /// P95 latency after them, ms, when known.
+    pub warm_p95_ms: Option<f64>,
 }
 
 /// What keeping `min_instances` warm would have done.
@@ -48,6 +52,11 @@ pub struct MinInstancesAdvice {
     pub cold_starts: u64,
     /// The most instances running at once.
     pub peak_instances: u32,
+    /// What a cold start costs: the mean P95 of instances' first two
+    /// minutes against the mean P95 after them, ms (when instances said).
+    pub cold_p95_ms: Option<f64>,
+    /// The warm P95 it is held against, ms.
+    pub warm_p95_ms: Option<f64>,
     /// The user's floor (never recommended below).
     pub floor: u32,
     /// The share of cold starts to avoid.
@@ -119,6 +128,14 @@ pub fn advise_min_instances(
         peak = peak.max(running);
     }
     let window_s = (to_ms.saturating_sub(from_ms) as f64 / 1000.0).max(1.0);
+    let started_in = |l: &&Lifetime| l.start_ms >= from_ms && l.start_ms < to_ms;
+    let cold_p95_ms = super::mean(
+        lives
+            .iter()
+            .filter(started_in)
+            .filter_map(|l| l.cold_p95_ms),
+    );
+    let warm_p95_ms = super::mean(lives.iter().filter_map(|l| l.warm_p95_ms));
     let option = |k: u32| {
         let avoided = found.iter().filter(|n| **n < k).count() as u64;
         MinInstancesOption {
@@ -155,6 +172,12 @@ pub fn advise_min_instances(
         .find(|o| o.min_instances == recommended)
         .cloned()
         .unwrap_or_else(|| option(recommended));
+    let penalty = match (cold_p95_ms, warm_p95_ms) {
+        (Some(c), Some(w)) => {
+            format!("; a cold start's first minutes run at P95 {c:.0} ms against {w:.0} ms warm")
+        }
+        _ => String::new(),
+    };
     let why = if cold == 0 {
         format!("no cold start in the window: the floor ({floor})")
     } else if recommended == floor && chosen.avoided_share >= avoid_share {
@@ -171,11 +194,14 @@ pub fn advise_min_instances(
             chosen.extra_monthly_usd
         )
     };
+    let why = why + &penalty;
     MinInstancesAdvice {
         from_ms,
         to_ms,
         cold_starts: cold,
         peak_instances: peak.max(0) as u32,
+        cold_p95_ms,
+        warm_p95_ms,
         floor,
         avoid_share,
         recommended,
@@ -191,7 +217,12 @@ mod tests {
     const H: u64 = 3_600_000;
 
     fn life(start_ms: u64, end_ms: u64) -> Lifetime {
-        Lifetime { start_ms, end_ms }
+        Lifetime {
+            start_ms,
+            end_ms,
+            cold_p95_ms: Some(500.0),
+            warm_p95_ms: Some(50.0),
+        }
     }
 
     #[test]

@@ -547,6 +547,30 @@ impl WindowStore {
         }
     }
 
+    /// Cold-start evidence for an instance that started at `started_ms`:
+    /// the P95 latency (ms) of its first two minutes, and of the minutes
+    /// after them up to `now_ms` (at most the last hour). Each is `None`
+    /// until its minutes are complete and hold requests.
+    pub fn cold_and_warm_p95_ms(&self, started_ms: u64, now_ms: u64) -> (Option<f64>, Option<f64>) {
+        let first = started_ms / MINUTE_MS;
+        let now = now_ms / MINUTE_MS;
+        let p95 = |data: WindowData| {
+            data.total
+                .latency
+                .quantile_us(0.95)
+                .map(|us| us as f64 / 1000.0)
+        };
+        if now < first + 2 {
+            return (None, None);
+        }
+        let cold = p95(self.window((first + 2) * MINUTE_MS - 1, Duration::from_secs(120)));
+        let warm_minutes = (now - (first + 2)).min(60);
+        let warm = (warm_minutes > 0)
+            .then(|| p95(self.window(now * MINUTE_MS - 1, Duration::from_secs(warm_minutes * 60))))
+            .flatten();
+        (cold, warm)
+    }
+
     /// The last `window` of minutes up to and including `now_ms`'s minute.
     pub fn window(&self, now_ms: u64, window: Duration) -> WindowData {
         let last = now_ms / MINUTE_MS;

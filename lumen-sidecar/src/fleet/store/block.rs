@@ -114,6 +114,12 @@ pub struct InstanceInfo {
     /// feedback loop sums them over the fleet).
     #[serde(default)]
     pub cache_totals: std::collections::BTreeMap<String, [u64; 2]>,
+    /// P95 latency of its app's first two minutes, ms (cold-start evidence).
+    #[serde(default)]
+    pub cold_p95_ms: Option<f64>,
+    /// P95 latency after those minutes (up to the last hour), ms.
+    #[serde(default)]
+    pub warm_p95_ms: Option<f64>,
 }
 
 impl InstanceInfo {

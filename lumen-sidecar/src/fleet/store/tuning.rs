@@ -154,6 +154,8 @@ mod tests {
             started_ms: None,
             cost_usd_per_s: None,
             cache_totals: [("/ask".to_owned(), [h, m])].into(),
+            cold_p95_ms: None,
+            warm_p95_ms: None,
         };
         let infos: BTreeMap<String, InstanceInfo> =
             [("a".to_owned(), info(10, 5)), ("b".to_owned(), info(1, 2))].into();

@@ -231,6 +231,7 @@ impl FleetWriter {
                 _ => Some(store.revisions().values().filter(|s| **s >= since).count() as u32)
                     .filter(|n| *n > 0),
             };
+            let (cold_p95_ms, warm_p95_ms) = store.cold_and_warm_p95_ms(state.started_ms(), now_ms);
             let info = InstanceInfo {
                 last_seen_ms: now_ms,
                 revision: store.revision().map(str::to_owned),
@@ -240,6 +241,8 @@ impl FleetWriter {
                 started_ms: Some(state.started_ms()),
                 cost_usd_per_s: Some(state.config.cost.instance_usd_per_s()),
                 cache_totals: state.cache_lookups_by_route(),
+                cold_p95_ms,
+                warm_p95_ms,
             };
             (blocks, hours, info)
         };

@@ -612,3 +612,32 @@ fn changed_minutes_are_told_once_and_held_minutes_merge_as_the_window_does() {
         "each budget hour is told too"
     );
 }
+
+#[test]
+fn cold_and_warm_p95_come_from_the_first_minutes_and_the_rest() {
+    let mut s = store();
+    // Started at T0: 300 ms for two minutes, then 20 ms for three.
+    for (seq, minute, us) in [
+        (1, 0, 300_000),
+        (2, 1, 300_000),
+        (3, 2, 20_000),
+        (4, 3, 20_000),
+        (5, 4, 20_000),
+    ] {
+        let at = T0 + minute * MINUTE_MS;
+        let b = batch("i1", seq, at, vec![series(None, 100, 0, us)]);
+        assert!(matches!(
+            s.apply(&b, at + 20_000),
+            Ok(Applied::Stored { .. })
+        ));
+    }
+    assert_eq!(
+        s.cold_and_warm_p95_ms(T0, T0 + MINUTE_MS),
+        (None, None),
+        "too early"
+    );
+    let (cold, warm) = s.cold_and_warm_p95_ms(T0, T0 + 5 * MINUTE_MS);
+    let (cold, warm) = (cold.expect("cold"), warm.expect("warm"));
+    assert!((cold - 300.0).abs() < 1.0, "{cold}");
+    assert!((warm - 20.0).abs() < 0.1, "{warm}");
+}
