@@ -249,10 +249,12 @@ impl AppState {
                     .map(|(us, n)| ((us as f64 + 0.5) / 1e6, n))
                     .collect(),
             };
+            // Counted before it is queued: the feed never sees it uncounted.
+            let stats = &self.export_stats;
+            stats.histogram_feed_pending.fetch_add(1, Ordering::SeqCst);
             if feed.try_send(item).is_err() {
-                self.export_stats
-                    .histogram_feed_dropped
-                    .fetch_add(1, Ordering::Relaxed);
+                stats.histogram_feed_pending.fetch_sub(1, Ordering::SeqCst);
+                stats.histogram_feed_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -107,6 +107,10 @@ pub struct ExportStats {
     /// Data points the endpoint refused: a partial success's
     /// `rejected_data_points`, or every point of a request answered 4xx.
     pub points_rejected: AtomicU64,
+    /// Series queued for the histogram and not yet recorded.
+    pub histogram_feed_pending: AtomicU64,
+    /// Signalled when the histogram feed has recorded all it was given.
+    pub histogram_fed: tokio::sync::Notify,
 }
 
 /// Counters of the Slack sender.

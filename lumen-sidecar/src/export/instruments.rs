@@ -3,6 +3,7 @@
 //! totals, and the latency histogram fed per ingested series.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -92,8 +93,13 @@ pub fn register(meter: &Meter, state: &Arc<AppState>) -> Histogram<f64> {
 }
 
 /// Records each queued series' latency into `histogram`, one value per
-/// request (the SDK has no weighted record), off the ingest path.
-pub async fn feed(histogram: Histogram<f64>, mut queue: mpsc::Receiver<LatencyFeed>) {
+/// request (the SDK has no weighted record), off the ingest path; says
+/// through `stats` when all it was given is recorded.
+pub async fn feed(
+    histogram: Histogram<f64>,
+    mut queue: mpsc::Receiver<LatencyFeed>,
+    stats: Arc<crate::app::ExportStats>,
+) {
     while let Some(series) = queue.recv().await {
         let attributes = [
             KeyValue::new("service_name", series.service),
@@ -103,6 +109,9 @@ pub async fn feed(histogram: Histogram<f64>, mut queue: mpsc::Receiver<LatencyFe
             for _ in 0..count {
                 histogram.record(seconds, &attributes);
             }
+        }
+        if stats.histogram_feed_pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            stats.histogram_fed.notify_waiters();
         }
     }
 }

@@ -49,6 +49,7 @@ pub enum ExportError {
 pub struct MetricsExport {
     provider: Arc<Mutex<Option<SdkMeterProvider>>>,
     pending: Option<tokio::task::JoinHandle<()>>,
+    stats: Arc<crate::app::ExportStats>,
 }
 
 fn random_instance_id() -> String {
@@ -240,8 +241,10 @@ impl MetricsExport {
             return Ok(Some(Self {
                 provider: slot,
                 pending: None,
+                stats: Arc::clone(&state.export_stats),
             }));
         }
+        let stats = Arc::clone(&state.export_stats);
         let (config, state, filled) = (config.clone(), Arc::clone(state), Arc::clone(&slot));
         let pending = tokio::spawn(async move {
             let identity = identify_until_known(&metadata, config.export.google_auth).await;
@@ -251,6 +254,7 @@ impl MetricsExport {
         Ok(Some(Self {
             provider: slot,
             pending: Some(pending),
+            stats,
         }))
     }
 
@@ -278,6 +282,26 @@ impl MetricsExport {
             );
             return;
         };
+        // Every batch acknowledged is in the histogram before the last export.
+        let stats = Arc::clone(&self.stats);
+        let fed = async move {
+            loop {
+                let signalled = stats.histogram_fed.notified();
+                if stats
+                    .histogram_feed_pending
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    == 0
+                {
+                    return;
+                }
+                signalled.await;
+            }
+        };
+        if tokio::time::timeout(grace / 2, fed).await.is_err() {
+            tracing::warn!(
+                "the latency histogram feed was still busy at shutdown; the last export may miss some"
+            );
+        }
         let done = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(grace));
         match tokio::time::timeout(grace + Duration::from_secs(1), done).await {
             Ok(Ok(Ok(()))) => tracing::info!("final metrics export done"),
@@ -350,7 +374,11 @@ fn build_provider(
     let histogram = instruments::register(&meter, state);
     let (feed, queue) = mpsc::channel(FEED_CAPACITY);
     state.attach_histogram_feed(feed);
-    tokio::spawn(instruments::feed(histogram, queue));
+    tokio::spawn(instruments::feed(
+        histogram,
+        queue,
+        Arc::clone(&state.export_stats),
+    ));
     tracing::info!(
         mode = ?e.mode,
         endpoint = e.endpoint.as_deref().unwrap_or("stdout"),
