@@ -121,7 +121,7 @@ pub async fn gate_watch(
         () = shutdown => GateExit::Holding,
     };
     server.abort();
-    let status = crate::gate::watch::lock(&shared).status.clone();
+    let status = crate::gate::watch::lock(&shared).snapshot();
     if a.json {
         println!(
             "{}",

@@ -6,7 +6,7 @@ mod engine;
 mod slack;
 
 pub use engine::{AlertEngine, AlertEvent, Observed};
-pub use slack::{MAX_ATTEMPTS, MIN_SPACING, SECTION_TEXT_LIMIT, SlackSender, message};
+pub use slack::{MAX_ATTEMPTS, MIN_SPACING, SECTION_TEXT_LIMIT, SlackSender, message, section};
 
 use std::sync::Arc;
 use std::time::Duration;

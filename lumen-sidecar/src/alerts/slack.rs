@@ -33,7 +33,8 @@ fn cut(text: &str, limit: usize) -> String {
     out
 }
 
-fn section(text: &str) -> Value {
+/// A Block Kit `mrkdwn` section, its text cut to Slack's limit.
+pub fn section(text: &str) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT) } })
 }
 

@@ -259,11 +259,6 @@ impl TuningState {
         self.decided_at_ms.is_some()
     }
 
-    /// When it last decided, Unix ms.
-    pub fn decided_at_ms(&self) -> Option<u64> {
-        self.decided_at_ms
-    }
-
     /// What the ingest answers carry (`apply` mode, once a change was made).
     pub fn answer(&self) -> Option<&TuningAnswer> {
         self.answer.as_ref()

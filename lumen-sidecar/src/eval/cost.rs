@@ -7,7 +7,7 @@
 //! to a day), which is why the rollback gate judges this estimate. The
 //! default prices are Cloud Run's published tier-1 prices for
 //! instance-based billing (CPU always allocated, as the sidecar needs),
-//! read on [`PRICES_AS_OF`]; set yours in `[cost]`.
+//! as of [`PRICES_AS_OF`] (not re-checked here); set yours in `[cost]`.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,8 @@ use super::calendar::{civil_from_days, days_from_civil};
 pub const DEFAULT_VCPU_SECOND_USD: f64 = 0.000_018;
 /// Cloud Run, tier 1, instance-based billing: USD per GiB-second.
 pub const DEFAULT_GIB_SECOND_USD: f64 = 0.000_002;
-/// When the default prices were read from cloud.google.com/run/pricing.
+/// The date the default prices stand for (cloud.google.com/run/pricing as
+/// known then; not re-checked when this was written: verify yours).
 pub const PRICES_AS_OF: &str = "2025-06";
 /// vCPUs one instance is billed for: the deploy kit's app 0.75 + sidecar 0.25.
 pub const DEFAULT_INSTANCE_VCPU: f64 = 1.0;

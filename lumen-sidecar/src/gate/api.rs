@@ -55,7 +55,7 @@ async fn status(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     if !authorised(&state, &headers) {
         return refused(StatusCode::UNAUTHORIZED, "bearer token required".into());
     }
-    let s = lock(&state.shared).status.clone();
+    let s = lock(&state.shared).snapshot();
     Json(s).into_response()
 }
 

@@ -204,11 +204,6 @@ impl GateMachine {
         &self.state
     }
 
-    /// The rules.
-    pub fn rules(&self) -> &GateRules {
-        &self.rules
-    }
-
     /// Each trigger's latest reading.
     pub fn readings(&self) -> &BTreeMap<TriggerKind, Reading> {
         &self.readings

@@ -184,13 +184,3 @@ impl GateSlack {
         }
     }
 }
-
-/// A Block Kit section of `mrkdwn` text (cut to Slack's 3000 characters).
-pub fn section(text: &str) -> Value {
-    let text: String = if text.chars().count() > 3000 {
-        text.chars().take(2999).chain(['…']).collect()
-    } else {
-        text.to_owned()
-    };
-    json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
-}

@@ -18,8 +18,9 @@ use super::cloud_run::{
 use super::evidence::{read_evidence, served_revisions};
 use super::machine::{ApprovalWindow, Closed, GateEvent, GateMachine, GateState, Proceed, Settled};
 use super::off_clock::OffClock;
-use super::slack_thread::{GateSlack, section};
+use super::slack_thread::GateSlack;
 use super::triggers::{Evidence, GateRules, Reading, TriggerKind, threshold_phrase};
+use crate::alerts::section;
 use crate::fleet::FleetReader;
 
 /// The window the evidence is read over.
@@ -130,8 +131,22 @@ pub struct GateStatus {
 pub struct GateShared {
     /// The state machine.
     pub machine: GateMachine,
-    /// The status.
+    /// What the machine does not hold (its state, readings and holding
+    /// times are read from it by [`GateShared::snapshot`]).
     pub status: GateStatus,
+}
+
+impl GateShared {
+    /// The status now: what the loop recorded, and the machine's state,
+    /// readings and holding times as they are.
+    pub fn snapshot(&self) -> GateStatus {
+        GateStatus {
+            state: self.machine.state().clone(),
+            readings: self.machine.readings().clone().into_iter().collect(),
+            holding_since: self.machine.holding_since().clone().into_iter().collect(),
+            ..self.status.clone()
+        }
+    }
 }
 
 /// A handle on the shared state, for the HTTP API.
@@ -303,13 +318,9 @@ impl Gate {
         let events = {
             let mut s = lock(&self.shared);
             let events = s.machine.observe(now, &evidence);
-            let GateShared { machine, status } = &mut *s;
-            status.revision = Some(revision);
-            status.readings = machine.readings().clone().into_iter().collect();
-            status.holding_since = machine.holding_since().clone().into_iter().collect();
-            status.state = machine.state().clone();
-            status.evidence = Some(evidence);
-            status.last_error = None;
+            s.status.revision = Some(revision);
+            s.status.evidence = Some(evidence);
+            s.status.last_error = None;
             events
         };
         for e in events {
@@ -400,17 +411,11 @@ impl Gate {
     }
 
     async fn handle(&mut self, event: GateEvent) {
-        {
-            let mut s = lock(&self.shared);
-            s.status.state = s.machine.state().clone();
-        }
         match event {
             GateEvent::WindowOpened(w) => self.opened(w).await,
             GateEvent::WindowClosed { window, closed } => self.closed(window, closed).await,
             GateEvent::RollBack { window, proceed } => self.roll_back(window, proceed).await,
         }
-        let mut s = lock(&self.shared);
-        s.status.state = s.machine.state().clone();
     }
 
     async fn opened(&mut self, w: ApprovalWindow) {
