@@ -100,7 +100,7 @@ pub fn health_text(h: &HealthReport, verbose: bool) -> String {
     );
     let _ = writeln!(
         o,
-        "  Savings ${:.2} against the service's cost ${:.2} for the window (compute ${:.2}, Redis ${:.2})",
+        "  Savings ${:.2} against ${:.2} of cost for the window (compute ${:.2}, Redis ${:.2})",
         r.savings_usd,
         r.cost_usd,
         r.compute_cost_usd,
