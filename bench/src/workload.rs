@@ -61,6 +61,7 @@ pub fn decoded_series_of(
         },
         methods: Default::default(),
         keys: None,
+        tiers: None,
     }
 }
 
@@ -73,6 +74,7 @@ pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<
                 route: d.route,
                 latency_us: wire::encode_histogram(&d.latency.to_histogram()),
                 keys: None,
+                tiers: None,
                 status: d.status,
                 errors: 0,
                 cancelled: 0,

@@ -1,13 +1,15 @@
 //! The answer cache: an in-process L1 (quick_cache, its capacity from
 //! Lumen's tuning channel) in front of Redis when configured, else a map in
 //! the process. Every lookup is reported to Lumen once, as a hit (L1 or
-//! Redis) or a miss.
+//! Redis) or a miss, and each tier's lookup is timed (the origin's fetch
+//! is timed by the handler).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use lumen_middleware::cache::{self, Tier};
 use lumen_middleware::tuning::CacheTuning;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -175,15 +177,24 @@ impl AnswerCache {
     pub async fn get(&self, key: &str, ttl: Duration) -> Option<String> {
         // The key's hash feeds Lumen's miss-ratio curve (the L1 size).
         let hash = key_hash(key);
-        if let Some(found) = self.l1.as_ref().and_then(|l1| l1.get(key)) {
-            lumen_middleware::cache::record_key(hash, true);
-            return Some(found);
+        if let Some(l1) = &self.l1 {
+            let started = Instant::now();
+            let found = l1.get(key);
+            cache::record_tier(Tier::L1, started.elapsed());
+            if let Some(found) = found {
+                cache::record_key(hash, true);
+                return Some(found);
+            }
         }
+        // Each tier's lookups are timed: the sidecar weighs them with the
+        // hit rates to say whether the L1, Redis or both pay off.
+        let started = Instant::now();
         let found = self.store.get(key).await;
+        cache::record_tier(self.store.tier(), started.elapsed());
         if let (Some(v), Some(l1)) = (&found, &self.l1) {
             l1.put(key, v, ttl);
         }
-        lumen_middleware::cache::record_key(hash, found.is_some());
+        cache::record_key(hash, found.is_some());
         found
     }
 
@@ -197,6 +208,15 @@ impl AnswerCache {
 }
 
 impl AnswerStore {
+    /// The tier this store is: Redis is shared (L2), the in-process map is
+    /// the app's own (L1).
+    fn tier(&self) -> Tier {
+        match self {
+            Self::Redis(_) => Tier::L2,
+            Self::InProcess(_) => Tier::L1,
+        }
+    }
+
     async fn get(&self, key: &str) -> Option<String> {
         match self {
             Self::Redis(con) => {

@@ -90,7 +90,10 @@ async fn ask(
         .into_response();
     }
     let simulate = Simulate::from_header(headers.get("x-simulate").and_then(|v| v.to_str().ok()));
-    match ask_backend(&request.question, &state.settings.backend, simulate).await {
+    let started = std::time::Instant::now();
+    let answered = ask_backend(&request.question, &state.settings.backend, simulate).await;
+    lumen_middleware::cache::record_tier(lumen_middleware::cache::Tier::Origin, started.elapsed());
+    match answered {
         Ok(answer) => {
             state.cache.put(&key, &answer, ttl).await;
             Json(AskResponse {

@@ -9,6 +9,10 @@
 //! holds the layer's [`LumenLayer::cache_report`](crate::LumenLayer::cache_report)
 //! and counts on it, with no route.
 //!
+//! An app with more than one tier (an in-process L1 in front of Redis)
+//! may also time each tier's lookups with [`record_tier`]: the sidecar then
+//! says whether the L1, the L2 or both pay off.
+//!
 //! ```
 //! # use lumen_middleware::cache;
 //! // Deep inside a cache wrapper:
@@ -26,6 +30,18 @@ use crate::registry::{Event, Registry, RouteSeries};
 
 thread_local! {
     static CURRENT: Cell<Option<&'static RouteSeries>> = const { Cell::new(None) };
+}
+
+/// A cache tier whose lookups [`record_tier`] times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Tier {
+    /// An in-process cache (e.g. moka, quick_cache).
+    L1 = 0,
+    /// A shared cache over the network (e.g. Redis, Memorystore).
+    L2 = 1,
+    /// The origin the caches stand in front of (the backend, the database).
+    Origin = 2,
 }
 
 /// Restores the thread's previous request mark when dropped.
@@ -99,6 +115,15 @@ impl CacheReport {
         }
     }
 
+    /// Times one lookup of `tier` (hit or miss) that took `latency`
+    /// (beyond an hour counts as an hour). No lock, no allocation.
+    #[inline]
+    pub fn record_tier(&self, tier: Tier, latency: std::time::Duration) {
+        if let Some(series) = self.series {
+            series.record_tier(tier, latency);
+        }
+    }
+
     /// Counts one lookup of the key whose 64-bit hash is `hash`, a hit when
     /// `hit`, and offers the key to the miss-ratio sample (SHARDS: about
     /// `LUMEN_KEY_SAMPLE_RATE` of keys are kept, with every access to them).
@@ -127,6 +152,24 @@ impl CacheReport {
 #[inline]
 pub fn record_key(hash: u64, hit: bool) {
     CacheReport::current().record_key(hash, hit);
+}
+
+/// Times one lookup of cache tier `tier` for the current request: how long
+/// the L1 or L2 took to answer (hit or miss), or the origin to fetch. The
+/// sidecar weighs the tiers' mean times with the hit rates to say whether
+/// the L1, the L2 or both pay off. Time each tier a lookup touches.
+///
+/// ```
+/// use lumen_middleware::cache::{self, Tier};
+/// use std::time::Instant;
+/// let started = Instant::now();
+/// let found: Option<String> = None; // redis.get(key)…
+/// cache::record_tier(Tier::L2, started.elapsed());
+/// # let _ = found;
+/// ```
+#[inline]
+pub fn record_tier(tier: Tier, latency: std::time::Duration) {
+    CacheReport::current().record_tier(tier, latency);
 }
 
 /// Counts a cache hit for the current request (see the module docs).

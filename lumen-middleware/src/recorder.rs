@@ -65,6 +65,16 @@ impl Recorder {
         self.series(route).record(Event::Cache { hit });
     }
 
+    /// One lookup of cache tier `tier` that took `latency`.
+    pub fn record_tier(
+        &self,
+        route: Option<&str>,
+        tier: crate::cache::Tier,
+        latency: std::time::Duration,
+    ) {
+        self.series(route).record_tier(tier, latency);
+    }
+
     /// Takes everything recorded since the last drain, per route. The
     /// [`Shipper`](crate::Shipper) calls this every interval; calling it
     /// yourself takes the data away from the shipper.

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
+use lumen_middleware::cache::Tier;
 use lumen_middleware::{CacheReport, IntervalSeries, LumenConfig, LumenLayer, OTHER_ROUTE, pair};
+use std::time::Duration;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn layer(config: LumenConfig) -> LumenLayer {
@@ -73,6 +75,9 @@ async fn a_dropped_request_counts_as_cancelled_only() {
 async fn cached_answer(cache: CacheReport) -> &'static str {
     cache.hit();
     lookup_without_request();
+    cache.record_tier(Tier::L1, Duration::from_micros(3));
+    lumen_middleware::cache::record_tier(Tier::L2, Duration::from_micros(900));
+    lumen_middleware::cache::record_tier(Tier::L2, Duration::from_micros(1_100));
     "answer"
 }
 
@@ -109,6 +114,11 @@ async fn labels_routes_by_matched_path_and_attributes_cache_reports() {
         "unmatched 404 has no route"
     );
     assert_eq!((series[1].cache_hits, series[1].cache_misses), (1, 1));
+    // Tier timings land on the route, summed, and travel in the batch.
+    assert_eq!(series[1].tiers, [[1, 3], [2, 2_000], [0, 0]]);
+    let wire = series[1].to_wire().tiers.expect("timed tiers travel");
+    assert_eq!((wire.l2.lookups, wire.l2.mean_us()), (2, Some(1_000.0)));
+    assert_eq!(series[2].to_wire().tiers, None, "no timings, no field");
     assert_eq!(series[2].status[1], 2);
     assert_eq!(series[2].cache_hits + series[2].cache_misses, 0);
 }

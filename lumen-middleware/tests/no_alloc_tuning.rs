@@ -1,4 +1,5 @@
-//! The tuning channel's read and the keyed cache count allocate nothing
+//! The tuning channel's read, the keyed cache count and the tier timing
+//! allocate nothing
 //! in steady state (counted by an instrumented global allocator; a file of
 //! its own, so no other test's thread allocates behind the count's back).
 
@@ -21,6 +22,10 @@ fn tuning_reads_and_keyed_cache_counts_do_not_allocate() {
     let mut ttl = std::time::Duration::ZERO;
     for k in 0..100_000u64 {
         report.record_key(k.wrapping_mul(31), k % 3 != 0);
+        report.record_tier(
+            lumen_middleware::cache::Tier::L2,
+            std::time::Duration::from_micros(k),
+        );
         ttl += handle.ttl_or(std::time::Duration::from_secs(1));
     }
     let change = region.change();

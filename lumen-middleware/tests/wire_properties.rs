@@ -20,6 +20,7 @@ fn series(route: Option<String>, latencies: Vec<(u64, u64)>, errors: u64, hits: 
         route,
         latency_us: wire::encode_histogram(&h),
         keys: None,
+        tiers: None,
         status: StatusCounts {
             success,
             ..Default::default()

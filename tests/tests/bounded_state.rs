@@ -20,6 +20,7 @@ fn batch(seq: u64, routes: std::ops::Range<u64>) -> String {
                 route: Some(format!("/flood/{r}")),
                 latency_us: wire::encode_histogram(&latency),
                 keys: None,
+                tiers: None,
                 status: StatusCounts {
                     success: 2,
                     server_error: 1,

@@ -199,10 +199,48 @@ async fn the_loop_sets_the_ttl_the_app_uses_and_the_hit_rate_follows() {
         },
     )
     .await;
+    // Which tiers pay off, from the app's timings of each tier: every
+    // lookup tries the L1 first, Redis sees only the L1's misses, the
+    // backend only Redis's; an in-process lookup is faster than a Redis
+    // round trip, which is faster than the 60 ms (median) backend; and at
+    // this hit rate some cache beats none.
+    let tiers = eventually(
+        "a tier comparison on timed lookups",
+        Duration::from_secs(30),
+        || {
+            let s = &sidecar;
+            async move {
+                let t = tuning(s).await["caches"][ASK]["tiers"].clone();
+                t["best"].is_string().then_some(t)
+            }
+        },
+    )
+    .await;
+    let lookups = |tier: &str| tiers["timed"][tier]["lookups"].as_u64().expect("lookups");
+    let mean = |tier: &str| {
+        tiers["means"][format!("{tier}_us")]
+            .as_f64()
+            .expect("a mean")
+    };
+    assert!(
+        lookups("l1") >= lookups("l2") && lookups("l2") >= lookups("origin"),
+        "{tiers}"
+    );
+    assert!(
+        mean("l1") < mean("l2") && mean("l2") < mean("origin"),
+        "{tiers}"
+    );
+    assert_eq!(
+        tiers["layouts"].as_array().map(Vec::len),
+        Some(4),
+        "{tiers}"
+    );
+    assert_ne!(tiers["best"], "none", "{tiers}");
     // The report lists the loop's changes with the hit rates before and after.
     let report = get_ok(&format!("{}/v1/report", sidecar.base())).await;
     assert!(report.contains("## Feedback loop (apply)"), "{report}");
     assert!(report.contains("| /api/v1/mentor/ask | 1 s → "), "{report}");
+    assert!(report.contains("| Tiers that pay off |"), "{report}");
     load.abort();
 }
 

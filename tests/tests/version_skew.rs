@@ -35,6 +35,7 @@ fn batch_json(seq: u64, requests: u64) -> serde_json::Value {
             route: Some("/x".into()),
             latency_us: wire::encode_histogram(&latency),
             keys: None,
+            tiers: None,
             status: StatusCounts {
                 success: requests,
                 ..Default::default()

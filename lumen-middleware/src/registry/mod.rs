@@ -72,6 +72,18 @@ impl RouteSeries {
         self.keys.record(hash);
     }
 
+    /// Times one lookup of cache tier `tier` at `latency`.
+    #[inline]
+    pub(crate) fn record_tier(&self, tier: crate::cache::Tier, latency: std::time::Duration) {
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .min(crate::wire::MAX_HIGHEST_TRACKABLE_US);
+        self.record(Event::Tier {
+            tier: tier as usize,
+            us,
+        });
+    }
+
     /// Records a response of `status` to a request of method `method` (an
     /// index in [`METHODS`](crate::wire::METHODS)) after `latency_us`.
     #[inline]
@@ -155,6 +167,9 @@ pub struct IntervalSeries {
     pub cache_misses: u64,
     /// The interval's sample of cache keys.
     pub(crate) keys: DrainedKeys,
+    /// Cache lookups timed by tier, `[lookups, summed µs]` in
+    /// [`TIERS`](crate::wire::TIERS)' order.
+    pub tiers: [[u64; 2]; 3],
 }
 
 impl IntervalSeries {
@@ -176,6 +191,12 @@ impl IntervalSeries {
                 lookups: self.keys.lookups,
                 dropped: self.keys.dropped,
                 accesses: self.keys.accesses.clone(),
+            }),
+            tiers: self.tiers.iter().any(|t| t[0] > 0).then(|| {
+                crate::wire::TierTimes::from_array(
+                    self.tiers
+                        .map(|[lookups, total_us]| crate::wire::TierTime { lookups, total_us }),
+                )
             }),
         }
     }
@@ -321,6 +342,7 @@ impl Registry {
             cache_hits: d.cache_hits,
             cache_misses: d.cache_misses,
             keys: DrainedKeys::default(),
+            tiers: d.tiers,
         }
     }
 }

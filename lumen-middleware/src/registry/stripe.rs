@@ -12,12 +12,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::wire::METHODS;
+use crate::wire::{METHODS, TIERS};
 
 const HOT_BIT: u64 = 1 << 63;
 
 /// Request methods counted apart (the last is every other method).
 pub(crate) const METHOD_COUNT: usize = METHODS.len();
+/// Cache tiers timed apart.
+pub(crate) const TIER_COUNT: usize = TIERS.len();
 
 /// What one request (or one cache report) adds.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +37,9 @@ pub(crate) enum Event {
     Cancelled,
     /// A cache lookup the handler reported.
     Cache { hit: bool },
+    /// One lookup of cache tier `tier` (an index in
+    /// [`TIERS`](crate::wire::TIERS)) that took `us` µs.
+    Tier { tier: usize, us: u64 },
 }
 
 /// Counters of one interval of one stripe.
@@ -47,6 +52,8 @@ pub(crate) struct IntervalBuffer {
     cancelled: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    /// Lookups and their summed µs by cache tier.
+    tiers: [[AtomicU64; 2]; TIER_COUNT],
     histogram: Box<[AtomicU64]>,
 }
 
@@ -59,6 +66,7 @@ impl IntervalBuffer {
             cancelled: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
+            tiers: Default::default(),
             histogram: (0..len).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -87,6 +95,10 @@ impl IntervalBuffer {
             Event::Cache { hit: false } => {
                 self.cache_misses.fetch_add(1, Ordering::Relaxed);
             }
+            Event::Tier { tier, us } => {
+                self.tiers[tier][0].fetch_add(1, Ordering::Relaxed);
+                self.tiers[tier][1].fetch_add(us, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -102,6 +114,8 @@ pub(crate) struct Drained {
     pub(crate) cancelled: u64,
     pub(crate) cache_hits: u64,
     pub(crate) cache_misses: u64,
+    /// `[lookups, summed µs]` by cache tier.
+    pub(crate) tiers: [[u64; 2]; TIER_COUNT],
 }
 
 impl Drained {
@@ -113,6 +127,7 @@ impl Drained {
             cancelled: 0,
             cache_hits: 0,
             cache_misses: 0,
+            tiers: [[0; 2]; TIER_COUNT],
         }
     }
 
@@ -138,6 +153,7 @@ impl Drained {
             && self.cancelled == 0
             && self.cache_hits == 0
             && self.cache_misses == 0
+            && self.tiers.iter().all(|t| t[0] == 0)
     }
 }
 
@@ -203,6 +219,11 @@ impl Stripe {
         into.cancelled += cold.cancelled.swap(0, Ordering::Relaxed);
         into.cache_hits += cold.cache_hits.swap(0, Ordering::Relaxed);
         into.cache_misses += cold.cache_misses.swap(0, Ordering::Relaxed);
+        for (sums, counters) in into.tiers.iter_mut().zip(cold.tiers.iter()) {
+            for (sum, counter) in sums.iter_mut().zip(counters) {
+                *sum += counter.swap(0, Ordering::Relaxed);
+            }
+        }
         cold.completed.store(0, Ordering::Relaxed);
         self.drained_through.store(started, Ordering::Relaxed);
     }
@@ -228,7 +249,10 @@ mod tests {
         });
         stripe.record(Event::Cancelled);
         stripe.record(Event::Cache { hit: true });
+        stripe.record(Event::Tier { tier: 1, us: 700 });
+        stripe.record(Event::Tier { tier: 1, us: 300 });
         stripe.drain(&mut d);
+        assert_eq!(d.tiers, [[0, 0], [2, 1_000], [0, 0]]);
         assert_eq!(d.histogram, vec![0, 0, 0, 1, 0, 1, 0, 0]);
         assert_eq!(d.status(), [0, 1, 0, 0, 0]);
         assert_eq!(d.status_by_method[2], [0, 1, 0, 0, 0], "a POST");

@@ -164,6 +164,7 @@ mod tests {
                 route: Some(route.into()),
                 latency_us: wire::encode_histogram(&h),
                 keys: None,
+                tiers: None,
                 status: StatusCounts {
                     success: ok,
                     ..Default::default()

@@ -70,6 +70,65 @@ pub struct Series {
     /// (absent when the app reported no keyed lookup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<KeySample>,
+    /// The interval's lookups and their time by cache tier (absent when
+    /// the app timed none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<TierTimes>,
+}
+
+/// How long one route's cache lookups took, tier by tier, over one
+/// interval: what the sidecar weighs to say whether an in-process L1, a
+/// shared L2 (Redis) or both pay off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierTimes {
+    /// In-process cache lookups.
+    #[serde(default)]
+    pub l1: TierTime,
+    /// Shared cache (e.g. Redis) lookups.
+    #[serde(default)]
+    pub l2: TierTime,
+    /// Fetches from the origin (the backend the cache saves).
+    #[serde(default)]
+    pub origin: TierTime,
+}
+
+impl TierTimes {
+    /// The tiers in [`TIERS`](super::TIERS)' order.
+    pub fn as_array(&self) -> [TierTime; 3] {
+        [self.l1, self.l2, self.origin]
+    }
+
+    /// The tiers from an array in [`TIERS`](super::TIERS)' order.
+    pub fn from_array([l1, l2, origin]: [TierTime; 3]) -> Self {
+        Self { l1, l2, origin }
+    }
+}
+
+/// Lookups of one cache tier and their summed time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierTime {
+    /// Lookups timed.
+    #[serde(default)]
+    pub lookups: u64,
+    /// Their summed time, µs (each lookup counts at most
+    /// [`MAX_HIGHEST_TRACKABLE_US`](super::MAX_HIGHEST_TRACKABLE_US)).
+    #[serde(default)]
+    pub total_us: u64,
+}
+
+impl TierTime {
+    /// Mean µs per lookup, if any was timed.
+    pub fn mean_us(&self) -> Option<f64> {
+        (self.lookups > 0).then(|| self.total_us as f64 / self.lookups as f64)
+    }
+
+    /// Adds `other`, saturating.
+    pub fn saturating_add(&self, other: &Self) -> Self {
+        Self {
+            lookups: self.lookups.saturating_add(other.lookups),
+            total_us: self.total_us.saturating_add(other.total_us),
+        }
+    }
 }
 
 /// A route's sampled cache keys over one interval (SHARDS spatial

@@ -42,6 +42,7 @@
 //!         route: Some("/hello".into()),
 //!         latency_us: wire::encode_histogram(&latency),
 //!         keys: None,
+//!         tiers: None,
 //!         status: StatusCounts { success: 3, ..Default::default() },
 //!         errors: 0,
 //!         cancelled: 0,
@@ -61,7 +62,10 @@ mod latency_counts;
 mod status_class;
 mod tuning;
 
-pub use batch::{Batch, CacheCounts, KeySample, MethodCounts, ProcessStats, Series, StatusCounts};
+pub use batch::{
+    Batch, CacheCounts, KeySample, MethodCounts, ProcessStats, Series, StatusCounts, TierTime,
+    TierTimes,
+};
 pub use error::WireError;
 pub use histogram::{
     MAX_HIGHEST_TRACKABLE_US, MAX_SIGNIFICANT_DIGITS, decode_histogram, encode_histogram,
@@ -88,6 +92,9 @@ pub const MAX_NAME_LEN: usize = 256;
 pub const METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
 ];
+
+/// The cache tiers a series times apart, in [`TierTimes`]' order.
+pub const TIERS: [&str; 3] = ["l1", "l2", "origin"];
 
 /// Most series one batch may carry.
 pub const MAX_SERIES: usize = 1024;
@@ -132,6 +139,8 @@ pub struct DecodedSeries {
     pub methods: std::collections::BTreeMap<String, MethodCounts>,
     /// The interval's sample of cache keys, if any.
     pub keys: Option<KeySample>,
+    /// The interval's cache lookups timed by tier, if any.
+    pub tiers: Option<TierTimes>,
 }
 
 /// Parses and checks a batch body: JSON shape, version, names, timestamps,
@@ -276,6 +285,19 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
                 ));
             }
         }
+        if let Some(t) = &s.tiers {
+            for (name, tier) in TIERS.iter().zip(t.as_array()) {
+                if tier.total_us > tier.lookups.saturating_mul(MAX_HIGHEST_TRACKABLE_US) {
+                    return Err(WireError::invalid(
+                        format!("series[{i}].tiers.{name}.total_us"),
+                        format!(
+                            "{} µs over {} lookups is more than {MAX_HIGHEST_TRACKABLE_US} µs a lookup",
+                            tier.total_us, tier.lookups
+                        ),
+                    ));
+                }
+            }
+        }
         series.push(DecodedSeries {
             route: s.route,
             latency,
@@ -285,6 +307,7 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
             cache: s.cache,
             methods: s.methods,
             keys: s.keys,
+            tiers: s.tiers,
         });
     }
     Ok(DecodedBatch {

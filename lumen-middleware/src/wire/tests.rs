@@ -103,6 +103,17 @@ fn every_malformed_field_is_named() {
             Box::new(|v| v["process"]["cpu_seconds"] = json!(-3.0)),
         ),
         (
+            "series[0].tiers.l2.total_us: 3600000001 µs over 1 lookups is more than 3600000000 µs a lookup",
+            Box::new(|v| {
+                v["series"][0]["tiers"] =
+                    json!({"l2": {"lookups": 1, "total_us": 3_600_000_001_u64}})
+            }),
+        ),
+        (
+            "series[0].tiers.origin.lookups: invalid type: string",
+            Box::new(|v| v["series"][0]["tiers"] = json!({"origin": {"lookups": "7"}})),
+        ),
+        (
             "series[1].route: repeats an earlier series' route",
             Box::new(|v| {
                 let s = v["series"][0].clone();

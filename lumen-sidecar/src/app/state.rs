@@ -62,6 +62,8 @@ pub struct AppState {
     started_ms: u64,
     tuning: Mutex<super::tuning::TuningState>,
     key_samples: Mutex<std::collections::BTreeMap<String, crate::eval::mrc::ShardsSample>>,
+    /// Each route's cache lookups timed by tier, since the sidecar started.
+    tier_times: Mutex<std::collections::BTreeMap<String, lumen_middleware::wire::TierTimes>>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             started_ms: super::clock::now_ms(),
             tuning: Mutex::default(),
             key_samples: Mutex::default(),
+            tier_times: Mutex::default(),
             histogram_feed: OnceLock::new(),
             wal: OnceLock::new(),
             store_budget: OnceLock::new(),
@@ -213,6 +216,7 @@ impl AppState {
     pub fn note_exported(&self, batch: &DecodedBatch) {
         if self.config.feedback.mode != crate::config::FeedbackMode::Off {
             self.note_key_samples(batch);
+            self.note_tier_times(batch);
         }
         {
             let mut totals = self.totals();
@@ -274,21 +278,53 @@ impl AppState {
         now_ms: u64,
     ) -> Vec<super::tuning::TtlChange> {
         let f = &self.config.feedback;
-        let l1: std::collections::BTreeMap<String, super::tuning::L1Recommendation> = self
-            .key_samples
+        let mut advice: std::collections::BTreeMap<String, super::tuning::CacheAdvice> =
+            self.key_samples
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .filter_map(|(route, sample)| {
+                    super::tuning::recommend_l1(sample, f.ttl.target_hit_rate, f.l1_entry_bytes)
+                        .map(|r| {
+                            let advice = super::tuning::CacheAdvice {
+                                l1: Some(r),
+                                tiers: None,
+                            };
+                            (route.clone(), advice)
+                        })
+                })
+                .collect();
+        for (route, times) in self
+            .tier_times
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter_map(|(route, sample)| {
-                super::tuning::recommend_l1(sample, f.ttl.target_hit_rate, f.l1_entry_bytes)
-                    .map(|r| (route.clone(), r))
-            })
-            .collect();
+        {
+            let Some([hits, misses]) = cumulative.get(route).copied() else {
+                continue;
+            };
+            if hits + misses == 0 {
+                continue;
+            }
+            let entry = advice.entry(route.clone()).or_default();
+            // The L1 at the size the curve recommends; without a curve, the
+            // L1 in force as measured (its misses are the L2's lookups).
+            let l1_hit_ratio = entry.l1.as_ref().and_then(|r| r.hit_ratio).or_else(|| {
+                (times.l1.lookups > 0 && times.l2.lookups > 0).then(|| {
+                    1.0 - times.l2.lookups.min(times.l1.lookups) as f64 / times.l1.lookups as f64
+                })
+            });
+            entry.tiers = Some(crate::eval::choose_tiers(
+                times,
+                hits as f64 / (hits + misses) as f64,
+                l1_hit_ratio,
+            ));
+        }
         let made = self
             .tuning
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .decide(cumulative, &l1, &f.ttl, f.mode, now_ms);
+            .decide(cumulative, &advice, &f.ttl, f.mode, now_ms);
         for c in &made {
             tracing::info!(
                 applied = c.applied,
@@ -323,6 +359,23 @@ impl AppState {
             for hash in &keys.accesses {
                 sample.offer(*hash, keys.threshold);
             }
+        }
+    }
+
+    /// Adds a batch's per-tier lookup timings to each route's sums.
+    fn note_tier_times(&self, batch: &DecodedBatch) {
+        let mut sums = self
+            .tier_times
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for series in &batch.series {
+            let (Some(route), Some(tiers)) = (&series.route, &series.tiers) else {
+                continue;
+            };
+            let sum = sums.entry(route.clone()).or_default();
+            *sum = lumen_middleware::wire::TierTimes::from_array(std::array::from_fn(|i| {
+                sum.as_array()[i].saturating_add(&tiers.as_array()[i])
+            }));
         }
     }
 

@@ -400,6 +400,7 @@ mod tests {
             cache: CacheCounts { hits: 4, misses: 1 },
             methods: Default::default(),
             keys: None,
+            tiers: None,
         };
         let mut totals = CumulativeTotals::default();
         totals.add(&series, &BudgetRules::default(), &bounds);

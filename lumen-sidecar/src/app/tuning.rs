@@ -37,6 +37,9 @@ pub struct L1Recommendation {
     pub capacity: Option<u64>,
     /// Whether that capacity reaches the target.
     pub reaches_target: bool,
+    /// The hit ratio an LRU L1 of that capacity reaches on the sample.
+    #[serde(default)]
+    pub hit_ratio: Option<f64>,
     /// The highest hit ratio any size reaches (first-time keys always miss).
     pub max_hit_ratio: f64,
     /// What that costs at `entry_bytes` an entry.
@@ -68,6 +71,7 @@ pub fn recommend_l1(
         rate: sample.rate(),
         capacity,
         reaches_target,
+        hit_ratio: capacity.map(|c| 1.0 - curve.miss_ratio(c)),
         max_hit_ratio,
         memory_bytes: capacity.map(|c| c.saturating_mul(entry_bytes)),
         curve: curve
@@ -76,6 +80,15 @@ pub fn recommend_l1(
             .step_by(2)
             .collect(),
     })
+}
+
+/// What the sampled keys and the tier timings say about one cache.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheAdvice {
+    /// The L1 size for the target hit rate.
+    pub l1: Option<L1Recommendation>,
+    /// Which tiers pay off.
+    pub tiers: Option<crate::eval::TierChoice>,
 }
 
 /// One TTL change.
@@ -118,6 +131,10 @@ pub struct CacheTuningState {
     pub changes: VecDeque<TtlChange>,
     /// The L1 size for the target hit rate, from the sampled keys.
     pub l1: Option<L1Recommendation>,
+    /// Whether the L1, the L2 or both pay off, from the tiers' timings
+    /// (the deciding sidecar's app's).
+    #[serde(default)]
+    pub tiers: Option<crate::eval::TierChoice>,
 }
 
 /// `GET /v1/tuning`.
@@ -159,7 +176,7 @@ impl TuningState {
     pub fn decide(
         &mut self,
         cumulative: &BTreeMap<String, [u64; 2]>,
-        l1: &BTreeMap<String, L1Recommendation>,
+        advice: &BTreeMap<String, CacheAdvice>,
         control: &TtlControl,
         mode: FeedbackMode,
         now_ms: u64,
@@ -186,9 +203,12 @@ impl TuningState {
                     why: String::new(),
                     changes: VecDeque::new(),
                     l1: None,
+                    tiers: None,
                 });
             let l1_before = cache.l1.as_ref().and_then(|r| r.capacity);
-            cache.l1 = l1.get(name).cloned();
+            let advice = advice.get(name).cloned().unwrap_or_default();
+            cache.l1 = advice.l1;
+            cache.tiers = advice.tiers;
             let l1_moved = cache.l1.as_ref().and_then(|r| r.capacity) != l1_before;
             let rate = (hits + misses > 0).then(|| hits as f64 * 100.0 / (hits + misses) as f64);
             if let (Some(last), Some(r)) = (cache.changes.back_mut(), rate)

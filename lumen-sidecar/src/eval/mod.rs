@@ -4,6 +4,7 @@
 pub mod alert_rules;
 mod bucket_quantile;
 mod budget;
+mod cache_tiers;
 pub mod calendar;
 mod cost;
 mod health;
@@ -23,6 +24,9 @@ pub use budget::{
     ALERT_TABLE, BURN_WINDOWS, BudgetAlert, BudgetReport, BurnRate, BurndownPoint,
     DEFAULT_MIN_EVENTS, SloBudget, SloPeriod, alert_factor, allowed_share, budget_report,
     budget_report_of_sums, burn_rate,
+};
+pub use cache_tiers::{
+    LayoutCost, MIN_SAVING, MIN_TIER_LOOKUPS, TierChoice, TierLayout, TierMeans, choose_tiers,
 };
 pub use cost::{
     CostConfig, CostReport, DEFAULT_MONTHLY_BUDGET_USD, PRICES_AS_OF, cost_report, month_bounds,

@@ -1,5 +1,5 @@
 //! The feedback loop in the Markdown report: each cache's TTL, its last
-//! interval, the L1 recommendation, and the changes with the hit rates
+//! interval, the L1 recommendation, which tiers pay off, and the changes with the hit rates
 //! before and after.
 
 use std::fmt::Write;
@@ -58,6 +58,29 @@ pub fn tuning_markdown(t: &TuningReport) -> String {
             c.recommended_ttl_s,
             c.hit_rate.map_or("n/a".into(), |h| format!("{h:.1}%")),
         );
+    }
+    let tiers: Vec<_> = t
+        .caches
+        .iter()
+        .filter_map(|(name, c)| c.tiers.as_ref().map(|tiers| (name, tiers)))
+        .collect();
+    if !tiers.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n| Cache | L1 lookup | L2 lookup | Origin fetch | Tiers that pay off |\n| --- | ---: | ---: | ---: | --- |"
+        );
+        let mean = |us: Option<f64>| us.map_or("not timed".into(), |us| format!("{us:.0} µs"));
+        for (name, c) in tiers {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} |",
+                cell(name),
+                mean(c.means.l1_us),
+                mean(c.means.l2_us),
+                mean(c.means.origin_us),
+                cell(&c.why),
+            );
+        }
     }
     let changes: Vec<_> = t
         .caches
