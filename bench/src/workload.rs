@@ -62,6 +62,7 @@ pub fn decoded_series_of(
         methods: Default::default(),
         keys: None,
         tiers: None,
+        variant: None,
     }
 }
 
@@ -75,6 +76,7 @@ pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<
                 latency_us: wire::encode_histogram(&d.latency.to_histogram()),
                 keys: None,
                 tiers: None,
+                variant: None,
                 status: d.status,
                 errors: 0,
                 cancelled: 0,

@@ -59,6 +59,23 @@ pub(crate) fn enter(series: &'static RouteSeries) -> RequestMark {
     RequestMark(CURRENT.replace(Some(series)))
 }
 
+/// The series the thread's current request records into (after an
+/// experiment assignment, its arm's), or `fallback` outside a request.
+#[inline]
+pub(crate) fn current_or(fallback: &'static RouteSeries) -> &'static RouteSeries {
+    CURRENT.get().unwrap_or(fallback)
+}
+
+/// Moves the thread's current request to `arm` of `experiment`: it is
+/// recorded there, with the cache reports that follow. A request already
+/// assigned keeps its arm; outside a request, nothing happens.
+#[inline]
+pub(crate) fn assign_arm(arm: crate::wire::Arm, experiment: u32) {
+    if let Some(series) = CURRENT.get() {
+        CURRENT.set(Some(series.arm(arm, experiment)));
+    }
+}
+
 /// A handle that reports cache lookups for one request's route. Copy it into
 /// spawned tasks: it keeps the route.
 ///

@@ -61,12 +61,21 @@ where
         let this = self.project();
         let request = this
             .in_flight
+            .as_mut()
             .expect("ResponseFuture polled after it completed");
-        let result = {
+        let polled = {
             let _mark = cache::enter(request.series);
-            ready!(this.inner.poll(cx))
+            let polled = this.inner.poll(cx);
+            // A handler that assigned the request to an experiment's arm
+            // moved the mark to the arm's series: the request counts there.
+            request.series = cache::current_or(request.series);
+            polled
         };
-        *this.in_flight = None;
+        let result = ready!(polled);
+        let request = this
+            .in_flight
+            .take()
+            .expect("ResponseFuture polled after it completed");
         Poll::Ready(match result {
             Ok(response) => {
                 let status = response.status().as_u16();

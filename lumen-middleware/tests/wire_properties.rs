@@ -21,6 +21,7 @@ fn series(route: Option<String>, latencies: Vec<(u64, u64)>, errors: u64, hits: 
         latency_us: wire::encode_histogram(&h),
         keys: None,
         tiers: None,
+        variant: None,
         status: StatusCounts {
             success,
             ..Default::default()

@@ -21,6 +21,7 @@ fn batch(seq: u64, routes: std::ops::Range<u64>) -> String {
                 latency_us: wire::encode_histogram(&latency),
                 keys: None,
                 tiers: None,
+                variant: None,
                 status: StatusCounts {
                     success: 2,
                     server_error: 1,

@@ -36,6 +36,7 @@ fn batch_json(seq: u64, requests: u64) -> serde_json::Value {
             latency_us: wire::encode_histogram(&latency),
             keys: None,
             tiers: None,
+            variant: None,
             status: StatusCounts {
                 success: requests,
                 ..Default::default()

@@ -14,7 +14,7 @@ mod key_sample;
 mod stripe;
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use hdrhistogram::Histogram;
@@ -44,6 +44,7 @@ pub(crate) fn method_index(method: &http::Method) -> usize {
 }
 
 use crate::layout::HistogramLayout;
+use crate::wire::{Arm, Variant};
 
 /// Route label of requests beyond the route cap.
 pub const OTHER_ROUTE: &str = "other";
@@ -54,16 +55,56 @@ pub(crate) struct RouteSeries {
     layout: HistogramLayout,
     stripes: Box<[OnceLock<Stripe>]>,
     keys: KeyRing,
+    /// For an arm's series, the arm; `None` for a route's own series.
+    arm: Option<Arm>,
+    /// A route's series per experiment arm, made the first time one of its
+    /// requests is assigned to an arm.
+    arms: OnceLock<Box<[RouteSeries; 2]>>,
+    /// For an arm's series, the experiment its requests were last
+    /// assigned in.
+    experiment: AtomicU32,
 }
 
 impl RouteSeries {
     fn new(name: Option<&str>, layout: HistogramLayout, stripes: usize) -> Self {
+        Self::with_arm(name, layout, stripes, None)
+    }
+
+    fn with_arm(
+        name: Option<&str>,
+        layout: HistogramLayout,
+        stripes: usize,
+        arm: Option<Arm>,
+    ) -> Self {
         Self {
             name: name.map(Into::into),
             layout,
             stripes: (0..stripes).map(|_| OnceLock::new()).collect(),
             keys: KeyRing::default(),
+            arm,
+            arms: OnceLock::new(),
+            experiment: AtomicU32::new(0),
         }
+    }
+
+    /// The series of this route's requests assigned to `arm` of
+    /// `experiment`; an arm's series is its own (a request is assigned
+    /// once). Allocates once per route, at its first assignment.
+    #[inline]
+    pub(crate) fn arm(&'static self, arm: Arm, experiment: u32) -> &'static RouteSeries {
+        if self.arm.is_some() {
+            return self;
+        }
+        let stripes = self.stripes.len();
+        let series = &self.arms.get_or_init(|| {
+            Box::new(Arm::BOTH.map(|a| {
+                RouteSeries::with_arm(self.name.as_deref(), self.layout, stripes, Some(a))
+            }))
+        })[arm as usize];
+        if series.experiment.load(Ordering::Relaxed) != experiment {
+            series.experiment.store(experiment, Ordering::Relaxed);
+        }
+        series
     }
 
     /// Counts one keyed cache lookup and samples its key.
@@ -151,6 +192,8 @@ fn thread_ordinal() -> usize {
 pub struct IntervalSeries {
     /// Route label; `None` for requests no route was given to.
     pub route: Option<String>,
+    /// The experiment arm its requests were assigned to, if any.
+    pub variant: Option<Variant>,
     /// Latency in µs.
     pub latency: Histogram<u64>,
     /// Responses by class, `[1xx, 2xx, 3xx, 4xx, 5xx]`.
@@ -177,6 +220,7 @@ impl IntervalSeries {
     pub fn to_wire(&self) -> crate::wire::Series {
         crate::wire::Series {
             route: self.route.clone(),
+            variant: self.variant,
             latency_us: crate::wire::encode_histogram(&self.latency),
             status: crate::wire::StatusCounts::from_array(self.status),
             errors: self.errors,
@@ -291,12 +335,22 @@ impl Registry {
             .chain(self.other.get())
             .chain(self.table.iter().filter_map(OnceLock::get));
         let mut drained = Drained::new(self.layout.len());
+        // A route's own series, then its arms' (labelled with the
+        // experiment their requests were assigned in).
+        let all = all.flat_map(|series| {
+            std::iter::once(series)
+                .chain(series.arms.get().into_iter().flat_map(|arms| arms.iter()))
+        });
         for series in all {
             series.drain(&mut drained);
             let keys = series.keys.drain();
             if !drained.is_empty() || keys.lookups > 0 {
                 let mut interval = self.to_interval(series.name.as_deref(), &drained);
                 interval.keys = keys;
+                interval.variant = series.arm.map(|arm| Variant {
+                    experiment: series.experiment.load(Ordering::Relaxed),
+                    arm,
+                });
                 out.push(interval);
                 drained = Drained::new(self.layout.len());
             }
@@ -334,6 +388,7 @@ impl Registry {
             .collect();
         IntervalSeries {
             route: route.map(str::to_owned),
+            variant: None,
             latency,
             status: d.status(),
             methods,

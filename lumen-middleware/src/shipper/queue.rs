@@ -165,6 +165,7 @@ mod tests {
                 latency_us: wire::encode_histogram(&h),
                 keys: None,
                 tiers: None,
+                variant: None,
                 status: StatusCounts {
                     success: ok,
                     ..Default::default()

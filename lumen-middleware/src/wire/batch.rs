@@ -48,6 +48,11 @@ pub struct Series {
     /// The route label; absent when the app does not classify routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// The experiment arm these requests were assigned to; absent for
+    /// requests outside any experiment. (Series are disjoint by route and
+    /// variant.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<super::Variant>,
     /// Latency in µs, [`encode_histogram`](super::encode_histogram)'s format.
     pub latency_us: String,
     /// Responses by status class.

@@ -17,6 +17,8 @@
 //! and the versions it reads in the `lumen-wire-versions` header
 //! ([`WIRE_VERSIONS_HEADER`]), and the sender keeps the batch (and logs what
 //! to upgrade) until it is read. Data after the batch is refused.
+//! A series may name the experiment arm its requests were assigned to
+//! (`variant`); series are disjoint by route and variant.
 //! A series may say its counts by request method (`methods`, names from
 //! [`METHODS`]); they must add up to its `status` and `errors`.
 //!
@@ -40,6 +42,7 @@
 //!     process: None,
 //!     series: vec![Series {
 //!         route: Some("/hello".into()),
+//!         variant: None,
 //!         latency_us: wire::encode_histogram(&latency),
 //!         keys: None,
 //!         tiers: None,
@@ -61,6 +64,7 @@ mod histogram;
 mod latency_counts;
 mod status_class;
 mod tuning;
+mod variant;
 
 pub use batch::{
     Batch, CacheCounts, KeySample, MethodCounts, ProcessStats, Series, StatusCounts, TierTime,
@@ -73,6 +77,7 @@ pub use histogram::{
 pub use latency_counts::LatencyCounts;
 pub use status_class::StatusClass;
 pub use tuning::{CacheParams, TuningAnswer};
+pub use variant::{Arm, ExperimentArms, Variant};
 
 /// The key sample's spatial-hash modulus: 2^24.
 pub const KEY_SAMPLE_MODULUS: u32 = 1 << 24;
@@ -125,6 +130,8 @@ pub struct DecodedBatch {
 pub struct DecodedSeries {
     /// Route label, if the app classifies routes.
     pub route: Option<String>,
+    /// The experiment arm, for requests assigned to one.
+    pub variant: Option<Variant>,
     /// Latency in µs, as non-zero buckets.
     pub latency: LatencyCounts,
     /// Responses by status class.
@@ -219,10 +226,18 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
         if let Some(route) = &s.route {
             check_name(&format!("series[{i}].route"), route)?;
         }
-        if !routes.insert(s.route.clone()) {
+        if let Some(v) = &s.variant
+            && v.experiment == 0
+        {
+            return Err(WireError::invalid(
+                format!("series[{i}].variant.experiment"),
+                "must be at least 1",
+            ));
+        }
+        if !routes.insert((s.route.clone(), s.variant)) {
             return Err(WireError::invalid(
                 format!("series[{i}].route"),
-                "repeats an earlier series' route; series must be disjoint",
+                "repeats an earlier series' route and variant; series must be disjoint",
             ));
         }
         let field = format!("series[{i}].latency_us");
@@ -300,6 +315,7 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
         }
         series.push(DecodedSeries {
             route: s.route,
+            variant: s.variant,
             latency,
             status: s.status,
             errors: s.errors,

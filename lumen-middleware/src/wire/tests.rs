@@ -114,6 +114,14 @@ fn every_malformed_field_is_named() {
             Box::new(|v| v["series"][0]["tiers"] = json!({"origin": {"lookups": "7"}})),
         ),
         (
+            "series[0].variant.experiment: must be at least 1",
+            Box::new(|v| v["series"][0]["variant"] = json!({"experiment": 0, "arm": "a"})),
+        ),
+        (
+            "series[0].variant.arm: unknown variant `c`",
+            Box::new(|v| v["series"][0]["variant"] = json!({"experiment": 1, "arm": "c"})),
+        ),
+        (
             "series[1].route: repeats an earlier series' route",
             Box::new(|v| {
                 let s = v["series"][0].clone();
@@ -129,6 +137,30 @@ fn every_malformed_field_is_named() {
         );
         assert!(!got.contains('\n'), "one line: {got}");
     }
+}
+
+#[test]
+fn a_route_may_have_one_series_per_experiment_arm() {
+    let mut v = good();
+    let mut arm_b = v["series"][0].clone();
+    arm_b["variant"] = json!({"experiment": 3, "arm": "b"});
+    v["series"]
+        .as_array_mut()
+        .expect("array")
+        .push(arm_b.clone());
+    let decoded = decode_value(&v).expect("disjoint by variant");
+    assert_eq!(
+        decoded.series[1].variant,
+        Some(crate::wire::Variant {
+            experiment: 3,
+            arm: crate::wire::Arm::B
+        })
+    );
+    v["series"].as_array_mut().expect("array").push(arm_b);
+    let err = decode_value(&v)
+        .expect_err("the same arm twice")
+        .to_string();
+    assert!(err.starts_with("series[2].route: repeats"), "{err}");
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! version 1): `{"applied_seq": N, "tuning": {"version": V, "caches":
 //! {"NAME": {"ttl_s": 300, "l1_capacity": 5000}}}}`. A cache's name is the
 //! route whose lookups it serves (or any name the app and the sidecar's
-//! config agree on). An older middleware ignores the field.
+//! config agree on). An older middleware ignores the field. Experiments
+//! add `"params": {"NAME": 300}` (values an experiment fixed) and
+//! `"experiment": {"id", "param", "a", "b", "share_b_percent"}`.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,14 @@ pub struct TuningAnswer {
     /// Each cache's parameters, by name.
     #[serde(default)]
     pub caches: BTreeMap<String, CacheParams>,
+    /// Parameters an experiment's decision fixed, by name (what
+    /// `tuning().param(NAME)` reads outside an experiment).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, u64>,
+    /// The running experiment, if any; absent from a newer answer, it
+    /// stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<super::ExperimentArms>,
 }
 
 /// One cache's parameters; an absent one is left as the app has it.

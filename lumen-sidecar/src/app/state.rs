@@ -289,6 +289,7 @@ impl AppState {
                             let advice = super::tuning::CacheAdvice {
                                 l1: Some(r),
                                 tiers: None,
+                                variant: None,
                             };
                             (route.clone(), advice)
                         })

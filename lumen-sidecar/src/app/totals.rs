@@ -401,6 +401,7 @@ mod tests {
             methods: Default::default(),
             keys: None,
             tiers: None,
+            variant: None,
         };
         let mut totals = CumulativeTotals::default();
         totals.add(&series, &BudgetRules::default(), &bounds);

@@ -204,6 +204,7 @@ impl TuningState {
                     changes: VecDeque::new(),
                     l1: None,
                     tiers: None,
+                    variant: None,
                 });
             let l1_before = cache.l1.as_ref().and_then(|r| r.capacity);
             let advice = advice.get(name).cloned().unwrap_or_default();

@@ -24,6 +24,7 @@ fn series(route: Option<&str>, ok: u64, fail: u64, latency_us: u64) -> DecodedSe
         methods: Default::default(),
         keys: None,
         tiers: None,
+        variant: None,
     }
 }
 
