@@ -289,7 +289,6 @@ impl AppState {
                             let advice = super::tuning::CacheAdvice {
                                 l1: Some(r),
                                 tiers: None,
-                                variant: None,
                             };
                             (route.clone(), advice)
                         })

@@ -204,7 +204,6 @@ impl TuningState {
                     changes: VecDeque::new(),
                     l1: None,
                     tiers: None,
-                    variant: None,
                 });
             let l1_before = cache.l1.as_ref().and_then(|r| r.capacity);
             let advice = advice.get(name).cloned().unwrap_or_default();
@@ -270,6 +269,7 @@ impl TuningState {
                         )
                     })
                     .collect(),
+                ..Default::default()
             });
         }
         made
