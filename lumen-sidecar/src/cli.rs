@@ -103,6 +103,15 @@ pub enum Command {
         #[command(subcommand)]
         action: BudgetAction,
     },
+    /// A/B experiments on a parameter the app reads from the tuning channel
+    /// (`tuning().param(NAME)`), analysed with always-valid statistics:
+    /// `start`, `status`, `stop`. Exit code: 0 done, 3 unreachable, refused
+    /// or bad answer.
+    Experiment {
+        /// `start`, `status` or `stop`.
+        #[command(subcommand)]
+        action: ExperimentAction,
+    },
     /// The feedback loop's recommendations applied to Cloud Run.
     Tune {
         /// `apply`.
@@ -328,6 +337,70 @@ pub struct GateWatchArgs {
     /// gate's clock: a replay of a past deploy, for post-mortems (default: now).
     #[arg(long, value_name = "UNIX_MS")]
     pub replay_from: Option<u64>,
+}
+
+/// `experiment start|status|stop`.
+#[derive(Debug, Subcommand)]
+pub enum ExperimentAction {
+    /// Start an experiment: the tuning channel carries both arms, the app
+    /// puts each request in one (by the key it gives, else at random) and
+    /// the sidecar compares them at every look; it stops early only when
+    /// the primary's always-valid interval excludes no effect and no
+    /// guardrail regresses, else at the end keeps A.
+    Start(Box<ExperimentStartArgs>),
+    /// The running experiment and the decided ones (the decision reports).
+    Status(ExperimentTarget),
+    /// Stop the running experiment now; A (the value in force) stays.
+    Stop(ExperimentTarget),
+}
+
+/// Which sidecar an experiment command talks to.
+#[derive(Debug, Args)]
+pub struct ExperimentTarget {
+    /// The sidecar's URL: its base URL, or the `/v1/ingest` URL the app's
+    /// LUMEN_SIDECAR_URL names.
+    #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = crate::check::DEFAULT_URL)]
+    pub url: String,
+    /// The sidecar's bearer token, when it has one.
+    #[arg(long, env = "LUMEN_AUTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `experiment start`.
+#[derive(Debug, Args)]
+pub struct ExperimentStartArgs {
+    /// The sidecar.
+    #[command(flatten)]
+    pub target: ExperimentTarget,
+    /// The parameter the app reads (`tuning().param(NAME)`).
+    #[arg(long)]
+    pub param: String,
+    /// Arm A's value: the value in force (a whole number).
+    #[arg(long)]
+    pub a: u64,
+    /// Arm B's value: the value tried.
+    #[arg(long)]
+    pub b: u64,
+    /// B's share of requests, percent (1 to 99).
+    #[arg(long, default_value_t = crate::eval::DEFAULT_SHARE_B_PERCENT)]
+    pub share: u8,
+    /// How long it runs at most (then, without a winner, A stays).
+    #[arg(long, default_value = "7d")]
+    pub duration: String,
+    /// The metric that picks the winner: cache_hit_rate, error_rate,
+    /// under_p95_target or under_p99_target (the others are guardrails).
+    #[arg(long, default_value = "cache_hit_rate")]
+    pub primary: String,
+    /// The level of every test.
+    #[arg(long, default_value_t = crate::eval::DEFAULT_ALPHA)]
+    pub alpha: f64,
+    /// The primary test's mixing standard deviation, a proportion: the
+    /// size of effect it is most sensitive to.
+    #[arg(long, default_value_t = crate::eval::DEFAULT_TAU)]
+    pub tau: f64,
 }
 
 /// `gate approve`, `gate veto`, `gate status`.

@@ -41,6 +41,7 @@ pub mod budget;
 pub mod check;
 pub mod cli;
 pub mod rollout_commands;
+pub mod experiment_commands;
 pub mod sidecar;
 
 pub use sidecar::{ServeError, Sidecar};

@@ -67,6 +67,9 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Gate { action } => gate(action).await,
         Command::Budget { action } => print_or_fail(budget_apply(action).await),
+        Command::Experiment { action } => {
+            print_or_fail(lumen_sidecar::experiment_commands::experiment_command(action).await)
+        }
         Command::Tune {
             action: TuneAction::Apply(args),
         } => print_or_fail(tune_apply(*args).await),

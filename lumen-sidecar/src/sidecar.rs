@@ -134,6 +134,8 @@ impl Sidecar {
                 source,
             })?;
         }
+        // After the replay: a restored experiment keeps its counts.
+        state.start_configured_experiment(now_ms());
         let e = &state.config.export;
         let tokens = (e.google_auth || e.cloud_run.is_some())
             .then(|| Arc::new(TokenSource::new(MetadataClient::new(&e.metadata_host))));
@@ -222,6 +224,7 @@ impl Sidecar {
                 drained,
             ));
         }
+        peers.spawn(experiment_looks(Arc::clone(&state), stop.clone()));
         if state.config.feedback.mode != crate::config::FeedbackMode::Off {
             peers.spawn(feedback(Arc::clone(&state), fleet_tuning, stop.clone()));
             tracing::info!(
@@ -309,6 +312,21 @@ async fn feedback(state: Arc<AppState>, fleet: Option<FleetTuning>, mut stop: Sh
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Looks at the running experiment every `experiment.check_interval`
+/// (a look may decide it).
+async fn experiment_looks(state: Arc<AppState>, mut stop: Shutdown) {
+    let mut every = tokio::time::interval(state.config.experiment.check_interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.fired() => return,
+            _ = every.tick() => {}
+        }
+        state.look_at_experiment(now_ms());
     }
 }
 

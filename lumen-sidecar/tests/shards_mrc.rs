@@ -8,16 +8,8 @@
 
 use lumen_sidecar::eval::mrc::{MODULUS, MissRatioCurve, ShardsSample, log_capacities};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+mod sim_rng;
+use sim_rng::Rng;
 
 /// `n` accesses to `keys` keys, Zipf `s`; keys hashed as the middleware does.
 fn zipf_trace(keys: usize, s: f64, n: usize, seed: u64) -> Vec<u64> {

@@ -9,17 +9,8 @@ use std::collections::HashMap;
 
 use lumen_sidecar::eval::{TtlControl, next_ttl, poisson_ttl_hit_rate};
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+mod sim_rng;
+use sim_rng::Rng;
 
 fn zipf_shares(keys: usize, s: f64) -> Vec<f64> {
     let raw: Vec<f64> = (1..=keys).map(|k| 1.0 / (k as f64).powf(s)).collect();

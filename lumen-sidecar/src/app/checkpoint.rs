@@ -68,7 +68,10 @@ pub fn save_snapshot(state: &AppState) {
         let store = state.store();
         // Under the store's lock the totals agree with the store: both
         // change together in `apply_locked`.
-        let totals = state.totals().to_json(state.latency_boundaries());
+        let mut totals = state.totals().to_json(state.latency_boundaries());
+        if let Some(record) = totals.as_object_mut() {
+            record.insert("experiments".into(), state.experiments_json());
+        }
         (
             store.clone(),
             totals,

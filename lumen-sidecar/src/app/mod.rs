@@ -10,6 +10,7 @@
 mod checkpoint;
 mod clock;
 mod evaluation;
+pub mod experiments;
 mod fleet_view;
 pub mod memory_limit;
 mod shutdown;

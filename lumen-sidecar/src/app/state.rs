@@ -64,6 +64,7 @@ pub struct AppState {
     key_samples: Mutex<std::collections::BTreeMap<String, crate::eval::mrc::ShardsSample>>,
     /// Each route's cache lookups timed by tier, since the sidecar started.
     tier_times: Mutex<std::collections::BTreeMap<String, lumen_middleware::wire::TierTimes>>,
+    experiments: Mutex<super::experiments::Experiments>,
 }
 
 impl AppState {
@@ -78,6 +79,7 @@ impl AppState {
             budget_rules,
             boundaries,
             config,
+            experiments: Mutex::default(),
             store: Mutex::new(store),
             stats: IngestStats::default(),
             export_stats: Arc::default(),
@@ -217,6 +219,15 @@ impl AppState {
         if self.config.feedback.mode != crate::config::FeedbackMode::Off {
             self.note_key_samples(batch);
             self.note_tier_times(batch);
+        }
+        if batch.series.iter().any(|s| s.variant.is_some()) {
+            let mut x = self
+                .experiments
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for series in &batch.series {
+                x.note(series, &self.budget_rules);
+            }
         }
         {
             let mut totals = self.totals();
@@ -421,11 +432,148 @@ impl AppState {
 
     /// The tuning parameters the ingest answers carry, if any.
     pub fn tuning_answer(&self) -> Option<lumen_middleware::wire::TuningAnswer> {
-        self.tuning
+        let loop_answer = self
+            .tuning
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .answer()
-            .cloned()
+            .cloned();
+        let (version, params, experiment) = self
+            .experiments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .channel();
+        if version == 0 {
+            return loop_answer;
+        }
+        // Both versions only rise, so their sum does.
+        let mut answer = loop_answer.unwrap_or_default();
+        answer.version += version;
+        answer.params = params;
+        answer.experiment = experiment;
+        Some(answer)
+    }
+
+    /// Starts an experiment at `now_ms` (logged; kept at the next checkpoint).
+    pub fn start_experiment(
+        &self,
+        spec: crate::eval::ExperimentSpec,
+        now_ms: u64,
+    ) -> Result<super::experiments::ExperimentReport, super::experiments::ExperimentError> {
+        let mut x = self
+            .experiments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let e = x.start(spec, now_ms)?;
+        tracing::info!(
+            id = e.id,
+            param = e.spec.param,
+            a = e.spec.a,
+            b = e.spec.b,
+            share_b_percent = e.spec.share_b_percent,
+            duration_s = e.spec.duration.as_secs(),
+            primary = e.spec.primary.as_str(),
+            "experiment started"
+        );
+        Ok(e.report(now_ms, &self.config.cost, self.config.roi.cost_per_miss_usd))
+    }
+
+    /// Starts the configured experiment (`[experiment]`) unless one with
+    /// its parameter and arms runs or ran already (a restart does not
+    /// start it again).
+    pub fn start_configured_experiment(&self, now_ms: u64) {
+        let Some(spec) = self.config.experiment.spec() else {
+            return;
+        };
+        let ran = {
+            let x = self
+                .experiments
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            x.current()
+                .into_iter()
+                .chain(x.history())
+                .any(|e| e.spec.param == spec.param && e.spec.a == spec.a && e.spec.b == spec.b)
+        };
+        if ran {
+            tracing::info!(
+                param = spec.param,
+                "the configured experiment runs or ran already; not started again"
+            );
+            return;
+        }
+        if let Err(e) = self.start_experiment(spec, now_ms) {
+            tracing::warn!(error = %e, "the configured experiment was not started");
+        }
+    }
+
+    /// Stops the running experiment at `now_ms` (A stays; logged).
+    pub fn stop_experiment(
+        &self,
+        now_ms: u64,
+    ) -> Result<super::experiments::ExperimentReport, super::experiments::ExperimentError> {
+        let mut x = self
+            .experiments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let e = x.stop(now_ms, self.config.feedback.mode)?;
+        tracing::info!(
+            id = e.id,
+            param = e.spec.param,
+            kept = e.kept_value(),
+            "experiment stopped by an operator; A stays"
+        );
+        Ok(e.report(now_ms, &self.config.cost, self.config.roi.cost_per_miss_usd))
+    }
+
+    /// One look at the running experiment at `now_ms`; a verdict that ends
+    /// it is logged.
+    pub fn look_at_experiment(&self, now_ms: u64) -> Option<crate::eval::Verdict> {
+        let mut x = self
+            .experiments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let verdict = x.look(now_ms, self.config.feedback.mode)?;
+        if verdict.outcome.is_final() {
+            let e = x
+                .history()
+                .last()
+                .expect("a final look keeps the experiment");
+            tracing::info!(
+                id = e.id,
+                param = e.spec.param,
+                kept = e.kept_value(),
+                applied = e.applied,
+                "experiment decided: {}",
+                verdict.why
+            );
+        }
+        Some(verdict)
+    }
+
+    /// The experiments as the checkpoint keeps them (call under the
+    /// store's lock, as the totals are taken).
+    pub fn experiments_json(&self) -> serde_json::Value {
+        serde_json::to_value(
+            &*self
+                .experiments
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+        .expect("the experiments serialise")
+    }
+
+    /// `GET /v1/experiments` at `now_ms`.
+    pub fn experiments_report(&self, now_ms: u64) -> super::experiments::ExperimentsReport {
+        self.experiments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .report(
+                now_ms,
+                self.config.feedback.mode,
+                &self.config.cost,
+                self.config.roi.cost_per_miss_usd,
+            )
     }
 
     /// `GET /v1/tuning`.
@@ -464,6 +612,26 @@ impl AppState {
         let Some(kept) = kept else {
             return;
         };
+        if let Some(x) = kept.get("experiments") {
+            match serde_json::from_value::<super::experiments::Experiments>(x.clone()) {
+                Ok(x) => {
+                    if let Some(e) = x.current() {
+                        tracing::info!(
+                            id = e.id,
+                            param = e.spec.param,
+                            "experiment restored from the checkpoint; it keeps running"
+                        );
+                    }
+                    *self
+                        .experiments
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = x;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the checkpoint's experiments are unreadable; none restored")
+                }
+            }
+        }
         match CumulativeTotals::from_json(&kept, &self.boundaries) {
             Some(totals) => *self.totals() = totals,
             None => tracing::warn!(

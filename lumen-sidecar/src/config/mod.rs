@@ -159,7 +159,7 @@ pub enum ExportMode {
 }
 
 /// What the feedback loop does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackMode {
     /// Nothing (the default).
@@ -195,6 +195,56 @@ pub struct FeedbackConfig {
     pub ttl: crate::eval::TtlControl,
     /// Bytes one L1 entry takes, for the L1 recommendation's memory.
     pub l1_entry_bytes: u64,
+}
+
+/// How often a running experiment is looked at by default.
+pub const DEFAULT_EXPERIMENT_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The A/B experiments: how often the running one is looked at, and one
+/// to start at boot (unless it ran already).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentConfig {
+    /// How often the running experiment is looked at (each look may end it;
+    /// the statistics stay valid however often).
+    pub check_interval: Duration,
+    /// The parameter of the experiment to start at boot, if any.
+    pub param: Option<String>,
+    /// Its arm A (the value in force).
+    pub a: Option<u64>,
+    /// Its arm B.
+    pub b: Option<u64>,
+    /// B's share of requests, percent.
+    pub share_b_percent: u8,
+    /// Its length.
+    pub duration: Duration,
+    /// Its primary metric.
+    pub primary: crate::eval::Metric,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        Self {
+            check_interval: DEFAULT_EXPERIMENT_CHECK_INTERVAL,
+            param: None,
+            a: None,
+            b: None,
+            share_b_percent: crate::eval::DEFAULT_SHARE_B_PERCENT,
+            duration: crate::eval::DEFAULT_EXPERIMENT_DURATION,
+            primary: crate::eval::Metric::CacheHitRate,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// The experiment to start at boot, if one is configured.
+    pub fn spec(&self) -> Option<crate::eval::ExperimentSpec> {
+        let (param, a, b) = (self.param.as_ref()?, self.a?, self.b?);
+        let mut spec = crate::eval::ExperimentSpec::new(param, a, b);
+        spec.share_b_percent = self.share_b_percent;
+        spec.duration = self.duration;
+        spec.primary = self.primary;
+        Some(spec)
+    }
 }
 
 /// Bytes one L1 entry takes by default (key, answer, bookkeeping).
@@ -316,6 +366,8 @@ pub struct SidecarConfig {
     pub cost: CostConfig,
     /// The feedback loop.
     pub feedback: FeedbackConfig,
+    /// The A/B experiments.
+    pub experiment: ExperimentConfig,
     /// Slack incoming webhook for the sidecar's own alerts (`SLACK_WEBHOOK_URL`).
     pub slack_webhook_url: Option<String>,
     /// The error budgets' period.
@@ -382,6 +434,7 @@ impl Default for SidecarConfig {
             roi: RoiConfig::default(),
             cost: CostConfig::default(),
             feedback: FeedbackConfig::default(),
+            experiment: ExperimentConfig::default(),
             slack_webhook_url: None,
             budget_period: SloPeriod::default(),
             budget_min_events: DEFAULT_MIN_EVENTS,
@@ -624,6 +677,30 @@ fn validate(draft: &Draft) -> Result<(), ConfigError> {
                 ttl.ttl_min_s, ttl.ttl_max_s
             ),
         });
+    }
+    let x = &c.experiment;
+    if x.param.is_some() || x.a.is_some() || x.b.is_some() {
+        let missing = [
+            ("experiment.param", x.param.is_none()),
+            ("experiment.a", x.a.is_none()),
+            ("experiment.b", x.b.is_none()),
+        ]
+        .into_iter()
+        .find(|(_, missing)| *missing);
+        if let Some((key, _)) = missing {
+            return Err(ConfigError::Invalid {
+                key: origin(draft, key),
+                value: String::new(),
+                allowed: "set with experiment.param, experiment.a and experiment.b: an experiment needs all three".into(),
+            });
+        }
+        if let Some(Err(why)) = x.spec().map(|s| s.check()) {
+            return Err(ConfigError::Invalid {
+                key: origin(draft, "experiment.param"),
+                value: x.param.clone().unwrap_or_default(),
+                allowed: why,
+            });
+        }
     }
     if !c.listen.ip().is_loopback() && c.auth_token.is_none() {
         return Err(ConfigError::Invalid {

@@ -69,6 +69,15 @@ fn whole_seconds(v: &str) -> Result<u32, String> {
     Ok(d.as_secs() as u32)
 }
 
+/// A duration of at least one second.
+fn positive_duration(v: &str) -> Result<Duration, String> {
+    let d = duration(v)?;
+    if d < Duration::from_secs(1) {
+        return Err("a duration of at least 1s, such as 30s, 1h or 7d".into());
+    }
+    Ok(d)
+}
+
 fn dur(d: Duration) -> Option<Shown> {
     text(format_duration(d))
 }
@@ -653,6 +662,88 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| Some(Shown::Whole(c.feedback.l1_entry_bytes)),
+    },
+    Setting {
+        key: Some("experiment.check_interval"),
+        env: &["LUMEN_EXPERIMENT_CHECK_INTERVAL"],
+        default: "1h",
+        help: "how often the running A/B experiment is looked at (each look may end it; its statistics stay valid at any rate)",
+        set: |d, v| {
+            d.config.experiment.check_interval = positive_duration(v)?;
+            Ok(())
+        },
+        show: |c| dur(c.experiment.check_interval),
+    },
+    Setting {
+        key: Some("experiment.param"),
+        env: &["LUMEN_EXPERIMENT_PARAM"],
+        default: "none (no experiment at boot)",
+        help: "an experiment to start at boot unless it ran already: the parameter the app reads (tuning().param), with experiment.a and experiment.b",
+        set: |d, v| {
+            d.config.experiment.param = (!v.trim().is_empty()).then(|| v.trim().to_owned());
+            Ok(())
+        },
+        show: |c| c.experiment.param.clone().map(Shown::Text),
+    },
+    Setting {
+        key: Some("experiment.a"),
+        env: &["LUMEN_EXPERIMENT_A"],
+        default: "none",
+        help: "the boot experiment's arm A: the value in force (a whole number)",
+        set: |d, v| {
+            d.config.experiment.a = Some(whole(v, "a whole number")?);
+            Ok(())
+        },
+        show: |c| c.experiment.a.map(Shown::Whole),
+    },
+    Setting {
+        key: Some("experiment.b"),
+        env: &["LUMEN_EXPERIMENT_B"],
+        default: "none",
+        help: "the boot experiment's arm B: the value tried (a whole number)",
+        set: |d, v| {
+            d.config.experiment.b = Some(whole(v, "a whole number")?);
+            Ok(())
+        },
+        show: |c| c.experiment.b.map(Shown::Whole),
+    },
+    Setting {
+        key: Some("experiment.share"),
+        env: &["LUMEN_EXPERIMENT_SHARE"],
+        default: "50",
+        help: "the boot experiment's share of requests for B, percent (1 to 99)",
+        set: |d, v| {
+            let n = whole(v, "a whole percent from 1 to 99")?;
+            if !(1..=99).contains(&n) {
+                return Err("a whole percent from 1 to 99".into());
+            }
+            d.config.experiment.share_b_percent = n as u8;
+            Ok(())
+        },
+        show: |c| Some(Shown::Whole(c.experiment.share_b_percent.into())),
+    },
+    Setting {
+        key: Some("experiment.duration"),
+        env: &["LUMEN_EXPERIMENT_DURATION"],
+        default: "7d",
+        help: "the boot experiment's length: at its end without a winner, A stays",
+        set: |d, v| {
+            d.config.experiment.duration = positive_duration(v)?;
+            Ok(())
+        },
+        show: |c| dur(c.experiment.duration),
+    },
+    Setting {
+        key: Some("experiment.primary"),
+        env: &["LUMEN_EXPERIMENT_PRIMARY"],
+        default: "cache_hit_rate",
+        help: "the boot experiment's primary metric: cache_hit_rate, error_rate, under_p95_target or under_p99_target",
+        set: |d, v| {
+            d.config.experiment.primary = crate::eval::Metric::parse(v.trim())
+                .ok_or("cache_hit_rate, error_rate, under_p95_target or under_p99_target")?;
+            Ok(())
+        },
+        show: |c| text(c.experiment.primary.as_str()),
     },
     Setting {
         key: None,

@@ -343,6 +343,9 @@ fn every_file_key_is_shown_and_read_back() {
             "fleet.redis_ca_file",
             "fleet.instance",
             "fleet.prometheus_url",
+            "experiment.param",
+            "experiment.a",
+            "experiment.b",
         ];
         assert!(
             found || optional.contains(&key),
@@ -402,4 +405,46 @@ fn store_limits_are_read_and_checked() {
         let e = load(None, &[(key, bad)]).expect_err("refused").to_string();
         assert!(e.contains(key) && e.contains(says), "{e}");
     }
+}
+
+#[test]
+fn an_experiment_at_boot_needs_its_three_values_and_a_runnable_spec() {
+    let c = load(
+        Some("[experiment]\nparam = \"answer_ttl_s\"\na = 300\nb = 900\nduration = \"2d\"\n"),
+        &[("LUMEN_EXPERIMENT_PRIMARY", "error_rate")],
+    )
+    .expect("a full experiment");
+    let spec = c.experiment.spec().expect("configured");
+    assert_eq!((spec.a, spec.b, spec.share_b_percent), (300, 900, 50));
+    assert_eq!(spec.duration, Duration::from_secs(2 * 86_400));
+    assert_eq!(spec.primary, crate::eval::Metric::ErrorRate);
+    let err = load(
+        None,
+        &[
+            ("LUMEN_EXPERIMENT_PARAM", "ttl"),
+            ("LUMEN_EXPERIMENT_A", "1"),
+        ],
+    )
+    .expect_err("b missing")
+    .to_string();
+    assert!(err.contains("experiment.b"), "{err}");
+    let err = load(
+        None,
+        &[
+            ("LUMEN_EXPERIMENT_PARAM", "ttl"),
+            ("LUMEN_EXPERIMENT_A", "5"),
+            ("LUMEN_EXPERIMENT_B", "5"),
+        ],
+    )
+    .expect_err("equal arms")
+    .to_string();
+    assert!(err.contains("the arms must differ"), "{err}");
+    let err = load(None, &[("LUMEN_EXPERIMENT_SHARE", "100")])
+        .expect_err("share")
+        .to_string();
+    assert!(err.starts_with("LUMEN_EXPERIMENT_SHARE"), "{err}");
+    let err = load(None, &[("LUMEN_EXPERIMENT_PRIMARY", "p95")])
+        .expect_err("metric")
+        .to_string();
+    assert!(err.contains("cache_hit_rate, error_rate"), "{err}");
 }

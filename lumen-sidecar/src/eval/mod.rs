@@ -7,6 +7,8 @@ mod budget;
 mod cache_tiers;
 pub mod calendar;
 mod cost;
+mod experiment;
+mod experiment_stats;
 mod health;
 mod health_inputs;
 mod maturity;
@@ -31,6 +33,12 @@ pub use cache_tiers::{
 pub use cost::{
     CostConfig, CostReport, DEFAULT_MONTHLY_BUDGET_USD, PRICES_AS_OF, cost_report, month_bounds,
 };
+pub use experiment::{
+    ArmCounts, Comparison, DEFAULT_ALPHA, DEFAULT_EXPERIMENT_DURATION, DEFAULT_SHARE_B_PERCENT,
+    DEFAULT_TAU, Direction, ExperimentSpec, MIN_ARM_REQUESTS, Metric, Outcome, SRM_P_VALUE,
+    Verdict, compare, describe, judge,
+};
+pub use experiment_stats::{AlwaysValid, always_valid_difference, erfc, srm_p_value};
 pub use health::{
     Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,
     SloSummary, Threshold, WEIGHTS, band_of, health,

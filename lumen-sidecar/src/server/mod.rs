@@ -2,9 +2,11 @@
 //! application state. Building and running the server is
 //! [`crate::sidecar`]'s job.
 
+mod experiments;
 mod ingest;
 mod read;
 
+pub use experiments::StartExperiment;
 pub use read::window_param;
 
 use std::sync::Arc;
@@ -25,6 +27,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/fleet/slo", get(read::fleet_slo))
         .route("/v1/series", get(read::series))
         .route("/v1/tuning", get(read::tuning))
+        .route(
+            "/v1/experiments",
+            get(experiments::list).post(experiments::start),
+        )
+        .route("/v1/experiments/stop", post(experiments::stop))
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
         .route("/", get(read::status_page).post(misdirected))
@@ -40,7 +47,7 @@ async fn misdirected(method: axum::http::Method, uri: axum::http::Uri) -> axum::
     (
         axum::http::StatusCode::NOT_FOUND,
         axum::Json(serde_json::json!({
-            "error": format!("no {method} {}: batches go to POST /v1/ingest; reads are GET /v1/slo, /v1/report, /v1/health, /v1/budget, /v1/series, /v1/fleet/slo, /metrics, /healthz, /", uri.path())
+            "error": format!("no {method} {}: batches go to POST /v1/ingest; reads are GET /v1/slo, /v1/report, /v1/health, /v1/budget, /v1/series, /v1/fleet/slo, /v1/tuning, /v1/experiments, /metrics, /healthz, /", uri.path())
         })),
     )
         .into_response()

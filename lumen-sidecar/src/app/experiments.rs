@@ -1,0 +1,522 @@
+//! The A/B experiments' state: the running experiment (at most one), its
+//! arms' exact counts and latency, each look's verdict (the timeline), the
+//! decided ones, and the values decided experiments fixed. The analysis
+//! itself is [`crate::eval::judge`]; this holds its inputs and outputs.
+//!
+//! The state travels in the checkpoint beside the cumulative totals
+//! (taken under the store's lock, so a restart's replay of the write-ahead
+//! log never counts a batch twice).
+//!
+//! Counts come from the series the app labels with the experiment's
+//! [`Variant`](lumen_middleware::wire::Variant), taken once per stored
+//! batch, so an arm's counts are exact sums. They are this instance's:
+//! each sidecar analyses its own app's requests.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use lumen_middleware::wire::{Arm, DecodedSeries, ExperimentArms};
+use serde::{Deserialize, Serialize};
+
+use crate::config::FeedbackMode;
+use crate::eval::{ArmCounts, ExperimentSpec, Outcome, Verdict, judge};
+use crate::store::BudgetRules;
+
+/// Decided experiments kept.
+pub const HISTORY_KEPT: usize = 20;
+/// Looks kept per experiment (past it, every other old look is dropped).
+pub const TIMELINE_KEPT: usize = 2_000;
+
+/// Why an experiment command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExperimentError {
+    /// One runs already; one at a time.
+    #[error("experiment {id} on {param} is running; stop it first (one at a time)")]
+    AlreadyRunning {
+        /// Its id.
+        id: u32,
+        /// Its parameter.
+        param: String,
+    },
+    /// Nothing to stop.
+    #[error("no experiment is running")]
+    NoneRunning,
+    /// The spec cannot run (the field named).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One look: the counts and the primary's interval at that moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Look {
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// Requests assigned to A and B.
+    pub assigned: [u64; 2],
+    /// The primary's `B − A`, points, with its always-valid interval.
+    pub effect_points: Option<[f64; 3]>,
+    /// The primary's always-valid p-value.
+    pub p_value: Option<f64>,
+    /// The outcome of the look.
+    pub outcome: Outcome,
+}
+
+/// One experiment with its data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    /// Its id (series name it).
+    pub id: u32,
+    /// What it varies and how it is judged.
+    pub spec: ExperimentSpec,
+    /// Started, Unix ms.
+    pub started_ms: u64,
+    /// Ends at the latest, Unix ms.
+    pub ends_ms: u64,
+    /// A's and B's exact counts.
+    pub arms: [ArmCounts; 2],
+    /// A's and B's latency, `(µs, requests)` per HDR bucket.
+    pub latency: [BTreeMap<u64, u64>; 2],
+    /// The looks, oldest first.
+    pub timeline: Vec<Look>,
+    /// The last look's verdict.
+    pub verdict: Option<Verdict>,
+    /// Running, or how it ended.
+    pub outcome: Outcome,
+    /// Decided (or stopped), Unix ms.
+    pub decided_ms: Option<u64>,
+    /// Whether the kept value went onto the tuning channel (`apply` mode).
+    pub applied: bool,
+}
+
+impl Experiment {
+    /// The value it keeps (the winner's, else A's).
+    pub fn kept_value(&self) -> u64 {
+        self.spec.value(self.outcome.kept())
+    }
+
+    /// The latency `q`-quantile of `arm`, µs (nearest rank over the HDR
+    /// buckets).
+    pub fn quantile_us(&self, arm: Arm, q: f64) -> Option<u64> {
+        let buckets = &self.latency[arm as usize];
+        let total: u64 = buckets.values().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = crate::store::nearest_rank(q, total);
+        let mut seen = 0;
+        buckets.iter().find_map(|(v, n)| {
+            seen += n;
+            (seen >= rank).then_some(*v)
+        })
+    }
+}
+
+/// One arm as reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmReport {
+    /// The arm.
+    pub arm: Arm,
+    /// Its value of the parameter.
+    pub value: u64,
+    /// Its exact counts.
+    pub counts: ArmCounts,
+    /// Cache hit rate, percent.
+    pub hit_rate: Option<f64>,
+    /// Error rate, percent.
+    pub error_rate: Option<f64>,
+    /// Requests under the P95 target, percent.
+    pub under_p95_target: Option<f64>,
+    /// Requests under the P99 target, percent.
+    pub under_p99_target: Option<f64>,
+    /// P95 latency, ms.
+    pub p95_ms: Option<f64>,
+    /// P99 latency, ms.
+    pub p99_ms: Option<f64>,
+    /// What a request cost: this instance's time shared over every
+    /// assigned request, plus the arm's cache misses at the ROI's cost per
+    /// miss, USD.
+    pub cost_per_request_usd: Option<f64>,
+}
+
+/// One experiment as reported (`/v1/experiments`, the decision report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentReport {
+    /// Its id.
+    pub id: u32,
+    /// What it varies and how it is judged.
+    pub spec: ExperimentSpec,
+    /// Started, Unix ms.
+    pub started_ms: u64,
+    /// Ends at the latest, Unix ms.
+    pub ends_ms: u64,
+    /// Decided or stopped, Unix ms.
+    pub decided_ms: Option<u64>,
+    /// Running, or how it ended.
+    pub outcome: Outcome,
+    /// The last look's reason.
+    pub why: String,
+    /// The value kept (the winner's, else A's) once decided.
+    pub kept_value: Option<u64>,
+    /// Whether the kept value went onto the tuning channel.
+    pub applied: bool,
+    /// A and B.
+    pub arms: [ArmReport; 2],
+    /// The last look's verdict: the primary and guardrails with their
+    /// always-valid intervals, the sample-ratio test.
+    pub verdict: Option<Verdict>,
+    /// The looks, oldest first.
+    pub timeline: Vec<Look>,
+}
+
+impl Experiment {
+    /// The report at `now_ms`, costs from `cost` and `cost_per_miss_usd`.
+    pub fn report(
+        &self,
+        now_ms: u64,
+        cost: &crate::eval::CostConfig,
+        cost_per_miss_usd: f64,
+    ) -> ExperimentReport {
+        let until = self.decided_ms.unwrap_or(now_ms).max(self.started_ms);
+        let compute_usd = cost.instance_usd_per_s() * (until - self.started_ms) as f64 / 1000.0;
+        let assigned: u64 = self.arms.iter().map(ArmCounts::assigned).sum();
+        let percent = |x: u64, n: u64| (n > 0).then(|| x as f64 * 100.0 / n as f64);
+        let arms = Arm::BOTH.map(|arm| {
+            let c = self.arms[arm as usize];
+            ArmReport {
+                arm,
+                value: self.spec.value(arm),
+                counts: c,
+                hit_rate: percent(c.hits, c.lookups),
+                error_rate: percent(c.errors, c.requests),
+                under_p95_target: percent(c.under_p95_target, c.requests),
+                under_p99_target: percent(c.under_p99_target, c.requests),
+                p95_ms: self.quantile_us(arm, 0.95).map(|us| us as f64 / 1000.0),
+                p99_ms: self.quantile_us(arm, 0.99).map(|us| us as f64 / 1000.0),
+                cost_per_request_usd: (c.requests > 0 && assigned > 0).then(|| {
+                    compute_usd / assigned as f64
+                        + (c.lookups - c.hits.min(c.lookups)) as f64 * cost_per_miss_usd
+                            / c.requests as f64
+                }),
+            }
+        });
+        ExperimentReport {
+            id: self.id,
+            spec: self.spec.clone(),
+            started_ms: self.started_ms,
+            ends_ms: self.ends_ms,
+            decided_ms: self.decided_ms,
+            outcome: self.outcome,
+            why: self
+                .verdict
+                .as_ref()
+                .map_or_else(|| "no look yet".to_owned(), |v| v.why.clone()),
+            kept_value: self.outcome.is_final().then(|| self.kept_value()),
+            applied: self.applied,
+            arms,
+            verdict: self.verdict.clone(),
+            timeline: self.timeline.clone(),
+        }
+    }
+}
+
+/// `GET /v1/experiments`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentsReport {
+    /// Always `"instance"`: each sidecar analyses its own app's requests.
+    #[serde(skip_deserializing)]
+    pub scope: &'static str,
+    /// The feedback mode: in `apply` a decision's kept value goes onto
+    /// the tuning channel; otherwise it is a recommendation.
+    pub mode: FeedbackMode,
+    /// The running experiment.
+    pub running: Option<ExperimentReport>,
+    /// Decided experiments, newest first.
+    pub decided: Vec<ExperimentReport>,
+    /// The values decided experiments fixed on the channel.
+    pub fixed: BTreeMap<String, u64>,
+}
+
+/// Every experiment and the values decided ones fixed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Experiments {
+    version: u64,
+    next_id: u32,
+    current: Option<Experiment>,
+    history: VecDeque<Experiment>,
+    fixed: BTreeMap<String, u64>,
+}
+
+impl Experiments {
+    /// Starts `spec` at `now_ms`.
+    pub fn start(
+        &mut self,
+        spec: ExperimentSpec,
+        now_ms: u64,
+    ) -> Result<&Experiment, ExperimentError> {
+        spec.check().map_err(ExperimentError::Invalid)?;
+        if let Some(e) = &self.current {
+            return Err(ExperimentError::AlreadyRunning {
+                id: e.id,
+                param: e.spec.param.clone(),
+            });
+        }
+        self.next_id = self.next_id.max(1);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.version += 1;
+        let ends_ms = now_ms.saturating_add(spec.duration.as_millis() as u64);
+        Ok(self.current.insert(Experiment {
+            id,
+            spec,
+            started_ms: now_ms,
+            ends_ms,
+            arms: [ArmCounts::default(); 2],
+            latency: Default::default(),
+            timeline: Vec::new(),
+            verdict: None,
+            outcome: Outcome::Running,
+            decided_ms: None,
+            applied: false,
+        }))
+    }
+
+    /// Stops the running experiment at `now_ms` (A stays) after a last look.
+    pub fn stop(
+        &mut self,
+        now_ms: u64,
+        mode: FeedbackMode,
+    ) -> Result<&Experiment, ExperimentError> {
+        let Some(e) = &mut self.current else {
+            return Err(ExperimentError::NoneRunning);
+        };
+        look_at(e, now_ms);
+        e.outcome = Outcome::Stopped;
+        Ok(self.finish(now_ms, mode))
+    }
+
+    /// Adds a stored series, if it is one of the running experiment's arms.
+    pub fn note(&mut self, series: &DecodedSeries, rules: &BudgetRules) {
+        let (Some(e), Some(v)) = (&mut self.current, series.variant) else {
+            return;
+        };
+        if v.experiment != e.id {
+            return;
+        }
+        let counts = rules.count(series);
+        let arm = v.arm as usize;
+        e.arms[arm].add(&ArmCounts {
+            requests: counts.total,
+            cancelled: series.cancelled,
+            errors: counts.errors,
+            lookups: series.cache.hits.saturating_add(series.cache.misses),
+            hits: series.cache.hits,
+            under_p95_target: counts.total.saturating_sub(counts.slow_p95),
+            under_p99_target: counts.total.saturating_sub(counts.slow_p99),
+        });
+        for (value, n) in series.latency.values() {
+            let slot = e.latency[arm].entry(value).or_insert(0);
+            *slot = slot.saturating_add(n);
+        }
+    }
+
+    /// One look at `now_ms`: the verdict, kept in the timeline; a final one
+    /// ends the experiment (in `apply` mode its kept value goes onto the
+    /// channel). `None` when nothing runs.
+    pub fn look(&mut self, now_ms: u64, mode: FeedbackMode) -> Option<Verdict> {
+        let e = self.current.as_mut()?;
+        let verdict = look_at(e, now_ms);
+        if verdict.outcome.is_final() {
+            e.outcome = verdict.outcome;
+            self.finish(now_ms, mode);
+        }
+        Some(verdict)
+    }
+
+    fn finish(&mut self, now_ms: u64, mode: FeedbackMode) -> &Experiment {
+        let mut e = self
+            .current
+            .take()
+            .expect("finish is called with a running experiment");
+        e.decided_ms = Some(now_ms);
+        if mode == FeedbackMode::Apply {
+            e.applied = true;
+            self.fixed.insert(e.spec.param.clone(), e.kept_value());
+        }
+        self.version += 1;
+        self.history.push_back(e);
+        if self.history.len() > HISTORY_KEPT {
+            self.history.pop_front();
+        }
+        self.history.back().expect("just pushed")
+    }
+
+    /// The running experiment.
+    pub fn current(&self) -> Option<&Experiment> {
+        self.current.as_ref()
+    }
+
+    /// The decided ones, oldest first.
+    pub fn history(&self) -> impl DoubleEndedIterator<Item = &Experiment> {
+        self.history.iter()
+    }
+
+    /// The values decided experiments fixed (`apply` mode).
+    pub fn fixed(&self) -> &BTreeMap<String, u64> {
+        &self.fixed
+    }
+
+    /// What the tuning channel carries: the version (rises with every
+    /// start and end), the fixed values, the running arms.
+    pub fn channel(&self) -> (u64, BTreeMap<String, u64>, Option<ExperimentArms>) {
+        let arms = self.current.as_ref().map(|e| ExperimentArms {
+            id: e.id,
+            param: e.spec.param.clone(),
+            a: e.spec.a,
+            b: e.spec.b,
+            share_b_percent: e.spec.share_b_percent,
+        });
+        (self.version, self.fixed.clone(), arms)
+    }
+
+    /// The report at `now_ms`.
+    pub fn report(
+        &self,
+        now_ms: u64,
+        mode: FeedbackMode,
+        cost: &crate::eval::CostConfig,
+        cost_per_miss_usd: f64,
+    ) -> ExperimentsReport {
+        ExperimentsReport {
+            scope: "instance",
+            mode,
+            running: self
+                .current
+                .as_ref()
+                .map(|e| e.report(now_ms, cost, cost_per_miss_usd)),
+            decided: self
+                .history
+                .iter()
+                .rev()
+                .map(|e| e.report(now_ms, cost, cost_per_miss_usd))
+                .collect(),
+            fixed: self.fixed.clone(),
+        }
+    }
+}
+
+fn look_at(e: &mut Experiment, now_ms: u64) -> Verdict {
+    let verdict = judge(&e.spec, &e.arms, now_ms.saturating_sub(e.started_ms));
+    e.timeline.push(Look {
+        at_ms: now_ms,
+        assigned: verdict.assigned,
+        effect_points: verdict
+            .primary
+            .difference
+            .map(|d| [d.effect * 100.0, d.low * 100.0, d.high * 100.0]),
+        p_value: verdict.primary.difference.map(|d| d.p_value),
+        outcome: verdict.outcome,
+    });
+    if e.timeline.len() > TIMELINE_KEPT {
+        // Thin the older half: every other look, the newest kept whole.
+        let half = e.timeline.len() / 2;
+        let mut i = 0;
+        e.timeline.retain(|_| {
+            i += 1;
+            i > half || i % 2 == 0
+        });
+    }
+    e.verdict = Some(verdict.clone());
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lumen_middleware::wire::{LatencyCounts, StatusCounts, Variant};
+
+    fn series(experiment: u32, arm: Arm, ok: u64, hits: u64, slow: u64) -> DecodedSeries {
+        let mut h =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        h.record_n(1_000, ok - slow).expect("in range");
+        if slow > 0 {
+            h.record_n(900_000, slow).expect("in range");
+        }
+        DecodedSeries {
+            route: Some("/ask".into()),
+            variant: Some(Variant { experiment, arm }),
+            latency: LatencyCounts::from_histogram(&h),
+            status: StatusCounts {
+                success: ok,
+                ..Default::default()
+            },
+            errors: 0,
+            cancelled: 1,
+            cache: lumen_middleware::wire::CacheCounts {
+                hits,
+                misses: ok - hits,
+            },
+            methods: Default::default(),
+            keys: None,
+            tiers: None,
+        }
+    }
+
+    #[test]
+    fn arms_count_their_own_series_and_a_win_fixes_the_value_in_apply_mode() {
+        let mut x = Experiments::default();
+        let spec = ExperimentSpec::new("ttl", 60, 600);
+        let id = x.start(spec.clone(), 1_000).expect("starts").id;
+        assert_eq!(
+            x.start(spec.clone(), 1_001).expect_err("one at a time"),
+            ExperimentError::AlreadyRunning {
+                id,
+                param: "ttl".into()
+            }
+        );
+        let rules = BudgetRules::default();
+        x.note(&series(id, Arm::A, 20_000, 16_000, 100), &rules);
+        x.note(&series(id, Arm::B, 20_000, 17_000, 0), &rules);
+        x.note(&series(id + 1, Arm::B, 5, 5, 0), &rules); // another experiment's
+        let e = x.current().expect("running");
+        assert_eq!(e.arms[0].requests, 20_000);
+        assert_eq!(e.arms[0].cancelled, 1);
+        assert_eq!(e.arms[0].under_p95_target, 19_900);
+        assert_eq!(e.arms[1].hits, 17_000);
+        assert!(e.quantile_us(Arm::A, 0.999).expect("data") >= 899_000);
+        let (v0, _, arms) = x.channel();
+        assert_eq!(arms.expect("arms").share_b_percent, 50);
+        let verdict = x.look(2_000, FeedbackMode::Apply).expect("running");
+        assert_eq!(
+            verdict.outcome,
+            Outcome::Winner { arm: Arm::B },
+            "{}",
+            verdict.why
+        );
+        assert!(x.current().is_none());
+        let (v1, fixed, arms) = x.channel();
+        assert!(v1 > v0 && arms.is_none());
+        assert_eq!(fixed["ttl"], 600);
+        let decided = x.history().last().expect("kept");
+        assert_eq!(decided.timeline.len(), 1);
+        assert!(decided.applied);
+    }
+
+    #[test]
+    fn a_stop_keeps_a_and_recommend_mode_fixes_nothing() {
+        let mut x = Experiments::default();
+        assert_eq!(
+            x.stop(1, FeedbackMode::Apply).expect_err("none"),
+            ExperimentError::NoneRunning
+        );
+        x.start(ExperimentSpec::new("ttl", 60, 600), 0)
+            .expect("starts");
+        let e = x.stop(5, FeedbackMode::Recommend).expect("stops");
+        assert_eq!(
+            (e.outcome, e.kept_value(), e.applied),
+            (Outcome::Stopped, 60, false)
+        );
+        assert!(x.fixed().is_empty());
+        let mut bad = ExperimentSpec::new("ttl", 60, 600);
+        bad.share_b_percent = 0;
+        assert!(matches!(x.start(bad, 6), Err(ExperimentError::Invalid(_))));
+    }
+}

@@ -1,0 +1,117 @@
+//! `experiment start|status|stop`: the sidecar's experiments API from the
+//! command line.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+
+use crate::app::experiments::{ExperimentReport, ExperimentsReport};
+use crate::cli::{ExperimentAction, ExperimentTarget};
+use crate::eval::Metric;
+
+/// How long a command waits for the sidecar.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `action`; the text to print, or why it failed.
+pub async fn experiment_command(action: ExperimentAction) -> Result<String, String> {
+    match action {
+        ExperimentAction::Start(args) => {
+            let primary = Metric::parse(&args.primary).ok_or_else(|| {
+                format!(
+                    "--primary {}: one of cache_hit_rate, error_rate, under_p95_target, under_p99_target",
+                    args.primary
+                )
+            })?;
+            lumen_middleware::units::parse_duration(&args.duration)
+                .map_err(|e| format!("--duration: {e}"))?;
+            let body = serde_json::json!({
+                "param": args.param,
+                "a": args.a,
+                "b": args.b,
+                "share_b_percent": args.share,
+                "duration": args.duration,
+                "primary": primary,
+                "alpha": args.alpha,
+                "tau": args.tau,
+            });
+            let text = call(&args.target, "POST", "/v1/experiments", body.to_string()).await?;
+            if args.target.json {
+                return Ok(text);
+            }
+            let e: ExperimentReport =
+                serde_json::from_str(&text).map_err(|e| format!("not an experiment: {e}"))?;
+            Ok(format!(
+                "experiment {} started: {} = {} (A) against {} (B), B gets {} % of requests, until {} at the latest\n",
+                e.id,
+                e.spec.param,
+                e.spec.a,
+                e.spec.b,
+                e.spec.share_b_percent,
+                crate::render::format::utc(e.ends_ms)
+            ))
+        }
+        ExperimentAction::Status(target) => {
+            let text = call(&target, "GET", "/v1/experiments", String::new()).await?;
+            if target.json {
+                return Ok(text);
+            }
+            let report: ExperimentsReport = serde_json::from_str(&text)
+                .map_err(|e| format!("not an experiments report: {e}"))?;
+            let md = crate::render::experiments_markdown(&report);
+            Ok(if md.is_empty() {
+                "no experiment has run on this sidecar\n".into()
+            } else {
+                md
+            })
+        }
+        ExperimentAction::Stop(target) => {
+            let text = call(&target, "POST", "/v1/experiments/stop", String::new()).await?;
+            if target.json {
+                return Ok(text);
+            }
+            let e: ExperimentReport =
+                serde_json::from_str(&text).map_err(|e| format!("not an experiment: {e}"))?;
+            Ok(format!(
+                "experiment {} stopped; {} stays {}\n",
+                e.id,
+                e.spec.param,
+                e.kept_value.unwrap_or(e.spec.a)
+            ))
+        }
+    }
+}
+
+async fn call(
+    target: &ExperimentTarget,
+    method: &str,
+    path: &str,
+    body: String,
+) -> Result<String, String> {
+    let base = target.url.trim_end_matches('/');
+    let base = base.strip_suffix("/v1/ingest").unwrap_or(base);
+    let url = format!("{base}{path}");
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("content-type", "application/json");
+    if let Some(t) = &target.token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let client = crate::https::https_client();
+    let answer = crate::https::exchange(&client, request, Some(COMMAND_TIMEOUT), 16 << 20)
+        .await
+        .map_err(|e| format!("the sidecar at {base} did not answer: {e}"))?;
+    let text = answer.text(16 << 20);
+    if !answer.status.is_success() {
+        let why = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        return Err(format!("the sidecar refused ({}): {why}", answer.status));
+    }
+    Ok(text)
+}
