@@ -63,6 +63,7 @@ pub fn decoded_series_of(
         keys: None,
         tiers: None,
         variant: None,
+        assignments: None,
     }
 }
 
@@ -77,6 +78,7 @@ pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<
                 keys: None,
                 tiers: None,
                 variant: None,
+                assignments: None,
                 status: d.status,
                 errors: 0,
                 cancelled: 0,

@@ -16,10 +16,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::answer_cache::{AnswerCache, L1Cache, normalise};
+use crate::answer_cache::{AnswerCache, L1Cache, key_hash, normalise};
 use crate::backend::{Simulate, ask_backend};
 use crate::settings::ApiSettings;
-use lumen_middleware::tuning::CacheTuning;
+use lumen_middleware::tuning::{CacheTuning, TunedParam};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -28,7 +28,12 @@ pub struct ApiState {
     settings: Arc<ApiSettings>,
     /// The answers' TTL and L1 capacity as Lumen's feedback loop sets them.
     tuning: &'static CacheTuning,
+    /// The answers' TTL under an A/B experiment (or as one fixed it), seconds.
+    ttl_param: &'static TunedParam,
 }
+
+/// The parameter an experiment may vary: the answers' TTL, in seconds.
+pub const TTL_PARAM: &str = "answer_ttl_s";
 
 /// The route whose lookups the answer cache serves: its name on the tuning channel.
 pub const ASK_ROUTE: &str = "/api/v1/mentor/ask";
@@ -80,8 +85,14 @@ async fn ask(
         )
             .into_response();
     }
-    // The loop's TTL once it set one, else the configured one: one atomic load.
-    let ttl = state.tuning.ttl_or(state.settings.cache_ttl);
+    // An experiment on the TTL puts the question in an arm (by its hash: a
+    // question keeps its arm, so the arms' caches do not share entries)
+    // before any cache report; else the loop's TTL once it set one, else
+    // the configured one. Atomic loads only.
+    let ttl = match state.ttl_param.assign(Some(key_hash(&key))).value() {
+        Some(s) => Duration::from_secs(s.max(1)),
+        None => state.tuning.ttl_or(state.settings.cache_ttl),
+    };
     if let Some(answer) = state.cache.get(&key, ttl).await {
         return Json(AskResponse {
             answer,
@@ -117,6 +128,8 @@ async fn cache_state(State(state): State<ApiState>) -> Json<serde_json::Value> {
         "ttl_s": state.tuning.ttl_or(state.settings.cache_ttl).as_secs(),
         "l1_capacity": state.cache.l1().map(|l1| l1.capacity_in_force()),
         "tuning_version": lumen_middleware::tuning().version(),
+        "experiment": state.ttl_param.experiment(),
+        "ttl_param_fixed_s": state.ttl_param.value(),
     }))
 }
 
@@ -177,6 +190,7 @@ impl RunningApi {
             cache: Arc::new(cache),
             settings: Arc::new(settings),
             tuning,
+            ttl_param: lumen_middleware::tuning().param(TTL_PARAM),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {

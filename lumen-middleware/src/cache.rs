@@ -70,9 +70,13 @@ pub(crate) fn current_or(fallback: &'static RouteSeries) -> &'static RouteSeries
 /// recorded there, with the cache reports that follow. A request already
 /// assigned keeps its arm; outside a request, nothing happens.
 #[inline]
-pub(crate) fn assign_arm(arm: crate::wire::Arm, experiment: u32) {
+pub(crate) fn assign_arm(arm: crate::wire::Arm, experiment: u32, by_key: bool) {
     if let Some(series) = CURRENT.get() {
-        CURRENT.set(Some(series.arm(arm, experiment)));
+        let in_arm = series.arm(arm, experiment);
+        if !std::ptr::eq(in_arm, series) {
+            in_arm.record(Event::Assigned { by_key });
+            CURRENT.set(Some(in_arm));
+        }
     }
 }
 

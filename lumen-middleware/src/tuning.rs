@@ -197,7 +197,7 @@ impl TunedParam {
         } else {
             Arm::A
         };
-        crate::cache::assign_arm(arm, id);
+        crate::cache::assign_arm(arm, id, key.is_some());
         let value = match arm {
             Arm::A => self.a.load(Ordering::Relaxed),
             Arm::B => self.b.load(Ordering::Relaxed),
@@ -489,6 +489,9 @@ mod tests {
         assert_eq!((b.cache_hits, b.cache_misses), (requests(b), 0));
         assert_eq!((a.cache_hits, a.cache_misses), (0, requests(a)));
         assert!((200..=300).contains(&requests(b)), "{}", requests(b));
+        // Each request counted once as assigned, by key.
+        assert_eq!(a.assigned, [0, requests(a)]);
+        assert_eq!(b.assigned, [0, requests(b)]);
         let wire = b.to_wire();
         assert_eq!(
             wire.variant,

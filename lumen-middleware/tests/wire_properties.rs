@@ -22,6 +22,7 @@ fn series(route: Option<String>, latencies: Vec<(u64, u64)>, errors: u64, hits: 
         keys: None,
         tiers: None,
         variant: None,
+        assignments: None,
         status: StatusCounts {
             success,
             ..Default::default()

@@ -58,6 +58,8 @@ fn run(
             let t = truth[i];
             arms[i].add(&ArmCounts {
                 requests: n,
+                assigned_random: n,
+                assigned_by_key: 0,
                 cancelled: 0,
                 errors: rng.binomial(n, t.error_rate),
                 lookups: n,

@@ -10,6 +10,7 @@ pub mod cloud_run_api;
 pub mod distributions;
 pub mod fleet_load;
 pub mod google_stand_in;
+pub mod json_client;
 pub mod otlp_receiver;
 pub mod prometheus_backfill;
 pub mod slack_api;

@@ -22,6 +22,7 @@ fn batch(seq: u64, routes: std::ops::Range<u64>) -> String {
                 keys: None,
                 tiers: None,
                 variant: None,
+                assignments: None,
                 status: StatusCounts {
                     success: 2,
                     server_error: 1,

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use lumen_tests::json_client::JsonClient;
 use lumen_tests::{ApiProc, RedisProc, SidecarProc, eventually, free_port, get_ok};
 use rand::Rng;
 use serde_json::Value;
@@ -19,41 +20,13 @@ async fn tuning(sidecar: &SidecarProc) -> Value {
     serde_json::from_str(&get_ok(&format!("{}/v1/tuning", sidecar.base())).await).expect("JSON")
 }
 
-async fn ask(client: &reqwest_like::Client, base: &str, question: &str) {
+async fn ask(client: &JsonClient, base: &str, question: &str) {
     client
         .post_json(
             &format!("{base}{ASK}"),
             &format!("{{\"question\":\"{question}\"}}"),
         )
         .await;
-}
-
-/// A minimal JSON POST client over the harness's HTTP stack.
-mod reqwest_like {
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::client::legacy::Client as Hyper;
-    use hyper_util::client::legacy::connect::HttpConnector;
-    use hyper_util::rt::TokioExecutor;
-
-    #[derive(Clone)]
-    pub struct Client(Hyper<HttpConnector, Full<Bytes>>);
-
-    impl Client {
-        pub fn new() -> Self {
-            Self(Hyper::builder(TokioExecutor::new()).build(HttpConnector::new()))
-        }
-
-        pub async fn post_json(&self, url: &str, body: &str) {
-            let request = http::Request::post(url)
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body.to_owned())))
-                .expect("request");
-            let response = self.0.request(request).await.expect("the API answers");
-            assert_eq!(response.status(), 200);
-            let _ = response.into_body().collect().await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +58,7 @@ async fn the_loop_sets_the_ttl_the_app_uses_and_the_hit_rate_follows() {
     .await;
     // 50 questions a second over 100 questions: each asked every 2 s on
     // average. At a 1 s TTL about a third hit; 80 % needs about 8 s.
-    let client = reqwest_like::Client::new();
+    let client = JsonClient::default();
     let load = {
         let (client, base) = (client.clone(), api.base.clone());
         tokio::spawn(async move {

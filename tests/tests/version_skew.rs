@@ -37,6 +37,7 @@ fn batch_json(seq: u64, requests: u64) -> serde_json::Value {
             keys: None,
             tiers: None,
             variant: None,
+            assignments: None,
             status: StatusCounts {
                 success: requests,
                 ..Default::default()

@@ -213,6 +213,8 @@ pub struct IntervalSeries {
     /// Cache lookups timed by tier, `[lookups, summed µs]` in
     /// [`TIERS`](crate::wire::TIERS)' order.
     pub tiers: [[u64; 2]; 3],
+    /// For an arm's series, requests assigned to it `[at random, by key]`.
+    pub assigned: [u64; 2],
 }
 
 impl IntervalSeries {
@@ -235,6 +237,10 @@ impl IntervalSeries {
                 lookups: self.keys.lookups,
                 dropped: self.keys.dropped,
                 accesses: self.keys.accesses.clone(),
+            }),
+            assignments: (self.assigned != [0, 0]).then_some(crate::wire::Assignments {
+                random: self.assigned[0],
+                by_key: self.assigned[1],
             }),
             tiers: self.tiers.iter().any(|t| t[0] > 0).then(|| {
                 crate::wire::TierTimes::from_array(
@@ -398,6 +404,7 @@ impl Registry {
             cache_misses: d.cache_misses,
             keys: DrainedKeys::default(),
             tiers: d.tiers,
+            assigned: d.assigned,
         }
     }
 }

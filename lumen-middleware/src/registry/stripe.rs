@@ -37,6 +37,9 @@ pub(crate) enum Event {
     Cancelled,
     /// A cache lookup the handler reported.
     Cache { hit: bool },
+    /// The request was assigned to this series' experiment arm, by the
+    /// app's key or at random.
+    Assigned { by_key: bool },
     /// One lookup of cache tier `tier` (an index in
     /// [`TIERS`](crate::wire::TIERS)) that took `us` µs.
     Tier { tier: usize, us: u64 },
@@ -54,6 +57,8 @@ pub(crate) struct IntervalBuffer {
     cache_misses: AtomicU64,
     /// Lookups and their summed µs by cache tier.
     tiers: [[AtomicU64; 2]; TIER_COUNT],
+    /// Requests assigned to the arm at random, and by key.
+    assigned: [AtomicU64; 2],
     histogram: Box<[AtomicU64]>,
 }
 
@@ -67,6 +72,7 @@ impl IntervalBuffer {
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             tiers: Default::default(),
+            assigned: Default::default(),
             histogram: (0..len).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -95,6 +101,9 @@ impl IntervalBuffer {
             Event::Cache { hit: false } => {
                 self.cache_misses.fetch_add(1, Ordering::Relaxed);
             }
+            Event::Assigned { by_key } => {
+                self.assigned[usize::from(by_key)].fetch_add(1, Ordering::Relaxed);
+            }
             Event::Tier { tier, us } => {
                 self.tiers[tier][0].fetch_add(1, Ordering::Relaxed);
                 self.tiers[tier][1].fetch_add(us, Ordering::Relaxed);
@@ -116,6 +125,8 @@ pub(crate) struct Drained {
     pub(crate) cache_misses: u64,
     /// `[lookups, summed µs]` by cache tier.
     pub(crate) tiers: [[u64; 2]; TIER_COUNT],
+    /// Requests assigned to the arm `[at random, by key]`.
+    pub(crate) assigned: [u64; 2],
 }
 
 impl Drained {
@@ -128,6 +139,7 @@ impl Drained {
             cache_hits: 0,
             cache_misses: 0,
             tiers: [[0; 2]; TIER_COUNT],
+            assigned: [0; 2],
         }
     }
 
@@ -154,6 +166,7 @@ impl Drained {
             && self.cache_hits == 0
             && self.cache_misses == 0
             && self.tiers.iter().all(|t| t[0] == 0)
+            && self.assigned == [0, 0]
     }
 }
 
@@ -219,6 +232,9 @@ impl Stripe {
         into.cancelled += cold.cancelled.swap(0, Ordering::Relaxed);
         into.cache_hits += cold.cache_hits.swap(0, Ordering::Relaxed);
         into.cache_misses += cold.cache_misses.swap(0, Ordering::Relaxed);
+        for (sum, counter) in into.assigned.iter_mut().zip(cold.assigned.iter()) {
+            *sum += counter.swap(0, Ordering::Relaxed);
+        }
         for (sums, counters) in into.tiers.iter_mut().zip(cold.tiers.iter()) {
             for (sum, counter) in sums.iter_mut().zip(counters) {
                 *sum += counter.swap(0, Ordering::Relaxed);

@@ -166,6 +166,7 @@ mod tests {
                 keys: None,
                 tiers: None,
                 variant: None,
+                assignments: None,
                 status: StatusCounts {
                     success: ok,
                     ..Default::default()

@@ -75,6 +75,10 @@ pub struct Series {
     /// (absent when the app reported no keyed lookup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<KeySample>,
+    /// For an arm's series: how its requests were assigned (absent
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignments: Option<super::Assignments>,
     /// The interval's lookups and their time by cache tier (absent when
     /// the app timed none).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -46,6 +46,7 @@
 //!         latency_us: wire::encode_histogram(&latency),
 //!         keys: None,
 //!         tiers: None,
+//!         assignments: None,
 //!         status: StatusCounts { success: 3, ..Default::default() },
 //!         errors: 0,
 //!         cancelled: 0,
@@ -77,7 +78,7 @@ pub use histogram::{
 pub use latency_counts::LatencyCounts;
 pub use status_class::StatusClass;
 pub use tuning::{CacheParams, TuningAnswer};
-pub use variant::{Arm, ExperimentArms, Variant};
+pub use variant::{Arm, Assignments, ExperimentArms, Variant};
 
 /// The key sample's spatial-hash modulus: 2^24.
 pub const KEY_SAMPLE_MODULUS: u32 = 1 << 24;
@@ -148,6 +149,8 @@ pub struct DecodedSeries {
     pub keys: Option<KeySample>,
     /// The interval's cache lookups timed by tier, if any.
     pub tiers: Option<TierTimes>,
+    /// For an arm's series, how its requests were assigned.
+    pub assignments: Option<Assignments>,
 }
 
 /// Parses and checks a batch body: JSON shape, version, names, timestamps,
@@ -324,6 +327,7 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
             methods: s.methods,
             keys: s.keys,
             tiers: s.tiers,
+            assignments: s.assignments,
         });
     }
     Ok(DecodedBatch {

@@ -39,6 +39,19 @@ pub struct Variant {
     pub arm: Arm,
 }
 
+/// How an arm's requests were assigned to it: at random, or by the app's
+/// key (a key keeps its arm, so requests are not independent draws and a
+/// sample-ratio test on requests does not apply to them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignments {
+    /// Requests assigned at random.
+    #[serde(default)]
+    pub random: u64,
+    /// Requests assigned by key.
+    #[serde(default)]
+    pub by_key: u64,
+}
+
 /// The running experiment as the tuning channel carries it: the parameter
 /// it varies, each arm's value, and B's share of the traffic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -293,14 +293,23 @@ impl Experiments {
         Ok(self.finish(now_ms, mode))
     }
 
-    /// Adds a stored series, if it is one of the running experiment's arms.
+    /// Adds a stored series, if it is one of an experiment's arms: the
+    /// running one's, or a decided one's (requests the app served in an
+    /// arm before it heard of the decision still count there, so the arms
+    /// add up to every request served under the experiment; the verdict
+    /// stays the one made).
     pub fn note(&mut self, series: &DecodedSeries, rules: &BudgetRules) {
-        let (Some(e), Some(v)) = (&mut self.current, series.variant) else {
+        let Some(v) = series.variant else {
             return;
         };
-        if v.experiment != e.id {
+        let Some(e) = self
+            .current
+            .iter_mut()
+            .chain(self.history.iter_mut())
+            .find(|e| e.id == v.experiment)
+        else {
             return;
-        }
+        };
         let counts = rules.count(series);
         let arm = v.arm as usize;
         e.arms[arm].add(&ArmCounts {
@@ -311,6 +320,8 @@ impl Experiments {
             hits: series.cache.hits,
             under_p95_target: counts.total.saturating_sub(counts.slow_p95),
             under_p99_target: counts.total.saturating_sub(counts.slow_p99),
+            assigned_random: series.assignments.map_or(0, |a| a.random),
+            assigned_by_key: series.assignments.map_or(0, |a| a.by_key),
         });
         for (value, n) in series.latency.values() {
             let slot = e.latency[arm].entry(value).or_insert(0);
@@ -457,6 +468,10 @@ mod tests {
             methods: Default::default(),
             keys: None,
             tiers: None,
+            assignments: Some(lumen_middleware::wire::Assignments {
+                random: ok,
+                by_key: 0,
+            }),
         }
     }
 
@@ -475,7 +490,7 @@ mod tests {
         let rules = BudgetRules::default();
         x.note(&series(id, Arm::A, 20_000, 16_000, 100), &rules);
         x.note(&series(id, Arm::B, 20_000, 17_000, 0), &rules);
-        x.note(&series(id + 1, Arm::B, 5, 5, 0), &rules); // another experiment's
+        x.note(&series(id + 1, Arm::B, 5, 5, 0), &rules); // no such experiment
         let e = x.current().expect("running");
         assert_eq!(e.arms[0].requests, 20_000);
         assert_eq!(e.arms[0].cancelled, 1);
@@ -498,6 +513,15 @@ mod tests {
         let decided = x.history().last().expect("kept");
         assert_eq!(decided.timeline.len(), 1);
         assert!(decided.applied);
+        // A request served in an arm before the app heard of the decision
+        // still counts there; the verdict stays.
+        x.note(&series(id, Arm::A, 7, 0, 0), &rules);
+        let decided = x.history().last().expect("kept");
+        assert_eq!(decided.arms[0].requests, 20_007);
+        assert_eq!(
+            decided.verdict.as_ref().map(|v| v.assigned[0]),
+            Some(20_001)
+        );
     }
 
     #[test]

@@ -402,6 +402,7 @@ mod tests {
             keys: None,
             tiers: None,
             variant: None,
+            assignments: None,
         };
         let mut totals = CumulativeTotals::default();
         totals.add(&series, &BudgetRules::default(), &bounds);

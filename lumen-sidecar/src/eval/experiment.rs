@@ -13,7 +13,9 @@
 //! ```
 //! use lumen_sidecar::eval::{ArmCounts, ExperimentSpec, Metric, Outcome, judge};
 //! let spec = ExperimentSpec::new("answer_ttl_s", 300, 900);
-//! let arm = |requests, hits| ArmCounts { requests, lookups: requests, hits, ..Default::default() };
+//! let arm = |requests, hits| ArmCounts {
+//!     requests, assigned_random: requests, lookups: requests, hits, ..Default::default()
+//! };
 //! let v = judge(&spec, &[arm(20_000, 16_000), arm(20_000, 17_000)], 3_600_000);
 //! assert_eq!(v.outcome, Outcome::Winner { arm: lumen_middleware::wire::Arm::B });
 //! ```
@@ -206,6 +208,13 @@ pub struct ArmCounts {
     pub under_p95_target: u64,
     /// Requests at or under the P99 latency target.
     pub under_p99_target: u64,
+    /// Requests assigned at random (the sample-ratio test counts these).
+    #[serde(default)]
+    pub assigned_random: u64,
+    /// Requests assigned by the app's key (a key keeps its arm: not
+    /// independent draws, so the sample-ratio test leaves them out).
+    #[serde(default)]
+    pub assigned_by_key: u64,
 }
 
 impl ArmCounts {
@@ -218,6 +227,8 @@ impl ArmCounts {
         self.hits = self.hits.saturating_add(other.hits);
         self.under_p95_target = self.under_p95_target.saturating_add(other.under_p95_target);
         self.under_p99_target = self.under_p99_target.saturating_add(other.under_p99_target);
+        self.assigned_random = self.assigned_random.saturating_add(other.assigned_random);
+        self.assigned_by_key = self.assigned_by_key.saturating_add(other.assigned_by_key);
     }
 
     /// Requests assigned to the arm, abandoned ones included.
@@ -300,8 +311,10 @@ impl Outcome {
 pub struct Verdict {
     /// Requests assigned to A and B.
     pub assigned: [u64; 2],
-    /// The sample-ratio test's p-value.
-    pub srm_p_value: f64,
+    /// The sample-ratio test's p-value over the requests assigned at
+    /// random (`None` when every request was assigned by key: a key keeps
+    /// its arm, so requests are not independent draws).
+    pub srm_p_value: Option<f64>,
     /// The primary metric.
     pub primary: Comparison,
     /// The guardrails (every other metric with data).
@@ -343,7 +356,8 @@ pub fn compare(metric: Metric, arms: &[ArmCounts; 2], alpha: f64, tau: f64) -> C
 pub fn judge(spec: &ExperimentSpec, arms: &[ArmCounts; 2], elapsed_ms: u64) -> Verdict {
     let assigned = [arms[0].assigned(), arms[1].assigned()];
     let share_b = f64::from(spec.share_b_percent) / 100.0;
-    let srm = srm_p_value(assigned[0], assigned[1], share_b);
+    let random = [arms[0].assigned_random, arms[1].assigned_random];
+    let srm = (random != [0, 0]).then(|| srm_p_value(random[0], random[1], share_b));
     let primary = compare(spec.primary, arms, spec.alpha, spec.tau);
     let guardrails: Vec<Comparison> = Metric::ALL
         .into_iter()
@@ -353,13 +367,13 @@ pub fn judge(spec: &ExperimentSpec, arms: &[ArmCounts; 2], elapsed_ms: u64) -> V
         .collect();
     let regressed = guardrails.iter().find(|c| c.verdict == Direction::BWorse);
     let over = elapsed_ms >= spec.duration.as_millis() as u64;
-    let enough = assigned.iter().sum::<u64>() >= 2 * MIN_ARM_REQUESTS;
-    let (outcome, why) = if enough && srm < SRM_P_VALUE {
+    let enough = random.iter().sum::<u64>() >= 2 * MIN_ARM_REQUESTS;
+    let (outcome, why) = if let Some(p) = srm.filter(|p| enough && *p < SRM_P_VALUE) {
         (
             Outcome::SampleRatioMismatch,
             format!(
-                "sample-ratio mismatch: {} to A and {} to B where B's share is {} % (chi-square p = {srm:.2e}); the split is broken, A stays",
-                assigned[0], assigned[1], spec.share_b_percent
+                "sample-ratio mismatch: {} to A and {} to B at random where B's share is {} % (chi-square p = {p:.2e}); the split is broken, A stays",
+                random[0], random[1], spec.share_b_percent
             ),
         )
     } else if let Some(g) = regressed {
@@ -441,6 +455,7 @@ mod tests {
     fn arm(requests: u64, hits: u64, errors: u64) -> ArmCounts {
         ArmCounts {
             requests,
+            assigned_random: requests,
             errors,
             lookups: requests,
             hits,
@@ -510,6 +525,23 @@ mod tests {
             judge(&shared, &[arm(4_500, 3_600, 0), arm(5_500, 4_400, 0)], 1).outcome,
             Outcome::SampleRatioMismatch
         );
+    }
+
+    #[test]
+    fn a_split_by_key_is_not_tested_for_sample_ratio() {
+        let spec = ExperimentSpec::new("ttl", 60, 600);
+        let by_key = |a: ArmCounts| ArmCounts {
+            assigned_random: 0,
+            assigned_by_key: a.requests,
+            ..a
+        };
+        let v = judge(
+            &spec,
+            &[by_key(arm(4_500, 3_600, 0)), by_key(arm(5_500, 4_400, 0))],
+            1,
+        );
+        assert_eq!(v.srm_p_value, None);
+        assert_ne!(v.outcome, Outcome::SampleRatioMismatch, "{}", v.why);
     }
 
     #[test]

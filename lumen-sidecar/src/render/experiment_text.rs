@@ -110,15 +110,20 @@ pub fn experiment_markdown(e: &ExperimentReport, mode: FeedbackMode) -> String {
         {
             o.push_str(&comparison_row(c, role));
         }
-        let _ = writeln!(
-            o,
-            "\nSample ratio: {} to A, {} to B for a {} % share (chi-square p = {:.3}; a mismatch is p < {}).",
-            v.assigned[0],
-            v.assigned[1],
-            s.share_b_percent,
-            v.srm_p_value,
-            crate::eval::SRM_P_VALUE
-        );
+        let _ = match v.srm_p_value {
+            Some(p) => writeln!(
+                o,
+                "\nSample ratio: {} to A, {} to B at random for a {} % share (chi-square p = {p:.3}; a mismatch is p < {}).",
+                a.counts.assigned_random,
+                b.counts.assigned_random,
+                s.share_b_percent,
+                crate::eval::SRM_P_VALUE
+            ),
+            None => writeln!(
+                o,
+                "\nSample ratio: not tested (every request was assigned by the app's key: a key keeps its arm, so requests are not independent draws)."
+            ),
+        };
     }
     if !e.timeline.is_empty() {
         let _ = write!(

@@ -29,6 +29,7 @@ pub fn series(route: Option<&str>, ok: u64, ok_us: u64, c4: u64, c5: u64, slow_u
         keys: None,
         tiers: None,
         variant: None,
+        assignments: None,
         status: StatusCounts {
             success: ok,
             client_error: c4,

@@ -25,6 +25,7 @@ fn series(route: Option<&str>, ok: u64, fail: u64, latency_us: u64) -> DecodedSe
         keys: None,
         tiers: None,
         variant: None,
+        assignments: None,
     }
 }
 

@@ -1,0 +1,39 @@
+//! A minimal JSON POST client over the harness's HTTP stack, for driving
+//! the example API.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as Hyper;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Posts JSON bodies; cheap to clone.
+#[derive(Clone)]
+pub struct JsonClient(Hyper<HttpConnector, Full<Bytes>>);
+
+impl Default for JsonClient {
+    fn default() -> Self {
+        Self(Hyper::builder(TokioExecutor::new()).build(HttpConnector::new()))
+    }
+}
+
+impl JsonClient {
+    /// POSTs `body` to `url` and expects 200; returns the answer's body.
+    pub async fn post_json(&self, url: &str, body: &str) -> String {
+        let request = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request");
+        let response = self.0.request(request).await.expect("the API answers");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        assert_eq!(status, 200, "{url}: {text}");
+        text
+    }
+}
