@@ -356,3 +356,122 @@ async fn the_series_cuts_the_window_into_steps_and_refuses_what_it_cannot_cut() 
         assert!(body.contains(says), "{bad}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_experiments_api_names_what_it_refuses_and_counts_each_arm() {
+    use lumen_middleware::wire::{Arm, Assignments, Variant};
+    let config = SidecarConfig {
+        auth_token: Some("s3cret".into()),
+        ..SidecarConfig::default()
+    };
+    let (addr, _) = start(config).await;
+    let start_with = |body: &str, token: Option<&'static str>| {
+        let body = body.as_bytes().to_vec();
+        async move { post_to(addr, "/v1/experiments", body, "application/json", token).await }
+    };
+    let good = r#"{"param": "ttl", "a": 60, "b": 600}"#;
+    assert_eq!(start_with(good, None).await.0, 401);
+    for (body, error) in [
+        (r#"{"param": "ttl", "a": 1}"#, "missing field `b`"),
+        (
+            r#"{"param": "ttl", "a": 1, "b": 2, "colour": 1}"#,
+            "unknown field `colour`",
+        ),
+        (
+            r#"{"param": "ttl", "a": 1, "b": 2, "duration": "7 days"}"#,
+            "duration: ",
+        ),
+        (
+            r#"{"param": "ttl", "a": 1, "b": 2, "primary": "p95"}"#,
+            "primary: unknown variant `p95`",
+        ),
+        (
+            r#"{"param": "ttl", "a": 1, "b": 2, "share_b_percent": 0}"#,
+            "share: 0 is not a percent",
+        ),
+        (
+            r#"{"param": "ttl", "a": 1, "b": 1}"#,
+            "the arms must differ",
+        ),
+    ] {
+        let (status, answer) = start_with(body, Some("s3cret")).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer.contains(error), "{body}: {answer}");
+    }
+    let (status, answer) = start_with(good, Some("s3cret")).await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = start_with(good, Some("s3cret")).await;
+    assert_eq!(status, 409, "{answer}");
+
+    // The arms' series count in their arms; another experiment's do not.
+    let arm = |arm: Arm, experiment: u32, ok: u64| {
+        let mut s = series(Some("/ask"), ok, 2_000, 0, 0, 1);
+        s.variant = Some(Variant { experiment, arm });
+        s.assignments = Some(Assignments {
+            random: ok,
+            by_key: 0,
+        });
+        s
+    };
+    let b = batch(
+        "i1",
+        1,
+        vec![
+            series(Some("/ask"), 5, 2_000, 0, 0, 1),
+            arm(Arm::A, 1, 40),
+            arm(Arm::B, 1, 45),
+            arm(Arm::B, 9, 1_000),
+        ],
+    );
+    let body = serde_json::to_vec(&b).expect("json");
+    let (status, answer) = post(addr, body, "application/json", Some("s3cret")).await;
+    assert_eq!(status, 200, "{answer}");
+    let ack: Value = serde_json::from_str(&answer).expect("JSON");
+    let arms = &ack["tuning"]["experiment"];
+    let first_version = ack["tuning"]["version"].as_u64().expect("a version");
+    assert_eq!(
+        (
+            arms["id"].as_u64(),
+            arms["param"].as_str(),
+            arms["share_b_percent"].as_u64()
+        ),
+        (Some(1), Some("ttl"), Some(50)),
+        "{ack}"
+    );
+    let running = &serde_json::from_str::<Value>(&get(addr, "/v1/experiments").await.1)
+        .expect("JSON")["running"];
+    let requests = |i: usize| running["arms"][i]["counts"]["requests"].as_u64();
+    assert_eq!((requests(0), requests(1)), (Some(40), Some(45)));
+    assert_eq!(
+        get(addr, "/v1/experiments?format=xml").await.0,
+        400,
+        "an unknown format"
+    );
+
+    let stop = || async {
+        post_to(
+            addr,
+            "/v1/experiments/stop",
+            Vec::new(),
+            "application/json",
+            Some("s3cret"),
+        )
+        .await
+    };
+    assert_eq!(stop().await.0, 200);
+    let (status, answer) = stop().await;
+    assert_eq!(
+        (status, answer.contains("no experiment is running")),
+        (409, true)
+    );
+    // The next answer says it stopped: no arms, a newer version.
+    let body = serde_json::to_vec(&batch("i1", 2, vec![])).expect("json");
+    let ack: Value =
+        serde_json::from_str(&post(addr, body, "application/json", Some("s3cret")).await.1)
+            .expect("JSON");
+    assert!(ack["tuning"]["experiment"].is_null(), "{ack}");
+    assert!(
+        ack["tuning"]["version"].as_u64() > Some(first_version),
+        "{ack}"
+    );
+}

@@ -80,9 +80,20 @@ pub async fn post(
     content_type: &str,
     token: Option<&str>,
 ) -> (u16, String) {
+    post_to(addr, "/v1/ingest", body, content_type, token).await
+}
+
+/// POSTs `body` to `path`: status and body.
+pub async fn post_to(
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+    content_type: &str,
+    token: Option<&str>,
+) -> (u16, String) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = http::Request::post(format!("http://{addr}/v1/ingest"))
-        .header("content-type", content_type);
+    let mut req =
+        http::Request::post(format!("http://{addr}{path}")).header("content-type", content_type);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
