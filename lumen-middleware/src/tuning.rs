@@ -275,7 +275,9 @@ impl Tuning {
     }
 
     /// Stores `answer` if it is newer than what is held; whether it was.
-    pub(crate) fn apply(&self, answer: &TuningAnswer) -> bool {
+    /// The shipper calls this with each ingest answer; an app that gets the
+    /// sidecar's answers another way (its own sender) may call it too.
+    pub fn apply(&self, answer: &TuningAnswer) -> bool {
         if answer.version <= self.version() {
             return false;
         }

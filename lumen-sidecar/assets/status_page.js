@@ -207,11 +207,58 @@
       { xLabels: curve.length ? "P" + curve[0].percentile + " … P" + curve[curve.length - 1].percentile : "" });
   }
 
+  const OUTCOMES = {
+    running: "running", no_difference: "no detectable difference: A stays",
+    sample_ratio_mismatch: "sample-ratio mismatch: A stays", stopped: "stopped: A stays",
+  };
+  function outcomeText(o) {
+    if (o.kind === "winner") return o.arm.toUpperCase() + " wins";
+    if (o.kind === "guardrail_regression") return "blocked by the guardrail " + o.metric + ": A stays";
+    return OUTCOMES[o.kind] || o.kind;
+  }
+  // The running experiment, else the latest decided one: its arms, its
+  // verdict, and the primary's B − A with its always-valid interval at
+  // every look.
+  function experiments(x) {
+    const box = document.getElementById("experiments");
+    const e = x.running || (x.decided && x.decided[0]);
+    box.replaceChildren();
+    if (!e) {
+      box.append(el("p", { class: "scope" }, "No experiment has run on this sidecar."));
+      return;
+    }
+    box.append(el("p", { id: "experiment-title" }, "Experiment " + e.id + ": " + e.spec.param + " = " + e.spec.a +
+      " (A) against " + e.spec.b + " (B), " + e.spec.share_b_percent + " % to B · " + outcomeText(e.outcome)));
+    box.append(el("p", { class: "scope" }, e.why + " (this instance's requests)"));
+    const wrap = el("div", { class: "scroll" });
+    const table = el("table", { id: "experiment-arms" });
+    const head = el("tr");
+    for (const h of ["Arm", "Value", "Requests", "Hit rate", "Error rate", "P95", "P99"]) head.append(el("th", {}, h));
+    table.append(head);
+    for (const a of e.arms) {
+      const tr = el("tr", { class: "arm" });
+      const assigned = a.counts.requests + a.counts.cancelled;
+      for (const [v, text] of [[a.arm, a.arm.toUpperCase()], [a.value, a.value], [assigned, assigned],
+        [a.hit_rate, fmt(a.hit_rate, "%")], [a.error_rate, fmt(a.error_rate, "%")], [a.p95_ms, fmt(a.p95_ms, "ms")], [a.p99_ms, fmt(a.p99_ms, "ms")]]) {
+        tr.append(el("td", { "data-value": v === null ? "" : v }, text));
+      }
+      table.append(tr);
+    }
+    wrap.append(table);
+    box.append(wrap);
+    const chart = el("div", { class: "chart", id: "chart-experiment" });
+    box.append(chart);
+    const look = (i) => e.timeline.map((l) => [l.at_ms, l.effect_points ? l.effect_points[i] : null]);
+    lineChart("chart-experiment", e.spec.primary + ": B − A (points) with its always-valid interval, at each look",
+      [{ name: "B − A", points: look(0) }, { name: "low", points: look(1) }, { name: "high", points: look(2) }],
+      { fitY: true, targets: [{ y: 0, name: "no difference" }] });
+  }
+
   async function refresh() {
     try {
-      const [slo, series, budget, health] = await Promise.all([
+      const [slo, series, budget, health, trials] = await Promise.all([
         json(sloPath + "?window=" + windowParam), json("/v1/series?window=" + windowParam),
-        json("/v1/budget"), json("/v1/health?window=" + windowParam),
+        json("/v1/budget"), json("/v1/health?window=" + windowParam), json("/v1/experiments"),
       ]);
       document.getElementById("status").textContent = slo.status;
       document.getElementById("status").className = "badge " + slo.status;
@@ -221,6 +268,7 @@
       cards(slo, budget, health);
       routeTable(slo.routes);
       charts(slo, series, budget);
+      experiments(trials);
       document.getElementById("error").textContent = "";
       root.dataset.ready = "1";
     } catch (e) {

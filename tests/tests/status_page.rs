@@ -1,7 +1,8 @@
 //! The status page in a real headless Chromium (through chromedriver):
 //! it loads with no console error, every chart draws data, the cards say
 //! what `/v1/slo` says, the route table sorts, a route named like markup
-//! is shown as text, nothing overflows a phone's width, and a screenshot
+//! is shown as text, the running experiment's arms and interval are drawn,
+//! nothing overflows a phone's width, and a screenshot
 //! is written for the run's artefacts
 //! (`target/lumen-e2e/status-page.png`).
 
@@ -50,10 +51,93 @@ async fn ship_load(sidecar: &SidecarProc) {
     let _ = shipper.shutdown(Duration::from_secs(2)).await;
 }
 
+/// Starts an experiment and ships its arms' requests on `/ask`: A 300
+/// requests (60 % hits), B 320 (61 % hits: no detectable difference, so it
+/// keeps running), assigned at random.
+async fn ship_experiment(sidecar: &SidecarProc) {
+    use lumen_middleware::wire::{
+        self, Arm, Assignments, Batch, CacheCounts, Series, StatusCounts, Variant,
+    };
+    let client = lumen_tests::json_client::JsonClient::default();
+    client
+        .post_json(
+            &format!("{}/v1/experiments", sidecar.base()),
+            r#"{"param": "answer_ttl_s", "a": 300, "b": 900, "duration": "1d"}"#,
+        )
+        .await;
+    let arm = |arm: Arm, n: u64, hits: u64| {
+        let mut h =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        h.record_n(3_000, n).expect("in range");
+        Series {
+            route: Some("/ask".into()),
+            variant: Some(Variant { experiment: 1, arm }),
+            latency_us: wire::encode_histogram(&h),
+            status: StatusCounts {
+                success: n,
+                ..Default::default()
+            },
+            errors: 0,
+            methods: Default::default(),
+            cancelled: 0,
+            cache: CacheCounts {
+                hits,
+                misses: n - hits,
+            },
+            keys: None,
+            assignments: Some(Assignments {
+                random: n,
+                by_key: 0,
+            }),
+            tiers: None,
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    let batch = Batch {
+        version: wire::WIRE_VERSION,
+        instance: "experiment-arms".into(),
+        seq: 1,
+        service: "page-api".into(),
+        revision: None,
+        start_ms: now - 1_000,
+        end_ms: now,
+        process: None,
+        series: vec![arm(Arm::A, 300, 180), arm(Arm::B, 320, 195)],
+    };
+    client
+        .post_json(
+            &format!("{}/v1/ingest", sidecar.base()),
+            &serde_json::to_string(&batch).expect("JSON"),
+        )
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_draws_the_api_in_a_real_browser() {
-    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let sidecar =
+        SidecarProc::start(free_port(), &[("LUMEN_EXPERIMENT_CHECK_INTERVAL", "1s")]).await;
     ship_load(&sidecar).await;
+    ship_experiment(&sidecar).await;
+    // Two looks: the interval has a line to draw.
+    eventually(
+        "two looks at the experiment",
+        Duration::from_secs(30),
+        || async {
+            let x: Value =
+                serde_json::from_str(&get_ok(&format!("{}/v1/experiments", sidecar.base())).await)
+                    .expect("JSON");
+            let e = if x["running"].is_object() {
+                &x["running"]
+            } else {
+                &x["decided"][0]
+            };
+            (e["timeline"].as_array().map(Vec::len) >= Some(2)).then_some(())
+        },
+    )
+    .await;
     let browser = Browser::start().await;
     browser.goto(&sidecar.base()).await;
     eventually("the page has drawn", Duration::from_secs(30), || async {
@@ -125,6 +209,25 @@ async fn the_status_page_draws_the_api_in_a_real_browser() {
         "a health card: {cards}"
     );
 
+    // The experiment: its arms' requests as counted, its interval drawn.
+    let arms = browser
+        .run("return [...document.querySelectorAll('#experiment-arms tr.arm')].map(tr => Number(tr.children[2].dataset.value))")
+        .await;
+    assert_eq!(arms, serde_json::json!([300, 320]), "{arms}");
+    let title = browser
+        .run("return document.getElementById('experiment-title').textContent")
+        .await;
+    assert!(
+        title
+            .as_str()
+            .is_some_and(|t| t.starts_with("Experiment 1: answer_ttl_s = 300 (A) against 900 (B)")),
+        "{title}"
+    );
+    let drawn = browser
+        .run("return Number(document.querySelector('#chart-experiment svg').dataset.points)")
+        .await;
+    assert!(drawn.as_u64() >= Some(2), "{drawn}");
+
     // The route named like markup is text, and no element came of it.
     let hostile = browser
         .run(&format!(
@@ -134,7 +237,8 @@ async fn the_status_page_draws_the_api_in_a_real_browser() {
         .await;
     assert_eq!(hostile, serde_json::json!([true, 0]), "{hostile}");
 
-    // Worst first, then sorted by a column, both ways.
+    // Worst first, then sorted by a column, both ways (/ask: 600 requests
+    // and the experiment arms' 620: a route's arms are part of it).
     let routes = "return [...document.querySelectorAll('#routes tr.route')].map(tr => tr.children[0].textContent)";
     let first = browser.run(routes).await;
     assert_eq!(first[0], "/slow", "the failing route first: {first}");
@@ -142,11 +246,17 @@ async fn the_status_page_draws_the_api_in_a_real_browser() {
     browser
         .run("document.querySelector('#routes th[data-key=requests]').click(); return null")
         .await;
-    assert_eq!(browser.run(requests).await, serde_json::json!([7, 50, 600]));
+    assert_eq!(
+        browser.run(requests).await,
+        serde_json::json!([7, 50, 1220])
+    );
     browser
         .run("document.querySelector('#routes th[data-key=requests]').click(); return null")
         .await;
-    assert_eq!(browser.run(requests).await, serde_json::json!([600, 50, 7]));
+    assert_eq!(
+        browser.run(requests).await,
+        serde_json::json!([1220, 50, 7])
+    );
 
     // On a phone's width nothing runs off the side of the page.
     browser.resize(390, 844).await;

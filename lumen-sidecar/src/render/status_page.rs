@@ -1,7 +1,7 @@
 //! The status page at `/`: status and compliance, a card per SLO, charts
 //! of latency, traffic, errors, availability, cache hit rate, the budget's
 //! burn-down and burn rates, the latency distribution, a sortable route
-//! table. The server renders the first view (it reads without script);
+//! table, the running (or latest) A/B experiment. The server renders the first view (it reads without script);
 //! the embedded script (`assets/status_page.js`, no network but the
 //! sidecar) fetches the JSON API and updates everything in place every
 //! 10 s.
@@ -33,7 +33,7 @@ h1{margin:.2rem 0}.scope,.notice{color:#5f6368;margin:.2rem 0}.notice{color:#b06
 .card{border:1px solid #dadce0;border-radius:.5rem;padding:.6rem .8rem}.card h3{margin:0;font-size:.9rem;text-transform:capitalize}\
 .card.missed{border-color:#d93025}.card .current{font-size:1.6rem;margin:.2rem 0}.card p{margin:.2rem 0}\
 #charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(20rem,1fr));gap:1rem}\
-#charts h3{font-size:.9rem;margin:.2rem 0}#charts svg{width:100%;height:auto}.legend{font-size:.8rem;margin:0}\
+#charts h3,#experiments h3{font-size:.9rem;margin:.2rem 0}#charts svg,#experiments svg{width:100%;height:auto}#chart-experiment{max-width:36rem}.legend{font-size:.8rem;margin:0}\
 table{border-collapse:collapse;margin:1rem 0;width:100%}td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
 th[data-key]{cursor:pointer}#error{color:#d93025}.scroll{overflow-x:auto}td{overflow-wrap:anywhere}@media (max-width:40rem){#charts{grid-template-columns:1fr}td,th{padding:.3rem}}";
 
@@ -100,7 +100,7 @@ window {window}m · <span id=\"requests\">{requests}</span> requests · evaluate
             r.status.as_str()
         );
     }
-    o.push_str("</table></div><h2>Action items</h2><ul>");
+    o.push_str("</table></div><h2>Experiments</h2><div id=\"experiments\"><p class=\"scope\"><a href=\"/v1/experiments?format=markdown\">decision reports</a></p></div><h2>Action items</h2><ul>");
     for item in action_items(report) {
         let _ = write!(o, "<li>{}</li>", escape(&item));
     }
