@@ -141,7 +141,7 @@ impl CacheReport {
     #[inline]
     pub fn record_tier(&self, tier: Tier, latency: std::time::Duration) {
         if let Some(series) = self.series {
-            series.record_tier(tier, latency);
+            series.record_tier(tier as usize, latency);
         }
     }
 

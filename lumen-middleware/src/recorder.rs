@@ -72,7 +72,7 @@ impl Recorder {
         tier: crate::cache::Tier,
         latency: std::time::Duration,
     ) {
-        self.series(route).record_tier(tier, latency);
+        self.series(route).record_tier(tier as usize, latency);
     }
 
     /// Takes everything recorded since the last drain, per route. The

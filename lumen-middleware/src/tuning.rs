@@ -213,12 +213,14 @@ impl TunedParam {
 #[derive(Debug)]
 pub struct Tuning {
     version: AtomicU64,
+    epoch: AtomicU64,
     caches: Mutex<Vec<&'static CacheTuning>>,
     params: Mutex<Vec<&'static TunedParam>>,
 }
 
 static TUNING: Tuning = Tuning {
     version: AtomicU64::new(0),
+    epoch: AtomicU64::new(0),
     caches: Mutex::new(Vec::new()),
     params: Mutex::new(Vec::new()),
 };
@@ -278,9 +280,11 @@ impl Tuning {
     /// The shipper calls this with each ingest answer; an app that gets the
     /// sidecar's answers another way (its own sender) may call it too.
     pub fn apply(&self, answer: &TuningAnswer) -> bool {
-        if answer.version <= self.version() {
+        let same_sidecar = answer.epoch == self.epoch.load(Ordering::Relaxed);
+        if same_sidecar && answer.version <= self.version() {
             return false;
         }
+        self.epoch.store(answer.epoch, Ordering::Relaxed);
         for (name, params) in &answer.caches {
             let cache = self.cache(name);
             if let Some(ttl) = params.ttl_s {
@@ -349,6 +353,7 @@ mod tests {
     fn newer_answers_set_the_handles_and_older_ones_do_not() {
         let t = Tuning {
             version: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
             caches: Mutex::new(Vec::new()),
             params: Mutex::new(Vec::new()),
         };
@@ -370,6 +375,19 @@ mod tests {
         assert_eq!(ask.ttl(), Some(Duration::from_secs(120)));
         assert_eq!(ask.l1_capacity(), Some(500));
         assert!(!t.apply(&answer(1, 60)), "older");
+        // A restarted sidecar (a new epoch) counts its versions afresh.
+        let restarted = TuningAnswer {
+            epoch: 42,
+            ..answer(1, 90)
+        };
+        assert!(t.apply(&restarted), "a new epoch");
+        assert_eq!(ask.ttl(), Some(Duration::from_secs(90)));
+        assert!(!t.apply(&restarted), "the same again");
+        let newer = TuningAnswer {
+            epoch: 42,
+            ..answer(2, 120)
+        };
+        assert!(t.apply(&newer), "a newer version of the same sidecar");
         assert_eq!(ask.ttl_or(Duration::ZERO), Duration::from_secs(120));
         assert!(std::ptr::eq(ask, t.cache("/ask")));
     }
@@ -377,6 +395,7 @@ mod tests {
     fn fresh() -> Tuning {
         Tuning {
             version: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
             caches: Mutex::new(Vec::new()),
             params: Mutex::new(Vec::new()),
         }

@@ -113,16 +113,14 @@ impl RouteSeries {
         self.keys.record(hash);
     }
 
-    /// Times one lookup of cache tier `tier` at `latency`.
+    /// Times one lookup of cache tier `tier` (an index in
+    /// [`TIERS`](crate::wire::TIERS)) at `latency`.
     #[inline]
-    pub(crate) fn record_tier(&self, tier: crate::cache::Tier, latency: std::time::Duration) {
+    pub(crate) fn record_tier(&self, tier: usize, latency: std::time::Duration) {
         let us = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .min(crate::wire::MAX_HIGHEST_TRACKABLE_US);
-        self.record(Event::Tier {
-            tier: tier as usize,
-            us,
-        });
+        self.record(Event::Tier { tier, us });
     }
 
     /// Records a response of `status` to a request of method `method` (an

@@ -13,8 +13,14 @@ use serde::{Deserialize, Serialize};
 /// The feedback loop's current parameters for one app.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TuningAnswer {
-    /// Increases with every change; a receiver applies only a newer one.
+    /// Increases with every change; a receiver applies only a newer one
+    /// (within one `epoch`).
     pub version: u64,
+    /// When the answering sidecar started, Unix ms (0: not said). A new
+    /// epoch is a restarted sidecar, whose versions count afresh: its
+    /// answer is applied whatever its version.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
     /// Each cache's parameters, by name.
     #[serde(default)]
     pub caches: BTreeMap<String, CacheParams>,
@@ -37,4 +43,8 @@ pub struct CacheParams {
     /// Entries the in-process (L1) cache holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l1_capacity: Option<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

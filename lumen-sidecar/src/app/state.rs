@@ -443,12 +443,14 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .channel();
-        if version == 0 {
-            return loop_answer;
+        if version == 0 && loop_answer.is_none() {
+            return None;
         }
-        // Both versions only rise, so their sum does.
+        // Both versions only rise, so their sum does; a restart is a new
+        // epoch, whose versions count afresh.
         let mut answer = loop_answer.unwrap_or_default();
         answer.version += version;
+        answer.epoch = self.started_ms;
         answer.params = params;
         answer.experiment = experiment;
         Some(answer)
