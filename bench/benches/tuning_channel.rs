@@ -3,8 +3,12 @@
 //! (`CacheTuning::ttl_or`: one relaxed atomic load) and
 //! `CacheReport::record_key` (a cache count plus the key's spatial-sampling
 //! test, and for a sampled key one store into the route's ring), against
-//! `CacheReport::record` alone. The per-request budget they are held to is
-//! issue #17's 100 ns for the whole layer.
+//! `CacheReport::record` alone; the cache tier timing
+//! (`CacheReport::record_tier`), and an experiment's assignment by key
+//! (`TunedParam::assign`: the key's mix, the arm's value; outside a request,
+//! so without the switch to the arm's series, which is one thread-local
+//! store more). The per-request budget they are held to is issue #17's
+//! 100 ns for the whole layer.
 //!
 //! Run: `cargo bench -p lumen-bench --bench tuning_channel`.
 
@@ -35,6 +39,35 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
             report.record_key(black_box(i), !i.is_multiple_of(3));
+        })
+    });
+    g.bench_function("cache record_tier", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            report.record_tier(
+                black_box(lumen_middleware::cache::Tier::L2),
+                black_box(Duration::from_micros(i & 1023)),
+            );
+        })
+    });
+    assert!(tuning().apply(&lumen_middleware::wire::TuningAnswer {
+        version: u64::MAX / 2,
+        experiment: Some(lumen_middleware::wire::ExperimentArms {
+            id: 1,
+            param: "answer_ttl_s".into(),
+            a: 300,
+            b: 900,
+            share_b_percent: 50,
+        }),
+        ..Default::default()
+    }));
+    let param = tuning().param("answer_ttl_s");
+    g.bench_function("experiment assign (by key)", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            black_box(param.assign(black_box(Some(i))).value_or(300))
         })
     });
     g.finish();

@@ -394,6 +394,11 @@ fn tuning_section(machine: &Machine) -> Option<String> {
     let record = criterion_median_ns("tuning_channel", "cache record (hit_miss only)")
         .or_else(|| criterion_median_ns("tuning_channel", "cache record (hit/miss only)"))?;
     let keyed = criterion_median_ns("tuning_channel", "cache record_key (1 % of keys sampled)")?;
+    let tier = criterion_median_ns("tuning_channel", "cache record_tier");
+    let assign = criterion_median_ns("tuning_channel", "experiment assign (by key)");
+    let optional = |name: &str, ns: Option<f64>| {
+        ns.map(|ns| format!("| {name} | {ns:.1} | {ns:.0} % |"))
+    };
     Some(
         [
             format!("Measured {} on {}.", today(), machine.line()),
@@ -408,12 +413,24 @@ fn tuning_section(machine: &Machine) -> Option<String> {
                 "| `CacheReport::record_key` (count + SHARDS sampling test, 1 % of keys stored) | {keyed:.1} | {:.0} % |",
                 keyed
             ),
+        ]
+        .into_iter()
+        .chain(optional(
+            "`CacheReport::record_tier` (one tier's lookup timed)",
+            tier,
+        ))
+        .chain(optional(
+            "`TunedParam::assign` by key (an experiment's arm and its value)",
+            assign,
+        ))
+        .chain([
             String::new(),
             format!(
                 "Sampling a key for the miss-ratio curve adds {:.1} ns to the cache count it extends.",
                 keyed - record
             ),
-        ]
+        ])
+        .collect::<Vec<_>>()
         .join("\n"),
     )
 }
