@@ -21,13 +21,30 @@ pub fn app() -> Router {
     Router::new().route("/hello", get(|| async { "hello" }))
 }
 
-/// Calls `router` once with a fresh request and drains the body.
+/// A finished app as a benchmark calls it: a `Router` (layers inside it,
+/// added with `Router::layer`), or a `Router` wrapped by Lumen from the
+/// outside (`Layer::layer(&lumen, router)`: no per-route boxing).
+#[derive(Clone)]
+pub enum Shape {
+    /// The router itself.
+    Router(Router),
+    /// Lumen around the whole router.
+    Wrapped(lumen_middleware::Lumen<Router>),
+}
+
+/// Calls `service` once with a fresh request and drains the body.
 #[inline]
-pub fn call_once(router: &mut Router, cx: &mut Context<'_>) {
+pub fn call_once<S, B>(service: &mut S, cx: &mut Context<'_>)
+where
+    S: Service<Request<Body>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
     let request = Request::get("/hello")
         .body(Body::empty())
         .expect("valid request");
-    let mut future = std::pin::pin!(router.call(request));
+    let mut future = std::pin::pin!(service.call(request));
     let Poll::Ready(Ok(response)) = future.as_mut().poll(cx) else {
         panic!("the handler answers at once");
     };
@@ -40,9 +57,20 @@ pub fn call_once(router: &mut Router, cx: &mut Context<'_>) {
     }
 }
 
+impl Shape {
+    /// One call (see [`call_once`]).
+    #[inline]
+    pub fn call_once(&mut self, cx: &mut Context<'_>) {
+        match self {
+            Shape::Router(r) => call_once(r, cx),
+            Shape::Wrapped(w) => call_once(w, cx),
+        }
+    }
+}
+
 /// Runs `iters` requests on each of `threads` threads, each with its own
 /// clone of `router`; the wall time (per iteration: per request per thread).
-pub fn run(router: &Router, threads: usize, iters: u64) -> Duration {
+pub fn run(router: &Shape, threads: usize, iters: u64) -> Duration {
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|_| {
@@ -51,11 +79,11 @@ pub fn run(router: &Router, threads: usize, iters: u64) -> Duration {
             std::thread::spawn(move || {
                 let mut cx = Context::from_waker(Waker::noop());
                 for _ in 0..100 {
-                    call_once(&mut router, &mut cx);
+                    router.call_once(&mut cx);
                 }
                 barrier.wait();
                 for _ in 0..iters {
-                    call_once(&mut router, &mut cx);
+                    router.call_once(&mut cx);
                 }
             })
         })
@@ -70,12 +98,14 @@ pub fn run(router: &Router, threads: usize, iters: u64) -> Duration {
 
 /// The variants compared, finished: the bare router, a pass-through layer
 /// (`Identity`: what any `Router::layer` costs by itself), Lumen without
-/// and with route labels (`with_matched_path()`), axum-prometheus and the
+/// and with route labels (`with_matched_path()`), Lumen around the whole
+/// router (labels from a route function: the matched path is the router's
+/// own, out of an outer layer's sight), axum-prometheus and the
 /// OpenTelemetry tower layer (metrics only). Call inside a Tokio runtime
 /// context; the second value runs the Prometheus exporter's upkeep (call it
 /// between timings).
 #[cfg(feature = "peers")]
-pub fn variants() -> (Vec<(&'static str, Router)>, impl Fn()) {
+pub fn variants() -> (Vec<(&'static str, Shape)>, impl Fn()) {
     let (lumen, shipper) =
         lumen_middleware::pair(lumen_middleware::LumenConfig::default()).expect("valid config");
     std::mem::forget(shipper); // never shipped: the registry keeps filling, as in an app
@@ -107,17 +137,33 @@ pub fn variants() -> (Vec<(&'static str, Router)>, impl Fn()) {
         ("axum_prometheus", app().layer(prometheus).with_state(())),
         ("opentelemetry_tower", app().layer(otel).with_state(())),
     ];
+    let mut variants: Vec<(&'static str, Shape)> = variants
+        .into_iter()
+        .map(|(name, router)| (name, Shape::Router(router)))
+        .collect();
+    let outside = lumen.with_route_fn(|_, uri, _| Some(uri.path()));
+    variants.insert(
+        4,
+        (
+            "lumen_outside",
+            Shape::Wrapped(tower::Layer::layer(&outside, app().with_state(()))),
+        ),
+    );
     (variants, move || prometheus_handle.run_upkeep())
 }
 
 /// The variants' names as the tables show them.
-pub const ROUTER_CASES: [(&str, &str); 6] = [
+pub const ROUTER_CASES: [(&str, &str); 7] = [
     ("bare", "bare router"),
     ("pass_through", "pass-through layer (`Identity`)"),
     ("lumen", "Lumen"),
     (
         "lumen_matched_path",
         "Lumen, route labels (`with_matched_path()`)",
+    ),
+    (
+        "lumen_outside",
+        "Lumen around the Router (`lumen.layer(router)`, labels from `with_route_fn`)",
     ),
     ("axum_prometheus", "axum-prometheus 0.10"),
     (

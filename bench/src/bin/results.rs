@@ -296,7 +296,7 @@ fn router_section(machine: &Machine) -> Option<String> {
     }
     if let Some(rows) = read_rows("router_rounds.json") {
         out.push(String::new());
-        out.push("Interleaved (`cargo run -p lumen-bench --release --features peers --bin router_rounds`: 7 rounds of 200,000 calls per variant and thread, the order rotated each round), median round:".to_owned());
+        out.push("Interleaved (`cargo run -p lumen-bench --release --features peers --bin router_rounds`: 15 rounds of 200,000 calls per variant and thread, the order rotated each round): the median round, and what a layer adds as the median of the rounds' paired differences (each round against the same round's bare router or pass-through layer, so drift between rounds cancels):".to_owned());
         out.push(String::new());
         out.push("| layer | 1 thread, ns/request | added over bare | over pass-through | 2 threads, ns/request per thread | added over bare | over pass-through | slowest ÷ fastest round (1 thread) |".to_owned());
         out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned());
@@ -305,36 +305,34 @@ fn router_section(machine: &Machine) -> Option<String> {
                 .find(|r| r["threads"] == threads && r["variant"] == id)
                 .cloned()
         };
-        let m = |threads: u64, id: &str| get(threads, id).and_then(|r| r["median_ns"].as_f64());
-        let (b1, b2, p1, p2) = (
-            m(1, "bare")?,
-            m(2, "bare")?,
-            m(1, "pass_through")?,
-            m(2, "pass_through")?,
-        );
+        let m = |threads: u64, id: &str, key: &str| get(threads, id).and_then(|r| r[key].as_f64());
         for (id, name) in ROUTER_CASES {
-            let (t1, t2) = (m(1, id)?, m(2, id)?);
+            let (t1, t2) = (m(1, id, "median_ns")?, m(2, id, "median_ns")?);
             let spread = get(1, id)
                 .and_then(|r| {
-                    let v = r["rounds_ns"].as_array()?.clone();
-                    let first = v.first()?.as_f64()?;
-                    let last = v.last()?.as_f64()?;
-                    Some(last / first)
+                    let v: Vec<f64> = r["rounds_ns"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(serde_json::Value::as_f64)
+                        .collect();
+                    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = v.iter().copied().fold(0.0, f64::max);
+                    Some(hi / lo)
                 })
                 .unwrap_or(f64::NAN);
-            let over = |t: f64, base: f64, skip: &[&str]| {
+            let over = |threads: u64, key: &str, skip: &[&str]| {
                 if skip.contains(&id) {
                     String::new()
                 } else {
-                    format!("{:.0}", t - base)
+                    m(threads, id, key).map_or(String::new(), |v| format!("{v:.0}"))
                 }
             };
             out.push(format!(
                 "| {name} | {t1:.0} | {} | {} | {t2:.0} | {} | {} | {spread:.2} |",
-                over(t1, b1, &["bare"]),
-                over(t1, p1, &["bare", "pass_through"]),
-                over(t2, b2, &["bare"]),
-                over(t2, p2, &["bare", "pass_through"]),
+                over(1, "added_ns", &["bare"]),
+                over(1, "over_pass_ns", &["bare", "pass_through"]),
+                over(2, "added_ns", &["bare"]),
+                over(2, "over_pass_ns", &["bare", "pass_through"]),
             ));
         }
     }
@@ -396,9 +394,8 @@ fn tuning_section(machine: &Machine) -> Option<String> {
     let keyed = criterion_median_ns("tuning_channel", "cache record_key (1 % of keys sampled)")?;
     let tier = criterion_median_ns("tuning_channel", "cache record_tier");
     let assign = criterion_median_ns("tuning_channel", "experiment assign (by key)");
-    let optional = |name: &str, ns: Option<f64>| {
-        ns.map(|ns| format!("| {name} | {ns:.1} | {ns:.0} % |"))
-    };
+    let optional =
+        |name: &str, ns: Option<f64>| ns.map(|ns| format!("| {name} | {ns:.1} | {ns:.0} % |"));
     Some(
         [
             format!("Measured {} on {}.", today(), machine.line()),

@@ -1,14 +1,17 @@
 //! The router-shape variants ([`lumen_bench::router_shape`]) measured
-//! interleaved, as machine noise drifts: 7 rounds, each running every
+//! interleaved, as machine noise drifts: 15 rounds, each running every
 //! variant for 200,000 calls per thread, on 1 and then 2 threads; the
-//! median round of each. Run:
+//! median round of each, and what a variant adds over the bare router (and
+//! over the pass-through layer) as the median of the rounds' paired
+//! differences (each round's variant against the same round's bare router:
+//! drift between rounds cancels). Run:
 //! `cargo run -p lumen-bench --release --features peers --bin router_rounds`;
 //! it writes `target/lumen-bench/router_rounds.json` for the `results` bin.
 
 use lumen_bench::router_shape::{run, variants};
 use lumen_bench::workspace_root;
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 15;
 const CALLS: u64 = 200_000;
 
 fn main() {
@@ -30,12 +33,29 @@ fn main() {
                 per_variant[i].push(t.as_nanos() as f64 / CALLS as f64);
             }
         }
-        for ((name, _), mut ns) in variants.iter().zip(per_variant) {
-            ns.sort_by(f64::total_cmp);
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let paired =
+            |of: &[f64], base: &[f64]| median(of.iter().zip(base).map(|(a, b)| a - b).collect());
+        let index = |id: &str| {
+            variants
+                .iter()
+                .position(|(name, _)| *name == id)
+                .expect("a variant of that name")
+        };
+        let (bare, pass) = (
+            per_variant[index("bare")].clone(),
+            per_variant[index("pass_through")].clone(),
+        );
+        for ((name, _), ns) in variants.iter().zip(per_variant) {
             let row = serde_json::json!({
                 "threads": threads,
                 "variant": name,
-                "median_ns": ns[ns.len() / 2],
+                "median_ns": median(ns.clone()),
+                "added_ns": paired(&ns, &bare),
+                "over_pass_ns": paired(&ns, &pass),
                 "rounds_ns": ns,
             });
             eprintln!("{row}");
