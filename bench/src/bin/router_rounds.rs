@@ -7,6 +7,8 @@
 //! drift between rounds cancels). Run:
 //! `cargo run -p lumen-bench --release --features peers --bin router_rounds`;
 //! it writes `target/lumen-bench/router_rounds.json` for the `results` bin.
+//! `LUMEN_BENCH_ONLY=NAME` runs that variant with the bare router and the
+//! pass-through layer only, for a profiler (`perf record`).
 
 use lumen_bench::router_shape::{run, variants};
 use lumen_bench::workspace_root;
@@ -20,7 +22,11 @@ fn main() {
         .build()
         .expect("runtime");
     let _guard = runtime.enter();
-    let (variants, upkeep) = variants();
+    let (mut variants, upkeep) = variants();
+    // For profiling one variant alone (`perf record`): its name here.
+    if let Ok(only) = std::env::var("LUMEN_BENCH_ONLY") {
+        variants.retain(|(name, _)| *name == only || *name == "bare" || *name == "pass_through");
+    }
     let mut rows = Vec::new();
     for threads in [1_usize, 2] {
         let mut per_variant: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
