@@ -30,7 +30,10 @@ impl Arm {
     }
 }
 
-/// Which arm of which experiment a series' requests were assigned to.
+/// Which arm of which experiment a series' requests were assigned to. (A
+/// route's arm series carries the experiment its requests were last
+/// assigned in: in the one interval where an experiment stops and the
+/// next starts, both experiments' requests go under the newer id.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Variant {
     /// The experiment's id (at least 1).

@@ -477,6 +477,11 @@ impl AppState {
             primary = e.spec.primary.as_str(),
             "experiment started"
         );
+        if self.config.fleet_store.redis_url.is_some() || self.config.export.cloud_run.is_some() {
+            tracing::warn!(
+                "experiments are analysed per instance: each sidecar judges its own app's requests and, in apply mode, sets its own app's value; across a fleet, run them in recommend mode and read every instance's report"
+            );
+        }
         Ok(e.report(now_ms, &self.config.cost, self.config.roi.cost_per_miss_usd))
     }
 
