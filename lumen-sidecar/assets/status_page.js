@@ -229,7 +229,7 @@
     }
     box.append(el("p", { id: "experiment-title" }, "Experiment " + e.id + ": " + e.spec.param + " = " + e.spec.a +
       " (A) against " + e.spec.b + " (B), " + e.spec.share_b_percent + " % to B · " + outcomeText(e.outcome)));
-    box.append(el("p", { class: "scope" }, e.why + " (this instance's requests)"));
+    box.append(el("p", { class: "scope" }, e.why + (x.scope === "fleet" ? " (the fleet's requests)" : " (this instance's requests)")));
     const wrap = el("div", { class: "scroll" });
     const table = el("table", { id: "experiment-arms" });
     const head = el("tr");

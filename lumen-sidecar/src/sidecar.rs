@@ -15,7 +15,8 @@ use crate::app::{AppState, Shutdown, now_ms, restore_checkpoint, save_snapshot, 
 use crate::config::SidecarConfig;
 use crate::export::{ExportError, MetricsExport};
 use crate::fleet::store::{
-    FleetStoreView, FleetTuning, FleetWriter, connection, fleet_instance, open_client,
+    FleetExperiments, FleetStoreView, FleetTuning, FleetWriter, connection, fleet_instance,
+    open_client,
 };
 use crate::gcp::{MetadataClient, TokenSource};
 
@@ -115,6 +116,7 @@ pub struct Sidecar {
     listener: TcpListener,
     export: Option<MetricsExport>,
     fleet_writer: Option<(FleetWriter, FleetTuning)>,
+    fleet_experiments: Option<FleetExperiments>,
 }
 
 impl Sidecar {
@@ -139,6 +141,7 @@ impl Sidecar {
         let e = &state.config.export;
         let tokens = (e.google_auth || e.cloud_run.is_some())
             .then(|| Arc::new(TokenSource::new(MetadataClient::new(&e.metadata_host))));
+        let mut fleet_experiments = None;
         let fleet_writer = match &state.config.fleet_store.redis_url {
             Some(url) => {
                 let client = open_client(url, state.config.fleet_store.ca_file.as_deref())?;
@@ -150,6 +153,9 @@ impl Sidecar {
                     state.config.clone(),
                 )));
                 let tuning = FleetTuning::new(con.clone(), &instance);
+                let experiments = FleetExperiments::new(con.clone(), &instance);
+                state.share_experiments(Arc::new(experiments.clone()));
+                fleet_experiments = Some(experiments);
                 Some((
                     FleetWriter::new(con, instance, state.config.retention),
                     tuning,
@@ -174,6 +180,7 @@ impl Sidecar {
             listener,
             export,
             fleet_writer,
+            fleet_experiments,
         })
     }
 
@@ -224,7 +231,18 @@ impl Sidecar {
                 drained,
             ));
         }
-        peers.spawn(experiment_looks(Arc::clone(&state), stop.clone()));
+        match self.fleet_experiments {
+            Some(fleet) => {
+                peers.spawn(fleet_experiment_looks(
+                    Arc::clone(&state),
+                    fleet,
+                    stop.clone(),
+                ));
+            }
+            None => {
+                peers.spawn(experiment_looks(Arc::clone(&state), stop.clone()));
+            }
+        }
         if state.config.feedback.mode != crate::config::FeedbackMode::Off {
             peers.spawn(feedback(Arc::clone(&state), fleet_tuning, stop.clone()));
             tracing::info!(
@@ -327,6 +345,31 @@ async fn experiment_looks(state: Arc<AppState>, mut stop: Shutdown) {
             _ = every.tick() => {}
         }
         state.look_at_experiment(now_ms());
+    }
+}
+
+/// The fleet's experiments: every tick (the look interval, or the fleet
+/// store's write interval when shorter) this sidecar serves the store's
+/// state, and the one holding the lock looks when a look is due.
+async fn fleet_experiment_looks(state: Arc<AppState>, fleet: FleetExperiments, mut stop: Shutdown) {
+    let look = state.config.experiment.check_interval;
+    let tick = look.min(state.config.fleet_store.write_interval);
+    let mut every = tokio::time::interval(tick);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = stop.fired() => return,
+            _ = every.tick() => {}
+        }
+        match fleet.step(&state, look, now_ms()).await {
+            Ok(_) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "experiments: the fleet store is unavailable; the experiment in force stays");
+            }
+            Err(_) => {}
+        }
     }
 }
 

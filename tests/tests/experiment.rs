@@ -350,3 +350,167 @@ async fn a_winner_is_decided_on_live_traffic_and_reaches_the_app() {
         "{report}"
     );
 }
+
+/// A batch of one instance's requests in experiment 1's arms: `a` and `b`
+/// requests, half of each a cache hit, assigned at random.
+fn arms_batch(instance: &str, seq: u64, a: u64, b: u64) -> String {
+    use lumen_middleware::wire::{
+        self, Arm, Assignments, Batch, CacheCounts, Series, StatusCounts, Variant,
+    };
+    let arm = |arm: Arm, n: u64| {
+        let mut h =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        h.record_n(2_000, n).expect("in range");
+        Series {
+            route: Some(ASK.into()),
+            variant: Some(Variant { experiment: 1, arm }),
+            latency_us: wire::encode_histogram(&h),
+            status: StatusCounts {
+                success: n,
+                ..Default::default()
+            },
+            errors: 0,
+            methods: Default::default(),
+            cancelled: 0,
+            cache: CacheCounts {
+                hits: n / 2,
+                misses: n - n / 2,
+            },
+            keys: None,
+            assignments: Some(Assignments {
+                random: n,
+                by_key: 0,
+            }),
+            tiers: None,
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    serde_json::to_string(&Batch {
+        version: wire::WIRE_VERSION,
+        instance: instance.into(),
+        seq,
+        service: "fleet-api".into(),
+        revision: None,
+        start_ms: now - 1_000,
+        end_ms: now,
+        process: None,
+        series: vec![arm(Arm::A, a), arm(Arm::B, b)],
+    })
+    .expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_runs_one_experiment_on_every_instances_requests() {
+    let redis = RedisProc::start().await;
+    let env = |instance: &'static str| {
+        [
+            ("LUMEN_FLEET_REDIS_URL", redis.url.clone()),
+            ("LUMEN_FLEET_WRITE_INTERVAL", "1s".to_owned()),
+            ("LUMEN_FLEET_INSTANCE", instance.to_owned()),
+            ("LUMEN_EXPERIMENT_CHECK_INTERVAL", "1s".to_owned()),
+            ("LUMEN_SERVICE", "fleet-api".to_owned()),
+        ]
+    };
+    let start = |instance: &'static str| {
+        let env = env(instance);
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            SidecarProc::start(free_port(), &env).await
+        }
+    };
+    let (one, two) = (start("sidecar-1").await, start("sidecar-2").await);
+    let client = JsonClient::default();
+    // Started through one sidecar, it runs on both.
+    client
+        .post_json(
+            &format!("{}/v1/experiments", one.base()),
+            r#"{"param": "answer_ttl_s", "a": 60, "b": 600, "duration": "1h"}"#,
+        )
+        .await;
+    eventually(
+        "the second sidecar running it",
+        Duration::from_secs(20),
+        || {
+            let s = &two;
+            async move {
+                let x = experiments(s).await;
+                (x["running"]["id"] == 1 && x["scope"] == "fleet").then_some(())
+            }
+        },
+    )
+    .await;
+    // Each sidecar's app served some requests in the arms; the second's
+    // ingest answer carries the arms too.
+    let ack = client
+        .post_json(
+            &format!("{}/v1/ingest", one.base()),
+            &arms_batch("app-1", 1, 40, 45),
+        )
+        .await;
+    assert!(ack.contains("\"applied_seq\":1"), "{ack}");
+    let ack: Value = serde_json::from_str(
+        &client
+            .post_json(
+                &format!("{}/v1/ingest", two.base()),
+                &arms_batch("app-2", 1, 30, 35),
+            )
+            .await,
+    )
+    .expect("JSON");
+    assert_eq!(ack["tuning"]["experiment"]["id"], 1, "{ack}");
+    // Both serve the fleet's sums, looked at once a second by one of them.
+    for sidecar in [&one, &two] {
+        eventually("the fleet's sums", Duration::from_secs(30), || async move {
+            let e = experiments(sidecar).await["running"].clone();
+            (assigned(&e) == [70, 80]).then_some(())
+        })
+        .await;
+    }
+    let running = experiments(&two).await["running"].clone();
+    let looks: Vec<u64> = running["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|l| l["at_ms"].as_u64().expect("a time"))
+        .collect();
+    assert!(looks.len() >= 2, "{running}");
+    assert!(
+        looks.windows(2).all(|w| w[1] - w[0] >= 900),
+        "one look a second for the fleet, not one per sidecar: {looks:?}"
+    );
+    // Stopped through the other sidecar: decided on the fleet's sums, and
+    // both say so.
+    let stopped: Value = serde_json::from_str(
+        &client
+            .post_json(&format!("{}/v1/experiments/stop", two.base()), "")
+            .await,
+    )
+    .expect("JSON");
+    assert_eq!(assigned(&stopped), [70, 80], "{stopped}");
+    assert_eq!(stopped["outcome"]["kind"], "stopped");
+    eventually(
+        "the first sidecar seeing the stop",
+        Duration::from_secs(20),
+        || {
+            let s = &one;
+            async move {
+                let x = experiments(s).await;
+                (x["running"].is_null() && x["decided"][0]["id"] == 1).then_some(())
+            }
+        },
+    )
+    .await;
+    let ack: Value = serde_json::from_str(
+        &client
+            .post_json(
+                &format!("{}/v1/ingest", one.base()),
+                &arms_batch("app-1", 2, 0, 0),
+            )
+            .await,
+    )
+    .expect("JSON");
+    assert!(ack["tuning"]["experiment"].is_null(), "{ack}");
+}

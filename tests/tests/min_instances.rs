@@ -28,6 +28,7 @@ fn info(started_ms: u64, last_seen_ms: u64) -> Vec<u8> {
         cache_totals: Default::default(),
         cold_p95_ms: Some(850.0),
         warm_p95_ms: Some(40.0),
+        experiment_counts: Default::default(),
     })
 }
 

@@ -13,10 +13,12 @@
 //! each sidecar analyses its own app's requests.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use lumen_middleware::wire::{Arm, DecodedSeries, ExperimentArms};
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use crate::config::FeedbackMode;
 use crate::eval::{ArmCounts, ExperimentSpec, Outcome, Verdict, judge};
 use crate::store::BudgetRules;
@@ -60,6 +62,78 @@ pub struct Look {
     pub outcome: Outcome,
 }
 
+/// One experiment's arm counts and latency from one source: an instance,
+/// or the fleet's sum.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmData {
+    /// A's and B's exact counts.
+    pub arms: [ArmCounts; 2],
+    /// A's and B's latency, `(µs, requests)` per HDR bucket.
+    pub latency: [BTreeMap<u64, u64>; 2],
+}
+
+impl ArmData {
+    /// Adds `other`.
+    pub fn add(&mut self, other: &Self) {
+        for arm in 0..2 {
+            self.arms[arm].add(&other.arms[arm]);
+            for (value, n) in &other.latency[arm] {
+                let slot = self.latency[arm].entry(*value).or_insert(0);
+                *slot = slot.saturating_add(*n);
+            }
+        }
+    }
+
+    /// Adds one arm series' requests.
+    fn add_series(&mut self, arm: usize, series: &DecodedSeries, rules: &BudgetRules) {
+        let counts = rules.count(series);
+        self.arms[arm].add(&ArmCounts {
+            requests: counts.total,
+            cancelled: series.cancelled,
+            errors: counts.errors,
+            lookups: series.cache.hits.saturating_add(series.cache.misses),
+            hits: series.cache.hits,
+            under_p95_target: counts.total.saturating_sub(counts.slow_p95),
+            under_p99_target: counts.total.saturating_sub(counts.slow_p99),
+            assigned_random: series.assignments.map_or(0, |a| a.random),
+            assigned_by_key: series.assignments.map_or(0, |a| a.by_key),
+        });
+        for (value, n) in series.latency.values() {
+            let slot = self.latency[arm].entry(value).or_insert(0);
+            *slot = slot.saturating_add(n);
+        }
+    }
+}
+
+/// Experiments an instance keeps its own counts of (the newest ids).
+pub const OWN_KEPT: usize = 4;
+
+/// A command on the experiments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExperimentCommand {
+    /// Start one.
+    Start(ExperimentSpec),
+    /// Stop the running one (A stays).
+    Stop,
+}
+
+/// A command's answer being computed: the experiment, the refusal, or
+/// (outer `Err`) why the shared state could not be reached.
+pub type CommandFuture<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Result<ExperimentReport, ExperimentError>, String>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// Where a fleet's experiments are shared (the fleet store): commands are
+/// run on the shared state, so every sidecar runs the same experiment.
+pub trait SharedExperiments: Send + Sync + std::fmt::Debug {
+    /// Runs `command` on the shared experiments through `state`.
+    fn run<'a>(&'a self, state: &'a AppState, command: ExperimentCommand) -> CommandFuture<'a>;
+}
+
 /// One experiment with its data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Experiment {
@@ -88,6 +162,17 @@ pub struct Experiment {
 }
 
 impl Experiment {
+    /// Adds `data` to its counts.
+    fn add_counts(&mut self, data: &ArmData) {
+        let mut d = ArmData {
+            arms: self.arms,
+            latency: std::mem::take(&mut self.latency),
+        };
+        d.add(data);
+        self.arms = d.arms;
+        self.latency = d.latency;
+    }
+
     /// The value it keeps (the winner's, else A's).
     pub fn kept_value(&self) -> u64 {
         self.spec.value(self.outcome.kept())
@@ -221,9 +306,10 @@ impl Experiment {
 /// `GET /v1/experiments`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentsReport {
-    /// Always `"instance"`: each sidecar analyses its own app's requests.
-    #[serde(skip_deserializing)]
-    pub scope: &'static str,
+    /// `"fleet"` (the experiments are shared through the fleet store and
+    /// their counts are every instance's sums) or `"instance"` (this
+    /// sidecar's app's requests only).
+    pub scope: String,
     /// The feedback mode: in `apply` a decision's kept value goes onto
     /// the tuning channel; otherwise it is a recommendation.
     pub mode: FeedbackMode,
@@ -243,6 +329,17 @@ pub struct Experiments {
     current: Option<Experiment>,
     history: VecDeque<Experiment>,
     fixed: BTreeMap<String, u64>,
+    /// When the last look was, Unix ms.
+    #[serde(default)]
+    last_look_ms: Option<u64>,
+    /// This instance's own counts by experiment id (a fleet's experiment
+    /// counts are the sums of every instance's).
+    #[serde(default)]
+    own: BTreeMap<u32, ArmData>,
+    /// Whether a fleet shares the experiments: then an experiment's counts
+    /// are the fleet's sums, set at each look, not this instance's.
+    #[serde(skip)]
+    shared: bool,
 }
 
 impl Experiments {
@@ -293,40 +390,83 @@ impl Experiments {
         Ok(self.finish(now_ms, mode))
     }
 
-    /// Adds a stored series, if it is one of an experiment's arms: the
-    /// running one's, or a decided one's (requests the app served in an
-    /// arm before it heard of the decision still count there, so the arms
-    /// add up to every request served under the experiment; the verdict
-    /// stays the one made).
+    /// Adds a stored series, if it is one of an experiment's arms, to this
+    /// instance's counts and (unless a fleet shares the experiments, whose
+    /// counts are the fleet's sums) to the experiment's: the running one,
+    /// or a decided one (requests the app served in an arm before it heard
+    /// of the decision still count there, so the arms add up to every
+    /// request served under the experiment; the verdict stays the one made).
     pub fn note(&mut self, series: &DecodedSeries, rules: &BudgetRules) {
         let Some(v) = series.variant else {
             return;
         };
-        let Some(e) = self
+        let arm = v.arm as usize;
+        self.own
+            .entry(v.experiment)
+            .or_default()
+            .add_series(arm, series, rules);
+        while self.own.len() > OWN_KEPT {
+            self.own.pop_first();
+        }
+        if self.shared {
+            return;
+        }
+        if let Some(e) = self
             .current
             .iter_mut()
             .chain(self.history.iter_mut())
             .find(|e| e.id == v.experiment)
-        else {
-            return;
-        };
-        let counts = rules.count(series);
-        let arm = v.arm as usize;
-        e.arms[arm].add(&ArmCounts {
-            requests: counts.total,
-            cancelled: series.cancelled,
-            errors: counts.errors,
-            lookups: series.cache.hits.saturating_add(series.cache.misses),
-            hits: series.cache.hits,
-            under_p95_target: counts.total.saturating_sub(counts.slow_p95),
-            under_p99_target: counts.total.saturating_sub(counts.slow_p99),
-            assigned_random: series.assignments.map_or(0, |a| a.random),
-            assigned_by_key: series.assignments.map_or(0, |a| a.by_key),
-        });
-        for (value, n) in series.latency.values() {
-            let slot = e.latency[arm].entry(value).or_insert(0);
-            *slot = slot.saturating_add(n);
+        {
+            let mut one = ArmData::default();
+            one.add_series(arm, series, rules);
+            e.add_counts(&one);
         }
+    }
+
+    /// Shares the experiments with a fleet (or not).
+    pub fn set_shared(&mut self, shared: bool) {
+        self.shared = shared;
+    }
+
+    /// This instance's own counts by experiment id.
+    pub fn own(&self) -> &BTreeMap<u32, ArmData> {
+        &self.own
+    }
+
+    /// Sets every kept experiment's counts to the fleet's `sums`.
+    pub fn set_counts(&mut self, sums: &BTreeMap<u32, ArmData>) {
+        for e in self.current.iter_mut().chain(self.history.iter_mut()) {
+            if let Some(d) = sums.get(&e.id) {
+                e.arms = d.arms;
+                e.latency = d.latency.clone();
+            }
+        }
+    }
+
+    /// The state a fleet shares: all but this instance's own counts.
+    pub fn to_shared(&self) -> Self {
+        Self {
+            own: BTreeMap::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Takes `shared` (the fleet's state), keeping this instance's own counts.
+    pub fn adopt(&mut self, shared: Self) {
+        let own = std::mem::take(&mut self.own);
+        let is_shared = self.shared;
+        *self = shared;
+        self.own = own;
+        self.shared = is_shared;
+    }
+
+    /// Whether a look is due at `now_ms` (every `every`), an experiment
+    /// running.
+    pub fn look_due(&self, every: Duration, now_ms: u64) -> bool {
+        self.current.is_some()
+            && self
+                .last_look_ms
+                .is_none_or(|last| now_ms.saturating_sub(last) >= every.as_millis() as u64 * 9 / 10)
     }
 
     /// One look at `now_ms`: the verdict, kept in the timeline; a final one
@@ -334,6 +474,7 @@ impl Experiments {
     /// channel). `None` when nothing runs.
     pub fn look(&mut self, now_ms: u64, mode: FeedbackMode) -> Option<Verdict> {
         let e = self.current.as_mut()?;
+        self.last_look_ms = Some(now_ms);
         let verdict = look_at(e, now_ms);
         if verdict.outcome.is_final() {
             e.outcome = verdict.outcome;
@@ -397,7 +538,7 @@ impl Experiments {
         cost_per_miss_usd: f64,
     ) -> ExperimentsReport {
         ExperimentsReport {
-            scope: "instance",
+            scope: if self.shared { "fleet" } else { "instance" }.to_owned(),
             mode,
             running: self
                 .current
@@ -542,5 +683,37 @@ mod tests {
         let mut bad = ExperimentSpec::new("ttl", 60, 600);
         bad.share_b_percent = 0;
         assert!(matches!(x.start(bad, 6), Err(ExperimentError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_shared_state_is_adopted_with_this_instances_own_counts_kept() {
+        let rules = BudgetRules::default();
+        let mut here = Experiments::default();
+        here.set_shared(true);
+        here.note(&series(1, Arm::A, 10, 5, 0), &rules);
+        let mut fleet = Experiments::default();
+        fleet
+            .start(ExperimentSpec::new("ttl", 60, 600), 0)
+            .expect("starts");
+        let shared = fleet.to_shared();
+        here.adopt(shared);
+        assert_eq!(here.current().map(|e| e.id), Some(1));
+        assert_eq!(here.own()[&1].arms[0].requests, 10, "own counts kept");
+        // Shared: an arm series counts only as this instance's own.
+        here.note(&series(1, Arm::B, 4, 4, 0), &rules);
+        assert_eq!(here.current().map(|e| e.arms[1].requests), Some(0));
+        let mut sums = here.own().clone();
+        sums.get_mut(&1).expect("counted").arms[1].requests += 100;
+        here.set_counts(&sums);
+        assert_eq!(here.current().map(|e| e.arms[1].requests), Some(104));
+        // A look is due once per interval.
+        assert!(here.look_due(Duration::from_secs(1), 1_000));
+        here.look(1_000, FeedbackMode::Recommend);
+        assert!(!here.look_due(Duration::from_secs(1), 1_500));
+        assert!(here.look_due(Duration::from_secs(1), 1_900));
+        assert!(
+            here.to_shared().own().is_empty(),
+            "own counts are not shared"
+        );
     }
 }

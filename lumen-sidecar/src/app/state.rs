@@ -65,6 +65,7 @@ pub struct AppState {
     /// Each route's cache lookups timed by tier, since the sidecar started.
     tier_times: Mutex<std::collections::BTreeMap<String, lumen_middleware::wire::TierTimes>>,
     experiments: Mutex<super::experiments::Experiments>,
+    shared_experiments: OnceLock<Arc<dyn super::experiments::SharedExperiments>>,
 }
 
 impl AppState {
@@ -80,6 +81,7 @@ impl AppState {
             boundaries,
             config,
             experiments: Mutex::default(),
+            shared_experiments: OnceLock::new(),
             store: Mutex::new(store),
             stats: IngestStats::default(),
             export_stats: Arc::default(),
@@ -477,9 +479,9 @@ impl AppState {
             primary = e.spec.primary.as_str(),
             "experiment started"
         );
-        if self.config.fleet_store.redis_url.is_some() || self.config.export.cloud_run.is_some() {
+        if self.shared_experiments.get().is_none() && self.config.export.cloud_run.is_some() {
             tracing::warn!(
-                "experiments are analysed per instance: each sidecar judges its own app's requests and, in apply mode, sets its own app's value; across a fleet, run them in recommend mode and read every instance's report"
+                "experiments are analysed per instance without a fleet store: each sidecar judges its own app's requests and, in apply mode, sets its own app's value; set LUMEN_FLEET_REDIS_URL for one experiment over the fleet"
             );
         }
         Ok(e.report(now_ms, &self.config.cost, self.config.roi.cost_per_miss_usd))
@@ -556,6 +558,68 @@ impl AppState {
             );
         }
         Some(verdict)
+    }
+
+    /// Shares the experiments through `shared` (the fleet store): commands
+    /// run there, counts become the fleet's sums.
+    pub fn share_experiments(&self, shared: Arc<dyn super::experiments::SharedExperiments>) {
+        self.experiments().set_shared(true);
+        let _ = self.shared_experiments.set(shared);
+    }
+
+    /// Where the experiments are shared, if they are.
+    pub fn experiments_share(&self) -> Option<&Arc<dyn super::experiments::SharedExperiments>> {
+        self.shared_experiments.get()
+    }
+
+    fn experiments(&self) -> MutexGuard<'_, super::experiments::Experiments> {
+        self.experiments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `command` here (on this sidecar's state) at `now_ms`.
+    pub fn run_experiment_command(
+        &self,
+        command: super::experiments::ExperimentCommand,
+        now_ms: u64,
+    ) -> Result<super::experiments::ExperimentReport, super::experiments::ExperimentError> {
+        match command {
+            super::experiments::ExperimentCommand::Start(spec) => {
+                self.start_experiment(spec, now_ms)
+            }
+            super::experiments::ExperimentCommand::Stop => self.stop_experiment(now_ms),
+        }
+    }
+
+    /// The state a fleet shares (all but this instance's own counts).
+    pub fn shared_experiments(&self) -> super::experiments::Experiments {
+        self.experiments().to_shared()
+    }
+
+    /// Takes the fleet's shared state, keeping this instance's own counts.
+    pub fn adopt_experiments(&self, shared: super::experiments::Experiments) {
+        self.experiments().adopt(shared);
+    }
+
+    /// This instance's own experiment counts, by id (its fleet-store info).
+    pub fn own_experiment_counts(
+        &self,
+    ) -> std::collections::BTreeMap<u32, super::experiments::ArmData> {
+        self.experiments().own().clone()
+    }
+
+    /// Sets the experiments' counts to the fleet's sums.
+    pub fn set_fleet_experiment_counts(
+        &self,
+        sums: &std::collections::BTreeMap<u32, super::experiments::ArmData>,
+    ) {
+        self.experiments().set_counts(sums);
+    }
+
+    /// Whether a look at the running experiment is due at `now_ms`.
+    pub fn experiment_look_due(&self, every: std::time::Duration, now_ms: u64) -> bool {
+        self.experiments().look_due(every, now_ms)
     }
 
     /// The experiments as the checkpoint keeps them (call under the

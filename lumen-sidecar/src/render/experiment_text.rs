@@ -21,7 +21,12 @@ pub fn experiments_markdown(x: &ExperimentsReport) -> String {
     }
     let _ = writeln!(
         o,
-        "\n## Experiments (this instance's requests; mode {})\n",
+        "\n## Experiments ({}; mode {})\n",
+        if x.scope == "fleet" {
+            "the fleet's requests"
+        } else {
+            "this instance's requests"
+        },
         x.mode.as_str()
     );
     for e in x.running.iter().chain(&x.decided) {

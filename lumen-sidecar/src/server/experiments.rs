@@ -3,7 +3,8 @@
 //! `{"param", "a", "b", "share_b_percent", "duration", "primary", "alpha",
 //! "tau"}`, the last five optional) and `POST /v1/experiments/stop`. With
 //! a token configured (`LUMEN_AUTH_TOKEN`) the POSTs need it as a bearer
-//! token.
+//! token. With a fleet store the commands run on the fleet's shared
+//! experiments (`503` when the store cannot be reached: nothing changed).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::experiments::ExperimentError;
+use crate::app::experiments::{ExperimentCommand, ExperimentError, ExperimentReport};
 use crate::app::{AppState, now_ms, save_snapshot};
 use crate::eval::{ExperimentSpec, Metric};
 
@@ -95,6 +96,24 @@ fn status_of(e: &ExperimentError) -> StatusCode {
     }
 }
 
+/// Runs `command`: on the fleet's shared experiments when a fleet store
+/// shares them, else here. `Err` is the answer to send.
+async fn run(
+    app: &Arc<AppState>,
+    command: ExperimentCommand,
+) -> Result<ExperimentReport, Response> {
+    let answer = match app.experiments_share().cloned() {
+        Some(shared) => shared.run(app, command).await.map_err(|why| {
+            refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the fleet store is unavailable, nothing changed: {why}"),
+            )
+        })?,
+        None => app.run_experiment_command(command, now_ms()),
+    };
+    answer.map_err(|e| refused(status_of(&e), e.to_string()))
+}
+
 /// Writes the checkpoint after a command, so that a restart keeps it.
 async fn keep(app: &Arc<AppState>) {
     let app = Arc::clone(app);
@@ -143,12 +162,12 @@ pub async fn start(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
         Ok(s) => s,
         Err(e) => return refused(StatusCode::BAD_REQUEST, e),
     };
-    match app.start_experiment(spec, now_ms()) {
+    match run(&app, ExperimentCommand::Start(spec)).await {
         Ok(report) => {
             keep(&app).await;
             (StatusCode::CREATED, Json(report)).into_response()
         }
-        Err(e) => refused(status_of(&e), e.to_string()),
+        Err(refusal) => refusal,
     }
 }
 
@@ -160,11 +179,11 @@ pub async fn stop(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respo
             "authorization: a valid bearer token is required".into(),
         );
     }
-    match app.stop_experiment(now_ms()) {
+    match run(&app, ExperimentCommand::Stop).await {
         Ok(report) => {
             keep(&app).await;
             Json(report).into_response()
         }
-        Err(e) => refused(status_of(&e), e.to_string()),
+        Err(refusal) => refusal,
     }
 }

@@ -120,6 +120,10 @@ pub struct InstanceInfo {
     /// P95 latency after those minutes (up to the last hour), ms.
     #[serde(default)]
     pub warm_p95_ms: Option<f64>,
+    /// Its own A/B experiment counts by experiment id (the fleet's
+    /// experiment sums them over every instance).
+    #[serde(default)]
+    pub experiment_counts: std::collections::BTreeMap<u32, crate::app::experiments::ArmData>,
 }
 
 impl InstanceInfo {

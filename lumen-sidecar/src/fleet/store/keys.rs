@@ -139,6 +139,16 @@ impl FleetKeys {
         format!("{}:tuning:lock", self.prefix)
     }
 
+    /// The fleet's A/B experiments (JSON).
+    pub fn experiments(&self) -> String {
+        format!("{}:experiments", self.prefix)
+    }
+
+    /// Who holds the experiments (a look or a command).
+    pub fn experiments_lock(&self) -> String {
+        format!("{}:experiments:lock", self.prefix)
+    }
+
     /// The marker that `instance`'s data is in the store.
     pub fn marker(&self, instance: &str) -> String {
         format!("{}:w:{instance}", self.prefix)

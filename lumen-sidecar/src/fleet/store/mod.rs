@@ -14,6 +14,7 @@
 mod block;
 mod connection;
 mod error;
+pub mod experiments;
 pub mod keys;
 pub mod reader;
 pub mod tuning;
@@ -22,6 +23,7 @@ pub mod writer;
 pub use block::{BLOCK_FORMAT, FleetBlock, InstanceInfo, encode};
 pub use connection::{connection, open_client};
 pub use error::{FleetStoreError, masked as masked_url};
+pub use experiments::FleetExperiments;
 pub use keys::{FleetKeys, Tier};
 pub use reader::{FleetStoreReader, FleetStoreView, FleetStoreWindow};
 pub use tuning::FleetTuning;

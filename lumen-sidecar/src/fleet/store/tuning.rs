@@ -156,6 +156,7 @@ mod tests {
             cache_totals: [("/ask".to_owned(), [h, m])].into(),
             cold_p95_ms: None,
             warm_p95_ms: None,
+            experiment_counts: Default::default(),
         };
         let infos: BTreeMap<String, InstanceInfo> =
             [("a".to_owned(), info(10, 5)), ("b".to_owned(), info(1, 2))].into();
