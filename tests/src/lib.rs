@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod arm_batch;
 pub mod billing_budget_api;
 pub mod cloud_run_api;
 pub mod distributions;

@@ -354,52 +354,22 @@ async fn a_winner_is_decided_on_live_traffic_and_reaches_the_app() {
 /// A batch of one instance's requests in experiment 1's arms: `a` and `b`
 /// requests, half of each a cache hit, assigned at random.
 fn arms_batch(instance: &str, seq: u64, a: u64, b: u64) -> String {
-    use lumen_middleware::wire::{
-        self, Arm, Assignments, Batch, CacheCounts, Series, StatusCounts, Variant,
+    use lumen_middleware::wire::Arm;
+    use lumen_tests::arm_batch::{ArmLoad, arm_batch};
+    let load = |arm, requests: u64| ArmLoad {
+        arm,
+        requests,
+        hits: requests / 2,
     };
-    let arm = |arm: Arm, n: u64| {
-        let mut h =
-            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-        h.record_n(2_000, n).expect("in range");
-        Series {
-            route: Some(ASK.into()),
-            variant: Some(Variant { experiment: 1, arm }),
-            latency_us: wire::encode_histogram(&h),
-            status: StatusCounts {
-                success: n,
-                ..Default::default()
-            },
-            errors: 0,
-            methods: Default::default(),
-            cancelled: 0,
-            cache: CacheCounts {
-                hits: n / 2,
-                misses: n - n / 2,
-            },
-            keys: None,
-            assignments: Some(Assignments {
-                random: n,
-                by_key: 0,
-            }),
-            tiers: None,
-        }
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as u64;
-    serde_json::to_string(&Batch {
-        version: wire::WIRE_VERSION,
-        instance: instance.into(),
+    let batch = arm_batch(
+        instance,
         seq,
-        service: "fleet-api".into(),
-        revision: None,
-        start_ms: now - 1_000,
-        end_ms: now,
-        process: None,
-        series: vec![arm(Arm::A, a), arm(Arm::B, b)],
-    })
-    .expect("JSON")
+        "fleet-api",
+        ASK,
+        1,
+        &[load(Arm::A, a), load(Arm::B, b)],
+    );
+    serde_json::to_string(&batch).expect("JSON")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

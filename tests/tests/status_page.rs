@@ -55,9 +55,8 @@ async fn ship_load(sidecar: &SidecarProc) {
 /// requests (60 % hits), B 320 (61 % hits: no detectable difference, so it
 /// keeps running), assigned at random.
 async fn ship_experiment(sidecar: &SidecarProc) {
-    use lumen_middleware::wire::{
-        self, Arm, Assignments, Batch, CacheCounts, Series, StatusCounts, Variant,
-    };
+    use lumen_middleware::wire::Arm;
+    use lumen_tests::arm_batch::{ArmLoad, arm_batch};
     let client = lumen_tests::json_client::JsonClient::default();
     client
         .post_json(
@@ -65,48 +64,19 @@ async fn ship_experiment(sidecar: &SidecarProc) {
             r#"{"param": "answer_ttl_s", "a": 300, "b": 900, "duration": "1d"}"#,
         )
         .await;
-    let arm = |arm: Arm, n: u64, hits: u64| {
-        let mut h =
-            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-        h.record_n(3_000, n).expect("in range");
-        Series {
-            route: Some("/ask".into()),
-            variant: Some(Variant { experiment: 1, arm }),
-            latency_us: wire::encode_histogram(&h),
-            status: StatusCounts {
-                success: n,
-                ..Default::default()
-            },
-            errors: 0,
-            methods: Default::default(),
-            cancelled: 0,
-            cache: CacheCounts {
-                hits,
-                misses: n - hits,
-            },
-            keys: None,
-            assignments: Some(Assignments {
-                random: n,
-                by_key: 0,
-            }),
-            tiers: None,
-        }
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as u64;
-    let batch = Batch {
-        version: wire::WIRE_VERSION,
-        instance: "experiment-arms".into(),
-        seq: 1,
-        service: "page-api".into(),
-        revision: None,
-        start_ms: now - 1_000,
-        end_ms: now,
-        process: None,
-        series: vec![arm(Arm::A, 300, 180), arm(Arm::B, 320, 195)],
-    };
+    let arms = [
+        ArmLoad {
+            arm: Arm::A,
+            requests: 300,
+            hits: 180,
+        },
+        ArmLoad {
+            arm: Arm::B,
+            requests: 320,
+            hits: 195,
+        },
+    ];
+    let batch = arm_batch("experiment-arms", 1, "page-api", "/ask", 1, &arms);
     client
         .post_json(
             &format!("{}/v1/ingest", sidecar.base()),

@@ -126,6 +126,30 @@ pub struct InstanceInfo {
     pub experiment_counts: std::collections::BTreeMap<u32, crate::app::experiments::ArmData>,
 }
 
+/// Every sidecar's latest information, as the fleet store holds it.
+pub(super) async fn instance_infos(
+    con: &redis::aio::ConnectionManager,
+    keys: &super::keys::FleetKeys,
+) -> Result<std::collections::BTreeMap<String, InstanceInfo>, super::error::FleetStoreError> {
+    let mut con = con.clone();
+    let fields: std::collections::BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        .arg(keys.instances())
+        .query_async(&mut con)
+        .await
+        .map_err(super::error::redis_error("reading the instances"))?;
+    fields
+        .into_iter()
+        .map(|(field, bytes)| {
+            let info = decode(&bytes).map_err(|reason| super::error::FleetStoreError::Corrupt {
+                key: keys.instances(),
+                field: field.clone(),
+                reason,
+            })?;
+            Ok((field, info))
+        })
+        .collect()
+}
+
 impl InstanceInfo {
     /// What the instance cost between `from_ms` and `to_ms`, USD: its rate
     /// over the part of that span it lived (from its start to its last

@@ -33,6 +33,11 @@ pub enum FleetStoreError {
     },
 }
 
+/// Maps a Redis error met while `doing` something.
+pub(super) fn redis_error(doing: &'static str) -> impl Fn(redis::RedisError) -> FleetStoreError {
+    move |source| FleetStoreError::Redis { doing, source }
+}
+
 /// `url` with any password replaced by `***`, for messages.
 pub fn masked(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

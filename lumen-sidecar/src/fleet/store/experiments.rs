@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::block::{InstanceInfo, decode};
-use super::error::FleetStoreError;
+use super::block::{InstanceInfo, instance_infos};
+use super::error::{FleetStoreError, redis_error};
 use super::keys::FleetKeys;
 use crate::app::experiments::{
     ArmData, CommandFuture, ExperimentCommand, ExperimentError, ExperimentReport, Experiments,
@@ -40,10 +40,6 @@ impl std::fmt::Debug for FleetExperiments {
             .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
-}
-
-fn redis_error(doing: &'static str) -> impl Fn(redis::RedisError) -> FleetStoreError {
-    move |source| FleetStoreError::Redis { doing, source }
 }
 
 /// Every instance's counts summed, by experiment.
@@ -132,21 +128,7 @@ impl FleetExperiments {
         keys: &FleetKeys,
         state: &AppState,
     ) -> Result<BTreeMap<u32, ArmData>, FleetStoreError> {
-        let mut con = self.con.clone();
-        let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
-            .arg(keys.instances())
-            .query_async(&mut con)
-            .await
-            .map_err(redis_error("reading the instances"))?;
-        let mut infos = BTreeMap::new();
-        for (field, bytes) in fields {
-            let info: InstanceInfo = decode(&bytes).map_err(|reason| FleetStoreError::Corrupt {
-                key: keys.instances(),
-                field: field.clone(),
-                reason,
-            })?;
-            infos.insert(field, info);
-        }
+        let mut infos = instance_infos(&self.con, keys).await?;
         let mine = infos
             .entry(self.instance.clone())
             .or_insert_with(|| InstanceInfo {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::block::{InstanceInfo, decode};
-use super::error::FleetStoreError;
+use super::block::{InstanceInfo, instance_infos};
+use super::error::{FleetStoreError, redis_error};
 use super::keys::FleetKeys;
 use crate::app::AppState;
 use crate::app::tuning::TuningState;
@@ -28,10 +28,6 @@ impl std::fmt::Debug for FleetTuning {
             .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
-}
-
-fn redis_error(doing: &'static str) -> impl Fn(redis::RedisError) -> FleetStoreError {
-    move |source| FleetStoreError::Redis { doing, source }
 }
 
 /// Every sidecar's cumulative lookups summed, by cache.
@@ -83,20 +79,7 @@ impl FleetTuning {
             .map_err(redis_error("taking the feedback loop's lock"))?;
         if won.is_some() {
             let shared = self.load(&keys).await?;
-            let fields: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
-                .arg(keys.instances())
-                .query_async(&mut con)
-                .await
-                .map_err(redis_error("reading the instances"))?;
-            let mut infos = BTreeMap::new();
-            for (field, bytes) in fields {
-                let info = decode(&bytes).map_err(|reason| FleetStoreError::Corrupt {
-                    key: keys.instances(),
-                    field: field.clone(),
-                    reason,
-                })?;
-                infos.insert(field, info);
-            }
+            let infos = instance_infos(&self.con, &keys).await?;
             let lookups = fleet_lookups(&infos);
             state.replace_tuning_state(shared.unwrap_or_default());
             if state.tuning_state().started() {
