@@ -477,10 +477,23 @@ async fn a_fleet_runs_one_experiment_on_every_instances_requests() {
         &client
             .post_json(
                 &format!("{}/v1/ingest", one.base()),
-                &arms_batch("app-1", 2, 0, 0),
+                &arms_batch("app-1", 2, 5, 5),
             )
             .await,
     )
     .expect("JSON");
     assert!(ack["tuning"]["experiment"].is_null(), "{ack}");
+    // Requests an app served in an arm before it heard of the stop still
+    // count in the decided experiment, summed over the fleet.
+    for sidecar in [&one, &two] {
+        eventually(
+            "the stragglers in the fleet's sums",
+            Duration::from_secs(30),
+            || async move {
+                let e = experiments(sidecar).await["decided"][0].clone();
+                (assigned(&e) == [75, 85]).then_some(())
+            },
+        )
+        .await;
+    }
 }

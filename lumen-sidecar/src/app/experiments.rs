@@ -107,6 +107,9 @@ impl ArmData {
 
 /// Experiments an instance keeps its own counts of (the newest ids).
 pub const OWN_KEPT: usize = 4;
+/// How long after a decision a fleet still sums the arms' counts: the
+/// requests apps served in an arm before they heard of the decision.
+pub const STRAGGLERS_MS: u64 = 10 * 60 * 1000;
 
 /// A command on the experiments.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,6 +335,9 @@ pub struct Experiments {
     /// When the last look was, Unix ms.
     #[serde(default)]
     last_look_ms: Option<u64>,
+    /// When the counts were last set to a fleet's sums, Unix ms.
+    #[serde(default)]
+    last_counted_ms: Option<u64>,
     /// This instance's own counts by experiment id (a fleet's experiment
     /// counts are the sums of every instance's).
     #[serde(default)]
@@ -433,8 +439,9 @@ impl Experiments {
         &self.own
     }
 
-    /// Sets every kept experiment's counts to the fleet's `sums`.
-    pub fn set_counts(&mut self, sums: &BTreeMap<u32, ArmData>) {
+    /// Sets every kept experiment's counts to the fleet's `sums` at `now_ms`.
+    pub fn set_counts(&mut self, sums: &BTreeMap<u32, ArmData>, now_ms: u64) {
+        self.last_counted_ms = Some(now_ms);
         for e in self.current.iter_mut().chain(self.history.iter_mut()) {
             if let Some(d) = sums.get(&e.id) {
                 e.arms = d.arms;
@@ -458,6 +465,20 @@ impl Experiments {
         *self = shared;
         self.own = own;
         self.shared = is_shared;
+    }
+
+    /// Whether a fleet's counts are due to be summed at `now_ms` (every
+    /// `every`): while one runs, and for [`STRAGGLERS_MS`] after a decision.
+    pub fn counts_due(&self, every: Duration, now_ms: u64) -> bool {
+        let recent = self
+            .history
+            .back()
+            .and_then(|e| e.decided_ms)
+            .is_some_and(|d| now_ms.saturating_sub(d) <= STRAGGLERS_MS);
+        (self.current.is_some() || recent)
+            && self
+                .last_counted_ms
+                .is_none_or(|t| now_ms.saturating_sub(t) >= every.as_millis() as u64 * 9 / 10)
     }
 
     /// Whether a look is due at `now_ms` (every `every`), an experiment
@@ -704,7 +725,7 @@ mod tests {
         assert_eq!(here.current().map(|e| e.arms[1].requests), Some(0));
         let mut sums = here.own().clone();
         sums.get_mut(&1).expect("counted").arms[1].requests += 100;
-        here.set_counts(&sums);
+        here.set_counts(&sums, 900);
         assert_eq!(here.current().map(|e| e.arms[1].requests), Some(104));
         // A look is due once per interval.
         assert!(here.look_due(Duration::from_secs(1), 1_000));

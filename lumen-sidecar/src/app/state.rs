@@ -609,12 +609,18 @@ impl AppState {
         self.experiments().own().clone()
     }
 
-    /// Sets the experiments' counts to the fleet's sums.
+    /// Sets the experiments' counts to the fleet's sums at `now_ms`.
     pub fn set_fleet_experiment_counts(
         &self,
         sums: &std::collections::BTreeMap<u32, super::experiments::ArmData>,
+        now_ms: u64,
     ) {
-        self.experiments().set_counts(sums);
+        self.experiments().set_counts(sums, now_ms);
+    }
+
+    /// Whether the fleet's experiment counts are due to be summed.
+    pub fn experiment_counts_due(&self, every: std::time::Duration, now_ms: u64) -> bool {
+        self.experiments().counts_due(every, now_ms)
     }
 
     /// Whether a look at the running experiment is due at `now_ms`.

@@ -3,8 +3,10 @@
 //! (JSON); each sidecar writes its own instance's arm counts with its
 //! instance info; once per look interval, one sidecar (the one that holds
 //! the experiments' lock, `SET … NX PX`) sums every instance's counts,
-//! looks and writes the result; every sidecar serves the shared state, so
-//! every app instance runs the same arms and gets the same decision.
+//! looks and writes the result (and for a while after a decision, sums
+//! the requests apps served in an arm before they heard of it); every
+//! sidecar serves the shared state, so every app instance runs the same
+//! arms and gets the same decision.
 //! Commands (start, stop) take the same lock, so none is lost to a look.
 
 use std::collections::BTreeMap;
@@ -179,13 +181,18 @@ impl FleetExperiments {
         }
         let result = async {
             let had_state = self.adopt(&keys, state).await?;
+            let counted = state.experiment_counts_due(every, now_ms);
             let looked = state.experiment_look_due(every, now_ms);
-            if looked {
+            if counted || looked {
+                // While one runs, and a while after a decision (requests
+                // apps served in an arm before they heard of it).
                 let sums = self.counts(&keys, state).await?;
-                state.set_fleet_experiment_counts(&sums);
+                state.set_fleet_experiment_counts(&sums, now_ms);
+            }
+            if looked {
                 state.look_at_experiment(now_ms);
             }
-            if looked || !had_state {
+            if counted || looked || !had_state {
                 self.save(&keys, state).await?;
             }
             Ok(looked)
@@ -221,7 +228,7 @@ impl FleetExperiments {
             if matches!(command, ExperimentCommand::Stop) {
                 // The last look is on the fleet's sums.
                 let sums = self.counts(&keys, state).await?;
-                state.set_fleet_experiment_counts(&sums);
+                state.set_fleet_experiment_counts(&sums, now_ms());
             }
             let answer = state.run_experiment_command(command, now_ms());
             if answer.is_ok() {
