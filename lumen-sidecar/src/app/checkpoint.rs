@@ -71,6 +71,10 @@ pub fn save_snapshot(state: &AppState) {
         let mut totals = state.totals().to_json(state.latency_boundaries());
         if let Some(record) = totals.as_object_mut() {
             record.insert("experiments".into(), state.experiments_json());
+            record.insert(
+                "tuning".into(),
+                serde_json::to_value(state.tuning_state()).expect("the loop's state serialises"),
+            );
         }
         (
             store.clone(),
@@ -97,5 +101,55 @@ pub fn save_snapshot(state: &AppState) {
                 .fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "snapshot write failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::FeedbackMode;
+
+    #[test]
+    fn the_feedback_loop_and_its_answer_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!(
+            "lumen-checkpoint-tuning-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut config = SidecarConfig {
+            snapshot_path: Some(dir.join("snapshot")),
+            ..SidecarConfig::default()
+        };
+        config.feedback.mode = FeedbackMode::Apply;
+        let (store, _) = restore_checkpoint(&config);
+        let before = AppState::new(config.clone(), store);
+        let lookups: BTreeMap<String, [u64; 2]> = [("/ask".to_owned(), [500, 500])].into();
+        before.start_tuning_on(&BTreeMap::new(), 1_000);
+        assert_eq!(
+            before.decide_tuning_on(&lookups, 2_000).len(),
+            1,
+            "a TTL change"
+        );
+        let answer = before.tuning_answer().expect("an answer");
+        save_snapshot(&before);
+
+        let (store, kept) = restore_checkpoint(&config);
+        let after = AppState::new(config.clone(), store);
+        after.restore_totals(kept);
+        let restored = after.tuning_answer().expect("the answer kept");
+        assert_eq!(
+            (restored.version, &restored.caches),
+            (answer.version, &answer.caches)
+        );
+        let report = after.tuning_report();
+        assert_eq!(
+            report.caches["/ask"].ttl_s,
+            before.tuning_report().caches["/ask"].ttl_s
+        );
+        assert_eq!(report.caches["/ask"].changes.len(), 1);
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

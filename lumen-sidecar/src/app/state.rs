@@ -682,9 +682,9 @@ impl AppState {
         self.totals.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Continues the cumulative totals from a checkpoint's (before any
-    /// batch is taken); unreadable ones are logged and the counters start
-    /// from zero.
+    /// Continues the cumulative totals, the experiments and the feedback
+    /// loop from a checkpoint's (before any batch is taken); unreadable
+    /// ones are logged and start afresh.
     pub fn restore_totals(&self, kept: Option<serde_json::Value>) {
         let Some(kept) = kept else {
             return;
@@ -706,6 +706,14 @@ impl AppState {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "the checkpoint's experiments are unreadable; none restored")
+                }
+            }
+        }
+        if let Some(t) = kept.get("tuning") {
+            match serde_json::from_value::<super::tuning::TuningState>(t.clone()) {
+                Ok(t) => self.replace_tuning_state(t),
+                Err(e) => {
+                    tracing::error!(error = %e, "the checkpoint's feedback loop state is unreadable; the loop starts afresh")
                 }
             }
         }
