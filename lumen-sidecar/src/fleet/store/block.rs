@@ -126,6 +126,47 @@ pub struct InstanceInfo {
     pub experiment_counts: std::collections::BTreeMap<u32, crate::app::experiments::ArmData>,
 }
 
+/// The JSON document at `key`, if there is one (the fleet's shared
+/// feedback-loop and experiments state).
+pub(super) async fn read_json<T: DeserializeOwned>(
+    con: &redis::aio::ConnectionManager,
+    key: String,
+    doing: &'static str,
+) -> Result<Option<T>, super::error::FleetStoreError> {
+    let mut con = con.clone();
+    let bytes: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut con)
+        .await
+        .map_err(super::error::redis_error(doing))?;
+    bytes
+        .map(|b| {
+            serde_json::from_slice(&b).map_err(|e| super::error::FleetStoreError::Corrupt {
+                key,
+                field: String::new(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// Writes `value` as the JSON document at `key`.
+pub(super) async fn write_json<T: Serialize>(
+    con: &redis::aio::ConnectionManager,
+    key: String,
+    value: &T,
+    doing: &'static str,
+) -> Result<(), super::error::FleetStoreError> {
+    let json = serde_json::to_vec(value).expect("plain data serialises");
+    let mut con = con.clone();
+    redis::cmd("SET")
+        .arg(key)
+        .arg(json)
+        .query_async::<()>(&mut con)
+        .await
+        .map_err(super::error::redis_error(doing))
+}
+
 /// Every sidecar's latest information, as the fleet store holds it.
 pub(super) async fn instance_infos(
     con: &redis::aio::ConnectionManager,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::block::{InstanceInfo, instance_infos};
+use super::block::{InstanceInfo, instance_infos, read_json, write_json};
 use super::error::{FleetStoreError, redis_error};
 use super::keys::FleetKeys;
 use crate::app::experiments::{
@@ -94,33 +94,18 @@ impl FleetExperiments {
     }
 
     async fn load(&self, keys: &FleetKeys) -> Result<Option<Experiments>, FleetStoreError> {
-        let mut con = self.con.clone();
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(keys.experiments())
-            .query_async(&mut con)
-            .await
-            .map_err(redis_error("reading the experiments"))?;
-        bytes
-            .map(|b| {
-                serde_json::from_slice(&b).map_err(|e| FleetStoreError::Corrupt {
-                    key: keys.experiments(),
-                    field: String::new(),
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
+        read_json(&self.con, keys.experiments(), "reading the experiments").await
     }
 
     async fn save(&self, keys: &FleetKeys, state: &AppState) -> Result<(), FleetStoreError> {
-        let json =
-            serde_json::to_vec(&state.shared_experiments()).expect("the experiments serialise");
-        let mut con = self.con.clone();
-        redis::cmd("SET")
-            .arg(keys.experiments())
-            .arg(json)
-            .query_async::<()>(&mut con)
-            .await
-            .map_err(redis_error("writing the experiments"))
+        let shared = state.shared_experiments();
+        write_json(
+            &self.con,
+            keys.experiments(),
+            &shared,
+            "writing the experiments",
+        )
+        .await
     }
 
     /// Every instance's counts summed, this one's as it is now (its info
@@ -131,21 +116,7 @@ impl FleetExperiments {
         state: &AppState,
     ) -> Result<BTreeMap<u32, ArmData>, FleetStoreError> {
         let mut infos = instance_infos(&self.con, keys).await?;
-        let mine = infos
-            .entry(self.instance.clone())
-            .or_insert_with(|| InstanceInfo {
-                last_seen_ms: 0,
-                revision: None,
-                deployments_7d: None,
-                cpu_utilisation: None,
-                memory_utilisation: None,
-                started_ms: None,
-                cost_usd_per_s: None,
-                cache_totals: BTreeMap::new(),
-                cold_p95_ms: None,
-                warm_p95_ms: None,
-                experiment_counts: BTreeMap::new(),
-            });
+        let mine = infos.entry(self.instance.clone()).or_default();
         mine.experiment_counts = state.own_experiment_counts();
         Ok(fleet_counts(&infos))
     }

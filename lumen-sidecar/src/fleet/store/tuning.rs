@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::block::{InstanceInfo, instance_infos};
+use super::block::{InstanceInfo, instance_infos, read_json, write_json};
 use super::error::{FleetStoreError, redis_error};
 use super::keys::FleetKeys;
 use crate::app::AppState;
@@ -87,14 +87,13 @@ impl FleetTuning {
             } else {
                 state.start_tuning_on(&lookups, now_ms);
             }
-            let json =
-                serde_json::to_vec(&state.tuning_state()).expect("the tuning state serializes");
-            let _: () = redis::cmd("SET")
-                .arg(keys.tuning())
-                .arg(json)
-                .query_async(&mut con)
-                .await
-                .map_err(redis_error("writing the feedback loop's state"))?;
+            write_json(
+                &self.con,
+                keys.tuning(),
+                &state.tuning_state(),
+                "writing the feedback loop's state",
+            )
+            .await?;
             return Ok(true);
         }
         if let Some(shared) = self.load(&keys).await? {
@@ -104,21 +103,12 @@ impl FleetTuning {
     }
 
     async fn load(&self, keys: &FleetKeys) -> Result<Option<TuningState>, FleetStoreError> {
-        let mut con = self.con.clone();
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(keys.tuning())
-            .query_async(&mut con)
-            .await
-            .map_err(redis_error("reading the feedback loop's state"))?;
-        bytes
-            .map(|b| {
-                serde_json::from_slice(&b).map_err(|e| FleetStoreError::Corrupt {
-                    key: keys.tuning(),
-                    field: String::new(),
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
+        read_json(
+            &self.con,
+            keys.tuning(),
+            "reading the feedback loop's state",
+        )
+        .await
     }
 }
 
