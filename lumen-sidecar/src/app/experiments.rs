@@ -219,9 +219,9 @@ pub struct ArmReport {
     pub p95_ms: Option<f64>,
     /// P99 latency, ms.
     pub p99_ms: Option<f64>,
-    /// What a request cost: this instance's time shared over every
-    /// assigned request, plus the arm's cache misses at the ROI's cost per
-    /// miss, USD.
+    /// What a request cost: this instance's time shared over the requests
+    /// it served, plus the arm's cache misses at the ROI's cost per miss,
+    /// USD.
     pub cost_per_request_usd: Option<f64>,
 }
 
@@ -257,15 +257,22 @@ pub struct ExperimentReport {
 
 impl Experiment {
     /// The report at `now_ms`, costs from `cost` and `cost_per_miss_usd`.
+    ///
+    /// The compute share is this instance's cost over the requests it
+    /// served: `own_requests` when a fleet shares the experiment (the arms'
+    /// counts are then the fleet's, and every instance's share is alike
+    /// behind one load balancer), else the arms' own.
     pub fn report(
         &self,
         now_ms: u64,
         cost: &crate::eval::CostConfig,
         cost_per_miss_usd: f64,
+        own_requests: Option<u64>,
     ) -> ExperimentReport {
         let until = self.decided_ms.unwrap_or(now_ms).max(self.started_ms);
         let compute_usd = cost.instance_usd_per_s() * (until - self.started_ms) as f64 / 1000.0;
-        let assigned: u64 = self.arms.iter().map(ArmCounts::assigned).sum();
+        let assigned: u64 =
+            own_requests.unwrap_or_else(|| self.arms.iter().map(ArmCounts::assigned).sum());
         let percent = |x: u64, n: u64| (n > 0).then(|| x as f64 * 100.0 / n as f64);
         let arms = Arm::BOTH.map(|arm| {
             let c = self.arms[arm as usize];
@@ -434,6 +441,31 @@ impl Experiments {
         self.shared = shared;
     }
 
+    /// Experiment `id`'s report at `now_ms`, if it is kept.
+    pub fn report_of(
+        &self,
+        id: u32,
+        now_ms: u64,
+        cost: &crate::eval::CostConfig,
+        cost_per_miss_usd: f64,
+    ) -> Option<ExperimentReport> {
+        self.current
+            .iter()
+            .chain(self.history.iter())
+            .find(|e| e.id == id)
+            .map(|e| e.report(now_ms, cost, cost_per_miss_usd, self.own_requests(id)))
+    }
+
+    /// The requests this instance served in experiment `id`, when a fleet
+    /// shares the experiments (`None` otherwise: the arms are its own).
+    pub fn own_requests(&self, id: u32) -> Option<u64> {
+        self.shared.then(|| {
+            self.own
+                .get(&id)
+                .map_or(0, |d| d.arms.iter().map(ArmCounts::assigned).sum())
+        })
+    }
+
     /// This instance's own counts by experiment id.
     pub fn own(&self) -> &BTreeMap<u32, ArmData> {
         &self.own
@@ -564,12 +596,12 @@ impl Experiments {
             running: self
                 .current
                 .as_ref()
-                .map(|e| e.report(now_ms, cost, cost_per_miss_usd)),
+                .and_then(|e| self.report_of(e.id, now_ms, cost, cost_per_miss_usd)),
             decided: self
                 .history
                 .iter()
                 .rev()
-                .map(|e| e.report(now_ms, cost, cost_per_miss_usd))
+                .filter_map(|e| self.report_of(e.id, now_ms, cost, cost_per_miss_usd))
                 .collect(),
             fixed: self.fixed.clone(),
         }
@@ -727,6 +759,13 @@ mod tests {
         sums.get_mut(&1).expect("counted").arms[1].requests += 100;
         here.set_counts(&sums, 900);
         assert_eq!(here.current().map(|e| e.arms[1].requests), Some(104));
+        // This instance's compute is shared over the requests it served
+        // (16 with the abandoned ones), not over the fleet's.
+        let cost = crate::eval::CostConfig::default();
+        let report = here.report(1_000, FeedbackMode::Recommend, &cost, 0.0);
+        let b = report.running.expect("running").arms[1].cost_per_request_usd;
+        let per_request = cost.instance_usd_per_s() / 16.0;
+        assert!(b.is_some_and(|c| (c - per_request).abs() < 1e-15), "{b:?}");
         // A look is due once per interval.
         assert!(here.look_due(Duration::from_secs(1), 1_000));
         here.look(1_000, FeedbackMode::Recommend);

@@ -484,7 +484,14 @@ impl AppState {
                 "experiments are analysed per instance without a fleet store: each sidecar judges its own app's requests and, in apply mode, sets its own app's value; set LUMEN_FLEET_REDIS_URL for one experiment over the fleet"
             );
         }
-        Ok(e.report(now_ms, &self.config.cost, self.config.roi.cost_per_miss_usd))
+        let id = e.id;
+        Ok(x.report_of(
+            id,
+            now_ms,
+            &self.config.cost,
+            self.config.roi.cost_per_miss_usd,
+        )
+        .expect("the experiment just started or stopped is kept"))
     }
 
     /// Starts the configured experiment (`[experiment]`) unless one with
@@ -532,7 +539,14 @@ impl AppState {
             kept = e.kept_value(),
             "experiment stopped by an operator; A stays"
         );
-        Ok(e.report(now_ms, &self.config.cost, self.config.roi.cost_per_miss_usd))
+        let id = e.id;
+        Ok(x.report_of(
+            id,
+            now_ms,
+            &self.config.cost,
+            self.config.roi.cost_per_miss_usd,
+        )
+        .expect("the experiment just started or stopped is kept"))
     }
 
     /// One look at the running experiment at `now_ms`; a verdict that ends
