@@ -29,7 +29,7 @@ pub enum Shape {
     /// The router itself.
     Router(Router),
     /// Lumen around the whole router.
-    Wrapped(lumen_middleware::Lumen<Router>),
+    Wrapped(lumen_middleware::Lumen<Router, lumen_middleware::AxumBody>),
 }
 
 /// Calls `service` once with a fresh request and drains the body.
@@ -141,7 +141,9 @@ pub fn variants() -> (Vec<(&'static str, Shape)>, impl Fn()) {
         .into_iter()
         .map(|(name, router)| (name, Shape::Router(router)))
         .collect();
-    let outside = lumen.with_route_fn(|_, uri, _| Some(uri.path()));
+    let outside = lumen
+        .with_route_fn(|_, uri, _| Some(uri.path()))
+        .with_axum_body();
     variants.insert(
         4,
         (

@@ -6,7 +6,7 @@ use crate::registry::RouteSeries;
 #[derive(Clone, Copy)]
 pub(crate) struct InFlight {
     pub(crate) series: &'static RouteSeries,
-    pub(crate) start: quanta::Instant,
+    pub(crate) start: crate::clock::Tick,
     /// The request's method, as an index in [`METHODS`](crate::wire::METHODS).
     pub(crate) method: u8,
 }
@@ -28,7 +28,7 @@ impl InFlight {
 
     #[inline]
     pub(crate) fn elapsed_us(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+        self.start.elapsed_us()
     }
 }
 

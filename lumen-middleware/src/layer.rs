@@ -51,8 +51,23 @@ impl<K> LumenLayer<K> {
     #[cfg(feature = "axum")]
     pub fn with_matched_path(self) -> LumenLayer<crate::AxumBody> {
         LumenLayer {
-            registry: self.registry,
             labels: RouteLabels::MatchedPath,
+            ..self.with_axum_body()
+        }
+    }
+
+    /// Hands axum's own response `Body` back, unwrapped (a body recorded
+    /// at its end is boxed into one): for a layer around a whole
+    /// `Router` (`tower::Layer::layer(&lumen, router)`, labels from
+    /// [`with_route_fn`](Self::with_route_fn)), or any service answering
+    /// with axum's `Body`. Without it, responses carry
+    /// [`ResponseBody`](crate::ResponseBody), which every body frame
+    /// passes through.
+    #[cfg(feature = "axum")]
+    pub fn with_axum_body(self) -> LumenLayer<crate::AxumBody> {
+        LumenLayer {
+            registry: self.registry,
+            labels: self.labels,
             until_body_end: self.until_body_end,
             grpc: self.grpc,
             kind: PhantomData,
@@ -118,6 +133,11 @@ impl<S, K> Layer<S> for LumenLayer<K> {
         Lumen {
             inner,
             layer: *self,
+            #[cfg(feature = "axum")]
+            memo: self
+                .labels
+                .remembers_routes()
+                .then(crate::route::MatchedPathMemo::leak),
         }
     }
 }
@@ -126,6 +146,9 @@ impl<S, K> Layer<S> for LumenLayer<K> {
 pub struct Lumen<S, K = Wrapped> {
     inner: S,
     layer: LumenLayer<K>,
+    /// With `with_matched_path()`, the route this service serves.
+    #[cfg(feature = "axum")]
+    memo: Option<&'static crate::route::MatchedPathMemo>,
 }
 
 impl<S: Clone, K> Clone for Lumen<S, K> {
@@ -133,6 +156,8 @@ impl<S: Clone, K> Clone for Lumen<S, K> {
         Self {
             inner: self.inner.clone(),
             layer: self.layer,
+            #[cfg(feature = "axum")]
+            memo: self.memo,
         }
     }
 }
@@ -162,9 +187,14 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let series = self.layer.labels.series(self.layer.registry, &request);
+        let series = self.layer.labels.series(
+            self.layer.registry,
+            &request,
+            #[cfg(feature = "axum")]
+            self.memo,
+        );
         let method = crate::registry::method_index(request.method()) as u8;
-        let start = quanta::Instant::now();
+        let start = crate::clock::Tick::now();
         let inner = self.inner.call(request);
         ResponseFuture::new(
             inner,

@@ -52,6 +52,8 @@ mod body_kind;
 #[cfg(feature = "layer")]
 pub mod cache;
 #[cfg(feature = "layer")]
+mod clock;
+#[cfg(feature = "layer")]
 mod config;
 #[cfg(feature = "layer")]
 mod future;
@@ -115,6 +117,7 @@ pub use tuning::tuning;
 #[cfg(feature = "layer")]
 pub fn pair(config: LumenConfig) -> Result<(LumenLayer, Shipper), ConfigError> {
     config.validate()?;
+    clock::calibrate();
     registry::THRESHOLD.store(
         (config.key_sample_rate * f64::from(registry::MODULUS)).round() as u32,
         std::sync::atomic::Ordering::Relaxed,

@@ -46,20 +46,72 @@ pub(crate) enum RouteLabels {
     Custom(&'static dyn ClassifyRoute),
 }
 
+/// The series of the route one layered axum route serves, remembered by
+/// its `MatchedPath`'s address: `Router::layer` makes one service per
+/// route, so after its first request a request costs a pointer comparison
+/// instead of hashing and comparing the path. It holds the path (a
+/// reference-counted string), so the address cannot be reused for another
+/// path while it is remembered; a service axum shares between paths
+/// (`nest`, `merge`) remembers the first and looks the others up.
+#[cfg(feature = "axum")]
+#[derive(Default)]
+pub(crate) struct MatchedPathMemo(
+    std::sync::OnceLock<(axum::extract::MatchedPath, &'static RouteSeries)>,
+);
+
+#[cfg(feature = "axum")]
+impl MatchedPathMemo {
+    /// A memo for one layered route, for the rest of the process (leaked
+    /// like the registry, so cloning the service per request touches no
+    /// reference count; one per route each time a router is built).
+    pub(crate) fn leak() -> &'static Self {
+        Box::leak(Box::default())
+    }
+
+    #[inline]
+    fn series(
+        &self,
+        registry: &'static Registry,
+        path: &axum::extract::MatchedPath,
+    ) -> &'static RouteSeries {
+        if let Some((known, series)) = self.0.get() {
+            if std::ptr::eq(known.as_str(), path.as_str()) {
+                return series;
+            }
+            return registry.route(path.as_str());
+        }
+        let series = registry.route(path.as_str());
+        // Another thread may have remembered first: the same route.
+        let _ = self.0.set((path.clone(), series));
+        series
+    }
+}
+
 impl RouteLabels {
+    /// Whether services of this layer remember their route
+    /// ([`MatchedPathMemo`]).
+    #[cfg(feature = "axum")]
+    pub(crate) fn remembers_routes(self) -> bool {
+        matches!(self, Self::MatchedPath)
+    }
+
     #[inline]
     pub(crate) fn series<B>(
         self,
         registry: &'static Registry,
         request: &http::Request<B>,
+        #[cfg(feature = "axum")] memo: Option<&'static MatchedPathMemo>,
     ) -> &'static RouteSeries {
         let label = match self {
             Self::Off => None,
             #[cfg(feature = "axum")]
-            Self::MatchedPath => request
-                .extensions()
-                .get::<axum::extract::MatchedPath>()
-                .map(axum::extract::MatchedPath::as_str),
+            Self::MatchedPath => {
+                let path = request.extensions().get::<axum::extract::MatchedPath>();
+                match (path, memo) {
+                    (Some(path), Some(memo)) => return memo.series(registry, path),
+                    (path, _) => path.map(axum::extract::MatchedPath::as_str),
+                }
+            }
             Self::Custom(classifier) => {
                 classifier.classify(request.method(), request.uri(), request.extensions())
             }

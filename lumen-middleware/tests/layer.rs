@@ -123,6 +123,56 @@ async fn labels_routes_by_matched_path_and_attributes_cache_reports() {
     assert_eq!(series[2].cache_hits + series[2].cache_misses, 0);
 }
 
+/// GETs `uris` from `app` in turn, each body drained.
+async fn get_each(app: &Router, uris: &[&str]) {
+    for uri in uris {
+        let res = app
+            .clone()
+            .oneshot(
+                Request::get(*uri)
+                    .body(axum::body::Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        res.into_body().collect().await.expect("body");
+    }
+}
+
+#[tokio::test]
+async fn a_layered_route_shared_between_paths_labels_each_path() {
+    // Each layered route remembers the path it serves; `nest` and `merge`
+    // share one layered route between two paths, and a router built again
+    // later (new path strings) reuses nothing stale.
+    let layer = layer(LumenConfig::default()).with_matched_path();
+    // A service route is layered at once (a handler only when the router
+    // is finished, once per path), so the two paths share it.
+    let x = service_fn(|_req: Request<axum::body::Body>| async {
+        Ok::<_, Infallible>(axum::response::Response::new(axum::body::Body::from("x")))
+    });
+    let inner = Router::new().route_service("/x/{id}", x).layer(layer);
+    let app = Router::new().nest("/api", inner.clone()).merge(inner);
+    get_each(&app, &["/api/x/1", "/x/1", "/api/x/2", "/x/2", "/x/3"]).await;
+    drop(app);
+    let again = Router::new()
+        .route("/y", get(|| async { "y" }))
+        .route("/x/{id}", get(|| async { "x" }))
+        .layer(layer);
+    get_each(&again, &["/y", "/x/4", "/y"]).await;
+    let counts: Vec<(Option<String>, u64)> = by_route(layer.recorder().drain())
+        .into_iter()
+        .map(|s| (s.route, s.status[1]))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (Some("/api/x/{id}".into()), 2),
+            (Some("/x/{id}".into()), 4),
+            (Some("/y".into()), 2)
+        ]
+    );
+}
+
 #[tokio::test]
 async fn route_cardinality_is_capped() {
     let config = {
