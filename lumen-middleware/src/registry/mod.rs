@@ -1,19 +1,20 @@
 //! Where requests are recorded: a fixed table of routes, each with one
-//! [`Stripe`] per core, each stripe double-buffered.
+//! [`Stripe`] per recording thread (up to the stripe count; threads beyond
+//! share as many more), each stripe double-buffered.
 //!
 //! Memory: each stripe of a route holds 2 dense histograms of
 //! `layout.len()` 8-byte counters (17,408 for the default layout: 272 KiB a
 //! stripe), allocated the first time a thread of that stripe records on the
-//! route. So a route costs `272 KiB × min(recording threads, stripes)`,
-//! and the app at most `272 KiB × stripes × (route cap + 2)`: with the
-//! default cap of 8 stripes and 64 routes, about 8 threads × 66 routes ×
-//! 272 KiB = 140 MiB at the very most, and 2 recording threads on 10
+//! route. So a route costs `272 KiB × min(recording threads, 2 × stripes)`,
+//! and the app at most `272 KiB × 2 × stripes × (route cap + 2)`: with the
+//! default cap of 8 stripes and 64 routes, 280 MiB at the very most (more
+//! than 8 threads recording on every route), and 2 recording threads on 10
 //! routes cost 5.3 MiB.
 
 mod key_sample;
 mod stripe;
+mod thread_slot;
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -79,7 +80,8 @@ impl RouteSeries {
         Self {
             name: name.map(Into::into),
             layout,
-            stripes: (0..stripes).map(|_| OnceLock::new()).collect(),
+            // Owned stripes, then as many shared ones.
+            stripes: (0..2 * stripes).map(|_| OnceLock::new()).collect(),
             keys: KeyRing::default(),
             arm,
             arms: OnceLock::new(),
@@ -95,7 +97,7 @@ impl RouteSeries {
         if self.arm.is_some() {
             return self;
         }
-        let stripes = self.stripes.len();
+        let stripes = self.stripes.len() / 2;
         let series = &self.arms.get_or_init(|| {
             Box::new(Arm::BOTH.map(|a| {
                 RouteSeries::with_arm(self.name.as_deref(), self.layout, stripes, Some(a))
@@ -144,12 +146,21 @@ impl RouteSeries {
         });
     }
 
+    /// Records `event` on the calling thread's stripe: its own (the first
+    /// `stripes` threads' slots), else a shared one.
     #[inline]
     pub(crate) fn record(&self, event: Event) {
-        let stripe = thread_ordinal() & (self.stripes.len() - 1);
-        self.stripes[stripe]
-            .get_or_init(|| Stripe::new(self.layout.len()))
-            .record(event);
+        let owned = self.stripes.len() / 2;
+        let slot = thread_slot::thread_slot();
+        if slot < owned {
+            self.stripes[slot]
+                .get_or_init(|| Stripe::owned(self.layout.len()))
+                .record_owned(event);
+        } else {
+            self.stripes[owned + (slot & (owned - 1))]
+                .get_or_init(|| Stripe::shared(self.layout.len()))
+                .record_shared(event);
+        }
     }
 
     fn drain(&self, into: &mut Drained) {
@@ -163,26 +174,6 @@ impl RouteSeries {
     fn allocated_stripes(&self) -> usize {
         self.stripes.iter().filter(|s| s.get().is_some()).count()
     }
-}
-
-thread_local! {
-    static THREAD_ORDINAL: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-static NEXT_THREAD_ORDINAL: AtomicUsize = AtomicUsize::new(0);
-
-/// A small number per thread, handed out in the order threads first record,
-/// so that the first `n` recording threads land on `n` different stripes.
-#[inline]
-fn thread_ordinal() -> usize {
-    THREAD_ORDINAL.with(|cell| {
-        let ordinal = cell.get();
-        if ordinal != usize::MAX {
-            return ordinal;
-        }
-        let ordinal = NEXT_THREAD_ORDINAL.fetch_add(1, Ordering::Relaxed);
-        cell.set(ordinal);
-        ordinal
-    })
 }
 
 /// One route's interval, drained.
@@ -466,6 +457,36 @@ mod tests {
         assert_eq!(r.route("/b").allocated_stripes(), 0);
         let total: u64 = r.drain().iter().map(|s| s.latency.len()).sum();
         assert_eq!(total, 3, "every stripe drained");
+    }
+
+    #[test]
+    fn more_threads_than_stripes_share_the_rest_and_lose_nothing() {
+        // Two owned stripes: of six threads at most two own one; the rest
+        // share. Drained all along, every interval is consistent and the
+        // sum is exact.
+        let r = Registry::new(HistogramLayout::default(), 2, 4);
+        let route = r.route("/a");
+        let (mut total, mut done) = (0, false);
+        std::thread::scope(|s| {
+            let writers: Vec<_> = (0..6)
+                .map(|t| {
+                    s.spawn(move || {
+                        for i in 0..20_000_u64 {
+                            route.record_response(100 + (i + t) % 900, 200, 0);
+                        }
+                    })
+                })
+                .collect();
+            while !done {
+                done = writers.iter().all(|w| w.is_finished());
+                for series in r.drain() {
+                    assert_eq!(series.latency.len(), series.status[1]);
+                    total += series.status[1];
+                }
+            }
+        });
+        assert_eq!(total, 120_000);
+        assert!(route.allocated_stripes() <= 4, "2 owned, 2 shared at most");
     }
 
     #[test]
