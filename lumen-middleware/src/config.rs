@@ -74,8 +74,10 @@ pub struct LumenConfig {
     pub max_backoff: Duration,
     /// Recording stripes (rounded up to a power of two); default: the
     /// number of CPUs the process may use, at most [`DEFAULT_MAX_STRIPES`].
-    /// A stripe of a route is allocated (272 KiB with the default layout)
-    /// when a thread of it first records on the route.
+    /// The first this many recording threads alive each write a stripe of
+    /// their own (plain adds); threads beyond share as many more (atomic
+    /// adds). A stripe of a route is allocated (272 KiB with the default
+    /// layout) when a thread of it first records on the route.
     pub stripes: usize,
     /// The share of cache keys sampled for the miss-ratio curve
     /// ([`cache::record_key`](crate::cache::record_key)), 0 to 1.

@@ -31,8 +31,10 @@
 //! ```
 //!
 //! The request path takes no lock, allocates nothing and does no I/O: a
-//! request costs two clock reads and a few uncontended atomic adds on the
-//! calling thread's stripe. See `bench/RESULTS.md` for measured figures.
+//! request costs two raw clock reads, one locked add and a few plain adds
+//! on the calling thread's own stripe (threads beyond the stripe count
+//! share stripes, with atomic adds). See `bench/RESULTS.md` for measured
+//! figures.
 //!
 //! Features: `layer` (default) is everything above; `axum` adds route labels
 //! from `MatchedPath` and the [`CacheReport`] extractor. With

@@ -247,17 +247,36 @@ fn throughput_section(machine: &Machine) -> Option<String> {
     Some(out.join("\n"))
 }
 
-/// The real-use shape: criterion's medians, and the interleaved rounds.
+/// The real-use shape: the interleaved rounds (the headline), the
+/// instruction counts and criterion's medians.
 fn router_section(machine: &Machine) -> Option<String> {
+    let mut out = header(
+        machine,
+        "cargo run -p lumen-bench --release --features peers --bin router_rounds",
+    );
+    out.extend(router_rounds_table()?);
+    if let Some(table) = router_instructions_table() {
+        out.push(String::new());
+        out.extend(table);
+    }
+    if let Some(table) = router_criterion_table() {
+        out.push(String::new());
+        out.extend(table);
+    }
+    Some(out.join("\n"))
+}
+
+/// Criterion's sequential table (`router_overhead`).
+fn router_criterion_table() -> Option<Vec<String>> {
     use lumen_bench::router_shape::ROUTER_CASES;
     let median =
         |threads: &str, id: &str| criterion_median_ns(&format!("router_overhead_{threads}"), id);
-    let mut out = header(
-        machine,
-        "cargo bench -p lumen-bench --features peers --bench router_overhead",
-    );
-    out.push("| layer | 1 thread, ns/request | added over bare | over pass-through | 2 threads, ns/request per thread | added over bare | over pass-through | added ÷ Lumen's with labels (1 thread) |".to_owned());
-    out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned());
+    let mut out = vec![
+        "Sequential (`cargo bench -p lumen-bench --features peers --bench router_overhead`: criterion, each variant measured after the other, so drift between them is not cancelled):".to_owned(),
+        String::new(),
+        "| layer | 1 thread, ns/request | added over bare | over pass-through | 2 threads, ns/request per thread | added over bare | over pass-through | added ÷ Lumen's with labels (1 thread) |".to_owned(),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
+    ];
     let (bare1, bare2) = (median("1_thread", "bare")?, median("2_threads", "bare")?);
     let (pass1, pass2) = (
         median("1_thread", "pass_through")?,
@@ -273,20 +292,19 @@ fn router_section(machine: &Machine) -> Option<String> {
                 format!("{v:.0}")
             }
         };
+        let over_pass = |v: f64| {
+            if id == "bare" || id == "pass_through" {
+                String::new()
+            } else {
+                format!("{v:.0}")
+            }
+        };
         out.push(format!(
             "| {name} | {t1:.0} | {} | {} | {t2:.0} | {} | {} | {} |",
             cell(t1 - bare1),
-            if id == "bare" || id == "pass_through" {
-                String::new()
-            } else {
-                format!("{:.0}", t1 - pass1)
-            },
+            over_pass(t1 - pass1),
             cell(t2 - bare2),
-            if id == "bare" || id == "pass_through" {
-                String::new()
-            } else {
-                format!("{:.0}", t2 - pass2)
-            },
+            over_pass(t2 - pass2),
             if id == "bare" {
                 String::new()
             } else {
@@ -294,49 +312,120 @@ fn router_section(machine: &Machine) -> Option<String> {
             },
         ));
     }
-    if let Some(rows) = read_rows("router_rounds.json") {
-        out.push(String::new());
-        out.push("Interleaved (`cargo run -p lumen-bench --release --features peers --bin router_rounds`: 15 rounds of 200,000 calls per variant and thread, the order rotated each round): the median round, and what a layer adds as the median of the rounds' paired differences (each round against the same round's bare router or pass-through layer, so drift between rounds cancels):".to_owned());
-        out.push(String::new());
-        out.push("| layer | 1 thread, ns/request | added over bare | over pass-through | 2 threads, ns/request per thread | added over bare | over pass-through | slowest ÷ fastest round (1 thread) |".to_owned());
-        out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned());
-        let get = |threads: u64, id: &str| {
-            rows.iter()
-                .find(|r| r["threads"] == threads && r["variant"] == id)
-                .cloned()
+    Some(out)
+}
+
+/// The interleaved rounds' table (`router_rounds.json`), the headline.
+fn router_rounds_table() -> Option<Vec<String>> {
+    use lumen_bench::router_shape::ROUTER_CASES;
+    let rows = read_rows("router_rounds.json")?;
+    let rounds = rows.first()?["rounds_ns"].as_array()?.len();
+    let calls = thousands(rows.first()?["calls"].as_u64()?);
+    let mut out = vec![
+        format!("Interleaved ({rounds} rounds of {calls} calls per variant and thread, the order rotated each round): the median round, and what a layer adds as the median of the rounds' paired differences (each round against the same round's bare router or pass-through layer, so drift between rounds cancels); the last columns divide a layer's addition (1 thread) by Lumen's:"),
+        String::new(),
+        "| layer | 1 thread, ns/request | added over bare | over pass-through | 2 threads, ns/request per thread | added over bare | over pass-through | slowest ÷ fastest round (1 thread) | ÷ Lumen with labels | ÷ Lumen around the Router |".to_owned(),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
+    ];
+    let get = |threads: u64, id: &str| {
+        rows.iter()
+            .find(|r| r["threads"] == threads && r["variant"] == id)
+            .cloned()
+    };
+    let m = |threads: u64, id: &str, key: &str| get(threads, id).and_then(|r| r[key].as_f64());
+    let labelled = m(1, "lumen_matched_path", "added_ns")?;
+    let around = m(1, "lumen_outside", "added_ns")?;
+    for (id, name) in ROUTER_CASES {
+        let (t1, t2) = (m(1, id, "median_ns")?, m(2, id, "median_ns")?);
+        let spread = get(1, id)
+            .and_then(|r| {
+                let v: Vec<f64> = r["rounds_ns"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(serde_json::Value::as_f64)
+                    .collect();
+                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().copied().fold(0.0, f64::max);
+                Some(hi / lo)
+            })
+            .unwrap_or(f64::NAN);
+        let over = |threads: u64, key: &str, skip: &[&str]| {
+            if skip.contains(&id) {
+                String::new()
+            } else {
+                m(threads, id, key).map_or(String::new(), |v| format!("{v:.0}"))
+            }
         };
-        let m = |threads: u64, id: &str, key: &str| get(threads, id).and_then(|r| r[key].as_f64());
-        for (id, name) in ROUTER_CASES {
-            let (t1, t2) = (m(1, id, "median_ns")?, m(2, id, "median_ns")?);
-            let spread = get(1, id)
-                .and_then(|r| {
-                    let v: Vec<f64> = r["rounds_ns"]
-                        .as_array()?
-                        .iter()
-                        .filter_map(serde_json::Value::as_f64)
-                        .collect();
-                    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-                    let hi = v.iter().copied().fold(0.0, f64::max);
-                    Some(hi / lo)
-                })
-                .unwrap_or(f64::NAN);
-            let over = |threads: u64, key: &str, skip: &[&str]| {
-                if skip.contains(&id) {
-                    String::new()
-                } else {
-                    m(threads, id, key).map_or(String::new(), |v| format!("{v:.0}"))
-                }
-            };
-            out.push(format!(
-                "| {name} | {t1:.0} | {} | {} | {t2:.0} | {} | {} | {spread:.2} |",
-                over(1, "added_ns", &["bare"]),
-                over(1, "over_pass_ns", &["bare", "pass_through"]),
-                over(2, "added_ns", &["bare"]),
-                over(2, "over_pass_ns", &["bare", "pass_through"]),
-            ));
-        }
+        let ratio = |of: f64| {
+            if id == "bare" {
+                String::new()
+            } else {
+                m(1, id, "added_ns").map_or(String::new(), |v| format!("{:.1}×", v / of))
+            }
+        };
+        out.push(format!(
+            "| {name} | {t1:.0} | {} | {} | {t2:.0} | {} | {} | {spread:.2} | {} | {} |",
+            over(1, "added_ns", &["bare"]),
+            over(1, "over_pass_ns", &["bare", "pass_through"]),
+            over(2, "added_ns", &["bare"]),
+            over(2, "over_pass_ns", &["bare", "pass_through"]),
+            ratio(labelled),
+            ratio(around),
+        ));
     }
-    Some(out.join("\n"))
+    Some(out)
+}
+
+/// `n` with a comma between groups of three digits: 25,000.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// The instruction counts' table (`router_instructions.json`).
+fn router_instructions_table() -> Option<Vec<String>> {
+    use lumen_bench::router_shape::ROUTER_CASES;
+    let rows = read_rows("router_instructions.json")?;
+    let of = |id: &str, key: &str| {
+        rows.iter()
+            .find(|r| r["variant"] == id)
+            .and_then(|r| r[key].as_f64())
+    };
+    let around = of("lumen_outside", "added")?;
+    let mut out = vec![
+        "Instructions (`cargo run -p lumen-bench --release --features peers --bin router_instructions`: each variant under valgrind's callgrind, one thread, the instructions executed per request, from the difference between 11,000 and 1,000 requests; exact and repeatable, though not time: a locked add or a cache miss costs more than an add):".to_owned(),
+        String::new(),
+        "| layer | instructions/request | added over bare | over pass-through | added ÷ Lumen around the Router's |".to_owned(),
+        "| --- | ---: | ---: | ---: | ---: |".to_owned(),
+    ];
+    for (id, name) in ROUTER_CASES {
+        let cell = |key: &str, skip: &[&str]| {
+            if skip.contains(&id) {
+                String::new()
+            } else {
+                of(id, key).map_or(String::new(), |v| format!("{v:.0}"))
+            }
+        };
+        out.push(format!(
+            "| {name} | {} | {} | {} | {} |",
+            cell("instructions", &[]),
+            cell("added", &["bare"]),
+            cell("over_pass", &["bare", "pass_through"]),
+            if id == "bare" {
+                String::new()
+            } else {
+                of(id, "added").map_or(String::new(), |v| format!("{:.1}×", v / around))
+            }
+        ));
+    }
+    Some(out)
 }
 
 fn fleet_store_section(machine: &Machine) -> Option<String> {
@@ -449,7 +538,7 @@ fn main() {
     type Section = fn(&Machine) -> Option<String>;
     let sections: [(&str, Section, &str); 8] = [
         ("tuning", tuning_section, "tuning_channel"),
-        ("router", router_section, "router_overhead"),
+        ("router", router_section, "router_rounds"),
         ("throughput", throughput_section, "throughput"),
         ("accuracy", accuracy_section, "accuracy"),
         ("sidecar", sidecar_section, "sidecar_scale"),

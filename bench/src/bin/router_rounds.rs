@@ -1,6 +1,8 @@
 //! The router-shape variants ([`lumen_bench::router_shape`]) measured
-//! interleaved, as machine noise drifts: 15 rounds, each running every
-//! variant for 200,000 calls per thread, on 1 and then 2 threads; the
+//! interleaved, as machine noise drifts: 120 short rounds (a few
+//! milliseconds each, so a round's variants see the same machine), each
+//! running every variant for 25,000 calls per thread, on 1 and then 2
+//! threads; the
 //! median round of each, and what a variant adds over the bare router (and
 //! over the pass-through layer) as the median of the rounds' paired
 //! differences (each round's variant against the same round's bare router:
@@ -13,8 +15,8 @@
 use lumen_bench::router_shape::{run, variants};
 use lumen_bench::workspace_root;
 
-const ROUNDS: usize = 15;
-const CALLS: u64 = 200_000;
+const ROUNDS: usize = 120;
+const CALLS: u64 = 25_000;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -58,6 +60,7 @@ fn main() {
         for ((name, _), ns) in variants.iter().zip(per_variant) {
             let row = serde_json::json!({
                 "threads": threads,
+                "calls": CALLS,
                 "variant": name,
                 "median_ns": median(ns.clone()),
                 "added_ns": paired(&ns, &bare),
