@@ -13,4 +13,6 @@ pub mod report;
 pub mod router_shape;
 pub mod workload;
 
-pub use report::{Machine, criterion_median_ns, replace_section, workspace_root};
+pub use report::{
+    Machine, criterion_median_ns, figures_path, replace_section, workspace_root, write_figures,
+};

@@ -10,6 +10,26 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// Where the bins write their figures for the `results` bin:
+/// `target/lumen-bench/FILE`.
+pub fn figures_path(file: &str) -> PathBuf {
+    workspace_root()
+        .join("target")
+        .join("lumen-bench")
+        .join(file)
+}
+
+/// Writes a bin's figures to [`figures_path`]`(file)` as JSON.
+pub fn write_figures(file: &str, figures: &serde_json::Value) {
+    let path = figures_path(file);
+    std::fs::create_dir_all(path.parent().expect("a file in a folder")).expect("target dir");
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(figures).expect("JSON values serialise"),
+    )
+    .unwrap_or_else(|e| panic!("{} not written: {e}", path.display()));
+}
+
 /// Criterion's median estimate, in ns, for `group`/`id` (the group's `/`
 /// written as `_`, as criterion names its folders).
 pub fn criterion_median_ns(group: &str, id: &str) -> Option<f64> {

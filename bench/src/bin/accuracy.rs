@@ -11,7 +11,7 @@ use lumen_bench::peers::{
     EXPONENTIAL_MAX_BUCKETS, ExplicitHistogram, ExponentialHistogram, OTEL_DEFAULT_BOUNDARIES_MS,
     PROMETHEUS_DEFAULT_BUCKETS_S,
 };
-use lumen_bench::workspace_root;
+use lumen_bench::write_figures;
 use lumen_middleware::wire::{LatencyCounts, encode_histogram};
 use lumen_middleware::{LumenConfig, pair};
 use lumen_sidecar::store::{WindowHistogram, store_layout};
@@ -91,11 +91,5 @@ fn main() {
             exponential.scale
         );
     }
-    let dir = workspace_root().join("target").join("lumen-bench");
-    std::fs::create_dir_all(&dir).expect("target dir");
-    std::fs::write(
-        dir.join("accuracy.json"),
-        serde_json::to_vec_pretty(&rows).expect("json"),
-    )
-    .expect("written");
+    write_figures("accuracy.json", &serde_json::json!(rows));
 }

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use lumen_bench::workload::{decoded_series_of, route_median_us};
-use lumen_bench::workspace_root;
+use lumen_bench::write_figures;
 use lumen_middleware::wire::{DecodedBatch, DecodedSeries};
 use lumen_sidecar::app::{AppState, now_ms};
 use lumen_sidecar::config::SidecarConfig;
@@ -114,13 +114,7 @@ async fn run() {
         println!("{row}");
         scenarios.push(row);
     }
-    let dir = workspace_root().join("target").join("lumen-bench");
-    std::fs::create_dir_all(&dir).expect("target dir");
-    std::fs::write(
-        dir.join("fleet_store.json"),
-        serde_json::Value::from(scenarios).to_string(),
-    )
-    .expect("written");
+    write_figures("fleet_store.json", &serde_json::Value::from(scenarios));
 }
 
 /// One fleet of [`INSTANCES`] sidecars with `per_minute` requests per

@@ -2,7 +2,7 @@
 //! tables of `bench/RESULTS.md`. Run after the benches:
 //! `cargo run -p lumen-bench --release --bin results`.
 
-use lumen_bench::{Machine, criterion_median_ns, replace_section, workspace_root};
+use lumen_bench::{Machine, criterion_median_ns, figures_path, replace_section, workspace_root};
 
 const OVERHEAD_CASES: [(&str, &str); 5] = [
     ("bare", "bare service_fn"),
@@ -109,10 +109,7 @@ fn sidecar_section(machine: &Machine) -> Option<String> {
 }
 
 fn memory_section(machine: &Machine) -> Option<String> {
-    let path = workspace_root()
-        .join("target")
-        .join("lumen-bench")
-        .join("store_memory.json");
+    let path = figures_path("store_memory.json");
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     let mut out = vec![
@@ -156,10 +153,7 @@ fn memory_section(machine: &Machine) -> Option<String> {
 }
 
 fn read_rows(file: &str) -> Option<Vec<serde_json::Value>> {
-    let path = workspace_root()
-        .join("target")
-        .join("lumen-bench")
-        .join(file);
+    let path = figures_path(file);
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 

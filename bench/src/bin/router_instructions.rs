@@ -15,7 +15,7 @@
 use std::process::Command;
 
 use lumen_bench::router_shape::{ROUTER_CASES, run, variants};
-use lumen_bench::workspace_root;
+use lumen_bench::write_figures;
 
 /// The child's variable: `NAME:REQUESTS`.
 const CHILD: &str = "LUMEN_BENCH_INSTRUCTIONS_CHILD";
@@ -84,13 +84,7 @@ fn main() {
             row
         })
         .collect();
-    let dir = workspace_root().join("target").join("lumen-bench");
-    std::fs::create_dir_all(&dir).expect("target dir");
-    std::fs::write(
-        dir.join("router_instructions.json"),
-        serde_json::Value::from(rows).to_string(),
-    )
-    .expect("written");
+    write_figures("router_instructions.json", &serde_json::Value::from(rows));
 }
 
 /// Serves `requests` requests through variant `name` on one thread.

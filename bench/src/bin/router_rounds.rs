@@ -13,7 +13,7 @@
 //! pass-through layer only, for a profiler (`perf record`).
 
 use lumen_bench::router_shape::{run, variants};
-use lumen_bench::workspace_root;
+use lumen_bench::write_figures;
 
 const ROUNDS: usize = 120;
 const CALLS: u64 = 25_000;
@@ -71,11 +71,5 @@ fn main() {
             rows.push(row);
         }
     }
-    let dir = workspace_root().join("target").join("lumen-bench");
-    std::fs::create_dir_all(&dir).expect("target dir");
-    std::fs::write(
-        dir.join("router_rounds.json"),
-        serde_json::Value::from(rows).to_string(),
-    )
-    .expect("written");
+    write_figures("router_rounds.json", &serde_json::Value::from(rows));
 }

@@ -9,7 +9,7 @@
 use std::process::Command;
 
 use lumen_bench::workload::{filled_store, filled_store_fresh, filled_store_within};
-use lumen_bench::workspace_root;
+use lumen_bench::write_figures;
 
 /// Requests per route per minute.
 const PER_MINUTE: u64 = 600;
@@ -186,11 +186,5 @@ fn main() {
         budget["rss_growth_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0
     );
     results.push(budget);
-    let dir = workspace_root().join("target").join("lumen-bench");
-    std::fs::create_dir_all(&dir).expect("target dir");
-    std::fs::write(
-        dir.join("store_memory.json"),
-        serde_json::to_vec_pretty(&results).expect("json"),
-    )
-    .expect("written");
+    write_figures("store_memory.json", &serde_json::json!(results));
 }

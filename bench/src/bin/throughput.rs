@@ -20,7 +20,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use lumen_bench::workspace_root;
+use lumen_bench::write_figures;
 
 const VARIANTS: [&str; 4] = ["bare", "lumen", "axum_prometheus", "opentelemetry_tower"];
 
@@ -208,11 +208,5 @@ fn main() {
     for r in &rows {
         println!("{r}");
     }
-    let dir = workspace_root().join("target").join("lumen-bench");
-    std::fs::create_dir_all(&dir).expect("target dir");
-    std::fs::write(
-        dir.join("throughput.json"),
-        serde_json::to_vec_pretty(&rows).expect("json"),
-    )
-    .expect("written");
+    write_figures("throughput.json", &serde_json::json!(rows));
 }

@@ -5,7 +5,7 @@
 //! Run: `cargo run -p lumen-bench --release --bin wire_cost`; it writes
 //! `target/lumen-bench/wire_cost.json` for the `results` bin.
 
-use lumen_bench::workspace_root;
+use lumen_bench::write_figures;
 use lumen_middleware::{LumenConfig, pair};
 use lumen_tests::distributions::Distribution;
 
@@ -43,11 +43,5 @@ fn main() {
             "distinct_buckets": s.latency.iter_recorded().count(),
         }));
     }
-    let dir = workspace_root().join("target").join("lumen-bench");
-    std::fs::create_dir_all(&dir).expect("target dir");
-    std::fs::write(
-        dir.join("wire_cost.json"),
-        serde_json::to_vec_pretty(&rows).expect("json"),
-    )
-    .expect("written");
+    write_figures("wire_cost.json", &serde_json::json!(rows));
 }
