@@ -133,11 +133,6 @@ impl<S, K> Layer<S> for LumenLayer<K> {
         Lumen {
             inner,
             layer: *self,
-            #[cfg(feature = "axum")]
-            memo: self
-                .labels
-                .remembers_routes()
-                .then(crate::route::MatchedPathMemo::leak),
         }
     }
 }
@@ -146,9 +141,6 @@ impl<S, K> Layer<S> for LumenLayer<K> {
 pub struct Lumen<S, K = Wrapped> {
     inner: S,
     layer: LumenLayer<K>,
-    /// With `with_matched_path()`, the route this service serves.
-    #[cfg(feature = "axum")]
-    memo: Option<&'static crate::route::MatchedPathMemo>,
 }
 
 impl<S: Clone, K> Clone for Lumen<S, K> {
@@ -156,8 +148,6 @@ impl<S: Clone, K> Clone for Lumen<S, K> {
         Self {
             inner: self.inner.clone(),
             layer: self.layer,
-            #[cfg(feature = "axum")]
-            memo: self.memo,
         }
     }
 }
@@ -187,12 +177,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let series = self.layer.labels.series(
-            self.layer.registry,
-            &request,
-            #[cfg(feature = "axum")]
-            self.memo,
-        );
+        let series = self.layer.labels.series(self.layer.registry, &request);
         let method = crate::registry::method_index(request.method()) as u8;
         let start = crate::clock::Tick::now();
         let inner = self.inner.call(request);

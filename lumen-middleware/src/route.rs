@@ -46,71 +46,67 @@ pub(crate) enum RouteLabels {
     Custom(&'static dyn ClassifyRoute),
 }
 
-/// The series of the route one layered axum route serves, remembered by
-/// its `MatchedPath`'s address: `Router::layer` makes one service per
-/// route, so after its first request a request costs a pointer comparison
-/// instead of hashing and comparing the path. It holds the path (a
-/// reference-counted string), so the address cannot be reused for another
-/// path while it is remembered; a service axum shares between paths
-/// (`nest`, `merge`) remembers the first and looks the others up.
+/// The series of the routes a thread served lately, by the address of
+/// axum's `MatchedPath` (a reference-counted string per route of a
+/// router): after a route's first request on a thread, a request costs a
+/// pointer comparison instead of hashing and comparing the path. An entry
+/// holds the path, so its address cannot be reused for another string
+/// while it is remembered; eight entries a thread, so it stays small
+/// whatever the routers an app builds.
 #[cfg(feature = "axum")]
-#[derive(Default)]
-pub(crate) struct MatchedPathMemo(
-    std::sync::OnceLock<(axum::extract::MatchedPath, &'static RouteSeries)>,
-);
+mod matched_path_cache {
+    use std::cell::RefCell;
 
-#[cfg(feature = "axum")]
-impl MatchedPathMemo {
-    /// A memo for one layered route, for the rest of the process (leaked
-    /// like the registry, so cloning the service per request touches no
-    /// reference count; one per route each time a router is built).
-    pub(crate) fn leak() -> &'static Self {
-        Box::leak(Box::default())
+    use axum::extract::MatchedPath;
+
+    use crate::registry::{Registry, RouteSeries};
+
+    const WAYS: usize = 8;
+
+    type Entry = Option<(MatchedPath, &'static Registry, &'static RouteSeries)>;
+
+    thread_local! {
+        static CACHE: RefCell<[Entry; WAYS]> = const { RefCell::new([const { None }; WAYS]) };
     }
 
+    /// The series of `path` in `registry`.
     #[inline]
-    fn series(
-        &self,
-        registry: &'static Registry,
-        path: &axum::extract::MatchedPath,
-    ) -> &'static RouteSeries {
-        if let Some((known, series)) = self.0.get() {
-            if std::ptr::eq(known.as_str(), path.as_str()) {
-                return series;
-            }
-            return registry.route(path.as_str());
-        }
-        let series = registry.route(path.as_str());
-        // Another thread may have remembered first: the same route.
-        let _ = self.0.set((path.clone(), series));
-        series
+    pub(super) fn series(registry: &'static Registry, path: &MatchedPath) -> &'static RouteSeries {
+        // Strings are allocated at least 8 bytes apart: the bits above.
+        let way = (path.as_str().as_ptr() as usize >> 3) % WAYS;
+        CACHE
+            .try_with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if let Some((known, in_registry, series)) = &cache[way]
+                    && std::ptr::eq(known.as_str(), path.as_str())
+                    && std::ptr::eq(*in_registry, registry)
+                {
+                    return *series;
+                }
+                let series = registry.route(path.as_str());
+                cache[way] = Some((path.clone(), registry, series));
+                series
+            })
+            // While the thread exits: look it up.
+            .unwrap_or_else(|_| registry.route(path.as_str()))
     }
 }
 
 impl RouteLabels {
-    /// Whether services of this layer remember their route
-    /// ([`MatchedPathMemo`]).
-    #[cfg(feature = "axum")]
-    pub(crate) fn remembers_routes(self) -> bool {
-        matches!(self, Self::MatchedPath)
-    }
-
     #[inline]
     pub(crate) fn series<B>(
         self,
         registry: &'static Registry,
         request: &http::Request<B>,
-        #[cfg(feature = "axum")] memo: Option<&'static MatchedPathMemo>,
     ) -> &'static RouteSeries {
         let label = match self {
             Self::Off => None,
             #[cfg(feature = "axum")]
             Self::MatchedPath => {
-                let path = request.extensions().get::<axum::extract::MatchedPath>();
-                match (path, memo) {
-                    (Some(path), Some(memo)) => return memo.series(registry, path),
-                    (path, _) => path.map(axum::extract::MatchedPath::as_str),
-                }
+                return match request.extensions().get::<axum::extract::MatchedPath>() {
+                    Some(path) => matched_path_cache::series(registry, path),
+                    None => registry.unrouted(),
+                };
             }
             Self::Custom(classifier) => {
                 classifier.classify(request.method(), request.uri(), request.extensions())

@@ -140,10 +140,59 @@ async fn get_each(app: &Router, uris: &[&str]) {
 }
 
 #[tokio::test]
+async fn many_routes_through_one_thread_each_count_as_themselves() {
+    // A thread remembers the routes it served lately by the address of
+    // their matched path, eight at a time: twenty routes in turn collide
+    // in that memory, and each request still counts for its own route.
+    let layer = layer(LumenConfig::default()).with_matched_path();
+    let mut app = Router::new();
+    for r in 0..20 {
+        app = app.route(&format!("/r{r}/{{id}}"), get(|| async { "r" }));
+    }
+    let app = app.layer(layer);
+    let uris: Vec<String> = (0..3)
+        .flat_map(|round| (0..20).map(move |r| format!("/r{}/{round}", (r * 7 + round) % 20)))
+        .collect();
+    let uris: Vec<&str> = uris.iter().map(String::as_str).collect();
+    get_each(&app, &uris).await;
+    let counts: Vec<(Option<String>, u64)> = by_route(layer.recorder().drain())
+        .into_iter()
+        .map(|s| (s.route, s.status[1]))
+        .collect();
+    let mut expected: Vec<(Option<String>, u64)> = (0..20)
+        .map(|r| (Some(format!("/r{r}/{{id}}")), 3))
+        .collect();
+    expected.sort();
+    assert_eq!(counts, expected);
+}
+
+#[tokio::test]
+async fn two_layers_on_one_router_count_in_their_own_registries() {
+    // Both layers see the same matched path on the same thread; each
+    // counts in its own registry.
+    let (inner, outer) = (
+        layer(LumenConfig::default()).with_matched_path(),
+        layer(LumenConfig::default()).with_matched_path(),
+    );
+    let app = Router::new()
+        .route("/z", get(|| async { "z" }))
+        .layer(inner)
+        .layer(outer);
+    get_each(&app, &["/z", "/z", "/z"]).await;
+    for layer in [inner, outer] {
+        let series = layer.recorder().drain();
+        assert_eq!(series.len(), 1);
+        assert_eq!(
+            (series[0].route.as_deref(), series[0].status[1]),
+            (Some("/z"), 3)
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_layered_route_shared_between_paths_labels_each_path() {
-    // Each layered route remembers the path it serves; `nest` and `merge`
-    // share one layered route between two paths, and a router built again
-    // later (new path strings) reuses nothing stale.
+    // `nest` and `merge` share one layered route between two paths, and a
+    // router built again later (new path strings) reuses nothing stale.
     let layer = layer(LumenConfig::default()).with_matched_path();
     // A service route is layered at once (a handler only when the router
     // is finished, once per path), so the two paths share it.
