@@ -253,6 +253,13 @@ fn router_section(machine: &Machine) -> Option<String> {
         out.push(String::new());
         out.extend(table);
     }
+    if let (Some(one), Some(two)) = (
+        criterion_median_ns("record_path", "1_thread"),
+        criterion_median_ns("record_path", "2_threads"),
+    ) {
+        out.push(String::new());
+        out.push(format!("The recording call alone (`cargo bench -p lumen-bench --bench record_path`: `Recorder::record_request`, the route's lookup, the status class, the histogram index and the adds on the thread's own stripe): {one:.1} ns on 1 thread, {two:.1} ns per thread on 2 ({:.2}×).", two / one));
+    }
     if let Some(table) = router_criterion_table() {
         out.push(String::new());
         out.extend(table);
