@@ -485,13 +485,24 @@ impl AppState {
             );
         }
         let id = e.id;
-        Ok(x.report_of(
+        Ok(self.kept_experiment_report(&x, id, now_ms))
+    }
+
+    /// The report of experiment `id`, which was just started or stopped
+    /// (so it is kept), at `now_ms`.
+    fn kept_experiment_report(
+        &self,
+        x: &super::experiments::Experiments,
+        id: u32,
+        now_ms: u64,
+    ) -> super::experiments::ExperimentReport {
+        x.report_of(
             id,
             now_ms,
             &self.config.cost,
             self.config.roi.cost_per_miss_usd,
         )
-        .expect("the experiment just started or stopped is kept"))
+        .expect("the experiment just started or stopped is kept")
     }
 
     /// Starts the configured experiment (`[experiment]`) unless one with
@@ -540,13 +551,7 @@ impl AppState {
             "experiment stopped by an operator; A stays"
         );
         let id = e.id;
-        Ok(x.report_of(
-            id,
-            now_ms,
-            &self.config.cost,
-            self.config.roi.cost_per_miss_usd,
-        )
-        .expect("the experiment just started or stopped is kept"))
+        Ok(self.kept_experiment_report(&x, id, now_ms))
     }
 
     /// One look at the running experiment at `now_ms`; a verdict that ends

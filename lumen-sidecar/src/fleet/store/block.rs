@@ -150,6 +150,28 @@ pub(super) async fn read_json<T: DeserializeOwned>(
         .transpose()
 }
 
+/// Takes the lock `key` for `holder` for `hold` if no one holds it
+/// (`SET key holder NX PX hold`): whether this call took it.
+pub(super) async fn take_lock(
+    con: &redis::aio::ConnectionManager,
+    key: String,
+    holder: &str,
+    hold: std::time::Duration,
+    doing: &'static str,
+) -> Result<bool, super::error::FleetStoreError> {
+    let mut con = con.clone();
+    let won: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(holder)
+        .arg("NX")
+        .arg("PX")
+        .arg((hold.as_millis() as u64).max(1))
+        .query_async(&mut con)
+        .await
+        .map_err(super::error::redis_error(doing))?;
+    Ok(won.is_some())
+}
+
 /// Writes `value` as the JSON document at `key`.
 pub(super) async fn write_json<T: Serialize>(
     con: &redis::aio::ConnectionManager,

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::block::{InstanceInfo, instance_infos, read_json, write_json};
-use super::error::{FleetStoreError, redis_error};
+use super::block::{InstanceInfo, instance_infos, read_json, take_lock, write_json};
+use super::error::FleetStoreError;
 use super::keys::FleetKeys;
 use crate::app::experiments::{
     ArmData, CommandFuture, ExperimentCommand, ExperimentError, ExperimentReport, Experiments,
@@ -65,17 +65,14 @@ impl FleetExperiments {
     }
 
     async fn try_lock(&self, keys: &FleetKeys) -> Result<bool, FleetStoreError> {
-        let mut con = self.con.clone();
-        let won: Option<String> = redis::cmd("SET")
-            .arg(keys.experiments_lock())
-            .arg(&self.instance)
-            .arg("NX")
-            .arg("PX")
-            .arg(LOCK_HOLD.as_millis() as u64)
-            .query_async(&mut con)
-            .await
-            .map_err(redis_error("taking the experiments' lock"))?;
-        Ok(won.is_some())
+        take_lock(
+            &self.con,
+            keys.experiments_lock(),
+            &self.instance,
+            LOCK_HOLD,
+            "taking the experiments' lock",
+        )
+        .await
     }
 
     async fn unlock(&self, keys: &FleetKeys) {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::block::{InstanceInfo, instance_infos, read_json, write_json};
-use super::error::{FleetStoreError, redis_error};
+use super::block::{InstanceInfo, instance_infos, read_json, take_lock, write_json};
+use super::error::FleetStoreError;
 use super::keys::FleetKeys;
 use crate::app::AppState;
 use crate::app::tuning::TuningState;
@@ -65,19 +65,16 @@ impl FleetTuning {
             return Ok(false); // nothing ingested yet: no service to tune
         };
         let keys = FleetKeys::new(&service);
-        let mut con = self.con.clone();
         // Held a little less than an interval: the next one is free.
-        let hold_ms = (interval.as_millis() as u64 * 9 / 10).max(1);
-        let won: Option<String> = redis::cmd("SET")
-            .arg(keys.tuning_lock())
-            .arg(&self.instance)
-            .arg("NX")
-            .arg("PX")
-            .arg(hold_ms)
-            .query_async(&mut con)
-            .await
-            .map_err(redis_error("taking the feedback loop's lock"))?;
-        if won.is_some() {
+        let won = take_lock(
+            &self.con,
+            keys.tuning_lock(),
+            &self.instance,
+            interval * 9 / 10,
+            "taking the feedback loop's lock",
+        )
+        .await?;
+        if won {
             let shared = self.load(&keys).await?;
             let infos = instance_infos(&self.con, &keys).await?;
             let lookups = fleet_lookups(&infos);
