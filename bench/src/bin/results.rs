@@ -109,9 +109,7 @@ fn sidecar_section(machine: &Machine) -> Option<String> {
 }
 
 fn memory_section(machine: &Machine) -> Option<String> {
-    let path = figures_path("store_memory.json");
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let rows = read_rows("store_memory.json")?;
     let mut out = vec![
         format!("Measured {} on {}.", today(), machine.line()),
         String::new(),

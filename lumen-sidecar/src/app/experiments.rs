@@ -507,19 +507,13 @@ impl Experiments {
             .back()
             .and_then(|e| e.decided_ms)
             .is_some_and(|d| now_ms.saturating_sub(d) <= STRAGGLERS_MS);
-        (self.current.is_some() || recent)
-            && self
-                .last_counted_ms
-                .is_none_or(|t| now_ms.saturating_sub(t) >= every.as_millis() as u64 * 9 / 10)
+        (self.current.is_some() || recent) && due(self.last_counted_ms, every, now_ms)
     }
 
     /// Whether a look is due at `now_ms` (every `every`), an experiment
     /// running.
     pub fn look_due(&self, every: Duration, now_ms: u64) -> bool {
-        self.current.is_some()
-            && self
-                .last_look_ms
-                .is_none_or(|last| now_ms.saturating_sub(last) >= every.as_millis() as u64 * 9 / 10)
+        self.current.is_some() && due(self.last_look_ms, every, now_ms)
     }
 
     /// One look at `now_ms`: the verdict, kept in the timeline; a final one
@@ -631,6 +625,13 @@ fn look_at(e: &mut Experiment, now_ms: u64) -> Verdict {
     }
     e.verdict = Some(verdict.clone());
     verdict
+}
+
+/// Whether something last done at `last` (Unix ms; `None`: never) is due
+/// again at `now_ms`, every `every`: after nine tenths of it, so a tick
+/// that comes a little early does not skip a whole interval.
+fn due(last: Option<u64>, every: Duration, now_ms: u64) -> bool {
+    last.is_none_or(|last| now_ms.saturating_sub(last) >= every.as_millis() as u64 * 9 / 10)
 }
 
 #[cfg(test)]

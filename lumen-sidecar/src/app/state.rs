@@ -223,10 +223,7 @@ impl AppState {
             self.note_tier_times(batch);
         }
         if batch.series.iter().any(|s| s.variant.is_some()) {
-            let mut x = self
-                .experiments
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut x = self.experiments();
             for series in &batch.series {
                 x.note(series, &self.budget_rules);
             }
@@ -440,11 +437,7 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner)
             .answer()
             .cloned();
-        let (version, params, experiment) = self
-            .experiments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .channel();
+        let (version, params, experiment) = self.experiments().channel();
         if version == 0 && loop_answer.is_none() {
             return None;
         }
@@ -464,10 +457,7 @@ impl AppState {
         spec: crate::eval::ExperimentSpec,
         now_ms: u64,
     ) -> Result<super::experiments::ExperimentReport, super::experiments::ExperimentError> {
-        let mut x = self
-            .experiments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut x = self.experiments();
         let e = x.start(spec, now_ms)?;
         tracing::info!(
             id = e.id,
@@ -513,10 +503,7 @@ impl AppState {
             return;
         };
         let ran = {
-            let x = self
-                .experiments
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let x = self.experiments();
             x.current()
                 .into_iter()
                 .chain(x.history())
@@ -539,10 +526,7 @@ impl AppState {
         &self,
         now_ms: u64,
     ) -> Result<super::experiments::ExperimentReport, super::experiments::ExperimentError> {
-        let mut x = self
-            .experiments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut x = self.experiments();
         let e = x.stop(now_ms, self.config.feedback.mode)?;
         tracing::info!(
             id = e.id,
@@ -557,10 +541,7 @@ impl AppState {
     /// One look at the running experiment at `now_ms`; a verdict that ends
     /// it is logged.
     pub fn look_at_experiment(&self, now_ms: u64) -> Option<crate::eval::Verdict> {
-        let mut x = self
-            .experiments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut x = self.experiments();
         let verdict = x.look(now_ms, self.config.feedback.mode)?;
         if verdict.outcome.is_final() {
             let e = x
@@ -591,6 +572,7 @@ impl AppState {
         self.shared_experiments.get()
     }
 
+    /// The experiments, locked while the guard lives.
     fn experiments(&self) -> MutexGuard<'_, super::experiments::Experiments> {
         self.experiments
             .lock()
@@ -650,26 +632,17 @@ impl AppState {
     /// The experiments as the checkpoint keeps them (call under the
     /// store's lock, as the totals are taken).
     pub fn experiments_json(&self) -> serde_json::Value {
-        serde_json::to_value(
-            &*self
-                .experiments
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-        .expect("the experiments serialise")
+        serde_json::to_value(&*self.experiments()).expect("the experiments serialise")
     }
 
     /// `GET /v1/experiments` at `now_ms`.
     pub fn experiments_report(&self, now_ms: u64) -> super::experiments::ExperimentsReport {
-        self.experiments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .report(
-                now_ms,
-                self.config.feedback.mode,
-                &self.config.cost,
-                self.config.roi.cost_per_miss_usd,
-            )
+        self.experiments().report(
+            now_ms,
+            self.config.feedback.mode,
+            &self.config.cost,
+            self.config.roi.cost_per_miss_usd,
+        )
     }
 
     /// `GET /v1/tuning`.
@@ -718,10 +691,7 @@ impl AppState {
                             "experiment restored from the checkpoint; it keeps running"
                         );
                     }
-                    *self
-                        .experiments
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = x;
+                    *self.experiments() = x;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "the checkpoint's experiments are unreadable; none restored")

@@ -227,6 +227,20 @@ impl InstanceInfo {
     }
 }
 
+/// What every instance in `infos` cost between `from_ms` and `to_ms`, USD
+/// (ended instances too: the store keeps their infos); `None` when none
+/// said its cost.
+pub fn fleet_cost_between(
+    infos: &std::collections::BTreeMap<String, InstanceInfo>,
+    from_ms: u64,
+    to_ms: u64,
+) -> Option<f64> {
+    infos
+        .values()
+        .filter_map(|i| i.cost_between(from_ms, to_ms))
+        .reduce(|a, b| a + b)
+}
+
 /// `value` as the store keeps it.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![BLOCK_FORMAT];
@@ -296,6 +310,30 @@ mod tests {
                 ..BudgetCounts::default()
             },
         }
+    }
+
+    #[test]
+    fn the_fleets_cost_sums_every_instance_over_the_part_of_the_span_it_lived() {
+        let info = |started_ms: Option<u64>, last_seen_ms: u64, rate: Option<f64>| InstanceInfo {
+            started_ms,
+            last_seen_ms,
+            cost_usd_per_s: rate,
+            ..InstanceInfo::default()
+        };
+        let infos: std::collections::BTreeMap<String, InstanceInfo> = [
+            // Lived through the span: 10 s at 0.5.
+            ("a".to_owned(), info(Some(0), 50_000, Some(0.5))),
+            // Ended in it: 4 s at 1.0.
+            ("b".to_owned(), info(Some(0), 14_000, Some(1.0))),
+            // Ended before it, and one that said no cost: nothing.
+            ("c".to_owned(), info(Some(0), 9_000, Some(1.0))),
+            ("d".to_owned(), info(None, 50_000, None)),
+        ]
+        .into();
+        assert_eq!(fleet_cost_between(&infos, 10_000, 20_000), Some(9.0));
+        let silent: std::collections::BTreeMap<String, InstanceInfo> =
+            [("d".to_owned(), info(None, 50_000, None))].into();
+        assert_eq!(fleet_cost_between(&silent, 10_000, 20_000), None);
     }
 
     #[test]

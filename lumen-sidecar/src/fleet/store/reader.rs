@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::block::{FleetBlock, InstanceInfo, decode};
+use super::block::{FleetBlock, InstanceInfo, decode, fleet_cost_between};
 use super::error::FleetStoreError;
 use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan};
 use crate::app::{FleetView, ReportFuture};
@@ -234,10 +234,7 @@ impl FleetStoreReader {
     /// instances running now. `None` when no instance said its cost.
     fn cost(&self, infos: &BTreeMap<String, InstanceInfo>, at_ms: u64) -> Option<CostReport> {
         let (month_start, _) = crate::eval::month_bounds(at_ms);
-        let to_date = infos
-            .values()
-            .filter_map(|i| i.cost_between(month_start, at_ms))
-            .reduce(|a, b| a + b)?;
+        let to_date = fleet_cost_between(infos, month_start, at_ms)?;
         // Instances that wrote in the last minute are running now.
         let running_rate: f64 = infos
             .values()
@@ -268,17 +265,11 @@ impl FleetStoreReader {
         let since = at_ms.saturating_sub(window.as_millis() as u64);
         let infos = self.instances().await?;
         let seen: Vec<&InstanceInfo> = infos.values().filter(|i| i.last_seen_ms >= since).collect();
-        let cost_between = |from: u64| {
-            infos
-                .values()
-                .filter_map(|i| i.cost_between(from, at_ms))
-                .reduce(|a, b| a + b)
-        };
         let figures = InstanceFigures {
             deployments_7d: seen.iter().filter_map(|i| i.deployments_7d).max(),
             cpu_utilisation: mean(seen.iter().filter_map(|i| i.cpu_utilisation)),
             memory_utilisation: mean(seen.iter().filter_map(|i| i.memory_utilisation)),
-            compute_cost_usd: cost_between(since).unwrap_or(0.0),
+            compute_cost_usd: fleet_cost_between(&infos, since, at_ms).unwrap_or(0.0),
         };
         let mut health = fleet_health(slo, figures, window, &self.config.roi);
         health.budget = self.cost(&infos, at_ms);
