@@ -382,6 +382,11 @@ async fn a_fleet_runs_one_experiment_on_every_instances_requests() {
             ("LUMEN_FLEET_INSTANCE", instance.to_owned()),
             ("LUMEN_EXPERIMENT_CHECK_INTERVAL", "1s".to_owned()),
             ("LUMEN_SERVICE", "fleet-api".to_owned()),
+            // An instance costs 1 USD a second, a miss nothing.
+            ("LUMEN_COST_INSTANCE_VCPU", "1".to_owned()),
+            ("LUMEN_COST_VCPU_SECOND_USD", "1".to_owned()),
+            ("LUMEN_COST_INSTANCE_MEMORY_GIB", "0".to_owned()),
+            ("LUMEN_ROI_COST_PER_MISS_USD", "0".to_owned()),
         ]
     };
     let start = |instance: &'static str| {
@@ -461,6 +466,24 @@ async fn a_fleet_runs_one_experiment_on_every_instances_requests() {
     .expect("JSON");
     assert_eq!(assigned(&stopped), [70, 80], "{stopped}");
     assert_eq!(stopped["outcome"]["kind"], "stopped");
+    // A request's cost is every instance's time in the experiment (as the
+    // store has it) over the fleet's 150 requests: at most both sidecars'
+    // whole experiment, where this sidecar's own time over its own 65
+    // requests would be 2.3 times that.
+    let per_request = [0, 1].map(|i| {
+        stopped["arms"][i]["cost_per_request_usd"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("a fleet cost per request: {stopped}"))
+    });
+    assert_eq!(per_request[0], per_request[1], "no miss cost: {stopped}");
+    let lasted_s = (stopped["decided_ms"].as_u64().expect("decided")
+        - stopped["started_ms"].as_u64().expect("started")) as f64
+        / 1000.0;
+    assert!(
+        (0.0..=2.0 * lasted_s + 1e-9).contains(&(per_request[0] * 150.0)),
+        "{} USD over {lasted_s} s: {stopped}",
+        per_request[0] * 150.0
+    );
     eventually(
         "the first sidecar seeing the stop",
         Duration::from_secs(20),

@@ -162,6 +162,10 @@ pub struct Experiment {
     pub decided_ms: Option<u64>,
     /// Whether the kept value went onto the tuning channel (`apply` mode).
     pub applied: bool,
+    /// With a fleet store: what every instance cost from the start to the
+    /// decision (or to the last count), USD, set with the fleet's sums.
+    #[serde(default)]
+    pub fleet_compute_usd: Option<f64>,
 }
 
 impl Experiment {
@@ -219,9 +223,10 @@ pub struct ArmReport {
     pub p95_ms: Option<f64>,
     /// P99 latency, ms.
     pub p99_ms: Option<f64>,
-    /// What a request cost: this instance's time shared over the requests
-    /// it served, plus the arm's cache misses at the ROI's cost per miss,
-    /// USD.
+    /// What a request cost: the instances' time shared over the requests
+    /// they served (this instance's, or with a fleet store every
+    /// instance's over the fleet's), plus the arm's cache misses at the
+    /// ROI's cost per miss, USD.
     pub cost_per_request_usd: Option<f64>,
 }
 
@@ -258,21 +263,25 @@ pub struct ExperimentReport {
 impl Experiment {
     /// The report at `now_ms`, costs from `cost` and `cost_per_miss_usd`.
     ///
-    /// The compute share is this instance's cost over the requests it
-    /// served: `own_requests` when a fleet shares the experiment (the arms'
-    /// counts are then the fleet's, and every instance's share is alike
-    /// behind one load balancer), else the arms' own.
+    /// The compute share is the instances' cost over the requests they
+    /// served: this instance's over its own, or, when a fleet shares the
+    /// experiment (`fleet`), every instance's
+    /// ([`fleet_compute_usd`](Self::fleet_compute_usd)) over the fleet's
+    /// (none before the first count, or when no instance said its cost).
     pub fn report(
         &self,
         now_ms: u64,
         cost: &crate::eval::CostConfig,
         cost_per_miss_usd: f64,
-        own_requests: Option<u64>,
+        fleet: bool,
     ) -> ExperimentReport {
         let until = self.decided_ms.unwrap_or(now_ms).max(self.started_ms);
-        let compute_usd = cost.instance_usd_per_s() * (until - self.started_ms) as f64 / 1000.0;
-        let assigned: u64 =
-            own_requests.unwrap_or_else(|| self.arms.iter().map(ArmCounts::assigned).sum());
+        let compute_usd = if fleet {
+            self.fleet_compute_usd
+        } else {
+            Some(cost.instance_usd_per_s() * (until - self.started_ms) as f64 / 1000.0)
+        };
+        let assigned: u64 = self.arms.iter().map(ArmCounts::assigned).sum();
         let percent = |x: u64, n: u64| (n > 0).then(|| x as f64 * 100.0 / n as f64);
         let arms = Arm::BOTH.map(|arm| {
             let c = self.arms[arm as usize];
@@ -286,11 +295,13 @@ impl Experiment {
                 under_p99_target: percent(c.under_p99_target, c.requests),
                 p95_ms: self.quantile_us(arm, 0.95).map(|us| us as f64 / 1000.0),
                 p99_ms: self.quantile_us(arm, 0.99).map(|us| us as f64 / 1000.0),
-                cost_per_request_usd: (c.requests > 0 && assigned > 0).then(|| {
-                    compute_usd / assigned as f64
-                        + (c.lookups - c.hits.min(c.lookups)) as f64 * cost_per_miss_usd
-                            / c.requests as f64
-                }),
+                cost_per_request_usd: compute_usd.filter(|_| c.requests > 0 && assigned > 0).map(
+                    |compute_usd| {
+                        compute_usd / assigned as f64
+                            + (c.lookups - c.hits.min(c.lookups)) as f64 * cost_per_miss_usd
+                                / c.requests as f64
+                    },
+                ),
             }
         });
         ExperimentReport {
@@ -386,6 +397,7 @@ impl Experiments {
             outcome: Outcome::Running,
             decided_ms: None,
             applied: false,
+            fleet_compute_usd: None,
         }))
     }
 
@@ -453,17 +465,7 @@ impl Experiments {
             .iter()
             .chain(self.history.iter())
             .find(|e| e.id == id)
-            .map(|e| e.report(now_ms, cost, cost_per_miss_usd, self.own_requests(id)))
-    }
-
-    /// The requests this instance served in experiment `id`, when a fleet
-    /// shares the experiments (`None` otherwise: the arms are its own).
-    pub fn own_requests(&self, id: u32) -> Option<u64> {
-        self.shared.then(|| {
-            self.own
-                .get(&id)
-                .map_or(0, |d| d.arms.iter().map(ArmCounts::assigned).sum())
-        })
+            .map(|e| e.report(now_ms, cost, cost_per_miss_usd, self.shared))
     }
 
     /// This instance's own counts by experiment id.
@@ -471,13 +473,22 @@ impl Experiments {
         &self.own
     }
 
-    /// Sets every kept experiment's counts to the fleet's `sums` at `now_ms`.
-    pub fn set_counts(&mut self, sums: &BTreeMap<u32, ArmData>, now_ms: u64) {
+    /// Sets every kept experiment's counts to the fleet's `sums` at
+    /// `now_ms`, and its compute cost to `fleet_cost(from_ms, to_ms)`
+    /// (every instance's, USD) from its start to its decision or now.
+    pub fn set_counts(
+        &mut self,
+        sums: &BTreeMap<u32, ArmData>,
+        fleet_cost: impl Fn(u64, u64) -> Option<f64>,
+        now_ms: u64,
+    ) {
         self.last_counted_ms = Some(now_ms);
         for e in self.current.iter_mut().chain(self.history.iter_mut()) {
             if let Some(d) = sums.get(&e.id) {
                 e.arms = d.arms;
                 e.latency = d.latency.clone();
+                let until = e.decided_ms.unwrap_or(now_ms).max(e.started_ms);
+                e.fleet_compute_usd = fleet_cost(e.started_ms, until);
             }
         }
     }
@@ -758,15 +769,34 @@ mod tests {
         assert_eq!(here.current().map(|e| e.arms[1].requests), Some(0));
         let mut sums = here.own().clone();
         sums.get_mut(&1).expect("counted").arms[1].requests += 100;
-        here.set_counts(&sums, 900);
+        // Without a fleet cost (no instance said its cost) no cost per
+        // request: this instance's time over the fleet's requests would be
+        // too low.
+        here.set_counts(&sums, |_, _| None, 900);
         assert_eq!(here.current().map(|e| e.arms[1].requests), Some(104));
-        // This instance's compute is shared over the requests it served
-        // (16 with the abandoned ones), not over the fleet's.
         let cost = crate::eval::CostConfig::default();
-        let report = here.report(1_000, FeedbackMode::Recommend, &cost, 0.0);
-        let b = report.running.expect("running").arms[1].cost_per_request_usd;
-        let per_request = cost.instance_usd_per_s() / 16.0;
-        assert!(b.is_some_and(|c| (c - per_request).abs() < 1e-15), "{b:?}");
+        let b_cost = |x: &Experiments| {
+            x.report(1_000, FeedbackMode::Recommend, &cost, 0.0)
+                .running
+                .expect("running")
+                .arms[1]
+                .cost_per_request_usd
+        };
+        assert_eq!(b_cost(&here), None);
+        // Every instance's compute from the start to the count, over the
+        // fleet's requests (116 with the abandoned ones).
+        let asked = std::cell::Cell::new(None);
+        here.set_counts(
+            &sums,
+            |from, to| {
+                asked.set(Some((from, to)));
+                Some(2.32)
+            },
+            900,
+        );
+        assert_eq!(asked.get(), Some((0, 900)), "from the start to now");
+        let b = b_cost(&here);
+        assert!(b.is_some_and(|c| (c - 2.32 / 116.0).abs() < 1e-15), "{b:?}");
         // A look is due once per interval.
         assert!(here.look_due(Duration::from_secs(1), 1_000));
         here.look(1_000, FeedbackMode::Recommend);

@@ -610,13 +610,15 @@ impl AppState {
         self.experiments().own().clone()
     }
 
-    /// Sets the experiments' counts to the fleet's sums at `now_ms`.
+    /// Sets the experiments' counts to the fleet's sums and their compute
+    /// cost to `fleet_cost(from_ms, to_ms)` (every instance's) at `now_ms`.
     pub fn set_fleet_experiment_counts(
         &self,
         sums: &std::collections::BTreeMap<u32, super::experiments::ArmData>,
+        fleet_cost: impl Fn(u64, u64) -> Option<f64>,
         now_ms: u64,
     ) {
-        self.experiments().set_counts(sums, now_ms);
+        self.experiments().set_counts(sums, fleet_cost, now_ms);
     }
 
     /// Whether the fleet's experiment counts are due to be summed.

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::block::{InstanceInfo, instance_infos, read_json, take_lock, write_json};
+use super::block::{
+    InstanceInfo, fleet_cost_between, instance_infos, read_json, take_lock, write_json,
+};
 use super::error::FleetStoreError;
 use super::keys::FleetKeys;
 use crate::app::experiments::{
@@ -105,17 +107,24 @@ impl FleetExperiments {
         .await
     }
 
-    /// Every instance's counts summed, this one's as it is now (its info
-    /// in the store may be a write behind).
-    async fn counts(
+    /// Sets the experiments' counts to every instance's summed (this
+    /// one's as it is now: its info in the store may be a write behind)
+    /// and their compute cost to every instance's, at `now_ms`.
+    async fn count(
         &self,
         keys: &FleetKeys,
         state: &AppState,
-    ) -> Result<BTreeMap<u32, ArmData>, FleetStoreError> {
+        now_ms: u64,
+    ) -> Result<(), FleetStoreError> {
         let mut infos = instance_infos(&self.con, keys).await?;
         let mine = infos.entry(self.instance.clone()).or_default();
         mine.experiment_counts = state.own_experiment_counts();
-        Ok(fleet_counts(&infos))
+        state.set_fleet_experiment_counts(
+            &fleet_counts(&infos),
+            |from_ms, to_ms| fleet_cost_between(&infos, from_ms, to_ms),
+            now_ms,
+        );
+        Ok(())
     }
 
     /// Takes the store's state; with none there yet, this sidecar's own
@@ -154,8 +163,7 @@ impl FleetExperiments {
             if counted || looked {
                 // While one runs, and a while after a decision (requests
                 // apps served in an arm before they heard of it).
-                let sums = self.counts(&keys, state).await?;
-                state.set_fleet_experiment_counts(&sums, now_ms);
+                self.count(&keys, state, now_ms).await?;
             }
             if looked {
                 state.look_at_experiment(now_ms);
@@ -195,8 +203,7 @@ impl FleetExperiments {
             self.adopt(&keys, state).await?;
             if matches!(command, ExperimentCommand::Stop) {
                 // The last look is on the fleet's sums.
-                let sums = self.counts(&keys, state).await?;
-                state.set_fleet_experiment_counts(&sums, now_ms());
+                self.count(&keys, state, now_ms()).await?;
             }
             let answer = state.run_experiment_command(command, now_ms());
             if answer.is_ok() {
