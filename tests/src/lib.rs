@@ -17,6 +17,7 @@ pub mod prometheus_backfill;
 pub mod slack_api;
 pub mod slack_webhook;
 pub mod webdriver;
+pub mod workload;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,6 +30,14 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+/// The wall clock, Unix ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as u64
+}
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

@@ -235,10 +235,14 @@ impl<'de> serde::de::Visitor<'de> for PackedVisitor {
 
 impl<'de> Deserialize<'de> for SparseHistogram {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // `deserialize_byte_buf`, not `deserialize_bytes`: a reader may
+        // only lend bytes that fit its scratch buffer (ciborium's is 4 KiB,
+        // less than one busy minute's histogram), while an owned buffer
+        // takes any length.
         let bytes = if d.is_human_readable() {
             d.deserialize_str(PackedVisitor)?
         } else {
-            d.deserialize_bytes(PackedVisitor)?
+            d.deserialize_byte_buf(PackedVisitor)?
         };
         Ok(Self {
             packed: bytes.into_boxed_slice(),
@@ -277,6 +281,19 @@ mod tests {
         assert_eq!(h.heap_bytes(), 21);
         let json = serde_json::to_string(&h).expect("serializes");
         let back: SparseHistogram = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn histograms_larger_than_a_readers_scratch_buffer_read_back_in_cbor() {
+        // 5,000 distinct buckets pack to more than ciborium's 4 KiB
+        // scratch buffer: a busy minute's histogram.
+        let h =
+            SparseHistogram::from_pairs((0..5_000).map(|i| (i * 3, u64::from(i) + 1)).collect());
+        assert!(h.heap_bytes() > 4_096, "{}", h.heap_bytes());
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&h, &mut cbor).expect("serializes");
+        let back: SparseHistogram = ciborium::from_reader(cbor.as_slice()).expect("reads back");
         assert_eq!(back, h);
     }
 

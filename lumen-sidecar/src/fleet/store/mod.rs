@@ -20,7 +20,7 @@ pub mod reader;
 pub mod tuning;
 pub mod writer;
 
-pub use block::{BLOCK_FORMAT, FleetBlock, InstanceInfo, encode};
+pub use block::{BLOCK_FORMAT, FleetBlock, InstanceInfo, decode, encode};
 pub use connection::{connection, open_client};
 pub use error::{FleetStoreError, masked as masked_url};
 pub use experiments::FleetExperiments;
