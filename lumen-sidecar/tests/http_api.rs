@@ -475,3 +475,43 @@ async fn the_experiments_api_names_what_it_refuses_and_counts_each_arm() {
         "{ack}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implausible_counts_and_seqs_are_refused_by_field_and_change_nothing() {
+    let (addr, state) = start(SidecarConfig::default()).await;
+    assert_eq!(
+        post_batch(
+            addr,
+            &batch("i1", 1, vec![series(None, 10, 1_000, 0, 0, 1)])
+        )
+        .await
+        .0,
+        200
+    );
+    // Three batches of 2^63 − 1 requests in different buckets were once
+    // acknowledged and saturated the merged histogram.
+    let huge = (1_u64 << 63) - 1;
+    for (seq, us) in [(2, 1_000), (3, 50_000), (4, 900_000)] {
+        let (status, body) = post_batch(
+            addr,
+            &batch("i1", seq, vec![series(None, huge, us, 0, 0, 1)]),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("series[0].status"), "{body}");
+    }
+    // A seq of 2^64 − 1 once made every later batch of its instance a
+    // "duplicate".
+    let (status, body) = post_batch(
+        addr,
+        &batch("i1", u64::MAX, vec![series(None, 1, 1_000, 0, 0, 1)]),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"error\":\"seq"), "{body}");
+    let (status, body) =
+        post_batch(addr, &batch("i1", 2, vec![series(None, 5, 1_000, 0, 0, 1)])).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"applied_seq":2}"#));
+    assert_eq!(slo(addr).await["requests"], 15);
+    assert_eq!(state.store().ledger().applied_seq("i1"), 2);
+}

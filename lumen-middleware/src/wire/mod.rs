@@ -105,6 +105,17 @@ pub const TIERS: [&str; 3] = ["l1", "l2", "origin"];
 /// Most series one batch may carry.
 pub const MAX_SERIES: usize = 1024;
 
+/// The most events of one kind a batch may count: finished and cancelled
+/// requests over all its series, and each series' cache lookups (per tier
+/// too). 10^12 is 100 billion requests a second over a 10-second interval,
+/// far beyond any service, and small enough that no sum the sidecar keeps
+/// (a minute, a day, 32 days of error budget) can reach `u64::MAX`.
+pub const MAX_INTERVAL_COUNT: u64 = 1_000_000_000_000;
+
+/// The highest `seq` accepted: 2^53 − 1, the largest integer every JSON
+/// reader keeps exactly (a batch a millisecond would take 285,000 years).
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
 /// A batch that passed every check, histograms decoded.
 #[derive(Debug, Clone)]
 pub struct DecodedBatch {
@@ -194,6 +205,12 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
     if batch.seq == 0 {
         return Err(WireError::invalid("seq", "must be at least 1"));
     }
+    if batch.seq > MAX_SEQ {
+        return Err(WireError::invalid(
+            "seq",
+            format!("{} is above the highest accepted, 2^53 - 1", batch.seq),
+        ));
+    }
     if batch.end_ms < batch.start_ms {
         return Err(WireError::invalid(
             "end_ms",
@@ -225,6 +242,8 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
     }
     let mut routes = std::collections::HashSet::new();
     let mut series = Vec::with_capacity(batch.series.len());
+    // Finished and cancelled requests over every series so far.
+    let mut events = 0_u64;
     for (i, s) in batch.series.into_iter().enumerate() {
         if let Some(route) = &s.route {
             check_name(&format!("series[{i}].route"), route)?;
@@ -261,6 +280,22 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
                 counted,
             });
         }
+        events = events.saturating_add(counted).saturating_add(s.cancelled);
+        if events > MAX_INTERVAL_COUNT {
+            return Err(WireError::invalid(
+                format!("series[{i}].status"),
+                format!(
+                    "the batch counts {events} requests up to here; an interval holds at most {MAX_INTERVAL_COUNT}"
+                ),
+            ));
+        }
+        let lookups = s.cache.hits.saturating_add(s.cache.misses);
+        if lookups > MAX_INTERVAL_COUNT {
+            return Err(WireError::invalid(
+                format!("series[{i}].cache"),
+                format!("{lookups} lookups; an interval holds at most {MAX_INTERVAL_COUNT}"),
+            ));
+        }
         if !s.methods.is_empty() {
             let field = format!("series[{i}].methods");
             let mut status = StatusCounts::default();
@@ -296,6 +331,15 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
                     format!("{} accesses; at most {MAX_KEY_ACCESSES}", k.accesses.len()),
                 ));
             }
+            if k.lookups > MAX_INTERVAL_COUNT {
+                return Err(WireError::invalid(
+                    field,
+                    format!(
+                        "{} lookups; an interval holds at most {MAX_INTERVAL_COUNT}",
+                        k.lookups
+                    ),
+                ));
+            }
             if k.accesses.len() as u64 > k.lookups {
                 return Err(WireError::invalid(
                     field,
@@ -303,8 +347,25 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
                 ));
             }
         }
+        if let Some(a) = &s.assignments
+            && a.random.saturating_add(a.by_key) > MAX_INTERVAL_COUNT
+        {
+            return Err(WireError::invalid(
+                format!("series[{i}].assignments"),
+                format!("more than {MAX_INTERVAL_COUNT} assignments in an interval"),
+            ));
+        }
         if let Some(t) = &s.tiers {
             for (name, tier) in TIERS.iter().zip(t.as_array()) {
+                if tier.lookups > MAX_INTERVAL_COUNT {
+                    return Err(WireError::invalid(
+                        format!("series[{i}].tiers.{name}.lookups"),
+                        format!(
+                            "{} lookups; an interval holds at most {MAX_INTERVAL_COUNT}",
+                            tier.lookups
+                        ),
+                    ));
+                }
                 if tier.total_us > tier.lookups.saturating_mul(MAX_HIGHEST_TRACKABLE_US) {
                     return Err(WireError::invalid(
                         format!("series[{i}].tiers.{name}.total_us"),

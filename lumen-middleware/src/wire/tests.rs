@@ -214,3 +214,58 @@ fn a_route_may_be_absent() {
     let b = decode_value(&v).expect("valid");
     assert_eq!(b.series[0].route, None);
 }
+
+#[test]
+fn counts_no_interval_can_hold_are_refused_by_field() {
+    // 2^63 − 1 requests, histogram and counts agreeing: refused, naming
+    // the series, before anything downstream can saturate on it.
+    let huge = (1_u64 << 63) - 1;
+    let err = error_of(|v| {
+        v["series"][0]["latency_us"] = json!(histogram(&[(1_000, huge)]));
+        v["series"][0]["status"] = json!({ "2xx": huge });
+    });
+    assert!(
+        err.contains("series[0].status") && err.contains("at most 1000000000000"),
+        "{err}"
+    );
+    // The bound counts every series together, cancelled requests too.
+    let half = MAX_INTERVAL_COUNT / 2 + 1;
+    let mut v = good();
+    v["series"][0]["latency_us"] = json!(histogram(&[(1_000, half)]));
+    v["series"][0]["status"] = json!({ "2xx": half });
+    v["series"][0]["cancelled"] = json!(0);
+    let mut second = v["series"][0].clone();
+    second["route"] = json!("/other");
+    v["series"].as_array_mut().expect("a list").push(second);
+    let err = decode_value(&v).expect_err("over the bound together");
+    assert!(err.to_string().contains("series[1].status"), "{err}");
+    // At the bound itself, accepted.
+    let mut v = good();
+    v["series"][0]["latency_us"] = json!(histogram(&[(1_000, MAX_INTERVAL_COUNT)]));
+    v["series"][0]["status"] = json!({ "2xx": MAX_INTERVAL_COUNT });
+    v["series"][0]["cancelled"] = json!(0);
+    assert_eq!(
+        decode_value(&v).expect("at the bound").series[0]
+            .latency
+            .len(),
+        MAX_INTERVAL_COUNT
+    );
+    let err = error_of(|v| v["series"][0]["cache"]["hits"] = json!(u64::MAX));
+    assert!(err.contains("series[0].cache"), "{err}");
+    let err = error_of(|v| {
+        v["series"][0]["assignments"] = json!({ "random": u64::MAX, "by_key": 1 });
+        v["series"][0]["variant"] = json!({ "experiment": 1, "arm": "b" });
+    });
+    assert!(err.contains("series[0].assignments"), "{err}");
+}
+
+#[test]
+fn a_seq_past_2_to_the_53_is_refused() {
+    for seq in [u64::MAX, MAX_SEQ + 1] {
+        let err = error_of(|v| v["seq"] = json!(seq));
+        assert!(err.contains("seq") && err.contains("2^53"), "{seq}: {err}");
+    }
+    let mut v = good();
+    v["seq"] = json!(MAX_SEQ);
+    assert_eq!(decode_value(&v).expect("the highest").seq, MAX_SEQ);
+}

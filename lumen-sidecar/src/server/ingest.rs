@@ -126,6 +126,12 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
                 e.to_string(),
             )
         }
+        Err(IngestError::Store(e @ StoreError::MinuteFull { .. })) => refuse(
+            &app,
+            RejectReason::Malformed,
+            StatusCode::BAD_REQUEST,
+            e.to_string(),
+        ),
         Err(IngestError::Store(e @ StoreError::FromTheFuture { .. })) => refuse(
             &app,
             RejectReason::Future,

@@ -54,6 +54,12 @@ impl BudgetLedger {
         self.hours.entry(minute / 60).or_default().add(counts);
     }
 
+    /// Finished requests counted in `minute` (0 when it is not kept by the
+    /// minute).
+    pub fn minute_total(&self, minute: u64) -> u64 {
+        self.minutes.get(&minute).map_or(0, |c| c.total)
+    }
+
     /// Drops minutes older than 3 days and hours older than 32 days before `now_minute`.
     pub fn evict(&mut self, now_minute: u64) {
         self.fine_since = self.fine_since.max(now_minute.saturating_sub(FINE_MINUTES));

@@ -38,6 +38,18 @@ pub enum StoreError {
         /// How far ahead.
         ahead_ms: u64,
     },
+    /// The batch would take its minute past [`MAX_MINUTE_COUNT`].
+    #[error(
+        "series: the batch's {adding} requests would take minute {minute} past {MAX_MINUTE_COUNT} (it holds {held}); no real service sends that many"
+    )]
+    MinuteFull {
+        /// The minute (Unix ms ÷ 60,000).
+        minute: u64,
+        /// Requests it holds.
+        held: u64,
+        /// Requests the batch adds.
+        adding: u64,
+    },
     /// The batch is another service's: one sidecar serves one service.
     #[error(
         "service: this sidecar serves {serves:?}, the batch is from {got:?}; give each service its own sidecar"
@@ -49,6 +61,14 @@ pub enum StoreError {
         got: String,
     },
 }
+
+/// The most requests (finished and cancelled) one minute of the store may
+/// count: 100 batches at the wire's bound
+/// ([`MAX_INTERVAL_COUNT`](lumen_middleware::wire::MAX_INTERVAL_COUNT)).
+/// With it no sum the sidecar keeps can saturate: 32 days of minutes (the
+/// error budget's longest period) add up to 4.4 × 10^18, below `u64::MAX`
+/// (1.8 × 10^19), so every histogram bucket and counter stays exact.
+pub const MAX_MINUTE_COUNT: u64 = 100 * lumen_middleware::wire::MAX_INTERVAL_COUNT;
 
 /// What applying a batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,6 +382,11 @@ pub fn pieces(first: u64, last: u64) -> Vec<(Option<usize>, u64)> {
     out
 }
 
+/// The minute a batch is stored in: its interval's middle.
+fn batch_minute(batch: &DecodedBatch) -> u64 {
+    (batch.start_ms / 2 + batch.end_ms / 2) / MINUTE_MS
+}
+
 impl WindowStore {
     /// An empty store keeping `retention` of minutes (at least one minute).
     pub fn new(retention: Duration) -> Self {
@@ -400,7 +425,7 @@ impl WindowStore {
             let seen = self.revisions.entry(revision.clone()).or_insert(0);
             *seen = (*seen).max(batch.end_ms);
         }
-        let minute = (batch.start_ms / 2 + batch.end_ms / 2) / MINUTE_MS;
+        let minute = batch_minute(batch);
         self.changed.insert(minute);
         for series in &batch.series {
             let counts = self.budget_rules.count(series);
@@ -504,6 +529,28 @@ impl WindowStore {
         if batch.end_ms > now_ms.saturating_add(MAX_FUTURE_MS) {
             return Err(StoreError::FromTheFuture {
                 ahead_ms: batch.end_ms - now_ms,
+            });
+        }
+        let minute = batch_minute(batch);
+        let adding = batch.series.iter().fold(0_u64, |n, s| {
+            n.saturating_add(s.latency.len())
+                .saturating_add(s.cancelled)
+        });
+        let held = self
+            .minutes
+            .get(&minute)
+            .map_or(0, |m| {
+                m.0.values().fold(0_u64, |n, s| {
+                    n.saturating_add(s.counts.requests())
+                        .saturating_add(s.counts.cancelled)
+                })
+            })
+            .max(self.budget.minute_total(minute));
+        if held.saturating_add(adding) > MAX_MINUTE_COUNT {
+            return Err(StoreError::MinuteFull {
+                minute,
+                held,
+                adding,
             });
         }
         Ok(None)

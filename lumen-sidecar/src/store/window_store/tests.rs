@@ -644,3 +644,46 @@ fn cold_and_warm_p95_come_from_the_first_minutes_and_the_rest() {
     assert!((cold - 300.0).abs() < 1.0, "{cold}");
     assert!((warm - 20.0).abs() < 0.1, "{warm}");
 }
+
+#[test]
+fn a_minute_never_holds_more_than_its_bound_so_no_sum_saturates() {
+    let max = lumen_middleware::wire::MAX_INTERVAL_COUNT;
+    let mut s = store();
+    let now = T0 + 20_000;
+    // 100 batches at the wire's bound, in two buckets, from two instances:
+    // the minute's bound exactly.
+    for seq in 1..=50 {
+        for (instance, latency) in [("i1", 1_000), ("i2", 250_000)] {
+            let b = batch(instance, seq, T0, vec![series(None, max, 0, latency)]);
+            assert!(
+                matches!(s.apply(&b, now), Ok(Applied::Stored { .. })),
+                "{instance} {seq}"
+            );
+        }
+    }
+    let before = s.clone();
+    let one_more = batch("i3", 1, T0, vec![series(None, 1, 0, 1_000)]);
+    match s.apply(&one_more, now) {
+        Err(e @ StoreError::MinuteFull { .. }) => {
+            assert!(e.to_string().starts_with("series: "), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s, before, "nothing applied");
+    assert_eq!(s.ledger().applied_seq("i3"), 0);
+    // Every count is exact: the histogram's buckets, the counts and the
+    // budget agree, and the store passes the checks a restore makes.
+    let w = s.window(now, Duration::from_secs(3600));
+    assert_eq!(w.total.counts.requests(), MAX_MINUTE_COUNT);
+    assert_eq!(w.total.latency.total(), MAX_MINUTE_COUNT);
+    assert_eq!(w.total.latency.buckets().len(), 2);
+    assert_eq!(s.budget().sum(0, u64::MAX / 2).total, MAX_MINUTE_COUNT);
+    let mut restored = s.clone();
+    restored.validate_restored().expect("a consistent store");
+    // Another minute takes its own 10^14.
+    let next = batch("i3", 1, T0 + MINUTE_MS, vec![series(None, 1, 0, 1_000)]);
+    assert!(matches!(
+        s.apply(&next, now + MINUTE_MS),
+        Ok(Applied::Stored { .. })
+    ));
+}
