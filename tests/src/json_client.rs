@@ -36,4 +36,22 @@ impl JsonClient {
         assert!(status.is_success(), "{url}: {status} {text}");
         text
     }
+
+    /// POSTs `body` (JSON) to `url`: the answer's status and body, whatever
+    /// they are.
+    pub async fn post(&self, url: &str, body: Vec<u8>) -> (u16, String) {
+        let request = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        let response = self.0.request(request).await.expect("the server answers");
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
 }

@@ -326,7 +326,7 @@ async fn redis_killed_and_restarted_mid_load_costs_the_app_nothing_and_the_store
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_behind_a_password_takes_it_and_bad_data_or_no_store_is_exit_3() {
+async fn a_store_behind_a_password_takes_it_bad_data_is_left_out_and_no_store_is_exit_3() {
     const SERVICE: &str = "auth-api";
     let redis = RedisProc::start_on(free_port(), &["--requirepass", "s3cret-pw"]).await;
     let sidecar = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
@@ -342,7 +342,7 @@ async fn a_store_behind_a_password_takes_it_and_bad_data_or_no_store_is_exit_3()
         "the password is never printed: {err}"
     );
 
-    // A value Lumen did not write: refused, naming the key and the field.
+    // A value Lumen did not write: left out, the rest read.
     let client = redis::Client::open(redis.url.as_str()).expect("url");
     let mut con = client
         .get_multiplexed_async_connection()
@@ -359,7 +359,9 @@ async fn a_store_behind_a_password_takes_it_and_bad_data_or_no_store_is_exit_3()
         .map(|_: u64| ())
         .expect("HSET");
     let (code, doc, err) = fleet_check(&redis.url, SERVICE, &[]);
-    assert_eq!(code, Some(3), "{doc}");
+    assert_eq!(code, status_code(&doc), "{err}");
+    assert_eq!(doc["requests"], LOADS[2].requests, "{doc}");
+    assert_eq!(doc["scope"]["unreadable"], serde_json::json!(["intruder"]));
     assert!(err.contains(&key) && err.contains("intruder"), "{err}");
 
     // No store at all.
@@ -372,6 +374,64 @@ async fn a_store_behind_a_password_takes_it_and_bad_data_or_no_store_is_exit_3()
         err.contains("--prometheus URL or --fleet-redis URL"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_minutes_read_back_and_a_bad_field_costs_only_its_instance() {
+    const SERVICE: &str = "busy-api";
+    let redis = RedisProc::start().await;
+    let sidecar = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
+    // Eight production minutes (inside the 10-minute window even if a
+    // minute turns meanwhile): 64 routes, up to 3,000 requests a
+    // route-minute, lognormal σ 1 (each minute's hour block packs to far
+    // more than 4 KiB per route).
+    let workload = lumen_tests::workload::Workload::day().ending_now(8);
+    let client = lumen_tests::json_client::JsonClient::default();
+    for m in 0..workload.minutes {
+        let body = workload.batch(SERVICE, "busy-instance", m + 1, m);
+        let (status, answer) = client
+            .post(&format!("{}/v1/ingest", sidecar.base()), body)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (code, doc) = fleet_report_with(&redis.url, SERVICE, workload.total_requests()).await;
+    assert_eq!(code, status_code(&doc));
+    assert_eq!(doc["scope"]["instances"], 1);
+    assert!(doc["scope"].get("unreadable").is_none(), "{doc}");
+
+    // A field no sidecar could have written, in a block the check reads:
+    // that instance is left out and named; the busy instance still counts.
+    let client = redis::Client::open(redis.url.as_str()).expect("url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let key = format!("lumen:{{{SERVICE}}}:m:{}", now_ms() / 60_000 - 1);
+    let () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("sidecar-broken")
+        .arg(b"\x01\xff\x00".as_slice())
+        .query_async(&mut con)
+        .await
+        .map(|_: u64| ())
+        .expect("HSET");
+    let (code, doc, err) = fleet_check(&redis.url, SERVICE, &[]);
+    assert_eq!(code, status_code(&doc), "{err}");
+    assert_eq!(doc["requests"], workload.total_requests());
+    assert_eq!(
+        doc["scope"]["unreadable"],
+        serde_json::json!(["sidecar-broken"])
+    );
+    // The sidecar's own fleet view reads past it too, and counts it.
+    let fleet = get_ok(&format!("{}/v1/fleet/slo?window=10m", sidecar.base())).await;
+    let fleet: Value = serde_json::from_str(&fleet).expect("JSON");
+    assert_eq!(fleet["requests"], workload.total_requests());
+    let metrics = get_ok(&format!("{}/metrics", sidecar.base())).await;
+    let unreadable = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lumen_fleet_store_unreadable_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(unreadable.is_some_and(|n| n >= 1), "{unreadable:?}");
 }
 
 /// A CA and a server certificate for 127.0.0.1, made by `openssl`.

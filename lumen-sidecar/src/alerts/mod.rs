@@ -67,7 +67,11 @@ impl Alerter {
             events.extend(self.engine.observe_budget(b));
         }
         for event in &events {
-            if self.queue.try_send(message(event, service, scope)).is_err() {
+            if self
+                .queue
+                .try_send(message(event, service, &scope))
+                .is_err()
+            {
                 tracing::error!("Slack queue full; an alert message was dropped");
             }
         }

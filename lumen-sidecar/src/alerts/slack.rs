@@ -40,7 +40,7 @@ pub fn section(text: &str) -> Value {
 
 /// The Block Kit message for `event` of `service`, saying whose traffic it
 /// is about: one sidecar's instance, or the whole fleet.
-pub fn message(event: &AlertEvent, service: &str, scope: ReportScope) -> Value {
+pub fn message(event: &AlertEvent, service: &str, scope: &ReportScope) -> Value {
     let whose = scope.describe();
     let (text, blocks) = match event {
         AlertEvent::Firing { rule, value } => {

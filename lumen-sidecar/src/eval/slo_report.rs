@@ -111,7 +111,7 @@ pub struct RouteReport {
 }
 
 /// Whose traffic a report describes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReportScope {
     /// One sidecar's own instance (on Cloud Run: one instance of the fleet).
@@ -127,21 +127,37 @@ pub enum ReportScope {
     FleetStore {
         /// Instances with data in the window.
         instances: u64,
+        /// Instances whose stored data in the window could not be read
+        /// (left out of every figure; the log says why).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unreadable: Vec<String>,
     },
 }
 
 impl ReportScope {
     /// `this instance` or `the fleet (N instances)`, for reports and messages.
-    pub fn describe(self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             Self::Instance => "this instance only".to_owned(),
             Self::Fleet { instances } => format!(
                 "the whole fleet ({instances} instance{})",
-                if instances == 1 { "" } else { "s" }
+                if *instances == 1 { "" } else { "s" }
             ),
-            Self::FleetStore { instances } => format!(
+            Self::FleetStore {
+                instances,
+                unreadable,
+            } if unreadable.is_empty() => format!(
                 "the whole fleet ({instances} instance{}, exact histograms from the fleet store)",
-                if instances == 1 { "" } else { "s" }
+                if *instances == 1 { "" } else { "s" }
+            ),
+            Self::FleetStore {
+                instances,
+                unreadable,
+            } => format!(
+                "the fleet without {} unreadable instance{} ({}; {instances} read, exact histograms from the fleet store)",
+                unreadable.len(),
+                if unreadable.len() == 1 { "" } else { "s" },
+                unreadable.join(", ")
             ),
         }
     }

@@ -585,6 +585,12 @@ pub static CATALOGUE: &[MetricDef] = &[
         |s| count(&s.app.stats.snapshot_failures),
     ),
     own_counter(
+        "lumen_fleet_store_unreadable_total",
+        &[],
+        "Fleet-store values (one instance's block or information) that did not read and were left out of the fleet's figures",
+        |_| count(&crate::fleet::store::UNREADABLE_FIELDS),
+    ),
+    own_counter(
         "lumen_routes_folded_total",
         &[],
         "Series counted under the route \"other\" because the sidecar held store.max_routes distinct routes already",

@@ -189,7 +189,8 @@ pub(super) async fn write_json<T: Serialize>(
         .map_err(super::error::redis_error(doing))
 }
 
-/// Every sidecar's latest information, as the fleet store holds it.
+/// Every sidecar's latest information, as the fleet store holds it (one
+/// that does not read is left out, logged and counted).
 pub(super) async fn instance_infos(
     con: &redis::aio::ConnectionManager,
     keys: &super::keys::FleetKeys,
@@ -200,17 +201,16 @@ pub(super) async fn instance_infos(
         .query_async(&mut con)
         .await
         .map_err(super::error::redis_error("reading the instances"))?;
-    fields
+    Ok(fields
         .into_iter()
-        .map(|(field, bytes)| {
-            let info = decode(&bytes).map_err(|reason| super::error::FleetStoreError::Corrupt {
-                key: keys.instances(),
-                field: field.clone(),
-                reason,
-            })?;
-            Ok((field, info))
+        .filter_map(|(field, bytes)| match decode(&bytes) {
+            Ok(info) => Some((field, info)),
+            Err(reason) => {
+                super::error::note_unreadable(&keys.instances(), &field, &reason);
+                None
+            }
         })
-        .collect()
+        .collect())
 }
 
 impl InstanceInfo {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::block::{FleetBlock, InstanceInfo, decode, fleet_cost_between};
-use super::error::FleetStoreError;
+use super::error::{FleetStoreError, note_unreadable};
 use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan};
 use crate::app::{FleetView, ReportFuture};
 use crate::config::SidecarConfig;
@@ -25,6 +25,8 @@ pub struct FleetStoreWindow {
     pub data: WindowData,
     /// Sidecars with data in the window (ended ones included).
     pub instances: u64,
+    /// Sidecars whose stored values did not read (left out; logged).
+    pub unreadable: Vec<String>,
 }
 
 /// Reads a service's fleet from the store.
@@ -77,39 +79,52 @@ impl FleetStoreReader {
             })
     }
 
-    fn blocks(
+    /// Each field of `replies` decoded by `decode`; a field that does not
+    /// decode is left out, logged and counted, and its instance named in
+    /// the returned set: one bad value never fails the whole read.
+    fn decoded<T>(
         keys: &[String],
-        replies: &[Fields],
-    ) -> Result<Vec<(String, FleetBlock)>, FleetStoreError> {
-        let mut out = Vec::new();
-        for (key, fields) in keys.iter().zip(replies) {
-            for (field, bytes) in fields {
-                let block =
-                    FleetBlock::decode(bytes).map_err(|reason| FleetStoreError::Corrupt {
-                        key: key.clone(),
-                        field: field.clone(),
-                        reason,
-                    })?;
-                out.push((field.clone(), block));
-            }
-        }
-        Ok(out)
+        replies: Vec<Fields>,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+        unreadable: &mut BTreeSet<String>,
+    ) -> Vec<Vec<(String, T)>> {
+        keys.iter()
+            .zip(replies)
+            .map(|(key, fields)| {
+                fields
+                    .into_iter()
+                    .filter_map(|(field, bytes)| match decode(&bytes) {
+                        Ok(value) => Some((field, value)),
+                        Err(reason) => {
+                            note_unreadable(key, &field, &reason);
+                            unreadable.insert(field);
+                            None
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
-    /// Every sidecar's latest information.
+    /// Every sidecar's latest information (an unreadable one is left out
+    /// and logged).
     pub async fn instances(&self) -> Result<BTreeMap<String, InstanceInfo>, FleetStoreError> {
+        Ok(self.instances_and_unreadable().await?.0)
+    }
+
+    /// Every sidecar's readable latest information, and the instances whose
+    /// information did not read.
+    async fn instances_and_unreadable(
+        &self,
+    ) -> Result<(BTreeMap<String, InstanceInfo>, BTreeSet<String>), FleetStoreError> {
         let key = self.keys.instances();
         let replies = self.fields(std::slice::from_ref(&key)).await?;
-        let mut out = BTreeMap::new();
-        for (field, bytes) in replies.into_iter().flatten() {
-            let info = decode(&bytes).map_err(|reason| FleetStoreError::Corrupt {
-                key: key.clone(),
-                field: field.clone(),
-                reason,
-            })?;
-            out.insert(field, info);
-        }
-        Ok(out)
+        let mut unreadable = BTreeSet::new();
+        let infos = Self::decoded(&[key], replies, decode, &mut unreadable)
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok((infos, unreadable))
     }
 
     /// The fleet's window of `window` ending at `at_ms`: every sidecar's
@@ -127,9 +142,13 @@ impl FleetStoreReader {
             .iter()
             .map(|(tier, start)| self.keys.block(*tier, *start))
             .collect();
-        let (replies, infos) = tokio::join!(self.fields(&keys), self.instances());
-        let blocks = Self::blocks(&keys, &replies?)?;
-        let infos = infos?;
+        let (replies, infos) = tokio::join!(self.fields(&keys), self.instances_and_unreadable());
+        let (infos, mut unreadable) = infos?;
+        let blocks: Vec<(String, FleetBlock)> =
+            Self::decoded(&keys, replies?, FleetBlock::decode, &mut unreadable)
+                .into_iter()
+                .flatten()
+                .collect();
         let instances: BTreeSet<&str> = blocks
             .iter()
             .filter(|(_, b)| !b.routes.is_empty())
@@ -147,6 +166,7 @@ impl FleetStoreReader {
         );
         Ok(FleetStoreWindow {
             instances: instances.len() as u64,
+            unreadable: unreadable.into_iter().collect(),
             data: WindowData {
                 window: Duration::from_secs((plan.last + 1 - plan.first) * 60),
                 service: Some(self.service.clone()),
@@ -171,6 +191,7 @@ impl FleetStoreReader {
             at_ms,
             ReportScope::FleetStore {
                 instances: w.instances,
+                unreadable: w.unreadable,
             },
         ))
     }
@@ -190,30 +211,31 @@ impl FleetStoreReader {
         let hour_keys: Vec<String> = hours.iter().map(|h| self.keys.budget_hour(*h)).collect();
         let (minute_replies, hour_replies) =
             tokio::join!(self.fields(&minute_keys), self.fields(&hour_keys));
+        let mut unreadable = BTreeSet::new();
         let mut minutes = BTreeMap::new();
-        for ((minute, key), fields) in (fine_since..=now).zip(&minute_keys).zip(minute_replies?) {
+        let minute_blocks = Self::decoded(
+            &minute_keys,
+            minute_replies?,
+            FleetBlock::decode,
+            &mut unreadable,
+        );
+        for (minute, blocks) in (fine_since..=now).zip(minute_blocks) {
             let sum: &mut BudgetCounts = minutes.entry(minute).or_default();
-            for (field, bytes) in fields {
-                let block =
-                    FleetBlock::decode(&bytes).map_err(|reason| FleetStoreError::Corrupt {
-                        key: key.clone(),
-                        field,
-                        reason,
-                    })?;
+            for (_, block) in blocks {
                 sum.add(&block.budget);
             }
         }
         let mut by_hour = BTreeMap::new();
-        for ((hour, key), fields) in hours.iter().zip(&hour_keys).zip(hour_replies?) {
+        let hour_counts = Self::decoded(
+            &hour_keys,
+            hour_replies?,
+            decode::<BudgetCounts>,
+            &mut unreadable,
+        );
+        for (hour, counts) in hours.iter().zip(hour_counts) {
             let sum: &mut BudgetCounts = by_hour.entry(*hour).or_default();
-            for (field, bytes) in fields {
-                let counts: BudgetCounts =
-                    decode(&bytes).map_err(|reason| FleetStoreError::Corrupt {
-                        key: key.clone(),
-                        field,
-                        reason,
-                    })?;
-                sum.add(&counts);
+            for (_, c) in counts {
+                sum.add(&c);
             }
         }
         let ledger = BudgetLedger::from_parts(minutes, by_hour, fine_since);
