@@ -147,6 +147,10 @@ impl AppState {
                 self.stats.applied.fetch_add(1, Ordering::Relaxed);
                 self.stats.requests.fetch_add(requests, Ordering::Relaxed);
                 self.note_exported(batch);
+                // The memory cap holds during ingest, not only at the
+                // minute's housekeeping: a burst of batches cannot take
+                // the store past it.
+                self.fit_locked(store, at_ms);
             }
             Applied::Duplicate { .. } => {
                 self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -173,10 +177,17 @@ impl AppState {
     /// Keeps the store within its budget (see
     /// [`WindowStore::fit_budget`]); counts and logs what it merged or dropped.
     pub fn fit_store_budget(&self, now_ms: u64) {
+        if self.store_budget().is_some() {
+            self.fit_locked(&mut self.store(), now_ms);
+        }
+    }
+
+    /// [`fit_store_budget`](Self::fit_store_budget) with the store's lock held.
+    fn fit_locked(&self, store: &mut WindowStore, now_ms: u64) {
         let Some(budget) = self.store_budget() else {
             return;
         };
-        let fit = self.store().fit_budget(budget, now_ms);
+        let fit = store.fit_budget(budget, now_ms);
         if fit.merged_slots + fit.dropped_minutes == 0 {
             return;
         }
