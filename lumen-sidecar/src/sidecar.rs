@@ -53,41 +53,56 @@ pub enum ServeError {
     },
 }
 
-/// The window store's memory budget: the configured one, else a share of
-/// the container's memory limit; said in the log either way.
+/// The window store's memory budget: the configured one, else the least
+/// of a share of the container's memory limit and a share of the state
+/// volume (its checkpoint must fit there twice); said in the log either way.
 fn set_store_budget(state: &AppState) {
     use crate::app::memory_limit::{STORE_SHARE_OF_LIMIT, container_memory_limit};
+    use crate::app::state_volume::{STORE_SHARE_OF_VOLUME, space};
     let mib = |b: u64| b / (1 << 20);
-    let budget = match state.config.store_max_bytes {
-        Some(b) => {
-            tracing::info!(
-                budget_mib = mib(b),
-                "store memory budget from store.max_bytes"
-            );
-            Some(b)
-        }
-        None => match container_memory_limit() {
-            Some(limit) => {
-                let b = (limit as f64 * STORE_SHARE_OF_LIMIT) as u64;
-                tracing::info!(
-                    budget_mib = mib(b),
-                    limit_mib = mib(limit),
-                    share = STORE_SHARE_OF_LIMIT,
-                    "store memory budget: a share of the container's memory limit"
-                );
-                Some(b)
-            }
-            None => {
-                tracing::info!(
-                    "no container memory limit found and no store.max_bytes: the store has no memory budget"
-                );
-                None
-            }
-        },
-    };
-    if let Some(b) = budget {
+    if let Some(b) = state.config.store_max_bytes {
+        tracing::info!(
+            budget_mib = mib(b),
+            "store memory budget from store.max_bytes"
+        );
         state.set_store_budget(usize::try_from(b).unwrap_or(usize::MAX));
         state.fit_store_budget(now_ms());
+        return;
+    }
+    let of_memory = container_memory_limit().map(|limit| {
+        let b = (limit as f64 * STORE_SHARE_OF_LIMIT) as u64;
+        tracing::info!(
+            budget_mib = mib(b),
+            limit_mib = mib(limit),
+            share = STORE_SHARE_OF_LIMIT,
+            "store memory budget: a share of the container's memory limit"
+        );
+        b
+    });
+    let of_volume = state
+        .config
+        .state_dir
+        .as_deref()
+        .and_then(|dir| space(dir, state.config.state_max_bytes, 0).ok())
+        .map(|volume| {
+            let b = (volume.total as f64 * STORE_SHARE_OF_VOLUME) as u64;
+            tracing::info!(
+                budget_mib = mib(b),
+                volume_mib = mib(volume.total),
+                share = STORE_SHARE_OF_VOLUME,
+                "store memory budget: a share of the state volume (its checkpoint fits there twice)"
+            );
+            b
+        });
+    match of_memory.into_iter().chain(of_volume).min() {
+        Some(b) => {
+            tracing::info!(budget_mib = mib(b), "store memory budget set");
+            state.set_store_budget(usize::try_from(b).unwrap_or(usize::MAX));
+            state.fit_store_budget(now_ms());
+        }
+        None => tracing::info!(
+            "no container memory limit, no state volume and no store.max_bytes: the store has no memory budget"
+        ),
     }
 }
 
@@ -104,7 +119,12 @@ fn open_wal(state: &Arc<AppState>, dir: &std::path::Path) -> std::io::Result<()>
         torn = replayed.torn,
         "write-ahead log replayed"
     );
-    crate::app::wal::start(state, dir, replayed.last_segment + 1)
+    crate::app::wal::start(
+        state,
+        dir,
+        replayed.last_segment + 1,
+        state.config.state_max_bytes,
+    )
 }
 
 /// A bound sidecar, ready to run.
@@ -129,13 +149,14 @@ impl Sidecar {
             .map_err(|source| ServeError::Bind { addr, source })?;
         let state = Arc::new(AppState::new(config, store));
         state.restore_totals(totals);
-        set_store_budget(&state);
         if let Some(dir) = state.config.state_dir.clone() {
             open_wal(&state, &dir).map_err(|source| ServeError::Wal {
                 dir: dir.clone(),
                 source,
             })?;
         }
+        // After the log is open: the volume's size is known then.
+        set_store_budget(&state);
         // After the replay: a restored experiment keeps its counts.
         state.start_configured_experiment(now_ms());
         let e = &state.config.export;
@@ -373,11 +394,19 @@ async fn fleet_experiment_looks(state: Arc<AppState>, fleet: FleetExperiments, m
     }
 }
 
+/// The least time between two checkpoints the log asks for.
+const CHECKPOINT_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
 async fn housekeeping(state: Arc<AppState>, mut stop: Shutdown) {
     let mut evict = tokio::time::interval(EVICT_EVERY);
     let mut snap = tokio::time::interval(state.config.snapshot_interval);
     evict.tick().await;
     snap.tick().await;
+    let room = state.wal().map(|w| w.room());
+    let checkpoint_wanted = async || match &room {
+        Some(room) => room.checkpoint_wanted().await,
+        None => std::future::pending().await,
+    };
     loop {
         tokio::select! {
             () = stop.fired() => return,
@@ -388,6 +417,14 @@ async fn housekeeping(state: Arc<AppState>, mut stop: Shutdown) {
             _ = snap.tick() => {
                 let s = Arc::clone(&state);
                 let _ = tokio::task::spawn_blocking(move || save_snapshot(&s)).await;
+            }
+            () = checkpoint_wanted() => {
+                // The log has no room until a checkpoint covers it; at
+                // most one such checkpoint a second.
+                let s = Arc::clone(&state);
+                let _ = tokio::task::spawn_blocking(move || save_snapshot(&s)).await;
+                snap.reset();
+                tokio::time::sleep(CHECKPOINT_AT_MOST_EVERY).await;
             }
         }
     }

@@ -350,3 +350,42 @@ impl RedisProc {
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("command runs")
 }
+
+/// A size-limited tmpfs mounted for a test (a full disk made on purpose),
+/// unmounted when dropped. Mounting needs root: `None` otherwise.
+#[derive(Debug)]
+pub struct Tmpfs {
+    /// Where it is mounted.
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes` at a fresh directory named after `name`.
+    pub fn mount(name: &str, bytes: u64) -> Option<Self> {
+        let path = std::env::temp_dir().join(format!("lumen-tmpfs-{name}-{}", std::process::id()));
+        let _ = Command::new("umount").arg(&path).output();
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "cannot mount a tmpfs (root is needed): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let _ = std::fs::remove_dir(&path);
+            return None;
+        }
+        Some(Self { path })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).output();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}

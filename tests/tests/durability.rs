@@ -425,3 +425,111 @@ async fn a_full_production_day_survives_kill_9_and_sigterm_exactly() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Posts `body` until the sidecar takes it (at most a minute): how many
+/// times it answered 503 first.
+async fn post_until_taken(
+    client: &lumen_tests::json_client::JsonClient,
+    url: &str,
+    body: &[u8],
+) -> u64 {
+    let mut refused = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, answer) = client.post(url, body.to_vec()).await;
+        match status {
+            200 => return refused,
+            503 => refused += 1,
+            other => panic!("{other}: {answer}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still refused after a minute: {answer}"
+        );
+        // As the middleware's shipper does on 503: try again shortly.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The error budget's events (every acknowledged request of the period).
+async fn budget_events(sidecar: &SidecarProc) -> u64 {
+    kept(sidecar).await.budget_events
+}
+
+/// A small state volume (a 4 MiB tmpfs, as a size-limited in-memory
+/// volume is) filled by busy batches never stops ingest for good: the log
+/// stops while the next checkpoint would not fit, a checkpoint is taken at
+/// once and ingest goes on. Space taken by something else answers 503 only
+/// while it is gone, and ingest recovers without a restart. Nothing
+/// acknowledged is lost, also across `kill -9`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_state_volume_recovers_by_itself_and_loses_nothing() {
+    use lumen_tests::workload::Workload;
+
+    let Some(volume) = Tmpfs::mount("full-volume", 4 << 20) else {
+        eprintln!("skipped: mounting a size-limited tmpfs needs root (CI runs as root)");
+        return;
+    };
+    let port = free_port();
+    let env = [
+        ("LUMEN_STATE_DIR", volume.path.to_str().expect("utf-8")),
+        // Only the log's own wish for room checkpoints here.
+        ("LUMEN_SNAPSHOT_INTERVAL", "1h"),
+    ];
+    let mut sidecar = SidecarProc::start(port, &env).await;
+    // 16 routes, up to 1,000 requests a route-minute, lognormal σ 1: about
+    // 13 KiB a batch, 2 MiB of log for the 150 minutes, more than the
+    // volume has room for beside its checkpoints.
+    let workload = Workload {
+        routes: 16,
+        peak_per_minute: 1_000,
+        ..Workload::day()
+    }
+    .ending_now(150);
+    let client = lumen_tests::json_client::JsonClient::default();
+    let url = format!("{}/v1/ingest", sidecar.base());
+    let mut refused = 0;
+    for m in 0..workload.minutes - 1 {
+        let body = workload.batch(SERVICE, "full-instance", m + 1, m);
+        refused += post_until_taken(&client, &url, &body).await;
+    }
+    let no_room = counter(&sidecar, "lumen_wal_no_room_total").await;
+    assert!(no_room > 0, "the volume filled: {refused} refusals");
+    assert!(counter(&sidecar, "lumen_snapshots_written_total").await > 0);
+    let sent = (workload.minutes - 1) * workload.requests_in_minute(0);
+    assert_eq!(budget_events(&sidecar).await, sent);
+
+    // Something else takes every free byte: ingest answers 503 and says why…
+    let filler = volume.path.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0_u8; 1 << 16];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let last = workload.minutes - 1;
+    let body = workload.batch(SERVICE, "full-instance", last + 1, last);
+    let (status, answer) = client.post(&url, body.clone()).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(budget_events(&sidecar).await, sent, "nothing applied");
+    // …and takes it again once the space is back, without a restart.
+    std::fs::remove_file(&filler).expect("filler removed");
+    post_until_taken(&client, &url, &body).await;
+    let sent = sent + workload.requests_in_minute(0);
+    assert_eq!(budget_events(&sidecar).await, sent);
+
+    drop(sidecar); // SIGKILL
+    sidecar = SidecarProc::start(port, &env).await;
+    assert_eq!(budget_events(&sidecar).await, sent, "after kill -9");
+    let names: Vec<String> = std::fs::read_dir(&volume.path)
+        .expect("the volume")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("rejected") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
+    drop(sidecar);
+}

@@ -237,7 +237,7 @@ mod tests {
         let m = message(
             &AlertEvent::Firing { rule, value: 120.0 },
             "api",
-            ReportScope::Instance,
+            &ReportScope::Instance,
         );
         let blocks = m["blocks"].as_array().expect("blocks");
         assert!(blocks.len() <= 50);
@@ -262,7 +262,7 @@ mod tests {
             let m = message(
                 &AlertEvent::Firing { rule, value: 1.0 },
                 "api",
-                ReportScope::Fleet { instances: 3 },
+                &ReportScope::Fleet { instances: 3 },
             );
             assert!(
                 m["blocks"][0]["text"]["text"]

@@ -22,6 +22,18 @@ pub fn restore_checkpoint(config: &SidecarConfig) -> (WindowStore, Option<serde_
     let Some(path) = &config.snapshot_file() else {
         return (empty(), None);
     };
+    // A checkpoint cut short by a kill is never read, only in the way.
+    let stale = path.with_extension("tmp");
+    if std::fs::symlink_metadata(&stale).is_ok() {
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {
+                tracing::info!(path = %stale.display(), "removed a checkpoint left unfinished")
+            }
+            Err(e) => {
+                tracing::warn!(path = %stale.display(), error = %e, "cannot remove a checkpoint left unfinished")
+            }
+        }
+    }
     match snapshot::read_all(path) {
         Ok(Some(snapshot::Restored { mut store, totals })) => {
             store.set_retention(config.retention);
@@ -89,7 +101,7 @@ pub fn save_snapshot(state: &AppState) {
                 .snapshots_written
                 .fetch_add(1, Ordering::Relaxed);
             let deleted = match (state.wal(), covered) {
-                (Some(wal), Some(n)) => wal.delete_covered(n),
+                (Some(wal), Some(n)) => wal.delete_covered(n, bytes),
                 _ => 0,
             };
             tracing::debug!(path = %path.display(), bytes, log_segments_deleted = deleted, "snapshot written");

@@ -15,6 +15,7 @@ mod fleet_view;
 pub mod memory_limit;
 mod shutdown;
 mod state;
+pub mod state_volume;
 mod stats;
 mod totals;
 pub mod tuning;

@@ -69,6 +69,9 @@ pub struct IngestStats {
     pub wal_appended: AtomicU64,
     /// Log writes that failed (their batches answered 503, nothing applied).
     pub wal_failures: AtomicU64,
+    /// Log groups refused because the next checkpoint would not have fit
+    /// in the state volume beside them (answered 503, a checkpoint asked for).
+    pub wal_no_room: AtomicU64,
     /// Log records replayed at start.
     pub wal_replayed: AtomicU64,
     /// Series whose route was folded into `other` (the route cap was reached).

@@ -11,7 +11,9 @@
 //! segments after the checkpoint; a torn or corrupt tail is cut at the last
 //! good record and logged. If the log cannot be written, the group's
 //! batches are answered 503 with nothing applied, and the next group starts
-//! a new segment.
+//! a new segment. The log only grows while the next checkpoint still fits
+//! in the volume ([`super::state_volume`]); without room, the group is
+//! answered 503 and a checkpoint asked for at once.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -41,6 +43,27 @@ pub struct WalJob {
     reply: oneshot::Sender<Result<Applied, IngestError>>,
 }
 
+/// What the log and its checkpoint take in the volume, and the wish for
+/// a checkpoint when the log has no room left.
+#[derive(Debug, Default)]
+pub struct LogRoom {
+    /// The last checkpoint's bytes.
+    checkpoint_bytes: AtomicU64,
+    /// The segments' bytes (those the last checkpoint did not cover).
+    log_bytes: AtomicU64,
+    /// The volume's size when configured (`store.state_max_bytes`).
+    max_bytes: Option<u64>,
+    /// Fires when the log needs a checkpoint to go on.
+    checkpoint_wanted: tokio::sync::Notify,
+}
+
+impl LogRoom {
+    /// Waits until the log asks for a checkpoint.
+    pub async fn checkpoint_wanted(&self) {
+        self.checkpoint_wanted.notified().await;
+    }
+}
+
 /// The ingest side of the log, held by the state.
 #[derive(Debug)]
 pub struct WalHandle {
@@ -48,6 +71,7 @@ pub struct WalHandle {
     active: Arc<AtomicU64>,
     rotate: Arc<AtomicBool>,
     dir: PathBuf,
+    room: Arc<LogRoom>,
 }
 
 impl WalHandle {
@@ -82,22 +106,37 @@ impl WalHandle {
         self.active.load(Ordering::SeqCst)
     }
 
-    /// Deletes the segments up to `covered` (after a checkpoint holding
-    /// them was written); returns how many.
-    pub fn delete_covered(&self, covered: u64) -> usize {
+    /// Deletes the segments up to `covered` after a checkpoint of
+    /// `checkpoint_bytes` holding them was written; returns how many.
+    pub fn delete_covered(&self, covered: u64, checkpoint_bytes: u64) -> usize {
+        self.room
+            .checkpoint_bytes
+            .store(checkpoint_bytes, Ordering::SeqCst);
         let Ok(segments) = list_segments(&self.dir) else {
             return 0;
         };
         let mut deleted = 0;
-        for (n, path) in segments.into_iter().filter(|(n, _)| *n <= covered) {
+        let mut left = 0;
+        for (n, path) in segments {
+            if n > covered {
+                left += std::fs::metadata(&path).map_or(0, |m| m.len());
+                continue;
+            }
             match std::fs::remove_file(&path) {
                 Ok(()) => deleted += 1,
                 Err(e) => {
+                    left += std::fs::metadata(&path).map_or(0, |m| m.len());
                     tracing::warn!(segment = n, error = %e, "cannot delete a covered log segment")
                 }
             }
         }
+        self.room.log_bytes.store(left, Ordering::SeqCst);
         deleted
+    }
+
+    /// The log's room, for the housekeeping that checkpoints when it asks.
+    pub fn room(&self) -> Arc<LogRoom> {
+        Arc::clone(&self.room)
     }
 }
 
@@ -203,23 +242,47 @@ impl Segment {
     }
 }
 
-/// Starts the writer thread over `dir`, writing from segment `first`;
-/// attaches its handle to `state`.
-pub fn start(state: &Arc<AppState>, dir: &Path, first: u64) -> std::io::Result<()> {
+/// Starts the writer thread over `dir`, writing from segment `first`,
+/// the volume's size `max_bytes` when configured; attaches its handle to
+/// `state`.
+pub fn start(
+    state: &Arc<AppState>,
+    dir: &Path,
+    first: u64,
+    max_bytes: Option<u64>,
+) -> std::io::Result<()> {
     let (jobs, queue) = mpsc::channel(QUEUE);
     let active = Arc::new(AtomicU64::new(first));
     let rotate = Arc::new(AtomicBool::new(false));
+    let room = Arc::new(LogRoom {
+        checkpoint_bytes: AtomicU64::new(
+            state
+                .config
+                .snapshot_file()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |m| m.len()),
+        ),
+        log_bytes: AtomicU64::new(
+            list_segments(dir)?
+                .iter()
+                .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
+                .sum(),
+        ),
+        max_bytes,
+        checkpoint_wanted: tokio::sync::Notify::new(),
+    });
     let handle = WalHandle {
         jobs,
         active: Arc::clone(&active),
         rotate: Arc::clone(&rotate),
         dir: dir.to_owned(),
+        room: Arc::clone(&room),
     };
     let writer_state = Arc::clone(state);
     let dir = dir.to_owned();
     std::thread::Builder::new()
         .name("lumen-wal".into())
-        .spawn(move || write_loop(writer_state, queue, dir, active, rotate))?;
+        .spawn(move || write_loop(writer_state, queue, dir, active, rotate, room))?;
     state.attach_wal(handle);
     Ok(())
 }
@@ -230,6 +293,7 @@ fn write_loop(
     dir: PathBuf,
     active: Arc<AtomicU64>,
     rotate: Arc<AtomicBool>,
+    room: Arc<LogRoom>,
 ) {
     let mut segment = Segment {
         file: None,
@@ -266,8 +330,19 @@ fn write_loop(
         if logged.is_empty() {
             continue;
         }
+        if let Some(why) = no_room(&dir, &room, bytes.len() as u64) {
+            state.stats.wal_no_room.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(batches = logged.len(), reason = %why, "no room in the state volume for the log; answering 503 and checkpointing now");
+            room.checkpoint_wanted.notify_one();
+            for job in logged {
+                let _ = job.reply.send(Err(IngestError::Unavailable(why.clone())));
+            }
+            continue;
+        }
         match segment.append(&dir, &bytes) {
             Ok(()) => {
+                room.log_bytes
+                    .fetch_add(bytes.len() as u64, Ordering::SeqCst);
                 state
                     .stats
                     .wal_appended
@@ -288,4 +363,20 @@ fn write_loop(
             }
         }
     }
+}
+
+/// Why `append` more bytes may not be logged now (the next checkpoint
+/// would not fit), if so. A volume whose space cannot be read is written
+/// to: the write itself then says whether it fits.
+fn no_room(dir: &Path, room: &LogRoom, append: u64) -> Option<String> {
+    let checkpoint = room.checkpoint_bytes.load(Ordering::SeqCst);
+    let log = room.log_bytes.load(Ordering::SeqCst);
+    let space = super::state_volume::space(dir, room.max_bytes, checkpoint + log).ok()?;
+    (!super::state_volume::log_fits(space.free, append, checkpoint, log)).then(|| {
+        format!(
+            "the state volume has {} bytes free; the next checkpoint needs {} beside the log: retry after it",
+            space.free,
+            super::state_volume::checkpoint_reserve(checkpoint, log + append)
+        )
+    })
 }

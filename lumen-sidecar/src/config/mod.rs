@@ -356,6 +356,9 @@ pub struct SidecarConfig {
     /// The window store's memory budget, bytes (else from the container's
     /// memory limit, when it has one).
     pub store_max_bytes: Option<u64>,
+    /// The state volume's size, bytes, when the file system reports more
+    /// than the sidecar may use.
+    pub state_max_bytes: Option<u64>,
     /// Snapshot period.
     pub snapshot_interval: Duration,
     /// The OTLP export.
@@ -429,6 +432,7 @@ impl Default for SidecarConfig {
             state_dir: None,
             max_routes: crate::store::DEFAULT_MAX_ROUTES,
             store_max_bytes: None,
+            state_max_bytes: None,
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
             export: ExportConfig::default(),
             roi: RoiConfig::default(),

@@ -274,32 +274,24 @@ pub static SETTINGS: &[Setting] = &[
     Setting {
         key: Some("store.max_bytes"),
         env: &["LUMEN_STORE_MAX_BYTES"],
-        default: "20 % of the container's memory limit, else none",
+        default: "the least of 20 % of the container's memory limit and 35 % of the state volume, else none",
         help: "the window store's memory budget (bytes, or with KiB, MiB, GiB): beyond it minutes older than 1 h are merged into 10-minute blocks, older than 6 h into hours, and only then the oldest hours dropped",
         set: |d, v| {
-            let v = v.trim();
-            let (number, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-                Some(at) => (&v[..at], v[at..].trim()),
-                None => (v, ""),
-            };
-            let scale: u64 = match unit {
-                "" => 1,
-                "KiB" => 1 << 10,
-                "MiB" => 1 << 20,
-                "GiB" => 1 << 30,
-                _ => return Err("a size in bytes, KiB, MiB or GiB".into()),
-            };
-            let n: u64 = number
-                .parse()
-                .map_err(|_| "a size in bytes, KiB, MiB or GiB".to_owned())?;
-            let bytes = n.saturating_mul(scale);
-            if bytes < 1 << 20 {
-                return Err("at least 1MiB".into());
-            }
-            d.config.store_max_bytes = Some(bytes);
+            d.config.store_max_bytes = Some(size_at_least_1mib(v)?);
             Ok(())
         },
         show: |c| c.store_max_bytes.map(Shown::Whole),
+    },
+    Setting {
+        key: Some("store.state_max_bytes"),
+        env: &["LUMEN_STATE_MAX_BYTES"],
+        default: "the state directory's file system size",
+        help: "the state volume's size (bytes, or with KiB, MiB, GiB), for a volume whose file system reports more than the sidecar may use (an in-memory volume's size limit): the log stops (503) while the next checkpoint would not fit, and without store.max_bytes the store's memory budget is at most 35 % of it",
+        set: |d, v| {
+            d.config.state_max_bytes = Some(size_at_least_1mib(v)?);
+            Ok(())
+        },
+        show: |c| c.state_max_bytes.map(Shown::Whole),
     },
     Setting {
         key: Some("store.state_dir"),
@@ -1028,4 +1020,28 @@ pub fn markdown_table() -> String {
         out.push_str(&format!("| {key} | {env} | {} | {} |\n", s.default, s.help));
     }
     out
+}
+
+/// A size in bytes, KiB, MiB or GiB, at least 1 MiB.
+fn size_at_least_1mib(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let (number, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => (&v[..at], v[at..].trim()),
+        None => (v, ""),
+    };
+    let scale: u64 = match unit {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err("a size in bytes, KiB, MiB or GiB".into()),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "a size in bytes, KiB, MiB or GiB".to_owned())?;
+    let bytes = n.saturating_mul(scale);
+    if bytes < 1 << 20 {
+        return Err("at least 1MiB".into());
+    }
+    Ok(bytes)
 }

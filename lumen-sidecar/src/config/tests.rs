@@ -336,6 +336,7 @@ fn every_file_key_is_shown_and_read_back() {
             "store.snapshot_path",
             "store.state_dir",
             "store.max_bytes",
+            "store.state_max_bytes",
             "export.endpoint",
             "export.quota_project",
             "roi.instances",

@@ -621,6 +621,12 @@ pub static CATALOGUE: &[MetricDef] = &[
         |s| count(&s.app.stats.wal_failures),
     ),
     own_counter(
+        "lumen_wal_no_room_total",
+        &[],
+        "Write-ahead log writes refused because the next checkpoint would not have fit in the state volume beside them (503, a checkpoint taken at once)",
+        |s| count(&s.app.stats.wal_no_room),
+    ),
+    own_counter(
         "lumen_wal_replayed_total",
         &[],
         "Write-ahead log records replayed at start",

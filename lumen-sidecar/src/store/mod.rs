@@ -15,7 +15,8 @@ pub use ledger::{InstanceEntry, InstanceLedger, MAX_INSTANCES};
 pub use sparse_histogram::SparseHistogram;
 pub use window_histogram::{Scratch, WindowHistogram, nearest_rank};
 pub use window_store::{
-    Applied, BudgetFit, BudgetRules, DEFAULT_MAX_ROUTES, HeldMinutes, MAX_FUTURE_MS, MINUTE_MS,
-    OTHER_ROUTE, REVISION_MEMORY_MS, ROLLUP_MINUTES, RouteKey, RouteSlot, RouteWindow, StoreError,
-    WindowData, WindowStore, merge_routes, pieces, store_layout,
+    Applied, BudgetFit, BudgetRules, DEFAULT_MAX_ROUTES, HeldMinutes, MAX_FUTURE_MS,
+    MAX_MINUTE_COUNT, MINUTE_MS, OTHER_ROUTE, REVISION_MEMORY_MS, ROLLUP_MINUTES, RouteKey,
+    RouteSlot, RouteWindow, StoreCheck, StoreError, WindowData, WindowStore, merge_routes, pieces,
+    store_layout,
 };

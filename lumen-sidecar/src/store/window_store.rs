@@ -332,6 +332,81 @@ pub fn merge_routes<'a>(
     (total, routes)
 }
 
+/// Checks one minute (or merged block) read back: histograms within the
+/// layout, each holding exactly its counts' requests; its requests.
+fn check_minute(minute: u64, routes: &MinuteSlots) -> Result<u64, String> {
+    let len = store_layout().len();
+    let mut requests = 0_u64;
+    for (route, slot) in &routes.0 {
+        let Some(total) = slot.latency.checked_total(len) else {
+            return Err(format!(
+                "minute {minute}, route {route:?}: histogram out of layout"
+            ));
+        };
+        if total != slot.counts.requests() {
+            return Err(format!(
+                "minute {minute}, route {route:?}: histogram holds {total} values, counts say {}",
+                slot.counts.requests()
+            ));
+        }
+        requests = requests.saturating_add(total);
+    }
+    Ok(requests)
+}
+
+/// A [`WindowStore`] as a checkpoint holds it, checked as it is read one
+/// minute at a time and not kept: a written checkpoint is proven readable
+/// without a second copy of the store in memory.
+#[derive(Debug, Deserialize)]
+pub struct StoreCheck {
+    minutes: MinutesCheck,
+}
+
+impl StoreCheck {
+    /// The slots read and the finished requests in them (compare
+    /// [`WindowStore::summary`]).
+    pub fn summary(&self) -> (usize, u64) {
+        (self.minutes.slots, self.minutes.requests)
+    }
+}
+
+#[derive(Debug)]
+struct MinutesCheck {
+    slots: usize,
+    requests: u64,
+}
+
+impl<'de> Deserialize<'de> for MinutesCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Each;
+        impl<'de> serde::de::Visitor<'de> for Each {
+            type Value = MinutesCheck;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the store's minutes")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MinutesCheck, A::Error> {
+                let mut out = MinutesCheck {
+                    slots: 0,
+                    requests: 0,
+                };
+                while let Some((minute, routes)) = map.next_entry::<u64, MinuteSlots>()? {
+                    let requests =
+                        check_minute(minute, &routes).map_err(serde::de::Error::custom)?;
+                    out.slots += 1;
+                    out.requests = out.requests.saturating_add(requests);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Each)
+    }
+}
+
 /// Merges the routes of several minutes or blocks into one block, each
 /// route's histograms through one dense scratch buffer.
 fn merge_slots(parts: &[&MinuteSlots]) -> MinuteSlots {
@@ -849,22 +924,8 @@ impl WindowStore {
     /// Checks a store read from a snapshot: histograms within the layout,
     /// counts consistent. Also rebuilds the route interning.
     pub fn validate_restored(&mut self) -> Result<(), String> {
-        let len = store_layout().len();
         for (minute, routes) in &self.minutes {
-            for (route, slot) in &routes.0 {
-                if !slot.latency.is_valid_for(len) {
-                    return Err(format!(
-                        "minute {minute}, route {route:?}: histogram out of layout"
-                    ));
-                }
-                if slot.latency.total() != slot.counts.requests() {
-                    return Err(format!(
-                        "minute {minute}, route {route:?}: histogram holds {} values, counts say {}",
-                        slot.latency.total(),
-                        slot.counts.requests()
-                    ));
-                }
-            }
+            check_minute(*minute, routes)?;
         }
         if self.retention_minutes == 0 {
             return Err("retention of zero minutes".into());
@@ -878,6 +939,18 @@ impl WindowStore {
             self.interned.insert(key, ());
         }
         Ok(())
+    }
+
+    /// The slots held (minutes and merged blocks) and the finished
+    /// requests in them: what [`StoreCheck`] must find in a checkpoint of
+    /// this store.
+    pub fn summary(&self) -> (usize, u64) {
+        let requests = self
+            .minutes
+            .values()
+            .flat_map(|m| m.0.values())
+            .fold(0_u64, |n, s| n.saturating_add(s.counts.requests()));
+        (self.minutes.len(), requests)
     }
 
     /// Keeps `retention` from now on (after a restore with another config).

@@ -52,6 +52,22 @@ pub fn masked(url: &str) -> String {
     }
 }
 
+/// Fleet-store values that did not read since this process started (each
+/// left out of the figures it belonged to).
+pub static UNREADABLE_FIELDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Logs and counts a value at `key`, `field` that did not read: the reader
+/// leaves it out and goes on.
+pub fn note_unreadable(key: &str, field: &str, reason: &str) {
+    UNREADABLE_FIELDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(
+        key,
+        instance = field,
+        reason,
+        "a fleet-store value does not read; left out of the fleet's figures"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::masked;
@@ -68,20 +84,4 @@ mod tests {
         );
         assert_eq!(masked("redis://host:6379"), "redis://host:6379");
     }
-}
-
-/// Fleet-store values that did not read since this process started (each
-/// left out of the figures it belonged to).
-pub static UNREADABLE_FIELDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Logs and counts a value at `key`, `field` that did not read: the reader
-/// leaves it out and goes on.
-pub fn note_unreadable(key: &str, field: &str, reason: &str) {
-    UNREADABLE_FIELDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::warn!(
-        key,
-        instance = field,
-        reason,
-        "a fleet-store value does not read; left out of the fleet's figures"
-    );
 }
