@@ -150,6 +150,46 @@ fn memory_section(machine: &Machine) -> Option<String> {
     Some(out.join("\n"))
 }
 
+fn restart_memory_section(machine: &Machine) -> Option<String> {
+    let rows = read_rows("restart_memory.json")?;
+    let r = rows.first()?;
+    let mib = |k: &str| r[k].as_f64().unwrap_or(0.0) / 1_048_576.0;
+    let mut out = header(
+        machine,
+        "sudo cargo run -p lumen-bench --release --bin restart_memory",
+    );
+    out.push(format!(
+        "The release sidecar in a memory cgroup of the kit's {:.0} MiB, its state on a {:.0} MiB tmpfs charged to that cgroup, fed a production day ({} routes, {} requests, lognormal σ 1) over HTTP, stopped with SIGTERM and started again, then a 24 h evaluation and a checkpoint. The store's budget the sidecar set itself: {}.",
+        mib("limit_bytes"),
+        mib("volume_bytes"),
+        r["routes"],
+        r["requests"],
+        r["budget_log"]
+            .as_str()
+            .and_then(|l| l.split("budget_mib=").nth(1))
+            .map_or("?".to_owned(), |m| format!("{} MiB", m.trim()))
+    ));
+    out.push(String::new());
+    out.push("| run | peak RSS, MiB | state files, MiB | peak RSS + files, share of the limit | cgroup peak (RSS, cache, tmpfs), MiB |".to_owned());
+    out.push("| --- | ---: | ---: | ---: | ---: |".to_owned());
+    let limit = mib("limit_bytes");
+    out.push(format!(
+        "| filled with the day | {:.1} | {:.1} | {:.1} % | {:.1} |",
+        mib("fill_peak_rss_bytes"),
+        mib("state_files_at_stop_bytes"),
+        100.0 * (mib("fill_peak_rss_bytes") + mib("state_files_at_stop_bytes")) / limit,
+        mib("fill_cgroup_peak_bytes"),
+    ));
+    out.push(format!(
+        "| restarted with the day | {:.1} | {:.1} | {:.1} % (target: at most 60 %) | {:.1} |",
+        mib("restart_peak_rss_bytes"),
+        mib("state_files_bytes"),
+        100.0 * r["share_of_limit"].as_f64()?,
+        mib("restart_cgroup_peak_bytes"),
+    ));
+    Some(out.join("\n"))
+}
+
 fn read_rows(file: &str) -> Option<Vec<serde_json::Value>> {
     let path = figures_path(file);
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
@@ -535,13 +575,14 @@ fn main() {
         }
     }
     type Section = fn(&Machine) -> Option<String>;
-    let sections: [(&str, Section, &str); 8] = [
+    let sections: [(&str, Section, &str); 9] = [
         ("tuning", tuning_section, "tuning_channel"),
         ("router", router_section, "router_rounds"),
         ("throughput", throughput_section, "throughput"),
         ("accuracy", accuracy_section, "accuracy"),
         ("sidecar", sidecar_section, "sidecar_scale"),
         ("memory", memory_section, "store_memory"),
+        ("restart_memory", restart_memory_section, "restart_memory"),
         ("wire", wire_section, "wire_cost"),
         ("fleet_store", fleet_store_section, "fleet_store"),
     ];
