@@ -3,6 +3,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Fleet-store values that did not read since this process started (each
+/// left out of the figures it belonged to). Process-wide: the fleet
+/// store's readers serve the sidecar and the command line alike.
+pub static FLEET_STORE_UNREADABLE: AtomicU64 = AtomicU64::new(0);
+
 /// Why an ingest was refused, as a `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {

@@ -588,7 +588,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         "lumen_fleet_store_unreadable_total",
         &[],
         "Fleet-store values (one instance's block or information) that did not read and were left out of the fleet's figures",
-        |_| count(&crate::fleet::store::UNREADABLE_FIELDS),
+        |_| count(&crate::app::FLEET_STORE_UNREADABLE),
     ),
     own_counter(
         "lumen_routes_folded_total",

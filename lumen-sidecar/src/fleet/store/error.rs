@@ -52,14 +52,10 @@ pub fn masked(url: &str) -> String {
     }
 }
 
-/// Fleet-store values that did not read since this process started (each
-/// left out of the figures it belonged to).
-pub static UNREADABLE_FIELDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// Logs and counts a value at `key`, `field` that did not read: the reader
 /// leaves it out and goes on.
 pub fn note_unreadable(key: &str, field: &str, reason: &str) {
-    UNREADABLE_FIELDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::app::FLEET_STORE_UNREADABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::warn!(
         key,
         instance = field,

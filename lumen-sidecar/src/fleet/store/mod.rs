@@ -22,7 +22,7 @@ pub mod writer;
 
 pub use block::{BLOCK_FORMAT, FleetBlock, InstanceInfo, decode, encode};
 pub use connection::{connection, open_client};
-pub use error::{FleetStoreError, UNREADABLE_FIELDS, masked as masked_url};
+pub use error::{FleetStoreError, masked as masked_url};
 pub use experiments::FleetExperiments;
 pub use keys::{FleetKeys, Tier};
 pub use reader::{FleetStoreReader, FleetStoreView, FleetStoreWindow};
