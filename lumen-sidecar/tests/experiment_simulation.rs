@@ -176,3 +176,49 @@ fn a_forty_five_fifty_five_split_is_a_sample_ratio_mismatch() {
         assert_eq!(at, DAY_MS, "flagged at the first look");
     }
 }
+
+/// A/A experiments looked at after every 10-second batch (8,640 looks a
+/// day) for their first day, where early false alarms live: how many stop
+/// on a guardrail, on the split, or with a winner.
+fn per_batch_a_a(runs: u64) -> (u64, u64, u64) {
+    let spec = ExperimentSpec {
+        duration: std::time::Duration::from_millis(DAY_MS),
+        ..spec()
+    };
+    let (mut guardrail, mut split, mut winner) = (0, 0, 0);
+    for seed in 1..=runs {
+        match run(&spec, [BASE, BASE], 0.5, 10_000, 1_000 + seed).0 {
+            Outcome::GuardrailRegression { .. } => guardrail += 1,
+            Outcome::SampleRatioMismatch => split += 1,
+            Outcome::Winner { .. } => winner += 1,
+            _ => {}
+        }
+    }
+    (guardrail, split, winner)
+}
+
+#[test]
+fn looked_at_after_every_batch_a_a_experiments_keep_every_error_rate() {
+    const PER_BATCH_RUNS: u64 = 400;
+    let spec = spec();
+    let (guardrail, split, winner) = per_batch_a_a(PER_BATCH_RUNS);
+    eprintln!(
+        "A/A at every batch, {PER_BATCH_RUNS} runs: {guardrail} guardrail stops, {split} split alarms, {winner} winners"
+    );
+    let tolerance =
+        |alpha: f64| alpha + 2.0 * (alpha * (1.0 - alpha) / PER_BATCH_RUNS as f64).sqrt();
+    // The guardrails together at most α (each at α / 3).
+    assert!(
+        guardrail as f64 / (PER_BATCH_RUNS as f64) <= tolerance(spec.alpha),
+        "{guardrail} of {PER_BATCH_RUNS} stopped on a guardrail"
+    );
+    // The split test at most its 0.1 %: with 400 runs, at most one.
+    assert!(
+        split as f64 / (PER_BATCH_RUNS as f64) <= tolerance(lumen_sidecar::eval::SRM_P_VALUE),
+        "{split} of {PER_BATCH_RUNS} flagged a split that was fair"
+    );
+    assert!(
+        winner as f64 / (PER_BATCH_RUNS as f64) <= tolerance(spec.alpha),
+        "{winner} of {PER_BATCH_RUNS} declared a winner"
+    );
+}

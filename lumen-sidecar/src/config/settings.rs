@@ -637,9 +637,16 @@ pub static SETTINGS: &[Setting] = &[
         key: Some("feedback.min_lookups"),
         env: &["LUMEN_FEEDBACK_MIN_LOOKUPS"],
         default: "100",
-        help: "cache lookups an interval needs before the TTL moves (fewer: too little data)",
+        help: "cache lookups an interval needs before the TTL moves (fewer: too little data), at least 1",
         set: |d, v| {
-            d.config.feedback.ttl.min_lookups = whole(v, "a whole number of lookups")?;
+            let n = whole(v, "a whole number of lookups")?;
+            if n == 0 {
+                return Err(
+                    "at least 1: an interval without lookups says nothing about the hit rate"
+                        .into(),
+                );
+            }
+            d.config.feedback.ttl.min_lookups = n;
             Ok(())
         },
         show: |c| Some(Shown::Whole(c.feedback.ttl.min_lookups)),

@@ -75,6 +75,11 @@ fn bad_keys_and_values_name_the_key_and_what_is_allowed() {
             "slo.availability in lumen.toml = 101: a percent above 0, at most 100",
         ),
         (
+            None,
+            &[("LUMEN_FEEDBACK_MIN_LOOKUPS", "0")],
+            "LUMEN_FEEDBACK_MIN_LOOKUPS = 0: at least 1",
+        ),
+        (
             Some("[slo]\nwindow = \"90s\"\n"),
             &[],
             "slo.window in lumen.toml = 90s: whole minutes from 1m to 24h",

@@ -3,9 +3,11 @@
 //!
 //! The primary metric is tested with the always-valid interval of
 //! [`always_valid_difference`]; every other metric is a guardrail, tested
-//! one-sided (B regresses when the whole interval lies on the bad side); a
-//! sample-ratio mismatch (chi-square p below [`SRM_P_VALUE`]) stops a
-//! broken split. An experiment stops early only when the primary's
+//! one-sided (B regresses when the whole interval lies on the bad side),
+//! each at its share of α (Bonferroni: together at most α); a sample-ratio
+//! mismatch (the sequential test's always-valid p below [`SRM_P_VALUE`],
+//! [`srm_sequential_p_value`], valid at every look) stops a broken split.
+//! An experiment stops early only when the primary's
 //! interval excludes no effect and no guardrail regresses; at its end
 //! without that, there is no detectable difference and A (the value in
 //! force) stays.
@@ -25,9 +27,11 @@ use std::time::Duration;
 use lumen_middleware::wire::Arm;
 use serde::{Deserialize, Serialize};
 
-use super::experiment_stats::{AlwaysValid, always_valid_difference, srm_p_value};
+use super::experiment_stats::{AlwaysValid, always_valid_difference, srm_sequential_p_value};
 
-/// A sample-ratio mismatch is flagged below this chi-square p-value.
+/// A sample-ratio mismatch is flagged below this always-valid p-value (of
+/// [`srm_sequential_p_value`]): under a sound split, at most this share of
+/// experiments is ever flagged, however often they are looked at.
 pub const SRM_P_VALUE: f64 = 0.001;
 /// Requests each arm needs before a verdict (the normal approximation's
 /// floor).
@@ -311,9 +315,9 @@ impl Outcome {
 pub struct Verdict {
     /// Requests assigned to A and B.
     pub assigned: [u64; 2],
-    /// The sample-ratio test's p-value over the requests assigned at
-    /// random (`None` when every request was assigned by key: a key keeps
-    /// its arm, so requests are not independent draws).
+    /// The sequential sample-ratio test's always-valid p-value over the
+    /// requests assigned at random (`None` when every request was assigned
+    /// by key: a key keeps its arm, so requests are not independent draws).
     pub srm_p_value: Option<f64>,
     /// The primary metric.
     pub primary: Comparison,
@@ -357,12 +361,19 @@ pub fn judge(spec: &ExperimentSpec, arms: &[ArmCounts; 2], elapsed_ms: u64) -> V
     let assigned = [arms[0].assigned(), arms[1].assigned()];
     let share_b = f64::from(spec.share_b_percent) / 100.0;
     let random = [arms[0].assigned_random, arms[1].assigned_random];
-    let srm = (random != [0, 0]).then(|| srm_p_value(random[0], random[1], share_b));
+    let srm = (random != [0, 0]).then(|| srm_sequential_p_value(random[0], random[1], share_b));
     let primary = compare(spec.primary, arms, spec.alpha, spec.tau);
-    let guardrails: Vec<Comparison> = Metric::ALL
+    // Any of the guardrails can stop the experiment: each is held at its
+    // share of α (Bonferroni), so together they stop an A/A experiment at
+    // most α of the time.
+    let guardrail_metrics: Vec<Metric> = Metric::ALL
         .into_iter()
         .filter(|m| *m != spec.primary)
-        .map(|m| compare(m, arms, spec.alpha, spec.tau))
+        .collect();
+    let guardrail_alpha = spec.alpha / guardrail_metrics.len().max(1) as f64;
+    let guardrails: Vec<Comparison> = guardrail_metrics
+        .into_iter()
+        .map(|m| compare(m, arms, guardrail_alpha, spec.tau))
         .filter(|c| c.trials.iter().all(|n| *n > 0))
         .collect();
     let regressed = guardrails.iter().find(|c| c.verdict == Direction::BWorse);
@@ -372,7 +383,7 @@ pub fn judge(spec: &ExperimentSpec, arms: &[ArmCounts; 2], elapsed_ms: u64) -> V
         (
             Outcome::SampleRatioMismatch,
             format!(
-                "sample-ratio mismatch: {} to A and {} to B at random where B's share is {} % (chi-square p = {p:.2e}); the split is broken, A stays",
+                "sample-ratio mismatch: {} to A and {} to B at random where B's share is {} % (sequential p = {p:.2e}); the split is broken, A stays",
                 random[0], random[1], spec.share_b_percent
             ),
         )

@@ -90,6 +90,67 @@ pub fn srm_p_value(n_a: u64, n_b: u64, share_b: f64) -> f64 {
     erfc((chi2 / 2.0).sqrt())
 }
 
+/// The prior concentration of the sequential sample-ratio test: the
+/// Beta prior on B's share is centred on the intended share with this
+/// many pseudo-requests (Lindon & Malek's Dirichlet prior, two arms). It
+/// sets which mismatches are found fastest, not the test's validity.
+pub const SRM_PRIOR_CONCENTRATION: f64 = 100.0;
+
+/// The always-valid p-value of a sample-ratio mismatch: the sequential
+/// Dirichlet-multinomial test of Lindon & Malek ("Anytime-Valid Inference
+/// for Multinomial Count Data", NeurIPS 2022), for two arms a Beta-binomial
+/// mixture. Its Bayes factor of `n_a`, `n_b` against the split with B's
+/// share `share_b` is `B(a + n_a, b + n_b) / B(a, b) / ((1 − s)^n_a s^n_b)`
+/// with `a = k(1 − s)`, `b = k s`, `k` = [`SRM_PRIOR_CONCENTRATION`]; the
+/// p-value is `min(1, 1/BF)`. Under the intended split the factor is a
+/// martingale, so the chance that the p-value ever falls below `α`, at any
+/// of any number of looks, is at most `α` (Ville's inequality): unlike the
+/// chi-square test, it can be looked at after every batch. 1 with no data.
+pub fn srm_sequential_p_value(n_a: u64, n_b: u64, share_b: f64) -> f64 {
+    if n_a + n_b == 0 || !(share_b > 0.0 && share_b < 1.0) {
+        return 1.0;
+    }
+    let k = SRM_PRIOR_CONCENTRATION;
+    let (a, b) = (k * (1.0 - share_b), k * share_b);
+    let (xa, xb) = (n_a as f64, n_b as f64);
+    let ln_bf =
+        ln_beta(a + xa, b + xb) - ln_beta(a, b) - (xa * (1.0 - share_b).ln() + xb * share_b.ln());
+    (-ln_bf).exp().min(1.0)
+}
+
+/// `ln B(x, y) = ln Γ(x) + ln Γ(y) − ln Γ(x + y)`.
+fn ln_beta(x: f64, y: f64) -> f64 {
+    ln_gamma(x) + ln_gamma(y) - ln_gamma(x + y)
+}
+
+/// `ln Γ(x)` for `x > 0` (Lanczos, g = 7, nine terms: relative error
+/// about 10⁻¹⁵).
+pub fn ln_gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection: Γ(x)Γ(1 − x) = π / sin(πx).
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let t = x + G + 0.5;
+    let sum = C[1..]
+        .iter()
+        .enumerate()
+        .fold(C[0], |s, (i, c)| s + c / (x + i as f64 + 1.0));
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
 /// The complementary error function (Numerical Recipes' `erfcc`: fractional
 /// error below 1.2 × 10⁻⁷ everywhere).
 pub fn erfc(x: f64) -> f64 {
@@ -112,6 +173,33 @@ pub fn erfc(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ln_gamma_matches_known_values() {
+        // Γ(n) = (n − 1)!, Γ(½) = √π.
+        assert!(ln_gamma(1.0).abs() < 1e-13);
+        assert!((ln_gamma(5.0) - 24_f64.ln()).abs() < 1e-12);
+        assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+        assert!((ln_gamma(171.0) - 706.573_062_245_787_4).abs() < 1e-9);
+        assert!((ln_gamma(1e6) - 12_815_504.569_147_61).abs() < 1e-3);
+    }
+
+    #[test]
+    fn the_sequential_srm_test_finds_a_broken_split_and_stays_quiet_on_a_fair_one() {
+        assert_eq!(srm_sequential_p_value(0, 0, 0.5), 1.0);
+        // 45/55 of 10,000 meant 50/50.
+        assert!(srm_sequential_p_value(4_500, 5_500, 0.5) < 1e-6);
+        // Exactly on the split: no evidence however many requests.
+        assert!(srm_sequential_p_value(500_000, 500_000, 0.5) > 0.5);
+        // It pays for looking at any time: a deviation the one-look
+        // chi-square calls significant at 5 % is not yet one here.
+        let (a, b) = (50_000 - 360, 50_000 + 360);
+        assert!(srm_p_value(a, b, 0.5) < 0.05);
+        assert!(srm_sequential_p_value(a, b, 0.5) > 0.05);
+        // A 20 % share is judged against 20 %, not 50 %.
+        assert!(srm_sequential_p_value(80_000, 20_000, 0.2) > 0.5);
+        assert!(srm_sequential_p_value(50_000, 50_000, 0.2) < 1e-9);
+    }
 
     #[test]
     fn erfc_matches_known_values() {

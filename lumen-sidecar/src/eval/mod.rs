@@ -38,7 +38,10 @@ pub use experiment::{
     DEFAULT_TAU, Direction, ExperimentSpec, MIN_ARM_REQUESTS, Metric, Outcome, SRM_P_VALUE,
     Verdict, compare, describe, judge,
 };
-pub use experiment_stats::{AlwaysValid, always_valid_difference, erfc, srm_p_value};
+pub use experiment_stats::{
+    AlwaysValid, SRM_PRIOR_CONCENTRATION, always_valid_difference, erfc, ln_gamma, srm_p_value,
+    srm_sequential_p_value,
+};
 pub use health::{
     Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,
     SloSummary, Threshold, WEIGHTS, band_of, health,

@@ -240,7 +240,10 @@ impl MissRatioCurve {
         if self.sampled <= 0.0 {
             return None;
         }
-        let needed = (target * self.sampled - self.adjusted.max(0.0)).ceil();
+        // The same hits as `hits_below` counts: the adjustment applies in
+        // both directions (a sample with more accesses than expected needs
+        // more hits, not fewer).
+        let needed = (target * self.sampled - self.adjusted).ceil();
         if needed <= 0.0 {
             return Some(1);
         }
@@ -293,6 +296,34 @@ mod tests {
             None,
             "cold misses cap the hit ratio at 1/2"
         );
+    }
+
+    #[test]
+    fn the_recommended_capacity_reaches_its_target_on_its_own_curve() {
+        // A sample with more accesses than expected (a negative
+        // adjustment) and one with fewer: the capacity named for a target
+        // reaches it on the curve it came from, and one less does not.
+        let trace: Vec<u64> = (0..4_000u64)
+            .map(|i| (i * 7919) % 97 + (i % 5) * 1_000)
+            .collect();
+        for expected in [2_500.0, 4_000.0, 6_000.0] {
+            let mut curve = MissRatioCurve::from_trace(&trace, 1.0);
+            curve.adjust(expected);
+            for target in [0.3, 0.5, 0.8] {
+                let Some(c) = curve.capacity_for(target) else {
+                    continue;
+                };
+                let hit = 1.0 - curve.miss_ratio(c);
+                assert!(hit >= target - 1e-9, "{expected}: {target} at {c}: {hit}");
+                if c > 1 {
+                    let below = 1.0 - curve.miss_ratio(c - 1);
+                    assert!(
+                        below < target,
+                        "{expected}: {c} - 1 already reaches {target}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -86,7 +86,9 @@ pub fn next_ttl(current_s: u32, hits: u64, misses: u64, c: &TtlControl) -> TtlSt
         moved: current != current_s,
         why,
     };
-    if lookups < c.min_lookups {
+    // No lookup at all is too little data whatever the setting: a hit rate
+    // of 0 ÷ 0 would move the TTL by NaN.
+    if lookups == 0 || lookups < c.min_lookups {
         return hold(format!(
             "{lookups} lookups, fewer than {}: too little data to move",
             c.min_lookups
@@ -103,9 +105,9 @@ pub fn next_ttl(current_s: u32, hits: u64, misses: u64, c: &TtlControl) -> TtlSt
     let factor = (c.gain * error / 100.0)
         .exp()
         .clamp(1.0 / c.max_factor, c.max_factor);
-    let next = (f64::from(current) * factor)
-        .round()
-        .clamp(f64::from(c.ttl_min_s), f64::from(c.ttl_max_s)) as u32;
+    // Clamped as a whole number: whatever the float, the TTL stays in
+    // its bounds (a NaN would otherwise become 0 s).
+    let next = ((f64::from(current) * factor).round() as u32).clamp(c.ttl_min_s, c.ttl_max_s);
     if next == current {
         return hold(format!(
             "hit rate {rate:.1}% vs the {}% target, but the TTL is at its bound ({current} s)",
@@ -140,6 +142,21 @@ pub fn poisson_ttl_hit_rate(shares: &[f64], rate_per_s: f64, ttl_s: f64) -> f64 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interval_without_lookups_never_moves_the_ttl_to_zero() {
+        let c = TtlControl {
+            min_lookups: 0,
+            ..TtlControl::default()
+        };
+        let step = next_ttl(300, 0, 0, &c);
+        assert_eq!(step.ttl_s, 300, "{step:?}");
+        assert!(!step.moved);
+        assert!(!step.why.contains("NaN"), "{}", step.why);
+        // Unset (0) in the state: held at the lower bound, never 0.
+        assert_eq!(next_ttl(0, 0, 0, &c).ttl_s, c.ttl_min_s);
+        assert!(next_ttl(0, 5, 5, &c).ttl_s >= c.ttl_min_s);
+    }
 
     #[test]
     fn below_target_lengthens_above_shortens_within_band_holds() {
