@@ -158,6 +158,16 @@ impl CacheReport {
     }
 }
 
+/// What the miss-ratio sample keeps of a lookup of the key hashed to
+/// `hash` (the mixed hash it ships, when the key is sampled at
+/// `LUMEN_KEY_SAMPLE_RATE`): the exact function [`record_key`] calls, for
+/// checking the sidecar's curves against exact ones.
+pub use crate::registry::key_sample::sampled as sampled_key;
+
+/// Sampled accesses one route ships per interval; the rest are counted as
+/// dropped (the sidecar then judges the interval by the part it holds).
+pub use crate::registry::key_sample::RING_SLOTS as KEY_SAMPLE_SLOTS;
+
 /// Counts a cache lookup of the key hashed to `hash` for the current
 /// request, a hit when `hit`, and offers the key to the sidecar's
 /// miss-ratio curve (the L1 size recommendation). Hash the key with any

@@ -11,7 +11,7 @@
 //! than 8 threads recording on every route), and 2 recording threads on 10
 //! routes cost 5.3 MiB.
 
-mod key_sample;
+pub(crate) mod key_sample;
 mod stripe;
 mod thread_slot;
 

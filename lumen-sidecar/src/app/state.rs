@@ -376,10 +376,7 @@ impl AppState {
             let sample = samples
                 .entry(route.clone())
                 .or_insert_with(|| ShardsSample::new(MODULUS, SAMPLE_KEYS, SAMPLE_ACCESSES));
-            sample.count_accesses(keys.lookups);
-            for hash in &keys.accesses {
-                sample.offer(*hash, keys.threshold);
-            }
+            sample.add_interval(keys);
         }
     }
 

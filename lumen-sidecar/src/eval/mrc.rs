@@ -57,6 +57,24 @@ impl ShardsSample {
         self.total += n as f64;
     }
 
+    /// Adds one interval's sample as a sender shipped it: its accesses at
+    /// its threshold, and the lookups they stand for. When the sender's
+    /// buffer overflowed (`dropped` accesses), only the share of the
+    /// interval the kept accesses cover is counted, so SHARDS_adj does not
+    /// take the dropped accesses for keys the sample missed.
+    pub fn add_interval(&mut self, keys: &lumen_middleware::wire::KeySample) {
+        let kept = keys.accesses.len() as f64;
+        let covered = if keys.dropped == 0 {
+            keys.lookups as f64
+        } else {
+            keys.lookups as f64 * kept / (kept + keys.dropped as f64)
+        };
+        self.total += covered;
+        for hash in &keys.accesses {
+            self.offer(*hash, keys.threshold);
+        }
+    }
+
     /// The sampling rate in force.
     pub fn rate(&self) -> f64 {
         f64::from(self.threshold) / f64::from(MODULUS)
@@ -216,13 +234,26 @@ impl MissRatioCurve {
         }
     }
 
+    /// Hits of an LRU cache of `capacity` entries, in sampled accesses. A
+    /// sampled stack distance `d` stands for true distances from `d ÷ R`
+    /// up to `(d + 1) ÷ R` (one sampled key is `1 ÷ R` keys), taken as
+    /// spread evenly: a cache inside that span hits the share of it it
+    /// covers. SHARDS_adj's hits sit at distance 0, so they too count in
+    /// full only from `1 ÷ R` entries up (a one-entry cache does not hit
+    /// every access to the hot keys a sample happened to miss).
     fn hits_below(&self, capacity: f64) -> f64 {
-        let hits = self.distances.partition_point(|d| *d < capacity) as f64;
-        if capacity > 0.0 {
-            (hits + self.adjusted).max(0.0)
-        } else {
-            hits
+        if capacity <= 0.0 {
+            return 0.0;
         }
+        let step = 1.0 / self.rate;
+        let whole = self.distances.partition_point(|d| *d + step <= capacity);
+        let partial: f64 = self.distances[whole..]
+            .iter()
+            .take_while(|d| **d < capacity)
+            .map(|d| (capacity - d) / step)
+            .sum();
+        let adjusted = self.adjusted * (capacity / step).min(1.0);
+        (whole as f64 + partial + adjusted).max(0.0)
     }
 
     /// The miss ratio of an LRU cache of `capacity` entries, 0 to 1.
@@ -240,18 +271,23 @@ impl MissRatioCurve {
         if self.sampled <= 0.0 {
             return None;
         }
-        // The same hits as `hits_below` counts: the adjustment applies in
-        // both directions (a sample with more accesses than expected needs
-        // more hits, not fewer).
-        let needed = (target * self.sampled - self.adjusted).ceil();
-        if needed <= 0.0 {
-            return Some(1);
+        let reaches = |c: u64| 1.0 - self.miss_ratio(c) >= target;
+        // Past the largest distance and one step, every hit counts.
+        let top = self.distances.last().copied().unwrap_or(0.0) + 1.0 / self.rate;
+        let mut high = (top.ceil() as u64).max(1) + 1;
+        if !reaches(high) {
+            return None;
         }
-        // The needed-th smallest distance d: a cache of ⌊d⌋ + 1 entries
-        // hits it and every smaller one.
-        self.distances
-            .get(needed as usize - 1)
-            .map(|d| d.floor() as u64 + 1)
+        let mut low = 1;
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if reaches(mid) {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        Some(low)
     }
 
     /// Points of the curve at `capacities`: `(capacity, hit ratio)`.
