@@ -188,7 +188,7 @@ impl Sidecar {
             &state.config.fleet_store.redis_url,
             &state.config.fleet_store.prometheus_url,
         ) {
-            tracing::info!(%url, "serving the fleet from a Prometheus query API");
+            tracing::info!(url = %crate::config::redact::redact(url), "serving the fleet from a Prometheus query API");
             state.set_fleet_view(Arc::new(crate::fleet::PrometheusView::new(
                 crate::fleet::QueryApi::new(url, None),
                 state.config.clone(),

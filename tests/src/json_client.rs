@@ -20,20 +20,8 @@ impl Default for JsonClient {
 impl JsonClient {
     /// POSTs `body` to `url` and expects a success (2xx); returns the answer's body.
     pub async fn post_json(&self, url: &str, body: &str) -> String {
-        let request = http::Request::post(url)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .expect("request");
-        let response = self.0.request(request).await.expect("the API answers");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a body")
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        assert!(status.is_success(), "{url}: {status} {text}");
+        let (status, text) = self.post(url, body.as_bytes().to_vec()).await;
+        assert!((200..300).contains(&status), "{url}: {status} {text}");
         text
     }
 

@@ -88,6 +88,23 @@ async fn fleet_report_with(url: &str, service: &str, requests: u64) -> (Option<i
     .await
 }
 
+/// Writes `bytes` as `field` of the hash `key`, as no sidecar would.
+async fn hset_raw(url: &str, key: &str, field: &str, bytes: &[u8]) {
+    let client = redis::Client::open(url).expect("url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let () = redis::cmd("HSET")
+        .arg(key)
+        .arg(field)
+        .arg(bytes)
+        .query_async(&mut con)
+        .await
+        .map(|_: u64| ())
+        .expect("HSET");
+}
+
 fn status_code(doc: &Value) -> Option<i32> {
     Some(match doc["status"].as_str() {
         Some("HEALTHY") => 0,
@@ -343,21 +360,8 @@ async fn a_store_behind_a_password_takes_it_bad_data_is_left_out_and_no_store_is
     );
 
     // A value Lumen did not write: left out, the rest read.
-    let client = redis::Client::open(redis.url.as_str()).expect("url");
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
-    let minute = now_ms() / 60_000;
-    let key = format!("lumen:{{{SERVICE}}}:m:{minute}");
-    let () = redis::cmd("HSET")
-        .arg(&key)
-        .arg("intruder")
-        .arg(b"\x01not cbor".as_slice())
-        .query_async(&mut con)
-        .await
-        .map(|_: u64| ())
-        .expect("HSET");
+    let key = format!("lumen:{{{SERVICE}}}:m:{}", now_ms() / 60_000);
+    hset_raw(&redis.url, &key, "intruder", b"\x01not cbor").await;
     let (code, doc, err) = fleet_check(&redis.url, SERVICE, &[]);
     assert_eq!(code, status_code(&doc), "{err}");
     assert_eq!(doc["requests"], LOADS[2].requests, "{doc}");
@@ -401,20 +405,8 @@ async fn busy_minutes_read_back_and_a_bad_field_costs_only_its_instance() {
 
     // A field no sidecar could have written, in a block the check reads:
     // that instance is left out and named; the busy instance still counts.
-    let client = redis::Client::open(redis.url.as_str()).expect("url");
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
     let key = format!("lumen:{{{SERVICE}}}:m:{}", now_ms() / 60_000 - 1);
-    let () = redis::cmd("HSET")
-        .arg(&key)
-        .arg("sidecar-broken")
-        .arg(b"\x01\xff\x00".as_slice())
-        .query_async(&mut con)
-        .await
-        .map(|_: u64| ())
-        .expect("HSET");
+    hset_raw(&redis.url, &key, "sidecar-broken", b"\x01\xff\x00").await;
     let (code, doc, err) = fleet_check(&redis.url, SERVICE, &[]);
     assert_eq!(code, status_code(&doc), "{err}");
     assert_eq!(doc["requests"], workload.total_requests());

@@ -6,7 +6,9 @@ mod engine;
 mod slack;
 
 pub use engine::{AlertEngine, AlertEvent, Observed};
-pub use slack::{MAX_ATTEMPTS, MIN_SPACING, SECTION_TEXT_LIMIT, SlackSender, message, section};
+pub use slack::{
+    MAX_ATTEMPTS, MIN_SPACING, SECTION_TEXT_LIMIT, SlackSender, escape, message, section,
+};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,6 +33,24 @@ fn cut(text: &str, limit: usize) -> String {
     out
 }
 
+/// `text` from data (a service, route, revision or person's name) made
+/// safe to put into a Slack message: `&`, `<` and `>` escaped as Slack
+/// documents, so `<!channel>` or `<https://…|label>` in a name shows as
+/// written instead of notifying a channel or hiding a link. The one place
+/// Lumen escapes Slack text.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A Block Kit `mrkdwn` section, its text cut to Slack's limit.
 pub fn section(text: &str) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT) } })
@@ -41,7 +59,8 @@ pub fn section(text: &str) -> Value {
 /// The Block Kit message for `event` of `service`, saying whose traffic it
 /// is about: one sidecar's instance, or the whole fleet.
 pub fn message(event: &AlertEvent, service: &str, scope: &ReportScope) -> Value {
-    let whose = scope.describe();
+    let whose = escape(&scope.describe());
+    let service = escape(service);
     let (text, blocks) = match event {
         AlertEvent::Firing { rule, value } => {
             let head = format!(
@@ -228,6 +247,23 @@ impl SlackSender {
 mod tests {
     use super::*;
     use crate::eval::alert_rules::seed_rules;
+
+    #[test]
+    fn names_from_data_cannot_mention_a_channel_or_hide_a_link() {
+        let event = AlertEvent::StatusChanged {
+            from: None,
+            to: crate::eval::Status::Critical,
+        };
+        let scope = ReportScope::FleetStore {
+            instances: 2,
+            unreadable: vec!["<https://evil.example|click-here>".into()],
+        };
+        let m = message(&event, "api <!channel> & co", &scope).to_string();
+        assert!(!m.contains("<!channel>"), "{m}");
+        assert!(!m.contains("<https://"), "{m}");
+        assert!(m.contains("&lt;!channel&gt; &amp; co"), "{m}");
+        assert_eq!(escape("a<b>&c"), "a&lt;b&gt;&amp;c");
+    }
 
     #[test]
     fn messages_fit_slack_limits() {

@@ -57,6 +57,7 @@
 //! interval = "60s"                   # at least 10s
 //! ```
 
+pub mod redact;
 mod settings;
 mod values;
 
@@ -522,16 +523,36 @@ fn apply_file(draft: &mut Draft, path: &Path, text: &str) -> Result<(), ConfigEr
             value: value.to_string(),
             allowed: format!("a string, a number or a list of strings ({})", setting.help),
         })?;
-        (setting.set)(draft, &text).map_err(|allowed| ConfigError::Invalid {
-            key: place.clone(),
-            value: text.clone(),
-            allowed,
-        })?;
+        (setting.set)(draft, &text)
+            .map_err(|allowed| invalid(setting, place.clone(), &text, allowed))?;
         draft
             .origins
             .insert(setting.key.expect("found by key"), place);
     }
     Ok(())
+}
+
+/// The error for `value` of `setting` at `key`: a value that can hold a
+/// secret is shown only redacted, and so is any echo of it in the reason.
+fn invalid(setting: &Setting, key: String, value: &str, allowed: String) -> ConfigError {
+    if redact::holds_secret(setting) {
+        let shown = redact::redact(value);
+        ConfigError::Invalid {
+            key,
+            allowed: if value.is_empty() {
+                allowed
+            } else {
+                allowed.replace(value, &shown)
+            },
+            value: shown,
+        }
+    } else {
+        ConfigError::Invalid {
+            key,
+            value: value.to_owned(),
+            allowed,
+        }
+    }
 }
 
 /// Reads every set variable into `draft`, in the table's order.
@@ -540,16 +561,8 @@ fn apply_env(draft: &mut Draft, env: &impl Fn(&str) -> Option<String>) -> Result
         let Some((var, value)) = setting.env.iter().find_map(|v| env(v).map(|x| (*v, x))) else {
             continue;
         };
-        (setting.set)(draft, &value).map_err(|allowed| ConfigError::Invalid {
-            key: var.to_owned(),
-            // Secrets are never echoed.
-            value: if var == "SLACK_WEBHOOK_URL" || var == "LUMEN_AUTH_TOKEN" {
-                "(hidden)".to_owned()
-            } else {
-                value.clone()
-            },
-            allowed,
-        })?;
+        (setting.set)(draft, &value)
+            .map_err(|allowed| invalid(setting, var.to_owned(), &value, allowed))?;
         draft
             .origins
             .insert(setting.key.unwrap_or(var), var.to_owned());

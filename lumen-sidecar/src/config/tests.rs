@@ -374,7 +374,7 @@ fn a_value_of_the_wrong_shape_names_its_key() {
         .to_string();
     assert_eq!(
         err,
-        "SLACK_WEBHOOK_URL = (hidden): an https:// incoming-webhook URL"
+        "SLACK_WEBHOOK_URL = ***: an https:// incoming-webhook URL"
     );
 }
 
@@ -453,4 +453,55 @@ fn an_experiment_at_boot_needs_its_three_values_and_a_runnable_spec() {
         .expect_err("metric")
         .to_string();
     assert!(err.contains("cache_hit_rate, error_rate"), "{err}");
+}
+
+#[test]
+fn a_bad_value_of_a_secret_bearing_setting_is_never_echoed() {
+    const MARK: &str = "s3cretMARK";
+    let cases = [
+        (
+            "LUMEN_FLEET_REDIS_URL",
+            format!("http://lumen:{MARK}@10.0.0.3:6379"),
+        ),
+        ("LUMEN_FLEET_PROMETHEUS_URL", format!("ftp://u:{MARK}@host")),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!("authorization Bearer {MARK}"),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+            format!("x={MARK},broken"),
+        ),
+        (
+            "SLACK_WEBHOOK_URL",
+            format!("hooks.slack.com/services/{MARK}"),
+        ),
+        ("LUMEN_AUTH_TOKEN", format!("{MARK}\n")),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("nonsense://u:{MARK}@"),
+        ),
+    ];
+    let mut refused = 0;
+    for (var, value) in &cases {
+        let Err(e) = load(None, &[(var, value.as_str())]) else {
+            continue;
+        };
+        refused += 1;
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains(MARK), "{var}: {shown}");
+        }
+        assert!(e.to_string().contains(var), "{var} named: {e}");
+    }
+    assert!(
+        refused >= 5,
+        "only {refused} of the bad values were refused"
+    );
+    // In the file too.
+    let e = load(
+        Some(&format!("[fleet]\nredis_url = \"http://:{MARK}@host\"\n")),
+        &[],
+    )
+    .expect_err("not a redis URL");
+    assert!(!format!("{e} {e:?}").contains(MARK), "{e}");
 }

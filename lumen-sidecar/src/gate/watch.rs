@@ -20,7 +20,7 @@ use super::machine::{ApprovalWindow, Closed, GateEvent, GateMachine, GateState, 
 use super::off_clock::OffClock;
 use super::slack_thread::GateSlack;
 use super::triggers::{Evidence, GateRules, Reading, TriggerKind, threshold_phrase};
-use crate::alerts::section;
+use crate::alerts::{escape, section};
 use crate::fleet::FleetReader;
 
 /// The window the evidence is read over.
@@ -432,7 +432,10 @@ impl Gate {
         let e = &w.evidence;
         let mut lines = vec![format!(
             ":warning: *Lumen rollback gate*: revision `{}` of `{}` (every instance of it, {} requests in the last {} s)",
-            w.revision, self.settings.service, e.requests, e.window_s
+            escape(&w.revision),
+            escape(&self.settings.service),
+            e.requests,
+            e.window_s
         )];
         for kind in TriggerKind::ALL {
             let reading = w.readings.get(&kind);
@@ -455,17 +458,18 @@ impl Gate {
         }
         let plan = match (&target, self.settings.require_approval, self.settings.dry_run) {
             (None, _, _) => "*No revision to roll back to* (none older is Ready and served traffic): nothing will be changed.".to_owned(),
-            (Some(t), true, _) => format!("Rolls back to `{t}` *only if approved* within {minutes:.0} min."),
+            (Some(t), true, _) => format!("Rolls back to `{}` *only if approved* within {minutes:.0} min.", escape(t)),
             (Some(t), false, dry) => format!(
-                "Rolls back to `{t}` in {minutes:.0} min unless vetoed{}.",
+                "Rolls back to `{}` in {minutes:.0} min unless vetoed{}.",
+                escape(t),
                 if dry { " (dry run: nothing will be changed)" } else { "" }
             ),
         };
         lines.push(plan);
         let text = format!(
             "Lumen rollback gate: {} of {}: {} ({})",
-            w.revision,
-            self.settings.service,
+            escape(&w.revision),
+            escape(&self.settings.service),
             w.triggers
                 .iter()
                 .map(|t| t.as_str())
@@ -497,15 +501,17 @@ impl Gate {
                     .join(", ")
             ),
             Closed::Vetoed { who } => format!(
-                ":no_entry: Window {} vetoed by {who}. No rollback; the gate leaves `{}` alone.",
-                w.id, w.revision
+                ":no_entry: Window {} vetoed by {}. No rollback; the gate leaves `{}` alone.",
+                w.id,
+                escape(who),
+                escape(&w.revision)
             ),
             Closed::Escalated => format!(
                 "<!here> :rotating_light: Window {} ended without the required approval. *No rollback was made*; `{}` still serves. To roll back by hand: `gcloud run services update-traffic {} --to-revisions={}=100`",
                 w.id,
-                w.revision,
-                self.settings.service,
-                target.as_deref().unwrap_or("REVISION")
+                escape(&w.revision),
+                escape(&self.settings.service),
+                escape(target.as_deref().unwrap_or("REVISION"))
             ),
             Closed::Thin => format!(
                 ":grey_question: Window {} ended on too little data to act on. No rollback.",
@@ -518,15 +524,15 @@ impl Gate {
 
     async fn roll_back(&mut self, w: ApprovalWindow, proceed: Proceed) {
         let why = match &proceed {
-            Proceed::Approved { who } => format!("approved by {who}"),
+            Proceed::Approved { who } => format!("approved by {}", escape(who)),
             Proceed::WindowEnded => "the window ended without a veto".to_owned(),
         };
         let target = lock(&self.shared).status.target.clone();
         if self.settings.dry_run {
             let text = format!(
                 ":test_tube: Dry run: {why}; would roll `{}` back to `{}`. Nothing changed.",
-                w.revision,
-                target.as_deref().unwrap_or("no revision")
+                escape(&w.revision),
+                escape(target.as_deref().unwrap_or("no revision"))
             );
             lock(&self.shared)
                 .machine
@@ -566,7 +572,10 @@ impl Gate {
             Ok(report) => {
                 let text = format!(
                     ":rewind: Rolled back `{}` → `{}` ({why}); verified: `{}` serves 100%. Traffic stays pinned to it until you run `{}` (the next deploy does not take traffic by itself).",
-                    report.from, report.to, report.to, report.unpin_command
+                    escape(&report.from),
+                    escape(&report.to),
+                    escape(&report.to),
+                    escape(&report.unpin_command)
                 );
                 {
                     let mut s = lock(&self.shared);
@@ -589,8 +598,10 @@ impl Gate {
             Err(e) => format!("unknown ({e})"),
         };
         let text = format!(
-            ":x: Rollback of `{}` FAILED: {reason}. Traffic now: {now}. Nothing was rolled back by the gate; act by hand.",
-            w.revision
+            ":x: Rollback of `{}` FAILED: {}. Traffic now: {}. Nothing was rolled back by the gate; act by hand.",
+            escape(&w.revision),
+            escape(&reason),
+            escape(&now)
         );
         lock(&self.shared).machine.settle(Settled::RollbackFailed {
             reason: reason.clone(),

@@ -38,18 +38,10 @@ pub(super) fn redis_error(doing: &'static str) -> impl Fn(redis::RedisError) -> 
     move |source| FleetStoreError::Redis { doing, source }
 }
 
-/// `url` with any password replaced by `***`, for messages.
+/// `url` with any password replaced by `***`, for messages (the config's
+/// one redaction, [`crate::config::redact::redact`]).
 pub fn masked(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    crate::config::redact::redact(url)
 }
 
 /// Logs and counts a value at `key`, `field` that did not read: the reader
