@@ -515,3 +515,74 @@ async fn implausible_counts_and_seqs_are_refused_by_field_and_change_nothing() {
     assert_eq!(slo(addr).await["requests"], 15);
     assert_eq!(state.store().ledger().applied_seq("i1"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_can_neither_start_an_experiment_nor_read_through_a_rebound_name() {
+    let (addr, _) = start(SidecarConfig::default()).await;
+    let body = br#"{"param":"answer_ttl_s","a":300,"b":900}"#.to_vec();
+    // What a page can send without asking first: text/plain or a form…
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let (status, answer) = request_with(
+            addr,
+            "POST",
+            "/v1/experiments",
+            &[
+                ("content-type", content_type),
+                ("origin", "http://evil.example"),
+            ],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(status, 415, "{content_type}: {answer}");
+    }
+    // …and JSON from another site, stop included.
+    for path in ["/v1/experiments", "/v1/experiments/stop"] {
+        let (status, answer) = request_with(
+            addr,
+            "POST",
+            path,
+            &[
+                ("content-type", "application/json"),
+                ("origin", "http://evil.example"),
+            ],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(status, 403, "{path}: {answer}");
+    }
+    let (_, list) = get(addr, "/v1/experiments").await;
+    let list: Value = serde_json::from_str(&list).expect("JSON");
+    assert!(list["running"].is_null(), "nothing started: {list}");
+    // The CLI's request (JSON, no Origin) is taken.
+    let (status, answer) = request_with(
+        addr,
+        "POST",
+        "/v1/experiments",
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    // A page whose name was rebound to 127.0.0.1 reads nothing.
+    let port = addr.port();
+    let rebound = format!("evil.example:{port}");
+    let (status, answer) = request_with(
+        addr,
+        "GET",
+        "/v1/slo",
+        &[("host", rebound.as_str())],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, 421, "{answer}");
+    let local = format!("localhost:{port}");
+    let (status, _) = request_with(
+        addr,
+        "GET",
+        "/v1/slo",
+        &[("host", local.as_str())],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, 200);
+}

@@ -338,6 +338,8 @@ pub struct SidecarConfig {
     pub listen: SocketAddr,
     /// Bearer token ingest requires, if any.
     pub auth_token: Option<String>,
+    /// Host names answered besides IP addresses and `localhost`.
+    pub allowed_hosts: Vec<String>,
     /// Largest ingest body.
     pub max_body_bytes: usize,
     /// Time to drain after SIGTERM.
@@ -424,6 +426,7 @@ impl Default for SidecarConfig {
             service: None,
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             auth_token: None,
+            allowed_hosts: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             grace_period: DEFAULT_GRACE_PERIOD,
             window: DEFAULT_WINDOW,

@@ -119,6 +119,29 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| c.auth_token.as_ref().map(|_| Shown::Secret),
     },
     Setting {
+        key: Some("server.allowed_hosts"),
+        env: &["LUMEN_ALLOWED_HOSTS"],
+        default: "none",
+        help: "host names the sidecar answers besides IP addresses and localhost, comma-separated (any other Host header is refused, so a page whose DNS name points at the sidecar cannot read it)",
+        set: |d, v| {
+            d.config.allowed_hosts = v
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if d.config
+                .allowed_hosts
+                .iter()
+                .any(|h| h.contains(['/', ':', ' ']))
+            {
+                return Err("host names, comma-separated (no scheme, port or path)".into());
+            }
+            Ok(())
+        },
+        show: |c| (!c.allowed_hosts.is_empty()).then(|| Shown::Text(c.allowed_hosts.join(","))),
+    },
+    Setting {
         key: Some("server.max_body_bytes"),
         env: &["LUMEN_MAX_BODY_BYTES"],
         default: "4194304",

@@ -338,6 +338,7 @@ fn every_file_key_is_shown_and_read_back() {
         let optional = [
             "service",
             "server.auth_token",
+            "server.allowed_hosts",
             "store.snapshot_path",
             "store.state_dir",
             "store.max_bytes",

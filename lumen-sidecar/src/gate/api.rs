@@ -40,19 +40,8 @@ fn refused(status: StatusCode, error: String) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
 
-fn authorised(state: &ApiState, headers: &HeaderMap) -> bool {
-    let Some(token) = &state.token else {
-        return true;
-    };
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == &**token)
-}
-
 async fn status(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if !authorised(&state, &headers) {
+    if !crate::server::guard::bearer_ok(&headers, state.token.as_deref()) {
         return refused(StatusCode::UNAUTHORIZED, "bearer token required".into());
     }
     let s = lock(&state.shared).snapshot();
@@ -60,8 +49,11 @@ async fn status(State(state): State<ApiState>, headers: HeaderMap) -> Response {
 }
 
 fn command(state: &ApiState, headers: &HeaderMap, body: &[u8], approve: bool) -> Response {
-    if !authorised(state, headers) {
-        return refused(StatusCode::UNAUTHORIZED, "bearer token required".into());
+    // JSON from this site with the token: a web page cannot decide.
+    if let Some((status, why)) =
+        crate::server::guard::command_refusal(headers, state.token.as_deref())
+    {
+        return refused(status, why);
     }
     let cmd: GateCommand = if body.iter().all(u8::is_ascii_whitespace) {
         GateCommand::default()

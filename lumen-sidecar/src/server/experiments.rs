@@ -76,15 +76,11 @@ fn refused(status: StatusCode, error: String) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
 
-fn authorised(app: &AppState, headers: &HeaderMap) -> bool {
-    let Some(token) = &app.config.auth_token else {
-        return true;
-    };
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == token.as_str())
+/// The answer refusing a command, if it is refused
+/// ([`super::guard::command_refusal`]).
+fn refusal(app: &AppState, headers: &HeaderMap) -> Option<Response> {
+    super::guard::command_refusal(headers, app.config.auth_token.as_deref())
+        .map(|(status, why)| refused(status, why))
 }
 
 fn status_of(e: &ExperimentError) -> StatusCode {
@@ -142,11 +138,8 @@ pub async fn list(
 
 /// `POST /v1/experiments`.
 pub async fn start(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorised(&app, &headers) {
-        return refused(
-            StatusCode::UNAUTHORIZED,
-            "authorization: a valid bearer token is required".into(),
-        );
+    if let Some(answer) = refusal(&app, &headers) {
+        return answer;
     }
     let de = &mut serde_json::Deserializer::from_slice(&body);
     let command: StartExperiment = match serde_path_to_error::deserialize(de) {
@@ -173,11 +166,8 @@ pub async fn start(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
 
 /// `POST /v1/experiments/stop`.
 pub async fn stop(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !authorised(&app, &headers) {
-        return refused(
-            StatusCode::UNAUTHORIZED,
-            "authorization: a valid bearer token is required".into(),
-        );
+    if let Some(answer) = refusal(&app, &headers) {
+        return answer;
     }
     match run(&app, ExperimentCommand::Stop).await {
         Ok(report) => {

@@ -23,31 +23,15 @@ fn refuse(app: &AppState, reason: RejectReason, status: StatusCode, message: Str
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-fn token_matches(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0_u8, |d, (a, b)| d | (a ^ b))
-            == 0
-}
-
 /// Authenticates, reads at most the body limit, decodes, applies.
 pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    if let Some(token) = &app.config.auth_token {
-        let expected = format!("Bearer {token}");
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if !token_matches(given, expected.as_bytes()) {
-            return refuse(
-                &app,
-                RejectReason::Unauthorized,
-                StatusCode::UNAUTHORIZED,
-                "authorization: a valid bearer token is required".into(),
-            );
-        }
+    if !super::guard::bearer_ok(&headers, app.config.auth_token.as_deref()) {
+        return refuse(
+            &app,
+            RejectReason::Unauthorized,
+            StatusCode::UNAUTHORIZED,
+            "authorization: a valid bearer token is required".into(),
+        );
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)

@@ -3,6 +3,7 @@
 //! [`crate::sidecar`]'s job.
 
 mod experiments;
+pub mod guard;
 mod ingest;
 mod read;
 
@@ -36,7 +37,35 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(read::healthz))
         .route("/", get(read::status_page).post(misdirected))
         .fallback(misdirected)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            known_host,
+        ))
         .with_state(state)
+}
+
+/// Refuses (421) a request for a host the sidecar is not reached by
+/// ([`guard::host_allowed`]): DNS rebinding cannot read the sidecar.
+async fn known_host(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .map(|h| h.to_str().unwrap_or("(not text)").to_owned());
+    match host {
+        Some(host) if !guard::host_allowed(&host, &app.config.allowed_hosts) => (
+            axum::http::StatusCode::MISDIRECTED_REQUEST,
+            axum::Json(serde_json::json!({
+                "error": format!("host: {host:?} is not an address of this sidecar, localhost or a name in LUMEN_ALLOWED_HOSTS")
+            })),
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// A request for a path the sidecar does not serve: logged (a wrong
