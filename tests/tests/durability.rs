@@ -176,11 +176,14 @@ async fn sigkill_five_times_under_load_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_that_cannot_be_written_answers_503_and_loses_nothing() {
     let dir = state_dir("wal-full");
-    // The first three segments the writer opens are /dev/full: every write
-    // fails with ENOSPC, as on a full disk.
+    // The first three segments the writer opens are links to a file
+    // elsewhere: the sidecar never writes through a link (O_NOFOLLOW), so
+    // each open fails, as a log that cannot be written does.
+    let elsewhere = state_dir("wal-link-target").join("target.log");
+    std::fs::write(&elsewhere, b"").expect("target");
     for n in 1..=3 {
         std::os::unix::fs::symlink(
-            "/dev/full",
+            &elsewhere,
             dir.join(lumen_sidecar::store::wal::segment_name(n)),
         )
         .expect("symlink");
@@ -208,8 +211,13 @@ async fn a_log_that_cannot_be_written_answers_503_and_loses_nothing() {
     assert_eq!(counter(&sidecar, "lumen_wal_failures_total").await, 3);
     assert!(counter(&sidecar, "lumen_wal_appended_total").await >= 1);
     let log = sidecar.proc.log_text();
-    assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains("symbolic links"), "{log}");
     assert!(log.contains("not a regular file"), "{log}");
+    assert_eq!(
+        std::fs::read(&elsewhere).expect("the link's target"),
+        b"",
+        "nothing written through a link"
+    );
     let report = shipper.flush().await.expect("the shipper runs");
     assert_eq!(report.unsent_requests, 0, "{report:?}");
     let _ = shipper

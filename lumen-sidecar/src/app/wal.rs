@@ -17,6 +17,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -209,7 +210,13 @@ impl Segment {
     fn append(&mut self, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
         if self.file.is_none() {
             let path = dir.join(segment_name(self.number));
-            let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+            // Never through a link: a segment is written in the state
+            // directory itself, not wherever a link points.
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .custom_flags(crate::store::wal::NO_FOLLOW)
+                .open(&path)?;
             let len = file.metadata()?.len();
             if len == 0 {
                 file.write_all(&segment_header())?;

@@ -206,7 +206,7 @@ fn check(path: &Path) -> Result<SnapshotCheck, SnapshotError> {
         path: path.to_owned(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|source| SnapshotError::Io {
+    let file = open_no_follow(path).map_err(|source| SnapshotError::Io {
         path: path.to_owned(),
         source,
     })?;
@@ -312,6 +312,15 @@ fn decode_cbor<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Opens `path` for reading, never through a link.
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(super::wal::NO_FOLLOW)
+        .open(path)
+}
+
 /// Creates `path` afresh for writing, never through a link: a link (or
 /// anything else) by that name is removed first, so what is written lands
 /// in the state directory itself.
@@ -338,7 +347,7 @@ pub fn read_all(path: &Path) -> Result<Option<Restored>, SnapshotError> {
         path: path.to_owned(),
         source,
     };
-    let file = match std::fs::File::open(path) {
+    let file = match open_no_follow(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(io(source)),
@@ -529,6 +538,25 @@ mod tests {
                 .expect("a file")
                 .is_symlink()
         );
+    }
+
+    #[test]
+    fn a_checkpoint_behind_a_link_is_not_read() {
+        let path = temp("read-link");
+        let dir = path.parent().expect("a dir");
+        let elsewhere = dir.join("elsewhere");
+        let store = WindowStore::new(Duration::from_secs(86_400));
+        write_streamed(&elsewhere, &store, None, 1).expect("written");
+        std::os::unix::fs::symlink(&elsewhere, &path).expect("symlink");
+        assert!(matches!(read(&path), Err(SnapshotError::Io { .. })));
+        // The next checkpoint replaces the link, not its target.
+        write_streamed(&path, &store, None, 2).expect("written");
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .expect("a file")
+                .is_symlink()
+        );
+        assert_eq!(read(&path).expect("reads").expect("present"), store);
     }
 
     #[test]

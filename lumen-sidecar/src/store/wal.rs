@@ -10,6 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// `O_NOFOLLOW`, for opening state files: a link in the state directory
+/// is refused (`ELOOP`) rather than followed to whatever it names.
+pub const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
 /// The first bytes of every segment.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"LUMENWAL";
 /// The segment format this build writes and reads.
