@@ -409,7 +409,7 @@ pub struct GateCommandArgs {
     /// The watcher's approve/veto API.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9465")]
     pub url: String,
-    /// The window's id, as the Slack message gives it (else any open window).
+    /// The window's id, as the Slack message gives it (required to approve or veto).
     #[arg(long)]
     pub window: Option<String>,
     /// Who decides, for the record (default: $USER).

@@ -19,6 +19,13 @@ use crate::google_rest::GoogleRest;
 use crate::monitoring::commands::access_token;
 
 fn check_args(a: &GateWatchArgs) -> Result<(), String> {
+    // Closed by default: off loopback, only with a token (as `serve`).
+    if !a.listen.ip().is_loopback() && a.api_token.as_deref().is_none_or(str::is_empty) {
+        return Err(format!(
+            "--listen {}: not a loopback address and no --api-token (LUMEN_GATE_TOKEN): anyone who reaches it could approve a rollback; give a token or listen on 127.0.0.1",
+            a.listen
+        ));
+    }
     if !window_is_valid(a.window) {
         return Err(format!(
             "--window {}s: whole minutes from 1m to 24h",
@@ -139,6 +146,10 @@ pub async fn gate_command(action: &str, a: &GateCommandArgs) -> Result<String, S
     let base = a.url.trim_end_matches('/');
     let (method, url, body) = if action == "status" {
         ("GET", format!("{base}/v1/gate"), String::new())
+    } else if a.window.is_none() {
+        return Err(format!(
+            "--window: name the window to {action} (its Slack message gives the command with it)"
+        ));
     } else {
         let by =
             a.by.clone()

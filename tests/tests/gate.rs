@@ -764,16 +764,45 @@ fn cli_checks(world: &World) {
     let status = child.wait().expect("the gate ends");
     assert_eq!(status.code(), Some(2));
     assert_eq!(run.state().serving, GOOD);
-    // Approving when no window is open: refused, exit 3, with the reason.
+    // Approving with no gate listening: refused, exit 3, with the reason.
+    let url = format!("http://127.0.0.1:{}", free_port());
     let out = Command::new(binary("lumen-sidecar"))
-        .args([
-            "gate",
-            "approve",
-            "--url",
-            &format!("http://127.0.0.1:{}", free_port()),
-        ])
+        .args(["gate", "approve", "--url", &url, "--window", "w-1"])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not answer"));
+    // Without naming the window: refused before anything is sent.
+    let out = Command::new(binary("lumen-sidecar"))
+        .args(["gate", "veto", "--url", &url])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--window"));
+    // Off loopback without a token, the gate does not start.
+    let out = Command::new(binary("lumen-sidecar"))
+        .args([
+            "gate",
+            "watch",
+            "--service",
+            "mentor-api",
+            "--region",
+            "europe-west1",
+            "--project",
+            "p",
+            "--prometheus",
+            &url,
+            "--listen",
+            "0.0.0.0:0",
+            "--once",
+        ])
+        .env_remove("LUMEN_GATE_TOKEN")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a loopback address"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

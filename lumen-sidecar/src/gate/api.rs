@@ -1,7 +1,8 @@
 //! The gate's small HTTP API: `GET /v1/gate` (the status), `POST
-//! /v1/gate/approve` and `POST /v1/gate/veto` (`{"window": ID, "by": WHO}`)
-//! acting on the open approval window; with a token configured, each
-//! request must carry `Authorization: Bearer TOKEN`.
+//! /v1/gate/approve` and `POST /v1/gate/veto` (`{"window": ID, "by": WHO}`,
+//! the window required) acting on that approval window; commands come as
+//! JSON from no other site ([`crate::server::guard`]), and with a token
+//! configured each request must carry `Authorization: Bearer TOKEN`.
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use super::watch::{SharedGate, lock};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateCommand {
-    /// The window's id (the one the Slack message names); any open one when absent.
+    /// The window's id (the one the Slack message names); required.
     #[serde(default)]
     pub window: Option<String>,
     /// Who decides, for the record.
@@ -68,6 +69,13 @@ fn command(state: &ApiState, headers: &HeaderMap, body: &[u8], approve: bool) ->
             }
         }
     };
+    // A decision names the window it is about: never whatever is open.
+    if cmd.window.is_none() {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "window: name the window (its Slack message gives its id)".into(),
+        );
+    }
     let who = cmd.by.unwrap_or_else(|| "someone (no --by)".into());
     let decided = {
         let mut s = lock(&state.shared);
