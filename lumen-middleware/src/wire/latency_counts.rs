@@ -92,6 +92,12 @@ impl LatencyCounts {
     /// Decodes a base64 V2-compressed histogram, refusing ranges and
     /// precision beyond the wire's limits.
     pub fn decode(encoded: &str) -> Result<Self, String> {
+        Self::decode_sized(encoded).map(|(h, _)| h)
+    }
+
+    /// [`decode`](Self::decode), with the bytes the histogram inflated to
+    /// (what decoding it cost; a batch's histograms together are bounded).
+    pub fn decode_sized(encoded: &str) -> Result<(Self, usize), String> {
         let bytes = STANDARD
             .decode(encoded.trim())
             .map_err(|e| format!("base64: {e}"))?;
@@ -165,11 +171,14 @@ impl LatencyCounts {
             }
             index += 1;
         }
-        Ok(Self {
-            layout,
-            buckets,
-            total,
-        })
+        Ok((
+            Self {
+                layout,
+                buckets,
+                total,
+            },
+            inflated.len(),
+        ))
     }
 }
 

@@ -112,6 +112,11 @@ pub const MAX_SERIES: usize = 1024;
 /// (a minute, a day, 32 days of error budget) can reach `u64::MAX`.
 pub const MAX_INTERVAL_COUNT: u64 = 1_000_000_000_000;
 
+/// The most bytes a batch's histograms may inflate to together: decoding
+/// is CPU, and 1,024 series of 1 MiB each would cost a worker hundreds of
+/// milliseconds. A busy minute's histogram inflates to a few KiB.
+pub const MAX_BATCH_INFLATED_BYTES: usize = 16 << 20;
+
 /// The highest `seq` accepted: 2^53 − 1, the largest integer every JSON
 /// reader keeps exactly (a batch a millisecond would take 285,000 years).
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
@@ -244,6 +249,8 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
     let mut series = Vec::with_capacity(batch.series.len());
     // Finished and cancelled requests over every series so far.
     let mut events = 0_u64;
+    // Bytes the histograms inflated to so far.
+    let mut inflated = 0_usize;
     for (i, s) in batch.series.into_iter().enumerate() {
         if let Some(route) = &s.route {
             check_name(&format!("series[{i}].route"), route)?;
@@ -263,11 +270,20 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
             ));
         }
         let field = format!("series[{i}].latency_us");
-        let latency =
-            LatencyCounts::decode(&s.latency_us).map_err(|reason| WireError::Histogram {
+        let (latency, size) =
+            LatencyCounts::decode_sized(&s.latency_us).map_err(|reason| WireError::Histogram {
                 field: field.clone(),
                 reason,
             })?;
+        inflated = inflated.saturating_add(size);
+        if inflated > MAX_BATCH_INFLATED_BYTES {
+            return Err(WireError::invalid(
+                field,
+                format!(
+                    "the batch's histograms inflate beyond {MAX_BATCH_INFLATED_BYTES} bytes together"
+                ),
+            ));
+        }
         let counted = s
             .status
             .checked_total()

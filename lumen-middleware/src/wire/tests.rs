@@ -269,3 +269,57 @@ fn a_seq_past_2_to_the_53_is_refused() {
     v["seq"] = json!(MAX_SEQ);
     assert_eq!(decode_value(&v).expect("the highest").seq, MAX_SEQ);
 }
+
+/// A one-value histogram whose zlib stream inflates to about `bytes`
+/// (the V2 payload, then zeros the decoder never reads).
+fn padded_histogram(bytes: usize) -> String {
+    use base64::Engine;
+    use std::io::{Read, Write};
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(histogram(&[(1_000, 1)]))
+        .expect("base64");
+    let mut inflated = Vec::new();
+    flate2::read::ZlibDecoder::new(&raw[8..])
+        .read_to_end(&mut inflated)
+        .expect("inflates");
+    inflated.resize(bytes, 0);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&inflated).expect("deflates");
+    let deflated = z.finish().expect("deflates");
+    let mut out = raw[..4].to_vec();
+    out.extend((deflated.len() as u32).to_be_bytes());
+    out.extend(deflated);
+    base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+#[test]
+fn a_batch_whose_histograms_inflate_beyond_the_budget_is_refused() {
+    let one = padded_histogram(1_000_000);
+    assert_eq!(
+        LatencyCounts::decode_sized(&one).expect("one is fine").1,
+        1_000_000
+    );
+    let series = |i: usize| {
+        json!({
+            "route": format!("/r{i}"),
+            "latency_us": one,
+            "status": { "2xx": 1 },
+        })
+    };
+    let mut v = good();
+    v["series"] = json!(
+        (0..MAX_BATCH_INFLATED_BYTES / 1_000_000)
+            .map(series)
+            .collect::<Vec<_>>()
+    );
+    assert!(decode_value(&v).is_ok(), "within the budget");
+    v["series"]
+        .as_array_mut()
+        .expect("a list")
+        .push(series(999));
+    let err = decode_value(&v).expect_err("over the budget").to_string();
+    assert!(
+        err.contains("latency_us") && err.contains("inflate beyond"),
+        "{err}"
+    );
+}

@@ -77,7 +77,22 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
             );
         }
     };
-    let batch = match lumen_middleware::wire::decode(&bytes) {
+    // Parsing, inflating and checking run on the blocking pool: an
+    // expensive batch (bounded by the wire's inflate budget) never holds an
+    // async worker that other requests need.
+    let decoded = {
+        let bytes = bytes.clone();
+        tokio::task::spawn_blocking(move || lumen_middleware::wire::decode(&bytes)).await
+    };
+    let Ok(decoded) = decoded else {
+        return refuse(
+            &app,
+            RejectReason::Malformed,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "body: decoding did not finish".into(),
+        );
+    };
+    let batch = match decoded {
         Ok(batch) => batch,
         Err(e @ WireError::Version(_)) => {
             // A newer (or older) sender: a distinct answer it keeps its
