@@ -121,7 +121,18 @@ pub async fn gate_watch(
         a.replay_from.unwrap_or_else(now_ms),
     );
     let api = router(shared.clone(), commands, a.api_token.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, api).await });
+    // Bounded as the sidecar's listener is: a connection cap and a
+    // header-read timeout.
+    let limits = crate::server::listener::ListenerLimits {
+        max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
+        header_read_timeout: crate::config::DEFAULT_HEADER_READ_TIMEOUT,
+    };
+    let server = tokio::spawn(crate::server::listener::serve(
+        listener,
+        api,
+        limits,
+        std::future::pending(),
+    ));
     tracing::info!(api = %bound, service = %a.service, "rollback gate watching");
     let exit = tokio::select! {
         exit = gate.run(a.once) => exit,

@@ -283,9 +283,12 @@ impl Sidecar {
 
         tracing::info!(addr = %self.listener.local_addr().map_err(ServeError::Serve)?, "lumen-sidecar serving");
         let mut graceful = stop.clone();
-        let serve = axum::serve(self.listener, crate::server::router(Arc::clone(&state)))
-            .with_graceful_shutdown(async move { graceful.fired().await })
-            .into_future();
+        let serve = crate::server::listener::serve(
+            self.listener,
+            crate::server::router(Arc::clone(&state)),
+            crate::server::listener::ListenerLimits::of(&state.config),
+            async move { graceful.fired().await },
+        );
         tokio::pin!(serve);
         let result = tokio::select! {
             r = &mut serve => r.map_err(ServeError::Serve),

@@ -27,7 +27,9 @@ pub use evaluation::Evaluation;
 pub use fleet_view::{FleetView, ReportFuture};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use state::{AppState, IngestError, LatencyFeed};
-pub use stats::{ExportStats, FLEET_STORE_UNREADABLE, IngestStats, RejectReason, SlackStats};
+pub use stats::{
+    CONNECTIONS_REFUSED, ExportStats, FLEET_STORE_UNREADABLE, IngestStats, RejectReason, SlackStats,
+};
 pub use totals::{
     ADVISED_BOUNDARIES_S, CumulativeTotals, INNER_FAILURE_LABEL, LatencyBoundaries, LatencyTotals,
     RequestTotals, SloEvents,

@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// store's readers serve the sidecar and the command line alike.
 pub static FLEET_STORE_UNREADABLE: AtomicU64 = AtomicU64::new(0);
 
+/// Connections the HTTP listeners closed at accept because their
+/// connection limit was reached.
+pub static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
+
 /// Why an ingest was refused, as a `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {

@@ -78,6 +78,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Time allowed to finish after SIGTERM (Cloud Run kills after 10 s).
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(8);
+/// Connections each listener serves at once by default (the next are
+/// closed at accept): well under a container's usual 1,024 file
+/// descriptors, well over what an app and a scraper use.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Time a client has to send a request's head by default.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Window the status, `/metrics` and `check` use by default.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 /// Minute slots kept.
@@ -340,6 +346,10 @@ pub struct SidecarConfig {
     pub auth_token: Option<String>,
     /// Host names answered besides IP addresses and `localhost`.
     pub allowed_hosts: Vec<String>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's head.
+    pub header_read_timeout: Duration,
     /// Largest ingest body.
     pub max_body_bytes: usize,
     /// Time to drain after SIGTERM.
@@ -427,6 +437,8 @@ impl Default for SidecarConfig {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             auth_token: None,
             allowed_hosts: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             grace_period: DEFAULT_GRACE_PERIOD,
             window: DEFAULT_WINDOW,

@@ -142,6 +142,36 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| (!c.allowed_hosts.is_empty()).then(|| Shown::Text(c.allowed_hosts.join(","))),
     },
     Setting {
+        key: Some("server.max_connections"),
+        env: &["LUMEN_MAX_CONNECTIONS"],
+        default: "256",
+        help: "connections served at once (8 to 65536); the next are closed at accept until others end, and counted in lumen_connections_refused_total",
+        set: |d, v| {
+            let n = whole(v, "a whole number of connections")?;
+            if !(8..=65_536).contains(&n) {
+                return Err("from 8 to 65536".into());
+            }
+            d.config.max_connections = n as usize;
+            Ok(())
+        },
+        show: |c| Some(Shown::Whole(c.max_connections as u64)),
+    },
+    Setting {
+        key: Some("server.header_read_timeout"),
+        env: &["LUMEN_HEADER_READ_TIMEOUT"],
+        default: "10s",
+        help: "time a client has to send a request's head (the first on a connection or the next on a kept-alive one), 1s to 5m; slower clients are disconnected",
+        set: |d, v| {
+            let t = duration(v)?;
+            if t < Duration::from_secs(1) || t > Duration::from_secs(300) {
+                return Err("from 1s to 5m".into());
+            }
+            d.config.header_read_timeout = t;
+            Ok(())
+        },
+        show: |c| dur(c.header_read_timeout),
+    },
+    Setting {
         key: Some("server.max_body_bytes"),
         env: &["LUMEN_MAX_BODY_BYTES"],
         default: "4194304",

@@ -591,6 +591,12 @@ pub static CATALOGUE: &[MetricDef] = &[
         |_| count(&crate::app::FLEET_STORE_UNREADABLE),
     ),
     own_counter(
+        "lumen_connections_refused_total",
+        &[],
+        "Connections closed at accept because server.max_connections were open",
+        |_| count(&crate::app::CONNECTIONS_REFUSED),
+    ),
+    own_counter(
         "lumen_routes_folded_total",
         &[],
         "Series counted under the route \"other\" because the sidecar held store.max_routes distinct routes already",

@@ -5,6 +5,7 @@
 mod experiments;
 pub mod guard;
 mod ingest;
+pub mod listener;
 mod read;
 
 pub use experiments::StartExperiment;
