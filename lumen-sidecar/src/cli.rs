@@ -311,6 +311,17 @@ pub struct GateWatchArgs {
     /// Require `Authorization: Bearer TOKEN` on the approve/veto API.
     #[arg(long, env = "LUMEN_GATE_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+    /// Approvers and their tokens, `NAME=TOKEN,NAME=TOKEN`: a decision is
+    /// then recorded under the name whose token it carried (a `--by` that
+    /// names someone else is refused); without them a decision is recorded
+    /// as claimed.
+    #[arg(
+        long,
+        env = "LUMEN_GATE_APPROVERS",
+        hide_env_values = true,
+        value_name = "NAME=TOKEN,…"
+    )]
+    pub approvers: Option<String>,
     /// A Slack bot token (chat:write): the window's message and its outcome in one thread.
     #[arg(
         long,

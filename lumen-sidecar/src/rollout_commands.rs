@@ -20,9 +20,12 @@ use crate::monitoring::commands::access_token;
 
 fn check_args(a: &GateWatchArgs) -> Result<(), String> {
     // Closed by default: off loopback, only with a token (as `serve`).
-    if !a.listen.ip().is_loopback() && a.api_token.as_deref().is_none_or(str::is_empty) {
+    if !a.listen.ip().is_loopback()
+        && a.api_token.as_deref().is_none_or(str::is_empty)
+        && a.approvers.is_none()
+    {
         return Err(format!(
-            "--listen {}: not a loopback address and no --api-token (LUMEN_GATE_TOKEN): anyone who reaches it could approve a rollback; give a token or listen on 127.0.0.1",
+            "--listen {}: not a loopback address and no --api-token (LUMEN_GATE_TOKEN) or --approvers: anyone who reaches it could approve a rollback; give tokens or listen on 127.0.0.1",
             a.listen
         ));
     }
@@ -120,7 +123,11 @@ pub async fn gate_watch(
         OffClock::inline(),
         a.replay_from.unwrap_or_else(now_ms),
     );
-    let api = router(shared.clone(), commands, a.api_token.clone());
+    let approvers = match &a.approvers {
+        Some(text) => crate::gate::parse_approvers(text)?,
+        None => Vec::new(),
+    };
+    let api = router(shared.clone(), commands, a.api_token.clone(), approvers);
     // Bounded as the sidecar's listener is: a connection cap and a
     // header-read timeout.
     let limits = crate::server::listener::ListenerLimits {

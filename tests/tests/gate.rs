@@ -218,6 +218,10 @@ struct Scenario {
     command: Option<&'static str>,
     /// Set on the stand-ins once the window's message is posted.
     once_open: Option<fn(&RunApi, &SlackApi)>,
+    /// The API knows approvers by token (ana: `t-ana`, ben: `t-ben`); the
+    /// command carries ana's, after one with ben's token claiming to be
+    /// ana is refused.
+    approvers: bool,
 }
 
 impl Scenario {
@@ -229,6 +233,7 @@ impl Scenario {
             dry_run: false,
             command: None,
             once_open: None,
+            approvers: false,
         }
     }
 }
@@ -317,7 +322,17 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
             OffClock::on(world.real.handle().clone()),
             minute_ms(world.t0, sc.start_minute),
         );
-        tokio::spawn(async move { axum::serve(listener, router(shared, commands, None)).await });
+        let approvers = if sc.approvers {
+            vec![
+                ("ana".to_owned(), "t-ana".to_owned()),
+                ("ben".to_owned(), "t-ben".to_owned()),
+            ]
+        } else {
+            Vec::new()
+        };
+        tokio::spawn(async move {
+            axum::serve(listener, router(shared, commands, None, approvers)).await
+        });
         let watched = tokio::spawn(gate.run(true));
         if sc.command.is_some() || sc.once_open.is_some() {
             slack.wait_for(1).await;
@@ -328,6 +343,23 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
                 let message = slack.state().messages[0].blocks_text.clone();
                 let mut args = command_from(&message, action);
                 args.extend(["--by".into(), "ana".into()]);
+                if sc.approvers {
+                    // Ben's token, claiming to be ana: refused, nothing decided.
+                    let mut as_ben = args.clone();
+                    as_ben.extend(["--api-token".into(), "t-ben".into()]);
+                    let out = tokio::task::spawn_blocking(move || {
+                        Command::new(binary("lumen-sidecar"))
+                            .args(&as_ben)
+                            .output()
+                            .expect("lumen-sidecar runs")
+                    })
+                    .await
+                    .expect("the command ran");
+                    assert_eq!(out.status.code(), Some(3));
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    assert!(err.contains("the token is ben's"), "{err}");
+                    args.extend(["--api-token".into(), "t-ana".into()]);
+                }
                 let out = tokio::task::spawn_blocking(move || {
                     Command::new(binary("lumen-sidecar"))
                         .args(&args)
@@ -463,11 +495,13 @@ fn the_gate_on_real_prometheus_data() {
         (BAD, GOOD, 0)
     );
 
-    // 2. Vetoed with the command the message gives: no rollback, ever.
+    // 2. Vetoed with the command the message gives, by an approver the
+    // token proves: no rollback, ever.
     let e = run_scenario(
         &world,
         Scenario {
             command: Some("veto"),
+            approvers: true,
             ..Scenario::on(BAD, 40)
         },
         |_, _| {},
@@ -478,8 +512,8 @@ fn the_gate_on_real_prometheus_data() {
     assert!(e.run.state().patches.is_empty());
     let thread = thread_of(&e.slack);
     assert!(
-        thread.iter().any(|t| t.contains("vetoed by ana")),
-        "{thread:?}"
+        thread.iter().any(|t| t.contains("vetoed by ana.")),
+        "the token's holder, not a claim: {thread:?}"
     );
 
     // 3. Approved early: rolled back at once, long before the window's end.
@@ -501,10 +535,11 @@ fn the_gate_on_real_prometheus_data() {
         "approved before the next reading: {}",
         rolling - opened
     );
+    // Without approvers, the record says the name was only claimed.
     assert!(
         thread_of(&e.slack)
             .iter()
-            .any(|t| t.contains("approved by ana"))
+            .any(|t| t.contains("approved by ana (claimed)"))
     );
 
     // 4. Approval required and none comes: escalation, no rollback.

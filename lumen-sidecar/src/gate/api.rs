@@ -35,6 +35,54 @@ struct ApiState {
     shared: SharedGate,
     events: mpsc::UnboundedSender<GateEvent>,
     token: Option<Arc<str>>,
+    /// Approvers' names and tokens: when any are set, a command's token
+    /// says who decides.
+    approvers: Arc<[(String, String)]>,
+}
+
+/// Reads `NAME=TOKEN,NAME=TOKEN`; names and tokens must not be empty.
+pub fn parse_approvers(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, token)) if !name.trim().is_empty() && !token.trim().is_empty() => {
+                Ok((name.trim().to_owned(), token.trim().to_owned()))
+            }
+            _ => Err("--approvers: NAME=TOKEN pairs, comma-separated (a pair is malformed; not shown: it may hold a token)".to_owned()),
+        })
+        .collect()
+}
+
+/// Who decides: with approvers configured, the holder of the command's
+/// token (`Err` when it is none of theirs, or `by` names someone else);
+/// without, the name claimed, marked as such.
+fn decider(
+    state: &ApiState,
+    headers: &HeaderMap,
+    by: Option<String>,
+) -> Result<String, (StatusCode, String)> {
+    if state.approvers.is_empty() {
+        let claimed = by.unwrap_or_else(|| "someone".into());
+        return Ok(match &state.token {
+            Some(_) => format!("{claimed} (claimed; holder of the gate's token)"),
+            None => format!("{claimed} (claimed)"),
+        });
+    }
+    let holder = state
+        .approvers
+        .iter()
+        .find(|(_, token)| crate::server::guard::bearer_ok(headers, Some(token.as_str())));
+    match (holder, by) {
+        (None, _) => Err((
+            StatusCode::UNAUTHORIZED,
+            "authorization: an approver's bearer token is required".into(),
+        )),
+        (Some((name, _)), Some(by)) if by != *name => Err((
+            StatusCode::FORBIDDEN,
+            format!("by: the token is {name}'s, not {by:?}'s"),
+        )),
+        (Some((name, _)), _) => Ok(name.clone()),
+    }
 }
 
 fn refused(status: StatusCode, error: String) -> Response {
@@ -50,10 +98,14 @@ async fn status(State(state): State<ApiState>, headers: HeaderMap) -> Response {
 }
 
 fn command(state: &ApiState, headers: &HeaderMap, body: &[u8], approve: bool) -> Response {
-    // JSON from this site with the token: a web page cannot decide.
-    if let Some((status, why)) =
-        crate::server::guard::command_refusal(headers, state.token.as_deref())
-    {
+    // JSON from this site with the token: a web page cannot decide. (With
+    // approvers, their tokens are checked when the decider is found.)
+    let token = if state.approvers.is_empty() {
+        state.token.as_deref()
+    } else {
+        None
+    };
+    if let Some((status, why)) = crate::server::guard::command_refusal(headers, token) {
         return refused(status, why);
     }
     let cmd: GateCommand = if body.iter().all(u8::is_ascii_whitespace) {
@@ -76,7 +128,10 @@ fn command(state: &ApiState, headers: &HeaderMap, body: &[u8], approve: bool) ->
             "window: name the window (its Slack message gives its id)".into(),
         );
     }
-    let who = cmd.by.unwrap_or_else(|| "someone (no --by)".into());
+    let who = match decider(state, headers, cmd.by) {
+        Ok(who) => who,
+        Err((status, why)) => return refused(status, why),
+    };
     let decided = {
         let mut s = lock(&state.shared);
         if approve {
@@ -121,6 +176,7 @@ pub fn router(
     shared: SharedGate,
     events: mpsc::UnboundedSender<GateEvent>,
     token: Option<String>,
+    approvers: Vec<(String, String)>,
 ) -> axum::Router {
     axum::Router::new()
         .route("/v1/gate", get(status))
@@ -130,5 +186,6 @@ pub fn router(
             shared,
             events,
             token: token.map(Arc::from),
+            approvers: approvers.into(),
         })
 }

@@ -21,7 +21,7 @@ pub mod slack_thread;
 pub mod triggers;
 pub mod watch;
 
-pub use api::{GateCommand, router};
+pub use api::{GateCommand, parse_approvers, router};
 pub use cloud_run::{
     CloudRunService, DEFAULT_RUN_API_BASE, RollbackError, RollbackReport, set_min_instances,
 };
