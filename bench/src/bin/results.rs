@@ -190,6 +190,36 @@ fn restart_memory_section(machine: &Machine) -> Option<String> {
     Some(out.join("\n"))
 }
 
+fn ingest_under_load_section(machine: &Machine) -> Option<String> {
+    let rows = read_rows("ingest_under_load.json")?;
+    let r = rows.first()?;
+    let ms = |k: &str| r[k].as_f64().unwrap_or(0.0);
+    let mut out = header(
+        machine,
+        "cargo run -p lumen-bench --release --bin ingest_under_load",
+    );
+    out.push(format!(
+        "{} small batches posted one after another to the release sidecar, alone and while two peers post batches at the inflate budget ({} MiB of histograms each; {} of them during the run).",
+        r["samples"],
+        r["expensive_inflated_bytes"].as_u64()? >> 20,
+        r["expensive_batches"]
+    ));
+    out.push(String::new());
+    out.push("| small batches | median answer, ms | 99th percentile, ms |".to_owned());
+    out.push("| --- | ---: | ---: |".to_owned());
+    out.push(format!(
+        "| alone | {:.2} | {:.2} |",
+        ms("quiet_median_ms"),
+        ms("quiet_p99_ms")
+    ));
+    out.push(format!(
+        "| beside the expensive peers | {:.2} | {:.2} |",
+        ms("loaded_median_ms"),
+        ms("loaded_p99_ms")
+    ));
+    Some(out.join("\n"))
+}
+
 fn read_rows(file: &str) -> Option<Vec<serde_json::Value>> {
     let path = figures_path(file);
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
@@ -575,7 +605,7 @@ fn main() {
         }
     }
     type Section = fn(&Machine) -> Option<String>;
-    let sections: [(&str, Section, &str); 9] = [
+    let sections: [(&str, Section, &str); 10] = [
         ("tuning", tuning_section, "tuning_channel"),
         ("router", router_section, "router_rounds"),
         ("throughput", throughput_section, "throughput"),
@@ -583,6 +613,11 @@ fn main() {
         ("sidecar", sidecar_section, "sidecar_scale"),
         ("memory", memory_section, "store_memory"),
         ("restart_memory", restart_memory_section, "restart_memory"),
+        (
+            "ingest_under_load",
+            ingest_under_load_section,
+            "ingest_under_load",
+        ),
         ("wire", wire_section, "wire_cost"),
         ("fleet_store", fleet_store_section, "fleet_store"),
     ];
