@@ -91,19 +91,12 @@ pub async fn post_to(
     content_type: &str,
     token: Option<&str>,
 ) -> (u16, String) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req =
-        http::Request::post(format!("http://{addr}{path}")).header("content-type", content_type);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", content_type)];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b.as_str()));
     }
-    let res = client
-        .request(req.body(Full::new(Bytes::from(body))).expect("request"))
-        .await
-        .expect("sidecar answers");
-    let status = res.status().as_u16();
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    request_with(addr, "POST", path, &headers, body).await
 }
 
 pub async fn post_batch(addr: SocketAddr, batch: &Batch) -> (u16, String) {
