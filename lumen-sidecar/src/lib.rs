@@ -30,6 +30,7 @@ pub mod render;
 pub mod https;
 pub mod gcp;
 pub mod google_rest;
+pub mod listen;
 pub mod server;
 pub mod export;
 pub mod deployments;

@@ -130,11 +130,11 @@ pub async fn gate_watch(
     let api = router(shared.clone(), commands, a.api_token.clone(), approvers);
     // Bounded as the sidecar's listener is: a connection cap and a
     // header-read timeout.
-    let limits = crate::server::listener::ListenerLimits {
+    let limits = crate::listen::serve::ListenerLimits {
         max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
         header_read_timeout: crate::config::DEFAULT_HEADER_READ_TIMEOUT,
     };
-    let server = tokio::spawn(crate::server::listener::serve(
+    let server = tokio::spawn(crate::listen::serve::serve(
         listener,
         api,
         limits,

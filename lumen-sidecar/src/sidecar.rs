@@ -283,10 +283,10 @@ impl Sidecar {
 
         tracing::info!(addr = %self.listener.local_addr().map_err(ServeError::Serve)?, "lumen-sidecar serving");
         let mut graceful = stop.clone();
-        let serve = crate::server::listener::serve(
+        let serve = crate::listen::serve::serve(
             self.listener,
             crate::server::router(Arc::clone(&state)),
-            crate::server::listener::ListenerLimits::of(&state.config),
+            crate::listen::serve::ListenerLimits::of(&state.config),
             async move { graceful.fired().await },
         );
         tokio::pin!(serve);

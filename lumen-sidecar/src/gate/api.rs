@@ -1,7 +1,7 @@
 //! The gate's small HTTP API: `GET /v1/gate` (the status), `POST
 //! /v1/gate/approve` and `POST /v1/gate/veto` (`{"window": ID, "by": WHO}`,
 //! the window required) acting on that approval window; commands come as
-//! JSON from no other site ([`crate::server::guard`]), and with a token
+//! JSON from no other site ([`crate::listen::guard`]), and with a token
 //! configured each request must carry `Authorization: Bearer TOKEN`.
 
 use std::sync::Arc;
@@ -71,7 +71,7 @@ fn decider(
     let holder = state
         .approvers
         .iter()
-        .find(|(_, token)| crate::server::guard::bearer_ok(headers, Some(token.as_str())));
+        .find(|(_, token)| crate::listen::guard::bearer_ok(headers, Some(token.as_str())));
     match (holder, by) {
         (None, _) => Err((
             StatusCode::UNAUTHORIZED,
@@ -90,7 +90,7 @@ fn refused(status: StatusCode, error: String) -> Response {
 }
 
 async fn status(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if !crate::server::guard::bearer_ok(&headers, state.token.as_deref()) {
+    if !crate::listen::guard::bearer_ok(&headers, state.token.as_deref()) {
         return refused(StatusCode::UNAUTHORIZED, "bearer token required".into());
     }
     let s = lock(&state.shared).snapshot();
@@ -105,7 +105,7 @@ fn command(state: &ApiState, headers: &HeaderMap, body: &[u8], approve: bool) ->
     } else {
         None
     };
-    if let Some((status, why)) = crate::server::guard::command_refusal(headers, token) {
+    if let Some((status, why)) = crate::listen::guard::command_refusal(headers, token) {
         return refused(status, why);
     }
     let cmd: GateCommand = if body.iter().all(u8::is_ascii_whitespace) {

@@ -77,9 +77,9 @@ fn refused(status: StatusCode, error: String) -> Response {
 }
 
 /// The answer refusing a command, if it is refused
-/// ([`super::guard::command_refusal`]).
+/// ([`crate::listen::guard::command_refusal`]).
 fn refusal(app: &AppState, headers: &HeaderMap) -> Option<Response> {
-    super::guard::command_refusal(headers, app.config.auth_token.as_deref())
+    crate::listen::guard::command_refusal(headers, app.config.auth_token.as_deref())
         .map(|(status, why)| refused(status, why))
 }
 

@@ -25,7 +25,7 @@ fn refuse(app: &AppState, reason: RejectReason, status: StatusCode, message: Str
 
 /// Authenticates, reads at most the body limit, decodes, applies.
 pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    if !super::guard::bearer_ok(&headers, app.config.auth_token.as_deref()) {
+    if !crate::listen::guard::bearer_ok(&headers, app.config.auth_token.as_deref()) {
         return refuse(
             &app,
             RejectReason::Unauthorized,

@@ -3,9 +3,7 @@
 //! [`crate::sidecar`]'s job.
 
 mod experiments;
-pub mod guard;
 mod ingest;
-pub mod listener;
 mod read;
 
 pub use experiments::StartExperiment;
@@ -46,7 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Refuses (421) a request for a host the sidecar is not reached by
-/// ([`guard::host_allowed`]): DNS rebinding cannot read the sidecar.
+/// ([`crate::listen::guard::host_allowed`]): DNS rebinding cannot read the sidecar.
 async fn known_host(
     axum::extract::State(app): axum::extract::State<Arc<AppState>>,
     request: axum::extract::Request,
@@ -58,7 +56,7 @@ async fn known_host(
         .get(axum::http::header::HOST)
         .map(|h| h.to_str().unwrap_or("(not text)").to_owned());
     match host {
-        Some(host) if !guard::host_allowed(&host, &app.config.allowed_hosts) => (
+        Some(host) if !crate::listen::guard::host_allowed(&host, &app.config.allowed_hosts) => (
             axum::http::StatusCode::MISDIRECTED_REQUEST,
             axum::Json(serde_json::json!({
                 "error": format!("host: {host:?} is not an address of this sidecar, localhost or a name in LUMEN_ALLOWED_HOSTS")
