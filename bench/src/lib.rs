@@ -14,5 +14,6 @@ pub mod router_shape;
 pub mod workload;
 
 pub use report::{
-    Machine, criterion_median_ns, figures_path, replace_section, workspace_root, write_figures,
+    Machine, criterion_median_ns, figures_path, release_sidecar, replace_section, workspace_root,
+    write_figures,
 };

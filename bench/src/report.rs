@@ -10,6 +10,26 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// Builds the sidecar in release with the same cargo and returns its
+/// binary, for the bins that run it as users do.
+pub fn release_sidecar() -> PathBuf {
+    let build =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "lumen-sidecar",
+                "--bin",
+                "lumen-sidecar",
+            ])
+            .status()
+            .expect("cargo runs");
+    assert!(build.success(), "building the sidecar");
+    workspace_root().join("target/release/lumen-sidecar")
+}
+
 /// Where the bins write their figures for the `results` bin:
 /// `target/lumen-bench/FILE`.
 pub fn figures_path(file: &str) -> PathBuf {

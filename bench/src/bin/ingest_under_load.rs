@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use lumen_bench::{workspace_root, write_figures};
+use lumen_bench::write_figures;
 use lumen_middleware::wire::{self, MAX_BATCH_INFLATED_BYTES};
 use lumen_tests::json_client::JsonClient;
 use lumen_tests::{Proc, free_port, wait_ready};
@@ -88,21 +88,8 @@ async fn time_small(url: &str, first_seq: u64) -> (f64, f64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace_root())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "lumen-sidecar",
-            "--bin",
-            "lumen-sidecar",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(build.success(), "building the sidecar");
     let port = free_port();
-    let mut cmd = Command::new(workspace_root().join("target/release/lumen-sidecar"));
+    let mut cmd = Command::new(lumen_bench::release_sidecar());
     cmd.arg("serve")
         .env("LUMEN_LISTEN", format!("127.0.0.1:{port}"))
         .env("LUMEN_MAX_BODY_BYTES", (64_u64 << 20).to_string());

@@ -171,20 +171,7 @@ async fn post(url: &str, body: Vec<u8>) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let (limit, volume_size) = kit_sizes();
-    let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace_root())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "lumen-sidecar",
-            "--bin",
-            "lumen-sidecar",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(build.success(), "building the sidecar");
-    let bin = workspace_root().join("target/release/lumen-sidecar");
+    let bin = lumen_bench::release_sidecar();
     let cgroup = Cgroup::new(limit);
     let volume = Tmpfs::mount("restart-memory", volume_size).expect("a tmpfs (run as root)");
     let port = free_port();

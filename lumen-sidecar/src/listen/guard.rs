@@ -42,14 +42,7 @@ pub fn command_refusal(headers: &HeaderMap, token: Option<&str>) -> Option<(Stat
             "authorization: a valid bearer token is required".into(),
         ));
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if let Some(content_type) = not_json(headers) {
         return Some((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("content-type: {content_type:?}; commands are application/json"),
@@ -59,6 +52,19 @@ pub fn command_refusal(headers: &HeaderMap, token: Option<&str>) -> Option<(Stat
         return Some((StatusCode::FORBIDDEN, why));
     }
     None
+}
+
+/// The request's content type when it is not `application/json` (media
+/// types compare case-insensitively), `None` when it is.
+pub fn not_json(headers: &HeaderMap) -> Option<String> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    (!content_type
+        .to_ascii_lowercase()
+        .starts_with("application/json"))
+    .then(|| content_type.to_owned())
 }
 
 /// Why a request comes from another site, if it does: a browser's

@@ -33,11 +33,7 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
             "authorization: a valid bearer token is required".into(),
         );
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/json") {
+    if let Some(content_type) = crate::listen::guard::not_json(&headers) {
         return refuse(
             &app,
             RejectReason::ContentType,
