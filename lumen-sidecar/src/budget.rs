@@ -1,8 +1,14 @@
 //! `budget apply`: the service's monthly budget as a Cloud Billing budget
-//! (Budget API v1), created or updated by display name with its etag:
-//! threshold rules at 50 %, 90 % and 100 % of current spend and 100 % of
-//! forecast spend, notifying a Pub/Sub topic and/or Cloud Monitoring
-//! email channels.
+//! (Budget API v1), created or updated with its etag: threshold rules at
+//! 50 %, 90 % and 100 % of current spend and 100 % of forecast spend,
+//! notifying a Pub/Sub topic and/or Cloud Monitoring email channels.
+//!
+//! A billing account holds the budgets of many projects, so a budget is
+//! named after its service and project and found again only by that name
+//! *and* a filter naming this project (by number, as Google stores it):
+//! applying for a second project never overwrites the first one's. The
+//! amount is in the billing account's currency (Cloud Billing API
+//! `billingAccounts.get`), which Google requires of a new budget.
 //!
 //! Google's actual-spend figures lag by hours (up to a day): this budget is
 //! the bill's backstop. The rollback gate acts on Lumen's own near-real-time
@@ -15,8 +21,13 @@ use crate::google_rest::{ApiError, GoogleRest};
 
 /// Google's endpoint.
 pub const DEFAULT_BUDGET_API_BASE: &str = "https://billingbudgets.googleapis.com";
-/// The budget's display name by default.
-pub const DEFAULT_DISPLAY_NAME: &str = "Lumen monthly budget";
+/// The Cloud Billing API (the billing account's currency).
+pub const DEFAULT_BILLING_API_BASE: &str = "https://cloudbilling.googleapis.com";
+/// The name budgets had before they were named per service and project;
+/// one whose filter names this project is adopted (and renamed).
+pub const LEGACY_DISPLAY_NAME: &str = "Lumen monthly budget";
+/// Google's limit on a budget's display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 60;
 /// Email channels a budget may notify at most (the API's limit).
 pub const MAX_EMAIL_CHANNELS: usize = 5;
 /// The threshold rules: (fraction, spend basis).
@@ -45,12 +56,14 @@ pub enum BudgetError {
 pub struct BudgetSpec {
     /// The billing account id (`012345-6789AB-CDEF01`).
     pub billing_account: String,
-    /// The project (its number or id) whose spend counts.
+    /// The project's number (as Google stores it in the filter) whose spend counts.
     pub project: String,
-    /// The display name (the key `apply` finds it by).
+    /// The display name (`apply` finds the budget by it and the project).
     pub display_name: String,
-    /// The monthly amount, USD.
-    pub amount_usd: f64,
+    /// The monthly amount, in `currency`.
+    pub amount: f64,
+    /// The billing account's currency (ISO 4217).
+    pub currency: String,
     /// A Pub/Sub topic (`projects/P/topics/T`) to notify.
     pub pubsub_topic: Option<String>,
     /// Cloud Monitoring email channels (`projects/P/notificationChannels/N`), at most 5.
@@ -72,14 +85,31 @@ impl BudgetSpec {
                 self.billing_account
             ));
         }
-        if self.project.is_empty() || self.project.contains('/') {
+        if self.project.is_empty() || !self.project.chars().all(|c| c.is_ascii_digit()) {
             return bad(format!(
-                "--project {:?}: the project's number or id, without projects/",
+                "--project {:?}: the project NUMBER (gcloud projects describe ID --format='value(projectNumber)'): Google stores a budget's projects by number, so an id would never find the budget again",
                 self.project
             ));
         }
-        if !(self.amount_usd > 0.0 && self.amount_usd.is_finite()) {
-            return bad(format!("--amount {}: USD, above 0", self.amount_usd));
+        if !(self.amount > 0.0 && self.amount.is_finite() && self.amount < 1e15) {
+            return bad(format!(
+                "--amount {}: {}, above 0",
+                self.amount, self.currency
+            ));
+        }
+        if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return bad(format!(
+                "--currency {:?}: an ISO 4217 code such as USD or EUR",
+                self.currency
+            ));
+        }
+        if self.display_name.is_empty()
+            || self.display_name.chars().count() > MAX_DISPLAY_NAME_CHARS
+        {
+            return bad(format!(
+                "--display-name {:?}: 1 to {MAX_DISPLAY_NAME_CHARS} characters",
+                self.display_name
+            ));
         }
         if let Some(t) = &self.pubsub_topic {
             let p: Vec<&str> = t.split('/').collect();
@@ -113,8 +143,9 @@ impl BudgetSpec {
 
     /// The Budget resource (without name and etag).
     pub fn body(&self) -> Value {
-        let cents = (self.amount_usd * 100.0).round() as u64;
-        let mut amount = json!({ "currencyCode": "USD", "units": (cents / 100).to_string() });
+        let cents = (self.amount * 100.0).round() as u64;
+        let mut amount =
+            json!({ "currencyCode": self.currency, "units": (cents / 100).to_string() });
         if !cents.is_multiple_of(100) {
             amount["nanos"] = json!((cents % 100) * 10_000_000);
         }
@@ -164,8 +195,55 @@ pub struct BudgetApplied {
     pub done: bool,
 }
 
-/// Creates the budget, or updates the one with its display name (with
-/// that one's etag); with `dry_run`, reads only and says what it would send.
+/// The display name of `service`'s budget for project `number`, within
+/// Google's 60 characters (the service's name is shortened first).
+pub fn display_name(service: &str, number: &str) -> String {
+    let tail = format!(" (project {number})");
+    let room = MAX_DISPLAY_NAME_CHARS.saturating_sub("Lumen: ".len() + tail.chars().count());
+    let short: String = service.chars().take(room).collect();
+    format!("Lumen: {short}{tail}")
+}
+
+/// This project's budget among `budgets`: the one named as `spec` says
+/// (or with the legacy name) whose filter names exactly this project.
+pub fn find_budget<'a>(budgets: &'a [Value], spec: &BudgetSpec) -> Option<&'a Value> {
+    let project = format!("projects/{}", spec.project);
+    let ours = |b: &&Value| {
+        b["budgetFilter"]["projects"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1 && p[0] == project.as_str())
+    };
+    budgets
+        .iter()
+        .filter(ours)
+        .find(|b| b["displayName"] == spec.display_name.as_str())
+        .or_else(|| {
+            budgets
+                .iter()
+                .filter(ours)
+                .find(|b| b["displayName"] == LEGACY_DISPLAY_NAME)
+        })
+}
+
+/// The billing account's currency, from the Cloud Billing API (`billing`):
+/// a new budget's amount must be in it.
+pub async fn account_currency(billing: &GoogleRest, account: &str) -> Result<String, BudgetError> {
+    let answer = billing
+        .call("GET", &format!("/v1/billingAccounts/{account}"), None)
+        .await?;
+    answer["currencyCode"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            BudgetError::Invalid(format!(
+                "billingAccounts/{account} does not say its currency: give --currency"
+            ))
+        })
+}
+
+/// Creates the budget, or updates this project's (found by [`find_budget`],
+/// with its etag); with `dry_run`, reads only and says what it would send.
 pub async fn apply(
     api: &GoogleRest,
     spec: &BudgetSpec,
@@ -173,11 +251,20 @@ pub async fn apply(
 ) -> Result<BudgetApplied, BudgetError> {
     spec.validate()?;
     let parent = format!("billingAccounts/{}", spec.billing_account);
-    let existing = api
+    let budgets = api
         .list(&format!("/v1/{parent}/budgets"), "budgets")
-        .await?
-        .into_iter()
-        .find(|b| b["displayName"] == spec.display_name.as_str());
+        .await?;
+    let existing = find_budget(&budgets, spec);
+    if let Some(found) = existing
+        && let Some(theirs) = found["amount"]["specifiedAmount"]["currencyCode"].as_str()
+        && theirs != spec.currency
+    {
+        return Err(BudgetError::Invalid(format!(
+            "the budget {} is in {theirs}, not {}: an update must keep its currency",
+            found["name"].as_str().unwrap_or_default(),
+            spec.currency
+        )));
+    }
     let mut body = spec.body();
     let (request, name) = match existing {
         Some(found) => {
@@ -230,8 +317,9 @@ mod tests {
         BudgetSpec {
             billing_account: "012345-6789AB-CDEF01".into(),
             project: "123456789".into(),
-            display_name: DEFAULT_DISPLAY_NAME.into(),
-            amount_usd: 200.0,
+            display_name: display_name("api", "123456789"),
+            amount: 200.0,
+            currency: "USD".into(),
             pubsub_topic: Some("projects/p/topics/budget".into()),
             email_channels: vec!["projects/p/notificationChannels/7".into()],
         }
@@ -248,12 +336,44 @@ mod tests {
         assert_eq!(b["thresholdRules"][3]["spendBasis"], "FORECASTED_SPEND");
         assert_eq!(b["budgetFilter"]["projects"][0], "projects/123456789");
         let cents = BudgetSpec {
-            amount_usd: 199.99,
+            amount: 199.99,
+            currency: "EUR".into(),
             ..spec()
         }
         .body();
         assert_eq!(cents["amount"]["specifiedAmount"]["units"], "199");
         assert_eq!(cents["amount"]["specifiedAmount"]["nanos"], 990_000_000);
+        assert_eq!(cents["amount"]["specifiedAmount"]["currencyCode"], "EUR");
+    }
+
+    #[test]
+    fn a_budget_is_found_by_its_name_and_this_project_only() {
+        let budget = |name: &str, project: &str| {
+            json!({"name": format!("billingAccounts/a/budgets/{name}{project}"), "displayName": name,
+                   "budgetFilter": {"projects": [format!("projects/{project}")]}})
+        };
+        let mine = display_name("api", "123456789");
+        let other = display_name("api", "987654321");
+        let list = [
+            budget(&other, "987654321"),
+            budget(LEGACY_DISPLAY_NAME, "987654321"),
+            budget(&mine, "987654321"), // a name that lies about its filter
+        ];
+        assert_eq!(find_budget(&list, &spec()), None);
+        let mut with_legacy = list.to_vec();
+        with_legacy.push(budget(LEGACY_DISPLAY_NAME, "123456789"));
+        assert_eq!(
+            find_budget(&with_legacy, &spec()).map(|b| b["displayName"].clone()),
+            Some(json!(LEGACY_DISPLAY_NAME))
+        );
+        with_legacy.push(budget(&mine, "123456789"));
+        assert_eq!(
+            find_budget(&with_legacy, &spec()).map(|b| b["displayName"].clone()),
+            Some(json!(mine))
+        );
+        let long = display_name(&"s".repeat(100), "123456789012");
+        assert_eq!(long.chars().count(), MAX_DISPLAY_NAME_CHARS);
+        assert!(long.ends_with("(project 123456789012)"));
     }
 
     #[test]
@@ -268,10 +388,24 @@ mod tests {
             ),
             (
                 BudgetSpec {
-                    amount_usd: 0.0,
+                    amount: 0.0,
                     ..spec()
                 },
                 "--amount",
+            ),
+            (
+                BudgetSpec {
+                    project: "lumen-demo".into(),
+                    ..spec()
+                },
+                "--project",
+            ),
+            (
+                BudgetSpec {
+                    currency: "usd".into(),
+                    ..spec()
+                },
+                "--currency",
             ),
             (
                 BudgetSpec {

@@ -11,7 +11,7 @@ use crate::eval::SloReport;
 use crate::fleet::store::{FleetStoreReader, connection, open_client};
 use crate::fleet::{FleetReader, QueryApi, needs_google_token};
 use crate::https::{ExchangeError, exchange, https_client};
-use crate::monitoring::commands::access_token;
+use crate::monitoring::commands::access_tokens;
 use crate::monitoring::scope::Scope;
 
 /// Default sidecar URL for the CLI.
@@ -132,13 +132,13 @@ pub async fn fleet_reader(
     let service = Scope::from_config(&config, "", service)?.service;
     let has_env_token =
         std::env::var("GOOGLE_OAUTH_ACCESS_TOKEN").is_ok_and(|t| !t.trim().is_empty());
-    let token = if token_file.is_some() || has_env_token || needs_google_token(url) {
-        Some(access_token(token_file).await?)
+    let tokens = if token_file.is_some() || has_env_token || needs_google_token(url) {
+        Some(access_tokens(token_file).await?)
     } else {
         None
     };
     Ok(FleetReader {
-        api: QueryApi::new(url, token),
+        api: QueryApi::new(url, tokens),
         service,
         revision: None,
         config,

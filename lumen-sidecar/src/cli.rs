@@ -445,15 +445,26 @@ pub enum BudgetAction {
         /// The billing account id (012345-6789AB-CDEF01).
         #[arg(long)]
         billing_account: String,
-        /// The project (number or id) whose spend counts.
+        /// The project NUMBER whose spend counts (Google stores a budget's
+        /// projects by number: `gcloud projects describe ID
+        /// --format='value(projectNumber)'`).
         #[arg(long)]
         project: String,
-        /// The monthly amount, USD (default: the config's cost.monthly_budget_usd, 200).
+        /// The service the budget is for (its name; default: the config's service).
+        #[arg(long, env = "LUMEN_SERVICE")]
+        service: Option<String>,
+        /// The monthly amount in the billing account's currency (default: the
+        /// config's cost.monthly_budget_usd, when the account bills in USD).
         #[arg(long)]
         amount: Option<f64>,
-        /// The budget's display name (the key it is found by).
-        #[arg(long, default_value = crate::budget::DEFAULT_DISPLAY_NAME)]
-        display_name: String,
+        /// The billing account's currency (ISO 4217; default: asked of the
+        /// Cloud Billing API, which needs billing.accounts.get).
+        #[arg(long)]
+        currency: Option<String>,
+        /// The budget's display name (default: "Lumen: SERVICE (project NUMBER)");
+        /// found again only together with a filter naming this project.
+        #[arg(long)]
+        display_name: Option<String>,
         /// A Pub/Sub topic to notify (projects/P/topics/T).
         #[arg(long)]
         pubsub_topic: Option<String>,
@@ -469,6 +480,15 @@ pub enum BudgetAction {
         /// The Billing Budget API.
         #[arg(long, value_name = "URL", default_value = crate::budget::DEFAULT_BUDGET_API_BASE)]
         api_base: String,
+        /// The Cloud Billing API (the account's currency).
+        #[arg(long, value_name = "URL", default_value = crate::budget::DEFAULT_BILLING_API_BASE)]
+        billing_api_base: String,
+        /// The project the calls' quota is billed to (`x-goog-user-project`):
+        /// what a person's credentials need for the Budget API; the caller
+        /// needs serviceusage.services.use there (default: the config's
+        /// export.quota_project).
+        #[arg(long, env = "GOOGLE_CLOUD_QUOTA_PROJECT")]
+        quota_project: Option<String>,
         /// Print the request instead of sending it (the list is still read).
         #[arg(long)]
         dry_run: bool,

@@ -9,6 +9,9 @@ use http_body_util::Full;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod access_tokens;
+pub use access_tokens::AccessTokens;
+
 /// Path of the default service account's token.
 pub const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 /// A token is refreshed this long before it expires (or at half its life, if shorter).
@@ -36,6 +39,20 @@ pub enum GcpError {
         path: String,
         /// What was wrong.
         reason: String,
+    },
+    /// An access token file that cannot be used.
+    #[error("access token file {path}: {reason}")]
+    TokenFile {
+        /// The file.
+        path: String,
+        /// What was wrong (never the file's content).
+        reason: String,
+    },
+    /// No token where one was expected.
+    #[error("no access token from {origin}")]
+    NoToken {
+        /// Where it was looked for.
+        origin: String,
     },
 }
 
@@ -120,6 +137,12 @@ impl TokenSource {
         self.token_at(Instant::now()).await
     }
 
+    /// A fresh token, whatever is cached (Google refused the cached one).
+    pub async fn renew(&self) -> Result<String, GcpError> {
+        self.fetch(&mut *self.cached.lock().await, Instant::now())
+            .await
+    }
+
     /// A token valid at `now` (tests pass a later instant to see a refresh).
     pub async fn token_at(&self, now: Instant) -> Result<String, GcpError> {
         let mut cached = self.cached.lock().await;
@@ -128,6 +151,14 @@ impl TokenSource {
         {
             return Ok(token.value.clone());
         }
+        self.fetch(&mut cached, now).await
+    }
+
+    async fn fetch(
+        &self,
+        cached: &mut Option<CachedToken>,
+        now: Instant,
+    ) -> Result<String, GcpError> {
         let body = self.metadata.get(TOKEN_PATH).await?;
         let answer: TokenAnswer = serde_json::from_str(&body).map_err(|e| GcpError::BadAnswer {
             host: self.metadata.host.clone(),

@@ -1,13 +1,17 @@
 //! One authenticated client of Google's JSON REST APIs (Cloud Monitoring,
-//! Cloud Run Admin v2, Cloud Billing Budgets): bearer token, JSON in and
-//! out, errors that name the call, paginated lists.
+//! Cloud Run Admin v2, Cloud Billing Budgets): a bearer token renewed
+//! before it expires (and once more on a 401), the quota project when one
+//! is named, JSON in and out, errors that name the call, paginated lists.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
 use thiserror::Error;
+
+use crate::gcp::AccessTokens;
 
 /// How long one call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,6 +29,16 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// No token to send.
+    #[error("{method} {url}: {reason}")]
+    Token {
+        /// Method.
+        method: String,
+        /// URL.
+        url: String,
+        /// Why there is none.
+        reason: String,
+    },
     /// An error status.
     #[error("{method} {url}: HTTP {status}: {body}")]
     Status {
@@ -34,6 +48,9 @@ pub enum ApiError {
         url: String,
         /// Status.
         status: u16,
+        /// Google's canonical code (`error.status`: `ABORTED`,
+        /// `FAILED_PRECONDITION`), when the answer says.
+        code: Option<String>,
         /// Start of the answer.
         body: String,
     },
@@ -44,7 +61,27 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
-            Self::Transport { .. } => None,
+            Self::Transport { .. } | Self::Token { .. } => None,
+        }
+    }
+
+    /// Google's canonical code of a refused call (`ABORTED`, `FAILED_PRECONDITION`).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Status { code, .. } => code.as_deref(),
+            Self::Transport { .. } | Self::Token { .. } => None,
+        }
+    }
+
+    /// Whether the call was refused because what it changes changed since it
+    /// was read (a stale etag): 409 `ABORTED`, 412, or 400
+    /// `FAILED_PRECONDITION` as AIP-154 allows. A 400 `FAILED_PRECONDITION`
+    /// has other causes too: read again and decide again, which finds them.
+    pub fn is_stale(&self) -> bool {
+        match self.status() {
+            Some(409 | 412) => true,
+            Some(400) => self.code() == Some("FAILED_PRECONDITION"),
+            _ => false,
         }
     }
 
@@ -52,28 +89,44 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Transport { .. } => true,
+            Self::Token { .. } => false,
             Self::Status { status, .. } => *status == 429 || *status >= 500,
         }
     }
 }
 
-/// A client of one API host with one bearer token.
+/// A client of one API host with renewed bearer tokens.
 #[derive(Debug, Clone)]
 pub struct GoogleRest {
     client: crate::https::HttpsClient,
     base: String,
-    token: String,
+    tokens: Arc<AccessTokens>,
+    quota_project: Option<String>,
 }
 
 impl GoogleRest {
     /// A client of `base` (`https://run.googleapis.com`, or a stand-in's URL)
-    /// with `token`.
-    pub fn new(base: &str, token: &str) -> Self {
+    /// with tokens from `tokens`.
+    pub fn new(base: &str, tokens: Arc<AccessTokens>) -> Self {
         Self {
             client: crate::https::https_client(),
             base: base.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
+            tokens,
+            quota_project: None,
         }
+    }
+
+    /// Bills the calls' quota to `project` (`x-goog-user-project`): what a
+    /// person's credentials need for APIs that are not the caller's own
+    /// project's; the caller then needs `serviceusage.services.use` there.
+    pub fn with_quota_project(mut self, project: Option<String>) -> Self {
+        self.quota_project = project.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// The quota project sent, if any.
+    pub fn quota_project(&self) -> Option<&str> {
+        self.quota_project.as_deref()
     }
 
     /// The base URL.
@@ -94,25 +147,58 @@ impl GoogleRest {
             url: url.clone(),
             reason,
         };
-        let request = http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(Value::to_string).unwrap_or_default(),
-            )))
-            .map_err(|e| transport(e.to_string()))?;
-        let answer =
-            crate::https::exchange(&self.client, request, Some(CALL_TIMEOUT), 16 * 1024 * 1024)
-                .await
+        let no_token = |e: crate::gcp::GcpError| ApiError::Token {
+            method: method.to_owned(),
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let body = Bytes::from(body.map(Value::to_string).unwrap_or_default());
+        let mut token = self.tokens.token().await.map_err(no_token)?;
+        let mut renewed = false;
+        let answer = loop {
+            let mut request = http::Request::builder()
+                .method(method)
+                .uri(&url)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json");
+            if let Some(project) = &self.quota_project {
+                request = request.header("x-goog-user-project", project.as_str());
+            }
+            let request = request
+                .body(Full::new(body.clone()))
                 .map_err(|e| transport(e.to_string()))?;
+            let answer =
+                crate::https::exchange(&self.client, request, Some(CALL_TIMEOUT), 16 * 1024 * 1024)
+                    .await
+                    .map_err(|e| transport(e.to_string()))?;
+            // An expired or revoked token: renew once and try again.
+            if answer.status == http::StatusCode::UNAUTHORIZED && !renewed {
+                renewed = true;
+                if let Some(fresh) = self.tokens.renew(&token).await.map_err(no_token)? {
+                    tracing::info!(%method, %url, "token refused (401): renewed it, trying again");
+                    token = fresh;
+                    continue;
+                }
+            }
+            break answer;
+        };
         if !answer.status.is_success() {
+            let mut body = answer.text(300);
+            if answer.status == http::StatusCode::UNAUTHORIZED {
+                body.push_str(&format!(
+                    " (the token from {} was refused; no other to try)",
+                    self.tokens.origin()
+                ));
+            }
+            let code = serde_json::from_slice::<Value>(&answer.body)
+                .ok()
+                .and_then(|v| v["error"]["status"].as_str().map(str::to_owned));
             return Err(ApiError::Status {
                 method: method.to_owned(),
                 url: url.clone(),
                 status: answer.status.as_u16(),
-                body: answer.text(300),
+                code,
+                body,
             });
         }
         Ok(if answer.body.is_empty() {
@@ -161,9 +247,19 @@ mod tests {
             method: "PATCH".into(),
             url: "u".into(),
             status,
+            code: None,
             body: String::new(),
         };
         assert!(!status(409).is_transient());
+        assert!(status(409).is_stale() && status(412).is_stale() && !status(400).is_stale());
+        let precondition = ApiError::Status {
+            method: "PATCH".into(),
+            url: "u".into(),
+            status: 400,
+            code: Some("FAILED_PRECONDITION".into()),
+            body: String::new(),
+        };
+        assert!(precondition.is_stale());
         assert!(status(429).is_transient() && status(503).is_transient());
         assert_eq!(status(409).status(), Some(409));
     }

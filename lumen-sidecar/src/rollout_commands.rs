@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 
 use crate::app::now_ms;
-use crate::budget::{BudgetSpec, apply};
+use crate::budget::{BudgetSpec, account_currency, apply};
 use crate::check::fleet_reader;
 use crate::cli::{BudgetAction, GateCommandArgs, GateWatchArgs, TuneApplyArgs};
 use crate::config::{SidecarConfig, window_is_valid};
@@ -16,7 +16,7 @@ use crate::gate::{
     SlackTarget, gate, router, status_text,
 };
 use crate::google_rest::GoogleRest;
-use crate::monitoring::commands::access_token;
+use crate::monitoring::commands::access_tokens;
 
 fn check_args(a: &GateWatchArgs) -> Result<(), String> {
     // Closed by default: off loopback, only with a token (as `serve`).
@@ -78,8 +78,8 @@ pub async fn gate_watch(
         a.access_token_file.as_deref(),
     )
     .await?;
-    let token = access_token(a.access_token_file.as_deref()).await?;
-    let run = CloudRunService::new(&a.run_api_base, &token, &a.project, &a.region, &a.service);
+    let tokens = access_tokens(a.access_token_file.as_deref()).await?;
+    let run = CloudRunService::new(&a.run_api_base, tokens, &a.project, &a.region, &a.service);
     let slack = GateSlack::new(match (&a.slack_token, &a.slack_channel, &a.slack_webhook) {
         (Some(token), Some(channel), _) => SlackTarget::WebApi {
             base: a.slack_api_base.clone(),
@@ -219,40 +219,77 @@ pub async fn gate_command(action: &str, a: &GateCommandArgs) -> Result<String, S
     })
 }
 
+/// A refusal for want of a quota project, with what to do about it.
+fn with_quota_hint(error: String) -> String {
+    if error.contains("quota project") {
+        format!(
+            "{error}\n(with a person's credentials, give --quota-project PROJECT or GOOGLE_CLOUD_QUOTA_PROJECT; the caller needs serviceusage.services.use there)"
+        )
+    } else {
+        error
+    }
+}
+
 /// `budget apply`: what was (or would be) sent.
 pub async fn budget_apply(action: BudgetAction) -> Result<String, String> {
     let BudgetAction::Apply {
         billing_account,
         project,
+        service,
         amount,
+        currency,
         display_name,
         pubsub_topic,
         email_channel,
         config,
         access_token_file,
         api_base,
+        billing_api_base,
+        quota_project,
         dry_run,
     } = action;
     let config = SidecarConfig::load(config.as_deref()).map_err(|e| e.to_string())?;
-    let spec = BudgetSpec {
+    let service =
+        crate::monitoring::scope::Scope::from_config(&config, "", service.as_deref())?.service;
+    let mut spec = BudgetSpec {
+        display_name: display_name
+            .unwrap_or_else(|| crate::budget::display_name(&service, &project)),
         billing_account,
         project,
-        display_name,
-        amount_usd: amount.unwrap_or(config.cost.monthly_budget_usd),
+        amount: amount.unwrap_or(config.cost.monthly_budget_usd),
+        currency: currency
+            .as_deref()
+            .map_or_else(|| "USD".to_owned(), |c| c.trim().to_ascii_uppercase()),
         pubsub_topic,
         email_channels: email_channel,
     };
+    // Bad arguments are refused before any call (the currency, when not
+    // given, is checked again once the account has said it).
     spec.validate().map_err(|e| e.to_string())?;
-    let token = access_token(access_token_file.as_deref()).await?;
-    let api = GoogleRest::new(&api_base, &token);
+    let tokens = access_tokens(access_token_file.as_deref()).await?;
+    let quota_project = quota_project.or_else(|| config.export.quota_project.clone());
+    let api = GoogleRest::new(&api_base, tokens.clone()).with_quota_project(quota_project.clone());
+    if currency.is_none() {
+        let billing = GoogleRest::new(&billing_api_base, tokens).with_quota_project(quota_project);
+        spec.currency = account_currency(&billing, &spec.billing_account)
+            .await
+            .map_err(|e| with_quota_hint(format!("{e} (or give --currency)")))?;
+        if amount.is_none() && spec.currency != "USD" {
+            return Err(format!(
+                "billing account {} bills in {}; cost.monthly_budget_usd is USD: give --amount in {}",
+                spec.billing_account, spec.currency, spec.currency
+            ));
+        }
+    }
+    spec.validate().map_err(|e| e.to_string())?;
     let applied = apply(&api, &spec, dry_run)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| with_quota_hint(e.to_string()))?;
     let body =
         serde_json::to_string_pretty(&applied.request.body).expect("a JSON value serializes");
     Ok(if applied.done {
         format!(
-            "{} {}\n{} budget {} ({} USD a month). Google's spend figures lag by hours: the rollback gate uses Lumen's own estimate.\n",
+            "{} {}\n{} budget {} \"{}\" ({} {} a month). Google's spend figures lag by hours: the rollback gate uses Lumen's own estimate.\n",
             applied.request.method,
             applied.request.path,
             if applied.request.method == "POST" {
@@ -261,7 +298,9 @@ pub async fn budget_apply(action: BudgetAction) -> Result<String, String> {
                 "updated"
             },
             applied.name,
-            spec.amount_usd
+            spec.display_name,
+            spec.amount,
+            spec.currency
         )
     } else {
         format!(
@@ -346,8 +385,8 @@ pub async fn tune_apply(a: TuneApplyArgs) -> Result<String, String> {
         }
         o
     };
-    let token = access_token(a.access_token_file.as_deref()).await?;
-    let run = CloudRunService::new(&a.run_api_base, &token, &a.project, &a.region, &a.service);
+    let tokens = access_tokens(a.access_token_file.as_deref()).await?;
+    let run = CloudRunService::new(&a.run_api_base, tokens, &a.project, &a.region, &a.service);
     if !a.confirm {
         out.push_str(&format!(
             "dry run: would PATCH {}/v2/{} with scaling.minInstanceCount = {} (add --confirm)\n",

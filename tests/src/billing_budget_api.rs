@@ -7,7 +7,11 @@
 //! `amount.specifiedAmount{currencyCode, units (a string), nanos}`,
 //! `thresholdRules[{thresholdPercent, spendBasis}]`, `notificationsRule
 //! {pubsubTopic, schemaVersion, monitoringNotificationChannels (≤ 5)}`) and
-//! the documented enums.
+//! the documented enums. As Google does, it pages lists, stores a filter's
+//! projects by number, holds the amount in the billing account's currency
+//! (refusing another one), answers the account's currency on the Cloud
+//! Billing API's `GET /v1/billingAccounts/{id}`, accepts only tokens it
+//! issued that have not expired, and can insist on a quota project.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,7 +22,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::google_stand_in::{bearer_violation, google_error, request_line, unauthenticated};
+use crate::google_stand_in::{TokenAuthority, google_error, request_line};
 
 /// What the stand-in holds and saw.
 #[derive(Debug, Default)]
@@ -29,6 +33,40 @@ pub struct BudgetState {
     pub requests: Vec<String>,
     /// Requests refused as not what the API documents.
     pub violations: Vec<String>,
+    /// The tokens Google would accept.
+    pub authority: TokenAuthority,
+    /// The billing account's currency (ISO 4217); `USD` when empty.
+    pub currency: String,
+    /// Refuse calls without `x-goog-user-project` (403), as Google does for
+    /// a person's credentials on a consumer API without a quota project.
+    pub needs_quota_project: bool,
+    /// The quota project of each call that named one.
+    pub quota_projects: Vec<String>,
+}
+
+/// Budgets per page of a list (small, so paging is exercised).
+const PAGE: usize = 2;
+
+impl BudgetState {
+    fn currency(&self) -> &str {
+        if self.currency.is_empty() {
+            "USD"
+        } else {
+            &self.currency
+        }
+    }
+}
+
+/// `projects/ID` as Google stores it: by number (`projects/NUMBER`).
+fn stored_project(p: &str) -> String {
+    let id = p.trim_start_matches("projects/");
+    if id.chars().all(|c| c.is_ascii_digit()) {
+        return p.to_owned();
+    }
+    let number = id.bytes().fold(100_000_000_000_u64, |n, b| {
+        (n * 31 + u64::from(b)) % 900_000_000_000 + 100_000_000_000
+    });
+    format!("projects/{number}")
 }
 
 /// A running stand-in.
@@ -88,7 +126,7 @@ fn check_budget(b: &Value) -> Result<(), String> {
         return Err("budgetFilter.creditTypesTreatment".into());
     }
     let money = &b["amount"]["specifiedAmount"];
-    if money["currencyCode"] != "USD" || !money["units"].is_string() {
+    if !money["units"].is_string() {
         return Err(format!("amount.specifiedAmount {money}: units is a string"));
     }
     if money.get("nanos").is_some_and(|n| !n.is_i64()) {
@@ -132,14 +170,54 @@ async fn handle(
     let path = format!("/v1/{rest}");
     s.requests
         .push(request_line(&method, &path, query.as_deref()));
-    if let Some(violation) = bearer_violation(&method, &path, &headers) {
-        s.violations.push(violation);
-        return unauthenticated();
+    if let Some((answer, violation)) = s.authority.check(&method, &path, &headers) {
+        s.violations.extend(violation);
+        return answer;
     }
+    match headers
+        .get("x-goog-user-project")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(p) => s.quota_projects.push(p.to_owned()),
+        None if s.needs_quota_project => {
+            return google_error(
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
+                "Your application is authenticating by using local Application Default Credentials. The billingbudgets.googleapis.com API requires a quota project, which is not set by default.",
+            );
+        }
+        None => {}
+    }
+    let params: Vec<(String, String)> = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let parts: Vec<&str> = rest.split('/').collect();
     match (method.as_str(), parts.as_slice()) {
+        // Cloud Billing API v1 `billingAccounts.get` (same stand-in host).
+        ("GET", ["billingAccounts", account]) => axum::Json(json!({
+            "name": format!("billingAccounts/{account}"),
+            "open": true,
+            "displayName": "My Billing Account",
+            "masterBillingAccount": "",
+            "currencyCode": s.currency(),
+        }))
+        .into_response(),
         ("GET", ["billingAccounts", _, "budgets"]) => {
-            axum::Json(json!({ "budgets": s.budgets })).into_response()
+            let start: usize = params
+                .iter()
+                .find(|(k, _)| k == "pageToken")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let page: Vec<Value> = s.budgets.iter().skip(start).take(PAGE).cloned().collect();
+            let mut answer = json!({ "budgets": page });
+            if start + PAGE < s.budgets.len() {
+                answer["nextPageToken"] = json!((start + PAGE).to_string());
+            }
+            axum::Json(answer).into_response()
         }
         ("POST", ["billingAccounts", account, "budgets"]) => {
             let Ok(b) = serde_json::from_slice::<Value>(&body) else {
@@ -158,7 +236,24 @@ async fn handle(
                     "name and etag are output only on create",
                 );
             }
+            let currency = s.currency().to_owned();
+            let given = &b["amount"]["specifiedAmount"]["currencyCode"];
+            if given.as_str().is_some_and(|c| c != currency) {
+                return google_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    &format!(
+                        "Budget currency code {given} must match the billing account's currency {currency}."
+                    ),
+                );
+            }
             let mut stored = b;
+            stored["amount"]["specifiedAmount"]["currencyCode"] = json!(currency);
+            if let Some(projects) = stored["budgetFilter"]["projects"].as_array_mut() {
+                for p in projects.iter_mut() {
+                    *p = json!(stored_project(p.as_str().unwrap_or_default()));
+                }
+            }
             stored["name"] = json!(format!(
                 "billingAccounts/{account}/budgets/b{}",
                 s.budgets.len() + 1
@@ -201,9 +296,26 @@ async fn handle(
                 .as_str()
                 .and_then(|e| e.trim_start_matches('e').parse().ok())
                 .unwrap_or(1);
+            let theirs = s.budgets[i]["amount"]["specifiedAmount"]["currencyCode"].clone();
+            let given = &b["amount"]["specifiedAmount"]["currencyCode"];
+            if mask.split(',').any(|f| f == "amount") && given.is_string() && *given != theirs {
+                return google_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    &format!(
+                        "Budget currency code {given} must match the existing budget's {theirs}."
+                    ),
+                );
+            }
             let mut stored = s.budgets[i].clone();
             for f in mask.split(',') {
                 stored[f] = b[f].clone();
+            }
+            stored["amount"]["specifiedAmount"]["currencyCode"] = theirs;
+            if let Some(projects) = stored["budgetFilter"]["projects"].as_array_mut() {
+                for p in projects.iter_mut() {
+                    *p = json!(stored_project(p.as_str().unwrap_or_default()));
+                }
             }
             stored["etag"] = json!(format!("e{}", version + 1));
             s.budgets[i] = stored.clone();

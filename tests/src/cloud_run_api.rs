@@ -1,11 +1,15 @@
 //! A stand-in for the Cloud Run Admin API v2 (Google's API cannot run
 //! here). It checks every request as the API documents it (the discovery
-//! document's paths and query parameters, `Authorization: Bearer`, a PATCH
-//! body that is the whole Service with the current `etag` and traffic
-//! targets of the documented enum summing to 100 on existing Ready
-//! revisions), answers the documented shapes (Service, paged
-//! `ListRevisionsResponse`, long-running `Operation`), and can answer an
-//! etag conflict (409 ABORTED), 503s, or a failed operation.
+//! document's paths and query parameters, a bearer token Google issued and
+//! that has not expired, a PATCH that is either the whole Service, sent
+//! with the template and so as its service account (`actAs`), or the
+//! fields its `updateMask` names, with the current `etag`, traffic targets
+//! of the documented enum summing to 100 on existing Ready revisions, tags
+//! unique), answers the documented shapes (Service with `LATEST` and tagged
+//! traffic entries, paged `ListRevisionsResponse`, long-running
+//! `Operation`), and can answer a stale etag (400 FAILED_PRECONDITION, or
+//! 409 ABORTED), 503s, or a failed operation. A PATCH that leaves a tag
+//! out deletes it, as Google does.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub use crate::google_stand_in::TOKEN;
-use crate::google_stand_in::{bearer_violation, google_error, request_line, unauthenticated};
+use crate::google_stand_in::{TokenAuthority, google_error, request_line};
 /// Revisions per page of a list (small, so paging is exercised).
 const PAGE: usize = 2;
 /// Polls an operation answers `done: false` before it completes.
@@ -35,6 +39,9 @@ pub struct StandInRevision {
     pub ready: bool,
 }
 
+/// The caller's service account's runtime identity, in the template.
+pub const RUNTIME_IDENTITY: &str = "lumen-runtime@lumen-demo.iam.gserviceaccount.com";
+
 /// What the stand-in holds and saw.
 #[derive(Debug, Default)]
 pub struct RunApiState {
@@ -44,10 +51,15 @@ pub struct RunApiState {
     pub revisions: Vec<StandInRevision>,
     /// The revision taking traffic (all of it).
     pub serving: String,
+    /// Whether it takes it through a `LATEST` entry (as after a plain
+    /// deploy) rather than by name.
+    pub latest_traffic: bool,
+    /// Tag-only traffic entries (0 %): tag → revision. Each has its own URL.
+    pub tags: Vec<(String, String)>,
     /// The service's etag.
     pub etag: u64,
-    /// Operations: name → (polls so far, target revision, min instances).
-    pub operations: BTreeMap<String, (u32, String, Option<u64>)>,
+    /// Operations: name → (polls so far, the change they carry out).
+    pub operations: BTreeMap<String, (u32, Change)>,
     /// The service-level `scaling.minInstanceCount`, once set.
     pub min_instances: Option<u64>,
     /// Every request: `METHOD path?query`.
@@ -56,12 +68,31 @@ pub struct RunApiState {
     pub patches: Vec<Value>,
     /// Requests refused as not what the API documents (a test that sees any has found a bug).
     pub violations: Vec<String>,
-    /// Answer 409 ABORTED to this many PATCHes (as if someone deployed meanwhile).
+    /// The PATCHes that arrived with a stale etag (someone changed the service).
     pub conflicts_left: u32,
+    /// Answer a stale etag 409 ABORTED instead of 400 FAILED_PRECONDITION
+    /// (AIP-154 allows both; Cloud Run's own choice is not documented).
+    pub stale_etag_aborted: bool,
     /// Answer 503 to this many requests.
     pub unavailable_left: u32,
     /// Fail the next operation (done with an error).
     pub fail_operation: bool,
+    /// Whether the caller may act as [`RUNTIME_IDENTITY`]
+    /// (`iam.serviceAccounts.actAs`): a PATCH that sends the template needs it.
+    pub caller_can_act_as: bool,
+    /// The tokens Google would accept.
+    pub authority: TokenAuthority,
+}
+
+/// What an accepted PATCH changes once its operation completes.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// The revision taking all traffic, and whether through `LATEST`.
+    pub traffic: Option<(String, bool)>,
+    /// The tag-only entries after it.
+    pub tags: Option<Vec<(String, String)>>,
+    /// The minimum instances.
+    pub min_instances: Option<u64>,
 }
 
 /// A running stand-in.
@@ -77,6 +108,11 @@ impl RunApi {
     pub fn state(&self) -> MutexGuard<'_, RunApiState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The tokens it accepts.
+    pub fn authority(&self) -> TokenAuthority {
+        self.state().authority.clone()
+    }
 }
 
 fn service_json(s: &RunApiState) -> Value {
@@ -87,16 +123,43 @@ fn service_json(s: &RunApiState) -> Value {
     v
 }
 
+fn latest_ready(s: &RunApiState) -> &str {
+    s.revisions
+        .iter()
+        .rev()
+        .find(|r| r.ready)
+        .map_or("", |r| r.name.as_str())
+}
+
 fn service_body(s: &RunApiState) -> Value {
+    let service_id = s.service_name.rsplit('/').next().unwrap_or("");
+    let (mut traffic, mut statuses) = if s.latest_traffic {
+        (
+            vec![json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100})],
+            vec![json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100})],
+        )
+    } else {
+        let entry = json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": s.serving, "percent": 100});
+        (vec![entry.clone()], vec![entry])
+    };
+    for (tag, revision) in &s.tags {
+        // A tag-only entry: no percent (0), its own URL.
+        traffic.push(json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": revision, "tag": tag}));
+        statuses.push(json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": revision, "tag": tag,
+            "uri": format!("https://{tag}---{service_id}-7x2kq3vbma-ew.a.run.app")}));
+    }
     json!({
         "name": s.service_name,
         "uid": "7f1c0000-0000-4000-8000-000000000001",
         "generation": s.etag.to_string(),
         "etag": format!("\"{}\"", s.etag),
-        "template": {"containers": [{"name": "app", "image": "europe-docker.pkg.dev/p/r/app:1"}]},
-        "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": s.serving, "percent": 100}],
-        "trafficStatuses": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": s.serving, "percent": 100}],
-        "latestReadyRevision": format!("{}/revisions/{}", s.service_name, s.revisions.iter().rev().find(|r| r.ready).map_or("", |r| r.name.as_str())),
+        "template": {
+            "serviceAccount": RUNTIME_IDENTITY,
+            "containers": [{"name": "app", "image": "europe-docker.pkg.dev/p/r/app@sha256:9f2c"}],
+        },
+        "traffic": traffic,
+        "trafficStatuses": statuses,
+        "latestReadyRevision": format!("{}/revisions/{}", s.service_name, latest_ready(s)),
         "latestCreatedRevision": format!("{}/revisions/{}", s.service_name, s.revisions.last().map_or("", |r| r.name.as_str())),
         "reconciling": false,
     })
@@ -119,70 +182,126 @@ fn query_params(q: Option<&str>) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (k.to_owned(), v.to_owned())
+            (k.to_owned(), v.replace("%2C", ",").replace("%2c", ","))
         })
         .collect()
 }
 
-/// Checks a PATCH body against the current service; `Err` says what the
-/// real API would refuse.
-fn check_patch(
-    s: &RunApiState,
-    body: &Value,
-) -> Result<(String, Option<u64>), (StatusCode, &'static str, String)> {
+type Refusal = (StatusCode, &'static str, String);
+/// The revision with all traffic (and whether through LATEST), and the tags.
+type Traffic = ((String, bool), Vec<(String, String)>);
+
+/// Checks the traffic targets of a PATCH: the revision taking all traffic
+/// (and whether through LATEST) and the tag-only entries.
+fn check_traffic(s: &RunApiState, targets: &[Value]) -> Result<Traffic, Refusal> {
     let bad = |m: String| Err((StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", m));
-    let min = match body.get("scaling") {
-        None => None,
-        Some(scaling) => match scaling["minInstanceCount"].as_u64() {
-            Some(n) if n <= 1000 => Some(n),
-            _ => {
-                return bad(format!(
-                    "scaling.minInstanceCount {scaling}: an integer from 0 to 1000"
-                ));
-            }
-        },
-    };
-    if body["template"] != service_json(s)["template"] {
-        return bad("the body is not the whole Service: its template would be replaced".into());
-    }
-    let Some(targets) = body["traffic"].as_array() else {
-        return bad("no traffic".into());
-    };
     let mut sum = 0;
     let mut only = None;
+    let mut tags = Vec::new();
     for t in targets {
-        match t["type"].as_str() {
+        let percent = t["percent"].as_u64().unwrap_or(0);
+        let revision = match t["type"].as_str() {
             Some("TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION") => {
                 let Some(name) = t["revision"].as_str() else {
                     return bad(format!("a REVISION target without revision: {t}"));
                 };
                 match s.revisions.iter().find(|r| r.name == name) {
                     None => return bad(format!("revision {name} not found")),
-                    Some(r) if !r.ready => {
+                    Some(r) if !r.ready && percent > 0 => {
                         return Err((
                             StatusCode::BAD_REQUEST,
                             "FAILED_PRECONDITION",
                             format!("revision {name} is not ready"),
                         ));
                     }
-                    Some(_) => only = Some(name.to_owned()),
+                    Some(_) => name.to_owned(),
                 }
             }
-            Some("TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST") => {}
+            Some("TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST") => latest_ready(s).to_owned(),
             other => return bad(format!("traffic type {other:?}")),
+        };
+        if let Some(tag) = t["tag"].as_str() {
+            if tags.iter().any(|(t, _)| t == tag) {
+                return bad(format!("tag {tag} given twice"));
+            }
+            tags.push((tag.to_owned(), revision.clone()));
         }
-        sum += t["percent"].as_u64().unwrap_or(0);
+        if percent > 0 {
+            if only.is_some() {
+                return bad("the stand-in takes one target with all traffic".into());
+            }
+            let latest = t["type"] == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST";
+            only = Some((revision, latest));
+        }
+        sum += percent;
     }
     if sum != 100 {
         return bad(format!("traffic percents sum to {sum}, not 100"));
     }
-    only.map(|r| (r, min)).ok_or_else(|| {
-        (
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            "no revision".into(),
-        )
-    })
+    let only = only.ok_or((
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        "no revision".to_owned(),
+    ))?;
+    Ok((only, tags))
+}
+
+/// Checks a PATCH body against the current service under `mask` (empty:
+/// the whole Service replaces the old one); `Err` says what the real API
+/// would refuse.
+fn check_patch(s: &RunApiState, body: &Value, mask: &[String]) -> Result<Change, Refusal> {
+    let bad = |m: String| Err((StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", m));
+    let whole = mask.is_empty();
+    for field in mask {
+        if !["traffic", "scaling.minInstanceCount", "scaling"].contains(&field.as_str()) {
+            return bad(format!("updateMask: the stand-in does not take {field}"));
+        }
+    }
+    let masked = |f: &str| {
+        whole
+            || mask
+                .iter()
+                .any(|m| m == f || f.starts_with(&format!("{m}.")))
+    };
+    let mut change = Change::default();
+    if masked("scaling.minInstanceCount") {
+        change.min_instances = match body.get("scaling") {
+            None if whole => None,
+            Some(scaling) => match scaling["minInstanceCount"].as_u64() {
+                Some(n) if n <= 1000 => Some(n),
+                _ => {
+                    return bad(format!(
+                        "scaling.minInstanceCount {scaling}: an integer from 0 to 1000"
+                    ));
+                }
+            },
+            None => return bad("updateMask names scaling; the body has none".into()),
+        };
+    }
+    if whole {
+        if body["template"] != service_json(s)["template"] {
+            return bad("the body is not the whole Service: its template would be replaced".into());
+        }
+        // Sending the template deploys as its service account.
+        if !s.caller_can_act_as {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
+                format!(
+                    "Permission 'iam.serviceaccounts.actAs' denied on service account {RUNTIME_IDENTITY} (or it may not exist)."
+                ),
+            ));
+        }
+    }
+    if masked("traffic") {
+        let Some(targets) = body["traffic"].as_array() else {
+            return bad("no traffic".into());
+        };
+        let (only, tags) = check_traffic(s, targets)?;
+        change.traffic = Some(only);
+        change.tags = Some(tags);
+    }
+    Ok(change)
 }
 
 async fn handle(
@@ -197,9 +316,9 @@ async fn handle(
     let path = format!("/v2/{rest}");
     s.requests
         .push(request_line(&method, &path, query.as_deref()));
-    if let Some(violation) = bearer_violation(&method, &path, &headers) {
-        s.violations.push(violation);
-        return unauthenticated();
+    if let Some((answer, violation)) = s.authority.check(&method, &path, &headers) {
+        s.violations.extend(violation);
+        return answer;
     }
     if s.unavailable_left > 0 {
         s.unavailable_left -= 1;
@@ -258,12 +377,11 @@ async fn handle(
         }
         "GET" => {
             let name = path.trim_start_matches("/v2/").to_owned();
-            let Some((polls, target, min)) = s.operations.get(&name).cloned() else {
+            let Some((polls, change)) = s.operations.get(&name).cloned() else {
                 return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such operation");
             };
             let polls = polls + 1;
-            s.operations
-                .insert(name.clone(), (polls, target.clone(), min));
+            s.operations.insert(name.clone(), (polls, change.clone()));
             let mut op = json!({
                 "name": name,
                 "metadata": {"@type": "type.googleapis.com/google.cloud.run.v2.Service"},
@@ -273,9 +391,15 @@ async fn handle(
                 if s.fail_operation {
                     op["error"] = json!({"code": 9, "message": "Revision is not ready and cannot serve traffic."});
                 } else if polls == POLLS_BEFORE_DONE + 1 {
-                    s.serving = target;
-                    if min.is_some() {
-                        s.min_instances = min;
+                    if let Some((serving, latest)) = change.traffic {
+                        s.serving = serving;
+                        s.latest_traffic = latest;
+                    }
+                    if let Some(tags) = change.tags {
+                        s.tags = tags;
+                    }
+                    if change.min_instances.is_some() {
+                        s.min_instances = change.min_instances;
                     }
                     s.etag += 1;
                     op["response"] = service_json(&s);
@@ -294,19 +418,39 @@ async fn handle(
                 s.conflicts_left -= 1;
                 s.etag += 1; // someone else changed the service
             }
-            if body["etag"] != json!(format!("\"{}\"", s.etag)) {
-                return google_error(
-                    StatusCode::CONFLICT,
-                    "ABORTED",
-                    "etag mismatch: the service changed since it was read",
-                );
+            if body.get("etag").is_some() && body["etag"] != json!(format!("\"{}\"", s.etag)) {
+                // AIP-154: a stale etag fails the precondition.
+                return if s.stale_etag_aborted {
+                    google_error(
+                        StatusCode::CONFLICT,
+                        "ABORTED",
+                        "etag mismatch: the service changed since it was read",
+                    )
+                } else {
+                    google_error(
+                        StatusCode::BAD_REQUEST,
+                        "FAILED_PRECONDITION",
+                        "The provided etag does not match the current etag of the resource.",
+                    )
+                };
             }
-            match check_patch(&s, &body) {
+            let mask: Vec<String> = params
+                .iter()
+                .filter(|(k, _)| k == "updateMask")
+                .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+                .filter(|f| !f.is_empty())
+                .collect();
+            match check_patch(&s, &body, &mask) {
+                // Permission denied is Google's answer to a caller without
+                // the role, not a malformed request.
+                Err((status, code, message)) if status == StatusCode::FORBIDDEN => {
+                    google_error(status, code, &message)
+                }
                 Err((status, code, message)) => {
                     s.violations.push(format!("PATCH refused: {message}"));
                     google_error(status, code, &message)
                 }
-                Ok((target, min)) => {
+                Ok(change) => {
                     let n = s.operations.len() + 1;
                     let location = s
                         .service_name
@@ -315,7 +459,7 @@ async fn handle(
                         .unwrap_or("")
                         .to_owned();
                     let name = format!("{location}/operations/op-{n}");
-                    s.operations.insert(name.clone(), (0, target, min));
+                    s.operations.insert(name.clone(), (0, change));
                     s.patches.push(body);
                     axum::Json(json!({
                         "name": name,

@@ -123,10 +123,17 @@ fn budget_cli(base: &str, extra: &[&str]) -> (Option<i32>, String, String) {
             "--billing-account",
             "012345-6789AB-CDEF01",
         ])
-        .args(["--project", "123456789012", "--api-base", base])
+        .args(["--api-base", base, "--billing-api-base", base])
+        .args(["--service", "mentor-api"])
+        .args(if extra.contains(&"--project") {
+            &[][..]
+        } else {
+            &["--project", "123456789012"][..]
+        })
         .args(extra)
         .env("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN)
         .env_remove("LUMEN_CONFIG")
+        .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
         .output()
         .expect("runs");
     (
@@ -152,14 +159,16 @@ async fn budget_apply_creates_then_updates_with_the_etag() {
         out.contains("would send\nPOST ") && out.contains("FORECASTED_SPEND"),
         "{out}"
     );
-    assert_eq!(api.state().requests.len(), 1, "{:?}", api.state().requests);
+    // The account's currency, then the list.
+    assert_eq!(api.state().requests.len(), 2, "{:?}", api.state().requests);
     assert!(api.state().budgets.is_empty());
 
     // Create: $200 (the default), four thresholds, both notifications.
     let (code, out, err) = budget_cli(&api.base, &notify);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("created budget billingAccounts/012345-6789AB-CDEF01/budgets/b1"),
+        out.contains("created budget billingAccounts/012345-6789AB-CDEF01/budgets/b1")
+            && out.contains("\"Lumen: mentor-api (project 123456789012)\""),
         "{out}"
     );
     {
@@ -231,5 +240,93 @@ async fn budget_apply_creates_then_updates_with_the_etag() {
     let (code, _, err) = budget_cli(&api.base, &six);
     assert_eq!(code, Some(3));
     assert!(err.contains("at most 5"), "{err}");
+    let (code, _, err) = budget_cli(&api.base, &["--project", "lumen-demo"]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("project NUMBER"), "{err}");
     assert_eq!(api.state().requests.len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_of_two_projects_on_one_account_stay_apart() {
+    let api = budget_api().await;
+    // Someone else's budgets fill the first pages of the list.
+    for i in 0..3 {
+        api.state().budgets.push(serde_json::json!({
+            "name": format!("billingAccounts/012345-6789AB-CDEF01/budgets/x{i}"),
+            "displayName": "Lumen monthly budget",
+            "etag": "e1",
+            "budgetFilter": {"projects": [format!("projects/55500{i}")]},
+            "amount": {"specifiedAmount": {"currencyCode": "USD", "units": "10"}},
+        }));
+    }
+    for (project, amount) in [("111111111111", "100"), ("222222222222", "300")] {
+        let (code, out, err) = budget_cli(&api.base, &["--project", project, "--amount", amount]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains("created budget"), "{out}");
+    }
+    // The first project again: its own budget is updated, nobody else's.
+    let (code, out, err) = budget_cli(&api.base, &["--project", "111111111111", "--amount", "150"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("updated budget"), "{out}");
+    let s = api.state();
+    assert!(s.violations.is_empty(), "{:?}", s.violations);
+    let units: Vec<(String, String)> = s
+        .budgets
+        .iter()
+        .map(|b| {
+            (
+                b["budgetFilter"]["projects"][0]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                b["amount"]["specifiedAmount"]["units"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        units[3..],
+        [
+            ("projects/111111111111".to_owned(), "150".to_owned()),
+            ("projects/222222222222".to_owned(), "300".to_owned())
+        ]
+    );
+    assert!(units[..3].iter().all(|(_, u)| u == "10"), "{units:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_euro_account_gets_a_euro_budget_and_a_person_names_a_quota_project() {
+    let api = budget_api().await;
+    {
+        let mut s = api.state();
+        s.currency = "EUR".into();
+        s.needs_quota_project = true;
+    }
+    // A person's credentials without a quota project: Google's 403, said.
+    let (code, _, err) = budget_cli(&api.base, &["--amount", "180"]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("quota project"), "{err}");
+    // The config's amount is USD: refused for a EUR account, nothing created.
+    let (code, _, err) = budget_cli(&api.base, &["--quota-project", "ops-billing"]);
+    assert_eq!(code, Some(3));
+    assert!(
+        err.contains("bills in EUR") && err.contains("--amount"),
+        "{err}"
+    );
+    assert!(api.state().budgets.is_empty());
+    let (code, out, err) = budget_cli(
+        &api.base,
+        &["--quota-project", "ops-billing", "--amount", "180"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("180 EUR"), "{out}");
+    let s = api.state();
+    assert!(s.violations.is_empty(), "{:?}", s.violations);
+    assert_eq!(
+        s.budgets[0]["amount"]["specifiedAmount"]["currencyCode"],
+        "EUR"
+    );
+    assert!(s.quota_projects.iter().all(|p| p == "ops-billing") && s.quota_projects.len() >= 3);
 }

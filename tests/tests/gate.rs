@@ -17,7 +17,9 @@ use lumen_sidecar::gate::{
     CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, OffClock,
     SlackTarget, gate, router,
 };
+use lumen_sidecar::gcp::AccessTokens;
 use lumen_tests::cloud_run_api::{RunApi, StandInRevision, TOKEN, run_api};
+use lumen_tests::google_stand_in::metadata_server;
 use lumen_tests::prometheus_backfill::Backfill;
 use lumen_tests::slack_api::{BOT_TOKEN, CHANNEL, SlackApi, slack_api};
 use lumen_tests::{Proc, SidecarProc, binary, free_port, get_ok};
@@ -294,7 +296,13 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
             revision: None,
             config: SidecarConfig::default(),
         };
-        let cloud_run = CloudRunService::new(&run.base, TOKEN, PROJECT, REGION, SERVICE);
+        let cloud_run = CloudRunService::new(
+            &run.base,
+            std::sync::Arc::new(AccessTokens::fixed(TOKEN)),
+            PROJECT,
+            REGION,
+            SERVICE,
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -454,13 +462,42 @@ fn history_at(status: &GateStatus, what: &str) -> u64 {
 fn the_gate_on_real_prometheus_data() {
     let world = world();
 
-    // 1. A bad revision: the window opens after the 1-minute hold, ends
-    // after 5 minutes without a veto, traffic moves to the newest older
-    // Ready revision that served (not the idle or the broken one), verified.
-    let e = run_scenario(&world, Scenario::on(BAD, 40), |_, _| {});
+    // 1. A bad revision, the latest, serving through a LATEST entry with
+    // two tagged URLs: the window opens after the 1-minute hold, ends after
+    // 5 minutes without a veto, traffic moves to the newest older Ready
+    // revision that served (not the idle or the broken one), verified; only
+    // the traffic is patched (no template: no actAs needed), the tags stay.
+    let e = run_scenario(&world, Scenario::on(BAD, 40), |run, _| {
+        let mut s = run.state();
+        s.revisions.truncate(4);
+        s.latest_traffic = true;
+        s.tags = vec![
+            ("stable".into(), GOOD.into()),
+            ("candidate".into(), BAD.into()),
+        ];
+    });
     no_violations(&e);
     assert_eq!(e.exit, GateExit::RolledBack, "{:?}", e.status);
     assert_eq!(e.run.state().serving, GOOD);
+    assert!(!e.run.state().latest_traffic);
+    assert_eq!(
+        e.run.state().tags,
+        vec![
+            ("stable".to_owned(), GOOD.to_owned()),
+            ("candidate".to_owned(), BAD.to_owned())
+        ],
+        "tagged URLs keep resolving"
+    );
+    assert!(
+        e.run
+            .state()
+            .requests
+            .iter()
+            .filter(|r| r.starts_with("PATCH"))
+            .all(|r| r.ends_with("?updateMask=traffic")),
+        "{:?}",
+        e.run.state().requests
+    );
     assert_eq!(e.run.state().patches.len(), 1);
     assert_eq!(e.status.target.as_deref(), Some(GOOD));
     let opened = history_at(&e.status, "opened");
@@ -631,7 +668,8 @@ fn the_gate_on_real_prometheus_data() {
     );
     assert!(e.status.slack_failures[0].contains("channel_not_found"));
 
-    // 8. The Run API: an etag conflict re-reads and re-decides; 503s are retried.
+    // 8. The Run API: a stale etag (400 FAILED_PRECONDITION, as AIP-154
+    // allows) re-reads and re-decides; 503s are retried.
     let e = run_scenario(
         &world,
         Scenario {
@@ -709,6 +747,7 @@ fn gate_cli(world: &World, run: &RunApi, slack: &SlackApi, extra: &[&str]) -> Co
     ])
     .args(extra)
     .env("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN)
+    .env_remove("GCE_METADATA_HOST")
     .env("SLACK_BOT_TOKEN", BOT_TOKEN)
     .env_remove("LUMEN_CONFIG")
     .env_remove("SLACK_WEBHOOK_URL");
@@ -756,13 +795,20 @@ fn cli_checks(world: &World) {
             .iter()
             .any(|(_, r)| matches!(r, lumen_sidecar::gate::Reading::Thin { .. }))
     );
-    // A bad revision, approved with the message's command: rolled back, exit 2.
+    // A bad revision, approved with the message's command after the gate's
+    // token expired (tokens from the metadata server live an hour; the
+    // rollback falls due later): the refused call renews the token and the
+    // rollback lands, exit 2.
     let (run, slack) = world.real.block_on(async {
         (
             run_api(PROJECT, REGION, SERVICE, revisions(world.t0), BAD).await,
             slack_api().await,
         )
     });
+    let authority = run.authority();
+    let metadata = world
+        .real
+        .block_on(metadata_server(authority.clone(), PROJECT));
     let mut child = gate_cli(
         world,
         &run,
@@ -778,6 +824,8 @@ fn cli_checks(world: &World) {
             "10m",
         ],
     )
+    .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
+    .env("GCE_METADATA_HOST", &metadata)
     .stdout(std::process::Stdio::piped())
     .spawn()
     .expect("runs");
@@ -786,6 +834,12 @@ fn cli_checks(world: &World) {
             .await
             .expect("the window's message within a minute");
     });
+    assert!(
+        run.state().requests.iter().any(|r| r.starts_with("GET")),
+        "the gate read the service with its first token"
+    );
+    let issued_before = authority.issued();
+    authority.expire_all();
     let message = slack.state().messages[0].blocks_text.clone();
     let out = Command::new(binary("lumen-sidecar"))
         .args(command_from(&message, "approve"))
@@ -799,6 +853,18 @@ fn cli_checks(world: &World) {
     let status = child.wait().expect("the gate ends");
     assert_eq!(status.code(), Some(2));
     assert_eq!(run.state().serving, GOOD);
+    assert!(
+        authority.expired_refusals() >= 1 && authority.issued() > issued_before,
+        "the expired token was refused ({}) and a new one fetched ({} -> {})",
+        authority.expired_refusals(),
+        issued_before,
+        authority.issued()
+    );
+    assert!(
+        run.state().violations.is_empty(),
+        "{:?}",
+        run.state().violations
+    );
     // Approving with no gate listening: refused, exit 3, with the reason.
     let url = format!("http://127.0.0.1:{}", free_port());
     let out = Command::new(binary("lumen-sidecar"))

@@ -165,6 +165,21 @@ pub enum ExportMode {
     Stdout,
 }
 
+/// Which way the sidecar's series reach the engine that the artefacts
+/// (dashboard, policies, rules) and the fleet reader query: the names and
+/// label keys differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataPath {
+    /// OTLP into Cloud Monitoring (the Telemetry API): names and attribute
+    /// keys kept as sent (`http.server.request.duration`, `http.route`),
+    /// quoted in PromQL.
+    Otlp,
+    /// A Prometheus (or Managed Prometheus) scraping `/metrics`: the
+    /// exposition's names (`http_server_request_duration_seconds`, `http_route`).
+    Prometheus,
+}
+
 /// What the feedback loop does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -315,6 +330,10 @@ pub struct ExportConfig {
     pub quota_project: Option<String>,
     /// Set when running on Cloud Run.
     pub cloud_run: Option<CloudRunEnv>,
+    /// The data path the artefacts and the fleet reader query; `None`: by
+    /// destination (Cloud Monitoring and Google's query API: OTLP; a
+    /// Prometheus, Grafana, rule files: `/metrics`).
+    pub data_path: Option<DataPath>,
 }
 
 impl Default for ExportConfig {
@@ -331,6 +350,7 @@ impl Default for ExportConfig {
             google_auth: false,
             quota_project: None,
             cloud_run: None,
+            data_path: None,
         }
     }
 }

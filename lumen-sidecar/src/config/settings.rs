@@ -13,8 +13,8 @@ use super::values::{
     protocol_name, whole,
 };
 use super::{
-    CloudRunEnv, Draft, FeedbackMode, GOOGLE_OTLP_ENDPOINT, MIN_EXPORT_INTERVAL, OtlpProtocol,
-    SidecarConfig, window_is_valid,
+    CloudRunEnv, DataPath, Draft, FeedbackMode, GOOGLE_OTLP_ENDPOINT, MIN_EXPORT_INTERVAL,
+    OtlpProtocol, SidecarConfig, window_is_valid,
 };
 use crate::eval::SloPeriod;
 
@@ -984,6 +984,33 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: none,
+    },
+    Setting {
+        key: Some("export.data_path"),
+        env: &["LUMEN_DATA_PATH"],
+        default: "by destination (Cloud Monitoring: otlp; Prometheus, Grafana: prometheus)",
+        help: "how the series reach what the dashboard, policies, rules and fleet reader query: otlp (Telemetry API names: http.server.request.duration, http.route) or prometheus (/metrics names)",
+        set: |d, v| {
+            d.config.export.data_path = Some(match v {
+                "otlp" => DataPath::Otlp,
+                "prometheus" => DataPath::Prometheus,
+                other => {
+                    return Err(format!("{other:?}: otlp or prometheus"));
+                }
+            });
+            Ok(())
+        },
+        show: |c| {
+            c.export.data_path.map(|p| {
+                Shown::Text(
+                    match p {
+                        DataPath::Otlp => "otlp",
+                        DataPath::Prometheus => "prometheus",
+                    }
+                    .to_owned(),
+                )
+            })
+        },
     },
     Setting {
         key: Some("export.quota_project"),

@@ -345,6 +345,7 @@ fn every_file_key_is_shown_and_read_back() {
             "store.state_max_bytes",
             "export.endpoint",
             "export.quota_project",
+            "export.data_path",
             "roi.instances",
             "fleet.redis_url",
             "fleet.redis_ca_file",

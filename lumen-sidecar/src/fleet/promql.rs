@@ -19,22 +19,17 @@ pub const CANCELLED: &str = crate::metrics::CANCELLED_TOTAL;
 pub const CACHE_LOOKUPS: &str = crate::metrics::CACHE_LOOKUPS_TOTAL;
 /// Each SLO's good and bad events, by route.
 pub const SLO_EVENTS: &str = crate::metrics::SLO_EVENTS_TOTAL;
-/// The latency histogram's cumulative buckets, by route and `le`.
-pub const LATENCY_BUCKETS: &str = crate::metrics::DURATION_BUCKETS;
 /// Each instance's accrued compute cost, USD.
 pub const INSTANCE_COST: &str = crate::metrics::INSTANCE_COST_TOTAL;
 
 /// `metric{service_name="…"}`, or `metric{service_name="…",revision_name="…"}`
 /// for one revision's instances.
 pub fn selector(metric: &str, service: &str, revision: Option<&str>) -> String {
-    match revision {
-        None => format!("{metric}{{service_name={}}}", quote(service)),
-        Some(r) => format!(
-            "{metric}{{service_name={},revision_name={}}}",
-            quote(service),
-            quote(r)
-        ),
-    }
+    let matchers = match revision {
+        None => format!("service_name={}", quote(service)),
+        Some(r) => format!("service_name={},revision_name={}", quote(service), quote(r)),
+    };
+    crate::metrics::promql_selector(metric, &matchers)
 }
 
 /// What every series of `selector` gained in the `window_s` seconds before
@@ -52,12 +47,11 @@ pub fn summed_gain(
     metric: &str,
     service: &str,
     revision: Option<&str>,
-    by: &[&str],
+    by: &str,
     window_s: u64,
 ) -> String {
     format!(
-        "sum by ({}) ({})",
-        by.join(", "),
+        "sum by ({by}) ({})",
         window_gain(&selector(metric, service, revision), window_s)
     )
 }
@@ -68,13 +62,7 @@ mod tests {
 
     #[test]
     fn gains_are_per_series_and_scoped_to_the_service() {
-        let q = summed_gain(
-            REQUESTS,
-            "api \"x\"",
-            None,
-            &["http_route", "status_class"],
-            300,
-        );
+        let q = summed_gain(REQUESTS, "api \"x\"", None, "http_route, status_class", 300);
         assert_eq!(
             q,
             "sum by (http_route, status_class) (((last_over_time(http_server_requests_total{service_name=\"api \\\"x\\\"\"}[300s]) - http_server_requests_total{service_name=\"api \\\"x\\\"\"} offset 300s) >= 0) or last_over_time(http_server_requests_total{service_name=\"api \\\"x\\\"\"}[300s]))"

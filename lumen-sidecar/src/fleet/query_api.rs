@@ -3,12 +3,14 @@
 //! for Prometheus serve it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::gcp::AccessTokens;
 use crate::https::{ExchangeError, HttpsClient, exchange, https_client, percent_encode};
 
 /// How long one query may take.
@@ -91,19 +93,24 @@ struct VectorSample {
 #[derive(Debug, Clone)]
 pub struct QueryApi {
     base: String,
-    token: Option<String>,
+    tokens: Option<Arc<AccessTokens>>,
     client: HttpsClient,
 }
 
 impl QueryApi {
-    /// The API at `base` (the URL before `/api/v1/query`), sending `token`
-    /// as a bearer token when given.
-    pub fn new(base: &str, token: Option<String>) -> Self {
+    /// The API at `base` (the URL before `/api/v1/query`), sending a bearer
+    /// token from `tokens` when given (renewed once on a 401).
+    pub fn new(base: &str, tokens: Option<Arc<AccessTokens>>) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            token,
+            tokens,
             client: https_client(),
         }
+    }
+
+    /// The API's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Evaluates `query` at `at_ms` (Unix ms): an instant vector.
@@ -119,28 +126,52 @@ impl QueryApi {
             url: self.base.clone(),
             reason: format!("not a URL: {e}"),
         })?;
-        let mut request = http::Request::get(uri);
-        if let Some(t) = &self.token {
-            request = request.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let request = request
-            .body(http_body_util::Full::new(Bytes::new()))
-            .map_err(|e| QueryError::Unreachable {
-                url: self.base.clone(),
-                reason: e.to_string(),
-            })?;
-        let answer = exchange(&self.client, request, Some(QUERY_TIMEOUT), MAX_ANSWER_BYTES)
-            .await
-            .map_err(|e| match e {
-                ExchangeError::Send(_) | ExchangeError::Timeout(_) => QueryError::Unreachable {
+        let no_token = |e: crate::gcp::GcpError| QueryError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        };
+        let mut token = match &self.tokens {
+            Some(t) => Some(t.token().await.map_err(no_token)?),
+            None => None,
+        };
+        let mut renewed = false;
+        let answer = loop {
+            let mut request = http::Request::get(uri.clone());
+            if let Some(t) = &token {
+                request = request.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            let request = request
+                .body(http_body_util::Full::new(Bytes::new()))
+                .map_err(|e| QueryError::Unreachable {
                     url: self.base.clone(),
                     reason: e.to_string(),
-                },
-                ExchangeError::TooLarge(_) | ExchangeError::Body(_) => QueryError::BadAnswer {
-                    url: self.base.clone(),
-                    reason: e.to_string(),
-                },
-            })?;
+                })?;
+            let answer = exchange(&self.client, request, Some(QUERY_TIMEOUT), MAX_ANSWER_BYTES)
+                .await
+                .map_err(|e| match e {
+                    ExchangeError::Send(_) | ExchangeError::Timeout(_) => QueryError::Unreachable {
+                        url: self.base.clone(),
+                        reason: e.to_string(),
+                    },
+                    ExchangeError::TooLarge(_) | ExchangeError::Body(_) => QueryError::BadAnswer {
+                        url: self.base.clone(),
+                        reason: e.to_string(),
+                    },
+                })?;
+            // An expired token: renew once and ask again.
+            if answer.status == http::StatusCode::UNAUTHORIZED
+                && !renewed
+                && let (Some(tokens), Some(rejected)) = (&self.tokens, &token)
+            {
+                renewed = true;
+                if let Some(fresh) = tokens.renew(rejected).await.map_err(no_token)? {
+                    tracing::info!(url = %self.base, "token refused (401): renewed it, asking again");
+                    token = Some(fresh);
+                    continue;
+                }
+            }
+            break answer;
+        };
         parse_answer(&self.base, answer.status.as_u16(), &answer.body)
     }
 }

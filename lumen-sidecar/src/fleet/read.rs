@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use super::health::{InstanceFigures, fleet_health};
 use super::promql::{
-    CACHE_LOOKUPS, CANCELLED, INSTANCE_COST, LATENCY_BUCKETS, REQUESTS, SLO_EVENTS, selector,
-    summed_gain,
+    CACHE_LOOKUPS, CANCELLED, INSTANCE_COST, REQUESTS, SLO_EVENTS, selector, summed_gain,
 };
 use super::query_api::{QueryApi, QueryError, QuerySample};
 use super::window::{FleetSamples, FleetWindow, budget_counts, fleet_report};
-use crate::config::SidecarConfig;
+use crate::config::{DataPath, SidecarConfig};
 use crate::eval::{BURN_WINDOWS, BudgetReport, HealthReport, SloReport, budget_report_of_sums};
 use crate::store::MINUTE_MS;
 
@@ -39,10 +38,27 @@ async fn both<A, B>(
 }
 
 impl FleetReader {
+    /// The data path whose names the queries use: the configuration's
+    /// `export.data_path`, else OTLP's names on Google's query API and the
+    /// `/metrics` names on any other.
+    pub fn data_path(&self) -> DataPath {
+        self.config
+            .export
+            .data_path
+            .unwrap_or(if super::needs_google_token(self.api.base()) {
+                DataPath::Otlp
+            } else {
+                DataPath::Prometheus
+            })
+    }
+
     /// The fleet's counts over `window_s` seconds ending at `at_ms` (Unix ms).
     pub async fn window(&self, window_s: u64, at_ms: u64) -> Result<FleetWindow, QueryError> {
         let (s, r) = (&self.service, self.revision.as_deref());
-        let q = |metric: &str, by: &[&str]| summed_gain(metric, s, r, by, window_s);
+        let path = self.data_path();
+        let q = |metric: &str, by: &[&'static str]| {
+            summed_gain(metric, s, r, &path.by_clause(by), window_s)
+        };
         let instances = format!(
             "count(count by (instance) (last_over_time({}[{window_s}s])))",
             selector(REQUESTS, s, r)
@@ -52,8 +68,8 @@ impl FleetReader {
             q(CANCELLED, &["http_route"]),
             q(CACHE_LOOKUPS, &["http_route", "result"]),
             q(SLO_EVENTS, &["http_route", "slo_name", "result"]),
-            q(LATENCY_BUCKETS, &["http_route", "le"]),
-            q(LATENCY_BUCKETS, &["le"]),
+            q(path.latency_buckets(), &["http_route", "le"]),
+            q(path.latency_buckets(), &["le"]),
             instances,
         ];
         let api = &self.api;
@@ -92,7 +108,7 @@ impl FleetReader {
                     SLO_EVENTS,
                     &self.service,
                     self.revision.as_deref(),
-                    &["slo_name", "result"],
+                    "slo_name, result",
                     window_s,
                 ),
                 at_ms,
@@ -186,7 +202,7 @@ impl FleetReader {
             INSTANCE_COST,
             &self.service,
             self.revision.as_deref(),
-            &[],
+            "",
             window_s,
         );
         self.scalar(q, at_ms).await

@@ -37,8 +37,12 @@ pub struct FleetWindow {
     pub instances: u64,
 }
 
+/// The route of a sample: `http_route` on `/metrics`, `http.route` over OTLP.
 fn route_key(sample: &QuerySample) -> Option<String> {
-    Some(sample.label("http_route").to_owned()).filter(|r| !r.is_empty())
+    [sample.label("http_route"), sample.label("http.route")]
+        .into_iter()
+        .find(|r| !r.is_empty())
+        .map(str::to_owned)
 }
 
 /// A summed counter as a count: sums of integers are integral; a negative

@@ -1,8 +1,13 @@
 //! The rollback on the Cloud Run Admin API v2: read the service (etag,
 //! traffic), list its revisions, choose the newest Ready revision older
-//! than the bad one that served traffic before it, PATCH the service's
-//! traffic to 100 % on it with the etag, poll the long-running operation,
-//! verify `trafficStatuses`. An etag conflict re-reads and re-decides.
+//! than the bad one that served traffic before it, PATCH only the
+//! service's traffic (`updateMask=traffic`) to 100 % on it with the etag,
+//! keeping every tag as a 0 % entry so tagged URLs keep resolving, poll the
+//! long-running operation, verify `trafficStatuses`. A stale etag (409
+//! ABORTED, 412, or 400 FAILED_PRECONDITION as AIP-154 allows) re-reads and
+//! re-decides. Sending only the traffic (not the template) means the caller
+//! needs `run.services.update` and not `iam.serviceAccounts.actAs` on the
+//! service's runtime identity.
 //!
 //! Traffic then stays pinned to that revision: the next deploy does not
 //! take traffic until it is set back to the latest revision
@@ -124,6 +129,28 @@ pub fn serving_revision(service: &Value) -> Option<String> {
     }
 }
 
+/// The traffic of `service` with all of it on `revision`: one 100 % entry,
+/// then every tagged entry kept at 0 % (a PATCH that leaves a tag out
+/// deletes it, and its URL stops resolving).
+pub fn pinned_traffic(service: &Value, revision: &str) -> Vec<Value> {
+    let mut traffic = vec![json!({
+        "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+        "revision": revision,
+        "percent": 100,
+    })];
+    for entry in service["traffic"].as_array().into_iter().flatten() {
+        let Some(tag) = entry["tag"].as_str().filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        let mut kept = json!({ "type": entry["type"], "tag": tag, "percent": 0 });
+        if let Some(r) = entry["revision"].as_str().filter(|r| !r.is_empty()) {
+            kept["revision"] = json!(r);
+        }
+        traffic.push(kept);
+    }
+    traffic
+}
+
 /// The newest revision created before `bad` that is Ready and is in
 /// `served` (revisions with traffic on record).
 pub fn choose_target(
@@ -152,10 +179,16 @@ pub struct CloudRunService {
 }
 
 impl CloudRunService {
-    /// Service `service` of `project` in `region` at `base` with `token`.
-    pub fn new(base: &str, token: &str, project: &str, region: &str, service: &str) -> Self {
+    /// Service `service` of `project` in `region` at `base` with tokens from `tokens`.
+    pub fn new(
+        base: &str,
+        tokens: std::sync::Arc<crate::gcp::AccessTokens>,
+        project: &str,
+        region: &str,
+        service: &str,
+    ) -> Self {
         Self {
-            rest: GoogleRest::new(base, token),
+            rest: GoogleRest::new(base, tokens),
             name: format!("projects/{project}/locations/{region}/services/{service}"),
             poll_interval: DEFAULT_POLL_INTERVAL,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
@@ -180,31 +213,36 @@ impl CloudRunService {
             .collect())
     }
 
-    /// `PATCH` the service as read (`service`, with its etag) with all
-    /// traffic on `revision`: the long-running operation's name.
+    /// `PATCH` only the traffic of the service as read (`service`, whose
+    /// etag is sent): all of it on `revision`, its tags kept: the
+    /// long-running operation's name.
     pub async fn pin_traffic(&self, service: &Value, revision: &str) -> Result<String, ApiError> {
-        let mut body = service.clone();
-        body["traffic"] = json!([{
-            "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
-            "revision": revision,
-            "percent": 100,
-        }]);
-        let op = self
-            .rest
-            .call("PATCH", &format!("/v2/{}", self.name), Some(&body))
-            .await?;
-        Ok(op["name"].as_str().unwrap_or_default().to_owned())
+        let body = json!({
+            "etag": service["etag"],
+            "traffic": pinned_traffic(service, revision),
+        });
+        self.patch(&body, "traffic").await
     }
 
-    /// `PATCH` the service as read (`service`, with its etag) with
-    /// service-level `scaling.minInstanceCount` set to `min`: the
-    /// long-running operation's name.
+    /// `PATCH` only the service-level `scaling.minInstanceCount` of the
+    /// service as read (`service`, whose etag is sent): the long-running
+    /// operation's name.
     pub async fn patch_min_instances(&self, service: &Value, min: u32) -> Result<String, ApiError> {
-        let mut body = service.clone();
-        body["scaling"]["minInstanceCount"] = json!(min);
+        let body = json!({
+            "etag": service["etag"],
+            "scaling": { "minInstanceCount": min },
+        });
+        self.patch(&body, "scaling.minInstanceCount").await
+    }
+
+    async fn patch(&self, body: &Value, mask: &str) -> Result<String, ApiError> {
         let op = self
             .rest
-            .call("PATCH", &format!("/v2/{}", self.name), Some(&body))
+            .call(
+                "PATCH",
+                &format!("/v2/{}?updateMask={mask}", self.name),
+                Some(body),
+            )
             .await?;
         Ok(op["name"].as_str().unwrap_or_default().to_owned())
     }
@@ -301,8 +339,7 @@ pub async fn roll_back(
         .await;
         let operation = match patched {
             Ok(op) => op,
-            // ABORTED (409) or FAILED_PRECONDITION (412): the etag is stale.
-            Err(e) if matches!(e.status(), Some(409 | 412)) => {
+            Err(e) if e.is_stale() && changed_since(api, io, &service).await? => {
                 conflicts += 1;
                 tracing::warn!(error = %e, "the service changed since it was read; reading it again");
                 continue;
@@ -353,7 +390,7 @@ pub async fn set_min_instances(
         .await;
         let operation = match patched {
             Ok(op) => op,
-            Err(e) if matches!(e.status(), Some(409 | 412)) => {
+            Err(e) if e.is_stale() && changed_since(api, io, &service).await? => {
                 conflicts += 1;
                 continue;
             }
@@ -371,6 +408,18 @@ pub async fn set_min_instances(
         return Ok(operation);
     }
     Err(RollbackError::Conflicts(conflicts))
+}
+
+/// Whether the service's etag moved since `read` was read: what makes a
+/// refused PATCH a conflict to decide again rather than a refusal that
+/// stands (400 FAILED_PRECONDITION also means "revision not ready").
+async fn changed_since(
+    api: &CloudRunService,
+    io: &OffClock,
+    read: &Value,
+) -> Result<bool, ApiError> {
+    let now = read_service(api, io).await?;
+    Ok(now["etag"] != read["etag"])
 }
 
 async fn wait_for(
@@ -481,6 +530,23 @@ mod tests {
         assert_eq!(serving_revision(&s), Some("api-3".into()));
         assert_eq!(traffic_summary(&s), "LATEST 90%, api-2 10%");
         assert_eq!(serving_revision(&json!({"trafficStatuses": []})), None);
+    }
+
+    #[test]
+    fn a_pin_keeps_every_tag_at_zero_percent() {
+        let s = json!({"traffic": [
+            {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100, "tag": "current"},
+            {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-1", "tag": "stable"},
+            {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-2", "percent": 0},
+        ]});
+        assert_eq!(
+            pinned_traffic(&s, "api-1"),
+            vec![
+                json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-1", "percent": 100}),
+                json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "tag": "current", "percent": 0}),
+                json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-1", "tag": "stable", "percent": 0}),
+            ]
+        );
     }
 
     #[test]

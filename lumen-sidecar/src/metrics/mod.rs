@@ -24,12 +24,14 @@
 
 mod catalogue;
 mod prometheus;
+mod series_names;
 
 pub use catalogue::{
     CACHE_LOOKUPS_TOTAL, CANCELLED_TOTAL, CATALOGUE, DURATION_BUCKETS, DURATION_HISTOGRAM,
     DURATION_HISTOGRAM_PROMETHEUS, INSTANCE_COST_TOTAL, REQUESTS_TOTAL, SLO_EVENTS_TOTAL, USD,
 };
 pub use prometheus::prometheus_text;
+pub use series_names::{OTLP_DURATION_BUCKETS, is_plain_name, promql_name, promql_selector, quote};
 
 use crate::app::{AppState, Evaluation};
 

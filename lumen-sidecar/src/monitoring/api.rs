@@ -30,10 +30,14 @@ pub struct MonitoringApi {
 }
 
 impl MonitoringApi {
-    /// A client of `base` for `project` with `token`.
-    pub fn new(base: &str, project: &str, token: &str) -> Self {
+    /// A client of `base` for `project` with tokens from `tokens`.
+    pub fn new(
+        base: &str,
+        project: &str,
+        tokens: std::sync::Arc<crate::gcp::AccessTokens>,
+    ) -> Self {
         Self {
-            rest: GoogleRest::new(base, token),
+            rest: GoogleRest::new(base, tokens),
             project: project.to_owned(),
         }
     }

@@ -2,6 +2,7 @@
 //! to print (so `main` only maps errors to exit codes).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -10,9 +11,9 @@ use super::dashboard::{BUILTIN_DASHBOARD, DashboardDef, cloud_monitoring, grafan
 use super::policies::{CHANNEL_NAME, burn_rate_rules, policies, prometheus_rules, slack_channel};
 use super::scope::Scope;
 use super::slos;
-use crate::config::{DEFAULT_METADATA_HOST, SidecarConfig};
+use crate::config::{DEFAULT_METADATA_HOST, DataPath, SidecarConfig};
 use crate::eval::SloName;
-use crate::gcp::{MetadataClient, TokenSource};
+use crate::gcp::AccessTokens;
 
 /// What the `dashboard` and `alerts` commands work for: the sidecar's own
 /// configuration (`--config`, `LUMEN_*`), the project and the service.
@@ -87,25 +88,16 @@ pub fn load_dashboard(file: Option<&Path>, scope: &Scope) -> Result<DashboardDef
     DashboardDef::parse(&text).map_err(|e| format!("dashboard definition: {e}"))
 }
 
-/// An access token: `--access-token-file`, else `GOOGLE_OAUTH_ACCESS_TOKEN`,
-/// else the metadata server's (on Google Cloud).
-pub async fn access_token(file: Option<&Path>) -> Result<String, String> {
-    if let Some(f) = file {
-        let t =
-            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-        return Ok(t.trim().to_owned());
-    }
-    if let Ok(t) = std::env::var("GOOGLE_OAUTH_ACCESS_TOKEN")
-        && !t.trim().is_empty()
-    {
-        return Ok(t.trim().to_owned());
-    }
-    let host =
-        std::env::var("GCE_METADATA_HOST").unwrap_or_else(|_| DEFAULT_METADATA_HOST.to_owned());
-    TokenSource::new(MetadataClient::new(&host))
-        .token()
-        .await
-        .map_err(|e| format!("no access token (--access-token-file, GOOGLE_OAUTH_ACCESS_TOKEN or the metadata server): {e}"))
+/// The access tokens of a command: `--access-token-file` (read again at
+/// every call), else `GOOGLE_OAUTH_ACCESS_TOKEN`, else the metadata server
+/// (renewed before expiry); one token is fetched now, so a command without
+/// credentials fails before it does anything.
+pub async fn access_tokens(file: Option<&Path>) -> Result<Arc<AccessTokens>, String> {
+    let tokens = AccessTokens::for_command(file, DEFAULT_METADATA_HOST);
+    tokens.token().await.map_err(|e| {
+        format!("no access token (--access-token-file, GOOGLE_OAUTH_ACCESS_TOKEN or the metadata server): {e}")
+    })?;
+    Ok(Arc::new(tokens))
 }
 
 /// `dashboard render`.
@@ -114,10 +106,14 @@ pub fn dashboard_render(
     file: Option<&Path>,
     scope: &Scope,
 ) -> Result<String, String> {
-    let def = load_dashboard(file, scope)?;
+    // Grafana reads a Prometheus scraping /metrics; Cloud Monitoring the
+    // OTLP names (unless the configuration names the data path).
     let value = match format {
-        "cloud-monitoring" => cloud_monitoring(&def, &scope.project),
-        "grafana" => grafana(&def),
+        "cloud-monitoring" => cloud_monitoring(&load_dashboard(file, scope)?, &scope.project),
+        "grafana" => grafana(&load_dashboard(
+            file,
+            &scope.clone().for_destination(DataPath::Prometheus),
+        )?),
         other => return Err(format!("--format {other}: cloud-monitoring or grafana")),
     };
     Ok(serde_json::to_string_pretty(&value).expect("JSON serializes"))
@@ -133,8 +129,8 @@ pub async fn dashboard_deploy(
 ) -> Result<String, String> {
     let project = scope.project.as_str();
     let def = load_dashboard(file, scope)?;
-    let token = access_token(token_file).await?;
-    let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), project, &token);
+    let tokens = access_tokens(token_file).await?;
+    let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), project, tokens);
     let change = api
         .upsert_dashboard(&cloud_monitoring(&def, project), dry_run)
         .await
@@ -154,8 +150,11 @@ pub fn alerts_render(
 ) -> Result<String, String> {
     let period_hours = config.budget_period.bounds(crate::app::now_ms()).1;
     match format {
-        "prometheus" => Ok(prometheus_rules(scope)
-            + &burn_rate_rules(scope, period_hours, config.budget_min_events)),
+        "prometheus" => {
+            let scope = scope.clone().for_destination(DataPath::Prometheus);
+            Ok(prometheus_rules(&scope)
+                + &burn_rate_rules(&scope, period_hours, config.budget_min_events))
+        }
         "cloud-monitoring" => {
             let channels = [format!(
                 "projects/{}/notificationChannels/CHANNEL_ID",
@@ -186,8 +185,8 @@ pub async fn alerts_apply(
     token_file: Option<&Path>,
     api_base: Option<&str>,
 ) -> Result<ApplyReport, String> {
-    let token = access_token(token_file).await?;
-    let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), &scope.project, &token);
+    let tokens = access_tokens(token_file).await?;
+    let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), &scope.project, tokens);
     let mut report = ApplyReport::default();
     let channel = match api.find_channel(CHANNEL_NAME).await {
         Ok(Some(name)) => {

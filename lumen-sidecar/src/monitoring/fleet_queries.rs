@@ -13,7 +13,7 @@ use super::scope::Scope;
 use crate::eval::{
     DEPLOYS_FOR_FULL_SCORE, FAILURE_MULTIPLE_AT_ZERO, HIT_RATE_RANGE, MIN_MEASURED_METRICS, SloName,
 };
-use crate::metrics::{CACHE_LOOKUPS_TOTAL, DURATION_BUCKETS, SLO_EVENTS_TOTAL};
+use crate::metrics::{CACHE_LOOKUPS_TOTAL, SLO_EVENTS_TOTAL};
 
 impl Scope {
     /// The evaluation window as a PromQL range (`300s`).
@@ -89,7 +89,7 @@ impl Scope {
     pub fn fleet_quantile(&self, q: f64, range: &str) -> String {
         format!(
             "histogram_quantile({q}, sum by (le) (rate({}[{range}])))",
-            self.selector(DURATION_BUCKETS, "")
+            self.selector(self.data_path.latency_buckets(), "")
         )
     }
 
@@ -195,7 +195,7 @@ impl Scope {
         );
         let present = [
             traffic.clone(),
-            increase(DURATION_BUCKETS),
+            increase(self.data_path.latency_buckets()),
             traffic.clone(),
             increase(CACHE_LOOKUPS_TOTAL),
             format!("max({})", self.selector("deployment_frequency", "")),

@@ -126,7 +126,10 @@ pub fn prometheus_rules(scope: &Scope) -> String {
         (
             "lumen:requests:rate5m",
             format!(
-                "sum by (service_name, http_route, status_class) (rate({}[5m]))",
+                "sum by ({}) (rate({}[5m]))",
+                scope
+                    .data_path
+                    .by_clause(&["service_name", "http_route", "status_class"]),
                 scope.selector("http_server_requests_total", "")
             ),
         ),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::config::SidecarConfig;
+use crate::config::{DataPath, SidecarConfig};
 use crate::eval::{RoiConfig, SloTargets};
 
 /// One service's artefacts.
@@ -21,6 +21,11 @@ pub struct Scope {
     pub roi: RoiConfig,
     /// The evaluation window (the ROI's).
     pub window: Duration,
+    /// The data path whose names the queries use.
+    pub data_path: DataPath,
+    /// Whether the data path was set (`export.data_path`); else it follows
+    /// the artefact's destination ([`Scope::for_destination`]).
+    pub data_path_set: bool,
 }
 
 impl Scope {
@@ -45,6 +50,8 @@ impl Scope {
             targets: config.slo.clone(),
             roi: config.roi,
             window: config.window,
+            data_path: config.export.data_path.unwrap_or(DataPath::Otlp),
+            data_path_set: config.export.data_path.is_some(),
         })
     }
 
@@ -54,15 +61,23 @@ impl Scope {
     }
 
     /// A PromQL selector of `metric` for this service, with more matchers.
+    /// (`{"name", …}` for a name PromQL must quote).
     pub fn selector(&self, metric: &str, matchers: &str) -> String {
+        let service = format!("service_name={}", self.quoted_service());
         if matchers.is_empty() {
-            format!("{metric}{{service_name={}}}", self.quoted_service())
+            crate::metrics::promql_selector(metric, &service)
         } else {
-            format!(
-                "{metric}{{service_name={},{matchers}}}",
-                self.quoted_service()
-            )
+            crate::metrics::promql_selector(metric, &format!("{service},{matchers}"))
         }
+    }
+
+    /// This scope for an artefact read from `destination`'s data path,
+    /// unless the configuration names one.
+    pub fn for_destination(mut self, destination: DataPath) -> Self {
+        if !self.data_path_set {
+            self.data_path = destination;
+        }
+        self
     }
 
     /// Replaces `$SERVICE`, `$PROJECT` and the `$SLO_*` targets in a
@@ -127,17 +142,4 @@ impl Scope {
     }
 }
 
-/// `text` as a double-quoted string (backslash and quote escaped), as PromQL
-/// and Cloud Monitoring filters write strings.
-pub fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
+pub use crate::metrics::quote;
