@@ -193,6 +193,29 @@ impl Workload {
 
     /// Minute `m` as one instance's batch (`seq`), as it travels (JSON).
     pub fn batch(&self, service: &str, instance: &str, seq: u64, m: u64) -> Vec<u8> {
+        self.batch_of(service, instance, seq, m, None)
+    }
+
+    /// [`Workload::batch`] with the app process's figures as a busy app on
+    /// 1 vCPU and 512 MiB reports them: 0.55 cores and 300 MiB resident.
+    pub fn batch_with_process(&self, service: &str, instance: &str, seq: u64, m: u64) -> Vec<u8> {
+        let process = wire::ProcessStats {
+            cpu_seconds: (m + 1) as f64 * 60.0 * 0.55,
+            rss_bytes: 300 << 20,
+            memory_limit_bytes: Some(512 << 20),
+            cpu_limit_cores: Some(1.0),
+        };
+        self.batch_of(service, instance, seq, m, Some(process))
+    }
+
+    fn batch_of(
+        &self,
+        service: &str,
+        instance: &str,
+        seq: u64,
+        m: u64,
+        process: Option<wire::ProcessStats>,
+    ) -> Vec<u8> {
         let start_ms = self.minute_start_ms(m);
         let batch = Batch {
             version: wire::WIRE_VERSION,
@@ -202,7 +225,7 @@ impl Workload {
             revision: Some(format!("{service}-00001-abc")),
             start_ms,
             end_ms: start_ms + 59_000,
-            process: None,
+            process,
             series: self.minute(m).iter().map(RouteMinute::series).collect(),
         };
         serde_json::to_vec(&batch).expect("a batch serializes")

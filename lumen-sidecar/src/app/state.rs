@@ -31,6 +31,8 @@ pub enum IngestError {
 pub struct LatencyFeed {
     /// Its service (the configured one, else the batch's).
     pub service: String,
+    /// The revision the sidecar's counters are of (`unknown` when none is known).
+    pub revision: String,
     /// Its route.
     pub route: Option<String>,
     /// `(seconds, count)` per latency bucket.
@@ -239,7 +241,7 @@ impl AppState {
                 x.note(series, &self.budget_rules);
             }
         }
-        {
+        let revision = {
             let mut totals = self.totals();
             if totals.revision.is_none() {
                 totals.revision = self
@@ -253,7 +255,11 @@ impl AppState {
             for series in &batch.series {
                 totals.add(series, &self.budget_rules, &self.boundaries);
             }
-        }
+            totals
+                .revision
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
         let Some(feed) = self.histogram_feed.get() else {
             return;
         };
@@ -267,6 +273,7 @@ impl AppState {
                     .service
                     .clone()
                     .unwrap_or_else(|| batch.service.clone()),
+                revision: revision.clone(),
                 route: series.route.clone(),
                 buckets: series
                     .latency

@@ -103,6 +103,7 @@ pub async fn feed(
     while let Some(series) = queue.recv().await {
         let attributes = [
             KeyValue::new("service_name", series.service),
+            KeyValue::new("revision_name", series.revision),
             KeyValue::new("http.route", series.route.unwrap_or_default()),
         ];
         for (seconds, count) in series.buckets {

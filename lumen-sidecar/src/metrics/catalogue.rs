@@ -529,7 +529,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         name: DURATION_HISTOGRAM,
         kind: MetricKind::Histogram,
         unit: "s",
-        labels: &["service_name", "http.route"],
+        labels: &["service_name", "revision_name", "http.route"],
         help: "Request latency as the app's LumenLayer measured it, seconds, with the same boundaries as http_server_request_duration_seconds",
         destinations: Destinations::OtlpOnly,
         samples: |_| Vec::new(),
