@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 pub struct References {
     /// Metric names.
     pub metrics: BTreeSet<String>,
+    /// Each selector's metric, in order, as often as it is selected.
+    pub selections: Vec<String>,
     /// Label names.
     pub labels: BTreeSet<String>,
 }
@@ -146,6 +148,7 @@ pub fn references(expr: &str) -> Result<References, String> {
                     i += 1;
                 } else {
                     refs.metrics.insert(word.clone());
+                    refs.selections.push(word.clone());
                     i += 1;
                 }
             }
@@ -159,6 +162,7 @@ pub fn references(expr: &str) -> Result<References, String> {
                             if l == "__name__" {
                                 if let Some(Token::Str(name)) = tokens.get(i + 2) {
                                     refs.metrics.insert(name.clone());
+                                    refs.selections.push(name.clone());
                                 }
                             } else {
                                 refs.labels.insert(l.clone());
@@ -168,6 +172,7 @@ pub fn references(expr: &str) -> Result<References, String> {
                         // `{"metric.name", …}`: a quoted name alone.
                         (Token::Str(name), _) => {
                             refs.metrics.insert(name.clone());
+                            refs.selections.push(name.clone());
                             i += 1;
                         }
                         (Token::Punct(','), _) => i += 1,
@@ -204,5 +209,19 @@ mod tests {
         let r = references("100 * a_total{x=\"1\"} / b and vector(0)").expect("parses");
         assert_eq!(r.metrics, set(&["a_total", "b"]));
         assert!(references("a{x=\"1}").is_err());
+        let metrics = |e: &str| references(e).expect("parses").metrics;
+        assert_eq!(metrics("max(maturity_score)"), set(&["maturity_score"]));
+        assert_eq!(
+            metrics("sum(rate(http_server_requests_total[5m])) by (http_route)"),
+            set(&["http_server_requests_total"])
+        );
+        assert_eq!(metrics("roi_percentage < 300"), set(&["roi_percentage"]));
+        let r = references("a / 2 or (b) and on() (c) unless ignoring(x) (d)").expect("parses");
+        assert_eq!(
+            r.metrics,
+            set(&["a", "b", "c", "d"]),
+            "set operators take operands"
+        );
+        assert_eq!(r.labels, set(&["x"]));
     }
 }

@@ -11,10 +11,16 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use lumen_sidecar::monitoring::dashboard::promql_metrics;
 use lumen_sidecar::monitoring::exported_metric_names;
 use lumen_tests::*;
 use serde_json::{Value, json};
+
+/// The metric of each selector of `expr`, as often as it is selected.
+fn promql_metrics(expr: &str) -> Vec<String> {
+    lumen_tests::promql_refs::references(expr)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .selections
+}
 
 /// The service every artefact here is rendered for.
 const SERVICE: &str = "ion-mentoring-api";
@@ -29,9 +35,10 @@ fn sidecar(args: &[&str]) -> std::process::Output {
 /// every metric it names is selected with `service_name="ion-mentoring-api"`.
 fn assert_exported(expr: &str) {
     let scoped = format!("{{service_name=\"{SERVICE}\"");
+    let quoted_scoped = format!("\", service_name=\"{SERVICE}\"");
     let metrics = promql_metrics(expr).len();
     assert_eq!(
-        expr.matches(&scoped).count(),
+        expr.matches(&scoped).count() + expr.matches(&quoted_scoped).count(),
         metrics,
         "every selector of {expr} must pick the service's own series"
     );
@@ -991,7 +998,18 @@ fn artefacts_without_a_service_say_how_to_name_one() {
 fn the_cloud_monitoring_policies_query_exactly_what_promtool_tests() {
     // tests/tests/fleet_rules.rs proves the rule file's expressions on
     // several instances; Cloud Monitoring must get the very same PromQL.
+    // On the /metrics path the PromQL is the rule file's, character for
+    // character; on the OTLP path (the default) only the latency histogram's
+    // selector differs.
     let policies: Value = serde_json::from_slice(
+        &run(Command::new(binary("lumen-sidecar"))
+            .args(["alerts", "render", "--format", "cloud-monitoring"])
+            .env("LUMEN_SERVICE", SERVICE)
+            .env("LUMEN_DATA_PATH", "prometheus"))
+        .stdout,
+    )
+    .expect("JSON");
+    let otlp: Value = serde_json::from_slice(
         &sidecar(&["alerts", "render", "--format", "cloud-monitoring"]).stdout,
     )
     .expect("JSON");
@@ -1022,6 +1040,21 @@ fn the_cloud_monitoring_policies_query_exactly_what_promtool_tests() {
         let c = &p["conditions"][0]["conditionPrometheusQueryLanguage"];
         let query = c["query"].as_str().expect("query");
         assert_eq!(query, rule_expr(alert), "{alert}");
+        let over_otlp = otlp["alertPolicies"]
+            .as_array()
+            .expect("policies")
+            .iter()
+            .find(|p| p["conditions"][0]["conditionPrometheusQueryLanguage"]["alertRule"] == alert)
+            .and_then(|p| p["conditions"][0]["conditionPrometheusQueryLanguage"]["query"].as_str())
+            .expect("the OTLP policy");
+        assert_eq!(
+            over_otlp,
+            rule_expr(alert).replace(
+                "http_server_request_duration_seconds_bucket{",
+                "{\"http.server.request.duration_bucket\", "
+            ),
+            "{alert}"
+        );
         assert!(query.ends_with(&format!(") < {threshold}")), "{query}");
         assert_eq!(c["duration"], format!("{seconds}s"));
         assert_eq!(c["disableMetricValidation"], true);

@@ -168,11 +168,15 @@ pub fn find(name: &str) -> Option<&'static MetricDef> {
 /// counters, histogram): what dashboards and rules may query.
 pub fn service_metric_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = CATALOGUE.iter().map(|m| m.name).collect();
-    // A Prometheus histogram's series.
+    // A histogram's series: on /metrics, and as Cloud Monitoring stores
+    // the OTLP one.
     names.extend([
         DURATION_BUCKETS,
         "http_server_request_duration_seconds_sum",
         "http_server_request_duration_seconds_count",
+        OTLP_DURATION_BUCKETS,
+        "http.server.request.duration_sum",
+        "http.server.request.duration_count",
     ]);
     names.sort_unstable();
     names
