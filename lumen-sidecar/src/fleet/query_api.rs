@@ -172,7 +172,25 @@ impl QueryApi {
             }
             break answer;
         };
-        parse_answer(&self.base, answer.status.as_u16(), &answer.body)
+        let parsed = parse_answer(&self.base, answer.status.as_u16(), &answer.body);
+        match (parsed, &self.tokens) {
+            (
+                Err(QueryError::Refused {
+                    url,
+                    status: 401,
+                    reason,
+                }),
+                Some(tokens),
+            ) => Err(QueryError::Refused {
+                url,
+                status: 401,
+                reason: format!(
+                    "{reason} (the token from {} was refused; no other to try)",
+                    tokens.origin()
+                ),
+            }),
+            (other, _) => other,
+        }
     }
 }
 
