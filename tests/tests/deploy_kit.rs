@@ -58,10 +58,40 @@ fn the_service_has_the_app_and_the_sidecar() {
         env(app, "LUMEN_SIDECAR_URL"),
         Some(format!("http://127.0.0.1:{port}/v1/ingest"))
     );
+    // The shared token comes from one Secret Manager secret, never a value
+    // in the file; no variable that holds a secret has a plain value.
+    let secret = |c: &Value, name: &str| -> (String, String) {
+        let e = c["env"]
+            .as_sequence()
+            .and_then(|es| es.iter().find(|e| e["name"].as_str() == Some(name)))
+            .unwrap_or_else(|| panic!("{name} is set"));
+        assert!(e.get("value").is_none(), "{name} has a plain value");
+        let r = &e["valueFrom"]["secretKeyRef"];
+        (
+            r["name"].as_str().expect("a secret").to_owned(),
+            r["key"].as_str().expect("a version").to_owned(),
+        )
+    };
     assert_eq!(
-        env(app, "LUMEN_SIDECAR_TOKEN"),
-        env(sidecar, "LUMEN_AUTH_TOKEN")
+        secret(app, "LUMEN_SIDECAR_TOKEN"),
+        secret(sidecar, "LUMEN_AUTH_TOKEN")
     );
+    for c in [app, sidecar] {
+        for e in c["env"].as_sequence().expect("env") {
+            let name = e["name"].as_str().expect("a name");
+            assert!(
+                !(name.contains("TOKEN") || name.contains("SECRET") || name.contains("PASSWORD"))
+                    || e.get("value").is_none(),
+                "{name} holds a secret in plain text"
+            );
+        }
+        // By digest: a new build is a new revision, even with the same YAML.
+        let image = c["image"].as_str().expect("an image");
+        assert!(
+            image.contains("@sha256:") && !image.contains(":latest"),
+            "{image}: deploy by digest"
+        );
+    }
     assert!(
         template["spec"]["serviceAccountName"]
             .as_str()
