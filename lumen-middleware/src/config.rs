@@ -20,8 +20,17 @@ pub const DEFAULT_MAX_PENDING_BATCHES: usize = 360;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait between two attempts while the sidecar is unreachable.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Service name when neither `LUMEN_SERVICE`, `K_SERVICE` nor `OTEL_SERVICE_NAME` is set.
+/// Service name when neither `LUMEN_SERVICE`, `K_SERVICE` nor
+/// `OTEL_SERVICE_NAME` is set and the executable's name cannot be read.
 pub const DEFAULT_SERVICE: &str = "unknown_service";
+
+/// The running executable's name (`ion-mentoring-api`): the service name
+/// when none is set, so two apps never ship under one shared default.
+pub fn executable_name() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let name = exe.file_stem()?.to_str()?.to_owned();
+    (!name.is_empty()).then_some(name)
+}
 
 /// A setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -94,7 +103,7 @@ pub const DEFAULT_MAX_STRIPES: usize = 8;
 impl Default for LumenConfig {
     fn default() -> Self {
         Self {
-            service: DEFAULT_SERVICE.to_owned(),
+            service: executable_name().unwrap_or_else(|| DEFAULT_SERVICE.to_owned()),
             revision: None,
             sidecar_url: DEFAULT_SIDECAR_URL.to_owned(),
             sidecar_token: None,
@@ -114,7 +123,8 @@ impl Default for LumenConfig {
 
 impl LumenConfig {
     /// Defaults overridden by the environment: `LUMEN_SERVICE` (else
-    /// `K_SERVICE`, else `OTEL_SERVICE_NAME`), `LUMEN_REVISION` (else
+    /// `K_SERVICE`, else `OTEL_SERVICE_NAME`, else the executable's name),
+    /// `LUMEN_REVISION` (else
     /// `K_REVISION`), `LUMEN_SIDECAR_URL`, `LUMEN_SIDECAR_TOKEN`, `LUMEN_INTERVAL` (`10s`),
     /// `LUMEN_ROUTE_CAP`, `LUMEN_MAX_PENDING_BATCHES`, `LUMEN_KEY_SAMPLE_RATE` (`0.01`), `LUMEN_HISTOGRAM_MAX`
     /// (`60s`), `LUMEN_HISTOGRAM_DIGITS` (`3`).
@@ -133,6 +143,18 @@ impl LumenConfig {
         }
         c.revision = get("LUMEN_REVISION").or_else(|| get("K_REVISION"));
         if let Some(url) = get("LUMEN_SIDECAR_URL") {
+            if !url.starts_with("http://") {
+                let fix = if url.contains("://") {
+                    "an http:// URL: the sidecar runs beside the app, on loopback".to_owned()
+                } else {
+                    format!("an http:// URL, such as http://{url}")
+                };
+                return Err(ConfigError::Env {
+                    key: "LUMEN_SIDECAR_URL",
+                    value: url,
+                    reason: format!("must be {fix}"),
+                });
+            }
             c.sidecar_url = url;
         }
         c.sidecar_token = get("LUMEN_SIDECAR_TOKEN").filter(|t| !t.is_empty());
@@ -281,7 +303,24 @@ mod tests {
         let e = from(&[("LUMEN_HISTOGRAM_DIGITS", "4")]).expect_err("bad");
         assert!(e.to_string().contains("significant digits"), "{e}");
         let e = from(&[("LUMEN_SIDECAR_URL", "https://x")]).expect_err("bad");
-        assert!(e.to_string().starts_with("sidecar_url"), "{e}");
+        assert!(
+            e.to_string().starts_with("LUMEN_SIDECAR_URL=\"https://x\""),
+            "{e}"
+        );
+        let e = from(&[("LUMEN_SIDECAR_URL", "127.0.0.1:9464")]).expect_err("bad");
+        assert!(
+            e.to_string().starts_with("LUMEN_SIDECAR_URL=")
+                && e.to_string().contains("such as http://127.0.0.1:9464"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn without_a_name_the_service_is_the_executable() {
+        let c = from(&[]).expect("defaults");
+        let exe = executable_name().expect("a test binary has a name");
+        assert_eq!(c.service, exe);
+        assert_ne!(c.service, DEFAULT_SERVICE);
     }
 }
 

@@ -57,7 +57,12 @@ where
     }
 }
 
-/// Allocations of `n` requests through `router` (after a warm-up).
+/// Allocations of `n` requests through `router` (after a warm-up of 100;
+/// the router sees 100 + 3n requests): the
+/// fewest of three rounds. The allocator counts every thread, and the test
+/// harness's own threads allocate now and then (printing another test's
+/// result); they can only add to a round, while an allocation of the layer
+/// is in every round.
 fn allocations<S, B>(router: &mut S, n: usize) -> usize
 where
     S: Service<Request<Body>, Response = http::Response<B>>,
@@ -66,10 +71,15 @@ where
     B::Error: std::fmt::Debug,
 {
     drive(router, requests(100));
-    let batch = requests(n);
-    let region = Region::new(GLOBAL);
-    drive(router, batch);
-    region.change().allocations
+    (0..3)
+        .map(|_| {
+            let batch = requests(n);
+            let region = Region::new(GLOBAL);
+            drive(router, batch);
+            region.change().allocations
+        })
+        .min()
+        .expect("three rounds")
 }
 
 fn app() -> Router {
@@ -116,9 +126,9 @@ fn a_router_with_the_layer_allocates_what_a_pass_through_layer_does() {
         .iter()
         .map(|s| (s.route.clone(), s.status[1]))
         .collect();
-    assert!(routed.contains(&(Some("/a".into()), 2_067)), "{routed:?}");
+    assert!(routed.contains(&(Some("/a".into()), 6_067)), "{routed:?}");
     assert!(
-        routed.contains(&(Some("/b/{id}".into()), 1_033)),
+        routed.contains(&(Some("/b/{id}".into()), 3_033)),
         "{routed:?}"
     );
     let unrouted: u64 = series
@@ -128,7 +138,7 @@ fn a_router_with_the_layer_allocates_what_a_pass_through_layer_does() {
         .sum();
     assert_eq!(
         unrouted,
-        2 * 3_100,
+        2 * 9_100,
         "the two unlabelled layers' requests, without routes"
     );
 }
@@ -168,11 +178,11 @@ fn the_layer_around_a_router_allocates_what_the_bare_router_does() {
         .map(|s| (s.route.clone(), s.status[1]))
         .collect();
     assert!(
-        routed.contains(&(Some("/a".into()), 2 * 2_067)),
+        routed.contains(&(Some("/a".into()), 2 * 6_067)),
         "{routed:?}"
     );
     assert!(
-        routed.contains(&(Some("/b/{id}".into()), 2 * 1_033)),
+        routed.contains(&(Some("/b/{id}".into()), 2 * 3_033)),
         "{routed:?}"
     );
 }

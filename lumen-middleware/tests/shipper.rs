@@ -374,3 +374,47 @@ fn a_shipper_whose_task_is_gone_says_so_instead_of_reporting_zeros() {
         );
     });
 }
+
+/// A port nothing listens on (bound, then closed).
+async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn with_nothing_to_send_an_unreachable_sidecar_never_holds_the_exit() {
+    // The clock is tokio's paused one: it moves only by the shipper's own
+    // waits, so what is measured is how long it chose to wait.
+    let addr = closed_port().await;
+    let config = {
+        let mut c = config(addr);
+        c.interval = Duration::from_secs(3600);
+        c
+    };
+    let (_recorder, mut idle) = start_app(config.clone());
+    let started = tokio::time::Instant::now();
+    let report = idle
+        .shutdown(Duration::from_secs(30))
+        .await
+        .expect("the shipper runs");
+    assert_eq!((report.unsent_batches, report.unsent_requests), (0, 0));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "an idle app exits at once: waited {:?} of its 30 s grace",
+        started.elapsed()
+    );
+    // With requests to deliver it does use the grace, and says what is left.
+    let (recorder, mut busy) = start_app(config);
+    record(&recorder, 10);
+    let started = tokio::time::Instant::now();
+    let report = busy
+        .shutdown(Duration::from_secs(30))
+        .await
+        .expect("the shipper runs");
+    assert_eq!(report.unsent_requests, 10);
+    assert!(
+        started.elapsed() >= Duration::from_secs(29),
+        "{:?}",
+        started.elapsed()
+    );
+}

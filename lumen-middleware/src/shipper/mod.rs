@@ -313,7 +313,10 @@ impl Shipper {
                 }
                 Ok(applied) => {
                     self.stats.send_failures.fetch_add(1, Ordering::Relaxed);
-                    log.failed(&format!("sidecar acknowledged seq {applied}, not {seq}"));
+                    log.failed(
+                        &format!("sidecar acknowledged seq {applied}, not {seq}"),
+                        self.client.url(),
+                    );
                     return Some(Instant::now() + backoff.next_wait());
                 }
                 Err(e) if e.is_configuration() => {
@@ -330,7 +333,7 @@ impl Shipper {
                 }
                 Err(e) => {
                     self.stats.send_failures.fetch_add(1, Ordering::Relaxed);
-                    log.failed(&e.to_string());
+                    log.failed(&e.to_string(), self.client.url());
                     return Some(Instant::now() + backoff.next_wait());
                 }
             }
@@ -340,6 +343,14 @@ impl Shipper {
 
     async fn flush(mut self, deadline: Instant, log: &mut FailureLog) -> ShutdownReport {
         let mut backoff = Backoff::new(Duration::from_millis(500));
+        if self.queue.holds_no_series() {
+            // Idle intervals only: nothing counted would be lost, so an
+            // unreachable sidecar never holds the app's exit.
+            return ShutdownReport {
+                unsent_batches: 0,
+                unsent_requests: 0,
+            };
+        }
         while self.queue.len() > 0 {
             let attempt = tokio::time::timeout_at(deadline, self.send_all(&mut backoff, log)).await;
             match attempt {
@@ -395,12 +406,13 @@ impl FailureLog {
         }
     }
 
-    fn failed(&mut self, error: &str) {
+    fn failed(&mut self, error: &str, url: &http::Uri) {
         if let Some(suppressed) = self.due() {
             tracing::warn!(
+                %url,
                 error,
                 suppressed,
-                "cannot deliver a batch to the sidecar; will retry"
+                "cannot deliver a batch to the sidecar at this URL (LUMEN_SIDECAR_URL); will retry"
             );
         }
     }

@@ -80,6 +80,12 @@ impl BatchQueue {
     pub(crate) fn requests(&self) -> u64 {
         self.batches.iter().map(|q| batch_requests(&q.batch)).sum()
     }
+
+    /// Whether no queued batch holds a series (only idle intervals, whose
+    /// process figures nothing depends on): nothing worth waiting for.
+    pub(crate) fn holds_no_series(&self) -> bool {
+        self.batches.iter().all(|q| q.batch.series.is_empty())
+    }
 }
 
 /// Finished requests in a batch.
