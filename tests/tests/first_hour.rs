@@ -140,6 +140,11 @@ async fn one_sidecar_refuses_a_second_service_instead_of_merging_it() {
         let (layer, shipper) = pair(config).expect("valid");
         (layer, shipper.spawn())
     };
+    // An idle app's empty batch does not claim the sidecar.
+    let (_idle, idle_shipper) = start("idle-admin");
+    let idle = idle_shipper.flush().await.expect("the shipper runs");
+    assert_eq!(idle.unsent_batches, 0, "its empty batch was taken");
+    assert_eq!(idle_shipper.stats().configuration_errors, 0, "accepted");
     let (cart, mut cart_shipper) = start("cart");
     for _ in 0..5 {
         cart.recorder().record_response(Some("/hello"), 1_000, 200);
@@ -158,9 +163,20 @@ async fn one_sidecar_refuses_a_second_service_instead_of_merging_it() {
             .recorder()
             .record_response(Some("/hello"), 1_000, 200);
     }
-    let report = search_shipper.flush().await.expect("the shipper runs");
+    let mut report = search_shipper.flush().await.expect("the shipper runs");
+    for _ in 0..4 {
+        report = search_shipper.flush().await.expect("the shipper runs");
+    }
     assert_eq!(report.unsent_requests, 7, "refused, and kept");
-    assert!(search_shipper.stats().configuration_errors >= 1);
+    assert!(search_shipper.stats().configuration_errors >= 5);
+    // One clear line in the sidecar's log, not one per refusal.
+    let said = sidecar.proc.log_text();
+    assert_eq!(
+        said.matches("batch of another service refused").count(),
+        1,
+        "{said}"
+    );
+    assert!(said.contains("give each service its own sidecar"), "{said}");
     let doc = sidecar.slo("5m").await;
     assert_eq!(doc["service"], "cart");
     assert_eq!(doc["requests"], 5, "nothing of search merged in: {doc}");

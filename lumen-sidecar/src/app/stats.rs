@@ -89,6 +89,38 @@ pub struct IngestStats {
     pub store_merged_slots: AtomicU64,
     /// Minute slots dropped (oldest first) to keep the memory budget.
     pub store_dropped_minutes: AtomicU64,
+    /// When another service's refusals were last logged.
+    pub other_service_log: LogGate,
+}
+
+/// A log line at most once a minute: the first now, then one a minute with
+/// how many were held back.
+#[derive(Debug, Default)]
+pub struct LogGate {
+    last_ms: AtomicU64,
+    held_back: AtomicU64,
+}
+
+impl LogGate {
+    /// How often a gated line is written at most.
+    pub const EVERY_MS: u64 = 60_000;
+
+    /// `Some(lines held back since the last one)` when a line is due at
+    /// `now_ms`; else counts this one as held back.
+    pub fn due(&self, now_ms: u64) -> Option<u64> {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now_ms.saturating_sub(last) >= Self::EVERY_MS;
+        if due
+            && self
+                .last_ms
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.held_back.swap(0, Ordering::Relaxed));
+        }
+        self.held_back.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 impl IngestStats {

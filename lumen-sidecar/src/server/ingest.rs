@@ -113,7 +113,13 @@ pub async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     };
     match app.ingest(batch, bytes, now_ms()).await {
         Err(IngestError::Store(e @ StoreError::OtherService { .. })) => {
-            tracing::error!(error = %e, "batch of another service refused");
+            if let Some(held_back) = app.stats.other_service_log.due(now_ms()) {
+                tracing::error!(
+                    error = %e,
+                    held_back,
+                    "batch of another service refused (logged at most once a minute; lumen_batches_rejected_total{{reason=\"other_service\"}} counts each)"
+                );
+            }
             refuse(
                 &app,
                 RejectReason::OtherService,

@@ -457,6 +457,14 @@ pub fn pieces(first: u64, last: u64) -> Vec<(Option<usize>, u64)> {
     out
 }
 
+/// Whether `batch` holds any request (finished or cancelled).
+fn batch_carries_requests(batch: &DecodedBatch) -> bool {
+    batch
+        .series
+        .iter()
+        .any(|s| s.latency.len() > 0 || s.cancelled > 0)
+}
+
 /// The minute a batch is stored in: its interval's middle.
 fn batch_minute(batch: &DecodedBatch) -> u64 {
     (batch.start_ms / 2 + batch.end_ms / 2) / MINUTE_MS
@@ -494,7 +502,11 @@ impl WindowStore {
             now_ms,
             batch.process.map(|p| (p, batch.end_ms)),
         );
-        self.service = Some(batch.service.clone());
+        // The first batch that carries requests claims the store: an idle
+        // app's empty batches never lock another service out.
+        if self.service.is_none() && batch_carries_requests(batch) {
+            self.service = Some(batch.service.clone());
+        }
         if let Some(revision) = &batch.revision {
             self.revision = Some(revision.clone());
             let seen = self.revisions.entry(revision.clone()).or_insert(0);
@@ -577,6 +589,11 @@ impl WindowStore {
             folded += 1;
         }
         out.map(|b| (b, folded))
+    }
+
+    /// The service this store holds, once a batch with requests claimed it.
+    pub fn claimed_service(&self) -> Option<&str> {
+        self.service.as_deref()
     }
 
     /// What [`apply`](Self::apply) would do short of changing anything: an
