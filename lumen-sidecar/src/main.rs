@@ -53,9 +53,14 @@ async fn run(cli: Cli) -> u8 {
                 }
                 std::env::var(k).ok()
             }) {
-                Ok(c) => c,
+                Ok(c) => c.durable_by_default(|k| std::env::var(k).ok()),
                 Err(e) => return fail(&e),
             };
+            if config.state_dir.is_none() {
+                tracing::warn!(
+                    "no state directory (store.state_dir = none): acknowledged batches are lost if the sidecar restarts"
+                );
+            }
             let sidecar = match Sidecar::bind(config).await {
                 Ok(s) => s,
                 Err(e) => return fail(&e),

@@ -44,7 +44,9 @@ pub enum ServeError {
     #[error(transparent)]
     FleetStore(#[from] crate::fleet::store::FleetStoreError),
     /// The state directory cannot be read or written.
-    #[error("state directory {dir}: {source}")]
+    #[error(
+        "state directory {dir}: {source} (set LUMEN_STATE_DIR to a writable directory, or LUMEN_STATE_DIR=none to run without one and lose acknowledged batches on restart)"
+    )]
     Wal {
         /// The directory.
         dir: std::path::PathBuf,

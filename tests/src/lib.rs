@@ -241,8 +241,18 @@ impl SidecarProc {
     pub async fn start(port: u16, env: &[(&str, &str)]) -> Self {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut cmd = Command::new(binary("lumen-sidecar"));
+        // A state directory of its own (serve is durable by default, and a
+        // later test on the same port must not replay this one's log),
+        // unless the test names one.
+        let state = std::env::temp_dir().join(format!(
+            "lumen-test-state/{port}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
         cmd.arg("serve")
             .env("LUMEN_LISTEN", addr.to_string())
+            .env("LUMEN_STATE_DIR", &state)
             .envs(env.iter().copied());
         let proc = Proc::spawn("sidecar", cmd);
         wait_ready(&format!("http://{addr}"), "/healthz").await;

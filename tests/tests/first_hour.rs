@@ -196,3 +196,60 @@ async fn one_sidecar_refuses_a_second_service_instead_of_merging_it() {
         .await
         .expect("the shipper runs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_default_settings_a_restart_keeps_what_was_acknowledged() {
+    // Only the listen address is set: no LUMEN_STATE_DIR. HOME points to a
+    // fresh directory, as a new user's would hold nothing of Lumen's.
+    let home = std::env::temp_dir().join(format!("lumen-home-{}", now_ms()));
+    std::fs::create_dir_all(&home).expect("home");
+    let port = free_port();
+    let start = || {
+        let mut cmd = Command::new(binary("lumen-sidecar"));
+        cmd.arg("serve")
+            .env("LUMEN_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOME", &home)
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("LUMEN_STATE_DIR")
+            .env_remove("LUMEN_SNAPSHOT_PATH")
+            .env_remove("LUMEN_CONFIG");
+        Proc::spawn("sidecar-defaults", cmd)
+    };
+    let first = start();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base, "/healthz").await;
+    let mut config = LumenConfig::default();
+    config.service = "defaults-app".into();
+    config.sidecar_url = base.clone();
+    config.interval = Duration::from_secs(3600);
+    let (layer, shipper) = pair(config).expect("valid");
+    let mut shipper = shipper.spawn();
+    for i in 0..300 {
+        layer.recorder().record_response(
+            Some("/r"),
+            1_000 + i,
+            if i % 30 == 0 { 503 } else { 200 },
+        );
+    }
+    let report = shipper.flush().await.expect("the shipper runs");
+    assert_eq!(report.unsent_requests, 0, "acknowledged");
+    let expected_dir = home.join(format!(".local/state/lumen/sidecar-{port}"));
+    let held = std::fs::read_dir(&expected_dir).map_or(0, Iterator::count);
+    assert!(
+        held > 0,
+        "the log lives in the documented default directory {}: {}",
+        expected_dir.display(),
+        first.log_text()
+    );
+    // A crash (SIGKILL), not a clean stop: nothing is written at exit.
+    drop(first);
+    let second = start();
+    wait_ready(&base, "/healthz").await;
+    let doc: serde_json::Value =
+        serde_json::from_str(&get_ok(&format!("{base}/v1/slo?window=5m")).await).expect("JSON");
+    assert_eq!(doc["requests"], 300, "{doc}");
+    assert_eq!(doc["service"], "defaults-app");
+    let _ = shipper.shutdown(Duration::from_millis(100)).await;
+    drop(second);
+    std::fs::remove_dir_all(&home).ok();
+}

@@ -165,6 +165,25 @@ pub enum ExportMode {
     Stdout,
 }
 
+/// Where `serve` keeps its write-ahead log when `store.state_dir` is not
+/// set: `$XDG_STATE_HOME/lumen/sidecar-PORT`, else
+/// `$HOME/.local/state/lumen/sidecar-PORT`, else
+/// `<temp dir>/lumen/sidecar-PORT` (one directory per listen port, so two
+/// sidecars on one machine never share a log; a sidecar on port 0 gets
+/// none).
+pub fn default_state_dir(port: u16, env: impl Fn(&str) -> Option<String>) -> PathBuf {
+    let base = env("XDG_STATE_HOME")
+        .filter(|d| d.starts_with('/'))
+        .map(PathBuf::from)
+        .or_else(|| {
+            env("HOME")
+                .filter(|h| h.starts_with('/'))
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("lumen").join(format!("sidecar-{port}"))
+}
+
 /// Which way the sidecar's series reach the engine that the artefacts
 /// (dashboard, policies, rules) and the fleet reader query: the names and
 /// label keys differ.
@@ -382,8 +401,11 @@ pub struct SidecarConfig {
     pub retention: Duration,
     /// Snapshot file, if any.
     pub snapshot_path: Option<PathBuf>,
-    /// Directory of the write-ahead log and its checkpoint, if any.
+    /// Directory of the write-ahead log and its checkpoint, if any (`serve`
+    /// fills in [`default_state_dir`] when none is set).
     pub state_dir: Option<PathBuf>,
+    /// `store.state_dir = "none"`: run without durability, on purpose.
+    pub state_dir_off: bool,
     /// Distinct routes held before new ones fold into `other`.
     pub max_routes: usize,
     /// The window store's memory budget, bytes (else from the container's
@@ -466,6 +488,7 @@ impl Default for SidecarConfig {
             retention: DEFAULT_RETENTION,
             snapshot_path: None,
             state_dir: None,
+            state_dir_off: false,
             max_routes: crate::store::DEFAULT_MAX_ROUTES,
             store_max_bytes: None,
             state_max_bytes: None,
@@ -628,6 +651,22 @@ impl SidecarConfig {
         settings::derive(&mut draft);
         validate(&draft)?;
         Ok(draft.config)
+    }
+
+    /// This configuration as `serve` runs it: durable by default. Without a
+    /// state directory (and not `none`), the sidecar keeps its log in
+    /// [`default_state_dir`]: an acknowledged batch is never lost to a
+    /// restart because a setting was left out.
+    pub fn durable_by_default(mut self, env: impl Fn(&str) -> Option<String>) -> Self {
+        // Port 0 (any free port) has no stable name to find the log again.
+        if self.state_dir.is_none()
+            && !self.state_dir_off
+            && self.snapshot_path.is_none()
+            && self.listen.port() != 0
+        {
+            self.state_dir = Some(default_state_dir(self.listen.port(), env));
+        }
+        self
     }
 
     /// The checkpoint file: `snapshot_path`, else `checkpoint.bin` in the

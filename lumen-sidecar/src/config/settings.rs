@@ -349,10 +349,11 @@ pub static SETTINGS: &[Setting] = &[
     Setting {
         key: Some("store.state_dir"),
         env: &["LUMEN_STATE_DIR"],
-        default: "none",
-        help: "directory of the write-ahead log: every batch is written and synced there before it is acknowledged, and replayed at start after the checkpoint (checkpoint.bin there, unless store.snapshot_path names another file)",
+        default: "serve: $XDG_STATE_HOME (else ~/.local/state)/lumen/sidecar-PORT",
+        help: "directory of the write-ahead log: every batch is written and synced there before it is acknowledged, and replayed at start after the checkpoint (checkpoint.bin there, unless store.snapshot_path names another file); none: no log, an acknowledged batch is lost on restart",
         set: |d, v| {
-            d.config.state_dir = (!v.is_empty()).then(|| PathBuf::from(v));
+            d.config.state_dir_off = v == "none";
+            d.config.state_dir = (!v.is_empty() && v != "none").then(|| PathBuf::from(v));
             Ok(())
         },
         show: |c| {
