@@ -462,7 +462,7 @@ fn batch_carries_requests(batch: &DecodedBatch) -> bool {
     batch
         .series
         .iter()
-        .any(|s| s.latency.len() > 0 || s.cancelled > 0)
+        .any(|s| !s.latency.is_empty() || s.cancelled > 0)
 }
 
 /// The minute a batch is stored in: its interval's middle.
