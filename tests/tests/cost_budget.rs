@@ -330,3 +330,56 @@ async fn a_euro_account_gets_a_euro_budget_and_a_person_names_a_quota_project() 
     );
     assert!(s.quota_projects.iter().all(|p| p == "ops-billing") && s.quota_projects.len() >= 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sidecar_without_a_cache_charges_no_cache_and_nothing_before_it_started() {
+    let spawned = Instant::now();
+    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let mut config = LumenConfig::default();
+    config.service = "no-cache".into();
+    config.sidecar_url = sidecar.base();
+    config.interval = Duration::from_secs(3600);
+    let (layer, shipper) = pair(config).expect("valid");
+    let mut shipper = shipper.spawn();
+    for i in 0..30 {
+        layer.recorder().record_response(Some("/r"), 1_000 + i, 200);
+    }
+    let _ = shipper.flush().await.expect("the shipper runs");
+    let cost = |doc: &Value| doc["cost"].clone();
+    let budget: Value =
+        serde_json::from_str(&get_ok(&format!("{}/v1/budget", sidecar.base())).await)
+            .expect("JSON");
+    let alive_s = spawned.elapsed().as_secs_f64();
+    let c = cost(&budget);
+    assert_eq!(c["cache_usd"], 0.0, "no cache configured or reported: {c}");
+    // The default instance: $0.0000195 a second, for at most its lifetime.
+    let to_date = c["month_to_date_usd"].as_f64().expect("a figure");
+    assert!(
+        to_date <= 0.000_019_5 * alive_s + 1e-9,
+        "{to_date} after {alive_s} s: {c}"
+    );
+    // Once the app reports a lookup there is a cache: charged from when the
+    // sidecar started, not from the 1st of the month.
+    layer.recorder().record_cache(Some("/r"), true);
+    layer.recorder().record_response(Some("/r"), 1_000, 200);
+    let _ = shipper.flush().await.expect("the shipper runs");
+    let budget: Value =
+        serde_json::from_str(&get_ok(&format!("{}/v1/budget", sidecar.base())).await)
+            .expect("JSON");
+    let alive_s = spawned.elapsed().as_secs_f64();
+    let cache = cost(&budget)["cache_usd"].as_f64().expect("a figure");
+    let month_s = (cost(&budget)["month_end_ms"].as_f64().expect("ms")
+        - cost(&budget)["month_start_ms"].as_f64().expect("ms"))
+        / 1000.0;
+    assert!(
+        cache > 0.0 && cache <= 50.0 * alive_s / month_s + 1e-9,
+        "{cache}: {budget}"
+    );
+    let text = Command::new(binary("lumen-sidecar"))
+        .args(["check", "--verbose", "--url", &sidecar.base()])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("$0.00 this month so far"), "{text}");
+    let _ = shipper.shutdown(Duration::from_secs(1)).await;
+}

@@ -39,6 +39,10 @@ fn assert_counts_match(doc: &serde_json::Value, outcome: &LoadOutcome) {
     for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
         assert_eq!(ask["counts"][class], outcome.status[i], "{class} in {doc}");
     }
+    // The field says what it counts: failures without a response (none
+    // here), not the error rate's errors.
+    assert_eq!(ask["counts"]["inner_failures"], 0, "{doc}");
+    assert!(ask["counts"].get("errors").is_none(), "{doc}");
     assert_eq!(doc["cache"]["hits"], outcome.expected_hits, "hits in {doc}");
     assert_eq!(
         doc["cache"]["misses"], outcome.expected_misses,

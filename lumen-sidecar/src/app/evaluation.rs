@@ -100,18 +100,23 @@ impl AppState {
     }
 
     /// This instance's cost this month and its forecast, as if it ran to
-    /// the month's end (its compute since it started or since the month
-    /// began, its share of the cache's cost).
+    /// the month's end: its compute since it started (or since the month
+    /// began), and its share of the cache's cost from when it started, only
+    /// when there is a cache (its price configured, or lookups reported).
     pub fn instance_cost(&self, now: u64) -> crate::eval::CostReport {
         let (month_start, _) = crate::eval::month_bounds(now);
         let since = self.started_ms().max(month_start);
         let c = &self.config.cost;
         let share = 1.0 / f64::from(self.config.roi.instances.unwrap_or(1).max(1));
+        let has_cache = self.config.cache_cost_set || !self.totals().cache.is_empty();
         crate::eval::cost_report(
             "instance",
             c.accrued_usd(now.saturating_sub(since) as f64 / 1000.0),
             c.instance_usd_per_s(),
-            self.config.roi.redis_monthly_cost_usd * share,
+            has_cache.then(|| crate::eval::CacheCharge {
+                monthly_usd: self.config.roi.redis_monthly_cost_usd * share,
+                since_ms: self.started_ms(),
+            }),
             c.monthly_budget_usd * share,
             now,
         )

@@ -406,6 +406,9 @@ pub struct SidecarConfig {
     pub state_dir: Option<PathBuf>,
     /// `store.state_dir = "none"`: run without durability, on purpose.
     pub state_dir_off: bool,
+    /// Whether `roi.redis_monthly_cost_usd` was set (a cache the user pays
+    /// for, even before the app reports a lookup).
+    pub cache_cost_set: bool,
     /// Distinct routes held before new ones fold into `other`.
     pub max_routes: usize,
     /// The window store's memory budget, bytes (else from the container's
@@ -489,6 +492,7 @@ impl Default for SidecarConfig {
             snapshot_path: None,
             state_dir: None,
             state_dir_off: false,
+            cache_cost_set: false,
             max_routes: crate::store::DEFAULT_MAX_ROUTES,
             store_max_bytes: None,
             state_max_bytes: None,

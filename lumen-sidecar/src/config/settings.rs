@@ -502,7 +502,7 @@ pub static SETTINGS: &[Setting] = &[
         key: Some("roi.redis_monthly_cost_usd"),
         env: &["LUMEN_ROI_REDIS_MONTHLY_COST_USD"],
         default: "50",
-        help: "the cache's monthly cost, USD, above 0 (ROI is savings over this cost)",
+        help: "the cache's monthly cost, USD, above 0 (ROI is savings over this cost); the cost report charges it once this is set or the app reports cache lookups",
         set: |d, v| {
             let n = number(v)?;
             if !(n > 0.0 && n.is_finite()) {
@@ -512,6 +512,7 @@ pub static SETTINGS: &[Setting] = &[
                 );
             }
             d.config.roi.redis_monthly_cost_usd = n;
+            d.config.cache_cost_set = true;
             Ok(())
         },
         show: |c| Some(Shown::Number(c.roi.redis_monthly_cost_usd)),

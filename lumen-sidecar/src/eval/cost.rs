@@ -88,7 +88,9 @@ pub struct CostReport {
     pub month_end_ms: u64,
     /// Compute (instances) so far this month, USD.
     pub compute_usd: f64,
-    /// The cache's monthly cost, pro rata to now, USD.
+    /// The cache's monthly cost, pro rata from when it is charged (the
+    /// month's start, or the service's if later) to now, USD; 0 without a
+    /// cache.
     pub cache_usd: f64,
     /// `compute_usd + cache_usd`.
     pub month_to_date_usd: f64,
@@ -108,14 +110,25 @@ pub struct CostReport {
     pub note: String,
 }
 
+/// The cache of a cost report: its monthly price, charged once, from
+/// `since_ms` (or the month's start, if later). `None`: there is no cache
+/// (none configured, no lookup reported), and nothing is charged for one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheCharge {
+    /// The cache's monthly price, USD.
+    pub monthly_usd: f64,
+    /// From when it is charged (the service's start), Unix ms.
+    pub since_ms: u64,
+}
+
 /// The month's cost at `at_ms` of `scope`, from the compute accrued this
-/// month and its current rate (USD per second), with the cache's
-/// `cache_monthly_usd` charged once.
+/// month and its current rate (USD per second), with the cache (when there
+/// is one) charged once from when the service started.
 pub fn cost_report(
     scope: &str,
     compute_usd: f64,
     compute_usd_per_s: f64,
-    cache_monthly_usd: f64,
+    cache: Option<CacheCharge>,
     budget_usd: f64,
     at_ms: u64,
 ) -> CostReport {
@@ -123,10 +136,18 @@ pub fn cost_report(
     let month_s = (end - start) as f64 / 1000.0;
     let elapsed_s = at_ms.saturating_sub(start) as f64 / 1000.0;
     let left_s = (month_s - elapsed_s).max(0.0);
-    let cache_usd = cache_monthly_usd * elapsed_s / month_s;
+    let (cache_usd, cache_rest_usd) = match cache {
+        Some(c) => {
+            let charged_s = at_ms.saturating_sub(c.since_ms.max(start)) as f64 / 1000.0;
+            (
+                c.monthly_usd * charged_s / month_s,
+                c.monthly_usd * left_s / month_s,
+            )
+        }
+        None => (0.0, 0.0),
+    };
     let month_to_date_usd = compute_usd + cache_usd;
-    let forecast_usd =
-        month_to_date_usd + compute_usd_per_s * left_s + (cache_monthly_usd - cache_usd);
+    let forecast_usd = month_to_date_usd + compute_usd_per_s * left_s + cache_rest_usd;
     let forecast_percent_of_budget = if budget_usd > 0.0 {
         forecast_usd / budget_usd * 100.0
     } else {
@@ -180,15 +201,44 @@ mod tests {
         // Ten days into a 30-day month (November 2026).
         let start = days_from_civil(2026, 11, 1) as u64 * 86_400_000;
         let at = start + 10 * 86_400_000;
-        let r = cost_report("fleet", 40.0, 100.0 / (30.0 * 86_400.0), 30.0, 200.0, at);
+        let cache = Some(CacheCharge {
+            monthly_usd: 30.0,
+            since_ms: 0,
+        });
+        let r = cost_report("fleet", 40.0, 100.0 / (30.0 * 86_400.0), cache, 200.0, at);
         assert!((r.cache_usd - 10.0).abs() < 1e-9);
         assert!((r.month_to_date_usd - 50.0).abs() < 1e-9);
         // 50 so far + 100/30 a day for 20 days + the cache's other 20.
         let expected = 50.0 + 100.0 * 20.0 / 30.0 + 20.0;
         assert!((r.forecast_usd - expected).abs() < 1e-9, "{r:?}");
         assert!(!r.over_budget);
-        let r = cost_report("fleet", 40.0, 400.0 / (30.0 * 86_400.0), 30.0, 200.0, at);
+        let r = cost_report("fleet", 40.0, 400.0 / (30.0 * 86_400.0), cache, 200.0, at);
         assert!(r.over_budget, "{r:?}");
         assert!(r.forecast_percent_of_budget > 100.0);
+    }
+
+    #[test]
+    fn a_cache_is_charged_only_when_there_is_one_and_from_the_start() {
+        let start = days_from_civil(2026, 11, 1) as u64 * 86_400_000;
+        let at = start + 10 * 86_400_000;
+        // A service started a minute ago without a cache: nothing for one.
+        let r = cost_report("instance", 0.001, 0.0, None, 200.0, at);
+        assert_eq!(r.cache_usd, 0.0);
+        assert!((r.month_to_date_usd - 0.001).abs() < 1e-12);
+        // With one, started a minute ago: a minute of it so far, the rest
+        // of the month forecast.
+        let cache = Some(CacheCharge {
+            monthly_usd: 30.0,
+            since_ms: at - 60_000,
+        });
+        let r = cost_report("instance", 0.0, 0.0, cache, 200.0, at);
+        assert!(
+            (r.cache_usd - 30.0 * 60.0 / (30.0 * 86_400.0)).abs() < 1e-12,
+            "{r:?}"
+        );
+        assert!(
+            (r.forecast_usd - (r.cache_usd + 20.0)).abs() < 1e-9,
+            "{r:?}"
+        );
     }
 }

@@ -31,7 +31,8 @@ pub use cache_tiers::{
     LayoutCost, MIN_SAVING, MIN_TIER_LOOKUPS, TierChoice, TierLayout, TierMeans, choose_tiers,
 };
 pub use cost::{
-    CostConfig, CostReport, DEFAULT_MONTHLY_BUDGET_USD, PRICES_AS_OF, cost_report, month_bounds,
+    CacheCharge, CostConfig, CostReport, DEFAULT_MONTHLY_BUDGET_USD, PRICES_AS_OF, cost_report,
+    month_bounds,
 };
 pub use experiment::{
     ArmCounts, Comparison, DEFAULT_ALPHA, DEFAULT_EXPERIMENT_DURATION, DEFAULT_SHARE_B_PERCENT,

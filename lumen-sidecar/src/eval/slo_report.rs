@@ -25,7 +25,10 @@ pub struct CountsReport {
     /// Server errors.
     #[serde(rename = "5xx")]
     pub server_error: u64,
-    /// Inner-service failures.
+    /// Inner-service failures: requests the app's service failed without
+    /// a response (JSON `inner_failures`; not the error rate's count, which
+    /// also holds the error classes). Read as `errors` too (older reports).
+    #[serde(rename = "inner_failures", alias = "errors")]
     pub errors: u64,
     /// Client-abandoned requests (not in `requests`).
     pub cancelled: u64,

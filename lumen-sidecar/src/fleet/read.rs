@@ -233,7 +233,12 @@ impl FleetReader {
             "fleet",
             to_date,
             in_window / w as f64,
-            self.config.roi.redis_monthly_cost_usd,
+            // The query API does not say when the service started: the
+            // cache is charged from the month's start.
+            Some(crate::eval::CacheCharge {
+                monthly_usd: self.config.roi.redis_monthly_cost_usd,
+                since_ms: month_start,
+            }),
             self.config.cost.monthly_budget_usd,
             at_ms,
         )))

@@ -267,7 +267,15 @@ impl FleetStoreReader {
             "fleet",
             to_date,
             running_rate,
-            self.config.roi.redis_monthly_cost_usd,
+            // From the first instance's start (or the month's).
+            Some(crate::eval::CacheCharge {
+                monthly_usd: self.config.roi.redis_monthly_cost_usd,
+                since_ms: infos
+                    .values()
+                    .filter_map(|i| i.started_ms)
+                    .min()
+                    .unwrap_or(month_start),
+            }),
             self.config.cost.monthly_budget_usd,
             at_ms,
         ))
