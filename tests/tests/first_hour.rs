@@ -26,6 +26,55 @@ async fn get_hello(base: &str, n: usize) {
     }
 }
 
+/// The README's `[dependencies]` block for the app.
+fn readme_dependencies() -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
+    let section = readme
+        .split("## Add the layer to your app")
+        .nth(1)
+        .expect("the section");
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = section[start..].find("```\n").expect("its end");
+    section[start..start + end].to_owned()
+}
+
+#[test]
+fn the_readme_app_builds_in_a_new_crate_from_the_readme_alone() {
+    // A new crate: the README's dependency lines (the path pointed at this
+    // checkout) and its snippet as main.rs, nothing else. The workspace's
+    // lock file pins the versions already fetched, so it builds offline.
+    let dependencies = readme_dependencies();
+    assert!(
+        !dependencies.contains("OWNER")
+            && dependencies.contains("path = \"../lumen/lumen-middleware\""),
+        "{dependencies}"
+    );
+    let checkout = workspace_root().join("lumen-middleware");
+    let dir = workspace_root().join("target/readme-crate");
+    std::fs::create_dir_all(dir.join("src")).expect("dir");
+    let manifest = format!(
+        "[package]\nname = \"readme-app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n{}\n[workspace]\n",
+        dependencies.replace("../lumen/lumen-middleware", &checkout.display().to_string())
+    );
+    std::fs::write(dir.join("Cargo.toml"), manifest).expect("manifest");
+    std::fs::write(dir.join("src/main.rs"), readme_snippet()).expect("main.rs");
+    std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "the README's app does not build as written:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("target/debug/readme-app").exists());
+}
+
 #[test]
 fn the_readme_snippet_is_the_example_binary() {
     let file = std::fs::read_to_string(workspace_root().join("examples/src/bin/readme_app.rs"))

@@ -5,11 +5,13 @@ use lumen_middleware::{LumenConfig, pair, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Lumen logs through `tracing`: without a subscriber its errors are silent.
+    // Lumen logs through `tracing`: without a subscriber its errors are
+    // silent. `RUST_LOG=info` shows the shipper's lifecycle.
     tracing_subscriber::fmt::init();
 
-    // LUMEN_SIDECAR_URL (default http://127.0.0.1:9464), LUMEN_SERVICE or
-    // K_SERVICE, LUMEN_INTERVAL (default 10s) are read here.
+    // LUMEN_SIDECAR_URL (default http://127.0.0.1:9464), LUMEN_SERVICE (else
+    // K_SERVICE, else this executable's name), LUMEN_INTERVAL (default 10s)
+    // are read here.
     let (layer, shipper) = pair(LumenConfig::from_env()?)?;
     let mut shipper = shipper.spawn();
 
