@@ -10,7 +10,6 @@ use pin_project_lite::pin_project;
 
 use crate::grpc;
 use crate::in_flight::{InFlight, Outcome};
-use crate::registry::Event;
 
 pin_project! {
     /// The body of [`Lumen`](crate::Lumen)'s responses.
@@ -23,7 +22,7 @@ pin_project! {
     impl<B> PinnedDrop for ResponseBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some((request, _)) = this.project().in_flight.take() {
-                request.series.record(Event::Cancelled);
+                request.dropped();
             }
         }
     }

@@ -14,7 +14,6 @@ use crate::body_kind::{BodyKind, Wrapped};
 use crate::cache;
 use crate::grpc;
 use crate::in_flight::{InFlight, Outcome};
-use crate::registry::Event;
 
 pin_project! {
     /// The future of [`Lumen`](crate::Lumen)'s response.
@@ -30,7 +29,7 @@ pin_project! {
     impl<F, K> PinnedDrop for ResponseFuture<F, K> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(request) = this.project().in_flight.take() {
-                request.series.record(Event::Cancelled);
+                request.dropped();
             }
         }
     }

@@ -47,6 +47,36 @@ pub(crate) fn status_in(headers: &HeaderMap) -> Option<u16> {
     Some(http_status_of_code(code))
 }
 
+/// The call's deadline from its `grpc-timeout` header, microseconds from
+/// its start (`0`: none, or not readable). The header is at most 8 digits
+/// and a unit: `H`, `M`, `S`, `m` (milliseconds), `u`, `n`. No allocation.
+#[inline]
+pub(crate) fn timeout_us(headers: &HeaderMap) -> u64 {
+    let Some(value) = headers.get("grpc-timeout") else {
+        return 0;
+    };
+    let bytes = value.as_bytes();
+    let Some((&unit, digits)) = bytes.split_last() else {
+        return 0;
+    };
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return 0;
+    }
+    let n = digits
+        .iter()
+        .fold(0_u64, |n, d| n * 10 + u64::from(d - b'0'));
+    let us = match unit {
+        b'H' => n.saturating_mul(3_600_000_000),
+        b'M' => n.saturating_mul(60_000_000),
+        b'S' => n.saturating_mul(1_000_000),
+        b'm' => n.saturating_mul(1_000),
+        b'u' => n,
+        b'n' => n / 1_000,
+        _ => return 0,
+    };
+    us.max(1)
+}
+
 /// How a response's outcome will be known from its head.
 #[inline]
 pub(crate) fn outcome_of(status: u16, headers: &HeaderMap) -> Outcome {
@@ -69,6 +99,21 @@ mod tests {
             h.insert(*k, v.parse().expect("valid value"));
         }
         h
+    }
+
+    #[test]
+    fn grpc_timeouts_are_read_in_every_unit() {
+        let t = |v: &'static str| timeout_us(&headers(&[("grpc-timeout", v)]));
+        assert_eq!(t("250m"), 250_000);
+        assert_eq!(t("2S"), 2_000_000);
+        assert_eq!(t("1H"), 3_600_000_000);
+        assert_eq!(t("3M"), 180_000_000);
+        assert_eq!(t("1500u"), 1_500);
+        assert_eq!(t("500n"), 1, "below a microsecond still has a deadline");
+        for bad in ["", "m", "123456789m", "12x", "-5S", "5 S"] {
+            assert_eq!(t(bad), 0, "{bad:?}");
+        }
+        assert_eq!(timeout_us(&HeaderMap::new()), 0);
     }
 
     #[test]

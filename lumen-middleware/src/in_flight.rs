@@ -9,6 +9,8 @@ pub(crate) struct InFlight {
     pub(crate) start: crate::clock::Tick,
     /// The request's method, as an index in [`METHODS`](crate::wire::METHODS).
     pub(crate) method: u8,
+    /// A gRPC call's deadline (`grpc-timeout`), µs from `start`; 0: none.
+    pub(crate) deadline_us: u64,
 }
 
 impl InFlight {
@@ -29,6 +31,28 @@ impl InFlight {
     #[inline]
     pub(crate) fn elapsed_us(&self) -> u64 {
         self.start.elapsed_us()
+    }
+
+    /// Records a call dropped before its outcome: a gRPC call past its
+    /// deadline timed out on the server's side (a server that answers too
+    /// slowly; tonic's timeout drops the handler and answers
+    /// DEADLINE_EXCEEDED, counted as 504); any other is the client's
+    /// cancellation.
+    ///
+    /// "Past" allows 5 % of the deadline (at least 2 ms): the server's timer
+    /// starts before this layer sees the call, and a client whose deadline
+    /// expires resets the stream a network hop later; a call given up that
+    /// close to its deadline timed out.
+    #[inline]
+    pub(crate) fn dropped(&self) {
+        let elapsed = self.elapsed_us();
+        let slack = (self.deadline_us / 20).max(2_000);
+        if self.deadline_us > 0 && elapsed.saturating_add(slack) >= self.deadline_us {
+            self.series
+                .record_response(elapsed, 504, usize::from(self.method));
+        } else {
+            self.series.record(crate::registry::Event::Cancelled);
+        }
     }
 }
 

@@ -179,6 +179,11 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let series = self.layer.labels.series(self.layer.registry, &request);
         let method = crate::registry::method_index(request.method()) as u8;
+        let deadline_us = if self.layer.grpc {
+            crate::grpc::timeout_us(request.headers())
+        } else {
+            0
+        };
         let start = crate::clock::Tick::now();
         let inner = self.inner.call(request);
         ResponseFuture::new(
@@ -187,6 +192,7 @@ where
                 series,
                 start,
                 method,
+                deadline_us,
             },
             self.layer.until_body_end,
             self.layer.grpc,

@@ -417,6 +417,48 @@ async fn a_grpc_body_dropped_before_its_trailers_is_cancelled() {
 }
 
 #[tokio::test]
+async fn a_grpc_call_dropped_at_its_deadline_is_a_timeout_and_before_it_a_cancellation() {
+    let classified = layer(LumenConfig::default()).classify_grpc();
+    let mut service = classified.layer(service_fn(|_req: Request<()>| async {
+        std::future::pending::<()>().await;
+        Ok::<_, Infallible>(grpc_response(Some("0"), None))
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut dropped_with = |timeout: &str| {
+        let request = Request::get("/")
+            .header("content-type", "application/grpc")
+            .header("grpc-timeout", timeout)
+            .body(())
+            .expect("request");
+        let mut future = Box::pin(service.call(request));
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+        drop(future);
+        classified.recorder().drain().remove(0)
+    };
+    // 30 s left: the client gave up (a cancellation, in no request count).
+    let s = dropped_with("30S");
+    assert_eq!((s.cancelled, s.status), (1, [0; 5]));
+    // A 1 ms deadline is reached (within its 2 ms allowance): the server
+    // timed out, DEADLINE_EXCEEDED, a 5xx with its latency.
+    let s = dropped_with("1m");
+    assert_eq!((s.cancelled, s.status[4], s.latency.len()), (0, 1, 1));
+    // Without classify_grpc the header means nothing.
+    let plain = layer(LumenConfig::default());
+    let mut service = plain.layer(service_fn(|_req: Request<()>| async {
+        std::future::pending::<()>().await;
+        Ok::<_, Infallible>(Response::new(String::new()))
+    }));
+    let request = Request::get("/")
+        .header("grpc-timeout", "1m")
+        .body(())
+        .expect("request");
+    let mut future = Box::pin(service.call(request));
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    drop(future);
+    assert_eq!(plain.recorder().drain()[0].cancelled, 1);
+}
+
+#[tokio::test]
 async fn outside_a_request_only_an_explicit_reporter_counts() {
     let first = layer(LumenConfig::default());
     let second = layer(LumenConfig::default());

@@ -18,7 +18,9 @@ use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio::net::TcpListener;
 
-/// Answers by the `outcome` resource attribute of the request.
+/// Answers by the `outcome` resource attribute of the request; `hang`
+/// never answers.
+#[derive(Default)]
 struct Scripted;
 
 #[tonic::async_trait]
@@ -39,6 +41,7 @@ impl MetricsService for Scripted {
             })
             .unwrap_or_default();
         match outcome.as_str() {
+            "hang" => std::future::pending().await,
             "unavailable" => Err(tonic::Status::unavailable("backend down")),
             "not_found" => Err(tonic::Status::not_found("no such thing")),
             "internal" => Err(tonic::Status::internal("bug")),
@@ -124,4 +127,62 @@ async fn grpc_failures_are_counted_by_grpc_status_not_http_200() {
         (availability["current"].as_f64().expect("a value") - expected).abs() < 1e-9,
         "{availability}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_their_deadline_count_as_server_timeouts_not_cancellations() {
+    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let mut config = LumenConfig::default();
+    config.service = "grpc-deadlines".into();
+    config.sidecar_url = sidecar.base();
+    config.interval = Duration::from_secs(3600);
+    let (layer, shipper) = pair(config).expect("valid config");
+    let mut shipper = shipper.spawn();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // tonic's own timeout wraps the layers: it drops the handler (and the
+    // layer's future) and answers DEADLINE_EXCEEDED itself.
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .timeout(Duration::from_millis(300))
+            .layer(layer.classify_grpc())
+            .add_service(MetricsServiceServer::new(Scripted))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let mut client = MetricsServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("client connects");
+    for _ in 0..3 {
+        client.export(request("ok")).await.expect("ok");
+    }
+    // Five calls the server never answers within their 300 ms.
+    for _ in 0..5 {
+        let mut call = tonic::Request::new(request("hang"));
+        call.set_timeout(Duration::from_millis(300));
+        let answer = client.export(call).await.expect_err("timed out");
+        assert!(
+            matches!(
+                answer.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ),
+            "{answer:?}"
+        );
+    }
+    drop(client);
+    let report = shipper
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("the shipper runs");
+    assert_eq!(report.unsent_requests, 0, "{report:?}");
+    server.abort();
+
+    let doc = sidecar.slo("5m").await;
+    assert_eq!(doc["requests"], 8, "the timeouts are requests: {doc}");
+    let counts = &doc["routes"][0]["counts"];
+    assert_eq!(counts["2xx"], 3, "{doc}");
+    assert_eq!(
+        counts["5xx"], 5,
+        "DEADLINE_EXCEEDED is the server's failure: {doc}"
+    );
+    assert_eq!(counts["cancelled"], 0, "none was the client's doing: {doc}");
 }
