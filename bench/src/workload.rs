@@ -45,6 +45,7 @@ pub fn decoded_series_of(
     let c5 = requests / 100;
     let c4 = requests / 50;
     DecodedSeries {
+        grpc_codes: [0; 17],
         route: Some(format!("/api/v1/route/{route}")),
         latency: LatencyCounts::from_histogram(&latency),
         status: StatusCounts {
@@ -73,6 +74,7 @@ pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<
         .map(|r| {
             let d = decoded_series(r, requests, seq * 1000 + r as u64);
             Series {
+                grpc_codes: Default::default(),
                 route: d.route,
                 latency_us: wire::encode_histogram(&d.latency.to_histogram()),
                 keys: None,

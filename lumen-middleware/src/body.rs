@@ -57,14 +57,17 @@ impl<B: Body> Body for ResponseBody<B> {
         if let Some((request, outcome)) = *this.in_flight {
             // At the end: the status known from the head, or for gRPC the
             // trailers' `grpc-status` (none at all counts as OK, as in tower-http).
-            let status = |trailers: Option<&http::HeaderMap>| match outcome {
-                Outcome::Status(status) => status,
-                Outcome::GrpcTrailers => trailers.and_then(grpc::status_in).unwrap_or(200),
+            let respond = |trailers: Option<&http::HeaderMap>| match outcome {
+                Outcome::Status(status) => request.respond(status),
+                Outcome::Grpc(code) => request.respond_grpc(code),
+                Outcome::GrpcTrailers => {
+                    request.respond_grpc(trailers.and_then(grpc::code_in).unwrap_or(0));
+                }
             };
             match &frame {
                 None => {
                     *this.in_flight = None;
-                    request.respond(status(None));
+                    respond(None);
                 }
                 Some(Err(_)) => {
                     *this.in_flight = None;
@@ -72,7 +75,7 @@ impl<B: Body> Body for ResponseBody<B> {
                 }
                 Some(Ok(f)) if f.is_trailers() || this.inner.is_end_stream() => {
                     *this.in_flight = None;
-                    request.respond(status(f.trailers_ref()));
+                    respond(f.trailers_ref());
                 }
                 Some(Ok(_)) => {}
             }

@@ -83,11 +83,14 @@ where
                 } else {
                     Outcome::Status(status)
                 };
+                let known_now = !*this.until_body_end || response.body().is_end_stream();
                 match outcome {
-                    Outcome::Status(status)
-                        if !*this.until_body_end || response.body().is_end_stream() =>
-                    {
+                    Outcome::Status(status) if known_now => {
                         request.respond(status);
+                        Ok(response.map(K::unwatched))
+                    }
+                    Outcome::Grpc(code) if known_now => {
+                        request.respond_grpc(code);
                         Ok(response.map(K::unwatched))
                     }
                     _ => Ok(response

@@ -19,7 +19,7 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
 }
 
 /// The HTTP status a gRPC status code counts as (google.rpc.Code's mapping).
-pub(crate) fn http_status_of_code(code: u32) -> u16 {
+pub(crate) fn http_status_of_code(code: u8) -> u16 {
     match code {
         0 => 200,          // OK
         1 => 499,          // CANCELLED (client closed request)
@@ -36,15 +36,21 @@ pub(crate) fn http_status_of_code(code: u32) -> u16 {
     }
 }
 
-/// The HTTP status `grpc-status` in `headers` counts as; `None` without one.
-/// A `grpc-status` that is not a number counts as 500 (UNKNOWN).
-pub(crate) fn status_in(headers: &HeaderMap) -> Option<u16> {
+/// The highest gRPC status code (UNAUTHENTICATED); codes above it count as
+/// UNKNOWN.
+pub const MAX_CODE: u8 = 16;
+
+/// `grpc-status` in `headers`; `None` without one. A `grpc-status` that is
+/// not a known code counts as 2 (UNKNOWN).
+pub(crate) fn code_in(headers: &HeaderMap) -> Option<u8> {
     let value = headers.get("grpc-status")?;
-    let code = std::str::from_utf8(value.as_bytes())
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(2);
-    Some(http_status_of_code(code))
+    Some(
+        std::str::from_utf8(value.as_bytes())
+            .ok()
+            .and_then(|s| s.trim().parse::<u8>().ok())
+            .filter(|c| *c <= MAX_CODE)
+            .unwrap_or(2),
+    )
 }
 
 /// The call's deadline from its `grpc-timeout` header, microseconds from
@@ -83,8 +89,8 @@ pub(crate) fn outcome_of(status: u16, headers: &HeaderMap) -> Outcome {
     if status != 200 || !is_grpc(headers) {
         return Outcome::Status(status);
     }
-    match status_in(headers) {
-        Some(mapped) => Outcome::Status(mapped),
+    match code_in(headers) {
+        Some(code) => Outcome::Grpc(code),
         None => Outcome::GrpcTrailers,
     }
 }
@@ -129,14 +135,19 @@ mod tests {
     #[test]
     fn a_trailers_only_failure_counts_as_its_mapped_status() {
         let h = headers(&[("content-type", "application/grpc"), ("grpc-status", "14")]);
-        assert_eq!(outcome_of(200, &h), Outcome::Status(503));
+        assert_eq!(outcome_of(200, &h), Outcome::Grpc(14));
         let h = headers(&[
             ("content-type", "application/grpc+proto"),
             ("grpc-status", "5"),
         ]);
-        assert_eq!(outcome_of(200, &h), Outcome::Status(404));
-        let h = headers(&[("content-type", "application/grpc"), ("grpc-status", "x")]);
-        assert_eq!(outcome_of(200, &h), Outcome::Status(500));
+        assert_eq!(outcome_of(200, &h), Outcome::Grpc(5));
+        for unknown in ["x", "17", "-1"] {
+            let h = headers(&[
+                ("content-type", "application/grpc"),
+                ("grpc-status", unknown),
+            ]);
+            assert_eq!(outcome_of(200, &h), Outcome::Grpc(2), "{unknown}: UNKNOWN");
+        }
     }
 
     #[test]

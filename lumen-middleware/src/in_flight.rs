@@ -21,6 +21,14 @@ impl InFlight {
             .record_response(self.elapsed_us(), status, usize::from(self.method));
     }
 
+    /// Records a gRPC call that ended with `code`, now: counted as the HTTP
+    /// status the code maps to, and by code.
+    #[inline]
+    pub(crate) fn respond_grpc(&self, code: u8) {
+        self.series
+            .record_grpc(self.elapsed_us(), code, usize::from(self.method));
+    }
+
     /// Records an inner failure, now.
     #[inline]
     pub(crate) fn fail(&self) {
@@ -48,8 +56,9 @@ impl InFlight {
         let elapsed = self.elapsed_us();
         let slack = (self.deadline_us / 20).max(2_000);
         if self.deadline_us > 0 && elapsed.saturating_add(slack) >= self.deadline_us {
+            // DEADLINE_EXCEEDED.
             self.series
-                .record_response(elapsed, 504, usize::from(self.method));
+                .record_grpc(elapsed, 4, usize::from(self.method));
         } else {
             self.series.record(crate::registry::Event::Cancelled);
         }
@@ -59,8 +68,10 @@ impl InFlight {
 /// What a response will be counted as, once it is recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// This HTTP status (for gRPC, the status its `grpc-status` maps to).
+    /// This HTTP status.
     Status(u16),
+    /// A gRPC response with this `grpc-status` in its head.
+    Grpc(u8),
     /// A gRPC response whose `grpc-status` comes in the trailers.
     GrpcTrailers,
 }

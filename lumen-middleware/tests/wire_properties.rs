@@ -17,6 +17,7 @@ fn series(route: Option<String>, latencies: Vec<(u64, u64)>, errors: u64, hits: 
     let success = responses.saturating_sub(errors);
     let errors = responses - success;
     Series {
+        grpc_codes: Default::default(),
         route,
         latency_us: wire::encode_histogram(&h),
         keys: None,

@@ -35,6 +35,7 @@ pub fn arm_batch(
             h.record_n(2_000 + 1_000 * load.arm as u64, load.requests)
                 .expect("in range");
             Series {
+                grpc_codes: Default::default(),
                 route: Some(route.into()),
                 variant: Some(Variant {
                     experiment,

@@ -51,6 +51,7 @@ impl RouteMinute {
     /// The minute as a wire series.
     pub fn series(&self) -> Series {
         Series {
+            grpc_codes: Default::default(),
             route: Some(self.route.clone()),
             variant: None,
             latency_us: wire::encode_histogram(&self.latency),

@@ -17,6 +17,7 @@ fn batch(seq: u64, routes: std::ops::Range<u64>) -> String {
                 hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
             latency.record_n(1_000 + r, 3).expect("in range");
             Series {
+                grpc_codes: Default::default(),
                 route: Some(format!("/flood/{r}")),
                 latency_us: wire::encode_histogram(&latency),
                 keys: None,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use lumen_middleware::{LumenConfig, pair};
+use lumen_tests::otlp_receiver::Receiver;
 use lumen_tests::{SidecarProc, free_port};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -131,7 +132,16 @@ async fn grpc_failures_are_counted_by_grpc_status_not_http_200() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_their_deadline_count_as_server_timeouts_not_cancellations() {
-    let sidecar = SidecarProc::start(free_port(), &[]).await;
+    let mut receiver = Receiver::http(Vec::new()).await;
+    let endpoint = format!("http://{}", receiver.addr);
+    let sidecar = SidecarProc::start(
+        free_port(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
+        ],
+    )
+    .await;
     let mut config = LumenConfig::default();
     config.service = "grpc-deadlines".into();
     config.sidecar_url = sidecar.base();
@@ -185,4 +195,48 @@ async fn calls_past_their_deadline_count_as_server_timeouts_not_cancellations() 
         "DEADLINE_EXCEEDED is the server's failure: {doc}"
     );
     assert_eq!(counts["cancelled"], 0, "none was the client's doing: {doc}");
+    // Each code counted apart, beside its class: JSON, /metrics, OTLP.
+    assert_eq!(
+        counts["grpc_codes"],
+        serde_json::json!({"OK": 3, "DEADLINE_EXCEEDED": 5}),
+        "{doc}"
+    );
+    let metrics = lumen_tests::get_ok(&format!("{}/metrics", sidecar.base())).await;
+    for (code, n) in [("0", 3), ("4", 5)] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("lumen_grpc_calls_total{")
+                    && l.contains(&format!("rpc_grpc_status_code=\"{code}\""))
+                    && l.ends_with(&format!(" {n}"))),
+            "code {code}: {metrics}"
+        );
+    }
+    assert_eq!(sidecar.proc.terminate(), Some(0));
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let got = receiver.received().pop().expect("an export");
+    let calls = lumen_tests::otlp_receiver::metrics(&got.request, "lumen_grpc_calls_total");
+    let points: Vec<(String, u64)> = calls
+        .iter()
+        .flat_map(|m| match &m.data {
+            Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(sum)) => sum
+                .data_points
+                .iter()
+                .map(|p| {
+                    let code = lumen_tests::otlp_receiver::attribute(&p.attributes, "rpc.grpc.status_code")
+                        .unwrap_or_default();
+                    let n = match p.value {
+                        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => i as u64,
+                        _ => 0,
+                    };
+                    (code, n)
+                })
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert!(
+        points.contains(&("4".to_owned(), 5)) && points.contains(&("0".to_owned(), 3)),
+        "{points:?}"
+    );
 }

@@ -32,6 +32,7 @@ fn batch_json(seq: u64, requests: u64) -> serde_json::Value {
         end_ms: now,
         process: None,
         series: vec![Series {
+            grpc_codes: Default::default(),
             route: Some("/x".into()),
             latency_us: wire::encode_histogram(&latency),
             keys: None,

@@ -24,7 +24,7 @@ pub(crate) use key_sample::DrainedKeys;
 use key_sample::KeyRing;
 pub(crate) use key_sample::{MODULUS, THRESHOLD};
 use stripe::Stripe;
-pub(crate) use stripe::{Drained, Event, METHOD_COUNT};
+pub(crate) use stripe::{Drained, Event, METHOD_COUNT, NO_GRPC_CODE};
 
 /// The index in [`METHODS`](crate::wire::METHODS) of `method` (`_OTHER` for
 /// any method but the nine standard ones).
@@ -134,6 +134,22 @@ impl RouteSeries {
             index: self.layout.index_of(latency_us),
             class,
             method,
+            grpc: NO_GRPC_CODE,
+        });
+    }
+
+    /// Records a gRPC call that ended with `code` (at most
+    /// [`MAX_CODE`](crate::grpc::MAX_CODE)) after `latency_us`: its class is
+    /// the HTTP status the code maps to.
+    #[inline]
+    pub(crate) fn record_grpc(&self, latency_us: u64, code: u8, method: usize) {
+        let code = code.min(crate::grpc::MAX_CODE);
+        let status = crate::grpc::http_status_of_code(code);
+        self.record(Event::Response {
+            index: self.layout.index_of(latency_us),
+            class: crate::wire::StatusClass::of_code(status).index(),
+            method,
+            grpc: code,
         });
     }
 
@@ -204,6 +220,8 @@ pub struct IntervalSeries {
     pub tiers: [[u64; 2]; 3],
     /// For an arm's series, requests assigned to it `[at random, by key]`.
     pub assigned: [u64; 2],
+    /// gRPC calls by status code (index = code), beside `status`.
+    pub grpc_codes: [u64; 17],
 }
 
 impl IntervalSeries {
@@ -216,6 +234,13 @@ impl IntervalSeries {
             status: crate::wire::StatusCounts::from_array(self.status),
             errors: self.errors,
             methods: self.methods.clone(),
+            grpc_codes: self
+                .grpc_codes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(code, n)| (code.to_string(), *n))
+                .collect(),
             cancelled: self.cancelled,
             cache: crate::wire::CacheCounts {
                 hits: self.cache_hits,
@@ -394,6 +419,7 @@ impl Registry {
             keys: DrainedKeys::default(),
             tiers: d.tiers,
             assigned: d.assigned,
+            grpc_codes: d.grpc,
         }
     }
 }

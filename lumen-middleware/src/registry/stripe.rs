@@ -42,6 +42,8 @@ pub(crate) enum Event {
         index: usize,
         class: usize,
         method: usize,
+        /// The gRPC status code, or [`NO_GRPC_CODE`].
+        grpc: u8,
     },
     /// The inner service failed after `index`'s latency.
     Error { index: usize, method: usize },
@@ -57,6 +59,11 @@ pub(crate) enum Event {
     Tier { tier: usize, us: u64 },
 }
 
+/// [`Event::Response`]'s `grpc` for a response that is not a gRPC call.
+pub(crate) const NO_GRPC_CODE: u8 = u8::MAX;
+/// gRPC status codes counted (0 OK … 16 UNAUTHENTICATED).
+pub(crate) const GRPC_CODES: usize = 17;
+
 /// Counters of one interval of one stripe.
 pub(crate) struct IntervalBuffer {
     completed: AtomicU64,
@@ -71,6 +78,8 @@ pub(crate) struct IntervalBuffer {
     tiers: [[AtomicU64; 2]; TIER_COUNT],
     /// Requests assigned to the arm at random, and by key.
     assigned: [AtomicU64; 2],
+    /// gRPC calls by status code.
+    grpc: [AtomicU64; GRPC_CODES],
     histogram: Box<[AtomicU64]>,
 }
 
@@ -85,6 +94,7 @@ impl IntervalBuffer {
             cache_misses: AtomicU64::new(0),
             tiers: Default::default(),
             assigned: Default::default(),
+            grpc: Default::default(),
             histogram: (0..len).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -98,9 +108,13 @@ impl IntervalBuffer {
                 index,
                 class,
                 method,
+                grpc,
             } => {
                 add(&self.histogram[index], 1);
                 add(&self.status[method][class], 1);
+                if let Some(counter) = self.grpc.get(usize::from(grpc)) {
+                    add(counter, 1);
+                }
             }
             Event::Error { index, method } => {
                 add(&self.histogram[index], 1);
@@ -153,6 +167,9 @@ impl IntervalBuffer {
         for (sum, counter) in into.assigned.iter_mut().zip(self.assigned.iter()) {
             *sum += take(counter);
         }
+        for (sum, counter) in into.grpc.iter_mut().zip(self.grpc.iter()) {
+            *sum += take(counter);
+        }
         for (sums, counters) in into.tiers.iter_mut().zip(self.tiers.iter()) {
             for (sum, counter) in sums.iter_mut().zip(counters) {
                 *sum += take(counter);
@@ -193,6 +210,8 @@ pub(crate) struct Drained {
     pub(crate) tiers: [[u64; 2]; TIER_COUNT],
     /// Requests assigned to the arm `[at random, by key]`.
     pub(crate) assigned: [u64; 2],
+    /// gRPC calls by status code.
+    pub(crate) grpc: [u64; GRPC_CODES],
 }
 
 impl Drained {
@@ -206,6 +225,7 @@ impl Drained {
             cache_misses: 0,
             tiers: [[0; 2]; TIER_COUNT],
             assigned: [0; 2],
+            grpc: [0; GRPC_CODES],
         }
     }
 
@@ -360,6 +380,7 @@ mod tests {
                 index: 3,
                 class: 1,
                 method: 2,
+                grpc: NO_GRPC_CODE,
             });
             record(Event::Error {
                 index: 5,
@@ -389,6 +410,7 @@ mod tests {
                     index: 0,
                     class: 4,
                     method: 9,
+                    grpc: NO_GRPC_CODE,
                 });
                 stripe.drain(&mut again);
             }
@@ -413,6 +435,7 @@ mod tests {
                                 index: (i + t) % 4,
                                 class: i % 5,
                                 method: i % METHOD_COUNT,
+                                grpc: NO_GRPC_CODE,
                             },
                         );
                     }

@@ -156,6 +156,7 @@ mod tests {
             end_ms: start_ms + 10,
             process: None,
             series: vec![Series {
+                grpc_codes: Default::default(),
                 methods: [(
                     "GET".to_owned(),
                     wire::MethodCounts {

@@ -65,6 +65,11 @@ pub struct Series {
     /// present they add up to `status` and `errors`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub methods: std::collections::BTreeMap<String, MethodCounts>,
+    /// gRPC calls by status code (`"0"` OK … `"16"` UNAUTHENTICATED, the
+    /// OpenTelemetry `rpc.grpc.status_code`), beside their status class;
+    /// absent for plain HTTP and from older senders. At most the responses.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub grpc_codes: std::collections::BTreeMap<String, u64>,
     /// Requests the client abandoned; not in the histogram.
     #[serde(default)]
     pub cancelled: u64,

@@ -41,6 +41,7 @@
 //!     end_ms: 1_764_130_010_000,
 //!     process: None,
 //!     series: vec![Series {
+//!         grpc_codes: Default::default(),
 //!         route: Some("/hello".into()),
 //!         variant: None,
 //!         latency_us: wire::encode_histogram(&latency),
@@ -161,6 +162,8 @@ pub struct DecodedSeries {
     pub cache: CacheCounts,
     /// Responses and failures by method (empty when the sender did not say).
     pub methods: std::collections::BTreeMap<String, MethodCounts>,
+    /// gRPC calls by status code (index = code, 0 … 16); zeros for plain HTTP.
+    pub grpc_codes: [u64; GRPC_CODES],
     /// The interval's sample of cache keys, if any.
     pub keys: Option<KeySample>,
     /// The interval's cache lookups timed by tier, if any.
@@ -168,6 +171,30 @@ pub struct DecodedSeries {
     /// For an arm's series, how its requests were assigned.
     pub assignments: Option<Assignments>,
 }
+
+/// gRPC status codes a series counts apart (0 OK … 16 UNAUTHENTICATED).
+pub const GRPC_CODES: usize = 17;
+
+/// gRPC status codes' names, by code (`google.rpc.Code`).
+pub const GRPC_CODE_NAMES: [&str; GRPC_CODES] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
 
 /// Parses and checks a batch body: JSON shape, version, names, timestamps,
 /// histograms and their counts. The first fault found is returned, naming
@@ -333,6 +360,27 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
                 ));
             }
         }
+        let mut grpc_codes = [0_u64; GRPC_CODES];
+        if !s.grpc_codes.is_empty() {
+            let field = format!("series[{i}].grpc_codes");
+            for (code, n) in &s.grpc_codes {
+                let Some(slot) = code
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|c| grpc_codes.get_mut(c))
+                else {
+                    return Err(WireError::invalid(
+                        field,
+                        format!("{code:?} is not a gRPC status code (0 to 16)"),
+                    ));
+                };
+                *slot = *n;
+            }
+            let calls = grpc_codes.iter().fold(0_u64, |a, n| a.saturating_add(*n));
+            if calls > s.status.checked_total().unwrap_or(u64::MAX) {
+                return Err(WireError::invalid(field, "more gRPC calls than responses"));
+            }
+        }
         if let Some(k) = &s.keys {
             let field = format!("series[{i}].keys");
             if k.threshold > KEY_SAMPLE_MODULUS {
@@ -402,6 +450,7 @@ pub fn validate(batch: Batch) -> Result<DecodedBatch, WireError> {
             cancelled: s.cancelled,
             cache: s.cache,
             methods: s.methods,
+            grpc_codes,
             keys: s.keys,
             tiers: s.tiers,
             assignments: s.assignments,

@@ -323,3 +323,26 @@ fn a_batch_whose_histograms_inflate_beyond_the_budget_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn grpc_codes_are_bounded_to_the_17_codes_and_the_responses() {
+    let mut v = good();
+    v["series"][0]["grpc_codes"] = json!({"0": 980, "4": 5, "5": 15});
+    let batch = decode_value(&v).expect("valid");
+    let codes = batch.series[0].grpc_codes;
+    assert_eq!((codes[0], codes[4], codes[5], codes[16]), (980, 5, 15, 0));
+    let e = error_of(|v| v["series"][0]["grpc_codes"] = json!({"17": 1}));
+    assert!(
+        e.contains("series[0].grpc_codes") && e.contains("0 to 16"),
+        "{e}"
+    );
+    let e = error_of(|v| v["series"][0]["grpc_codes"] = json!({"OK": 1}));
+    assert!(e.contains("series[0].grpc_codes"), "{e}");
+    let e = error_of(|v| v["series"][0]["grpc_codes"] = json!({"0": 1001}));
+    assert!(e.contains("more gRPC calls than responses"), "{e}");
+    // Plain HTTP sends none, and reads as zeros.
+    assert_eq!(
+        decode_value(&good()).expect("valid").series[0].grpc_codes,
+        [0; 17]
+    );
+}

@@ -658,6 +658,7 @@ mod tests {
             h.record_n(900_000, slow).expect("in range");
         }
         DecodedSeries {
+            grpc_codes: [0; 17],
             route: Some("/ask".into()),
             variant: Some(Variant { experiment, arm }),
             latency: LatencyCounts::from_histogram(&h),

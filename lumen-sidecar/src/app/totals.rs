@@ -132,6 +132,8 @@ pub struct CumulativeTotals {
     pub slo_events: BTreeMap<(Option<String>, SloName), SloEvents>,
     /// Latency.
     pub latency: BTreeMap<Option<String>, LatencyTotals>,
+    /// gRPC calls by route and status code (0 … 16).
+    pub grpc: BTreeMap<(Option<String>, u8), u64>,
     /// The revision every count is of: the configured one (Cloud Run's
     /// `K_REVISION`), else the first a batch named. Fixed once set, so the
     /// counters' `revision_name` label never changes in a sidecar's life
@@ -157,6 +159,12 @@ impl CumulativeTotals {
             *c = c.saturating_add(series.cancelled);
         }
         self.add_requests(series);
+        for (code, n) in (0_u8..).zip(series.grpc_codes) {
+            if n > 0 {
+                let c = self.grpc.entry((route.clone(), code)).or_insert(0);
+                *c = c.saturating_add(n);
+            }
+        }
 
         let budget = rules.count(series);
         let latency = self
@@ -268,6 +276,9 @@ struct TotalsRecord {
     /// The counts' revision (absent in checkpoints before it was kept).
     #[serde(default)]
     revision: Option<String>,
+    /// gRPC calls by route and code (absent before they were counted).
+    #[serde(default)]
+    grpc: Vec<(Option<String>, u8, u64)>,
 }
 
 fn static_label(known: &[&'static str], label: &str) -> Option<&'static str> {
@@ -301,6 +312,11 @@ impl CumulativeTotals {
                 .map(|(r, l)| (r.clone(), l.buckets.clone(), l.count, l.sum_us))
                 .collect(),
             revision: self.revision.clone(),
+            grpc: self
+                .grpc
+                .iter()
+                .map(|((r, code), n)| (r.clone(), *code, *n))
+                .collect(),
         };
         serde_json::to_value(record).expect("totals serialize")
     }
@@ -330,6 +346,12 @@ impl CumulativeTotals {
             }
         }
         out.cancelled = record.cancelled.into_iter().collect();
+        out.grpc = record
+            .grpc
+            .into_iter()
+            .filter(|(_, code, _)| usize::from(*code) < crate::store::GRPC_CODES)
+            .map(|(r, code, n)| ((r, code), n))
+            .collect();
         out.cache = record.cache.into_iter().collect();
         out.slo_events = record
             .slo_events
@@ -388,6 +410,7 @@ mod tests {
         h.record_n(150_000, 7).expect("in range");
         h.record_n(300_000, 3).expect("in range");
         let series = DecodedSeries {
+            grpc_codes: [0; 17],
             route: Some("/a".into()),
             latency: LatencyCounts::from_histogram(&h),
             status: StatusCounts {

@@ -515,7 +515,11 @@ pub static SETTINGS: &[Setting] = &[
             d.config.cache_cost_set = true;
             Ok(())
         },
-        show: |c| Some(Shown::Number(c.roi.redis_monthly_cost_usd)),
+        // Shown only when set: setting it says there is a cache to charge.
+        show: |c| {
+            c.cache_cost_set
+                .then_some(Shown::Number(c.roi.redis_monthly_cost_usd))
+        },
     },
     Setting {
         key: Some("roi.pass_percent"),

@@ -346,6 +346,7 @@ fn every_file_key_is_shown_and_read_back() {
             "export.endpoint",
             "export.quota_project",
             "export.data_path",
+            "roi.redis_monthly_cost_usd",
             "roi.instances",
             "fleet.redis_url",
             "fleet.redis_ca_file",

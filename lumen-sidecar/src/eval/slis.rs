@@ -130,6 +130,7 @@ mod tests {
                 cancelled,
                 cache_hits: hits,
                 cache_misses: misses,
+                ..Counts::default()
             },
             latency,
         }

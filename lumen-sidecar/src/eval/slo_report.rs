@@ -32,6 +32,51 @@ pub struct CountsReport {
     pub errors: u64,
     /// Client-abandoned requests (not in `requests`).
     pub cancelled: u64,
+    /// gRPC calls by status code (JSON `grpc_codes`: names such as
+    /// `DEADLINE_EXCEEDED` to counts, only codes seen; absent for plain
+    /// HTTP). Each is also in its status class above.
+    #[serde(
+        rename = "grpc_codes",
+        default,
+        skip_serializing_if = "no_grpc",
+        serialize_with = "grpc_by_name",
+        deserialize_with = "grpc_from_names"
+    )]
+    pub grpc: [u64; crate::store::GRPC_CODES],
+}
+
+fn no_grpc(codes: &[u64; crate::store::GRPC_CODES]) -> bool {
+    codes.iter().all(|n| *n == 0)
+}
+
+fn grpc_by_name<S: serde::Serializer>(
+    codes: &[u64; crate::store::GRPC_CODES],
+    to: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let seen = codes.iter().filter(|n| **n > 0).count();
+    let mut map = to.serialize_map(Some(seen))?;
+    for (name, n) in lumen_middleware::wire::GRPC_CODE_NAMES.iter().zip(codes) {
+        if *n > 0 {
+            map.serialize_entry(name, n)?;
+        }
+    }
+    map.end()
+}
+
+fn grpc_from_names<'de, D: serde::Deserializer<'de>>(
+    from: D,
+) -> Result<[u64; crate::store::GRPC_CODES], D::Error> {
+    let names = std::collections::BTreeMap::<String, u64>::deserialize(from)?;
+    let mut codes = [0; crate::store::GRPC_CODES];
+    for (name, n) in names {
+        let code = lumen_middleware::wire::GRPC_CODE_NAMES
+            .iter()
+            .position(|known| *known == name)
+            .ok_or_else(|| serde::de::Error::custom(format!("{name}: not a gRPC code name")))?;
+        codes[code] = n;
+    }
+    Ok(codes)
 }
 
 impl From<&Counts> for CountsReport {
@@ -45,6 +90,7 @@ impl From<&Counts> for CountsReport {
             server_error,
             errors: c.errors,
             cancelled: c.cancelled,
+            grpc: c.grpc,
         }
     }
 }

@@ -16,6 +16,8 @@ pub const DURATION_BUCKETS: &str = "http_server_request_duration_seconds_bucket"
 pub const REQUESTS_TOTAL: &str = "http_server_requests_total";
 /// Requests the client abandoned, by route.
 pub const CANCELLED_TOTAL: &str = "lumen_requests_cancelled_total";
+/// gRPC calls by route and status code.
+pub const GRPC_CALLS_TOTAL: &str = "lumen_grpc_calls_total";
 /// Cache lookups by route and result.
 pub const CACHE_LOOKUPS_TOTAL: &str = "lumen_cache_lookups_total";
 /// Each SLO's good and bad events by route.
@@ -368,6 +370,38 @@ pub static CATALOGUE: &[MetricDef] = &[
                         route.clone().unwrap_or_default(),
                         (*method).to_owned(),
                         (*class).to_owned(),
+                    ],
+                    value: SampleValue::Count(*n),
+                    suffix: "",
+                })
+                .collect()
+        },
+    },
+    MetricDef {
+        name: GRPC_CALLS_TOTAL,
+        kind: MetricKind::Counter,
+        unit: "{call}",
+        labels: &[
+            "service_name",
+            "revision_name",
+            "http_route",
+            "rpc_grpc_status_code",
+        ],
+        help: "gRPC calls since the sidecar started, by route and status code (rpc_grpc_status_code, 0 OK to 16 UNAUTHENTICATED; each call is also in http_server_requests_total under the class its code maps to: DEADLINE_EXCEEDED and UNAVAILABLE are 5xx, NOT_FOUND 4xx); absent for plain HTTP",
+        destinations: Destinations::Both,
+        samples: |s| {
+            let totals = s.app.totals();
+            let service = s.evaluation.slo.service.clone();
+            let revision = counted_revision(&totals);
+            totals
+                .grpc
+                .iter()
+                .map(|((route, code), n)| Sample {
+                    labels: vec![
+                        service.clone(),
+                        revision.clone(),
+                        route.clone().unwrap_or_default(),
+                        code.to_string(),
                     ],
                     value: SampleValue::Count(*n),
                     suffix: "",

@@ -155,6 +155,7 @@ pub fn otlp_label(label: &'static str) -> &'static str {
     match label {
         "http_route" => "http.route",
         "http_request_method" => "http.request.method",
+        "rpc_grpc_status_code" => "rpc.grpc.status_code",
         other => other,
     }
 }

@@ -15,6 +15,17 @@ pub struct Counts {
     pub cache_hits: u64,
     /// Cache misses reported.
     pub cache_misses: u64,
+    /// gRPC calls by status code (index = code, 0 OK … 16), beside
+    /// `status`; zeros for plain HTTP (and then not written).
+    #[serde(default, skip_serializing_if = "no_grpc")]
+    pub grpc: [u64; GRPC_CODES],
+}
+
+/// gRPC status codes counted apart.
+pub const GRPC_CODES: usize = lumen_middleware::wire::GRPC_CODES;
+
+fn no_grpc(codes: &[u64; GRPC_CODES]) -> bool {
+    codes.iter().all(|n| *n == 0)
 }
 
 impl Counts {
@@ -34,5 +45,8 @@ impl Counts {
         self.cancelled = self.cancelled.saturating_add(other.cancelled);
         self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
         self.cache_misses = self.cache_misses.saturating_add(other.cache_misses);
+        for (a, b) in self.grpc.iter_mut().zip(other.grpc) {
+            *a = a.saturating_add(b);
+        }
     }
 }

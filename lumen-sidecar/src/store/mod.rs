@@ -10,7 +10,7 @@ mod window_store;
 pub mod wal;
 
 pub use budget_ledger::{BudgetCounts, BudgetLedger, COARSE_HOURS, FINE_MINUTES};
-pub use counts::Counts;
+pub use counts::{Counts, GRPC_CODES};
 pub use ledger::{InstanceEntry, InstanceLedger, MAX_INSTANCES};
 pub use sparse_histogram::SparseHistogram;
 pub use window_histogram::{Scratch, WindowHistogram, nearest_rank};

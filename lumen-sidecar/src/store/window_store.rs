@@ -542,6 +542,7 @@ impl WindowStore {
                 cancelled: series.cancelled,
                 cache_hits: series.cache.hits,
                 cache_misses: series.cache.misses,
+                grpc: series.grpc_codes,
             };
             requests = requests.saturating_add(counts.requests());
             let slot = Arc::make_mut(self.minutes.entry(minute).or_default())

@@ -24,6 +24,7 @@ pub fn series(route: Option<&str>, ok: u64, ok_us: u64, c4: u64, c5: u64, slow_u
     h.record_n(ok_us, ok).expect("in range");
     h.record_n(slow_us, c4 + c5).expect("in range");
     Series {
+        grpc_codes: Default::default(),
         route: route.map(str::to_owned),
         latency_us: wire::encode_histogram(&h),
         keys: None,

@@ -76,6 +76,8 @@ impl From<PackedBlock> for FleetBlock {
                         cancelled: c[6],
                         cache_hits: c[7],
                         cache_misses: c[8],
+                        // The fleet store's blocks do not carry gRPC codes.
+                        grpc: [0; crate::store::GRPC_CODES],
                     };
                     (key, RouteSlot { counts, latency })
                 })

@@ -8,6 +8,7 @@ fn series(route: Option<&str>, ok: u64, fail: u64, latency_us: u64) -> DecodedSe
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid");
     latency.record_n(latency_us, ok + fail).expect("in range");
     DecodedSeries {
+        grpc_codes: [0; 17],
         route: route.map(str::to_owned),
         latency: LatencyCounts::from_histogram(&latency),
         status: StatusCounts {
