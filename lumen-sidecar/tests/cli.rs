@@ -19,9 +19,19 @@ struct Served {
 impl Served {
     async fn start(env: &[(&str, &str)]) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        // A state directory of its own: serve is durable by default, and a
+        // later test on the same port must not replay this one's log.
+        let state = std::env::temp_dir().join(format!(
+            "lumen-cli-state/{}-{}",
+            addr.port(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
         let child = Command::new(BIN)
             .arg("serve")
             .env("LUMEN_LISTEN", addr.to_string())
+            .env("LUMEN_STATE_DIR", &state)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -299,6 +309,7 @@ async fn export_stdout_prints_the_gauges_on_sigterm() {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let mut child = Command::new(BIN)
         .args(["serve", "--export", "stdout"])
+        .env("LUMEN_STATE_DIR", "none")
         .env("LUMEN_LISTEN", addr.to_string())
         .env("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
         .stdout(Stdio::piped())
@@ -326,7 +337,7 @@ async fn export_stdout_prints_the_gauges_on_sigterm() {
     );
     assert!(stdout.contains("http_server_requests_total{http.request.method=\"GET\",http.route=\"/r\",revision_name=\"ion-mentoring-api-00042-abc\",service_name=\"ion-mentoring-api\",status_class=\"2xx\"} 100 {request} sum Cumulative"), "{stdout}");
     assert!(
-        stdout.contains("http.server.request.duration{http.route=\"/r\",service_name=\"ion-mentoring-api\"} count=100"),
+        stdout.contains("http.server.request.duration{http.route=\"/r\",revision_name=\"ion-mentoring-api-00042-abc\",service_name=\"ion-mentoring-api\"} count=100"),
         "{stdout}"
     );
 }

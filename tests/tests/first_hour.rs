@@ -179,6 +179,36 @@ async fn a_wrong_sidecar_url_is_loud_and_keeps_the_batches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_that_is_not_there_is_named_in_the_warning() {
+    // A port nothing listens on.
+    let closed = free_port();
+    let port = free_port();
+    let mut cmd = Command::new(binary("readme_app"));
+    cmd.env("PORT", port.to_string())
+        .env("LUMEN_SIDECAR_URL", format!("http://127.0.0.1:{closed}"))
+        .env("LUMEN_INTERVAL", "200ms")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    let app = Proc::spawn("readme-app-no-sidecar", cmd);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base, "/hello").await;
+    let logged = eventually(
+        "a delivery warning in the app's log",
+        Duration::from_secs(20),
+        || async {
+            let text = app.log_text();
+            text.contains("cannot deliver").then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        logged.contains(&format!("http://127.0.0.1:{closed}/v1/ingest")),
+        "the warning says which URL it tried: {logged}"
+    );
+    assert!(logged.contains("LUMEN_SIDECAR_URL"), "{logged}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_sidecar_refuses_a_second_service_instead_of_merging_it() {
     let sidecar = SidecarProc::start(free_port(), &[]).await;
     let start = |service: &str| {
