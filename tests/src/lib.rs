@@ -259,6 +259,18 @@ impl SidecarProc {
         Self { proc, addr }
     }
 
+    /// Starts a sidecar exporting over OTLP/HTTP to the receiver at
+    /// `receiver` only when it stops (an hour's interval), with `extra`.
+    pub async fn exporting_to(receiver: SocketAddr, extra: &[(&str, &str)]) -> Self {
+        let endpoint = format!("http://{receiver}");
+        let mut env = vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
+        ];
+        env.extend_from_slice(extra);
+        Self::start(free_port(), &env).await
+    }
+
     /// `http://addr`.
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)

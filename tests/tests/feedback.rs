@@ -217,8 +217,13 @@ async fn the_loop_sets_the_ttl_the_app_uses_and_the_hit_rate_follows() {
     load.abort();
 }
 
-/// Ships `lookups` cache lookups on `/ask` (two in three hits) to `sidecar`.
+/// Ships `lookups` cache lookups on `/ask` (two in three hits) to `sidecar`,
+/// and `plain` requests without a lookup.
 async fn ship_lookups(sidecar: &SidecarProc, lookups: u64) {
+    ship(sidecar, lookups, 0).await;
+}
+
+async fn ship(sidecar: &SidecarProc, lookups: u64, plain: u64) {
     let (layer, shipper) = lumen_middleware::pair({
         let mut c = lumen_middleware::LumenConfig::default();
         c.service = "fleet-tune".into();
@@ -232,6 +237,9 @@ async fn ship_lookups(sidecar: &SidecarProc, lookups: u64) {
     for i in 0..lookups {
         r.record_request(Some(ASK), &http::Method::POST, 5_000, 200);
         r.record_cache(Some(ASK), i % 3 != 0);
+    }
+    for _ in 0..plain {
+        r.record_request(Some("/health"), &http::Method::GET, 1_000, 200);
     }
     assert_eq!(shipper.flush().await.expect("runs").unsent_requests, 0);
 }
@@ -252,9 +260,10 @@ async fn a_fleet_decides_once_on_every_instances_lookups() {
     ];
     let a = SidecarProc::start(free_port(), &env).await;
     let b = SidecarProc::start(free_port(), &env).await;
-    // A first batch names the service; the loop then takes its starting point.
-    ship_lookups(&a, 0).await;
-    ship_lookups(&b, 0).await;
+    // A first batch with a request names the service (an empty one does
+    // not claim a sidecar); the loop then takes its starting point.
+    ship(&a, 0, 1).await;
+    ship(&b, 0, 1).await;
     for s in [&a, &b] {
         eventually(
             "the fleet loop started",

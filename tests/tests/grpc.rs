@@ -133,15 +133,7 @@ async fn grpc_failures_are_counted_by_grpc_status_not_http_200() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_their_deadline_count_as_server_timeouts_not_cancellations() {
     let mut receiver = Receiver::http(Vec::new()).await;
-    let endpoint = format!("http://{}", receiver.addr);
-    let sidecar = SidecarProc::start(
-        free_port(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
-        ],
-    )
-    .await;
+    let sidecar = SidecarProc::exporting_to(receiver.addr, &[]).await;
     let mut config = LumenConfig::default();
     config.service = "grpc-deadlines".into();
     config.sidecar_url = sidecar.base();

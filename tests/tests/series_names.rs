@@ -218,19 +218,19 @@ fn sidecar_cli(args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// `WHAT render --format FORMAT --project p1` as JSON.
+fn rendered(what: &str, format: &str, env: &[(&str, &str)]) -> Value {
+    let text = sidecar_cli(
+        &[what, "render", "--format", format, "--project", "p1"],
+        env,
+    );
+    serde_json::from_str(&text).expect("JSON")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_query_names_series_its_data_path_writes() {
     let mut receiver = Receiver::http(Vec::new()).await;
-    let endpoint = format!("http://{}", receiver.addr);
-    let sidecar = SidecarProc::start(
-        free_port(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
-            ("OTEL_SERVICE_NAME", SERVICE),
-        ],
-    )
-    .await;
+    let sidecar = SidecarProc::exporting_to(receiver.addr, &[("OTEL_SERVICE_NAME", SERVICE)]).await;
     // A busy quarter hour of a production-shaped service, in minute batches.
     let workload = Workload::day().ending_now(15);
     let client = lumen_tests::json_client::JsonClient::default();
@@ -261,30 +261,8 @@ async fn every_query_names_series_its_data_path_writes() {
     let none = BTreeSet::new();
 
     // OTLP into Cloud Monitoring.
-    let dashboard: Value = serde_json::from_str(&sidecar_cli(
-        &[
-            "dashboard",
-            "render",
-            "--format",
-            "cloud-monitoring",
-            "--project",
-            "p1",
-        ],
-        &[],
-    ))
-    .expect("JSON");
-    let alerts: Value = serde_json::from_str(&sidecar_cli(
-        &[
-            "alerts",
-            "render",
-            "--format",
-            "cloud-monitoring",
-            "--project",
-            "p1",
-        ],
-        &[],
-    ))
-    .expect("JSON");
+    let dashboard = rendered("dashboard", "cloud-monitoring", &[]);
+    let alerts = rendered("alerts", "cloud-monitoring", &[]);
     let mut queries = Vec::new();
     strings_at(&dashboard, "prometheusQuery", &mut queries);
     strings_at(&alerts, "query", &mut queries);
@@ -317,11 +295,7 @@ async fn every_query_names_series_its_data_path_writes() {
     // A Prometheus scraping /metrics.
     let scraped = exposition_series(&exposition);
     assert!(scraped.contains_key("http_server_request_duration_seconds_bucket"));
-    let grafana: Value = serde_json::from_str(&sidecar_cli(
-        &["dashboard", "render", "--format", "grafana"],
-        &[],
-    ))
-    .expect("JSON");
+    let grafana = rendered("dashboard", "grafana", &[]);
     let mut queries = Vec::new();
     strings_at(&grafana, "expr", &mut queries);
     assert!(queries.len() >= 12, "{queries:?}");
@@ -352,18 +326,11 @@ async fn every_query_names_series_its_data_path_writes() {
 
     // A user who scrapes /metrics into Managed Prometheus says so, and the
     // Cloud Monitoring dashboard follows.
-    let dashboard: Value = serde_json::from_str(&sidecar_cli(
-        &[
-            "dashboard",
-            "render",
-            "--format",
-            "cloud-monitoring",
-            "--project",
-            "p1",
-        ],
+    let dashboard = rendered(
+        "dashboard",
+        "cloud-monitoring",
         &[("LUMEN_DATA_PATH", "prometheus")],
-    ))
-    .expect("JSON");
+    );
     let mut queries = Vec::new();
     strings_at(&dashboard, "prometheusQuery", &mut queries);
     for q in &queries {
