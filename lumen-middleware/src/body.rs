@@ -9,7 +9,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::grpc;
-use crate::in_flight::{InFlight, Outcome};
+use crate::grpc::Outcome;
+use crate::in_flight::InFlight;
 
 pin_project! {
     /// The body of [`Lumen`](crate::Lumen)'s responses.

@@ -13,7 +13,8 @@ use crate::body::ResponseBody;
 use crate::body_kind::{BodyKind, Wrapped};
 use crate::cache;
 use crate::grpc;
-use crate::in_flight::{InFlight, Outcome};
+use crate::grpc::Outcome;
+use crate::in_flight::InFlight;
 
 pin_project! {
     /// The future of [`Lumen`](crate::Lumen)'s response.

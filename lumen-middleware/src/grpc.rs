@@ -8,7 +8,16 @@
 use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 
-use crate::in_flight::Outcome;
+/// What a response will be counted as, once it is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// This HTTP status.
+    Status(u16),
+    /// A gRPC response with this `grpc-status` in its head.
+    Grpc(u8),
+    /// A gRPC response whose `grpc-status` comes in the trailers.
+    GrpcTrailers,
+}
 
 /// Whether the response is gRPC (`content-type: application/grpc…`).
 #[inline]

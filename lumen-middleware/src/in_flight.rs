@@ -25,8 +25,18 @@ impl InFlight {
     /// status the code maps to, and by code.
     #[inline]
     pub(crate) fn respond_grpc(&self, code: u8) {
-        self.series
-            .record_grpc(self.elapsed_us(), code, usize::from(self.method));
+        self.record_grpc(self.elapsed_us(), code);
+    }
+
+    #[inline]
+    fn record_grpc(&self, elapsed_us: u64, code: u8) {
+        let code = code.min(crate::grpc::MAX_CODE);
+        self.series.record_grpc(
+            elapsed_us,
+            code,
+            crate::grpc::http_status_of_code(code),
+            usize::from(self.method),
+        );
     }
 
     /// Records an inner failure, now.
@@ -57,21 +67,9 @@ impl InFlight {
         let slack = (self.deadline_us / 20).max(2_000);
         if self.deadline_us > 0 && elapsed.saturating_add(slack) >= self.deadline_us {
             // DEADLINE_EXCEEDED.
-            self.series
-                .record_grpc(elapsed, 4, usize::from(self.method));
+            self.record_grpc(elapsed, 4);
         } else {
             self.series.record(crate::registry::Event::Cancelled);
         }
     }
-}
-
-/// What a response will be counted as, once it is recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// This HTTP status.
-    Status(u16),
-    /// A gRPC response with this `grpc-status` in its head.
-    Grpc(u8),
-    /// A gRPC response whose `grpc-status` comes in the trailers.
-    GrpcTrailers,
 }

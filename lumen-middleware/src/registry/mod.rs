@@ -138,13 +138,11 @@ impl RouteSeries {
         });
     }
 
-    /// Records a gRPC call that ended with `code` (at most
-    /// [`MAX_CODE`](crate::grpc::MAX_CODE)) after `latency_us`: its class is
-    /// the HTTP status the code maps to.
+    /// Records a gRPC call that ended with `code` (0 … 16) after
+    /// `latency_us`, in the class of `status`, the HTTP status the code
+    /// maps to.
     #[inline]
-    pub(crate) fn record_grpc(&self, latency_us: u64, code: u8, method: usize) {
-        let code = code.min(crate::grpc::MAX_CODE);
-        let status = crate::grpc::http_status_of_code(code);
+    pub(crate) fn record_grpc(&self, latency_us: u64, code: u8, status: u16, method: usize) {
         self.record(Event::Response {
             index: self.layout.index_of(latency_us),
             class: crate::wire::StatusClass::of_code(status).index(),
