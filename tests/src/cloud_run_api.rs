@@ -77,6 +77,9 @@ pub struct RunApiState {
     pub unavailable_left: u32,
     /// Fail the next operation (done with an error).
     pub fail_operation: bool,
+    /// Apply the next accepted PATCH at once but answer it 500, as when the
+    /// answer is lost after the change landed.
+    pub apply_then_fail: bool,
     /// Whether the caller may act as [`RUNTIME_IDENTITY`]
     /// (`iam.serviceAccounts.actAs`): a PATCH that sends the template needs it.
     pub caller_can_act_as: bool,
@@ -449,6 +452,23 @@ async fn handle(
                 Err((status, code, message)) => {
                     s.violations.push(format!("PATCH refused: {message}"));
                     google_error(status, code, &message)
+                }
+                Ok(change) if s.apply_then_fail => {
+                    s.apply_then_fail = false;
+                    if let Some((serving, latest)) = change.traffic {
+                        s.serving = serving;
+                        s.latest_traffic = latest;
+                    }
+                    if let Some(tags) = change.tags {
+                        s.tags = tags;
+                    }
+                    s.etag += 1;
+                    s.patches.push(body);
+                    google_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "INTERNAL",
+                        "internal error",
+                    )
                 }
                 Ok(change) => {
                     let n = s.operations.len() + 1;

@@ -695,6 +695,25 @@ fn the_gate_on_real_prometheus_data() {
         .count();
     assert_eq!(patches, 2, "{:?}", e.run.state().requests);
 
+    // A PATCH that landed but whose answer was lost (500), then a stale
+    // etag on the retry: the service read back decides, and it is done.
+    let e = run_scenario(
+        &world,
+        Scenario {
+            once_open: Some(|run, _| run.state().apply_then_fail = true),
+            ..Scenario::on(BAD, 40)
+        },
+        |_, _| {},
+    );
+    no_violations(&e);
+    assert_eq!(e.exit, GateExit::RolledBack, "{:?}", e.status);
+    assert_eq!(e.run.state().serving, GOOD);
+    let thread = thread_of(&e.slack);
+    assert!(
+        thread.iter().any(|t| t.contains("Rolled back")),
+        "{thread:?}"
+    );
+
     // A failed operation: reported as failed, never as done; traffic unchanged.
     let e = run_scenario(
         &world,
@@ -905,5 +924,19 @@ fn cli_checks(world: &World) {
         String::from_utf8_lossy(&out.stderr).contains("not a loopback address"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_readme_says_what_each_once_exit_means() {
+    let readme =
+        std::fs::read_to_string(lumen_tests::workspace_root().join("README.md")).expect("README");
+    for exit in GateExit::ALL {
+        let line = format!("- **{}** {}", exit.code(), exit.meaning());
+        assert!(readme.contains(&line), "README lacks {line:?}");
+    }
+    assert!(
+        !readme.contains("**1** a\ntrigger holding"),
+        "a holding trigger is no answer: the gate reads on"
     );
 }

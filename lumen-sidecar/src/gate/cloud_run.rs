@@ -307,8 +307,25 @@ pub async fn roll_back(
     service_id: &str,
 ) -> Result<RollbackReport, RollbackError> {
     let mut conflicts = 0;
+    // The target of a PATCH already sent: an answer lost (a 500 or no
+    // answer to a PATCH that was applied) is settled by reading the service.
+    let mut sent: Option<String> = None;
     for _ in 0..MAX_ROUNDS {
         let service = read_service(api, io).await?;
+        if let Some(target) = &sent
+            && all_traffic_on(&service, target)
+        {
+            return Ok(RollbackReport {
+                from: bad.to_owned(),
+                to: target.clone(),
+                operation: "(its answer was lost; the service read back shows it applied)"
+                    .to_owned(),
+                conflicts,
+                unpin_command: format!(
+                    "gcloud run services update-traffic {service_id} --to-latest"
+                ),
+            });
+        }
         match serving_revision(&service) {
             Some(s) if s == bad => {}
             Some(serving) => {
@@ -332,6 +349,7 @@ pub async fn roll_back(
         let target = choose_target(&revisions, bad, served).ok_or(RollbackError::NoTarget {
             bad: bad.to_owned(),
         })?;
+        sent = Some(target.name.clone());
         let patched = with_retries(io, || {
             let (api, service, to) = (api.clone(), service.clone(), target.name.clone());
             async move { api.pin_traffic(&service, &to).await }
@@ -349,13 +367,7 @@ pub async fn roll_back(
         wait_for(api, io, &operation).await?;
         let after = read_service(api, io).await?;
         let found = traffic_summary(&after);
-        let pinned = after["trafficStatuses"].as_array().is_some_and(|ss| {
-            ss.iter().any(|s| {
-                s["revision"].as_str().map(short_name) == Some(target.name.as_str())
-                    && s["percent"].as_u64() == Some(100)
-            })
-        });
-        if !pinned {
+        if !all_traffic_on(&after, &target.name) {
             return Err(RollbackError::NotVerified {
                 target: target.name,
                 found,
@@ -452,6 +464,16 @@ async fn wait_for(
         }
         tokio::time::sleep(api.poll_interval).await;
     }
+}
+
+/// Whether the service's `trafficStatuses` put 100 % on `revision`.
+pub fn all_traffic_on(service: &Value, revision: &str) -> bool {
+    service["trafficStatuses"].as_array().is_some_and(|ss| {
+        ss.iter().any(|s| {
+            s["revision"].as_str().map(short_name) == Some(revision)
+                && s["percent"].as_u64() == Some(100)
+        })
+    })
 }
 
 /// `trafficStatuses` in a few words (`api-00002 100%`).

@@ -77,7 +77,17 @@ pub enum Closed {
     Escalated,
     /// The data went thin before the window ended: nothing to act on.
     Thin,
+    /// No reading was current when the window ended (the evidence could
+    /// not be read since `last_read_ms`): a gate acts on current evidence
+    /// only.
+    Stale {
+        /// When the last reading was taken (the gate's clock, ms).
+        last_read_ms: Option<u64>,
+    },
 }
+
+/// How old the latest reading may be for a window's end to act on it.
+pub const DEFAULT_EVIDENCE_MAX_AGE: Duration = Duration::from_secs(180);
 
 /// How the gate settled a revision (it then leaves that revision alone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +190,9 @@ pub struct GateMachine {
     readings: BTreeMap<TriggerKind, Reading>,
     state: GateState,
     windows_opened: u32,
+    /// When the latest reading was taken (the gate's clock, ms).
+    last_read_ms: Option<u64>,
+    evidence_max_age: Duration,
 }
 
 impl GateMachine {
@@ -196,7 +209,22 @@ impl GateMachine {
             readings: BTreeMap::new(),
             state: GateState::Watching,
             windows_opened: 0,
+            last_read_ms: None,
+            evidence_max_age: DEFAULT_EVIDENCE_MAX_AGE,
         }
+    }
+
+    /// This gate, its readings expiring after `age` (the watcher gives a
+    /// few of its read intervals).
+    pub fn with_evidence_max_age(mut self, age: Duration) -> Self {
+        self.evidence_max_age = age;
+        self
+    }
+
+    /// Whether the latest reading is current at `now_ms`.
+    pub fn evidence_current(&self, now_ms: u64) -> bool {
+        self.last_read_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) <= self.evidence_max_age.as_millis() as u64)
     }
 
     /// Where the gate is.
@@ -217,6 +245,7 @@ impl GateMachine {
     /// Takes a reading at `now_ms`. A new revision serving starts the gate
     /// afresh.
     pub fn observe(&mut self, now_ms: u64, evidence: &Evidence) -> Vec<GateEvent> {
+        self.last_read_ms = Some(now_ms);
         if self.revision.as_deref() != Some(evidence.revision.as_str()) {
             self.revision = Some(evidence.revision.clone());
             self.since.clear();
@@ -285,7 +314,18 @@ impl GateMachine {
             return Vec::new();
         }
         let window = window.clone();
-        let event = if self.require_approval {
+        let event = if !self.evidence_current(now_ms) {
+            // The readings in the window are from before the evidence
+            // stopped coming: nothing is rolled back on them.
+            self.state = GateState::Watching;
+            self.since.clear();
+            GateEvent::WindowClosed {
+                window,
+                closed: Closed::Stale {
+                    last_read_ms: self.last_read_ms,
+                },
+            }
+        } else if self.require_approval {
             self.state = GateState::Settled {
                 revision: window.revision.clone(),
                 settled: Settled::Escalated,
@@ -406,6 +446,35 @@ mod tests {
 
     fn gate(require: bool) -> GateMachine {
         GateMachine::new(GateRules::default(), DEFAULT_APPROVAL_WINDOW, require)
+    }
+
+    #[test]
+    fn a_window_whose_evidence_stopped_coming_closes_without_a_rollback() {
+        let mut g = gate(false);
+        let w = opened(&mut g);
+        // Readings stop after the window opened (the query API is down);
+        // the clock runs on to the deadline.
+        match g.tick(w.deadline_ms).as_slice() {
+            [
+                GateEvent::WindowClosed {
+                    closed: Closed::Stale { last_read_ms },
+                    ..
+                },
+            ] => assert_eq!(*last_read_ms, Some(2 * MIN)),
+            other => panic!("rolled back on stale evidence: {other:?}"),
+        }
+        assert_eq!(g.state_name(), "watching");
+        // With a reading a minute before the deadline it does roll back.
+        let mut g = gate(false);
+        let w = opened(&mut g);
+        assert!(
+            g.observe(w.deadline_ms - MIN, &evidence(50.0, 1000))
+                .is_empty()
+        );
+        assert!(matches!(
+            g.tick(w.deadline_ms).as_slice(),
+            [GateEvent::RollBack { .. }]
+        ));
     }
 
     fn opened(g: &mut GateMachine) -> ApprovalWindow {

@@ -63,8 +63,9 @@ pub struct GateSettings {
 pub enum GateExit {
     /// 0: every trigger clear.
     Healthy,
-    /// 1: a trigger holds, or the window closed without a rollback (veto,
-    /// approval required and missing, dry run).
+    /// 1: a window closed without a rollback (veto, approval required and
+    /// missing, dry run), or the gate was stopped before an answer. A
+    /// trigger that holds is no answer yet: the gate reads on.
     Holding,
     /// 2: rolled back.
     RolledBack,
@@ -73,6 +74,21 @@ pub enum GateExit {
 }
 
 impl GateExit {
+    /// Every exit, by code.
+    pub const ALL: [Self; 4] = [Self::Healthy, Self::Holding, Self::RolledBack, Self::NoData];
+
+    /// What the exit means, as the README says it after `**CODE**`.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy (every trigger clear, or the window cleared)",
+            Self::Holding => {
+                "a window closed without a rollback (veto, approval required and missing, `--dry-run`), or the gate stopped (SIGTERM) before an answer"
+            }
+            Self::RolledBack => "rolled back, and verified",
+            Self::NoData => "no data, too little data, a failed read or a failed rollback",
+        }
+    }
+
     /// The process exit code.
     pub fn code(self) -> u8 {
         match self {
@@ -182,11 +198,13 @@ pub fn gate(
     data_start_ms: u64,
 ) -> (Gate, SharedGate, mpsc::UnboundedSender<GateEvent>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    // A reading is current for three read intervals (at least a minute).
     let machine = GateMachine::new(
         settings.rules,
         settings.approval_window,
         settings.require_approval,
-    );
+    )
+    .with_evidence_max_age((settings.interval * 3).max(Duration::from_secs(60)));
     let status = GateStatus {
         service: settings.service.clone(),
         revision: None,
@@ -516,6 +534,11 @@ impl Gate {
             Closed::Thin => format!(
                 ":grey_question: Window {} ended on too little data to act on. No rollback.",
                 w.id
+            ),
+            Closed::Stale { .. } => format!(
+                ":grey_question: Window {} ended with no current evidence: the readings stopped coming (see the gate's last failure). No rollback on old readings; `{}` still serves.",
+                w.id,
+                escape(&w.revision)
             ),
         };
         self.note(format!("window {} closed: {closed:?}", w.id));
