@@ -92,6 +92,14 @@ pub(crate) fn timeout_us(headers: &HeaderMap) -> u64 {
     us.max(1)
 }
 
+/// [`timeout_us`] in whole milliseconds (rounded up, so a deadline is
+/// never early), at most `u32::MAX` (49 days).
+#[inline]
+pub(crate) fn timeout_ms(headers: &HeaderMap) -> u32 {
+    let us = timeout_us(headers);
+    u32::try_from(us.div_ceil(1_000)).unwrap_or(u32::MAX)
+}
+
 /// How a response's outcome will be known from its head.
 #[inline]
 pub(crate) fn outcome_of(status: u16, headers: &HeaderMap) -> Outcome {

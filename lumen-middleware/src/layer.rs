@@ -179,8 +179,8 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let series = self.layer.labels.series(self.layer.registry, &request);
         let method = crate::registry::method_index(request.method()) as u8;
-        let deadline_us = if self.layer.grpc {
-            crate::grpc::timeout_us(request.headers())
+        let deadline_ms = if self.layer.grpc {
+            crate::grpc::timeout_ms(request.headers())
         } else {
             0
         };
@@ -192,7 +192,7 @@ where
                 series,
                 start,
                 method,
-                deadline_us,
+                deadline_ms,
             },
             self.layer.until_body_end,
             self.layer.grpc,

@@ -24,7 +24,7 @@ pub(crate) use key_sample::DrainedKeys;
 use key_sample::KeyRing;
 pub(crate) use key_sample::{MODULUS, THRESHOLD};
 use stripe::Stripe;
-pub(crate) use stripe::{Drained, Event, METHOD_COUNT, NO_GRPC_CODE};
+pub(crate) use stripe::{Drained, Event, METHOD_COUNT};
 
 /// The index in [`METHODS`](crate::wire::METHODS) of `method` (`_OTHER` for
 /// any method but the nine standard ones).
@@ -134,7 +134,6 @@ impl RouteSeries {
             index: self.layout.index_of(latency_us),
             class,
             method,
-            grpc: NO_GRPC_CODE,
         });
     }
 
@@ -143,11 +142,11 @@ impl RouteSeries {
     /// maps to.
     #[inline]
     pub(crate) fn record_grpc(&self, latency_us: u64, code: u8, status: u16, method: usize) {
-        self.record(Event::Response {
+        self.record(Event::Grpc {
             index: self.layout.index_of(latency_us),
             class: crate::wire::StatusClass::of_code(status).index(),
             method,
-            grpc: code,
+            code,
         });
     }
 

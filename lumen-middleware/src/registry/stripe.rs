@@ -42,8 +42,14 @@ pub(crate) enum Event {
         index: usize,
         class: usize,
         method: usize,
-        /// The gRPC status code, or [`NO_GRPC_CODE`].
-        grpc: u8,
+    },
+    /// A gRPC call that ended with status `code` (0 … 16): a response of
+    /// class `class`, counted by code too.
+    Grpc {
+        index: usize,
+        class: usize,
+        method: usize,
+        code: u8,
     },
     /// The inner service failed after `index`'s latency.
     Error { index: usize, method: usize },
@@ -59,8 +65,6 @@ pub(crate) enum Event {
     Tier { tier: usize, us: u64 },
 }
 
-/// [`Event::Response`]'s `grpc` for a response that is not a gRPC call.
-pub(crate) const NO_GRPC_CODE: u8 = u8::MAX;
 /// gRPC status codes counted (0 OK … 16 UNAUTHENTICATED).
 pub(crate) const GRPC_CODES: usize = 17;
 
@@ -108,11 +112,19 @@ impl IntervalBuffer {
                 index,
                 class,
                 method,
-                grpc,
             } => {
                 add(&self.histogram[index], 1);
                 add(&self.status[method][class], 1);
-                if let Some(counter) = self.grpc.get(usize::from(grpc)) {
+            }
+            Event::Grpc {
+                index,
+                class,
+                method,
+                code,
+            } => {
+                add(&self.histogram[index], 1);
+                add(&self.status[method][class], 1);
+                if let Some(counter) = self.grpc.get(usize::from(code)) {
                     add(counter, 1);
                 }
             }
@@ -380,7 +392,6 @@ mod tests {
                 index: 3,
                 class: 1,
                 method: 2,
-                grpc: NO_GRPC_CODE,
             });
             record(Event::Error {
                 index: 5,
@@ -410,7 +421,6 @@ mod tests {
                     index: 0,
                     class: 4,
                     method: 9,
-                    grpc: NO_GRPC_CODE,
                 });
                 stripe.drain(&mut again);
             }
@@ -435,7 +445,6 @@ mod tests {
                                 index: (i + t) % 4,
                                 class: i % 5,
                                 method: i % METHOD_COUNT,
-                                grpc: NO_GRPC_CODE,
                             },
                         );
                     }
