@@ -161,7 +161,10 @@ impl RouteSeries {
 
     /// Records `event` on the calling thread's stripe: its own (the first
     /// `stripes` threads' slots), else a shared one.
-    #[inline]
+    // Always inlined: the event is then known at each call site and only
+    // its own arm is compiled in (measured: not inlined, a request cost
+    // ~30 more instructions once the gRPC arm was added).
+    #[inline(always)]
     pub(crate) fn record(&self, event: Event) {
         let owned = self.stripes.len() / 2;
         let slot = thread_slot::thread_slot();

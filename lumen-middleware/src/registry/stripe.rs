@@ -105,7 +105,7 @@ impl IntervalBuffer {
 
     /// Adds `event` with `add` (an atomic add, or a plain one for a
     /// stripe's only writer).
-    #[inline]
+    #[inline(always)]
     fn apply(&self, event: Event, add: impl Fn(&AtomicU64, u64)) {
         match event {
             Event::Response {
@@ -308,7 +308,7 @@ impl Stripe {
 
     /// Records one event on an owned stripe. The caller is the only thread
     /// that ever records on this stripe. Wait-free: one locked add.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_owned(&self, event: Event) {
         debug_assert!(self.owned, "an owned stripe");
         // Announce, then look which buffer is hot. Both sequentially
@@ -323,7 +323,7 @@ impl Stripe {
 
     /// Records one event on a shared stripe. Wait-free: three or four
     /// uncontended atomic adds.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_shared(&self, event: Event) {
         debug_assert!(!self.owned, "a shared stripe");
         let phase = self.start.fetch_add(1, Ordering::Acquire);
