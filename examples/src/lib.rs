@@ -21,6 +21,21 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+/// The Rust snippets of `docs/app.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/app.md")]
+struct AppPageDoctests;
+
+/// The Rust snippets of `docs/feedback-loop.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/feedback-loop.md")]
+struct FeedbackLoopPageDoctests;
+
+/// The Rust snippets of `docs/experiments.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/experiments.md")]
+struct ExperimentsPageDoctests;
+
 pub mod answer_cache;
 pub mod app;
 pub mod backend;

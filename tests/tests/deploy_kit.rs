@@ -1,4 +1,4 @@
-//! The Cloud Run manifest parses and says what the README says it does.
+//! The Cloud Run manifest parses and says what docs/cloud-run.md says it does.
 
 use lumen_tests::workspace_root;
 use serde_yaml::Value;

@@ -928,12 +928,12 @@ fn cli_checks(world: &World) {
 }
 
 #[test]
-fn the_readme_says_what_each_once_exit_means() {
+fn the_gate_page_says_what_each_once_exit_means() {
     let readme =
-        std::fs::read_to_string(lumen_tests::workspace_root().join("README.md")).expect("README");
+        std::fs::read_to_string(lumen_tests::workspace_root().join("docs/rollback-gate.md")).expect("the gate page");
     for exit in GateExit::ALL {
         let line = format!("- **{}** {}", exit.code(), exit.meaning());
-        assert!(readme.contains(&line), "README lacks {line:?}");
+        assert!(readme.contains(&line), "docs/rollback-gate.md lacks {line:?}");
     }
     assert!(
         !readme.contains("**1** a\ntrigger holding"),

@@ -97,7 +97,7 @@ fn errors(lookups: usize, per_interval: &[usize]) -> (f64, f64, f64) {
     out
 }
 
-/// The bounds README states: after 200,000 lookups (about 2,000 sampled
+/// The bounds docs/feedback-loop.md states: after 200,000 lookups (about 2,000 sampled
 /// accesses at 1 %), within 0.05 from 1,000 entries up, 0.025 from 10,000
 /// up and 0.015 at one entry, whether the app ships 2,000 lookups an
 /// interval or all of them in one (the buffer holds them); after a

@@ -1,7 +1,7 @@
 //! The one table of settings: for each, its file key, its variables, its
 //! default as documented, what it means, how a value is read (and checked)
 //! and how it is shown. File parsing, the environment, validation messages,
-//! `config show` and the README's table are all driven by [`SETTINGS`].
+//! `config show` and docs/configuration.md's table are all driven by [`SETTINGS`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -1098,7 +1098,7 @@ pub(super) fn derive(d: &mut Draft) {
     };
 }
 
-/// The README's configuration table.
+/// The configuration table of docs/configuration.md.
 pub fn markdown_table() -> String {
     let mut out =
         String::from("| key | variables | default | meaning |\n| --- | --- | --- | --- |\n");

@@ -382,13 +382,13 @@ fn a_value_of_the_wrong_shape_names_its_key() {
 }
 
 #[test]
-fn the_readme_table_is_the_settings_table() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
-    let readme = std::fs::read_to_string(path).expect("the workspace README is beside the crate");
+fn the_configuration_page_table_is_the_settings_table() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+    let readme = std::fs::read_to_string(path).expect("docs/ is beside the crate");
     let table = markdown_table();
     assert!(
         readme.contains(&table),
-        "README.md's configuration table differs from the settings; replace it with:\n{table}"
+        "docs/configuration.md's table differs from the settings; replace it with:\n{table}"
     );
 }
 

@@ -77,7 +77,7 @@ impl GateExit {
     /// Every exit, by code.
     pub const ALL: [Self; 4] = [Self::Healthy, Self::Holding, Self::RolledBack, Self::NoData];
 
-    /// What the exit means, as the README says it after `**CODE**`.
+    /// What the exit means, as docs/rollback-gate.md says it after `**CODE**`.
     pub fn meaning(self) -> &'static str {
         match self {
             Self::Healthy => "healthy (every trigger clear, or the window cleared)",

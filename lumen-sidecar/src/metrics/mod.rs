@@ -4,7 +4,7 @@
 //! name, kind, unit, labels, help, and how its samples are computed from an
 //! evaluation and the sidecar's counters. `/metrics` ([`prometheus_text`]),
 //! the OTLP instruments ([`crate::export`]), the metric names the dashboard
-//! and the alert policies may query, and the README's metric table
+//! and the alert policies may query, and the metric table of docs/metrics.md
 //! ([`markdown_table`]) are all derived from it.
 //!
 //! Why no `metrics` facade: a scrape renders one consistent evaluation, and
@@ -183,7 +183,7 @@ pub fn service_metric_names() -> Vec<&'static str> {
     names
 }
 
-/// The README's metric table, generated from the catalogue.
+/// The metric table of docs/metrics.md, generated from the catalogue.
 pub fn markdown_table() -> String {
     let mut out = String::from(
         "| metric | kind | unit | labels | on | meaning |\n| --- | --- | --- | --- | --- | --- |\n",
