@@ -178,7 +178,7 @@ fn fill(
         if let Some(b) = budget
             && m % 60 == 59
         {
-            store.fit_budget(b, T0_MS + (m + 1) * MINUTE_MS - 1);
+            store.fit_memory_cap(b, T0_MS + (m + 1) * MINUTE_MS - 1);
         }
     }
     (store, now_ms)

@@ -40,7 +40,7 @@ pub enum DemoError {
     Middleware(#[from] lumen_middleware::ConfigError),
     /// The final check could not read the sidecar.
     #[error("check: {0}")]
-    Check(#[from] lumen_sidecar::check::CheckError),
+    Check(#[from] lumen_sidecar::cli::sources::CheckError),
     /// The API's shipper stopped before the demo ended.
     #[error("shipper: {0}")]
     Shipper(#[from] lumen_middleware::ShipperGone),
@@ -228,7 +228,7 @@ pub async fn run_demo(options: DemoOptions) -> Result<(), DemoError> {
             flushed.unsent_requests
         );
     }
-    let (report, _) = lumen_sidecar::check::fetch_report(&sidecar_url, Some("5m")).await?;
+    let (report, _) = lumen_sidecar::cli::sources::fetch_report(&sidecar_url, Some("5m")).await?;
     println!();
     print!("{}", check_text(&report, true));
     if options.keep_running {

@@ -3,7 +3,7 @@
 //! Markdown, Prometheus text, a status page and CLI checks.
 //!
 //! Evaluation is pure ([`eval`]); the store ([`store`]) is plain data; I/O
-//! sits in [`server`], [`snapshot`] and [`check`].
+//! sits at the edges: [`server`], [`http_client`], [`google`], [`cli`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,22 +27,16 @@ pub mod config;
 pub mod app;
 pub mod metrics;
 pub mod render;
-pub mod https;
-pub mod gcp;
-pub mod google_rest;
+pub mod http_client;
+pub mod google;
 pub mod listen;
 pub mod server;
 pub mod export;
-pub mod deployments;
-pub mod alerts;
 pub mod monitoring;
 pub mod fleet;
+pub mod alerts;
 pub mod gate;
-pub mod budget;
-pub mod check;
-pub mod cli;
-pub mod rollout_commands;
-pub mod experiment_commands;
 pub mod sidecar;
+pub mod cli;
 
 pub use sidecar::{ServeError, Sidecar};

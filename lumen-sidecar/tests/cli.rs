@@ -416,7 +416,7 @@ async fn health_exit_codes_follow_the_band() {
             stdout.contains(&format!("\n  Overall Health: {band} (")),
             "{band}:\n{stdout}"
         );
-        // Section 3 lists the four SLOs; the summary has the seed's rows.
+        // Section 3 lists the four SLOs; the summary has its rows.
         for line in [
             "availability",
             "latency_p95",

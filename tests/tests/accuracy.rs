@@ -46,7 +46,7 @@ async fn quantiles_through_the_whole_path_are_within_a_thousandth() {
         );
         values.sort_unstable();
 
-        let body = lumen_sidecar::check::get(&format!("http://{addr}"), "/v1/slo?window=5m")
+        let body = lumen_sidecar::cli::sources::get(&format!("http://{addr}"), "/v1/slo?window=5m")
             .await
             .expect("report");
         let doc: serde_json::Value = serde_json::from_slice(&body).expect("json");

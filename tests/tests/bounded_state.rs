@@ -62,8 +62,8 @@ async fn a_flood_of_routes_folds_into_other_and_counts_stay_exact() {
     .await;
     let log = sidecar.proc.log_text(); // plain text: no colours when not a terminal
     assert!(
-        log.contains("store memory budget from store.max_bytes") && log.contains("budget_mib=8"),
-        "the sidecar says its memory budget: {log}"
+        log.contains("store memory cap from store.max_bytes") && log.contains("cap_mib=8"),
+        "the sidecar says its memory cap: {log}"
     );
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
@@ -132,7 +132,7 @@ fn the_memory_cap_holds_during_ingest_with_every_request_counted() {
         store.heap_bytes()
     };
     let cap = unmerged * 3 / 4;
-    state.set_store_budget(cap);
+    state.set_memory_cap(cap);
     let mut over = 0;
     for m in 0..workload.minutes {
         let body = workload.batch("capped", "i1", m + 1, m);

@@ -50,7 +50,7 @@ fn start_prometheus(targets: &[SocketAddr]) -> (Proc, String, std::path::PathBuf
 async fn query_value(api: &str, q: &str) -> Option<f64> {
     let url = format!(
         "{api}/api/v1/query?query={}",
-        lumen_sidecar::https::percent_encode(q)
+        lumen_sidecar::http_client::percent_encode(q)
     );
     let (_, body) = try_get(&url).await?;
     let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
@@ -271,7 +271,7 @@ async fn the_fleet_check_reports_what_one_sidecar_fed_everything_reports() {
     }
 
     // The error budgets: the same events and bad events as the ledger's.
-    let reader = lumen_sidecar::check::fleet_reader(&api, Some(SERVICE), None, None)
+    let reader = lumen_sidecar::cli::sources::fleet_reader(&api, Some(SERVICE), None, None)
         .await
         .expect("a reader");
     let budget = reader
@@ -353,7 +353,7 @@ async fn alerts_watch_posts_each_fleet_state_change_once() {
     let fleet = Fleet::start(false).await;
     let (webhook, posted) = lumen_tests::slack_webhook::slack_webhook().await;
     // What the fleet's budgets say fires now (the counts no longer move).
-    let reader = lumen_sidecar::check::fleet_reader(&fleet.api, Some(SERVICE), None, None)
+    let reader = lumen_sidecar::cli::sources::fleet_reader(&fleet.api, Some(SERVICE), None, None)
         .await
         .expect("a reader");
     let budget = reader

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use lumen_sidecar::app::now_ms;
-use lumen_sidecar::check::fleet_store_reader;
+use lumen_sidecar::cli::sources::fleet_store_reader;
 use lumen_tests::distributions::exact_quantile;
 use lumen_tests::fleet_load::{InstanceLoad, ship, sidecar_cli};
 use lumen_tests::*;

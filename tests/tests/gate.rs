@@ -14,10 +14,11 @@ use lumen_middleware::{LumenConfig, pair};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::fleet::{FleetReader, QueryApi};
 use lumen_sidecar::gate::{
-    CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, OffClock,
-    SlackTarget, gate, router,
+    CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, SlackTarget, gate,
+    router,
 };
-use lumen_sidecar::gcp::AccessTokens;
+use lumen_sidecar::google::AccessTokens;
+use lumen_sidecar::http_client::OffClock;
 use lumen_tests::cloud_run_api::{RunApi, StandInRevision, TOKEN, run_api};
 use lumen_tests::google_stand_in::metadata_server;
 use lumen_tests::prometheus_backfill::Backfill;
@@ -930,10 +931,14 @@ fn cli_checks(world: &World) {
 #[test]
 fn the_gate_page_says_what_each_once_exit_means() {
     let readme =
-        std::fs::read_to_string(lumen_tests::workspace_root().join("docs/rollback-gate.md")).expect("the gate page");
+        std::fs::read_to_string(lumen_tests::workspace_root().join("docs/rollback-gate.md"))
+            .expect("the gate page");
     for exit in GateExit::ALL {
         let line = format!("- **{}** {}", exit.code(), exit.meaning());
-        assert!(readme.contains(&line), "docs/rollback-gate.md lacks {line:?}");
+        assert!(
+            readme.contains(&line),
+            "docs/rollback-gate.md lacks {line:?}"
+        );
     }
     assert!(
         !readme.contains("**1** a\ntrigger holding"),

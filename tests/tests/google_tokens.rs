@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, Method};
 use axum::response::IntoResponse;
 use lumen_sidecar::fleet::QueryApi;
-use lumen_sidecar::gcp::AccessTokens;
+use lumen_sidecar::google::AccessTokens;
 use lumen_tests::google_stand_in::{TokenAuthority, metadata_server};
 
 /// A Prometheus query API that, like Google's, takes only live tokens.

@@ -700,7 +700,14 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     // --only chooses what is applied, and the output says what it touched.
     let a = again.clone();
     let (code, out) = tokio::task::spawn_blocking(move || {
-        a(vec!["alerts", "apply", "--project", "p1", "--only", "seed"])
+        a(vec![
+            "alerts",
+            "apply",
+            "--project",
+            "p1",
+            "--only",
+            "thresholds",
+        ])
     })
     .await
     .expect("ran");

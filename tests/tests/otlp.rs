@@ -432,7 +432,7 @@ async fn on_cloud_run_the_export_is_authenticated_and_described() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_cached_then_refreshed_before_they_expire() {
-    use lumen_sidecar::gcp::{MetadataClient, TokenSource};
+    use lumen_sidecar::google::{MetadataClient, TokenSource};
     let (metadata, tokens) = metadata_server(120).await;
     let source = TokenSource::new(MetadataClient::new(&metadata.to_string()));
     let now = Instant::now();

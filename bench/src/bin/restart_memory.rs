@@ -220,7 +220,7 @@ async fn main() {
     let log = sidecar.log_text();
     let budget_line = log
         .lines()
-        .find(|l| l.contains("store memory budget set"))
+        .find(|l| l.contains("store memory cap set"))
         .unwrap_or("")
         .to_owned();
     drop(sidecar);

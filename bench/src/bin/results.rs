@@ -166,7 +166,7 @@ fn restart_memory_section(machine: &Machine) -> Option<String> {
         r["requests"],
         r["budget_log"]
             .as_str()
-            .and_then(|l| l.split("budget_mib=").nth(1))
+            .and_then(|l| l.split("cap_mib=").nth(1))
             .map_or("?".to_owned(), |m| format!("{} MiB", m.trim()))
     ));
     out.push(String::new());

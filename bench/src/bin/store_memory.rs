@@ -96,7 +96,7 @@ fn measure_bounded(fresh: bool) {
         serde_json::json!({
             "routes": 64,
             "fresh_sigma_1": fresh,
-            "budget_bytes": budget,
+            "cap_bytes": budget,
             "store_heap_bytes": store.heap_bytes(),
             "rss_after_fill_bytes": after_fill,
             "peak_rss_bytes": peak,

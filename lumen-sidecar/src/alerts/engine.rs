@@ -187,7 +187,7 @@ impl AlertEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::alert_rules::seed_rules;
+    use crate::eval::alert_rules::threshold_rules;
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_breach_shorter_than_for_sends_nothing_longer_fires_once_then_resolves_once() {
-        let mut e = AlertEngine::new(seed_rules());
+        let mut e = AlertEngine::new(threshold_rules());
         assert!(e.observe(secs(0), &hit_rate(50.0)).is_empty());
         assert!(
             e.observe(secs(299), &hit_rate(50.0)).is_empty(),
@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn exactly_for_fires_and_no_data_resolves() {
-        let mut e = AlertEngine::new(seed_rules());
+        let mut e = AlertEngine::new(threshold_rules());
         e.observe(
             secs(0),
             &Observed {
@@ -281,7 +281,7 @@ mod tests {
                 burndown: Vec::new(),
             }],
         };
-        let mut e = AlertEngine::new(seed_rules());
+        let mut e = AlertEngine::new(threshold_rules());
         assert!(e.observe_budget(&report(false)).is_empty());
         let started = e.observe_budget(&report(true));
         assert!(matches!(
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn status_flapping_reports_only_what_holds() {
-        let mut e = AlertEngine::new(seed_rules());
+        let mut e = AlertEngine::new(threshold_rules());
         let status = |s| Observed {
             status: Some(s),
             ..Observed::default()

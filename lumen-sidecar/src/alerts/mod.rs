@@ -1,8 +1,9 @@
-//! Alerts: one set of rules (the seed's four policies and SLO status
+//! Alerts: one set of rules (the four threshold policies and SLO status
 //! changes), evaluated continuously by the sidecar and posted to Slack, and
 //! rendered for Cloud Monitoring and Prometheus.
 
 mod engine;
+pub mod fleet_watch;
 mod slack;
 
 pub use engine::{AlertEngine, AlertEvent, Observed};
@@ -45,10 +46,10 @@ pub struct Alerter {
 }
 
 impl Alerter {
-    /// An alerter over the seed's rules, sending to `queue`.
+    /// An alerter over the threshold rules, sending to `queue`.
     pub fn new(queue: mpsc::Sender<Value>) -> Self {
         Self {
-            engine: AlertEngine::new(rules::seed_rules()),
+            engine: AlertEngine::new(rules::threshold_rules()),
             queue,
             started: tokio::time::Instant::now(),
         }

@@ -144,7 +144,7 @@ pub fn message(event: &AlertEvent, service: &str, scope: &ReportScope) -> Value 
 /// Posts queued messages to one webhook.
 #[derive(Debug, Clone)]
 pub struct SlackSender {
-    client: crate::https::HttpsClient,
+    client: crate::http_client::HttpsClient,
     webhook: http::Uri,
     timeout: Option<Duration>,
     stats: Arc<SlackStats>,
@@ -161,7 +161,7 @@ impl SlackSender {
     /// A sender to `webhook`; `timeout` bounds each POST.
     pub fn new(webhook: http::Uri, timeout: Option<Duration>, stats: Arc<SlackStats>) -> Self {
         Self {
-            client: crate::https::https_client(),
+            client: crate::http_client::https_client(),
             webhook,
             timeout,
             stats,
@@ -173,7 +173,7 @@ impl SlackSender {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.to_string())))
             .expect("a request from a valid URI");
-        let result = crate::https::exchange(&self.client, request, self.timeout, 64 * 1024)
+        let result = crate::http_client::exchange(&self.client, request, self.timeout, 64 * 1024)
             .await
             .map(|answer| {
                 let retry_after = answer
@@ -246,7 +246,7 @@ impl SlackSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::alert_rules::seed_rules;
+    use crate::eval::alert_rules::threshold_rules;
 
     #[test]
     fn names_from_data_cannot_mention_a_channel_or_hide_a_link() {
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn messages_fit_slack_limits() {
-        let mut rule = seed_rules().remove(0);
+        let mut rule = threshold_rules().remove(0);
         let long: &'static str = Box::leak("x".repeat(5000).into_boxed_str());
         rule.runbook = Box::leak(vec![long].into_boxed_slice());
         let m = message(
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn messages_use_slack_mrkdwn_not_commonmark() {
-        for rule in seed_rules() {
+        for rule in threshold_rules() {
             let name = rule.name;
             let m = message(
                 &AlertEvent::Firing { rule, value: 1.0 },

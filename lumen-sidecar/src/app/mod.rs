@@ -19,7 +19,7 @@ pub mod state_volume;
 mod stats;
 mod totals;
 pub mod tuning;
-pub mod wal;
+pub mod wal_writer;
 
 pub use checkpoint::{restore_checkpoint, save_snapshot};
 pub use clock::now_ms;

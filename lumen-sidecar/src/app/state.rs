@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::evaluation::Evaluation;
 use super::stats::{ExportStats, IngestStats, SlackStats};
 use super::totals::{CumulativeTotals, LatencyBoundaries};
-use super::wal::WalHandle;
+use super::wal_writer::WalHandle;
 use crate::config::SidecarConfig;
 use crate::store::{Applied, BudgetRules, StoreError, WindowStore};
 
@@ -57,7 +57,7 @@ pub struct AppState {
     boundaries: LatencyBoundaries,
     histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
     wal: OnceLock<WalHandle>,
-    store_budget: OnceLock<usize>,
+    memory_cap: OnceLock<usize>,
     deployments: Mutex<Option<crate::eval::Deployments>>,
     fleet_view: OnceLock<Arc<dyn super::FleetView>>,
     pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
@@ -95,7 +95,7 @@ impl AppState {
             tier_times: Mutex::default(),
             histogram_feed: OnceLock::new(),
             wal: OnceLock::new(),
-            store_budget: OnceLock::new(),
+            memory_cap: OnceLock::new(),
             deployments: Mutex::new(None),
             fleet_view: OnceLock::new(),
             evaluation_cache: Mutex::new(None),
@@ -166,30 +166,30 @@ impl AppState {
         Ok(applied)
     }
 
-    /// Sets the window store's memory budget (bytes).
-    pub fn set_store_budget(&self, bytes: usize) {
-        let _ = self.store_budget.set(bytes);
+    /// Sets the window store's memory cap (bytes).
+    pub fn set_memory_cap(&self, bytes: usize) {
+        let _ = self.memory_cap.set(bytes);
     }
 
-    /// The window store's memory budget, when there is one.
-    pub fn store_budget(&self) -> Option<usize> {
-        self.store_budget.get().copied()
+    /// The window store's memory cap, when there is one.
+    pub fn memory_cap(&self) -> Option<usize> {
+        self.memory_cap.get().copied()
     }
 
     /// Keeps the store within its budget (see
-    /// [`WindowStore::fit_budget`]); counts and logs what it merged or dropped.
-    pub fn fit_store_budget(&self, now_ms: u64) {
-        if self.store_budget().is_some() {
+    /// [`WindowStore::fit_memory_cap`]); counts and logs what it merged or dropped.
+    pub fn fit_memory_cap(&self, now_ms: u64) {
+        if self.memory_cap().is_some() {
             self.fit_locked(&mut self.store(), now_ms);
         }
     }
 
-    /// [`fit_store_budget`](Self::fit_store_budget) with the store's lock held.
+    /// [`fit_memory_cap`](Self::fit_memory_cap) with the store's lock held.
     fn fit_locked(&self, store: &mut WindowStore, now_ms: u64) {
-        let Some(budget) = self.store_budget() else {
+        let Some(budget) = self.memory_cap() else {
             return;
         };
-        let fit = store.fit_budget(budget, now_ms);
+        let fit = store.fit_memory_cap(budget, now_ms);
         if fit.merged_slots + fit.dropped_minutes == 0 {
             return;
         }
@@ -201,19 +201,19 @@ impl AppState {
             .fetch_add(fit.dropped_minutes as u64, Ordering::Relaxed);
         if fit.dropped_minutes > 0 {
             tracing::error!(
-                budget_bytes = budget,
+                cap_bytes = budget,
                 before_bytes = fit.before_bytes,
                 after_bytes = fit.after_bytes,
                 dropped_minutes = fit.dropped_minutes,
-                "the store was over its memory budget even merged: its oldest hours were dropped"
+                "the store was over its memory cap even merged: its oldest hours were dropped"
             );
         } else {
             tracing::warn!(
-                budget_bytes = budget,
+                cap_bytes = budget,
                 before_bytes = fit.before_bytes,
                 after_bytes = fit.after_bytes,
                 merged_slots = fit.merged_slots,
-                "the store was over its memory budget: old minutes merged into 10-minute and hour blocks"
+                "the store was over its memory cap: old minutes merged into 10-minute and hour blocks"
             );
         }
     }

@@ -85,9 +85,9 @@ pub struct IngestStats {
     pub wal_replayed: AtomicU64,
     /// Series whose route was folded into `other` (the route cap was reached).
     pub routes_folded: AtomicU64,
-    /// Minute slots merged into coarser blocks to keep the memory budget.
+    /// Minute slots merged into coarser blocks to keep the memory cap.
     pub store_merged_slots: AtomicU64,
-    /// Minute slots dropped (oldest first) to keep the memory budget.
+    /// Minute slots dropped (oldest first) to keep the memory cap.
     pub store_dropped_minutes: AtomicU64,
     /// When another service's refusals were last logged.
     pub other_service_log: LogGate,

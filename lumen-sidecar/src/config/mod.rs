@@ -411,7 +411,7 @@ pub struct SidecarConfig {
     pub cache_cost_set: bool,
     /// Distinct routes held before new ones fold into `other`.
     pub max_routes: usize,
-    /// The window store's memory budget, bytes (else from the container's
+    /// The window store's memory cap, bytes (else from the container's
     /// memory limit, when it has one).
     pub store_max_bytes: Option<u64>,
     /// The state volume's size, bytes, when the file system reports more

@@ -328,7 +328,7 @@ pub static SETTINGS: &[Setting] = &[
         key: Some("store.max_bytes"),
         env: &["LUMEN_STORE_MAX_BYTES"],
         default: "the least of 20 % of the container's memory limit and 60 % of the state volume, else none",
-        help: "the window store's memory budget (bytes, or with KiB, MiB, GiB): beyond it minutes older than 1 h are merged into 10-minute blocks, older than 6 h into hours, and only then the oldest hours dropped",
+        help: "the window store's memory cap (bytes, or with KiB, MiB, GiB): beyond it minutes older than 1 h are merged into 10-minute blocks, older than 6 h into hours, and only then the oldest hours dropped",
         set: |d, v| {
             d.config.store_max_bytes = Some(size_at_least_1mib(v)?);
             Ok(())
@@ -339,7 +339,7 @@ pub static SETTINGS: &[Setting] = &[
         key: Some("store.state_max_bytes"),
         env: &["LUMEN_STATE_MAX_BYTES"],
         default: "the state directory's file system size",
-        help: "the state volume's size (bytes, or with KiB, MiB, GiB), for a volume whose file system reports more than the sidecar may use (an in-memory volume's size limit): the log stops (503) while the next checkpoint would not fit, and without store.max_bytes the store's memory budget is at most 60 % of it",
+        help: "the state volume's size (bytes, or with KiB, MiB, GiB), for a volume whose file system reports more than the sidecar may use (an in-memory volume's size limit): the log stops (503) while the next checkpoint would not fit, and without store.max_bytes the store's memory cap is at most 60 % of it",
         set: |d, v| {
             d.config.state_max_bytes = Some(size_at_least_1mib(v)?);
             Ok(())

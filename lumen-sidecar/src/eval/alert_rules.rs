@@ -1,4 +1,4 @@
-//! The alert rules of the seed (four policies) and the SLO status rule:
+//! The four threshold alert rules and the SLO status rule:
 //! one definition that the Cloud Monitoring policies, the Prometheus rule
 //! file and the sidecar's own Slack alerter all render.
 
@@ -49,7 +49,7 @@ impl Watched {
 /// One alert: fires when the watched figure stays below `threshold` for `for_`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRule {
-    /// Display name, as in the seed.
+    /// Display name.
     pub name: &'static str,
     /// Identifier for rule files (`RoiGateCritical`).
     pub id: &'static str,
@@ -65,8 +65,8 @@ pub struct AlertRule {
     pub runbook: &'static [&'static str],
 }
 
-/// The seed's four policies.
-pub fn seed_rules() -> Vec<AlertRule> {
+/// the four threshold policies.
+pub fn threshold_rules() -> Vec<AlertRule> {
     vec![
         AlertRule {
             name: "ROI Gate Critical",

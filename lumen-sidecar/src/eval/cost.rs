@@ -24,7 +24,7 @@ pub const PRICES_AS_OF: &str = "2025-06";
 pub const DEFAULT_INSTANCE_VCPU: f64 = 1.0;
 /// GiB one instance is billed for: the deploy kit's app 512 MiB + sidecar 256 MiB.
 pub const DEFAULT_INSTANCE_MEMORY_GIB: f64 = 0.75;
-/// The seed's monthly budget, USD.
+/// The default monthly cost budget, USD.
 pub const DEFAULT_MONTHLY_BUDGET_USD: f64 = 200.0;
 
 /// The cost settings.

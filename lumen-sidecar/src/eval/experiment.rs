@@ -40,7 +40,7 @@ pub const MIN_ARM_REQUESTS: u64 = 100;
 pub const DEFAULT_ALPHA: f64 = 0.05;
 /// The default mixing standard deviation: effects of about 2 points.
 pub const DEFAULT_TAU: f64 = 0.02;
-/// The default length of an experiment: the seed's seven days.
+/// The default length of an experiment: seven days.
 pub const DEFAULT_EXPERIMENT_DURATION: Duration = Duration::from_secs(7 * 86_400);
 /// B's default share of requests, percent.
 pub const DEFAULT_SHARE_B_PERCENT: u8 = 50;

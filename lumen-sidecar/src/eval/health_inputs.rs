@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::maturity::MaturityInputs;
+use super::maturity::{DeploymentSource, Deployments, MaturityInputs};
 use super::slo::SloName;
 use super::slo_report::SloReport;
 use crate::store::WindowStore;
@@ -16,25 +16,6 @@ pub const DEPLOYMENT_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 pub fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
     let (sum, n) = values.fold((0.0, 0_u32), |(s, n), v| (s + v, n + 1));
     (n > 0).then(|| sum / f64::from(n))
-}
-
-/// Where a deployment count comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeploymentSource {
-    /// The Cloud Run Admin API's revision list (the whole service).
-    CloudRunApi,
-    /// The revisions this sidecar's batches named (its instance only).
-    SidecarSeen,
-}
-
-/// A count of deployments over the last 7 days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Deployments {
-    /// Revisions created in the last 7 days.
-    pub count_7d: u32,
-    /// Where the count comes from.
-    pub source: DeploymentSource,
 }
 
 /// The inputs of [`maturity`](super::maturity()) for `slo`'s window ending at `now_ms`.

@@ -3,6 +3,25 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where a deployment count comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentSource {
+    /// The Cloud Run Admin API's revision list (the whole service).
+    CloudRunApi,
+    /// The revisions this sidecar's batches named (its instance only).
+    SidecarSeen,
+}
+
+/// A count of deployments over the last 7 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Deployments {
+    /// Revisions created in the last 7 days.
+    pub count_7d: u32,
+    /// Where the count comes from.
+    pub source: DeploymentSource,
+}
+
 /// Level names, by level − 1.
 pub const LEVEL_NAMES: [&str; 5] = [
     "Initial",
@@ -32,7 +51,7 @@ pub struct MaturityInputs {
     /// Distinct revisions seen in the last 7 days.
     pub deployments_7d: Option<u32>,
     /// Where that count comes from.
-    pub deployments_source: Option<super::DeploymentSource>,
+    pub deployments_source: Option<DeploymentSource>,
     /// CPU used over the CPU limit, 0–1 (averaged over instances).
     pub cpu_utilisation: Option<f64>,
     /// Resident memory over the memory limit, 0–1 (averaged over instances).
@@ -49,7 +68,7 @@ pub struct MetricScore {
     pub value: Option<f64>,
     /// Where the value comes from, when there is more than one way to know it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<super::DeploymentSource>,
+    pub source: Option<DeploymentSource>,
     /// Its unit.
     pub unit: String,
     /// 0–100, `null` without data (left out of the average).

@@ -3,7 +3,7 @@
 
 pub mod alert_rules;
 mod bucket_quantile;
-mod budget;
+mod error_budget;
 mod cache_tiers;
 pub mod calendar;
 mod cost;
@@ -22,17 +22,17 @@ mod slo_report;
 mod ttl_controller;
 
 pub use bucket_quantile::{BucketEstimate, bucket_quantile};
-pub use budget::{
-    ALERT_TABLE, BURN_WINDOWS, BudgetAlert, BudgetReport, BurnRate, BurndownPoint,
-    DEFAULT_MIN_EVENTS, SloBudget, SloPeriod, alert_factor, allowed_share, budget_report,
-    budget_report_of_sums, burn_rate,
-};
 pub use cache_tiers::{
     LayoutCost, MIN_SAVING, MIN_TIER_LOOKUPS, TierChoice, TierLayout, TierMeans, choose_tiers,
 };
 pub use cost::{
     CacheCharge, CostConfig, CostReport, DEFAULT_MONTHLY_BUDGET_USD, PRICES_AS_OF, cost_report,
     month_bounds,
+};
+pub use error_budget::{
+    ALERT_TABLE, BURN_WINDOWS, BudgetAlert, BudgetReport, BurnRate, BurndownPoint,
+    DEFAULT_MIN_EVENTS, SloBudget, SloPeriod, alert_factor, allowed_share, budget_report,
+    budget_report_of_sums, burn_rate,
 };
 pub use experiment::{
     ArmCounts, Comparison, DEFAULT_ALPHA, DEFAULT_EXPERIMENT_DURATION, DEFAULT_SHARE_B_PERCENT,
@@ -47,12 +47,12 @@ pub use health::{
     Action, Band, Category, Component, HealthReport, MATURITY_ACTION_BELOW, NO_ACTIONS, Priority,
     SloSummary, Threshold, WEIGHTS, band_of, health,
 };
-pub use health_inputs::{DEPLOYMENT_WINDOW, DeploymentSource, Deployments, maturity_inputs, mean};
+pub use health_inputs::{DEPLOYMENT_WINDOW, maturity_inputs, mean};
 pub use maturity::{
-    DEPLOYS_FOR_FULL_SCORE, FAILURE_MULTIPLE_AT_ZERO, HIT_RATE_RANGE, LEVEL_NAMES,
-    MIN_MEASURED_METRICS, Maturity, MaturityInputs, MetricScore, level_of, maturity,
-    score_availability, score_deployments, score_failure_share, score_hit_rate, score_latency,
-    score_utilisation,
+    DEPLOYS_FOR_FULL_SCORE, DeploymentSource, Deployments, FAILURE_MULTIPLE_AT_ZERO,
+    HIT_RATE_RANGE, LEVEL_NAMES, MIN_MEASURED_METRICS, Maturity, MaturityInputs, MetricScore,
+    level_of, maturity, score_availability, score_deployments, score_failure_share, score_hit_rate,
+    score_latency, score_utilisation,
 };
 pub use roi::{
     DEFAULT_COST_PER_MISS_USD, DEFAULT_PASS_PERCENT, DEFAULT_REDIS_MONTHLY_USD,

@@ -13,11 +13,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The seed's green line: 80 % hits.
+/// The target hit rate: 80 %.
 pub const DEFAULT_TARGET_HIT_RATE: f64 = 80.0;
-/// The seed's bounds: 60 s to 3600 s.
+/// The TTL's bounds: 60 s to 3600 s.
 pub const DEFAULT_TTL_MIN_S: u32 = 60;
-/// The seed's bounds: 60 s to 3600 s.
+/// The TTL's bounds: 60 s to 3600 s.
 pub const DEFAULT_TTL_MAX_S: u32 = 3600;
 /// Where a cache starts before the loop moves it.
 pub const DEFAULT_INITIAL_TTL_S: u32 = 300;

@@ -6,12 +6,12 @@
 mod answers;
 mod data_points;
 mod exporters;
-mod http_client;
+mod otlp_transport;
 pub mod instruments;
 
 pub use data_points::{lines, total_points};
 pub use exporters::{CountingExporter, StdoutExporter};
-pub use http_client::OtlpHttpClient;
+pub use otlp_transport::OtlpHttpClient;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::app::{AppState, ExportStats};
 use crate::config::{ExportConfig, ExportMode, OtlpProtocol, SidecarConfig};
-use crate::gcp::{InstanceIdentity, MetadataClient, TokenSource, identify};
+use crate::google::{InstanceIdentity, MetadataClient, TokenSource, identify};
 
 /// Timeout of one OTLP request.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);

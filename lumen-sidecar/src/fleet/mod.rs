@@ -15,15 +15,14 @@
 mod health;
 pub mod promql;
 pub mod query_api;
-mod read;
+mod query_reader;
 mod source;
 pub mod store;
-pub mod watch;
 mod window;
 
 pub use health::{InstanceFigures, fleet_health};
 pub use query_api::{QueryApi, QueryError, QuerySample};
-pub use read::{FleetReader, PrometheusView};
+pub use query_reader::{FleetReader, PrometheusView};
 pub use source::{FleetError, FleetSource};
 pub use window::{FleetRoute, FleetSamples, FleetWindow, budget_counts, fleet_report, fleet_slis};
 

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::gcp::AccessTokens;
-use crate::https::{ExchangeError, HttpsClient, exchange, https_client, percent_encode};
+use crate::google::AccessTokens;
+use crate::http_client::{ExchangeError, HttpsClient, exchange, https_client, percent_encode};
 
 /// How long one query may take.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -126,7 +126,7 @@ impl QueryApi {
             url: self.base.clone(),
             reason: format!("not a URL: {e}"),
         })?;
-        let no_token = |e: crate::gcp::GcpError| QueryError::Unreachable {
+        let no_token = |e: crate::google::GcpError| QueryError::Unreachable {
             url: self.base.clone(),
             reason: e.to_string(),
         };

@@ -6,7 +6,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::query_api::QueryError;
-use super::read::FleetReader;
+use super::query_reader::FleetReader;
 use super::store::{FleetStoreError, FleetStoreReader};
 use crate::config::SidecarConfig;
 use crate::eval::{BudgetReport, HealthReport, SloReport};

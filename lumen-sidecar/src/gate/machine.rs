@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use super::triggers::{Evidence, GateRules, Reading, TriggerKind, read};
 
-/// The manual-approval window: the seed's five minutes.
+/// The manual-approval window: five minutes.
 pub const DEFAULT_APPROVAL_WINDOW: Duration = Duration::from_secs(300);
 
 /// An open approval window.

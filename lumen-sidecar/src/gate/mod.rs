@@ -1,4 +1,4 @@
-//! The rollback gate (the seed's Phase 3): it watches the revision that
+//! The rollback gate: it watches the revision that
 //! serves a Cloud Run service's traffic, judges three triggers on that
 //! revision's own fleet data (ROI below 300 %, SLO compliance below 95 %,
 //! the month's cost forecast above the budget), each only on enough
@@ -12,22 +12,19 @@
 //! [`machine`] and [`triggers`] are pure; [`watch`] carries out what they
 //! decide; [`cloud_run`] and [`slack_thread`] are the edges.
 
-mod api;
-pub mod cloud_run;
+mod approval_api;
 mod evidence;
 pub mod machine;
-mod off_clock;
 pub mod slack_thread;
 pub mod triggers;
 pub mod watch;
 
-pub use api::{GateCommand, parse_approvers, router};
-pub use cloud_run::{
+pub use crate::google::cloud_run::{
     CloudRunService, DEFAULT_RUN_API_BASE, RollbackError, RollbackReport, set_min_instances,
 };
+pub use approval_api::{GateCommand, parse_approvers, router};
 pub use evidence::{read_evidence, served_revisions};
 pub use machine::{DEFAULT_APPROVAL_WINDOW, GateMachine, GateState};
-pub use off_clock::OffClock;
 pub use slack_thread::{DEFAULT_SLACK_API_BASE, GateSlack, SlackTarget};
 pub use triggers::{Evidence, GateRules, Reading, TriggerKind};
 pub use watch::{

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
 
-use super::off_clock::OffClock;
-use crate::https::{HttpsClient, exchange, https_client};
+use crate::http_client::OffClock;
+use crate::http_client::{HttpsClient, exchange, https_client};
 
 /// Slack's Web API.
 pub const DEFAULT_SLACK_API_BASE: &str = "https://slack.com/api";

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// ROI below this (percent) triggers: the seed's gate.
+/// ROI below this (percent) triggers the gate.
 pub const DEFAULT_ROI_BELOW_PERCENT: f64 = 300.0;
 /// SLO compliance below this (percent) triggers.
 pub const DEFAULT_COMPLIANCE_BELOW_PERCENT: f64 = 95.0;

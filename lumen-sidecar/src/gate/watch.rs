@@ -11,17 +11,17 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::cloud_run::{
-    CloudRunService, RollbackReport, choose_target, read_service, roll_back, serving_revision,
-    traffic_summary,
-};
 use super::evidence::{read_evidence, served_revisions};
 use super::machine::{ApprovalWindow, Closed, GateEvent, GateMachine, GateState, Proceed, Settled};
-use super::off_clock::OffClock;
 use super::slack_thread::GateSlack;
 use super::triggers::{Evidence, GateRules, Reading, TriggerKind, threshold_phrase};
 use crate::alerts::{escape, section};
 use crate::fleet::FleetReader;
+use crate::google::cloud_run::{
+    CloudRunService, RollbackReport, choose_target, read_service, roll_back, serving_revision,
+    traffic_summary,
+};
+use crate::http_client::OffClock;
 
 /// The window the evidence is read over.
 pub const DEFAULT_GATE_WINDOW: Duration = Duration::from_secs(600);

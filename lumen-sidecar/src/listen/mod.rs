@@ -4,4 +4,4 @@
 //! server and the gate, so neither reaches into the other.
 
 pub mod guard;
-pub mod serve;
+pub mod connections;

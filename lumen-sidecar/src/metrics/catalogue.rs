@@ -138,7 +138,7 @@ const fn own_counter(
 
 /// Every metric the sidecar exports, in the order `/metrics` lists them.
 pub static CATALOGUE: &[MetricDef] = &[
-    // The seed's four.
+    // The four threshold policies' metrics.
     gauge(
         "slo_compliance",
         "%",

@@ -14,8 +14,8 @@
 //! direct renderer over the catalogue is shorter, exact for `u64` counters
 //! and allocates only the output.
 //!
-//! Names: the seed's four (`maturity_score`, `roi_percentage`,
-//! `slo_compliance`, `cache_hit_rate`) stay as the seed has them; every
+//! Names: the four score gauges (`maturity_score`, `roi_percentage`,
+//! `slo_compliance`, `cache_hit_rate`) keep the names dashboards know; every
 //! other name carries its base unit (`_seconds`, `_percent`) and counters
 //! end in `_total`. OTLP sends the same names; Cloud Monitoring stores them
 //! as `prometheus.googleapis.com/NAME/gauge` (gauges) and

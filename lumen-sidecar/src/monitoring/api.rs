@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-pub use crate::google_rest::ApiError;
-use crate::google_rest::GoogleRest;
+pub use crate::google::rest::ApiError;
+use crate::google::rest::GoogleRest;
 
 /// Google's endpoint.
 pub const DEFAULT_API_BASE: &str = "https://monitoring.googleapis.com";
@@ -34,7 +34,7 @@ impl MonitoringApi {
     pub fn new(
         base: &str,
         project: &str,
-        tokens: std::sync::Arc<crate::gcp::AccessTokens>,
+        tokens: std::sync::Arc<crate::google::AccessTokens>,
     ) -> Self {
         Self {
             rest: GoogleRest::new(base, tokens),

@@ -2,7 +2,6 @@
 //! policies and the Prometheus rule file, and the REST calls that deploy them.
 
 pub mod api;
-pub mod commands;
 pub mod dashboard;
 mod fleet_queries;
 pub mod policies;

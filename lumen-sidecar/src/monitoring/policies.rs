@@ -5,10 +5,10 @@
 use serde_json::{Value, json};
 
 use super::scope::Scope;
-use crate::eval::alert_rules::{AlertRule, Watched, runbook_markdown, seed_rules};
+use crate::eval::alert_rules::{AlertRule, Watched, runbook_markdown, threshold_rules};
 use crate::eval::{ALERT_TABLE, BURN_WINDOWS, SloName, alert_factor, allowed_share};
 
-/// The notification channel's display name, as in the seed.
+/// The notification channel's display name.
 pub const CHANNEL_NAME: &str = "Lumen System Alerts";
 
 /// The PromQL condition of a rule on the scope's service: every figure is
@@ -140,7 +140,7 @@ pub fn prometheus_rules(scope: &Scope) -> String {
         ));
     }
     o.push_str("  - name: lumen-alerts\n    rules:\n");
-    for rule in seed_rules() {
+    for rule in threshold_rules() {
         o.push_str(&format!(
             "      - alert: {}\n        expr: {}\n        for: {}\n        labels:\n          severity: {}\n        annotations:\n          summary: {}\n          description: {}\n",
             rule.id,
@@ -196,9 +196,9 @@ pub fn policy(rule: &AlertRule, scope: &Scope, channels: &[String]) -> Value {
     })
 }
 
-/// The seed's four policies for the scope's service.
+/// the four threshold policies for the scope's service.
 pub fn policies(scope: &Scope, channels: &[String]) -> Vec<Value> {
-    seed_rules()
+    threshold_rules()
         .iter()
         .map(|r| policy(r, scope, channels))
         .collect()

@@ -207,7 +207,7 @@ fn overall(h: &HealthReport) -> String {
     }
 }
 
-/// The seed's sentence when nothing needs doing, unless there is no score.
+/// The sentence when nothing needs doing, unless there is no score.
 fn no_actions(h: &HealthReport) -> &'static str {
     if h.health_score.is_some() {
         NO_ACTIONS
@@ -231,7 +231,7 @@ fn slo_rows(h: &HealthReport) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The seed's summary rows.
+/// The summary rows.
 fn summary_rows(h: &HealthReport) -> Vec<Vec<String>> {
     let r = &h.roi;
     vec![

@@ -4,10 +4,10 @@
 
 mod experiments;
 mod ingest;
-mod read;
+mod read_api;
 
 pub use experiments::StartExperiment;
-pub use read::window_param;
+pub use read_api::window_param;
 
 use std::sync::Arc;
 
@@ -20,21 +20,21 @@ use crate::app::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/ingest", post(ingest::ingest))
-        .route("/v1/slo", get(read::slo))
-        .route("/v1/report", get(read::report))
-        .route("/v1/health", get(read::health))
-        .route("/v1/budget", get(read::budget))
-        .route("/v1/fleet/slo", get(read::fleet_slo))
-        .route("/v1/series", get(read::series))
-        .route("/v1/tuning", get(read::tuning))
+        .route("/v1/slo", get(read_api::slo))
+        .route("/v1/report", get(read_api::report))
+        .route("/v1/health", get(read_api::health))
+        .route("/v1/budget", get(read_api::budget))
+        .route("/v1/fleet/slo", get(read_api::fleet_slo))
+        .route("/v1/series", get(read_api::series))
+        .route("/v1/tuning", get(read_api::tuning))
         .route(
             "/v1/experiments",
             get(experiments::list).post(experiments::start),
         )
         .route("/v1/experiments/stop", post(experiments::stop))
-        .route("/metrics", get(read::metrics))
-        .route("/healthz", get(read::healthz))
-        .route("/", get(read::status_page).post(misdirected))
+        .route("/metrics", get(read_api::metrics))
+        .route("/healthz", get(read_api::healthz))
+        .route("/", get(read_api::status_page).post(misdirected))
         .fallback(misdirected)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -1,6 +1,6 @@
 //! Where batches are kept: the window store and its parts.
 
-mod budget_ledger;
+mod error_budget_ledger;
 mod counts;
 mod ledger;
 pub mod snapshot;
@@ -9,8 +9,8 @@ mod window_histogram;
 mod window_store;
 pub mod wal;
 
-pub use budget_ledger::{BudgetCounts, BudgetLedger, COARSE_HOURS, FINE_MINUTES};
 pub use counts::{Counts, GRPC_CODES};
+pub use error_budget_ledger::{BudgetCounts, BudgetLedger, COARSE_HOURS, FINE_MINUTES};
 pub use ledger::{InstanceEntry, InstanceLedger, MAX_INSTANCES};
 pub use sparse_histogram::SparseHistogram;
 pub use window_histogram::{Scratch, WindowHistogram, nearest_rank};

@@ -11,8 +11,8 @@ use lumen_middleware::wire::{DecodedBatch, MAX_HIGHEST_TRACKABLE_US};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::budget_ledger::{BudgetCounts, BudgetLedger};
 use super::counts::Counts;
+use super::error_budget_ledger::{BudgetCounts, BudgetLedger};
 use super::ledger::InstanceLedger;
 use super::sparse_histogram::SparseHistogram;
 use super::window_histogram::{Scratch, WindowHistogram};
@@ -162,7 +162,7 @@ impl BudgetRules {
     }
 }
 
-/// What [`WindowStore::fit_budget`] did.
+/// What [`WindowStore::fit_memory_cap`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BudgetFit {
     /// The store's estimated heap bytes before.
@@ -751,7 +751,7 @@ impl WindowStore {
         start: u64,
     ) -> &'a MinuteSlots {
         if !rollups[tier].contains_key(&start) {
-            // A block the memory budget already merged is its own rollup:
+            // A block the memory cap already merged is its own rollup:
             // shared, not copied.
             let mut held = self.minutes.range(start..start + ROLLUP_MINUTES[tier]);
             if let (Some((&at, block)), None) = (held.next(), held.next())
@@ -864,7 +864,7 @@ impl WindowStore {
     /// caches, then merges minutes older than an hour into 10-minute
     /// blocks, then those older than 6 hours into hours, and only then
     /// drops the oldest hours. Recent minutes are never touched first.
-    pub fn fit_budget(&mut self, max_bytes: usize, now_ms: u64) -> BudgetFit {
+    pub fn fit_memory_cap(&mut self, max_bytes: usize, now_ms: u64) -> BudgetFit {
         let mut fit = BudgetFit {
             before_bytes: self.heap_bytes(),
             ..BudgetFit::default()

@@ -381,7 +381,7 @@ fn a_clock_stepped_an_hour_either_way_breaks_and_doubles_nothing() {
 }
 
 #[test]
-fn a_byte_budget_coarsens_old_minutes_first_and_keeps_the_recent_ones_exact() {
+fn a_memory_cap_coarsens_old_minutes_first_and_keeps_the_recent_ones_exact() {
     let mut s = store();
     let now = T0 + (24 * 60 - 1) * MINUTE_MS + 30_000;
     let mut seq = 0;
@@ -408,7 +408,7 @@ fn a_byte_budget_coarsens_old_minutes_first_and_keeps_the_recent_ones_exact() {
     let recent_before = s.window(now, recent);
     let bytes = s.heap_bytes();
 
-    let fit = s.fit_budget(bytes / 3, now);
+    let fit = s.fit_memory_cap(bytes / 3, now);
     assert!(fit.after_bytes <= bytes / 3, "{fit:?} of {bytes}");
     assert!(fit.merged_slots > 0);
     assert_eq!(fit.dropped_minutes, 0, "merging was enough");
@@ -424,7 +424,7 @@ fn a_byte_budget_coarsens_old_minutes_first_and_keeps_the_recent_ones_exact() {
     assert_eq!(recent_after.total.latency, recent_before.total.latency);
 
     // A budget merging cannot meet drops the oldest hours, never the last.
-    let fit = s.fit_budget(1, now);
+    let fit = s.fit_memory_cap(1, now);
     assert!(fit.dropped_minutes > 0);
     assert_eq!(
         s.window(now, recent).total.counts,

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use super::off_clock::OffClock;
-use crate::deployments::parse_rfc3339_ms;
-use crate::google_rest::{ApiError, GoogleRest};
+use crate::google::deployments::parse_rfc3339_ms;
+use crate::google::rest::{ApiError, GoogleRest};
+use crate::http_client::OffClock;
 
 /// Google's endpoint.
 pub const DEFAULT_RUN_API_BASE: &str = "https://run.googleapis.com";
@@ -182,7 +182,7 @@ impl CloudRunService {
     /// Service `service` of `project` in `region` at `base` with tokens from `tokens`.
     pub fn new(
         base: &str,
-        tokens: std::sync::Arc<crate::gcp::AccessTokens>,
+        tokens: std::sync::Arc<crate::google::AccessTokens>,
         project: &str,
         region: &str,
         service: &str,

@@ -12,7 +12,7 @@ use opentelemetry_http::{HttpClient, HttpError};
 
 use super::answers::note_answer;
 use crate::app::ExportStats;
-use crate::gcp::TokenSource;
+use crate::google::TokenSource;
 
 /// Largest answer read from an OTLP endpoint.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -20,7 +20,7 @@ const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// Sends OTLP/HTTP requests.
 #[derive(Debug, Clone)]
 pub struct OtlpHttpClient {
-    client: crate::https::HttpsClient,
+    client: crate::http_client::HttpsClient,
     token: Option<Arc<TokenSource>>,
     quota_project: Option<String>,
     timeout: Duration,
@@ -37,7 +37,7 @@ impl OtlpHttpClient {
         stats: Arc<ExportStats>,
     ) -> Self {
         Self {
-            client: crate::https::https_client(),
+            client: crate::http_client::https_client(),
             token,
             quota_project,
             timeout,
@@ -63,9 +63,13 @@ impl HttpClient for OtlpHttpClient {
                 .insert("x-goog-user-project", HeaderValue::from_str(project)?);
         }
         let request = Request::from_parts(parts, Full::new(body.clone()));
-        let answer =
-            crate::https::exchange(&self.client, request, Some(self.timeout), MAX_ANSWER_BYTES)
-                .await?;
+        let answer = crate::http_client::exchange(
+            &self.client,
+            request,
+            Some(self.timeout),
+            MAX_ANSWER_BYTES,
+        )
+        .await?;
         note_answer(&self.stats, &body, answer.status, &answer.body);
         let mut response = Response::new(answer.body);
         *response.status_mut() = answer.status;

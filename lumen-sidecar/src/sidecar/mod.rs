@@ -1,6 +1,9 @@
 //! The composition root: builds the sidecar (state, store, HTTP server,
 //! OTLP export, Slack alerter, housekeeping) and runs them as peers with one
-//! shutdown path. Nothing else in the crate imports this module.
+//! shutdown path. Only the command line ([`crate::cli`]) imports it.
+
+mod signal;
+pub use signal::shutdown_signal;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +21,7 @@ use crate::fleet::store::{
     FleetExperiments, FleetStoreView, FleetTuning, FleetWriter, connection, fleet_instance,
     open_client,
 };
-use crate::gcp::{MetadataClient, TokenSource};
+use crate::google::{MetadataClient, TokenSource};
 
 /// How often old minutes are evicted.
 pub const EVICT_EVERY: Duration = Duration::from_secs(60);
@@ -55,29 +58,26 @@ pub enum ServeError {
     },
 }
 
-/// The window store's memory budget: the configured one, else the least
+/// The window store's memory cap: the configured one, else the least
 /// of a share of the container's memory limit and a share of the state
 /// volume (its checkpoint must fit there twice); said in the log either way.
-fn set_store_budget(state: &AppState) {
+fn set_memory_cap(state: &AppState) {
     use crate::app::memory_limit::{STORE_SHARE_OF_LIMIT, container_memory_limit};
     use crate::app::state_volume::{STORE_SHARE_OF_VOLUME, space};
     let mib = |b: u64| b / (1 << 20);
     if let Some(b) = state.config.store_max_bytes {
-        tracing::info!(
-            budget_mib = mib(b),
-            "store memory budget from store.max_bytes"
-        );
-        state.set_store_budget(usize::try_from(b).unwrap_or(usize::MAX));
-        state.fit_store_budget(now_ms());
+        tracing::info!(cap_mib = mib(b), "store memory cap from store.max_bytes");
+        state.set_memory_cap(usize::try_from(b).unwrap_or(usize::MAX));
+        state.fit_memory_cap(now_ms());
         return;
     }
     let of_memory = container_memory_limit().map(|limit| {
         let b = (limit as f64 * STORE_SHARE_OF_LIMIT) as u64;
         tracing::info!(
-            budget_mib = mib(b),
+            cap_mib = mib(b),
             limit_mib = mib(limit),
             share = STORE_SHARE_OF_LIMIT,
-            "store memory budget: a share of the container's memory limit"
+            "store memory cap: a share of the container's memory limit"
         );
         b
     });
@@ -89,21 +89,21 @@ fn set_store_budget(state: &AppState) {
         .map(|volume| {
             let b = (volume.total as f64 * STORE_SHARE_OF_VOLUME) as u64;
             tracing::info!(
-                budget_mib = mib(b),
+                cap_mib = mib(b),
                 volume_mib = mib(volume.total),
                 share = STORE_SHARE_OF_VOLUME,
-                "store memory budget: a share of the state volume (its checkpoint fits there twice)"
+                "store memory cap: a share of the state volume (its checkpoint fits there twice)"
             );
             b
         });
     match of_memory.into_iter().chain(of_volume).min() {
         Some(b) => {
-            tracing::info!(budget_mib = mib(b), "store memory budget set");
-            state.set_store_budget(usize::try_from(b).unwrap_or(usize::MAX));
-            state.fit_store_budget(now_ms());
+            tracing::info!(cap_mib = mib(b), "store memory cap set");
+            state.set_memory_cap(usize::try_from(b).unwrap_or(usize::MAX));
+            state.fit_memory_cap(now_ms());
         }
         None => tracing::info!(
-            "no container memory limit, no state volume and no store.max_bytes: the store has no memory budget"
+            "no container memory limit, no state volume and no store.max_bytes: the store has no memory cap"
         ),
     }
 }
@@ -112,7 +112,7 @@ fn set_store_budget(state: &AppState) {
 /// writer on a new segment.
 fn open_wal(state: &Arc<AppState>, dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let replayed = crate::app::wal::replay(state, dir)?;
+    let replayed = crate::app::wal_writer::replay(state, dir)?;
     tracing::info!(
         dir = %dir.display(),
         segments = replayed.segments,
@@ -121,7 +121,7 @@ fn open_wal(state: &Arc<AppState>, dir: &std::path::Path) -> std::io::Result<()>
         torn = replayed.torn,
         "write-ahead log replayed"
     );
-    crate::app::wal::start(
+    crate::app::wal_writer::start(
         state,
         dir,
         replayed.last_segment + 1,
@@ -158,7 +158,7 @@ impl Sidecar {
             })?;
         }
         // After the log is open: the volume's size is known then.
-        set_store_budget(&state);
+        set_memory_cap(&state);
         // After the replay: a restored experiment keeps its counts.
         state.start_configured_experiment(now_ms());
         let e = &state.config.export;
@@ -236,7 +236,7 @@ impl Sidecar {
         let mut peers = JoinSet::new();
         peers.spawn(housekeeping(Arc::clone(&state), stop.clone()));
         if let (Some(_), Some(tokens)) = (&state.config.export.cloud_run, &self.tokens) {
-            peers.spawn(crate::deployments::run(
+            peers.spawn(crate::google::deployments::run(
                 Arc::clone(&state),
                 state.config.cloud_run_api.clone(),
                 Arc::clone(tokens),
@@ -285,10 +285,10 @@ impl Sidecar {
 
         tracing::info!(addr = %self.listener.local_addr().map_err(ServeError::Serve)?, "lumen-sidecar serving");
         let mut graceful = stop.clone();
-        let serve = crate::listen::serve::serve(
+        let serve = crate::listen::connections::serve(
             self.listener,
             crate::server::router(Arc::clone(&state)),
-            crate::listen::serve::ListenerLimits::of(&state.config),
+            crate::listen::connections::ListenerLimits::of(&state.config),
             async move { graceful.fired().await },
         );
         tokio::pin!(serve);
@@ -417,7 +417,7 @@ async fn housekeeping(state: Arc<AppState>, mut stop: Shutdown) {
             () = stop.fired() => return,
             _ = evict.tick() => {
                 state.store().evict(now_ms());
-                state.fit_store_budget(now_ms());
+                state.fit_memory_cap(now_ms());
             }
             _ = snap.tick() => {
                 let s = Arc::clone(&state);

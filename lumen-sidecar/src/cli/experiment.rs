@@ -6,25 +6,25 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 
+use super::{CliError, ExperimentAction, ExperimentTarget};
 use crate::app::experiments::{ExperimentReport, ExperimentsReport};
-use crate::cli::{ExperimentAction, ExperimentTarget};
 use crate::eval::Metric;
 
 /// How long a command waits for the sidecar.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `action`; the text to print, or why it failed.
-pub async fn experiment_command(action: ExperimentAction) -> Result<String, String> {
+pub async fn experiment_command(action: ExperimentAction) -> Result<String, CliError> {
     match action {
         ExperimentAction::Start(args) => {
             let primary = Metric::parse(&args.primary).ok_or_else(|| {
-                format!(
+                CliError::Usage(format!(
                     "--primary {}: one of cache_hit_rate, error_rate, under_p95_target, under_p99_target",
                     args.primary
-                )
+                ))
             })?;
             lumen_middleware::units::parse_duration(&args.duration)
-                .map_err(|e| format!("--duration: {e}"))?;
+                .map_err(|e| CliError::Usage(format!("--duration: {e}")))?;
             let body = serde_json::json!({
                 "param": args.param,
                 "a": args.a,
@@ -39,8 +39,8 @@ pub async fn experiment_command(action: ExperimentAction) -> Result<String, Stri
             if args.target.json {
                 return Ok(text);
             }
-            let e: ExperimentReport =
-                serde_json::from_str(&text).map_err(|e| format!("not an experiment: {e}"))?;
+            let e: ExperimentReport = serde_json::from_str(&text)
+                .map_err(|e| CliError::Read(format!("not an experiment: {e}")))?;
             Ok(format!(
                 "experiment {} started: {} = {} (A) against {} (B), B gets {} % of requests, until {} at the latest\n",
                 e.id,
@@ -57,7 +57,7 @@ pub async fn experiment_command(action: ExperimentAction) -> Result<String, Stri
                 return Ok(text);
             }
             let report: ExperimentsReport = serde_json::from_str(&text)
-                .map_err(|e| format!("not an experiments report: {e}"))?;
+                .map_err(|e| CliError::Read(format!("not an experiments report: {e}")))?;
             let md = crate::render::experiments_markdown(&report);
             Ok(if md.is_empty() {
                 "no experiment has run on this sidecar\n".into()
@@ -70,8 +70,8 @@ pub async fn experiment_command(action: ExperimentAction) -> Result<String, Stri
             if target.json {
                 return Ok(text);
             }
-            let e: ExperimentReport =
-                serde_json::from_str(&text).map_err(|e| format!("not an experiment: {e}"))?;
+            let e: ExperimentReport = serde_json::from_str(&text)
+                .map_err(|e| CliError::Read(format!("not an experiment: {e}")))?;
             Ok(format!(
                 "experiment {} stopped; {} stays {}\n",
                 e.id,
@@ -87,7 +87,7 @@ async fn call(
     method: &str,
     path: &str,
     body: String,
-) -> Result<String, String> {
+) -> Result<String, CliError> {
     let base = target.url.trim_end_matches('/');
     let base = base.strip_suffix("/v1/ingest").unwrap_or(base);
     let url = format!("{base}{path}");
@@ -100,18 +100,21 @@ async fn call(
     }
     let request = request
         .body(Full::new(Bytes::from(body)))
-        .map_err(|e| format!("{url}: {e}"))?;
-    let client = crate::https::https_client();
-    let answer = crate::https::exchange(&client, request, Some(COMMAND_TIMEOUT), 16 << 20)
+        .map_err(|e| CliError::Usage(format!("{url}: {e}")))?;
+    let client = crate::http_client::https_client();
+    let answer = crate::http_client::exchange(&client, request, Some(COMMAND_TIMEOUT), 16 << 20)
         .await
-        .map_err(|e| format!("the sidecar at {base} did not answer: {e}"))?;
+        .map_err(|e| CliError::Read(format!("the sidecar at {base} did not answer: {e}")))?;
     let text = answer.text(16 << 20);
     if !answer.status.is_success() {
         let why = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_owned))
             .unwrap_or(text);
-        return Err(format!("the sidecar refused ({}): {why}", answer.status));
+        return Err(CliError::Change(format!(
+            "the sidecar refused ({}): {why}",
+            answer.status
+        )));
     }
     Ok(text)
 }

@@ -17,7 +17,7 @@
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::google_rest::{ApiError, GoogleRest};
+use crate::google::rest::{ApiError, GoogleRest};
 
 /// Google's endpoint.
 pub const DEFAULT_BUDGET_API_BASE: &str = "https://billingbudgets.googleapis.com";
@@ -276,7 +276,7 @@ pub async fn apply(
                     method: "PATCH",
                     path: format!(
                         "/v1/{name}?updateMask={}",
-                        crate::https::percent_encode(UPDATE_MASK)
+                        crate::http_client::percent_encode(UPDATE_MASK)
                     ),
                     body,
                 },

@@ -1,19 +1,23 @@
-//! The `dashboard` and `alerts` subcommands, as functions that return what
-//! to print (so `main` only maps errors to exit codes).
+//! `dashboard render|deploy` and `alerts render|apply|watch`: the artefacts
+//! for Cloud Monitoring, Grafana and Prometheus, and the fleet's alerter.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde_json::json;
 
-use super::api::{ApiError, Change, DEFAULT_API_BASE, MonitoringApi, console_url};
-use super::dashboard::{BUILTIN_DASHBOARD, DashboardDef, cloud_monitoring, grafana};
-use super::policies::{CHANNEL_NAME, burn_rate_rules, policies, prometheus_rules, slack_channel};
-use super::scope::Scope;
-use super::slos;
-use crate::config::{DEFAULT_METADATA_HOST, DataPath, SidecarConfig};
+use super::report::reader_and_window;
+use super::{AlertsAction, CliError, DashboardAction, FleetArgs};
+use crate::alerts::fleet_watch::{WatchPlan, watch};
+use crate::config::{DataPath, SidecarConfig};
 use crate::eval::SloName;
-use crate::gcp::AccessTokens;
+use crate::google::access_tokens::command_tokens;
+use crate::monitoring::api::{ApiError, Change, DEFAULT_API_BASE, MonitoringApi, console_url};
+use crate::monitoring::dashboard::{BUILTIN_DASHBOARD, DashboardDef, cloud_monitoring, grafana};
+use crate::monitoring::policies::{
+    CHANNEL_NAME, burn_rate_rules, policies, prometheus_rules, slack_channel,
+};
+use crate::monitoring::scope::Scope;
+use crate::monitoring::slos;
 
 /// What the `dashboard` and `alerts` commands work for: the sidecar's own
 /// configuration (`--config`, `LUMEN_*`), the project and the service.
@@ -21,17 +25,18 @@ pub fn scope(
     config_file: Option<&Path>,
     project: &str,
     service: Option<&str>,
-) -> Result<(SidecarConfig, Scope), String> {
-    let config = SidecarConfig::load(config_file).map_err(|e| e.to_string())?;
-    let scope = Scope::from_config(&config, project, service)?;
+) -> Result<(SidecarConfig, Scope), CliError> {
+    let config = SidecarConfig::load(config_file)?;
+    let scope = Scope::from_config(&config, project, service).map_err(CliError::Usage)?;
     Ok((config, scope))
 }
 
 /// Which objects `alerts apply` creates or updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApplyParts {
-    /// The seed's four policies.
-    pub seed: bool,
+    /// The four threshold policies (ROI, SLO compliance, maturity, cache
+    /// hit rate).
+    pub thresholds: bool,
     /// The Service and its four request-based SLOs.
     pub slos: bool,
     /// The 16 burn-rate policies (they need the SLOs to exist).
@@ -44,7 +49,7 @@ impl ApplyParts {
         let all = only.is_empty();
         let has = |p: &str| all || only.iter().any(|o| o == p);
         Self {
-            seed: has("seed"),
+            thresholds: has("thresholds"),
             slos: has("slos"),
             burn_rate: has("burn-rate"),
         }
@@ -75,29 +80,16 @@ impl ApplyReport {
 }
 
 /// Reads the dashboard definition (`file`, or the built-in one) for `scope`.
-pub fn load_dashboard(file: Option<&Path>, scope: &Scope) -> Result<DashboardDef, String> {
+pub fn load_dashboard(file: Option<&Path>, scope: &Scope) -> Result<DashboardDef, CliError> {
     let text = match file {
-        Some(f) => {
-            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?
-        }
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", f.display())))?,
         None => BUILTIN_DASHBOARD.to_owned(),
     };
     let text = scope
         .substitute(&text)
-        .map_err(|e| format!("dashboard definition: {e}"))?;
-    DashboardDef::parse(&text).map_err(|e| format!("dashboard definition: {e}"))
-}
-
-/// The access tokens of a command: `--access-token-file` (read again at
-/// every call), else `GOOGLE_OAUTH_ACCESS_TOKEN`, else the metadata server
-/// (renewed before expiry); one token is fetched now, so a command without
-/// credentials fails before it does anything.
-pub async fn access_tokens(file: Option<&Path>) -> Result<Arc<AccessTokens>, String> {
-    let tokens = AccessTokens::for_command(file, DEFAULT_METADATA_HOST);
-    tokens.token().await.map_err(|e| {
-        format!("no access token (--access-token-file, GOOGLE_OAUTH_ACCESS_TOKEN or the metadata server): {e}")
-    })?;
-    Ok(Arc::new(tokens))
+        .map_err(|e| CliError::Usage(format!("dashboard definition: {e}")))?;
+    DashboardDef::parse(&text).map_err(|e| CliError::Usage(format!("dashboard definition: {e}")))
 }
 
 /// `dashboard render`.
@@ -105,7 +97,7 @@ pub fn dashboard_render(
     format: &str,
     file: Option<&Path>,
     scope: &Scope,
-) -> Result<String, String> {
+) -> Result<String, CliError> {
     // Grafana reads a Prometheus scraping /metrics; Cloud Monitoring the
     // OTLP names (unless the configuration names the data path).
     let value = match format {
@@ -114,7 +106,11 @@ pub fn dashboard_render(
             file,
             &scope.clone().for_destination(DataPath::Prometheus),
         )?),
-        other => return Err(format!("--format {other}: cloud-monitoring or grafana")),
+        other => {
+            return Err(CliError::Usage(format!(
+                "--format {other}: cloud-monitoring or grafana"
+            )));
+        }
     };
     Ok(serde_json::to_string_pretty(&value).expect("JSON serializes"))
 }
@@ -126,15 +122,15 @@ pub async fn dashboard_deploy(
     dry_run: bool,
     token_file: Option<&Path>,
     api_base: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, CliError> {
     let project = scope.project.as_str();
     let def = load_dashboard(file, scope)?;
-    let tokens = access_tokens(token_file).await?;
+    let tokens = command_tokens(token_file).await.map_err(CliError::Read)?;
     let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), project, tokens);
     let change = api
         .upsert_dashboard(&cloud_monitoring(&def, project), dry_run)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CliError::Change(e.to_string()))?;
     Ok(match change {
         Change::Created(name) => format!("created {name}\n{}", console_url(&name, project)),
         Change::Updated(name) => format!("updated {name}\n{}", console_url(&name, project)),
@@ -147,7 +143,7 @@ pub fn alerts_render(
     format: &str,
     config: &SidecarConfig,
     scope: &Scope,
-) -> Result<String, String> {
+) -> Result<String, CliError> {
     let period_hours = config.budget_period.bounds(crate::app::now_ms()).1;
     match format {
         "prometheus" => {
@@ -169,13 +165,15 @@ pub fn alerts_render(
             }))
             .expect("JSON serializes"))
         }
-        other => Err(format!("--format {other}: cloud-monitoring or prometheus")),
+        other => Err(CliError::Usage(format!(
+            "--format {other}: cloud-monitoring or prometheus"
+        ))),
     }
 }
 
 /// `alerts apply`: the channel (found by name, or created from
 /// `SLACK_BOT_TOKEN` and `--slack-channel`), the Service and its SLOs, the
-/// seed's four policies and the burn-rate policies. Every object is tried;
+/// four threshold policies and the burn-rate policies. Every object is tried;
 /// the report says what each came to.
 pub async fn alerts_apply(
     config: &SidecarConfig,
@@ -184,8 +182,8 @@ pub async fn alerts_apply(
     slack_channel_name: Option<&str>,
     token_file: Option<&Path>,
     api_base: Option<&str>,
-) -> Result<ApplyReport, String> {
-    let tokens = access_tokens(token_file).await?;
+) -> Result<ApplyReport, CliError> {
+    let tokens = command_tokens(token_file).await.map_err(CliError::Read)?;
     let api = MonitoringApi::new(api_base.unwrap_or(DEFAULT_API_BASE), &scope.project, tokens);
     let mut report = ApplyReport::default();
     let channel = match api.find_channel(CHANNEL_NAME).await {
@@ -251,7 +249,7 @@ pub async fn alerts_apply(
                 false
             }
         };
-    let mut all_policies = if parts.seed {
+    let mut all_policies = if parts.thresholds {
         policies(scope, &channels)
     } else {
         Vec::new()
@@ -282,4 +280,148 @@ pub async fn alerts_apply(
         report.record(&what, result);
     }
     Ok(report)
+}
+
+/// `dashboard render|deploy`: the text to print.
+pub async fn dashboard(action: DashboardAction) -> Result<String, CliError> {
+    match action {
+        DashboardAction::Render {
+            format,
+            file,
+            project,
+            config,
+            service,
+        } => {
+            let (_, scope) = scope(config.as_deref(), &project, service.as_deref())?;
+            dashboard_render(&format, file.as_deref(), &scope)
+        }
+        DashboardAction::Deploy {
+            project,
+            dry_run,
+            file,
+            config,
+            service,
+            access_token_file,
+            api_base,
+        } => {
+            let (_, scope) = scope(config.as_deref(), &project, service.as_deref())?;
+            dashboard_deploy(
+                &scope,
+                file.as_deref(),
+                dry_run,
+                access_token_file.as_deref(),
+                api_base.as_deref(),
+            )
+            .await
+        }
+    }
+}
+
+/// `alerts watch|render|apply`: prints what it did; exit code 0, or an
+/// error when anything failed (`apply` tries every object first).
+pub async fn alerts(
+    action: AlertsAction,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<u8, CliError> {
+    match action {
+        AlertsAction::Watch {
+            fleet,
+            slack_webhook_url,
+            window,
+            every,
+            ticks,
+        } => {
+            alerts_watch(
+                &fleet,
+                &slack_webhook_url,
+                window.as_deref(),
+                &every,
+                ticks,
+                shutdown,
+            )
+            .await
+        }
+        AlertsAction::Render {
+            format,
+            project,
+            config,
+            service,
+        } => {
+            let (config, scope) = scope(config.as_deref(), &project, service.as_deref())?;
+            println!("{}", alerts_render(&format, &config, &scope)?.trim_end());
+            Ok(0)
+        }
+        AlertsAction::Apply {
+            project,
+            config,
+            service,
+            slack_channel,
+            only,
+            access_token_file,
+            api_base,
+        } => {
+            let (config, scope) = scope(config.as_deref(), &project, service.as_deref())?;
+            let report = alerts_apply(
+                &config,
+                &scope,
+                ApplyParts::from_only(&only),
+                slack_channel.as_deref(),
+                access_token_file.as_deref(),
+                api_base.as_deref(),
+            )
+            .await?;
+            for line in &report.lines {
+                println!("{line}");
+            }
+            if report.failures > 0 {
+                return Err(CliError::Change(format!(
+                    "{} of the objects above failed; the others were applied",
+                    report.failures
+                )));
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `alerts watch`: the fleet's alert rules, one process, until stopped.
+async fn alerts_watch(
+    fleet: &FleetArgs,
+    webhook: &str,
+    window: Option<&str>,
+    every: &str,
+    ticks: Option<u64>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<u8, CliError> {
+    let Some(url) = fleet.source() else {
+        return Err(CliError::Usage(
+            "alerts watch needs --prometheus URL (the query API that holds every instance's metrics) or --fleet-redis URL (the fleet store)".into(),
+        ));
+    };
+    let webhook: http::Uri = webhook
+        .parse()
+        .map_err(|e| CliError::Usage(format!("--slack-webhook-url: {e}")))?;
+    let every = match lumen_middleware::units::parse_duration(every) {
+        Ok(d) if d >= std::time::Duration::from_secs(1) => d,
+        Ok(_) => return Err(CliError::Usage("--every: at least 1s".into())),
+        Err(e) => return Err(CliError::Usage(format!("--every: {e}"))),
+    };
+    if url.is_empty() {
+        return Err(CliError::Usage("the fleet source: an empty URL".into()));
+    }
+    let (reader, window) = reader_and_window(fleet, window).await?;
+    let plan = WatchPlan {
+        window,
+        every,
+        ticks,
+    };
+    let summary = watch(reader, webhook, plan, shutdown).await;
+    tracing::info!(?summary, "alerts watch stopped");
+    if summary.failed > 0 || summary.dropped > 0 {
+        return Err(CliError::Change(format!(
+            "{} Slack message(s) failed and {} were dropped",
+            summary.failed, summary.dropped
+        )));
+    }
+    Ok(0)
 }

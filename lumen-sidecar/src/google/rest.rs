@@ -11,7 +11,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::gcp::AccessTokens;
+use crate::google::AccessTokens;
 
 /// How long one call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,7 +98,7 @@ impl ApiError {
 /// A client of one API host with renewed bearer tokens.
 #[derive(Debug, Clone)]
 pub struct GoogleRest {
-    client: crate::https::HttpsClient,
+    client: crate::http_client::HttpsClient,
     base: String,
     tokens: Arc<AccessTokens>,
     quota_project: Option<String>,
@@ -109,7 +109,7 @@ impl GoogleRest {
     /// with tokens from `tokens`.
     pub fn new(base: &str, tokens: Arc<AccessTokens>) -> Self {
         Self {
-            client: crate::https::https_client(),
+            client: crate::http_client::https_client(),
             base: base.trim_end_matches('/').to_owned(),
             tokens,
             quota_project: None,
@@ -147,7 +147,7 @@ impl GoogleRest {
             url: url.clone(),
             reason,
         };
-        let no_token = |e: crate::gcp::GcpError| ApiError::Token {
+        let no_token = |e: crate::google::GcpError| ApiError::Token {
             method: method.to_owned(),
             url: url.clone(),
             reason: e.to_string(),
@@ -167,10 +167,14 @@ impl GoogleRest {
             let request = request
                 .body(Full::new(body.clone()))
                 .map_err(|e| transport(e.to_string()))?;
-            let answer =
-                crate::https::exchange(&self.client, request, Some(CALL_TIMEOUT), 16 * 1024 * 1024)
-                    .await
-                    .map_err(|e| transport(e.to_string()))?;
+            let answer = crate::http_client::exchange(
+                &self.client,
+                request,
+                Some(CALL_TIMEOUT),
+                16 * 1024 * 1024,
+            )
+            .await
+            .map_err(|e| transport(e.to_string()))?;
             // An expired or revoked token: renew once and try again.
             if answer.status == http::StatusCode::UNAUTHORIZED && !renewed {
                 renewed = true;
@@ -217,7 +221,7 @@ impl GoogleRest {
             let page = match &token {
                 Some(t) => format!(
                     "{path}{joiner}pageToken={}",
-                    crate::https::percent_encode(t)
+                    crate::http_client::percent_encode(t)
                 ),
                 None => path.to_owned(),
             };
@@ -237,8 +241,11 @@ mod tests {
 
     #[test]
     fn page_tokens_are_percent_encoded() {
-        assert_eq!(crate::https::percent_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
-        assert_eq!(crate::https::percent_encode("Ab-9._~"), "Ab-9._~");
+        assert_eq!(
+            crate::http_client::percent_encode("a+b/c=="),
+            "a%2Bb%2Fc%3D%3D"
+        );
+        assert_eq!(crate::http_client::percent_encode("Ab-9._~"), "Ab-9._~");
     }
 
     #[test]

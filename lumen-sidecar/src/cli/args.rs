@@ -1,4 +1,5 @@
-//! The command line.
+//! The command line's arguments: one `clap` tree, each command's
+//! options documented for `--help`.
 
 use std::path::PathBuf;
 
@@ -34,22 +35,9 @@ pub enum Command {
     /// (--prometheus). Exit code: 0 HEALTHY, 1 WARNING, 2 CRITICAL, 3 no
     /// data, unreachable or bad answer.
     Check {
-        /// The sidecar's URL: its base URL, or the `/v1/ingest` URL the app's
-        /// LUMEN_SIDECAR_URL names (the same variable).
-        #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = crate::check::DEFAULT_URL)]
-        url: String,
-        /// Evaluation window, whole minutes from 1m to 24h (default: the sidecar's).
-        #[arg(long)]
-        window: Option<String>,
-        /// Print the /v1/slo JSON document instead of the phases.
-        #[arg(long)]
-        json: bool,
-        /// Add request counts, cache figures, the per-route table and the error budgets.
-        #[arg(long)]
-        verbose: bool,
-        /// The fleet instead of one sidecar.
+        /// Where to read and how to print.
         #[command(flatten)]
-        fleet: FleetArgs,
+        read: ReadArgs,
     },
     /// Integrated health, in six sections: maturity, ROI gate, SLO
     /// compliance, summary, overall, actions; of one instance through its
@@ -57,22 +45,9 @@ pub enum Command {
     /// Exit code: 0 EXCELLENT or GOOD, 1 FAIR, 2 POOR, 3 no data,
     /// unreachable or bad answer.
     Health {
-        /// The sidecar's URL: its base URL, or the `/v1/ingest` URL the app's
-        /// LUMEN_SIDECAR_URL names (the same variable).
-        #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = crate::check::DEFAULT_URL)]
-        url: String,
-        /// Evaluation window, whole minutes from 1m to 24h (default: the sidecar's).
-        #[arg(long)]
-        window: Option<String>,
-        /// Print the /v1/health JSON document instead of the sections.
-        #[arg(long)]
-        json: bool,
-        /// Add the weights and the ROI arithmetic.
-        #[arg(long)]
-        verbose: bool,
-        /// The fleet instead of one sidecar.
+        /// Where to read and how to print.
         #[command(flatten)]
-        fleet: FleetArgs,
+        read: ReadArgs,
     },
     /// Render or deploy the 12-widget dashboard (lumen-sidecar/assets/dashboard.yaml).
     Dashboard {
@@ -126,6 +101,31 @@ pub enum Command {
     },
 }
 
+/// What `check` and `health` read (one sidecar, or the fleet) and how
+/// they print it.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// The sidecar's URL: its base URL, or the `/v1/ingest` URL the app's
+    /// LUMEN_SIDECAR_URL names (the same variable).
+    #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = super::sources::DEFAULT_URL)]
+    pub url: String,
+    /// Evaluation window, whole minutes from 1m to 24h (default: the sidecar's).
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Print the JSON document (the sidecar's /v1/slo or /v1/health) instead
+    /// of the text.
+    #[arg(long)]
+    pub json: bool,
+    /// More detail: for `check` the request counts, cache figures, the
+    /// per-route table and the error budgets; for `health` the weights and
+    /// the ROI arithmetic.
+    #[arg(long)]
+    pub verbose: bool,
+    /// The fleet instead of one sidecar.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
 /// Reading the whole fleet: through a Prometheus query API that scrapes
 /// (or receives) every instance's sidecar metrics, or from the fleet store
 /// (the Redis every sidecar writes its minutes to).
@@ -177,8 +177,8 @@ impl FleetArgs {
 
     /// The fleet source the arguments name: the fleet store when
     /// `--fleet-redis` is given, else the query API at `--prometheus`.
-    pub async fn open(&self) -> Result<crate::fleet::FleetSource, String> {
-        use crate::check::{fleet_reader, fleet_store_reader};
+    pub async fn open(&self) -> Result<crate::fleet::FleetSource, super::CliError> {
+        use super::sources::{fleet_reader, fleet_store_reader};
         use crate::fleet::FleetSource;
         match (&self.fleet_redis, &self.prometheus) {
             (Some(url), _) => Ok(FleetSource::Store(Box::new(fleet_store_reader(
@@ -196,9 +196,9 @@ impl FleetArgs {
                 )
                 .await?,
             ))),
-            (None, None) => {
-                Err("no fleet source: give --prometheus URL or --fleet-redis URL".into())
-            }
+            (None, None) => Err(super::CliError::Usage(
+                "no fleet source: give --prometheus URL or --fleet-redis URL".into(),
+            )),
         }
     }
 
@@ -370,7 +370,7 @@ pub enum ExperimentAction {
 pub struct ExperimentTarget {
     /// The sidecar's URL: its base URL, or the `/v1/ingest` URL the app's
     /// LUMEN_SIDECAR_URL names.
-    #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = crate::check::DEFAULT_URL)]
+    #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = super::sources::DEFAULT_URL)]
     pub url: String,
     /// The sidecar's bearer token, when it has one.
     #[arg(long, env = "LUMEN_AUTH_TOKEN", hide_env_values = true)]
@@ -478,10 +478,10 @@ pub enum BudgetAction {
         #[arg(long)]
         access_token_file: Option<PathBuf>,
         /// The Billing Budget API.
-        #[arg(long, value_name = "URL", default_value = crate::budget::DEFAULT_BUDGET_API_BASE)]
+        #[arg(long, value_name = "URL", default_value = crate::google::cost_budget::DEFAULT_BUDGET_API_BASE)]
         api_base: String,
         /// The Cloud Billing API (the account's currency).
-        #[arg(long, value_name = "URL", default_value = crate::budget::DEFAULT_BILLING_API_BASE)]
+        #[arg(long, value_name = "URL", default_value = crate::google::cost_budget::DEFAULT_BILLING_API_BASE)]
         billing_api_base: String,
         /// The project the calls' quota is billed to (`x-goog-user-project`):
         /// what a person's credentials need for the Budget API; the caller
@@ -619,7 +619,7 @@ pub enum DashboardAction {
 /// Alert actions.
 #[derive(Debug, Subcommand)]
 pub enum AlertsAction {
-    /// Evaluate the alert rules (the seed's four, SLO status changes,
+    /// Evaluate the alert rules (the four threshold rules, SLO status changes,
     /// burn-rate pages and tickets) on the whole fleet through a
     /// Prometheus query API, in one process, and post each state change to
     /// Slack once. Run one of these per service (a one-instance Cloud Run
@@ -660,7 +660,7 @@ pub enum AlertsAction {
         service: Option<String>,
     },
     /// Create or update the channel, the Service and its four SLOs, the
-    /// seed's four policies and the 16 burn-rate policies; running it twice
+    /// four threshold policies and the 16 burn-rate policies; running it twice
     /// duplicates nothing. Every object is tried; exit 3 if any failed.
     Apply {
         /// The project.
@@ -676,10 +676,10 @@ pub enum AlertsAction {
         /// Slack channel (such as #lumen-alerts) for a channel created from SLACK_BOT_TOKEN.
         #[arg(long)]
         slack_channel: Option<String>,
-        /// Apply only these (repeat or comma-separate): `seed` (the four
+        /// Apply only these (repeat or comma-separate): `thresholds` (the four
         /// policies), `slos` (the Service and its four SLOs), `burn-rate`
         /// (the 16 burn-rate policies). Default: all three.
-        #[arg(long, value_delimiter = ',', value_parser = ["seed", "slos", "burn-rate"])]
+        #[arg(long, value_delimiter = ',', value_parser = ["thresholds", "slos", "burn-rate"])]
         only: Vec<String>,
         /// A file holding an OAuth access token.
         #[arg(long)]

@@ -7,8 +7,9 @@
 //! with 401 asks [`AccessTokens::renew`] once and is tried again.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::{GcpError, MetadataClient, TokenSource};
+use super::metadata::{GcpError, MetadataClient, TokenSource};
 
 /// The origin of the tokens.
 #[derive(Debug)]
@@ -117,6 +118,19 @@ fn read_token_file(path: &Path) -> Result<String, GcpError> {
         ));
     }
     Ok(token.to_owned())
+}
+
+/// The access tokens of a command: `--access-token-file` (read again at
+/// every call), else `GOOGLE_OAUTH_ACCESS_TOKEN`, else the metadata server
+/// (renewed before expiry); one token is fetched now, so a command without
+/// credentials fails before it does anything. The error names where a
+/// token was looked for, never a token.
+pub async fn command_tokens(file: Option<&Path>) -> Result<Arc<AccessTokens>, String> {
+    let tokens = AccessTokens::for_command(file, crate::config::DEFAULT_METADATA_HOST);
+    tokens.token().await.map_err(|e| {
+        format!("no access token (--access-token-file, GOOGLE_OAUTH_ACCESS_TOKEN or the metadata server): {e}")
+    })?;
+    Ok(Arc::new(tokens))
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! timeout and a size-limited answer, shared by the OTLP exporter, the
 //! Slack sender, the Google APIs, the metadata server and the CLI.
 
+mod off_clock;
+pub use off_clock::OffClock;
+
 use std::time::Duration;
 
 use bytes::Bytes;

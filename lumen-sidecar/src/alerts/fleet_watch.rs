@@ -3,7 +3,7 @@
 //!
 //! Every tick reads the fleet (SLO report, health, budgets) through the
 //! query API and folds it into the same [`Alerter`] the sidecar runs: the
-//! seed's four rules with their `for`, SLO status changes, burn-rate pages
+//! four threshold rules with their `for`, SLO status changes, burn-rate pages
 //! and tickets. A tick whose queries fail changes no state (nothing is
 //! resolved for want of data) and is logged.
 
@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::source::{FleetError, FleetSource};
 use crate::alerts::{Alerter, Observed, QUEUE, SlackSender};
 use crate::app::{SlackStats, now_ms};
 use crate::eval::SloReport;
+use crate::fleet::{FleetError, FleetSource};
 
 /// The default time between evaluations.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(30);

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use crate::app::{AppState, Shutdown, now_ms};
 use crate::eval::calendar::days_from_civil;
 use crate::eval::{DeploymentSource, Deployments};
-use crate::gcp::{MetadataClient, TokenSource, identify};
-use crate::https::{exchange, https_client};
+use crate::google::{MetadataClient, TokenSource, identify};
+use crate::http_client::{exchange, https_client};
 
 /// The Cloud Run Admin API.
 pub const CLOUD_RUN_API: &str = "https://run.googleapis.com";
@@ -81,7 +81,7 @@ pub async fn count_revisions(
     let mut page_token: Option<String> = None;
     for _ in 0..100 {
         let url = match &page_token {
-            Some(t) => format!("{base}&pageToken={}", crate::https::percent_encode(t)),
+            Some(t) => format!("{base}&pageToken={}", crate::http_client::percent_encode(t)),
             None => base.clone(),
         };
         let request = http::Request::get(&url)

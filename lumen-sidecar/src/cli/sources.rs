@@ -6,12 +6,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use thiserror::Error;
 
+use super::CliError;
 use crate::config::{SidecarConfig, window_is_valid};
 use crate::eval::SloReport;
 use crate::fleet::store::{FleetStoreReader, connection, open_client};
 use crate::fleet::{FleetReader, QueryApi, needs_google_token};
-use crate::https::{ExchangeError, exchange, https_client};
-use crate::monitoring::commands::access_tokens;
+use crate::google::access_tokens::command_tokens;
+use crate::http_client::{ExchangeError, exchange, https_client};
 use crate::monitoring::scope::Scope;
 
 /// Default sidecar URL for the CLI.
@@ -127,13 +128,15 @@ pub async fn fleet_reader(
     service: Option<&str>,
     config_file: Option<&std::path::Path>,
     token_file: Option<&std::path::Path>,
-) -> Result<FleetReader, String> {
-    let config = SidecarConfig::load(config_file).map_err(|e| e.to_string())?;
-    let service = Scope::from_config(&config, "", service)?.service;
+) -> Result<FleetReader, CliError> {
+    let config = SidecarConfig::load(config_file)?;
+    let service = Scope::from_config(&config, "", service)
+        .map_err(CliError::Usage)?
+        .service;
     let has_env_token =
         std::env::var("GOOGLE_OAUTH_ACCESS_TOKEN").is_ok_and(|t| !t.trim().is_empty());
     let tokens = if token_file.is_some() || has_env_token || needs_google_token(url) {
-        Some(access_tokens(token_file).await?)
+        Some(command_tokens(token_file).await.map_err(CliError::Read)?)
     } else {
         None
     };
@@ -153,11 +156,13 @@ pub fn fleet_store_reader(
     ca_file: Option<&std::path::Path>,
     service: Option<&str>,
     config_file: Option<&std::path::Path>,
-) -> Result<FleetStoreReader, String> {
-    let config = SidecarConfig::load(config_file).map_err(|e| e.to_string())?;
-    let service = Scope::from_config(&config, "", service)?.service;
-    let con = connection(open_client(url, ca_file).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+) -> Result<FleetStoreReader, CliError> {
+    let config = SidecarConfig::load(config_file)?;
+    let service = Scope::from_config(&config, "", service)
+        .map_err(CliError::Usage)?
+        .service;
+    let read_error = |e: crate::fleet::store::FleetStoreError| CliError::Read(e.to_string());
+    let con = connection(open_client(url, ca_file).map_err(read_error)?).map_err(read_error)?;
     Ok(FleetStoreReader::new(con, service, config))
 }
 

@@ -9,9 +9,6 @@ use http_body_util::Full;
 use serde::Deserialize;
 use thiserror::Error;
 
-mod access_tokens;
-pub use access_tokens::AccessTokens;
-
 /// Path of the default service account's token.
 pub const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 /// A token is refreshed this long before it expires (or at half its life, if shorter).
@@ -60,7 +57,7 @@ pub enum GcpError {
 #[derive(Debug, Clone)]
 pub struct MetadataClient {
     host: String,
-    client: crate::https::HttpsClient,
+    client: crate::http_client::HttpsClient,
 }
 
 impl MetadataClient {
@@ -72,7 +69,7 @@ impl MetadataClient {
                 .trim_start_matches("http://")
                 .trim_end_matches('/')
                 .to_owned(),
-            client: crate::https::https_client(),
+            client: crate::http_client::https_client(),
         }
     }
 
@@ -87,7 +84,7 @@ impl MetadataClient {
             .body(Full::new(Bytes::new()))
             .map_err(|e| unreachable(e.to_string()))?;
         let answer =
-            crate::https::exchange(&self.client, request, Some(METADATA_TIMEOUT), 64 * 1024)
+            crate::http_client::exchange(&self.client, request, Some(METADATA_TIMEOUT), 64 * 1024)
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
         if !answer.status.is_success() {
