@@ -104,7 +104,7 @@ async fn a_flood_of_routes_folds_into_other_and_counts_stay_exact() {
 /// keeps, and every request stays counted.
 #[test]
 fn the_memory_cap_holds_during_ingest_with_every_request_counted() {
-    use lumen_sidecar::app::AppState;
+    use lumen_sidecar::app::{AppState, StateParts};
     use lumen_sidecar::config::SidecarConfig;
     use lumen_sidecar::store::WindowStore;
     use lumen_tests::workload::Workload;
@@ -116,7 +116,6 @@ fn the_memory_cap_holds_during_ingest_with_every_request_counted() {
     }
     .ending_now(180);
     let config = SidecarConfig::default();
-    let state = AppState::new(config.clone(), WindowStore::new(config.retention));
     // What the three hours take unmerged, measured; the cap is 3/4 of
     // that (merging older minutes into 10-minute blocks fits it, no hour
     // is dropped).
@@ -132,7 +131,10 @@ fn the_memory_cap_holds_during_ingest_with_every_request_counted() {
         store.heap_bytes()
     };
     let cap = unmerged * 3 / 4;
-    state.set_memory_cap(cap);
+    let state = AppState::from_parts(StateParts {
+        memory_cap: Some(cap),
+        ..StateParts::new(config.clone(), WindowStore::new(config.retention))
+    });
     let mut over = 0;
     for m in 0..workload.minutes {
         let body = workload.batch("capped", "i1", m + 1, m);

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::app::{AppState, Evaluation, Shutdown};
+use crate::app::{AppState, Evaluation, EvaluationCache, Shutdown};
 use crate::eval::alert_rules as rules;
 use crate::eval::{BudgetReport, ReportScope};
 
@@ -93,11 +93,12 @@ pub async fn run(state: Arc<AppState>, webhook: http::Uri, mut stop: Shutdown) {
     let sending = tokio::spawn(sender.run(messages));
     let mut alerter = Alerter::new(queue);
     let mut tick = tokio::time::interval(EVALUATE_EVERY);
+    let cache = EvaluationCache::default();
     loop {
         tokio::select! {
             () = stop.fired() => break,
             _ = tick.tick() => {
-                let evaluation = state.cached_evaluation(Duration::from_secs(2));
+                let evaluation = cache.get(&state, Duration::from_secs(2));
                 alerter.tick(
                     &observed(&evaluation),
                     Some(&evaluation.budget),

@@ -10,7 +10,7 @@ use crate::store::WindowStore;
 use crate::store::snapshot::{self, SnapshotError};
 
 /// Reads the snapshot if there is one, with the cumulative totals it kept
-/// (for [`AppState::restore_totals`]); a bad one is logged, set aside and
+/// (for [`StateParts::kept`](super::StateParts::kept)); a bad one is logged, set aside and
 /// replaced by an empty store.
 pub fn restore_checkpoint(config: &SidecarConfig) -> (WindowStore, Option<serde_json::Value>) {
     let empty = || {
@@ -82,7 +82,7 @@ pub fn save_snapshot(state: &AppState) {
         // change together in `apply_locked`.
         let mut totals = state.totals().to_json(state.latency_boundaries());
         if let Some(record) = totals.as_object_mut() {
-            record.insert("experiments".into(), state.experiments_json());
+            record.insert("experiments".into(), state.experiments.to_json());
             record.insert(
                 "tuning".into(),
                 serde_json::to_value(state.tuning_state()).expect("the loop's state serialises"),
@@ -121,6 +121,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::app::state::StateParts;
     use crate::config::FeedbackMode;
 
     #[test]
@@ -149,8 +150,10 @@ mod tests {
         save_snapshot(&before);
 
         let (store, kept) = restore_checkpoint(&config);
-        let after = AppState::new(config.clone(), store);
-        after.restore_totals(kept);
+        let after = AppState::from_parts(StateParts {
+            kept,
+            ..StateParts::new(config.clone(), store)
+        });
         let restored = after.tuning_answer().expect("the answer kept");
         assert_eq!(
             (restored.version, &restored.caches),

@@ -1,7 +1,7 @@
 //! Evaluating the store: the pure functions of [`crate::eval`] applied to a
 //! window of the store, now.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::clock::now_ms;
@@ -27,24 +27,28 @@ pub struct Evaluation {
     pub budget: BudgetReport,
 }
 
-impl AppState {
-    /// The configured window's evaluation, recomputed when older than
-    /// `max_age` (the export's gauges share one evaluation per collection).
-    pub fn cached_evaluation(&self, max_age: Duration) -> Arc<Evaluation> {
-        let mut cache = self
-            .evaluation_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+/// The configured window's last evaluation, kept by whoever reads it
+/// often (the export's gauges share one per collection).
+#[derive(Debug, Default)]
+pub struct EvaluationCache(Mutex<Option<(Instant, Arc<Evaluation>)>>);
+
+impl EvaluationCache {
+    /// The configured window's evaluation of `state`, recomputed when
+    /// older than `max_age`.
+    pub fn get(&self, state: &AppState, max_age: Duration) -> Arc<Evaluation> {
+        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((at, evaluation)) = cache.as_ref()
             && at.elapsed() < max_age
         {
             return Arc::clone(evaluation);
         }
-        let evaluation = Arc::new(self.evaluate(self.config.window));
+        let evaluation = Arc::new(state.evaluate(state.config.window));
         *cache = Some((Instant::now(), Arc::clone(&evaluation)));
         evaluation
     }
+}
 
+impl AppState {
     /// Evaluates `window` ending now: SLOs, then maturity, ROI and health.
     pub fn evaluate(&self, window: Duration) -> Evaluation {
         let now = now_ms();

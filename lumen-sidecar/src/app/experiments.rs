@@ -18,7 +18,6 @@ use std::time::Duration;
 use lumen_middleware::wire::{Arm, DecodedSeries, ExperimentArms};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use crate::config::FeedbackMode;
 use crate::eval::{ArmCounts, ExperimentSpec, Outcome, Verdict, judge};
 use crate::store::BudgetRules;
@@ -118,23 +117,6 @@ pub enum ExperimentCommand {
     Start(ExperimentSpec),
     /// Stop the running one (A stays).
     Stop,
-}
-
-/// A command's answer being computed: the experiment, the refusal, or
-/// (outer `Err`) why the shared state could not be reached.
-pub type CommandFuture<'a> = std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = Result<Result<ExperimentReport, ExperimentError>, String>>
-            + Send
-            + 'a,
-    >,
->;
-
-/// Where a fleet's experiments are shared (the fleet store): commands are
-/// run on the shared state, so every sidecar runs the same experiment.
-pub trait SharedExperiments: Send + Sync + std::fmt::Debug {
-    /// Runs `command` on the shared experiments through `state`.
-    fn run<'a>(&'a self, state: &'a AppState, command: ExperimentCommand) -> CommandFuture<'a>;
 }
 
 /// One experiment with its data.

@@ -10,6 +10,7 @@
 mod checkpoint;
 mod clock;
 mod evaluation;
+pub mod experiment_hub;
 pub mod experiments;
 mod fleet_view;
 pub mod memory_limit;
@@ -18,15 +19,17 @@ mod state;
 pub mod state_volume;
 mod stats;
 mod totals;
+pub mod wal_handle;
 pub mod tuning;
 pub mod wal_writer;
 
 pub use checkpoint::{restore_checkpoint, save_snapshot};
 pub use clock::now_ms;
-pub use evaluation::Evaluation;
+pub use evaluation::{Evaluation, EvaluationCache};
+pub use experiment_hub::{CommandFuture, ExperimentsHub, SharedExperiments};
 pub use fleet_view::{FleetView, ReportFuture};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
-pub use state::{AppState, IngestError, LatencyFeed};
+pub use state::{AppState, LatencyFeed, StateParts};
 pub use stats::{
     CONNECTIONS_REFUSED, ExportStats, FLEET_STORE_UNREADABLE, IngestStats, RejectReason, SlackStats,
 };
@@ -34,3 +37,4 @@ pub use totals::{
     ADVISED_BOUNDARIES_S, CumulativeTotals, INNER_FAILURE_LABEL, LatencyBoundaries, LatencyTotals,
     RequestTotals, SloEvents,
 };
+pub use wal_handle::IngestError;

@@ -2,29 +2,17 @@
 //! window store, the cumulative totals and the counters.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use lumen_middleware::wire::DecodedBatch;
 use tokio::sync::mpsc;
 
-use super::evaluation::Evaluation;
+use super::experiment_hub::{ExperimentsHub, SharedExperiments};
 use super::stats::{ExportStats, IngestStats, SlackStats};
 use super::totals::{CumulativeTotals, LatencyBoundaries};
-use super::wal_writer::WalHandle;
+use super::wal_handle::{IngestError, WalHandle};
 use crate::config::SidecarConfig;
 use crate::store::{Applied, BudgetRules, StoreError, WindowStore};
-
-/// Why a batch was not taken.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum IngestError {
-    /// The store refused it (another service, from the future).
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// It could not be made durable: nothing was applied; send it again later.
-    #[error("{0}")]
-    Unavailable(String),
-}
 
 /// One ingested series' latency, for the exported histogram.
 #[derive(Debug, Clone)]
@@ -55,35 +43,92 @@ pub struct AppState {
     totals: Mutex<CumulativeTotals>,
     budget_rules: BudgetRules,
     boundaries: LatencyBoundaries,
-    histogram_feed: OnceLock<mpsc::Sender<LatencyFeed>>,
-    wal: OnceLock<WalHandle>,
-    memory_cap: OnceLock<usize>,
+    histogram_feed: Option<mpsc::Sender<LatencyFeed>>,
+    wal: Option<WalHandle>,
+    memory_cap: Option<usize>,
     deployments: Mutex<Option<crate::eval::Deployments>>,
-    fleet_view: OnceLock<Arc<dyn super::FleetView>>,
-    pub(super) evaluation_cache: Mutex<Option<(Instant, Arc<Evaluation>)>>,
+    fleet_view: Option<Arc<dyn super::FleetView>>,
     started_ms: u64,
     tuning: Mutex<super::tuning::TuningState>,
     key_samples: Mutex<std::collections::BTreeMap<String, crate::eval::mrc::ShardsSample>>,
     /// Each route's cache lookups timed by tier, since the sidecar started.
     tier_times: Mutex<std::collections::BTreeMap<String, lumen_middleware::wire::TierTimes>>,
-    experiments: Mutex<super::experiments::Experiments>,
-    shared_experiments: OnceLock<Arc<dyn super::experiments::SharedExperiments>>,
+    /// The A/B experiments.
+    pub experiments: ExperimentsHub,
+}
+
+/// What the composition root builds the state from: the configuration and
+/// the restored store, and each part that is there from the start (or not
+/// at all). Everything the state holds is given here; nothing is attached
+/// later.
+#[derive(Debug)]
+pub struct StateParts {
+    /// The effective configuration.
+    pub config: SidecarConfig,
+    /// The window store as the checkpoint left it.
+    pub store: WindowStore,
+    /// What the checkpoint kept beside the store: the cumulative totals,
+    /// the experiments, the feedback loop's state.
+    pub kept: Option<serde_json::Value>,
+    /// The window store's memory cap, bytes.
+    pub memory_cap: Option<usize>,
+    /// The write-ahead log's handle (its writer starts after the replay).
+    pub wal: Option<WalHandle>,
+    /// The exported histogram's queue, when an export runs.
+    pub histogram_feed: Option<mpsc::Sender<LatencyFeed>>,
+    /// The fleet's view (the fleet store's, or a query API's).
+    pub fleet_view: Option<Arc<dyn super::FleetView>>,
+    /// Where the fleet shares its experiments (the fleet store).
+    pub shared_experiments: Option<Arc<dyn SharedExperiments>>,
+}
+
+impl StateParts {
+    /// The parts of a state with only `config` and `store` (no log, no cap,
+    /// no export, no fleet).
+    pub fn new(config: SidecarConfig, store: WindowStore) -> Self {
+        Self {
+            config,
+            store,
+            kept: None,
+            memory_cap: None,
+            wal: None,
+            histogram_feed: None,
+            fleet_view: None,
+            shared_experiments: None,
+        }
+    }
 }
 
 impl AppState {
-    /// A state over `store`.
+    /// A state over `store` with nothing else (see [`StateParts::new`]).
     pub fn new(config: SidecarConfig, store: WindowStore) -> Self {
+        Self::from_parts(StateParts::new(config, store))
+    }
+
+    /// The state built whole from `parts`; what the checkpoint kept is
+    /// taken before any batch.
+    pub fn from_parts(parts: StateParts) -> Self {
+        let StateParts {
+            config,
+            store,
+            kept,
+            memory_cap,
+            wal,
+            histogram_feed,
+            fleet_view,
+            shared_experiments,
+        } = parts;
         let budget_rules = config.budget_rules();
         let boundaries = LatencyBoundaries::with_targets(&[
             config.slo.latency_p95_ms,
             config.slo.latency_p99_ms,
         ]);
-        Self {
+        let experiments = ExperimentsHub::new(&config, shared_experiments);
+        let state = Self {
+            experiments,
             budget_rules,
             boundaries,
             config,
-            experiments: Mutex::default(),
-            shared_experiments: OnceLock::new(),
             store: Mutex::new(store),
             stats: IngestStats::default(),
             export_stats: Arc::default(),
@@ -93,13 +138,14 @@ impl AppState {
             tuning: Mutex::default(),
             key_samples: Mutex::default(),
             tier_times: Mutex::default(),
-            histogram_feed: OnceLock::new(),
-            wal: OnceLock::new(),
-            memory_cap: OnceLock::new(),
+            histogram_feed,
+            wal,
+            memory_cap,
             deployments: Mutex::new(None),
-            fleet_view: OnceLock::new(),
-            evaluation_cache: Mutex::new(None),
-        }
+            fleet_view,
+        };
+        state.restore_kept(kept);
+        state
     }
 
     /// Takes a decoded batch (`body` as it arrived) accepted at
@@ -111,7 +157,7 @@ impl AppState {
         body: bytes::Bytes,
         accepted_ms: u64,
     ) -> Result<Applied, IngestError> {
-        match self.wal.get() {
+        match &self.wal {
             Some(wal) => wal.submit(batch, body, accepted_ms).await,
             None => {
                 let mut store = self.store();
@@ -166,14 +212,9 @@ impl AppState {
         Ok(applied)
     }
 
-    /// Sets the window store's memory cap (bytes).
-    pub fn set_memory_cap(&self, bytes: usize) {
-        let _ = self.memory_cap.set(bytes);
-    }
-
     /// The window store's memory cap, when there is one.
     pub fn memory_cap(&self) -> Option<usize> {
-        self.memory_cap.get().copied()
+        self.memory_cap
     }
 
     /// Keeps the store within its budget (see
@@ -218,14 +259,9 @@ impl AppState {
         }
     }
 
-    /// Connects the write-ahead log's writer.
-    pub fn attach_wal(&self, wal: WalHandle) {
-        let _ = self.wal.set(wal);
-    }
-
     /// The write-ahead log, when one is kept.
     pub fn wal(&self) -> Option<&WalHandle> {
-        self.wal.get()
+        self.wal.as_ref()
     }
 
     /// Adds a stored batch to the cumulative totals and queues its latency
@@ -235,12 +271,7 @@ impl AppState {
             self.note_key_samples(batch);
             self.note_tier_times(batch);
         }
-        if batch.series.iter().any(|s| s.variant.is_some()) {
-            let mut x = self.experiments();
-            for series in &batch.series {
-                x.note(series, &self.budget_rules);
-            }
-        }
+        self.experiments.note(batch, &self.budget_rules);
         let revision = {
             let mut totals = self.totals();
             if totals.revision.is_none() {
@@ -260,7 +291,7 @@ impl AppState {
                 .clone()
                 .unwrap_or_else(|| "unknown".to_owned())
         };
-        let Some(feed) = self.histogram_feed.get() else {
+        let Some(feed) = &self.histogram_feed else {
             return;
         };
         for series in &batch.series {
@@ -452,7 +483,7 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner)
             .answer()
             .cloned();
-        let (version, params, experiment) = self.experiments().channel();
+        let (version, params, experiment) = self.experiments.channel();
         if version == 0 && loop_answer.is_none() {
             return None;
         }
@@ -464,202 +495,6 @@ impl AppState {
         answer.params = params;
         answer.experiment = experiment;
         Some(answer)
-    }
-
-    /// Starts an experiment at `now_ms` (logged; kept at the next checkpoint).
-    pub fn start_experiment(
-        &self,
-        spec: crate::eval::ExperimentSpec,
-        now_ms: u64,
-    ) -> Result<super::experiments::ExperimentReport, super::experiments::ExperimentError> {
-        let mut x = self.experiments();
-        let e = x.start(spec, now_ms)?;
-        tracing::info!(
-            id = e.id,
-            param = e.spec.param,
-            a = e.spec.a,
-            b = e.spec.b,
-            share_b_percent = e.spec.share_b_percent,
-            duration_s = e.spec.duration.as_secs(),
-            primary = e.spec.primary.as_str(),
-            "experiment started"
-        );
-        if self.shared_experiments.get().is_none() && self.config.export.cloud_run.is_some() {
-            tracing::warn!(
-                "experiments are analysed per instance without a fleet store: each sidecar judges its own app's requests and, in apply mode, sets its own app's value; set LUMEN_FLEET_REDIS_URL for one experiment over the fleet"
-            );
-        }
-        let id = e.id;
-        Ok(self.kept_experiment_report(&x, id, now_ms))
-    }
-
-    /// The report of experiment `id`, which was just started or stopped
-    /// (so it is kept), at `now_ms`.
-    fn kept_experiment_report(
-        &self,
-        x: &super::experiments::Experiments,
-        id: u32,
-        now_ms: u64,
-    ) -> super::experiments::ExperimentReport {
-        x.report_of(
-            id,
-            now_ms,
-            &self.config.cost,
-            self.config.roi.cost_per_miss_usd,
-        )
-        .expect("the experiment just started or stopped is kept")
-    }
-
-    /// Starts the configured experiment (`[experiment]`) unless one with
-    /// its parameter and arms runs or ran already (a restart does not
-    /// start it again).
-    pub fn start_configured_experiment(&self, now_ms: u64) {
-        let Some(spec) = self.config.experiment.spec() else {
-            return;
-        };
-        let ran = {
-            let x = self.experiments();
-            x.current()
-                .into_iter()
-                .chain(x.history())
-                .any(|e| e.spec.param == spec.param && e.spec.a == spec.a && e.spec.b == spec.b)
-        };
-        if ran {
-            tracing::info!(
-                param = spec.param,
-                "the configured experiment runs or ran already; not started again"
-            );
-            return;
-        }
-        if let Err(e) = self.start_experiment(spec, now_ms) {
-            tracing::warn!(error = %e, "the configured experiment was not started");
-        }
-    }
-
-    /// Stops the running experiment at `now_ms` (A stays; logged).
-    pub fn stop_experiment(
-        &self,
-        now_ms: u64,
-    ) -> Result<super::experiments::ExperimentReport, super::experiments::ExperimentError> {
-        let mut x = self.experiments();
-        let e = x.stop(now_ms, self.config.feedback.mode)?;
-        tracing::info!(
-            id = e.id,
-            param = e.spec.param,
-            kept = e.kept_value(),
-            "experiment stopped by an operator; A stays"
-        );
-        let id = e.id;
-        Ok(self.kept_experiment_report(&x, id, now_ms))
-    }
-
-    /// One look at the running experiment at `now_ms`; a verdict that ends
-    /// it is logged.
-    pub fn look_at_experiment(&self, now_ms: u64) -> Option<crate::eval::Verdict> {
-        let mut x = self.experiments();
-        let verdict = x.look(now_ms, self.config.feedback.mode)?;
-        if verdict.outcome.is_final() {
-            let e = x
-                .history()
-                .last()
-                .expect("a final look keeps the experiment");
-            tracing::info!(
-                id = e.id,
-                param = e.spec.param,
-                kept = e.kept_value(),
-                applied = e.applied,
-                "experiment decided: {}",
-                verdict.why
-            );
-        }
-        Some(verdict)
-    }
-
-    /// Shares the experiments through `shared` (the fleet store): commands
-    /// run there, counts become the fleet's sums.
-    pub fn share_experiments(&self, shared: Arc<dyn super::experiments::SharedExperiments>) {
-        self.experiments().set_shared(true);
-        let _ = self.shared_experiments.set(shared);
-    }
-
-    /// Where the experiments are shared, if they are.
-    pub fn experiments_share(&self) -> Option<&Arc<dyn super::experiments::SharedExperiments>> {
-        self.shared_experiments.get()
-    }
-
-    /// The experiments, locked while the guard lives.
-    fn experiments(&self) -> MutexGuard<'_, super::experiments::Experiments> {
-        self.experiments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs `command` here (on this sidecar's state) at `now_ms`.
-    pub fn run_experiment_command(
-        &self,
-        command: super::experiments::ExperimentCommand,
-        now_ms: u64,
-    ) -> Result<super::experiments::ExperimentReport, super::experiments::ExperimentError> {
-        match command {
-            super::experiments::ExperimentCommand::Start(spec) => {
-                self.start_experiment(spec, now_ms)
-            }
-            super::experiments::ExperimentCommand::Stop => self.stop_experiment(now_ms),
-        }
-    }
-
-    /// The state a fleet shares (all but this instance's own counts).
-    pub fn shared_experiments(&self) -> super::experiments::Experiments {
-        self.experiments().to_shared()
-    }
-
-    /// Takes the fleet's shared state, keeping this instance's own counts.
-    pub fn adopt_experiments(&self, shared: super::experiments::Experiments) {
-        self.experiments().adopt(shared);
-    }
-
-    /// This instance's own experiment counts, by id (its fleet-store info).
-    pub fn own_experiment_counts(
-        &self,
-    ) -> std::collections::BTreeMap<u32, super::experiments::ArmData> {
-        self.experiments().own().clone()
-    }
-
-    /// Sets the experiments' counts to the fleet's sums and their compute
-    /// cost to `fleet_cost(from_ms, to_ms)` (every instance's) at `now_ms`.
-    pub fn set_fleet_experiment_counts(
-        &self,
-        sums: &std::collections::BTreeMap<u32, super::experiments::ArmData>,
-        fleet_cost: impl Fn(u64, u64) -> Option<f64>,
-        now_ms: u64,
-    ) {
-        self.experiments().set_counts(sums, fleet_cost, now_ms);
-    }
-
-    /// Whether the fleet's experiment counts are due to be summed.
-    pub fn experiment_counts_due(&self, every: std::time::Duration, now_ms: u64) -> bool {
-        self.experiments().counts_due(every, now_ms)
-    }
-
-    /// Whether a look at the running experiment is due at `now_ms`.
-    pub fn experiment_look_due(&self, every: std::time::Duration, now_ms: u64) -> bool {
-        self.experiments().look_due(every, now_ms)
-    }
-
-    /// The experiments as the checkpoint keeps them (call under the
-    /// store's lock, as the totals are taken).
-    pub fn experiments_json(&self) -> serde_json::Value {
-        serde_json::to_value(&*self.experiments()).expect("the experiments serialise")
-    }
-
-    /// `GET /v1/experiments` at `now_ms`.
-    pub fn experiments_report(&self, now_ms: u64) -> super::experiments::ExperimentsReport {
-        self.experiments().report(
-            now_ms,
-            self.config.feedback.mode,
-            &self.config.cost,
-            self.config.roi.cost_per_miss_usd,
-        )
     }
 
     /// `GET /v1/tuning`.
@@ -694,7 +529,7 @@ impl AppState {
     /// Continues the cumulative totals, the experiments and the feedback
     /// loop from a checkpoint's (before any batch is taken); unreadable
     /// ones are logged and start afresh.
-    pub fn restore_totals(&self, kept: Option<serde_json::Value>) {
+    fn restore_kept(&self, kept: Option<serde_json::Value>) {
         let Some(kept) = kept else {
             return;
         };
@@ -708,7 +543,7 @@ impl AppState {
                             "experiment restored from the checkpoint; it keeps running"
                         );
                     }
-                    *self.experiments() = x;
+                    self.experiments.restore(x);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "the checkpoint's experiments are unreadable; none restored")
@@ -736,11 +571,6 @@ impl AppState {
         &self.boundaries
     }
 
-    /// Connects the exported histogram's queue.
-    pub fn attach_histogram_feed(&self, feed: mpsc::Sender<LatencyFeed>) {
-        let _ = self.histogram_feed.set(feed);
-    }
-
     /// Records the service's deployment count from its source of truth.
     pub fn set_deployments(&self, deployments: crate::eval::Deployments) {
         *self
@@ -757,14 +587,9 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Installs the fleet's view (once; later calls are ignored).
-    pub fn set_fleet_view(&self, view: Arc<dyn super::FleetView>) {
-        let _ = self.fleet_view.set(view);
-    }
-
     /// The fleet's view, when one is installed.
     pub fn fleet_view(&self) -> Option<&Arc<dyn super::FleetView>> {
-        self.fleet_view.get()
+        self.fleet_view.as_ref()
     }
 
     /// The service's name: the configured one, else the batches'.

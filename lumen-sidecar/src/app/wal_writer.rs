@@ -22,124 +22,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use bytes::Bytes;
-use lumen_middleware::wire::DecodedBatch;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::state::{AppState, IngestError};
+use super::state::AppState;
+use super::wal_handle::{IngestError, LogQueue, LogRoom, MAX_GROUP, WalJob};
 use crate::store::Applied;
 use crate::store::wal::{encode_record, list_segments, read_segment, segment_header, segment_name};
-
-/// Batches queued for the writer before ingest waits.
-pub const QUEUE: usize = 1024;
-/// Batches written with one sync at most.
-pub const MAX_GROUP: usize = 256;
-
-/// One batch for the log.
-#[derive(Debug)]
-pub struct WalJob {
-    batch: DecodedBatch,
-    body: Bytes,
-    accepted_ms: u64,
-    reply: oneshot::Sender<Result<Applied, IngestError>>,
-}
-
-/// What the log and its checkpoint take in the volume, and the wish for
-/// a checkpoint when the log has no room left.
-#[derive(Debug, Default)]
-pub struct LogRoom {
-    /// The last checkpoint's bytes.
-    checkpoint_bytes: AtomicU64,
-    /// The segments' bytes (those the last checkpoint did not cover).
-    log_bytes: AtomicU64,
-    /// The volume's size when configured (`store.state_max_bytes`).
-    max_bytes: Option<u64>,
-    /// Fires when the log needs a checkpoint to go on.
-    checkpoint_wanted: tokio::sync::Notify,
-}
-
-impl LogRoom {
-    /// Waits until the log asks for a checkpoint.
-    pub async fn checkpoint_wanted(&self) {
-        self.checkpoint_wanted.notified().await;
-    }
-}
-
-/// The ingest side of the log, held by the state.
-#[derive(Debug)]
-pub struct WalHandle {
-    jobs: mpsc::Sender<WalJob>,
-    active: Arc<AtomicU64>,
-    rotate: Arc<AtomicBool>,
-    dir: PathBuf,
-    room: Arc<LogRoom>,
-}
-
-impl WalHandle {
-    /// Logs and applies `batch` (its `body` as it arrived) accepted at
-    /// `accepted_ms`.
-    pub async fn submit(
-        &self,
-        batch: DecodedBatch,
-        body: Bytes,
-        accepted_ms: u64,
-    ) -> Result<Applied, IngestError> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(WalJob {
-                batch,
-                body,
-                accepted_ms,
-                reply,
-            })
-            .await
-            .map_err(|_| IngestError::Unavailable("the log writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| IngestError::Unavailable("the log writer has stopped".into()))?
-    }
-
-    /// Called under the store's lock by a checkpoint: the segment being
-    /// written, which the writer closes before it writes again. The
-    /// checkpoint covers it and every earlier one.
-    pub fn seal_for_checkpoint(&self) -> u64 {
-        self.rotate.store(true, Ordering::SeqCst);
-        self.active.load(Ordering::SeqCst)
-    }
-
-    /// Deletes the segments up to `covered` after a checkpoint of
-    /// `checkpoint_bytes` holding them was written; returns how many.
-    pub fn delete_covered(&self, covered: u64, checkpoint_bytes: u64) -> usize {
-        self.room
-            .checkpoint_bytes
-            .store(checkpoint_bytes, Ordering::SeqCst);
-        let Ok(segments) = list_segments(&self.dir) else {
-            return 0;
-        };
-        let mut deleted = 0;
-        let mut left = 0;
-        for (n, path) in segments {
-            if n > covered {
-                left += std::fs::metadata(&path).map_or(0, |m| m.len());
-                continue;
-            }
-            match std::fs::remove_file(&path) {
-                Ok(()) => deleted += 1,
-                Err(e) => {
-                    left += std::fs::metadata(&path).map_or(0, |m| m.len());
-                    tracing::warn!(segment = n, error = %e, "cannot delete a covered log segment")
-                }
-            }
-        }
-        self.room.log_bytes.store(left, Ordering::SeqCst);
-        deleted
-    }
-
-    /// The log's room, for the housekeeping that checkpoints when it asks.
-    pub fn room(&self) -> Arc<LogRoom> {
-        Arc::clone(&self.room)
-    }
-}
 
 /// What start-up found in the log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -249,48 +137,36 @@ impl Segment {
     }
 }
 
-/// Starts the writer thread over `dir`, writing from segment `first`,
-/// the volume's size `max_bytes` when configured; attaches its handle to
-/// `state`.
-pub fn start(
-    state: &Arc<AppState>,
-    dir: &Path,
-    first: u64,
-    max_bytes: Option<u64>,
-) -> std::io::Result<()> {
-    let (jobs, queue) = mpsc::channel(QUEUE);
-    let active = Arc::new(AtomicU64::new(first));
-    let rotate = Arc::new(AtomicBool::new(false));
-    let room = Arc::new(LogRoom {
-        checkpoint_bytes: AtomicU64::new(
-            state
-                .config
-                .snapshot_file()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map_or(0, |m| m.len()),
-        ),
-        log_bytes: AtomicU64::new(
-            list_segments(dir)?
-                .iter()
-                .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
-                .sum(),
-        ),
-        max_bytes,
-        checkpoint_wanted: tokio::sync::Notify::new(),
-    });
-    let handle = WalHandle {
-        jobs,
-        active: Arc::clone(&active),
-        rotate: Arc::clone(&rotate),
-        dir: dir.to_owned(),
-        room: Arc::clone(&room),
-    };
+/// Starts the writer thread of `log` (after its replay), writing from
+/// segment `first`; the checkpoint's and the log's sizes are read now.
+pub fn start(state: &Arc<AppState>, log: LogQueue, first: u64) -> std::io::Result<()> {
+    let LogQueue {
+        queue,
+        dir,
+        active,
+        rotate,
+        room,
+    } = log;
+    active.store(first, Ordering::SeqCst);
+    room.checkpoint_bytes.store(
+        state
+            .config
+            .snapshot_file()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len()),
+        Ordering::SeqCst,
+    );
+    room.log_bytes.store(
+        list_segments(&dir)?
+            .iter()
+            .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum(),
+        Ordering::SeqCst,
+    );
     let writer_state = Arc::clone(state);
-    let dir = dir.to_owned();
     std::thread::Builder::new()
         .name("lumen-wal".into())
         .spawn(move || write_loop(writer_state, queue, dir, active, rotate, room))?;
-    state.attach_wal(handle);
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
 use tokio::sync::mpsc;
 
-use crate::app::{AppState, LatencyFeed};
+use crate::app::{AppState, EvaluationCache, LatencyFeed};
 use crate::metrics::{CATALOGUE, MetricDef, MetricKind, Sample, Sources};
 
 /// How long one evaluation serves the instruments' callbacks of one collection.
@@ -24,8 +24,8 @@ fn attributes(def: &MetricDef, sample: &Sample) -> Vec<KeyValue> {
         .collect()
 }
 
-fn samples_now(def: &MetricDef, state: &AppState) -> Vec<Sample> {
-    let evaluation = state.cached_evaluation(REPORT_MAX_AGE);
+fn samples_now(def: &MetricDef, state: &AppState, cache: &EvaluationCache) -> Vec<Sample> {
+    let evaluation = cache.get(state, REPORT_MAX_AGE);
     (def.samples)(&Sources {
         app: state,
         evaluation: &evaluation,
@@ -35,43 +35,45 @@ fn samples_now(def: &MetricDef, state: &AppState) -> Vec<Sample> {
 /// Registers every OTLP instrument of the catalogue on `meter`; returns the
 /// histogram for the feed.
 pub fn register(meter: &Meter, state: &Arc<AppState>) -> Histogram<f64> {
+    // One evaluation serves every instrument of a collection.
+    let cache = Arc::new(EvaluationCache::default());
     let mut histogram = None;
     for def in CATALOGUE.iter().filter(|m| m.on_otlp()) {
         match def.kind {
             MetricKind::Gauge => {
-                let state = Arc::clone(state);
+                let (state, cache) = (Arc::clone(state), Arc::clone(&cache));
                 meter
                     .f64_observable_gauge(def.name)
                     .with_unit(def.unit)
                     .with_description(def.help)
                     .with_callback(move |observer| {
-                        for sample in samples_now(def, &state) {
+                        for sample in samples_now(def, &state, &cache) {
                             observer.observe(sample.value.as_f64(), &attributes(def, &sample));
                         }
                     })
                     .build();
             }
             MetricKind::Counter if def.unit == crate::metrics::USD => {
-                let state = Arc::clone(state);
+                let (state, cache) = (Arc::clone(state), Arc::clone(&cache));
                 meter
                     .f64_observable_counter(def.name)
                     .with_unit(def.unit)
                     .with_description(def.help)
                     .with_callback(move |observer| {
-                        for sample in samples_now(def, &state) {
+                        for sample in samples_now(def, &state, &cache) {
                             observer.observe(sample.value.as_f64(), &attributes(def, &sample));
                         }
                     })
                     .build();
             }
             MetricKind::Counter => {
-                let state = Arc::clone(state);
+                let (state, cache) = (Arc::clone(state), Arc::clone(&cache));
                 meter
                     .u64_observable_counter(def.name)
                     .with_unit(def.unit)
                     .with_description(def.help)
                     .with_callback(move |observer| {
-                        for sample in samples_now(def, &state) {
+                        for sample in samples_now(def, &state, &cache) {
                             observer.observe(sample.value.as_u64(), &attributes(def, &sample));
                         }
                     })

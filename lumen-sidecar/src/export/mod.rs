@@ -27,7 +27,7 @@ use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicRead
 use thiserror::Error;
 use tokio::sync::mpsc;
 
-use crate::app::{AppState, ExportStats};
+use crate::app::{AppState, ExportStats, LatencyFeed};
 use crate::config::{ExportConfig, ExportMode, OtlpProtocol, SidecarConfig};
 use crate::google::{InstanceIdentity, MetadataClient, TokenSource, identify};
 
@@ -200,6 +200,7 @@ impl MetricsExport {
         config: &SidecarConfig,
         state: &Arc<AppState>,
         tokens: Option<Arc<TokenSource>>,
+        histogram_queue: Option<mpsc::Receiver<LatencyFeed>>,
     ) -> Result<Option<Self>, ExportError> {
         let e = &config.export;
         if e.mode == ExportMode::Off {
@@ -236,7 +237,13 @@ impl MetricsExport {
         let slot: Arc<Mutex<Option<SdkMeterProvider>>> = Arc::default();
         let needs_identity = e.cloud_run.is_some() || e.google_auth;
         if !needs_identity {
-            let provider = build_provider(config, state, &InstanceIdentity::default(), exporter);
+            let provider = build_provider(
+                config,
+                state,
+                &InstanceIdentity::default(),
+                exporter,
+                histogram_queue,
+            );
             *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(provider);
             return Ok(Some(Self {
                 provider: slot,
@@ -248,7 +255,7 @@ impl MetricsExport {
         let (config, state, filled) = (config.clone(), Arc::clone(state), Arc::clone(&slot));
         let pending = tokio::spawn(async move {
             let identity = identify_until_known(&metadata, config.export.google_auth).await;
-            let provider = build_provider(&config, &state, &identity, exporter);
+            let provider = build_provider(&config, &state, &identity, exporter, histogram_queue);
             *filled.lock().unwrap_or_else(PoisonError::into_inner) = Some(provider);
         });
         Ok(Some(Self {
@@ -349,6 +356,7 @@ fn build_provider(
     state: &Arc<AppState>,
     identity: &InstanceIdentity,
     exporter: Option<opentelemetry_otlp::MetricExporter>,
+    histogram_queue: Option<mpsc::Receiver<LatencyFeed>>,
 ) -> SdkMeterProvider {
     let e = &config.export;
     let attrs = resource_attributes(config, identity);
@@ -372,13 +380,13 @@ fn build_provider(
     };
     let meter = provider.meter("lumen-sidecar");
     let histogram = instruments::register(&meter, state);
-    let (feed, queue) = mpsc::channel(FEED_CAPACITY);
-    state.attach_histogram_feed(feed);
-    tokio::spawn(instruments::feed(
-        histogram,
-        queue,
-        Arc::clone(&state.export_stats),
-    ));
+    if let Some(queue) = histogram_queue {
+        tokio::spawn(instruments::feed(
+            histogram,
+            queue,
+            Arc::clone(&state.export_stats),
+        ));
+    }
     tracing::info!(
         mode = ?e.mode,
         endpoint = e.endpoint.as_deref().unwrap_or("stdout"),

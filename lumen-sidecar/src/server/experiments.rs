@@ -98,14 +98,17 @@ async fn run(
     app: &Arc<AppState>,
     command: ExperimentCommand,
 ) -> Result<ExperimentReport, Response> {
-    let answer = match app.experiments_share().cloned() {
-        Some(shared) => shared.run(app, command).await.map_err(|why| {
-            refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the fleet store is unavailable, nothing changed: {why}"),
-            )
-        })?,
-        None => app.run_experiment_command(command, now_ms()),
+    let answer = match app.experiments.share().cloned() {
+        Some(shared) => shared
+            .run(&app.experiments, app.service_name(), command)
+            .await
+            .map_err(|why| {
+                refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the fleet store is unavailable, nothing changed: {why}"),
+                )
+            })?,
+        None => app.experiments.run_command(command, now_ms()),
     };
     answer.map_err(|e| refused(status_of(&e), e.to_string()))
 }
@@ -121,7 +124,7 @@ pub async fn list(
     State(app): State<Arc<AppState>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let report = app.experiments_report(now_ms());
+    let report = app.experiments.report(now_ms());
     match params.get("format").map(String::as_str) {
         None | Some("json") => Json(report).into_response(),
         Some("markdown") => (

@@ -117,7 +117,7 @@ pub async fn report(
                 [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
                 render::markdown(&e.slo, Some((&e.health, &e.budget)))
                     + &render::tuning_markdown(&app.tuning_report())
-                    + &render::experiments_markdown(&app.experiments_report(now_ms())),
+                    + &render::experiments_markdown(&app.experiments.report(now_ms())),
             )
                 .into_response()
         }

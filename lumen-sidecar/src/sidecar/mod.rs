@@ -14,8 +14,12 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::app::{AppState, Shutdown, now_ms, restore_checkpoint, save_snapshot, shutdown_channel};
-use crate::config::SidecarConfig;
+use crate::app::wal_handle::{LogQueue, open_log};
+use crate::app::{
+    AppState, SharedExperiments, Shutdown, StateParts, now_ms, restore_checkpoint, save_snapshot,
+    shutdown_channel,
+};
+use crate::config::{ExportMode, SidecarConfig};
 use crate::export::{ExportError, MetricsExport};
 use crate::fleet::store::{
     FleetExperiments, FleetStoreView, FleetTuning, FleetWriter, connection, fleet_instance,
@@ -61,15 +65,15 @@ pub enum ServeError {
 /// The window store's memory cap: the configured one, else the least
 /// of a share of the container's memory limit and a share of the state
 /// volume (its checkpoint must fit there twice); said in the log either way.
-fn set_memory_cap(state: &AppState) {
+/// Read once the state directory exists (the volume's size is known then).
+fn memory_cap(config: &SidecarConfig) -> Option<usize> {
     use crate::app::memory_limit::{STORE_SHARE_OF_LIMIT, container_memory_limit};
     use crate::app::state_volume::{STORE_SHARE_OF_VOLUME, space};
     let mib = |b: u64| b / (1 << 20);
-    if let Some(b) = state.config.store_max_bytes {
+    let bytes = |b: u64| usize::try_from(b).unwrap_or(usize::MAX);
+    if let Some(b) = config.store_max_bytes {
         tracing::info!(cap_mib = mib(b), "store memory cap from store.max_bytes");
-        state.set_memory_cap(usize::try_from(b).unwrap_or(usize::MAX));
-        state.fit_memory_cap(now_ms());
-        return;
+        return Some(bytes(b));
     }
     let of_memory = container_memory_limit().map(|limit| {
         let b = (limit as f64 * STORE_SHARE_OF_LIMIT) as u64;
@@ -81,11 +85,10 @@ fn set_memory_cap(state: &AppState) {
         );
         b
     });
-    let of_volume = state
-        .config
+    let of_volume = config
         .state_dir
         .as_deref()
-        .and_then(|dir| space(dir, state.config.state_max_bytes, 0).ok())
+        .and_then(|dir| space(dir, config.state_max_bytes, 0).ok())
         .map(|volume| {
             let b = (volume.total as f64 * STORE_SHARE_OF_VOLUME) as u64;
             tracing::info!(
@@ -96,22 +99,23 @@ fn set_memory_cap(state: &AppState) {
             );
             b
         });
-    match of_memory.into_iter().chain(of_volume).min() {
-        Some(b) => {
-            tracing::info!(cap_mib = mib(b), "store memory cap set");
-            state.set_memory_cap(usize::try_from(b).unwrap_or(usize::MAX));
-            state.fit_memory_cap(now_ms());
-        }
+    let cap = of_memory.into_iter().chain(of_volume).min();
+    match cap {
+        Some(b) => tracing::info!(cap_mib = mib(b), "store memory cap set"),
         None => tracing::info!(
             "no container memory limit, no state volume and no store.max_bytes: the store has no memory cap"
         ),
     }
+    cap.map(bytes)
 }
 
 /// Replays the write-ahead log in `dir` into `state`, then starts its
-/// writer on a new segment.
-fn open_wal(state: &Arc<AppState>, dir: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+/// writer (`log`) on a new segment.
+fn replay_and_start_wal(
+    state: &Arc<AppState>,
+    dir: &std::path::Path,
+    log: LogQueue,
+) -> std::io::Result<()> {
     let replayed = crate::app::wal_writer::replay(state, dir)?;
     tracing::info!(
         dir = %dir.display(),
@@ -121,12 +125,47 @@ fn open_wal(state: &Arc<AppState>, dir: &std::path::Path) -> std::io::Result<()>
         torn = replayed.torn,
         "write-ahead log replayed"
     );
-    crate::app::wal_writer::start(
-        state,
-        dir,
-        replayed.last_segment + 1,
-        state.config.state_max_bytes,
-    )
+    crate::app::wal_writer::start(state, log, replayed.last_segment + 1)
+}
+
+/// The fleet's parts a sidecar holds: the store's writer and tuning, its
+/// experiments, and the view its handlers serve (the fleet store's, else a
+/// query API's, else none).
+struct FleetParts {
+    writer: Option<(FleetWriter, FleetTuning)>,
+    experiments: Option<FleetExperiments>,
+    view: Option<Arc<dyn crate::app::FleetView>>,
+}
+
+impl FleetParts {
+    fn of(config: &SidecarConfig) -> Result<Self, ServeError> {
+        if let Some(url) = &config.fleet_store.redis_url {
+            let client = open_client(url, config.fleet_store.ca_file.as_deref())?;
+            let instance = fleet_instance(config);
+            tracing::info!(%instance, "writing minutes to the fleet store");
+            let con = connection(client)?;
+            let view = FleetStoreView::new(con.clone(), config.clone());
+            let tuning = FleetTuning::new(con.clone(), &instance);
+            let experiments = FleetExperiments::new(con.clone(), &instance);
+            return Ok(Self {
+                writer: Some((FleetWriter::new(con, instance, config.retention), tuning)),
+                experiments: Some(experiments),
+                view: Some(Arc::new(view)),
+            });
+        }
+        let view = config.fleet_store.prometheus_url.as_ref().map(|url| {
+            tracing::info!(url = %crate::config::redact::redact(url), "serving the fleet from a Prometheus query API");
+            Arc::new(crate::fleet::PrometheusView::new(
+                crate::fleet::QueryApi::new(url, None),
+                config.clone(),
+            )) as Arc<dyn crate::app::FleetView>
+        });
+        Ok(Self {
+            writer: None,
+            experiments: None,
+            view,
+        })
+    }
 }
 
 /// A bound sidecar, ready to run.
@@ -142,68 +181,75 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    /// Restores the store, binds the listen address, starts the export.
+    /// Restores the store, binds the listen address, builds the state
+    /// whole (log, memory cap, fleet, export queue), replays the log,
+    /// starts the export.
     pub async fn bind(config: SidecarConfig) -> Result<Self, ServeError> {
-        let (store, totals) = restore_checkpoint(&config);
+        let (store, kept) = restore_checkpoint(&config);
         let addr = config.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
-        let state = Arc::new(AppState::new(config, store));
-        state.restore_totals(totals);
-        if let Some(dir) = state.config.state_dir.clone() {
-            open_wal(&state, &dir).map_err(|source| ServeError::Wal {
-                dir: dir.clone(),
-                source,
-            })?;
-        }
-        // After the log is open: the volume's size is known then.
-        set_memory_cap(&state);
-        // After the replay: a restored experiment keeps its counts.
-        state.start_configured_experiment(now_ms());
-        let e = &state.config.export;
-        let tokens = (e.google_auth || e.cloud_run.is_some())
-            .then(|| Arc::new(TokenSource::new(MetadataClient::new(&e.metadata_host))));
-        let mut fleet_experiments = None;
-        let fleet_writer = match &state.config.fleet_store.redis_url {
-            Some(url) => {
-                let client = open_client(url, state.config.fleet_store.ca_file.as_deref())?;
-                let instance = fleet_instance(&state.config);
-                tracing::info!(%instance, "writing minutes to the fleet store");
-                let con = connection(client)?;
-                state.set_fleet_view(Arc::new(FleetStoreView::new(
-                    con.clone(),
-                    state.config.clone(),
-                )));
-                let tuning = FleetTuning::new(con.clone(), &instance);
-                let experiments = FleetExperiments::new(con.clone(), &instance);
-                state.share_experiments(Arc::new(experiments.clone()));
-                fleet_experiments = Some(experiments);
-                Some((
-                    FleetWriter::new(con, instance, state.config.retention),
-                    tuning,
-                ))
+        let wal_error = |dir: &std::path::Path| {
+            let dir = dir.to_owned();
+            move |source| ServeError::Wal { dir, source }
+        };
+        let log = match &config.state_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(wal_error(dir))?;
+                Some(open_log(dir, config.state_max_bytes))
             }
             None => None,
         };
-        if let (None, Some(url)) = (
-            &state.config.fleet_store.redis_url,
-            &state.config.fleet_store.prometheus_url,
-        ) {
-            tracing::info!(url = %crate::config::redact::redact(url), "serving the fleet from a Prometheus query API");
-            state.set_fleet_view(Arc::new(crate::fleet::PrometheusView::new(
-                crate::fleet::QueryApi::new(url, None),
-                state.config.clone(),
-            )));
+        let (wal, log) = log.unzip();
+        let fleet = FleetParts::of(&config)?;
+        let (histogram_feed, mut histogram_queue) = if config.export.mode == ExportMode::Off {
+            (None, None)
+        } else {
+            let (feed, queue) = tokio::sync::mpsc::channel(crate::export::FEED_CAPACITY);
+            (Some(feed), Some(queue))
+        };
+        let state = Arc::new(AppState::from_parts(StateParts {
+            memory_cap: memory_cap(&config),
+            wal,
+            histogram_feed,
+            fleet_view: fleet.view,
+            shared_experiments: fleet
+                .experiments
+                .clone()
+                .map(|x| Arc::new(x) as Arc<dyn SharedExperiments>),
+            kept,
+            ..StateParts::new(config, store)
+        }));
+        if let (Some(dir), Some(log)) = (state.config.state_dir.clone(), log) {
+            replay_and_start_wal(&state, &dir, log).map_err(wal_error(&dir))?;
         }
-        let export = MetricsExport::start(&state.config, &state, tokens.clone()).await?;
+        // The log's replay is no new traffic: the exported histogram (which
+        // starts with this process) takes only what arrives from now on.
+        if let Some(queue) = histogram_queue.as_mut() {
+            while queue.try_recv().is_ok() {
+                state
+                    .export_stats
+                    .histogram_feed_pending
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        // After the replay: the cap holds over what the log brought back,
+        // and a restored experiment keeps its counts.
+        state.fit_memory_cap(now_ms());
+        state.experiments.start_configured(now_ms());
+        let e = &state.config.export;
+        let tokens = (e.google_auth || e.cloud_run.is_some())
+            .then(|| Arc::new(TokenSource::new(MetadataClient::new(&e.metadata_host))));
+        let export =
+            MetricsExport::start(&state.config, &state, tokens.clone(), histogram_queue).await?;
         Ok(Self {
             state,
             tokens,
             listener,
             export,
-            fleet_writer,
-            fleet_experiments,
+            fleet_writer: fleet.writer,
+            fleet_experiments: fleet.experiments,
         })
     }
 
@@ -370,7 +416,7 @@ async fn experiment_looks(state: Arc<AppState>, mut stop: Shutdown) {
             () = stop.fired() => return,
             _ = every.tick() => {}
         }
-        state.look_at_experiment(now_ms());
+        state.experiments.look(now_ms());
     }
 }
 

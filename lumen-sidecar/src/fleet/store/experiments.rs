@@ -20,10 +20,9 @@ use super::block::{
 use super::error::FleetStoreError;
 use super::keys::FleetKeys;
 use crate::app::experiments::{
-    ArmData, CommandFuture, ExperimentCommand, ExperimentError, ExperimentReport, Experiments,
-    SharedExperiments,
+    ArmData, ExperimentCommand, ExperimentError, ExperimentReport, Experiments,
 };
-use crate::app::{AppState, now_ms};
+use crate::app::{AppState, CommandFuture, ExperimentsHub, SharedExperiments, now_ms};
 
 /// How long the experiments' lock is held at most (a holder that dies
 /// frees it after this).
@@ -96,8 +95,8 @@ impl FleetExperiments {
         read_json(&self.con, keys.experiments(), "reading the experiments").await
     }
 
-    async fn save(&self, keys: &FleetKeys, state: &AppState) -> Result<(), FleetStoreError> {
-        let shared = state.shared_experiments();
+    async fn save(&self, keys: &FleetKeys, hub: &ExperimentsHub) -> Result<(), FleetStoreError> {
+        let shared = hub.shared_state();
         write_json(
             &self.con,
             keys.experiments(),
@@ -113,13 +112,13 @@ impl FleetExperiments {
     async fn count(
         &self,
         keys: &FleetKeys,
-        state: &AppState,
+        hub: &ExperimentsHub,
         now_ms: u64,
     ) -> Result<(), FleetStoreError> {
         let mut infos = instance_infos(&self.con, keys).await?;
         let mine = infos.entry(self.instance.clone()).or_default();
-        mine.experiment_counts = state.own_experiment_counts();
-        state.set_fleet_experiment_counts(
+        mine.experiment_counts = hub.own_counts();
+        hub.set_fleet_counts(
             &fleet_counts(&infos),
             |from_ms, to_ms| fleet_cost_between(&infos, from_ms, to_ms),
             now_ms,
@@ -129,10 +128,10 @@ impl FleetExperiments {
 
     /// Takes the store's state; with none there yet, this sidecar's own
     /// (an experiment started before the store was reachable) becomes it.
-    async fn adopt(&self, keys: &FleetKeys, state: &AppState) -> Result<bool, FleetStoreError> {
+    async fn adopt(&self, keys: &FleetKeys, hub: &ExperimentsHub) -> Result<bool, FleetStoreError> {
         match self.load(keys).await? {
             Some(shared) => {
-                state.adopt_experiments(shared);
+                hub.adopt(shared);
                 Ok(true)
             }
             None => Ok(false),
@@ -148,28 +147,29 @@ impl FleetExperiments {
         every: Duration,
         now_ms: u64,
     ) -> Result<bool, FleetStoreError> {
+        let hub = &state.experiments;
         let Some(service) = state.service_name() else {
             return Ok(false);
         };
         let keys = FleetKeys::new(&service);
         if !self.try_lock(&keys).await? {
-            self.adopt(&keys, state).await?;
+            self.adopt(&keys, hub).await?;
             return Ok(false);
         }
         let result = async {
-            let had_state = self.adopt(&keys, state).await?;
-            let counted = state.experiment_counts_due(every, now_ms);
-            let looked = state.experiment_look_due(every, now_ms);
+            let had_state = self.adopt(&keys, hub).await?;
+            let counted = hub.counts_due(every, now_ms);
+            let looked = hub.look_due(every, now_ms);
             if counted || looked {
                 // While one runs, and a while after a decision (requests
                 // apps served in an arm before they heard of it).
-                self.count(&keys, state, now_ms).await?;
+                self.count(&keys, hub, now_ms).await?;
             }
             if looked {
-                state.look_at_experiment(now_ms);
+                hub.look(now_ms);
             }
             if counted || looked || !had_state {
-                self.save(&keys, state).await?;
+                self.save(&keys, hub).await?;
             }
             Ok(looked)
         }
@@ -180,13 +180,14 @@ impl FleetExperiments {
 
     async fn run_command(
         &self,
-        state: &AppState,
+        hub: &ExperimentsHub,
+        service: Option<String>,
         command: ExperimentCommand,
     ) -> Result<Result<ExperimentReport, ExperimentError>, String> {
-        let Some(service) = state.service_name() else {
+        let Some(service) = service else {
             // No service yet (nothing ingested): this sidecar alone; its
             // state becomes the fleet's at the first tick.
-            return Ok(state.run_experiment_command(command, now_ms()));
+            return Ok(hub.run_command(command, now_ms()));
         };
         let keys = FleetKeys::new(&service);
         let deadline = std::time::Instant::now() + COMMAND_WAIT;
@@ -200,14 +201,14 @@ impl FleetExperiments {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let result = async {
-            self.adopt(&keys, state).await?;
+            self.adopt(&keys, hub).await?;
             if matches!(command, ExperimentCommand::Stop) {
                 // The last look is on the fleet's sums.
-                self.count(&keys, state, now_ms()).await?;
+                self.count(&keys, hub, now_ms()).await?;
             }
-            let answer = state.run_experiment_command(command, now_ms());
+            let answer = hub.run_command(command, now_ms());
             if answer.is_ok() {
-                self.save(&keys, state).await?;
+                self.save(&keys, hub).await?;
             }
             Ok::<_, FleetStoreError>(answer)
         }
@@ -218,8 +219,13 @@ impl FleetExperiments {
 }
 
 impl SharedExperiments for FleetExperiments {
-    fn run<'a>(&'a self, state: &'a AppState, command: ExperimentCommand) -> CommandFuture<'a> {
-        Box::pin(self.run_command(state, command))
+    fn run<'a>(
+        &'a self,
+        hub: &'a ExperimentsHub,
+        service: Option<String>,
+        command: ExperimentCommand,
+    ) -> CommandFuture<'a> {
+        Box::pin(self.run_command(hub, service, command))
     }
 }
 

@@ -243,7 +243,7 @@ impl FleetWriter {
                 cache_totals: state.cache_lookups_by_route(),
                 cold_p95_ms,
                 warm_p95_ms,
-                experiment_counts: state.own_experiment_counts(),
+                experiment_counts: state.experiments.own_counts(),
             };
             (blocks, hours, info)
         };
