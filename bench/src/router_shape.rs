@@ -29,7 +29,7 @@ pub enum Shape {
     /// The router itself.
     Router(Router),
     /// Lumen around the whole router.
-    Wrapped(lumen_middleware::Lumen<Router, lumen_middleware::AxumBody>),
+    Wrapped(lumen_middleware::Lumen<Router, lumen_middleware::body_kind::AxumBody>),
 }
 
 /// Calls `service` once with a fresh request and drains the body.

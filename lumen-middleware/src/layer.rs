@@ -16,7 +16,7 @@ use crate::route::{ClassifyRoute, RouteLabels};
 /// Records every request of the service it wraps. Made by
 /// [`pair`](crate::pair) together with the [`Shipper`](crate::Shipper) that
 /// sends what it records. `K` is the body its responses carry
-/// ([`Wrapped`] by default; [`AxumBody`](crate::AxumBody) in an axum
+/// ([`Wrapped`] by default; [`AxumBody`](crate::body_kind::AxumBody) in an axum
 /// `Router`, from [`with_matched_path`](Self::with_matched_path)).
 pub struct LumenLayer<K = Wrapped> {
     pub(crate) registry: &'static Registry,
@@ -49,7 +49,7 @@ impl<K> LumenLayer<K> {
     /// hands axum its own response bodies back, so axum does not box them
     /// again.
     #[cfg(feature = "axum")]
-    pub fn with_matched_path(self) -> LumenLayer<crate::AxumBody> {
+    pub fn with_matched_path(self) -> LumenLayer<crate::body_kind::AxumBody> {
         LumenLayer {
             labels: RouteLabels::MatchedPath,
             ..self.with_axum_body()
@@ -64,7 +64,7 @@ impl<K> LumenLayer<K> {
     /// [`ResponseBody`](crate::ResponseBody), which every body frame
     /// passes through.
     #[cfg(feature = "axum")]
-    pub fn with_axum_body(self) -> LumenLayer<crate::AxumBody> {
+    pub fn with_axum_body(self) -> LumenLayer<crate::body_kind::AxumBody> {
         LumenLayer {
             registry: self.registry,
             labels: self.labels,

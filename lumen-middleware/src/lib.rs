@@ -36,6 +36,16 @@
 //! share stripes, with atomic adds). See `bench/RESULTS.md` for measured
 //! figures.
 //!
+//! What an app needs is at the root: the layer set ([`LumenLayer`],
+//! [`Lumen`], [`ResponseFuture`], [`ResponseBody`]), [`pair`] and its
+//! [`LumenConfig`], the shipper's handle and errors, [`CacheReport`] and
+//! [`tuning()`]. The modules hold the rest: [`cache`] and [`mod@tuning`]
+//! (reporting from code that never sees the request), [`route`] (route
+//! labels), [`body_kind`] (axum's own body), [`config`] (the defaults),
+//! [`recorder`] (recording without a tower service). The batch format the
+//! sidecar reads is [`wire`] (with [`layout`] and [`units`]); an app never
+//! needs it.
+//!
 //! Features: `layer` (default) is everything above; `axum` adds route labels
 //! from `MatchedPath` and the [`CacheReport`] extractor. With
 //! `default-features = false` only [`wire`], [`layout`] and [`units`] remain,
@@ -50,13 +60,13 @@ pub mod wire;
 #[cfg(feature = "layer")]
 mod body;
 #[cfg(feature = "layer")]
-mod body_kind;
+pub mod body_kind;
 #[cfg(feature = "layer")]
 pub mod cache;
 #[cfg(feature = "layer")]
 mod clock;
 #[cfg(feature = "layer")]
-mod config;
+pub mod config;
 #[cfg(feature = "layer")]
 mod future;
 #[cfg(feature = "layer")]
@@ -68,11 +78,11 @@ mod layer;
 #[cfg(feature = "layer")]
 mod process;
 #[cfg(feature = "layer")]
-mod recorder;
+pub mod recorder;
 #[cfg(feature = "layer")]
 mod registry;
 #[cfg(feature = "layer")]
-mod route;
+pub mod route;
 #[cfg(feature = "layer")]
 mod shipper;
 #[cfg(feature = "layer")]
@@ -82,28 +92,16 @@ pub mod tuning;
 
 #[cfg(feature = "layer")]
 pub use body::ResponseBody;
-#[cfg(feature = "axum")]
-pub use body_kind::AxumBody;
-#[cfg(feature = "layer")]
-pub use body_kind::{BodyKind, Wrapped};
 #[cfg(feature = "layer")]
 pub use cache::CacheReport;
 #[cfg(feature = "layer")]
-pub use config::{
-    ConfigError, DEFAULT_INTERVAL, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_PENDING_BATCHES,
-    DEFAULT_MAX_STRIPES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_ROUTE_CAP, DEFAULT_SERVICE,
-    DEFAULT_SIDECAR_URL, LumenConfig,
-};
+pub use config::{ConfigError, LumenConfig};
 #[cfg(feature = "layer")]
 pub use future::ResponseFuture;
 #[cfg(feature = "layer")]
 pub use layer::{Lumen, LumenLayer};
 #[cfg(feature = "layer")]
-pub use recorder::Recorder;
-#[cfg(feature = "layer")]
-pub use registry::{IntervalSeries, OTHER_ROUTE};
-#[cfg(feature = "layer")]
-pub use route::{ClassifyRoute, route_fn};
+pub use route::route_fn;
 #[cfg(feature = "layer")]
 pub use shipper::{Shipper, ShipperGone, ShipperHandle, ShipperStats, ShutdownReport};
 #[cfg(feature = "layer")]

@@ -1,6 +1,7 @@
 //! [`Recorder`]: the recording path without a tower service.
 
-use crate::registry::{Event, IntervalSeries, Registry, RouteSeries};
+use crate::registry::{Event, Registry, RouteSeries};
+pub use crate::registry::{IntervalSeries, OTHER_ROUTE};
 
 /// Records into the same registry as its [`LumenLayer`](crate::LumenLayer),
 /// through the same wait-free path. Copy.

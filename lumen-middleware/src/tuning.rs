@@ -492,7 +492,7 @@ mod tests {
             service.clone().oneshot(req).await.expect("infallible");
         }
         let series = layer.recorder().drain();
-        let requests = |s: &crate::IntervalSeries| s.status.iter().sum::<u64>();
+        let requests = |s: &crate::recorder::IntervalSeries| s.status.iter().sum::<u64>();
         let base: Vec<_> = series.iter().filter(|s| s.variant.is_none()).collect();
         assert!(
             base.iter().all(|s| requests(s) == 0),

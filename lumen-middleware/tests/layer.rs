@@ -13,7 +13,8 @@ use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use lumen_middleware::cache::Tier;
-use lumen_middleware::{CacheReport, IntervalSeries, LumenConfig, LumenLayer, OTHER_ROUTE, pair};
+use lumen_middleware::recorder::{IntervalSeries, OTHER_ROUTE};
+use lumen_middleware::{CacheReport, LumenConfig, LumenLayer, pair};
 use std::time::Duration;
 use tower::{Layer, Service, ServiceExt, service_fn};
 

@@ -13,7 +13,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use lumen_middleware::{LumenConfig, Recorder, ShipperHandle, pair, wire};
+use lumen_middleware::recorder::Recorder;
+use lumen_middleware::{LumenConfig, ShipperHandle, pair, wire};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 

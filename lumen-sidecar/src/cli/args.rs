@@ -133,7 +133,7 @@ pub struct ReadArgs {
 pub struct FleetArgs {
     /// A Prometheus query API holding every sidecar's metrics: a Prometheus,
     /// Thanos or Mimir base URL, or Managed Service for Prometheus at
-    /// https://monitoring.googleapis.com/v1/projects/PROJECT/location/global/prometheus.
+    /// `https://monitoring.googleapis.com/v1/projects/PROJECT/location/global/prometheus`.
     /// Counts and SLO verdicts are exact sums over the instances; P95/P99
     /// are estimates from the histogram buckets, with their bounds.
     #[arg(long, value_name = "URL", conflicts_with = "fleet_redis")]

@@ -10,7 +10,7 @@
 //! that served traffic, on the Cloud Run Admin API v2, and verifies it.
 //!
 //! [`machine`] and [`triggers`] are pure; [`watch`] carries out what they
-//! decide; [`cloud_run`] and [`slack_thread`] are the edges.
+//! decide; [`crate::google::cloud_run`] and [`slack_thread`] are the edges.
 
 mod approval_api;
 mod evidence;

@@ -46,8 +46,8 @@ pub fn open_client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client, F
 }
 
 /// A connection that reconnects by itself, made without waiting: the
-/// first command connects (within [`CONNECT_TIMEOUT`]); a command fails
-/// after [`RESPONSE_TIMEOUT`] rather than hang.
+/// first command connects (within `CONNECT_TIMEOUT`, 2 s); a command fails
+/// after `RESPONSE_TIMEOUT` rather than hang.
 pub fn connection(client: redis::Client) -> Result<ConnectionManager, FleetStoreError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
