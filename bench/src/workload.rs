@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use lumen_middleware::wire::{
-    self, Batch, CacheCounts, DecodedBatch, DecodedSeries, LatencyCounts, Series, StatusCounts,
+    Batch, CacheCounts, DecodedBatch, DecodedSeries, LatencyCounts, Series, StatusCounts,
 };
 use lumen_sidecar::store::{MINUTE_MS, WindowStore};
 use lumen_tests::distributions::Distribution;
@@ -70,36 +70,16 @@ pub fn decoded_series_of(
 
 /// A batch of `routes` routes with `requests` each, as it travels (JSON).
 pub fn batch_json(seq: u64, start_ms: u64, routes: usize, requests: u64) -> Vec<u8> {
-    let series = (0..routes)
+    let series: Vec<Series> = (0..routes)
         .map(|r| {
             let d = decoded_series(r, requests, seq * 1000 + r as u64);
-            Series {
-                grpc_codes: Default::default(),
-                route: d.route,
-                latency_us: wire::encode_histogram(&d.latency.to_histogram()),
-                keys: None,
-                tiers: None,
-                variant: None,
-                assignments: None,
-                status: d.status,
-                errors: 0,
-                cancelled: 0,
-                cache: d.cache,
-                methods: Default::default(),
-            }
+            Series::new(d.route.as_deref(), &d.latency.to_histogram(), d.status)
+                .with_cache(d.cache.hits, d.cache.misses)
         })
         .collect();
-    let batch = Batch {
-        version: wire::WIRE_VERSION,
-        instance: "bench-instance".into(),
-        seq,
-        service: "bench".into(),
-        revision: Some("bench-00001".into()),
-        start_ms,
-        end_ms: start_ms + 10_000,
-        process: None,
-        series,
-    };
+    let batch = Batch::new("bench-instance", seq, "bench", start_ms, start_ms + 10_000)
+        .with_revision("bench-00001")
+        .with_series(series);
     serde_json::to_vec(&batch).expect("a batch serializes")
 }
 

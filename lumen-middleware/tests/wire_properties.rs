@@ -3,7 +3,7 @@
 //! encoded.
 
 use hdrhistogram::Histogram;
-use lumen_middleware::wire::{self, Batch, CacheCounts, Series, StatusCounts};
+use lumen_middleware::wire::{self, Batch, Series, StatusCounts};
 use proptest::prelude::*;
 
 fn series(route: Option<String>, latencies: Vec<(u64, u64)>, errors: u64, hits: u64) -> Series {
@@ -16,23 +16,16 @@ fn series(route: Option<String>, latencies: Vec<(u64, u64)>, errors: u64, hits: 
     // The histogram holds every response and every inner failure.
     let success = responses.saturating_sub(errors);
     let errors = responses - success;
-    Series {
-        grpc_codes: Default::default(),
-        route,
-        latency_us: wire::encode_histogram(&h),
-        keys: None,
-        tiers: None,
-        variant: None,
-        assignments: None,
-        status: StatusCounts {
+    Series::new(
+        route.as_deref(),
+        &h,
+        StatusCounts {
             success,
             ..Default::default()
         },
-        errors,
-        cancelled: 0,
-        cache: CacheCounts { hits, misses: 0 },
-        methods: Default::default(),
-    }
+    )
+    .with_errors(errors)
+    .with_cache(hits, 0)
 }
 
 fn batch_strategy() -> impl Strategy<Value = Batch> {
@@ -54,17 +47,7 @@ fn batch_strategy() -> impl Strategy<Value = Batch> {
             // Routes are disjoint within a batch.
             let mut seen = std::collections::HashSet::new();
             series.retain(|s| seen.insert(s.route.clone()));
-            Batch {
-                version: wire::WIRE_VERSION,
-                instance,
-                seq,
-                service: "api".into(),
-                revision: None,
-                start_ms,
-                end_ms: start_ms + len,
-                process: None,
-                series,
-            }
+            Batch::new(&instance, seq, "api", start_ms, start_ms + len).with_series(series)
         })
 }
 

@@ -1,13 +1,12 @@
 //! The `lumen-sidecar` binary as a real process: serve, check exit codes for
 //! every status, config check/show, SIGTERM drain with a snapshot, restart.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::*;
+use lumen_tests::free_port;
+use lumen_tests::sidecar_http::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lumen-sidecar");
 
@@ -627,4 +626,19 @@ async fn two_instances_each_carry_their_share_and_the_fleet_roi_is_one_bill() {
     for served in [a, b, run] {
         served.terminate();
     }
+}
+
+#[test]
+fn the_cost_budget_command_answers_to_its_old_name_too() {
+    let help = |name: &str| {
+        let out = std::process::Command::new(BIN)
+            .args([name, "apply", "--help"])
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{name}: {out:?}");
+        String::from_utf8(out.stdout).expect("UTF-8 help")
+    };
+    let canonical = help("cost-budget");
+    assert!(canonical.contains("--billing-account"), "{canonical}");
+    assert_eq!(help("budget"), canonical);
 }

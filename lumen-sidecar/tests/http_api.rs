@@ -1,14 +1,13 @@
 //! Ingest and the read API over real HTTP against an in-process sidecar.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::*;
 use lumen_sidecar::Sidecar;
 use lumen_sidecar::app::AppState;
 use lumen_sidecar::config::SidecarConfig;
+use lumen_tests::now_ms;
+use lumen_tests::sidecar_http::*;
 use serde_json::{Value, json};
 
 async fn start(config: SidecarConfig) -> (SocketAddr, Arc<AppState>) {

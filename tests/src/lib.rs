@@ -16,6 +16,7 @@ pub mod json_client;
 pub mod otlp_receiver;
 pub mod prometheus_backfill;
 pub mod promql_refs;
+pub mod sidecar_http;
 pub mod slack_api;
 pub mod slack_webhook;
 pub mod webdriver;

@@ -50,20 +50,10 @@ impl RouteMinute {
 
     /// The minute as a wire series.
     pub fn series(&self) -> Series {
-        Series {
-            grpc_codes: Default::default(),
-            route: Some(self.route.clone()),
-            variant: None,
-            latency_us: wire::encode_histogram(&self.latency),
-            status: self.status,
-            errors: self.errors,
-            methods: Default::default(),
-            cancelled: self.cancelled,
-            cache: self.cache,
-            keys: None,
-            assignments: None,
-            tiers: None,
-        }
+        Series::new(Some(&self.route), &self.latency, self.status)
+            .with_errors(self.errors)
+            .with_cancelled(self.cancelled)
+            .with_cache(self.cache.hits, self.cache.misses)
     }
 }
 
@@ -218,16 +208,12 @@ impl Workload {
         process: Option<wire::ProcessStats>,
     ) -> Vec<u8> {
         let start_ms = self.minute_start_ms(m);
-        let batch = Batch {
-            version: wire::WIRE_VERSION,
-            instance: instance.into(),
-            seq,
-            service: service.into(),
-            revision: Some(format!("{service}-00001-abc")),
-            start_ms,
-            end_ms: start_ms + 59_000,
-            process,
-            series: self.minute(m).iter().map(RouteMinute::series).collect(),
+        let batch = Batch::new(instance, seq, service, start_ms, start_ms + 59_000)
+            .with_revision(&format!("{service}-00001-abc"))
+            .with_series(self.minute(m).iter().map(RouteMinute::series));
+        let batch = match process {
+            Some(p) => batch.with_process(p),
+            None => batch,
         };
         serde_json::to_vec(&batch).expect("a batch serializes")
     }

@@ -11,42 +11,25 @@ fn batch(seq: u64, routes: std::ops::Range<u64>) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_millis() as u64;
-    let series = routes
+    let series: Vec<Series> = routes
         .map(|r| {
             let mut latency =
                 hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
             latency.record_n(1_000 + r, 3).expect("in range");
-            Series {
-                grpc_codes: Default::default(),
-                route: Some(format!("/flood/{r}")),
-                latency_us: wire::encode_histogram(&latency),
-                keys: None,
-                tiers: None,
-                variant: None,
-                assignments: None,
-                status: StatusCounts {
+            Series::new(
+                Some(&format!("/flood/{r}")),
+                &latency,
+                StatusCounts {
                     success: 2,
                     server_error: 1,
                     ..Default::default()
                 },
-                errors: 0,
-                cancelled: 0,
-                cache: Default::default(),
-                methods: Default::default(),
-            }
+            )
         })
         .collect();
-    serde_json::to_string(&Batch {
-        version: wire::WIRE_VERSION,
-        instance: "flood-1".into(),
-        seq,
-        service: "flood-api".into(),
-        revision: None,
-        start_ms: now - 1_000,
-        end_ms: now,
-        process: None,
-        series,
-    })
+    serde_json::to_string(
+        &Batch::new("flood-1", seq, "flood-api", now - 1_000, now).with_series(series),
+    )
     .expect("serializes")
 }
 

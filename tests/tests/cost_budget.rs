@@ -1,6 +1,6 @@
 //! The cost, end to end: a sidecar's accrued-cost counter (real process,
 //! real HTTP) against its lifetime and prices; the budget section of
-//! `/v1/health`, `/v1/budget` and `check --verbose`; and `budget apply`
+//! `/v1/health`, `/v1/budget` and `check --verbose`; and `cost-budget apply`
 //! against a stand-in of the Cloud Billing Budget API that checks every
 //! request as the API documents it.
 
@@ -118,7 +118,7 @@ async fn the_instance_cost_counts_its_lifetime_at_its_prices() {
 fn budget_cli(base: &str, extra: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(binary("lumen-sidecar"))
         .args([
-            "budget",
+            "cost-budget",
             "apply",
             "--billing-account",
             "012345-6789AB-CDEF01",

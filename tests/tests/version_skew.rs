@@ -22,33 +22,14 @@ fn batch_json(seq: u64, requests: u64) -> serde_json::Value {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_millis() as u64;
-    let batch = Batch {
-        version: wire::WIRE_VERSION,
-        instance: "skew-1".into(),
-        seq,
-        service: "skew-api".into(),
-        revision: None,
-        start_ms: now - 1_000,
-        end_ms: now,
-        process: None,
-        series: vec![Series {
-            grpc_codes: Default::default(),
-            route: Some("/x".into()),
-            latency_us: wire::encode_histogram(&latency),
-            keys: None,
-            tiers: None,
-            variant: None,
-            assignments: None,
-            status: StatusCounts {
-                success: requests,
-                ..Default::default()
-            },
-            errors: 0,
-            cancelled: 0,
-            cache: Default::default(),
-            methods: Default::default(),
-        }],
-    };
+    let batch = Batch::new("skew-1", seq, "skew-api", now - 1_000, now).with_series([Series::new(
+        Some("/x"),
+        &latency,
+        StatusCounts {
+            success: requests,
+            ..Default::default()
+        },
+    )]);
     serde_json::to_value(&batch).expect("serializes")
 }
 

@@ -146,43 +146,16 @@ mod tests {
     fn batch(start_ms: u64, route: &str, ok: u64) -> Batch {
         let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid");
         h.record_n(1_000 + start_ms, ok).expect("in range");
-        Batch {
-            version: wire::WIRE_VERSION,
-            instance: "i".into(),
-            seq: 0,
-            service: "s".into(),
-            revision: None,
-            start_ms,
-            end_ms: start_ms + 10,
-            process: None,
-            series: vec![Series {
-                grpc_codes: Default::default(),
-                methods: [(
-                    "GET".to_owned(),
-                    wire::MethodCounts {
-                        status: StatusCounts {
-                            success: ok,
-                            ..Default::default()
-                        },
-                        errors: 0,
-                    },
-                )]
-                .into(),
-                route: Some(route.into()),
-                latency_us: wire::encode_histogram(&h),
-                keys: None,
-                tiers: None,
-                variant: None,
-                assignments: None,
-                status: StatusCounts {
-                    success: ok,
-                    ..Default::default()
-                },
-                errors: 0,
-                cancelled: 0,
-                cache: Default::default(),
-            }],
-        }
+        let status = StatusCounts {
+            success: ok,
+            ..Default::default()
+        };
+        Batch::new("i", 0, "s", start_ms, start_ms + 10).with_series([Series::new(
+            Some(route),
+            &h,
+            status,
+        )
+        .with_method("GET", wire::MethodCounts { status, errors: 0 })])
     }
 
     #[test]

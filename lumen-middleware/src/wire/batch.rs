@@ -1,5 +1,6 @@
 //! The JSON shape of a batch, exactly as it travels.
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 /// One interval of one app instance: what `POST /v1/ingest` carries.
@@ -88,6 +89,123 @@ pub struct Series {
     /// the app timed none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tiers: Option<TierTimes>,
+}
+
+impl Batch {
+    /// A batch of this wire version from app instance `instance` (its
+    /// `seq`-th) of `service`, for the interval `start_ms`..`end_ms`, with
+    /// no series yet; [`with_series`](Self::with_series) and the other
+    /// `with_*` methods add the rest.
+    pub fn new(instance: &str, seq: u64, service: &str, start_ms: u64, end_ms: u64) -> Self {
+        Self {
+            version: super::WIRE_VERSION,
+            instance: instance.to_owned(),
+            seq,
+            service: service.to_owned(),
+            revision: None,
+            start_ms,
+            end_ms,
+            process: None,
+            series: Vec::new(),
+        }
+    }
+
+    /// The same batch with `series` added.
+    pub fn with_series(mut self, series: impl IntoIterator<Item = Series>) -> Self {
+        self.series.extend(series);
+        self
+    }
+
+    /// The same batch from revision `revision`.
+    pub fn with_revision(mut self, revision: &str) -> Self {
+        self.revision = Some(revision.to_owned());
+        self
+    }
+
+    /// The same batch with the process's resource figures.
+    pub fn with_process(mut self, process: ProcessStats) -> Self {
+        self.process = Some(process);
+        self
+    }
+}
+
+impl Series {
+    /// The requests of `route` (none: unlabelled) whose latencies (µs) are
+    /// `latency` and whose responses by status class are `status`; no
+    /// failures, cancellations, cache lookups, methods, gRPC codes or arm
+    /// until the `with_*` methods add them.
+    pub fn new(route: Option<&str>, latency: &Histogram<u64>, status: StatusCounts) -> Self {
+        Self {
+            route: route.map(str::to_owned),
+            variant: None,
+            latency_us: super::encode_histogram(latency),
+            status,
+            errors: 0,
+            methods: std::collections::BTreeMap::new(),
+            grpc_codes: std::collections::BTreeMap::new(),
+            cancelled: 0,
+            cache: CacheCounts::default(),
+            keys: None,
+            assignments: None,
+            tiers: None,
+        }
+    }
+
+    /// The same series with `errors` inner-service failures (their
+    /// latencies belong in the histogram too).
+    pub fn with_errors(mut self, errors: u64) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// The same series with `cancelled` requests the client abandoned.
+    pub fn with_cancelled(mut self, cancelled: u64) -> Self {
+        self.cancelled = cancelled;
+        self
+    }
+
+    /// The same series with `hits` and `misses` cache lookups.
+    pub fn with_cache(mut self, hits: u64, misses: u64) -> Self {
+        self.cache = CacheCounts { hits, misses };
+        self
+    }
+
+    /// The same series with its responses and failures of request method
+    /// `method` (a name of [`METHODS`](super::METHODS)).
+    pub fn with_method(mut self, method: &str, counts: MethodCounts) -> Self {
+        self.methods.insert(method.to_owned(), counts);
+        self
+    }
+
+    /// The same series with `calls` gRPC calls that ended with `code`.
+    pub fn with_grpc_code(mut self, code: u8, calls: u64) -> Self {
+        self.grpc_codes.insert(code.to_string(), calls);
+        self
+    }
+
+    /// The same series as the requests of `variant`'s arm, assigned as
+    /// `assignments` says.
+    pub fn with_variant(
+        mut self,
+        variant: super::Variant,
+        assignments: super::Assignments,
+    ) -> Self {
+        self.variant = Some(variant);
+        self.assignments = Some(assignments);
+        self
+    }
+
+    /// The same series with its sample of cache keys.
+    pub fn with_keys(mut self, keys: KeySample) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The same series with its cache lookups timed by tier.
+    pub fn with_tiers(mut self, tiers: TierTimes) -> Self {
+        self.tiers = Some(tiers);
+        self
+    }
 }
 
 /// How long one route's cache lookups took, tier by tier, over one

@@ -31,30 +31,12 @@
 //!
 //! let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
 //! latency.record_n(1_250, 3).unwrap();
-//! let batch = Batch {
-//!     version: wire::WIRE_VERSION,
-//!     instance: "0b6f2c1e9d7a4f3e".into(),
-//!     seq: 1,
-//!     service: "api".into(),
-//!     revision: None,
-//!     start_ms: 1_764_130_000_000,
-//!     end_ms: 1_764_130_010_000,
-//!     process: None,
-//!     series: vec![Series {
-//!         grpc_codes: Default::default(),
-//!         route: Some("/hello".into()),
-//!         variant: None,
-//!         latency_us: wire::encode_histogram(&latency),
-//!         keys: None,
-//!         tiers: None,
-//!         assignments: None,
-//!         status: StatusCounts { success: 3, ..Default::default() },
-//!         errors: 0,
-//!         cancelled: 0,
-//!         cache: Default::default(),
-//!         methods: Default::default(),
-//!     }],
-//! };
+//! let batch = Batch::new("0b6f2c1e9d7a4f3e", 1, "api", 1_764_130_000_000, 1_764_130_010_000)
+//!     .with_series([Series::new(
+//!         Some("/hello"),
+//!         &latency,
+//!         StatusCounts { success: 3, ..Default::default() },
+//!     )]);
 //! let json = serde_json::to_vec(&batch).unwrap();
 //! let decoded = wire::decode(&json).unwrap();
 //! assert_eq!(decoded.series[0].latency.len(), 3);

@@ -72,8 +72,10 @@ pub enum Command {
         #[command(subcommand)]
         action: GateAction,
     },
-    /// The monthly budget as a Cloud Billing budget.
-    Budget {
+    /// The monthly cost budget as a Cloud Billing budget (`budget` is
+    /// the same command).
+    #[command(name = "cost-budget", alias = "budget")]
+    CostBudget {
         /// `apply`.
         #[command(subcommand)]
         action: BudgetAction,

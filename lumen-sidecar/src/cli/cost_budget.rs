@@ -1,4 +1,4 @@
-//! `budget apply`: the monthly cost budget on the Cloud Billing Budget API.
+//! `cost-budget apply`: the monthly cost budget on the Cloud Billing Budget API.
 
 use super::{BudgetAction, CliError};
 use crate::config::SidecarConfig;
@@ -18,7 +18,7 @@ fn with_quota_hint(error: String) -> String {
     }
 }
 
-/// `budget apply`: what was (or would be) sent.
+/// `cost-budget apply`: what was (or would be) sent.
 pub async fn budget_apply(action: BudgetAction) -> Result<String, CliError> {
     let BudgetAction::Apply {
         billing_account,

@@ -1,5 +1,5 @@
-//! The commands of Phase 3: `gate watch`, `gate approve|veto|status`,
-//! `budget apply`, from their arguments to the gate and the APIs.
+//! `gate watch` and `gate approve|veto|status`,
+//! from their arguments to the gate and its API.
 
 use std::time::Duration;
 

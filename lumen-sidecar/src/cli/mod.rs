@@ -38,7 +38,7 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
             GateAction::Veto(a) => gate::gate_command("veto", &a).await.map(printed),
             GateAction::Status(a) => gate::gate_command("status", &a).await.map(printed),
         },
-        Command::Budget { action } => cost_budget::budget_apply(action).await.map(printed),
+        Command::CostBudget { action } => cost_budget::budget_apply(action).await.map(printed),
         Command::Experiment { action } => experiment::experiment_command(action).await.map(printed),
         Command::Tune {
             action: TuneAction::Apply(args),

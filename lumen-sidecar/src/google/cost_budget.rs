@@ -1,4 +1,4 @@
-//! `budget apply`: the service's monthly budget as a Cloud Billing budget
+//! `cost-budget apply`: the service's monthly budget as a Cloud Billing budget
 //! (Budget API v1), created or updated with its etag: threshold rules at
 //! 50 %, 90 % and 100 % of current spend and 100 % of forecast spend,
 //! notifying a Pub/Sub topic and/or Cloud Monitoring email channels.
@@ -37,7 +37,7 @@ pub const THRESHOLDS: [(f64, &str); 4] = [
     (1.0, "CURRENT_SPEND"),
     (1.0, "FORECASTED_SPEND"),
 ];
-/// The fields `budget apply` sets, as the update mask names them.
+/// The fields `cost-budget apply` sets, as the update mask names them.
 pub const UPDATE_MASK: &str = "displayName,budgetFilter,amount,thresholdRules,notificationsRule";
 
 /// A budget request that cannot be made.
