@@ -12,6 +12,7 @@ pub mod distributions;
 pub mod fleet_load;
 pub mod google_series;
 pub mod google_stand_in;
+pub mod ingest_stand_in;
 pub mod json_client;
 pub mod otlp_receiver;
 pub mod prometheus_backfill;
