@@ -85,7 +85,7 @@ pub fn save_snapshot(state: &AppState) {
             record.insert("experiments".into(), state.experiments.to_json());
             record.insert(
                 "tuning".into(),
-                serde_json::to_value(state.tuning_state()).expect("the loop's state serialises"),
+                serde_json::to_value(state.tuning.state()).expect("the loop's state serialises"),
             );
         }
         (
@@ -140,9 +140,9 @@ mod tests {
         let (store, _) = restore_checkpoint(&config);
         let before = AppState::new(config.clone(), store);
         let lookups: BTreeMap<String, [u64; 2]> = [("/ask".to_owned(), [500, 500])].into();
-        before.start_tuning_on(&BTreeMap::new(), 1_000);
+        before.tuning.start(&BTreeMap::new(), 1_000);
         assert_eq!(
-            before.decide_tuning_on(&lookups, 2_000).len(),
+            before.tuning.decide(&lookups, 2_000).len(),
             1,
             "a TTL change"
         );
@@ -159,10 +159,10 @@ mod tests {
             (restored.version, &restored.caches),
             (answer.version, &answer.caches)
         );
-        let report = after.tuning_report();
+        let report = after.tuning.report();
         assert_eq!(
             report.caches["/ask"].ttl_s,
-            before.tuning_report().caches["/ask"].ttl_s
+            before.tuning.report().caches["/ask"].ttl_s
         );
         assert_eq!(report.caches["/ask"].changes.len(), 1);
         std::fs::remove_dir_all(&dir).expect("clean up");

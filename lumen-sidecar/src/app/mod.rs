@@ -21,6 +21,7 @@ mod stats;
 mod totals;
 pub mod wal_handle;
 pub mod tuning;
+pub mod tuning_hub;
 pub mod wal_writer;
 
 pub use checkpoint::{restore_checkpoint, save_snapshot};
@@ -37,4 +38,5 @@ pub use totals::{
     ADVISED_BOUNDARIES_S, CumulativeTotals, INNER_FAILURE_LABEL, LatencyBoundaries, LatencyTotals,
     RequestTotals, SloEvents,
 };
+pub use tuning_hub::TuningHub;
 pub use wal_handle::IngestError;

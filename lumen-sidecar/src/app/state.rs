@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::experiment_hub::{ExperimentsHub, SharedExperiments};
 use super::stats::{ExportStats, IngestStats, SlackStats};
 use super::totals::{CumulativeTotals, LatencyBoundaries};
+use super::tuning_hub::TuningHub;
 use super::wal_handle::{IngestError, WalHandle};
 use crate::config::SidecarConfig;
 use crate::store::{Applied, BudgetRules, StoreError, WindowStore};
@@ -49,10 +50,8 @@ pub struct AppState {
     deployments: Mutex<Option<crate::eval::Deployments>>,
     fleet_view: Option<Arc<dyn super::FleetView>>,
     started_ms: u64,
-    tuning: Mutex<super::tuning::TuningState>,
-    key_samples: Mutex<std::collections::BTreeMap<String, crate::eval::mrc::ShardsSample>>,
-    /// Each route's cache lookups timed by tier, since the sidecar started.
-    tier_times: Mutex<std::collections::BTreeMap<String, lumen_middleware::wire::TierTimes>>,
+    /// The feedback loop: its state, the key samples and tier timings.
+    pub tuning: TuningHub,
     /// The A/B experiments.
     pub experiments: ExperimentsHub,
 }
@@ -124,8 +123,10 @@ impl AppState {
             config.slo.latency_p99_ms,
         ]);
         let experiments = ExperimentsHub::new(&config, shared_experiments);
+        let tuning = TuningHub::new(&config.feedback);
         let state = Self {
             experiments,
+            tuning,
             budget_rules,
             boundaries,
             config,
@@ -135,9 +136,6 @@ impl AppState {
             slack_stats: Arc::default(),
             totals: Mutex::new(CumulativeTotals::default()),
             started_ms: super::clock::now_ms(),
-            tuning: Mutex::default(),
-            key_samples: Mutex::default(),
-            tier_times: Mutex::default(),
             histogram_feed,
             wal,
             memory_cap,
@@ -267,10 +265,7 @@ impl AppState {
     /// Adds a stored batch to the cumulative totals and queues its latency
     /// for the exported histogram (when an export runs).
     pub fn note_exported(&self, batch: &DecodedBatch) {
-        if self.config.feedback.mode != crate::config::FeedbackMode::Off {
-            self.note_key_samples(batch);
-            self.note_tier_times(batch);
-        }
+        self.tuning.note(batch);
         self.experiments.note(batch, &self.budget_rules);
         let revision = {
             let mut totals = self.totals();
@@ -326,113 +321,7 @@ impl AppState {
     /// the last one (each route's lookups are one cache's); the changes
     /// made (or, in `recommend` mode, recommended), each logged.
     pub fn decide_tuning(&self, now_ms: u64) -> Vec<super::tuning::TtlChange> {
-        self.decide_tuning_on(&self.cache_lookups_by_route(), now_ms)
-    }
-
-    /// One decision at `now_ms` on `cumulative` lookups by cache (this
-    /// sidecar's, or the fleet's sums).
-    pub fn decide_tuning_on(
-        &self,
-        cumulative: &std::collections::BTreeMap<String, [u64; 2]>,
-        now_ms: u64,
-    ) -> Vec<super::tuning::TtlChange> {
-        let f = &self.config.feedback;
-        let mut advice: std::collections::BTreeMap<String, super::tuning::CacheAdvice> =
-            self.key_samples
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .filter_map(|(route, sample)| {
-                    super::tuning::recommend_l1(sample, f.ttl.target_hit_rate, f.l1_entry_bytes)
-                        .map(|r| {
-                            let advice = super::tuning::CacheAdvice {
-                                l1: Some(r),
-                                tiers: None,
-                            };
-                            (route.clone(), advice)
-                        })
-                })
-                .collect();
-        for (route, times) in self
-            .tier_times
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let Some([hits, misses]) = cumulative.get(route).copied() else {
-                continue;
-            };
-            if hits + misses == 0 {
-                continue;
-            }
-            let entry = advice.entry(route.clone()).or_default();
-            // The L1 at the size the curve recommends; without a curve, the
-            // L1 in force as measured (its misses are the L2's lookups).
-            let l1_hit_ratio = entry.l1.as_ref().and_then(|r| r.hit_ratio).or_else(|| {
-                (times.l1.lookups > 0 && times.l2.lookups > 0).then(|| {
-                    1.0 - times.l2.lookups.min(times.l1.lookups) as f64 / times.l1.lookups as f64
-                })
-            });
-            entry.tiers = Some(crate::eval::choose_tiers(
-                times,
-                hits as f64 / (hits + misses) as f64,
-                l1_hit_ratio,
-            ));
-        }
-        let made = self
-            .tuning
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .decide(cumulative, &advice, &f.ttl, f.mode, now_ms);
-        for c in &made {
-            tracing::info!(
-                applied = c.applied,
-                from_s = c.from_s,
-                to_s = c.to_s,
-                hit_rate = c.hit_rate_before,
-                lookups = c.lookups_before,
-                "cache TTL {}: {}",
-                if c.applied { "changed" } else { "recommended" },
-                c.why
-            );
-        }
-        made
-    }
-
-    /// Adds a batch's sampled cache keys to each route's miss-ratio sample.
-    fn note_key_samples(&self, batch: &DecodedBatch) {
-        use super::tuning::{SAMPLE_ACCESSES, SAMPLE_KEYS};
-        use crate::eval::mrc::{MODULUS, ShardsSample};
-        let mut samples = self
-            .key_samples
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for series in &batch.series {
-            let (Some(route), Some(keys)) = (&series.route, &series.keys) else {
-                continue;
-            };
-            let sample = samples
-                .entry(route.clone())
-                .or_insert_with(|| ShardsSample::new(MODULUS, SAMPLE_KEYS, SAMPLE_ACCESSES));
-            sample.add_interval(keys);
-        }
-    }
-
-    /// Adds a batch's per-tier lookup timings to each route's sums.
-    fn note_tier_times(&self, batch: &DecodedBatch) {
-        let mut sums = self
-            .tier_times
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for series in &batch.series {
-            let (Some(route), Some(tiers)) = (&series.route, &series.tiers) else {
-                continue;
-            };
-            let sum = sums.entry(route.clone()).or_default();
-            *sum = lumen_middleware::wire::TierTimes::from_array(std::array::from_fn(|i| {
-                sum.as_array()[i].saturating_add(&tiers.as_array()[i])
-            }));
-        }
+        self.tuning.decide(&self.cache_lookups_by_route(), now_ms)
     }
 
     /// The cumulative cache lookups by route, `[hits, misses]`.
@@ -447,42 +336,12 @@ impl AppState {
     /// Starts the feedback loop at `now_ms`: its first decision counts the
     /// lookups after this.
     pub fn start_tuning(&self, now_ms: u64) {
-        self.start_tuning_on(&self.cache_lookups_by_route(), now_ms);
-    }
-
-    /// Starts the feedback loop at `now_ms` from `cumulative` lookups.
-    pub fn start_tuning_on(
-        &self,
-        cumulative: &std::collections::BTreeMap<String, [u64; 2]>,
-        now_ms: u64,
-    ) {
-        self.tuning
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .start(cumulative, now_ms);
-    }
-
-    /// The feedback loop's whole state (to share it through the fleet store).
-    pub fn tuning_state(&self) -> super::tuning::TuningState {
-        self.tuning
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Takes `shared` as the feedback loop's state (the fleet's decider's).
-    pub fn replace_tuning_state(&self, shared: super::tuning::TuningState) {
-        *self.tuning.lock().unwrap_or_else(PoisonError::into_inner) = shared;
+        self.tuning.start(&self.cache_lookups_by_route(), now_ms);
     }
 
     /// The tuning parameters the ingest answers carry, if any.
     pub fn tuning_answer(&self) -> Option<lumen_middleware::wire::TuningAnswer> {
-        let loop_answer = self
-            .tuning
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .answer()
-            .cloned();
+        let loop_answer = self.tuning.loop_answer();
         let (version, params, experiment) = self.experiments.channel();
         if version == 0 && loop_answer.is_none() {
             return None;
@@ -495,15 +354,6 @@ impl AppState {
         answer.params = params;
         answer.experiment = experiment;
         Some(answer)
-    }
-
-    /// `GET /v1/tuning`.
-    pub fn tuning_report(&self) -> super::tuning::TuningReport {
-        let f = &self.config.feedback;
-        self.tuning
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .report(f.mode, &f.ttl)
     }
 
     /// When this sidecar started, Unix ms: its instance's lifetime, for
@@ -552,7 +402,7 @@ impl AppState {
         }
         if let Some(t) = kept.get("tuning") {
             match serde_json::from_value::<super::tuning::TuningState>(t.clone()) {
-                Ok(t) => self.replace_tuning_state(t),
+                Ok(t) => self.tuning.replace(t),
                 Err(e) => {
                     tracing::error!(error = %e, "the checkpoint's feedback loop state is unreadable; the loop starts afresh")
                 }

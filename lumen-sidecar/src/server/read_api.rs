@@ -116,7 +116,7 @@ pub async fn report(
             (
                 [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
                 render::markdown(&e.slo, Some((&e.health, &e.budget)))
-                    + &render::tuning_markdown(&app.tuning_report())
+                    + &render::tuning_markdown(&app.tuning.report())
                     + &render::experiments_markdown(&app.experiments.report(now_ms())),
             )
                 .into_response()
@@ -216,5 +216,5 @@ pub async fn healthz() -> &'static str {
 /// `GET /v1/tuning`: the feedback loop's mode, each cache's TTL and the
 /// changes with their hit rates before and after.
 pub async fn tuning(State(app): State<Arc<AppState>>) -> Response {
-    Json(app.tuning_report()).into_response()
+    Json(app.tuning.report()).into_response()
 }

@@ -78,23 +78,23 @@ impl FleetTuning {
             let shared = self.load(&keys).await?;
             let infos = instance_infos(&self.con, &keys).await?;
             let lookups = fleet_lookups(&infos);
-            state.replace_tuning_state(shared.unwrap_or_default());
-            if state.tuning_state().started() {
-                state.decide_tuning_on(&lookups, now_ms);
+            state.tuning.replace(shared.unwrap_or_default());
+            if state.tuning.state().started() {
+                state.tuning.decide(&lookups, now_ms);
             } else {
-                state.start_tuning_on(&lookups, now_ms);
+                state.tuning.start(&lookups, now_ms);
             }
             write_json(
                 &self.con,
                 keys.tuning(),
-                &state.tuning_state(),
+                &state.tuning.state(),
                 "writing the feedback loop's state",
             )
             .await?;
             return Ok(true);
         }
         if let Some(shared) = self.load(&keys).await? {
-            state.replace_tuning_state(shared);
+            state.tuning.replace(shared);
         }
         Ok(false)
     }
