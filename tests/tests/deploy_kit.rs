@@ -230,3 +230,91 @@ fn the_sidecar_keeps_its_state_on_an_in_memory_volume() {
         "{state} on the volume {dir}"
     );
 }
+
+/// The gate's manifest.
+fn gate_service() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("deploy/cloudrun/gate.yaml"))
+        .expect("the gate's manifest exists");
+    serde_yaml::from_str(&text).expect("the gate's manifest is YAML")
+}
+
+#[test]
+fn the_gate_runs_as_one_always_on_instance_under_its_own_account() {
+    use clap::Parser;
+    let s = gate_service();
+    assert_eq!(s["kind"], "Service");
+    let template = &s["spec"]["template"];
+    let annotations = &template["metadata"]["annotations"];
+    assert_eq!(annotations["autoscaling.knative.dev/minScale"], "1");
+    assert_eq!(annotations["autoscaling.knative.dev/maxScale"], "1");
+    assert_eq!(annotations["run.googleapis.com/cpu-throttling"], "false");
+    let account = template["spec"]["serviceAccountName"]
+        .as_str()
+        .expect("an account");
+    assert!(account.starts_with("lumen-gate@"), "{account}");
+    let containers = template["spec"]["containers"]
+        .as_sequence()
+        .expect("containers");
+    assert_eq!(containers.len(), 1);
+    let gate = &containers[0];
+
+    // The arguments are the CLI's: they parse, and the gate listens on
+    // the container's port.
+    let args: Vec<String> = gate["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("a string").to_owned())
+        .collect();
+    let cli = lumen_sidecar::cli::Cli::try_parse_from(
+        std::iter::once("lumen-sidecar".to_owned()).chain(args.iter().cloned()),
+    )
+    .unwrap_or_else(|e| panic!("gate.yaml's args do not parse: {e}"));
+    let lumen_sidecar::cli::Command::Gate {
+        action: lumen_sidecar::cli::GateAction::Watch(watch),
+    } = cli.command
+    else {
+        panic!("gate.yaml runs something other than `gate watch`: {args:?}");
+    };
+    let port = gate["ports"][0]["containerPort"].as_u64().expect("a port");
+    assert_eq!(u64::from(watch.listen.port()), port);
+    assert!(
+        !watch.listen.ip().is_loopback(),
+        "Cloud Run routes to all interfaces"
+    );
+
+    // Off loopback the gate needs tokens, and every token is a secret
+    // reference, never a value in the file.
+    let env = gate["env"].as_sequence().expect("env");
+    let secret = |name: &str| {
+        env.iter()
+            .find(|e| e["name"].as_str() == Some(name))
+            .and_then(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str())
+            .map(str::to_owned)
+    };
+    assert!(secret("LUMEN_GATE_APPROVERS").is_some(), "{env:?}");
+    for e in env {
+        let name = e["name"].as_str().expect("a name");
+        if name.contains("TOKEN") || name.contains("APPROVERS") || name.contains("SECRET") {
+            assert!(
+                e.get("value").is_none() && secret(name).is_some(),
+                "{name} must come from Secret Manager"
+            );
+        }
+    }
+    // The roles the manifest names are the ones deploy/NOTES.md explains.
+    let notes = std::fs::read_to_string(workspace_root().join("deploy/NOTES.md")).expect("notes");
+    let section = notes
+        .split("## The gate's service")
+        .nth(1)
+        .expect("NOTES.md has the gate's section");
+    let manifest = std::fs::read_to_string(workspace_root().join("deploy/cloudrun/gate.yaml"))
+        .expect("the gate's manifest");
+    for role in [
+        "roles/run.developer",
+        "roles/monitoring.viewer",
+        "roles/secretmanager.secretAccessor",
+    ] {
+        assert!(manifest.contains(role) && section.contains(role), "{role}");
+    }
+}

@@ -13,17 +13,20 @@ use std::time::Duration;
 use lumen_middleware::{LumenConfig, pair};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::fleet::{FleetReader, QueryApi};
+use lumen_sidecar::gate::slack_interactions::{
+    APPROVE_ACTION, SlackApprovers, SlackDecisions, VETO_ACTION,
+};
 use lumen_sidecar::gate::{
-    CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, SlackTarget, gate,
-    router,
+    CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateState, GateStatus,
+    SlackTarget, gate, router_with_slack,
 };
 use lumen_sidecar::google::AccessTokens;
 use lumen_sidecar::http_client::OffClock;
 use lumen_tests::cloud_run_api::{RunApi, StandInRevision, TOKEN, run_api};
 use lumen_tests::google_stand_in::metadata_server;
 use lumen_tests::prometheus_backfill::Backfill;
-use lumen_tests::slack_api::{BOT_TOKEN, CHANNEL, SlackApi, slack_api};
-use lumen_tests::{Proc, SidecarProc, binary, free_port, get_ok};
+use lumen_tests::slack_api::{BOT_TOKEN, CHANNEL, Click, SlackApi, slack_api, slack_signature};
+use lumen_tests::{Proc, SidecarProc, binary, free_port, get_ok, now_ms};
 use tokio::runtime::Runtime;
 
 const SERVICE: &str = "api";
@@ -225,6 +228,9 @@ struct Scenario {
     /// command carries ana's, after one with ben's token claiming to be
     /// ana is refused.
     approvers: bool,
+    /// The window's message has buttons, and the test clicks them as Slack
+    /// would (see [`slack_clicks`]).
+    slack_clicks: bool,
 }
 
 impl Scenario {
@@ -237,6 +243,7 @@ impl Scenario {
             command: None,
             once_open: None,
             approvers: false,
+            slack_clicks: false,
         }
     }
 }
@@ -318,6 +325,7 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
             rules: rules(),
             target_lookback: Duration::from_secs(7 * 86_400),
             api_url: format!("http://{addr}"),
+            slack_buttons: sc.slack_clicks,
         };
         let (gate, shared, commands) = gate(
             settings,
@@ -339,8 +347,25 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
         } else {
             Vec::new()
         };
+        let decisions = sc.slack_clicks.then(|| {
+            // Ana by her id, Ben as a member of the on-call group.
+            slack
+                .state()
+                .groups
+                .insert("S0ONCALL".into(), vec!["U0BEN".into()]);
+            std::sync::Arc::new(SlackDecisions::new(
+                SIGNING_SECRET,
+                SlackApprovers::parse(Some("U0ANA"), Some("S0ONCALL")).expect("valid"),
+                Some((slack.base.clone(), BOT_TOKEN.to_owned())),
+                OffClock::on(world.real.handle().clone()),
+            ))
+        });
         tokio::spawn(async move {
-            axum::serve(listener, router(shared, commands, None, approvers)).await
+            axum::serve(
+                listener,
+                router_with_slack(shared, commands, None, approvers, decisions),
+            )
+            .await
         });
         let watched = tokio::spawn(gate.run(true));
         if sc.command.is_some() || sc.once_open.is_some() {
@@ -384,7 +409,54 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
                 );
             }
         }
+        if sc.slack_clicks {
+            slack.wait_for(1).await;
+            slack_clicks(world, &slack, addr).await;
+        }
         let exit = watched.await.expect("the gate ran");
+        if sc.slack_clicks {
+            // After the window: a click changes nothing, and says so.
+            let url = format!("http://{addr}/slack/interactions");
+            let window = slack.state().buttons[0].2.clone();
+            let late = slack.click_body(&Click {
+                action_id: VETO_ACTION.into(),
+                value: window,
+                user: "U0ANA".into(),
+                trigger_id: "trigger-late".into(),
+                timestamp_s: now_ms() / 1000,
+            });
+            let before = slack.state().responses.len();
+            let real = world.real.handle().clone();
+            let status = tokio::task::spawn_blocking(move || {
+                real.block_on(SlackApi::send_interaction(
+                    &url,
+                    SIGNING_SECRET,
+                    now_ms() / 1000,
+                    &late,
+                    None,
+                ))
+            })
+            .await
+            .expect("sent");
+            assert_eq!(status, 200);
+            let (waiting, real) = (slack.clone(), world.real.handle().clone());
+            tokio::task::spawn_blocking(move || {
+                real.block_on(async {
+                    let n = waiting.state().messages.len() + before + 1;
+                    waiting.wait_for_total(n).await;
+                })
+            })
+            .await
+            .expect("answered");
+            let answer = slack.state().responses[before].clone();
+            assert_eq!(answer["response_type"], "ephemeral", "{answer}");
+            assert!(
+                answer["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Nothing changed")),
+                "{answer}"
+            );
+        }
         let status = get_status(addr).await;
         (exit, status)
     });
@@ -394,6 +466,108 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
         run,
         slack,
     }
+}
+
+/// The Slack app's signing secret in the click scenario.
+const SIGNING_SECRET: &[u8] = b"8f742231b10e8888abcd99yyyzzz85a5";
+
+/// Runs `f` on the real runtime while the gate's paused clock holds still.
+async fn on_real<T: Send + 'static>(
+    world: &World,
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    let real = world.real.handle().clone();
+    tokio::task::spawn_blocking(move || real.block_on(f))
+        .await
+        .expect("ran on the real runtime")
+}
+
+/// Clicks the window message's buttons as Slack would, at the gate at
+/// `addr`: forged, stale and unlisted clicks change nothing; Ben (in the
+/// approvers' group) approves; Slack's retry of his click is not taken twice.
+async fn slack_clicks(world: &World, slack: &SlackApi, addr: SocketAddr) {
+    let url = format!("http://{addr}/slack/interactions");
+    let buttons = slack.state().buttons.clone();
+    let window = buttons
+        .iter()
+        .find(|(_, action, _)| action == APPROVE_ACTION)
+        .expect("an Approve button")
+        .2
+        .clone();
+    assert!(
+        buttons
+            .iter()
+            .any(|(_, a, v)| a == VETO_ACTION && *v == window),
+        "{buttons:?}"
+    );
+    let click = |user: &str, trigger: &str| Click {
+        action_id: APPROVE_ACTION.into(),
+        value: window.clone(),
+        user: user.into(),
+        trigger_id: trigger.into(),
+        timestamp_s: now_ms() / 1000,
+    };
+    let send = |body: String, secret: &'static [u8], at_s: u64, signature: Option<String>| {
+        let url = url.clone();
+        on_real(world, async move {
+            SlackApi::send_interaction(&url, secret, at_s, &body, signature.as_deref()).await
+        })
+    };
+    let ana = slack.click_body(&click("U0ANA", "trigger-forged"));
+    let now_s = now_ms() / 1000;
+    // Forged, signed with another secret, too old, or changed after
+    // signing: 401, nothing changed, nothing answered.
+    assert_eq!(
+        send(ana.clone(), SIGNING_SECRET, now_s, Some("v0=00ff".into())).await,
+        401
+    );
+    assert_eq!(
+        send(ana.clone(), b"another app's secret", now_s, None).await,
+        401
+    );
+    assert_eq!(
+        send(ana.clone(), SIGNING_SECRET, now_s - 400, None).await,
+        401
+    );
+    let signed_for_ana = slack_signature(SIGNING_SECRET, &now_s.to_string(), &ana);
+    let tampered = ana.replace("U0ANA", "U0EVE");
+    assert_eq!(
+        send(tampered, SIGNING_SECRET, now_s, Some(signed_for_ana)).await,
+        401
+    );
+    // Eve is no approver: taken, refused to her alone, nothing changed.
+    let eve = slack.click_body(&click("U0EVE", "trigger-eve"));
+    assert_eq!(send(eve, SIGNING_SECRET, now_ms() / 1000, None).await, 200);
+    let (waiting, messages) = (slack.clone(), slack.state().messages.len());
+    on_real(
+        world,
+        async move { waiting.wait_for_total(messages + 1).await },
+    )
+    .await;
+    let refusal = slack.state().responses[0].clone();
+    assert_eq!(refusal["response_type"], "ephemeral", "{refusal}");
+    assert!(
+        refusal["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("not one of the gate's approvers")),
+        "{refusal}"
+    );
+    assert_eq!(
+        slack.state().responses.len(),
+        1,
+        "the refused clicks were never answered"
+    );
+    assert!(
+        matches!(get_status(addr).await.state, GateState::Open(_)),
+        "nothing changed"
+    );
+    // Ben approves; Slack sends his click again (a retry): taken once.
+    let ben = slack.click_body(&click("U0BEN", "trigger-ben"));
+    assert_eq!(
+        send(ben.clone(), SIGNING_SECRET, now_ms() / 1000, None).await,
+        200
+    );
+    assert_eq!(send(ben, SIGNING_SECRET, now_ms() / 1000, None).await, 200);
 }
 
 async fn get_status(addr: SocketAddr) -> GateStatus {
@@ -578,6 +752,54 @@ fn the_gate_on_real_prometheus_data() {
         thread_of(&e.slack)
             .iter()
             .any(|t| t.contains("approved by ana (claimed)"))
+    );
+
+    // 3b. Approved from Slack by who the signature proves: forged, stale,
+    // tampered and unlisted clicks change nothing; a group member's click
+    // rolls back, its retry is not taken twice, and the message loses its
+    // buttons; a click after the window is refused.
+    let e = run_scenario(
+        &world,
+        Scenario {
+            require_approval: true,
+            slack_clicks: true,
+            ..Scenario::on(BAD, 40)
+        },
+        |_, _| {},
+    );
+    no_violations(&e);
+    assert_eq!(e.exit, GateExit::RolledBack, "{:?}", e.status.history);
+    assert_eq!(e.run.state().serving, GOOD);
+    assert_eq!(e.run.state().patches.len(), 1, "one rollback");
+    assert!(
+        thread_of(&e.slack)
+            .iter()
+            .any(|t| t.contains("approved by u0ben (Slack user U0BEN)")),
+        "{:?}",
+        thread_of(&e.slack)
+    );
+    let responses = e.slack.state().responses.clone();
+    let replaced: Vec<_> = responses
+        .iter()
+        .filter(|r| r["replace_original"] == true)
+        .collect();
+    assert_eq!(replaced.len(), 1, "{responses:?}");
+    assert!(
+        replaced[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("rollback approved by u0ben")),
+        "{responses:?}"
+    );
+    assert!(
+        replaced[0]["blocks"]
+            .as_array()
+            .is_some_and(|b| b.iter().all(|b| b["type"] != "actions")),
+        "the buttons are gone: {responses:?}"
+    );
+    assert_eq!(
+        responses.len(),
+        3,
+        "Eve's refusal, Ben's decision, the late click's refusal"
     );
 
     // 4. Approval required and none comes: escalation, no rollback.

@@ -338,6 +338,25 @@ pub struct GateWatchArgs {
     /// Slack's Web API.
     #[arg(long, value_name = "URL", default_value = crate::gate::DEFAULT_SLACK_API_BASE)]
     pub slack_api_base: String,
+    /// The Slack app's signing secret: with it the window's message has
+    /// Approve and Veto buttons, and the gate takes their clicks at
+    /// `/slack/interactions` (the app's Interactivity Request URL), verified
+    /// with this secret. Needs --slack-approvers or --slack-approver-group.
+    #[arg(
+        long,
+        env = "SLACK_SIGNING_SECRET",
+        hide_env_values = true,
+        requires = "slack_token"
+    )]
+    pub slack_signing_secret: Option<String>,
+    /// Slack user ids (`U…`, comma-separated) who may approve or veto with
+    /// the buttons.
+    #[arg(long, env = "LUMEN_GATE_SLACK_APPROVERS", value_name = "U…,U…")]
+    pub slack_approvers: Option<String>,
+    /// A Slack user group id (`S…`) whose members may approve or veto with
+    /// the buttons (asked of the Web API: the bot needs `usergroups:read`).
+    #[arg(long, value_name = "S…")]
+    pub slack_approver_group: Option<String>,
     /// A Slack incoming webhook instead of a bot token (no threads).
     #[arg(
         long,

@@ -10,9 +10,10 @@ use super::sources::fleet_reader;
 use super::{CliError, GateCommandArgs, GateWatchArgs};
 use crate::app::now_ms;
 use crate::config::window_is_valid;
+use crate::gate::slack_interactions::{SlackApprovers, SlackDecisions};
 use crate::gate::{
     CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, SlackTarget, gate,
-    parse_approvers, router, status_text,
+    parse_approvers, router_with_slack, status_text,
 };
 use crate::google::access_tokens::command_tokens;
 use crate::http_client::OffClock;
@@ -55,6 +56,22 @@ fn check_args(a: &GateWatchArgs) -> Result<(), String> {
     }
     if a.slack_channel.is_some() && a.slack_token.is_none() {
         return Err("--slack-channel needs --slack-token (or SLACK_BOT_TOKEN)".into());
+    }
+    let slack_approvers = SlackApprovers::parse(
+        a.slack_approvers.as_deref(),
+        a.slack_approver_group.as_deref(),
+    )?;
+    match (&a.slack_signing_secret, slack_approvers.is_empty()) {
+        (Some(s), _) if s.trim().is_empty() => {
+            return Err("--slack-signing-secret: empty".into());
+        }
+        (Some(_), true) => {
+            return Err("--slack-signing-secret: name who may decide with the buttons (--slack-approvers U…,U… or --slack-approver-group S…)".into());
+        }
+        (None, false) => {
+            return Err("--slack-approvers and --slack-approver-group need --slack-signing-secret (or SLACK_SIGNING_SECRET)".into());
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -117,6 +134,7 @@ pub async fn gate_watch(
             .api_url
             .clone()
             .unwrap_or_else(|| format!("http://{bound}")),
+        slack_buttons: a.slack_signing_secret.is_some(),
     };
     let (gate, shared, commands) = gate(
         settings,
@@ -130,7 +148,28 @@ pub async fn gate_watch(
         Some(text) => parse_approvers(text).map_err(CliError::Usage)?,
         None => Vec::new(),
     };
-    let api = router(shared.clone(), commands, a.api_token.clone(), approvers);
+    let slack_decisions = match &a.slack_signing_secret {
+        Some(secret) => Some(std::sync::Arc::new(SlackDecisions::new(
+            secret.trim().as_bytes(),
+            SlackApprovers::parse(
+                a.slack_approvers.as_deref(),
+                a.slack_approver_group.as_deref(),
+            )
+            .map_err(CliError::Usage)?,
+            a.slack_token
+                .clone()
+                .map(|token| (a.slack_api_base.clone(), token)),
+            OffClock::inline(),
+        ))),
+        None => None,
+    };
+    let api = router_with_slack(
+        shared.clone(),
+        commands,
+        a.api_token.clone(),
+        approvers,
+        slack_decisions,
+    );
     // Bounded as the sidecar's listener is: a connection cap and a
     // header-read timeout.
     let limits = crate::listen::connections::ListenerLimits {

@@ -2,7 +2,9 @@
 //! /v1/gate/approve` and `POST /v1/gate/veto` (`{"window": ID, "by": WHO}`,
 //! the window required) acting on that approval window; commands come as
 //! JSON from no other site ([`crate::listen::guard`]), and with a token
-//! configured each request must carry `Authorization: Bearer TOKEN`.
+//! configured each request must carry `Authorization: Bearer TOKEN`; and
+//! `POST /slack/interactions`, the window message's buttons as Slack
+//! sends their clicks ([`super::slack_interactions`]).
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::machine::GateEvent;
+use super::slack_interactions::{Decision, SlackDecisions};
 use super::watch::{SharedGate, lock};
 
 /// A command's body.
@@ -38,6 +41,8 @@ struct ApiState {
     /// Approvers' names and tokens: when any are set, a command's token
     /// says who decides.
     approvers: Arc<[(String, String)]>,
+    /// Decisions from Slack's buttons, when configured.
+    slack: Option<Arc<SlackDecisions>>,
 }
 
 /// Reads `NAME=TOKEN,NAME=TOKEN`; names and tokens must not be empty.
@@ -132,27 +137,106 @@ fn command(state: &ApiState, headers: &HeaderMap, body: &[u8], approve: bool) ->
         Ok(who) => who,
         Err((status, why)) => return refused(status, why),
     };
+    match decide(state, cmd.window.as_deref(), &who, approve) {
+        Ok(event) => Json(json!({ "accepted": true, "event": &event })).into_response(),
+        Err((status, why)) => refused(status, why),
+    }
+}
+
+/// Approves or vetoes window `window` for `who` on the gate's clock and
+/// hands the event to the gate: the event, or why nothing changed.
+fn decide(
+    state: &ApiState,
+    window: Option<&str>,
+    who: &str,
+    approve: bool,
+) -> Result<GateEvent, (StatusCode, String)> {
     let decided = {
         let mut s = lock(&state.shared);
+        let now = s.now_ms();
         if approve {
-            s.machine.approve(cmd.window.as_deref(), &who)
+            s.machine.approve(window, who, now)
         } else {
-            s.machine.veto(cmd.window.as_deref(), &who)
+            s.machine.veto(window, who)
         }
     };
-    match decided {
-        Ok(event) => {
-            let answer = json!({ "accepted": true, "event": &event });
-            if state.events.send(event).is_err() {
-                return refused(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the gate is stopping".into(),
-                );
-            }
-            Json(answer).into_response()
+    let event = decided.map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
+    state.events.send(event.clone()).map_err(|_| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gate is stopping".to_owned(),
+        )
+    })?;
+    Ok(event)
+}
+
+/// `POST /slack/interactions`: a button click, verified as Slack signs it
+/// (401, nothing changed, when it does not verify), taken once, from an
+/// approver only; the clicker hears the outcome, and a decision replaces
+/// the window's message so its buttons cannot be pressed twice.
+async fn slack_interaction(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(slack) = state.slack.clone() else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "Slack interactions are off (no --slack-signing-secret)".into(),
+        );
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now_s = crate::app::now_ms() / 1000;
+    let click = match slack.click(
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+        &body,
+        now_s,
+    ) {
+        Ok(click) => click,
+        Err(e) => {
+            tracing::warn!(error = %e, "a Slack interaction was refused");
+            return refused(StatusCode::UNAUTHORIZED, e.to_string());
         }
-        Err(e) => refused(StatusCode::CONFLICT, e.to_string()),
+    };
+    if !slack.first_time(&click, now_s) {
+        tracing::warn!(trigger = %click.trigger_id, "a Slack interaction was sent again; not taken twice");
+        return StatusCode::OK.into_response();
     }
+    tokio::spawn(async move {
+        let answer = match slack.may_decide(&click.user_id).await {
+            Ok(true) => {
+                let who = click.who();
+                let approve = click.decision == Decision::Approve;
+                match decide(&state, Some(&click.window), &who, approve) {
+                    Ok(_) => {
+                        let text = format!(
+                            "{} window {} ({}): {} by {who}.",
+                            if approve {
+                                ":rotating_light:"
+                            } else {
+                                ":no_entry:"
+                            },
+                            click.window,
+                            crate::render::format::utc(crate::app::now_ms()),
+                            if approve {
+                                "rollback approved"
+                            } else {
+                                "vetoed"
+                            },
+                        );
+                        slack.answer(&click.response_url, &text, true).await;
+                        return;
+                    }
+                    Err((_, why)) => format!("Nothing changed: {why}."),
+                }
+            }
+            Ok(false) => "Nothing changed: you are not one of the gate's approvers.".to_owned(),
+            Err(e) => format!("Nothing changed: the approvers could not be checked ({e})."),
+        };
+        slack.answer(&click.response_url, &answer, false).await;
+    });
+    StatusCode::OK.into_response()
 }
 
 async fn approve(
@@ -178,14 +262,28 @@ pub fn router(
     token: Option<String>,
     approvers: Vec<(String, String)>,
 ) -> axum::Router {
+    router_with_slack(shared, events, token, approvers, None)
+}
+
+/// [`router`], and `POST /slack/interactions` taking decisions from
+/// Slack's buttons through `slack`.
+pub fn router_with_slack(
+    shared: SharedGate,
+    events: mpsc::UnboundedSender<GateEvent>,
+    token: Option<String>,
+    approvers: Vec<(String, String)>,
+    slack: Option<Arc<SlackDecisions>>,
+) -> axum::Router {
     axum::Router::new()
         .route("/v1/gate", get(status))
         .route("/v1/gate/approve", post(approve))
         .route("/v1/gate/veto", post(veto))
+        .route("/slack/interactions", post(slack_interaction))
         .with_state(ApiState {
             shared,
             events,
             token: token.map(Arc::from),
             approvers: approvers.into(),
+            slack,
         })
 }

@@ -177,6 +177,15 @@ pub enum CommandError {
         /// The open window's id.
         open: String,
     },
+    /// An approval while the evidence is not current: the gate acts on
+    /// current evidence only.
+    #[error(
+        "no current evidence (the last reading is older than {max_age_s} s): the approval is not taken; the window ends without a rollback unless readings resume"
+    )]
+    StaleEvidence {
+        /// How old a reading may be, seconds.
+        max_age_s: u64,
+    },
 }
 
 /// The gate's state machine.
@@ -368,10 +377,20 @@ impl GateMachine {
         }
     }
 
-    /// Approves the open window (`id`, when given, must be it): the
-    /// rollback proceeds now.
-    pub fn approve(&mut self, id: Option<&str>, who: &str) -> Result<GateEvent, CommandError> {
+    /// Approves the open window (`id`, when given, must be it) at
+    /// `now_ms`: the rollback proceeds now, if the evidence is current.
+    pub fn approve(
+        &mut self,
+        id: Option<&str>,
+        who: &str,
+        now_ms: u64,
+    ) -> Result<GateEvent, CommandError> {
         let window = self.open_window(id)?.clone();
+        if !self.evidence_current(now_ms) {
+            return Err(CommandError::StaleEvidence {
+                max_age_s: self.evidence_max_age.as_secs(),
+            });
+        }
         let proceed = Proceed::Approved {
             who: who.to_owned(),
         };
@@ -560,7 +579,7 @@ mod tests {
     fn approve_and_veto_act_on_the_open_window_only() {
         let mut g = gate(false);
         assert!(matches!(
-            g.approve(None, "ana"),
+            g.approve(None, "ana", 0),
             Err(CommandError::NoWindow(_))
         ));
         let w = opened(&mut g);
@@ -568,7 +587,7 @@ mod tests {
             g.veto(Some("api-00002-w9"), "ana"),
             Err(CommandError::OtherWindow { .. })
         ));
-        match g.approve(Some(&w.id), "ana") {
+        match g.approve(Some(&w.id), "ana", 2 * MIN) {
             Ok(GateEvent::RollBack { proceed, .. }) => {
                 assert_eq!(proceed, Proceed::Approved { who: "ana".into() });
             }
@@ -579,6 +598,20 @@ mod tests {
         assert!(g.veto(Some(&w.id), "bo").is_ok());
         // The veto holds for this revision even when the window would end.
         assert!(g.observe(9 * MIN, &evidence(50.0, 1000)).is_empty());
+    }
+
+    #[test]
+    fn an_approval_on_stale_evidence_is_not_taken() {
+        let mut g = gate(false).with_evidence_max_age(Duration::from_secs(60));
+        let w = opened(&mut g);
+        // The last reading was at minute 2; at minute 4 it is stale.
+        assert!(matches!(
+            g.approve(Some(&w.id), "ana", 4 * MIN),
+            Err(CommandError::StaleEvidence { max_age_s: 60 })
+        ));
+        assert!(matches!(g.state(), GateState::Open(_)), "nothing changed");
+        // A veto changes nothing on the service: it is taken.
+        assert!(g.veto(Some(&w.id), "ana").is_ok());
     }
 
     #[test]

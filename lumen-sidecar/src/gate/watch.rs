@@ -55,6 +55,9 @@ pub struct GateSettings {
     pub target_lookback: Duration,
     /// The approve/veto API's base URL, for the commands in messages.
     pub api_url: String,
+    /// Whether the window's message carries Approve and Veto buttons (the
+    /// gate takes Slack's interactions: a signing secret and approvers).
+    pub slack_buttons: bool,
 }
 
 /// How a `--once` gate ended (its exit code).
@@ -150,9 +153,17 @@ pub struct GateShared {
     /// What the machine does not hold (its state, readings and holding
     /// times are read from it by [`GateShared::snapshot`]).
     pub status: GateStatus,
+    /// When the gate started: its clock's zero.
+    pub started: Instant,
 }
 
 impl GateShared {
+    /// The gate's clock now, ms since it started (what the machine's
+    /// times are on).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     /// The status now: what the loop recorded, and the machine's state,
     /// readings and holding times as they are.
     pub fn snapshot(&self) -> GateStatus {
@@ -220,7 +231,12 @@ pub fn gate(
         dry_run: settings.dry_run,
         history: Vec::new(),
     };
-    let shared = Arc::new(Mutex::new(GateShared { machine, status }));
+    let started = Instant::now();
+    let shared = Arc::new(Mutex::new(GateShared {
+        machine,
+        status,
+        started,
+    }));
     let gate = Gate {
         settings,
         source,
@@ -230,7 +246,7 @@ pub fn gate(
         shared: Arc::clone(&shared),
         commands: rx,
         thread_ts: None,
-        started: Instant::now(),
+        started,
         started_data_ms: data_start_ms,
         failed_last: false,
     };
@@ -502,7 +518,10 @@ impl Gate {
             text,
             target.as_deref().unwrap_or("none")
         ));
-        let blocks = vec![section(&lines.join("\n")), section(&self.commands(&w))];
+        let mut blocks = vec![section(&lines.join("\n")), section(&self.commands(&w))];
+        if self.settings.slack_buttons {
+            blocks.push(super::slack_interactions::buttons(&w.id));
+        }
         self.post(text, blocks, false).await;
     }
 
