@@ -95,6 +95,13 @@ pub enum Command {
         #[command(subcommand)]
         action: TuneAction,
     },
+    /// SLOs as code: the service's SLOs as OpenSLO v1 documents (`export`),
+    /// and OpenSLO documents as Lumen's settings (`import`).
+    Slo {
+        /// `export` or `import`.
+        #[command(subcommand)]
+        action: SloAction,
+    },
     /// Validate or print the configuration.
     Config {
         /// `check` or `show`.
@@ -708,5 +715,30 @@ pub enum AlertsAction {
         /// The Monitoring API's base URL.
         #[arg(long, env = "LUMEN_MONITORING_API", hide = true)]
         api_base: Option<String>,
+    },
+}
+
+/// SLOs as code.
+#[derive(Debug, Subcommand)]
+pub enum SloAction {
+    /// Writes the service's SLOs, their error-budget period and the
+    /// burn-rate alerts as OpenSLO v1 documents (one YAML stream) on stdout.
+    Export {
+        /// The format.
+        #[arg(long, default_value = "openslo", value_parser = ["openslo"])]
+        format: String,
+        /// The sidecar's TOML config file: its targets, period and data path.
+        #[arg(long, env = "LUMEN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The service (else the config's `service`, LUMEN_SERVICE or K_SERVICE).
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// Reads OpenSLO v1 `SLO` documents and prints the settings they make,
+    /// as `lumen.toml` lines; refuses, naming the document and the field,
+    /// what Lumen cannot evaluate (exit 3, nothing printed).
+    Import {
+        /// The OpenSLO YAML file (one or more documents).
+        file: PathBuf,
     },
 }

@@ -11,12 +11,13 @@ pub mod monitoring;
 pub mod sources;
 pub mod report;
 pub mod serve;
+pub mod slo;
 pub mod tune;
 
 pub use args::{
     AlertsAction, BudgetAction, Cli, Command, ConfigAction, DashboardAction, ExperimentAction,
     ExperimentStartArgs, ExperimentTarget, FleetArgs, GateAction, GateCommandArgs, GateWatchArgs,
-    ReadArgs, TuneAction, TuneApplyArgs,
+    ReadArgs, SloAction, TuneAction, TuneApplyArgs,
 };
 pub use error::{CliError, EXIT_ERROR};
 
@@ -43,6 +44,14 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
         Command::Tune {
             action: TuneAction::Apply(args),
         } => tune::tune_apply(*args).await.map(printed),
+        Command::Slo { action } => match action {
+            SloAction::Export {
+                format,
+                config,
+                service,
+            } => slo::export(&format, config.as_deref(), service.as_deref()).map(printed),
+            SloAction::Import { file } => slo::import(&file).map(printed),
+        },
         Command::Config { action } => serve::config(action).map(printed),
     };
     match result {

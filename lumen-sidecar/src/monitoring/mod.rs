@@ -1,9 +1,11 @@
 //! Cloud Monitoring and Grafana artefacts: the dashboard, the alert
-//! policies and the Prometheus rule file, and the REST calls that deploy them.
+//! policies, the Prometheus rule file, the SLOs as OpenSLO documents, and the
+//! REST calls that deploy them.
 
 pub mod api;
 pub mod dashboard;
 mod fleet_queries;
+pub mod openslo;
 pub mod policies;
 pub mod scope;
 pub mod slos;
