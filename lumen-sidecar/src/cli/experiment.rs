@@ -1,17 +1,10 @@
 //! `experiment start|status|stop`: the sidecar's experiments API from the
 //! command line.
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use http_body_util::Full;
-
+use super::sources::send_command;
 use super::{CliError, ExperimentAction, ExperimentTarget};
 use crate::app::experiments::{ExperimentReport, ExperimentsReport};
 use crate::eval::Metric;
-
-/// How long a command waits for the sidecar.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `action`; the text to print, or why it failed.
 pub async fn experiment_command(action: ExperimentAction) -> Result<String, CliError> {
@@ -91,30 +84,12 @@ async fn call(
     let base = target.url.trim_end_matches('/');
     let base = base.strip_suffix("/v1/ingest").unwrap_or(base);
     let url = format!("{base}{path}");
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(&url)
-        .header("content-type", "application/json");
-    if let Some(t) = &target.token {
-        request = request.header("authorization", format!("Bearer {t}"));
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| CliError::Usage(format!("{url}: {e}")))?;
-    let client = crate::http_client::https_client();
-    let answer = crate::http_client::exchange(&client, request, Some(COMMAND_TIMEOUT), 16 << 20)
-        .await
-        .map_err(|e| CliError::Read(format!("the sidecar at {base} did not answer: {e}")))?;
-    let text = answer.text(16 << 20);
-    if !answer.status.is_success() {
-        let why = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        return Err(CliError::Change(format!(
-            "the sidecar refused ({}): {why}",
-            answer.status
-        )));
-    }
-    Ok(text)
+    send_command(
+        &format!("the sidecar at {base}"),
+        method,
+        &url,
+        body,
+        target.token.as_deref(),
+    )
+    .await
 }

@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-
-use super::sources::fleet_reader;
+use super::sources::{fleet_reader, send_command};
 use super::{CliError, GateCommandArgs, GateWatchArgs};
 use crate::app::now_ms;
 use crate::config::window_is_valid;
@@ -221,31 +218,14 @@ pub async fn gate_command(action: &str, a: &GateCommandArgs) -> Result<String, C
             serde_json::json!({ "window": a.window, "by": by }).to_string(),
         )
     };
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(&url)
-        .header("content-type", "application/json");
-    if let Some(t) = &a.api_token {
-        request = request.header("authorization", format!("Bearer {t}"));
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| CliError::Usage(format!("{url}: {e}")))?;
-    let client = crate::http_client::https_client();
-    let answer =
-        crate::http_client::exchange(&client, request, Some(Duration::from_secs(10)), 4 << 20)
-            .await
-            .map_err(|e| CliError::Read(format!("the gate at {base} did not answer: {e}")))?;
-    let text = answer.text(1 << 20);
-    if !answer.status.is_success() {
-        let why = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        return Err(CliError::Change(format!(
-            "the gate refused {action}: {why}"
-        )));
-    }
+    let text = send_command(
+        &format!("the gate at {base}"),
+        method,
+        &url,
+        body,
+        a.api_token.as_deref(),
+    )
+    .await?;
     if a.json {
         return Ok(text);
     }

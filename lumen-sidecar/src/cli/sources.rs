@@ -166,6 +166,43 @@ pub fn fleet_store_reader(
     Ok(FleetStoreReader::new(con, service, config))
 }
 
+/// Sends a JSON command (`method` `url`, `body`, the bearer `token` when
+/// given) to `who` (the sidecar, the gate) and returns its answer's text;
+/// a refusal is [`CliError::Change`] with the answer's `error`.
+pub async fn send_command(
+    who: &str,
+    method: &str,
+    url: &str,
+    body: String,
+    token: Option<&str>,
+) -> Result<String, CliError> {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let request = request
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .map_err(|e| CliError::Usage(format!("{url}: {e}")))?;
+    let answer = exchange(&https_client(), request, Some(CHECK_TIMEOUT), 16 << 20)
+        .await
+        .map_err(|e| CliError::Read(format!("{who} did not answer: {e}")))?;
+    let text = answer.text(16 << 20);
+    if !answer.status.is_success() {
+        let why = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        return Err(CliError::Change(format!(
+            "{who} refused ({}): {why}",
+            answer.status
+        )));
+    }
+    Ok(text)
+}
+
 /// The `--window` of a command (whole minutes from 1m to 24h), else `default`.
 pub fn window_arg(text: Option<&str>, default: Duration) -> Result<Duration, String> {
     let Some(text) = text else {
