@@ -497,3 +497,104 @@ async fn a_store_over_tls_is_written_and_read_with_its_ca() {
     assert_eq!(code, Some(3), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `INFO` fields of the Redis at `url`, as numbers.
+async fn redis_info(url: &str, section: &str, field: &str) -> u64 {
+    let client = redis::Client::open(url).expect("a Redis URL");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut con)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_past_its_share_of_maxmemory_writes_nothing_and_catches_up_when_there_is_room() {
+    const SERVICE: &str = "roomy-api";
+    const CACHE_KEYS: usize = 400;
+    let redis = RedisProc::start_on(free_port(), &["--maxmemory-policy", "allkeys-lru"]).await;
+    let url = redis.url.clone();
+    let client = redis::Client::open(url.as_str()).expect("a Redis URL");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    // The service's cache: answers of about 2 KiB.
+    for i in 0..CACHE_KEYS {
+        let _: () = redis::cmd("SET")
+            .arg(format!("answer:{i}"))
+            .arg("x".repeat(2048))
+            .query_async(&mut con)
+            .await
+            .expect("SET");
+    }
+    // Redis's limit leaves the store (its share: half) a few KiB: less
+    // than one write of a busy minute.
+    let used = redis_info(&url, "memory", "used_memory").await;
+    let limit = (used + 8 * 1024) * 2;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(limit.to_string())
+        .query_async(&mut con)
+        .await
+        .expect("CONFIG SET");
+
+    let mut env = fleet_env(&url);
+    env.push(("LUMEN_FLEET_MEMORY_SHARE", "50"));
+    let a = SidecarProc::start(free_port(), &env).await;
+    ship(SERVICE, LOADS[0], &[a.addr]).await;
+    eventually(
+        "the writer refuses for want of room",
+        Duration::from_secs(60),
+        || async {
+            a.proc
+                .log_text()
+                .contains("(fleet.memory_share): not written")
+                .then_some(())
+        },
+    )
+    .await;
+    let blocks: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("lumen:{{{SERVICE}}}:*"))
+        .query_async(&mut con)
+        .await
+        .expect("KEYS");
+    assert!(
+        blocks.iter().all(|k| !k.contains(":m:")),
+        "no minute written past the share: {blocks:?}"
+    );
+    assert_eq!(redis_info(&url, "stats", "evicted_keys").await, 0);
+    let kept: usize = redis::cmd("EXISTS")
+        .arg(
+            (0..CACHE_KEYS)
+                .map(|i| format!("answer:{i}"))
+                .collect::<Vec<_>>(),
+        )
+        .query_async(&mut con)
+        .await
+        .expect("EXISTS");
+    assert_eq!(kept, CACHE_KEYS, "every cache key is still there");
+
+    // Room again (no limit): what was due is written, exactly.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query_async(&mut con)
+        .await
+        .expect("CONFIG SET");
+    let (_, fleet) = fleet_report_with(&url, SERVICE, LOADS[0].requests).await;
+    let own = a.slo("10m").await;
+    for key in ["requests", "counts", "latency", "slos"] {
+        assert_eq!(fleet[key], own[key], "{key}: {fleet}\nvs {own}");
+    }
+}

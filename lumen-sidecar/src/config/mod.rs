@@ -92,6 +92,10 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the fleet store (Redis) is written.
 pub const DEFAULT_FLEET_WRITE_INTERVAL: Duration = Duration::from_secs(10);
+/// The share of the fleet store's Redis `maxmemory` past which sidecars
+/// stop writing, percent (the store shares the service's cache Redis:
+/// past `maxmemory` Redis would evict the cache's keys).
+pub const DEFAULT_FLEET_MEMORY_SHARE_PERCENT: f64 = 50.0;
 /// How often metrics are exported over OTLP by default.
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 /// The shortest export interval allowed (Cloud Monitoring takes one point
@@ -458,6 +462,9 @@ pub struct FleetStoreConfig {
     /// A Prometheus query API holding every sidecar's metrics, for the
     /// sidecar's own fleet view when there is no fleet store.
     pub prometheus_url: Option<String>,
+    /// Writes stop while Redis uses more than this share of its
+    /// `maxmemory`, percent (no limit when Redis has none).
+    pub memory_share_percent: f64,
 }
 
 impl Default for FleetStoreConfig {
@@ -468,6 +475,7 @@ impl Default for FleetStoreConfig {
             instance: None,
             write_interval: DEFAULT_FLEET_WRITE_INTERVAL,
             prometheus_url: None,
+            memory_share_percent: DEFAULT_FLEET_MEMORY_SHARE_PERCENT,
         }
     }
 }

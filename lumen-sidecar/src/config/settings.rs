@@ -466,6 +466,17 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| dur(c.fleet_store.write_interval),
     },
     Setting {
+        key: Some("fleet.memory_share"),
+        env: &["LUMEN_FLEET_MEMORY_SHARE"],
+        default: "50",
+        help: "the share of the Redis `maxmemory` (percent, above 0, at most 100) past which sidecars stop writing to the fleet store (what is due is kept and written once there is room): the store shares the cache's Redis, which would otherwise evict the cache's keys; no limit when Redis has no maxmemory",
+        set: |d, v| {
+            d.config.fleet_store.memory_share_percent = percent_range(v)?;
+            Ok(())
+        },
+        show: |c| Some(Shown::Number(c.fleet_store.memory_share_percent)),
+    },
+    Setting {
         key: Some("fleet.prometheus_url"),
         env: &["LUMEN_FLEET_PROMETHEUS_URL"],
         default: "none",

@@ -148,7 +148,11 @@ impl FleetParts {
             let tuning = FleetTuning::new(con.clone(), &instance);
             let experiments = FleetExperiments::new(con.clone(), &instance);
             return Ok(Self {
-                writer: Some((FleetWriter::new(con, instance, config.retention), tuning)),
+                writer: Some((
+                    FleetWriter::new(con, instance, config.retention)
+                        .with_memory_share(config.fleet_store.memory_share_percent),
+                    tuning,
+                )),
                 experiments: Some(experiments),
                 view: Some(Arc::new(view)),
             });

@@ -21,6 +21,19 @@ pub enum FleetStoreError {
         /// Redis's error.
         source: redis::RedisError,
     },
+    /// Redis is past the share of its `maxmemory` the store may take:
+    /// nothing is written, so Redis does not evict the cache's keys.
+    #[error(
+        "fleet store: Redis uses {used_mib:.1} MiB of its {max_mib:.1} MiB maxmemory, past the {share_percent} % the store may take (fleet.memory_share): not written, so Redis evicts none of the cache's keys; what is due is kept and written once there is room"
+    )]
+    NoRoom {
+        /// Redis's `used_memory`, MiB.
+        used_mib: f64,
+        /// Redis's `maxmemory`, MiB.
+        max_mib: f64,
+        /// The share allowed, percent.
+        share_percent: f64,
+    },
     /// A value in the store is not one Lumen wrote.
     #[error("fleet store: {key} field {field}: {reason}")]
     Corrupt {

@@ -61,6 +61,8 @@ pub struct FleetWriter {
     due: BTreeSet<Job>,
     awaiting: BTreeSet<(Tier, u64)>,
     synced: bool,
+    /// The share of Redis's `maxmemory` the store may take, 0–1.
+    memory_share: f64,
 }
 
 impl std::fmt::Debug for FleetWriter {
@@ -143,7 +145,38 @@ impl FleetWriter {
             due: BTreeSet::new(),
             awaiting: BTreeSet::new(),
             synced: false,
+            memory_share: crate::config::DEFAULT_FLEET_MEMORY_SHARE_PERCENT / 100.0,
         }
+    }
+
+    /// The same writer, writing only while Redis uses at most
+    /// `percent` of its `maxmemory` (with this write).
+    pub fn with_memory_share(mut self, percent: f64) -> Self {
+        self.memory_share = percent / 100.0;
+        self
+    }
+
+    /// Refuses a write of `bytes` when Redis would then use more than the
+    /// store's share of its `maxmemory` (`INFO memory`; no limit without one).
+    async fn check_room(&mut self, bytes: u64) -> Result<(), FleetStoreError> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut self.con)
+            .await
+            .map_err(|source| FleetStoreError::Redis {
+                doing: "reading Redis's memory (INFO memory)",
+                source,
+            })?;
+        let (used, max) = memory_of(&info);
+        if max > 0 && (used + bytes) as f64 > max as f64 * self.memory_share {
+            let mib = |b: u64| b as f64 / f64::from(1 << 20);
+            return Err(FleetStoreError::NoRoom {
+                used_mib: mib(used),
+                max_mib: mib(max),
+                share_percent: (self.memory_share * 100.0 * 10.0).round() / 10.0,
+            });
+        }
+        Ok(())
     }
 
     /// Blocks and hours waiting to be written.
@@ -249,6 +282,7 @@ impl FleetWriter {
         };
         let mut pipe = redis::pipe();
         pipe.atomic();
+        let mut bytes = 0_u64;
         let mut summary = WriteSummary {
             resync,
             ..WriteSummary::default()
@@ -262,10 +296,12 @@ impl FleetWriter {
                 continue;
             }
             let key = keys.block(g.tier, g.start);
+            let encoded = block.encode();
+            bytes += (encoded.len() + key.len() + self.instance.len()) as u64;
             pipe.cmd("HSET")
                 .arg(&key)
                 .arg(&self.instance)
-                .arg(block.encode())
+                .arg(encoded)
                 .ignore();
             pipe.cmd("EXPIREAT")
                 .arg(&key)
@@ -304,6 +340,9 @@ impl FleetWriter {
             .arg("EX")
             .arg(retention * 60)
             .ignore();
+        // The store shares the cache's Redis: past its share nothing is
+        // written (what is due stays due), rather than Redis evicting keys.
+        self.check_room(bytes).await?;
         pipe.query_async::<()>(&mut self.con)
             .await
             .map_err(|source| FleetStoreError::Redis {
@@ -340,6 +379,10 @@ impl FleetWriter {
                         );
                     }
                 }
+                Err(e @ FleetStoreError::NoRoom { .. }) if !failing => {
+                    failing = true;
+                    tracing::warn!(due = self.due(), "{e}");
+                }
                 Err(e) if !failing => {
                     failing = true;
                     tracing::warn!(error = %e, due = self.due(), "fleet store unavailable; ingest goes on, what is due is kept and written when it answers");
@@ -359,9 +402,32 @@ impl FleetWriter {
     }
 }
 
+/// Redis's `used_memory` and `maxmemory` (bytes; 0: no limit) from the
+/// text of `INFO memory`.
+pub fn memory_of(info: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("used_memory"), field("maxmemory"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_is_read_from_info() {
+        let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\nmaxmemory:4194304\r\nmaxmemory_human:4.00M\r\n";
+        assert_eq!(memory_of(info), (1 << 20, 4 << 20));
+        assert_eq!(
+            memory_of("used_memory:10\n"),
+            (10, 0),
+            "no maxmemory: no limit"
+        );
+    }
 
     #[test]
     fn a_state_directory_keeps_the_name_across_restarts() {
