@@ -46,6 +46,9 @@ struct Issued {
     count: u64,
     /// Calls refused for an expired token.
     expired_refusals: u64,
+    /// Valid calls to accept before every token expires (the hour passing
+    /// in the middle of a command).
+    expire_after: Option<u64>,
 }
 
 /// The tokens Google would accept: issued with a lifetime, refused once
@@ -72,6 +75,7 @@ impl TokenAuthority {
                 expiry,
                 count: 0,
                 expired_refusals: 0,
+                expire_after: None,
             })),
         }
     }
@@ -96,6 +100,12 @@ impl TokenAuthority {
         for at in self.lock().expiry.values_mut() {
             *at = now;
         }
+    }
+
+    /// After `calls` more accepted calls, every token issued so far
+    /// expires (an hour passes in the middle of a command).
+    pub fn expire_after(&self, calls: u64) {
+        self.lock().expire_after = Some(calls);
     }
 
     /// Tokens issued by the metadata server stand-in.
@@ -123,6 +133,17 @@ impl TokenAuthority {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         let mut s = self.lock();
+        if let Some(left) = s.expire_after {
+            if left == 0 {
+                let now = Instant::now();
+                for at in s.expiry.values_mut() {
+                    *at = now;
+                }
+                s.expire_after = None;
+            } else {
+                s.expire_after = Some(left - 1);
+            }
+        }
         match bearer.and_then(|t| s.expiry.get(t).copied()) {
             Some(at) if Instant::now() < at => None,
             Some(_) => {

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use lumen_sidecar::monitoring::exported_metric_names;
+use lumen_tests::google_stand_in::{TokenAuthority, metadata_server};
 use lumen_tests::*;
 use serde_json::{Value, json};
 
@@ -330,6 +331,8 @@ struct Api {
     slos: HashMap<String, Value>,
     calls: Vec<String>,
     next: u64,
+    /// Calls without a token Google issued (a test that sees any has found a bug).
+    violations: Vec<String>,
 }
 
 fn reply(status: u16, body: Value) -> http::Response<Full<Bytes>> {
@@ -533,7 +536,7 @@ fn handle(
     }
 }
 
-async fn monitoring_api() -> (SocketAddr, Arc<Mutex<Api>>) {
+async fn monitoring_api(authority: TokenAuthority) -> (SocketAddr, Arc<Mutex<Api>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -545,23 +548,31 @@ async fn monitoring_api() -> (SocketAddr, Arc<Mutex<Api>>) {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let shared = Arc::clone(&shared);
+            let (shared, authority) = (Arc::clone(&shared), authority.clone());
             tokio::spawn(async move {
                 let service =
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let shared = Arc::clone(&shared);
+                        let (shared, authority) = (Arc::clone(&shared), authority.clone());
                         async move {
-                            let authorized =
-                                req.headers().get("authorization").map(|v| v.as_bytes())
-                                    == Some(b"Bearer tok-9");
+                            // Tokens as Google's: issued by the metadata
+                            // server, refused (401) once expired.
+                            let refused =
+                                authority.check(req.method(), req.uri().path(), req.headers());
                             let (method, path) =
                                 (req.method().to_string(), req.uri().path().to_owned());
                             let query = req.uri().query().unwrap_or_default().to_owned();
                             let bytes = req.into_body().collect().await?.to_bytes();
-                            if !authorized {
-                                return Ok::<_, hyper::Error>(reply(
-                                    401,
-                                    json!({ "error": "no token" }),
+                            if let Some((answer, violation)) = refused {
+                                if let Some(v) = violation {
+                                    shared.lock().expect("lock").violations.push(v);
+                                }
+                                let (parts, body) = answer.into_parts();
+                                let body = axum::body::to_bytes(body, 1 << 20)
+                                    .await
+                                    .unwrap_or_default();
+                                return Ok::<_, hyper::Error>(http::Response::from_parts(
+                                    parts,
+                                    Full::new(body),
                                 ));
                             }
                             let body: Value = if bytes.is_empty() {
@@ -589,14 +600,17 @@ async fn monitoring_api() -> (SocketAddr, Arc<Mutex<Api>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_and_apply_create_then_update_and_never_duplicate() {
-    let (addr, api) = monitoring_api().await;
+    let authority = TokenAuthority::new();
+    let (addr, api) = monitoring_api(authority.clone()).await;
+    let metadata = metadata_server(authority.clone(), "p1").await;
     let base = format!("http://{addr}");
     let base2 = base.clone();
     let again = move |args: Vec<&'static str>| {
         let out = Command::new(binary("lumen-sidecar"))
             .args(&args)
             .env("LUMEN_MONITORING_API", &base2)
-            .env("GOOGLE_OAUTH_ACCESS_TOKEN", "tok-9")
+            .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
+            .env("GCE_METADATA_HOST", &metadata)
             .env("SLACK_BOT_TOKEN", "xoxb-test")
             .env("LUMEN_SERVICE", "ion-mentoring-api")
             .output()
@@ -658,6 +672,11 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
         out.contains("created channel: projects/p1/notificationChannels/"),
         "{out}"
     );
+    // The hour passes in the middle of the run: its token expires after
+    // ten calls, the 401 renews it from the metadata server, and the run
+    // completes as if nothing happened.
+    authority.expire_after(10);
+    let issued = authority.issued();
     let a = again.clone();
     let (code, out) = tokio::task::spawn_blocking(move || {
         a(vec![
@@ -672,6 +691,8 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
     .await
     .expect("ran");
     assert_eq!(code, Some(0), "{out}");
+    assert!(authority.expired_refusals() >= 1, "a token expired mid-run");
+    assert!(authority.issued() >= issued + 2, "and was renewed");
     assert_eq!(
         out.matches("updated policy ").count(),
         4 + 16,
@@ -824,6 +845,11 @@ async fn deploy_and_apply_create_then_update_and_never_duplicate() {
         api.calls
             .iter()
             .any(|c| c.starts_with("PATCH /v1/projects/p1/dashboards/"))
+    );
+    let violations = api.violations.clone();
+    assert!(
+        violations.is_empty(),
+        "calls without a token Google issued: {violations:?}"
     );
 }
 
