@@ -10,7 +10,8 @@ use crate::eval::{
     BudgetReport, HealthReport, MaturityInputs, SeriesReport, SloReport, budget_report,
     distribution, health, maturity, maturity_inputs, roi, roi_share_unknown, series_point,
 };
-use crate::store::{MINUTE_MS, RouteWindow, WindowData};
+use crate::eval::{SloPeriod, SloTargets, WhatIf, what_if};
+use crate::store::{BudgetLedger, MINUTE_MS, RouteWindow, WindowData};
 
 /// One evaluation of a window: the SLO report and the health report.
 #[derive(Debug, Clone)]
@@ -179,5 +180,67 @@ fn empty_window() -> RouteWindow {
     RouteWindow {
         counts: crate::store::Counts::default(),
         latency: crate::store::WindowHistogram::new(crate::store::store_layout()),
+    }
+}
+
+/// What other targets would have said about this sidecar's stored history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WhatIfAnswer {
+    /// The targets asked about.
+    pub targets: SloTargets,
+    /// The error budget's period.
+    pub period: String,
+    /// Budgets now and every alert that would have fired.
+    #[serde(flatten)]
+    pub what_if: WhatIf,
+    /// Set when the latency thresholds or error classes differ from the
+    /// configured ones: the events were counted again from the minutes'
+    /// histograms, which the store holds from here on (Unix ms), so the
+    /// budgets cover that span only.
+    pub recounted_from_ms: Option<u64>,
+    /// Whose history: `this instance`.
+    pub scope: String,
+}
+
+impl AppState {
+    /// `targets` over this sidecar's history for `period`, at `now_ms`:
+    /// the ledger as it is when the targets count the same events as the
+    /// configured ones (their shares differ only), else the events counted
+    /// again from the minutes the store holds.
+    pub fn what_if(&self, targets: &SloTargets, period: SloPeriod, now_ms: u64) -> WhatIfAnswer {
+        let rules = crate::config::budget_rules_of(targets);
+        let (ledger, recounted_from_ms) = {
+            let store = self.store();
+            if rules == self.config.budget_rules() {
+                (store.budget().clone(), None)
+            } else {
+                let minutes = store.recount(&rules);
+                let first = minutes.keys().next().copied().unwrap_or(now_ms / MINUTE_MS);
+                // From the whole hour: a ledger counts the minutes before
+                // its first whole hour in its (here empty) hour tier.
+                let fine_since = first / 60 * 60;
+                (
+                    BudgetLedger::from_parts(
+                        minutes,
+                        std::collections::BTreeMap::new(),
+                        fine_since,
+                    ),
+                    Some(first * MINUTE_MS),
+                )
+            }
+        };
+        WhatIfAnswer {
+            targets: targets.clone(),
+            period: period.name(),
+            what_if: what_if(
+                &ledger,
+                targets,
+                period,
+                self.config.budget_min_events,
+                now_ms,
+            ),
+            recounted_from_ms,
+            scope: "this instance".to_owned(),
+        }
     }
 }

@@ -26,7 +26,7 @@ pub mod wal_writer;
 
 pub use checkpoint::{restore_checkpoint, save_snapshot};
 pub use clock::now_ms;
-pub use evaluation::{Evaluation, EvaluationCache};
+pub use evaluation::{Evaluation, EvaluationCache, WhatIfAnswer};
 pub use experiment_hub::{CommandFuture, ExperimentsHub, SharedExperiments};
 pub use fleet_view::{FleetView, ReportFuture};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};

@@ -734,6 +734,27 @@ pub enum SloAction {
         #[arg(long)]
         service: Option<String>,
     },
+    /// Replays this sidecar's stored history under other targets: per SLO
+    /// the share of good requests, the budget left, and every burn-rate
+    /// page and ticket that would have fired, with its times.
+    WhatIf {
+        /// A target to try, `SLO=VALUE`: `availability=99.9`,
+        /// `error_rate=0.5` (percent), `latency_p95=150ms`,
+        /// `latency_p99=900ms`, `error_classes=5xx`; repeat for several
+        /// (the configured ones for the rest).
+        #[arg(long = "target", value_name = "SLO=VALUE")]
+        targets: Vec<String>,
+        /// The error budget's period: 7d, 28d, 30d or month (default: the
+        /// sidecar's).
+        #[arg(long)]
+        period: Option<String>,
+        /// The sidecar's URL (its base URL, or the app's `/v1/ingest` URL).
+        #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = super::sources::DEFAULT_URL)]
+        url: String,
+        /// Print the JSON answer instead of the text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reads OpenSLO v1 `SLO` documents and prints the settings they make,
     /// as `lumen.toml` lines; refuses, naming the document and the field,
     /// what Lumen cannot evaluate (exit 3, nothing printed).

@@ -51,6 +51,14 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
                 service,
             } => slo::export(&format, config.as_deref(), service.as_deref()).map(printed),
             SloAction::Import { file } => slo::import(&file).map(printed),
+            SloAction::WhatIf {
+                targets,
+                period,
+                url,
+                json,
+            } => slo::what_if(&targets, period.as_deref(), &url, json)
+                .await
+                .map(printed),
         },
         Command::Config { action } => serve::config(action).map(printed),
     };

@@ -59,7 +59,7 @@
 
 pub mod redact;
 mod settings;
-mod values;
+pub mod values;
 
 pub use settings::{SETTINGS, Setting, Shown, markdown_table};
 
@@ -640,6 +640,20 @@ fn apply_env(draft: &mut Draft, env: &impl Fn(&str) -> Option<String>) -> Result
     Ok(())
 }
 
+/// What counts as bad for the error budgets under `targets`: the latency
+/// thresholds in µs and the error classes.
+pub fn budget_rules_of(targets: &SloTargets) -> crate::store::BudgetRules {
+    let mut error_classes = [false; 5];
+    for c in &targets.error_classes {
+        error_classes[c.index()] = true;
+    }
+    crate::store::BudgetRules {
+        p95_us: (targets.latency_p95_ms * 1000.0).round() as u64,
+        p99_us: (targets.latency_p99_ms * 1000.0).round() as u64,
+        error_classes,
+    }
+}
+
 impl SidecarConfig {
     /// Defaults, then `path` (if any), then the environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -691,15 +705,7 @@ impl SidecarConfig {
 
     /// What makes an event bad for the budgets, from the SLO targets.
     pub fn budget_rules(&self) -> crate::store::BudgetRules {
-        let mut error_classes = [false; 5];
-        for c in &self.slo.error_classes {
-            error_classes[c.index()] = true;
-        }
-        crate::store::BudgetRules {
-            p95_us: (self.slo.latency_p95_ms * 1000.0).round() as u64,
-            p99_us: (self.slo.latency_p99_ms * 1000.0).round() as u64,
-            error_classes,
-        }
+        budget_rules_of(&self.slo)
     }
 
     /// The effective configuration as TOML (secrets masked), every file key

@@ -20,6 +20,7 @@ mod slis;
 mod slo;
 mod slo_report;
 mod ttl_controller;
+mod what_if;
 
 pub use bucket_quantile::{BucketEstimate, bucket_quantile};
 pub use cache_tiers::{
@@ -73,3 +74,4 @@ pub use slo_report::{
 pub use ttl_controller::{
     DEFAULT_TARGET_HIT_RATE, TtlControl, TtlStep, next_ttl, poisson_ttl_hit_rate,
 };
+pub use what_if::{FiredAlert, WhatIf, what_if};

@@ -24,6 +24,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/report", get(read_api::report))
         .route("/v1/health", get(read_api::health))
         .route("/v1/budget", get(read_api::budget))
+        .route("/v1/what-if", get(read_api::what_if))
         .route("/v1/fleet/slo", get(read_api::fleet_slo))
         .route("/v1/series", get(read_api::series))
         .route("/v1/tuning", get(read_api::tuning))

@@ -141,6 +141,69 @@ pub async fn budget(State(app): State<Arc<AppState>>) -> Response {
     Json(app.evaluate(app.config.window).budget).into_response()
 }
 
+/// `GET /v1/what-if?availability=99.9&latency_p95_ms=150&latency_p99_ms=900&error_rate=0.5&error_classes=5xx&period=30d`:
+/// the targets given (the configured ones for the rest) over this
+/// sidecar's stored history: budgets now and every burn-rate alert that
+/// would have fired. `400` names a bad parameter.
+pub async fn what_if(
+    State(app): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match what_if_params(&params, &app.config.slo, app.config.budget_period) {
+        Ok((targets, period)) => Json(app.what_if(&targets, period, now_ms())).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// The targets and period of a what-if: `configured` with the parameters
+/// given laid over it.
+pub fn what_if_params(
+    params: &HashMap<String, String>,
+    configured: &crate::eval::SloTargets,
+    period: crate::eval::SloPeriod,
+) -> Result<(crate::eval::SloTargets, crate::eval::SloPeriod), String> {
+    use crate::config::values::{non_negative, percent_range};
+    let mut t = configured.clone();
+    let mut period = period;
+    for (key, value) in params {
+        let bad = |why: String| format!("{key}: {why}");
+        match key.as_str() {
+            "availability" => t.availability_percent = percent_range(value).map_err(bad)?,
+            "error_rate" => t.error_rate_percent = percent_range(value).map_err(bad)?,
+            "latency_p95_ms" | "latency_p99_ms" => {
+                let ms = non_negative(value, "milliseconds above 0")
+                    .ok()
+                    .filter(|ms| *ms > 0.0 && *ms <= 60_000.0)
+                    .ok_or_else(|| bad("milliseconds above 0, at most 60000".into()))?;
+                if key == "latency_p95_ms" {
+                    t.latency_p95_ms = ms;
+                } else {
+                    t.latency_p99_ms = ms;
+                }
+            }
+            "error_classes" => {
+                t.error_classes = value
+                    .split(',')
+                    .map(|c| {
+                        crate::eval::StatusClass::parse(c.trim())
+                            .ok_or_else(|| bad(format!("{c:?} is not 1xx … 5xx")))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "period" => {
+                period = crate::eval::SloPeriod::parse(value)
+                    .ok_or_else(|| bad("7d, 28d, 30d or month".into()))?;
+            }
+            other => {
+                return Err(format!(
+                    "{other}: not a what-if parameter (availability, error_rate, latency_p95_ms, latency_p99_ms, error_classes, period)"
+                ));
+            }
+        }
+    }
+    Ok((t, period))
+}
+
 /// The fleet's report over `window`, when the sidecar has a fleet view:
 /// `None` without one, `Some(Err)` when it cannot be read.
 async fn fleet_report(app: &AppState, window: Duration) -> Option<Result<SloReport, String>> {

@@ -123,6 +123,11 @@ impl BudgetLedger {
         self.hours.keys().copied()
     }
 
+    /// The first minute held one by one, if any.
+    pub fn first_fine_minute(&self) -> Option<u64> {
+        self.minutes.keys().next().copied()
+    }
+
     /// Slots held (minutes, hours).
     pub fn len(&self) -> (usize, usize) {
         (self.minutes.len(), self.hours.len())

@@ -812,6 +812,46 @@ impl WindowStore {
         )
     }
 
+    /// The budget counts of every minute held, counted again under
+    /// `rules` from the minutes' histograms and counts (a minute merged
+    /// into a block under the memory cap counts at the block's start).
+    pub fn recount(&self, rules: &BudgetRules) -> BTreeMap<u64, BudgetCounts> {
+        let layout = store_layout();
+        self.minutes
+            .iter()
+            .map(|(minute, slots)| {
+                let mut counts = BudgetCounts::default();
+                for slot in slots.0.values() {
+                    let c = &slot.counts;
+                    let slow = |threshold: u64| {
+                        slot.latency
+                            .iter()
+                            .filter(|(index, _)| {
+                                layout.highest_equivalent(*index as usize) >= threshold
+                            })
+                            .map(|(_, n)| n)
+                            .sum::<u64>()
+                    };
+                    counts.add(&BudgetCounts {
+                        total: c.status.iter().sum::<u64>() + c.errors,
+                        unavailable: c.status[4] + c.errors,
+                        errors: c
+                            .status
+                            .iter()
+                            .zip(rules.error_classes)
+                            .filter(|(_, counted)| *counted)
+                            .map(|(n, _)| *n)
+                            .sum::<u64>()
+                            + c.errors,
+                        slow_p95: slow(rules.p95_us),
+                        slow_p99: slow(rules.p99_us),
+                    });
+                }
+                (*minute, counts)
+            })
+            .collect()
+    }
+
     /// The budget counts.
     pub fn budget(&self) -> &BudgetLedger {
         &self.budget

@@ -688,3 +688,37 @@ fn a_minute_never_holds_more_than_its_bound_so_no_sum_saturates() {
         Ok(Applied::Stored { .. })
     ));
 }
+
+#[test]
+fn a_recount_under_the_stores_own_rules_is_its_budget_ledger() {
+    let mut s = store();
+    s.set_budget_rules(BudgetRules {
+        p95_us: 150_000,
+        p99_us: 600_000,
+        ..BudgetRules::default()
+    });
+    for (m, latency) in [(0, 90_000), (1, 150_000), (2, 700_000), (3, 149_999)] {
+        let b = batch(
+            "i1",
+            m + 1,
+            T0 + m * MINUTE_MS,
+            vec![
+                series(Some("/a"), 40, 3, latency),
+                series(None, 7, 1, 2_000),
+            ],
+        );
+        s.apply(&b, T0 + 5 * MINUTE_MS).expect("stored");
+    }
+    let rules = s.budget_rules;
+    let recounted = s.recount(&rules);
+    assert_eq!(recounted.len(), 4);
+    for (minute, counts) in &recounted {
+        assert_eq!(*counts, s.budget().sum(*minute, *minute), "minute {minute}");
+    }
+    // A stricter threshold counts more requests slow.
+    let strict = s.recount(&BudgetRules {
+        p95_us: 1_000,
+        ..rules
+    });
+    assert_eq!(strict[&(T0 / MINUTE_MS)].slow_p95, 51);
+}
