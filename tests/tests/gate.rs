@@ -18,7 +18,7 @@ use lumen_sidecar::gate::slack_interactions::{
 };
 use lumen_sidecar::gate::{
     CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateState, GateStatus,
-    SlackTarget, gate, router_with_slack,
+    SlackTarget, gate, router,
 };
 use lumen_sidecar::google::AccessTokens;
 use lumen_sidecar::http_client::OffClock;
@@ -363,7 +363,7 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
         tokio::spawn(async move {
             axum::serve(
                 listener,
-                router_with_slack(shared, commands, None, approvers, decisions),
+                router(shared, commands, None, approvers, decisions),
             )
             .await
         });

@@ -209,12 +209,25 @@ impl AppState {
     /// again from the minutes the store holds.
     pub fn what_if(&self, targets: &SloTargets, period: SloPeriod, now_ms: u64) -> WhatIfAnswer {
         let rules = crate::config::budget_rules_of(targets);
-        let (ledger, recounted_from_ms) = {
+        let same_events = rules == self.config.budget_rules();
+        // Under the store's lock only what is cheap: the ledger, or the
+        // minutes shared; their counting waits for the lock's release, so
+        // ingest never waits on a what-if.
+        let (ledger, held) = {
             let store = self.store();
-            if rules == self.config.budget_rules() {
-                (store.budget().clone(), None)
+            if same_events {
+                (Some(store.budget().clone()), Vec::new())
             } else {
-                let minutes = store.recount(&rules);
+                (None, store.held_by_minute())
+            }
+        };
+        let (ledger, recounted_from_ms) = match ledger {
+            Some(ledger) => (ledger, None),
+            None => {
+                let minutes: std::collections::BTreeMap<u64, crate::store::BudgetCounts> = held
+                    .iter()
+                    .map(|(minute, h)| (*minute, h.budget_counts(&rules)))
+                    .collect();
                 let first = minutes.keys().next().copied().unwrap_or(now_ms / MINUTE_MS);
                 // From the whole hour: a ledger counts the minutes before
                 // its first whole hour in its (here empty) hour tier.

@@ -27,9 +27,6 @@ pub enum CliError {
     /// a sidecar or the gate) was refused or failed, in whole or in part.
     #[error("{0}")]
     Change(String),
-    /// There is nothing to judge: no request, or too little, in the window.
-    #[error("no data: {0}")]
-    NoData(String),
     /// The sidecar could not start, or stopped on an error.
     #[error("{0}")]
     Serve(String),
@@ -41,12 +38,9 @@ impl CliError {
     /// verdict's code instead when they succeed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_)
-            | Self::Config(_)
-            | Self::Read(_)
-            | Self::Change(_)
-            | Self::NoData(_)
-            | Self::Serve(_) => EXIT_ERROR,
+            Self::Usage(_) | Self::Config(_) | Self::Read(_) | Self::Change(_) | Self::Serve(_) => {
+                EXIT_ERROR
+            }
         }
     }
 }
@@ -61,12 +55,11 @@ mod tests {
             CliError::Usage("--every: at least 1s".into()),
             CliError::Read("sidecar unreachable".into()),
             CliError::Change("the gate refused approve".into()),
-            CliError::NoData("holds no request".into()),
             CliError::Serve("address in use".into()),
         ];
         for e in &cases {
             assert_eq!(e.exit_code(), EXIT_ERROR, "{e}");
         }
-        assert_eq!(cases[3].to_string(), "no data: holds no request");
+        assert_eq!(cases[2].to_string(), "the gate refused approve");
     }
 }

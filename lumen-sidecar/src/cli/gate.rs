@@ -10,7 +10,7 @@ use crate::config::window_is_valid;
 use crate::gate::slack_interactions::{SlackApprovers, SlackDecisions};
 use crate::gate::{
     CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, SlackTarget, gate,
-    parse_approvers, router_with_slack, status_text,
+    parse_approvers, router, status_text,
 };
 use crate::google::access_tokens::command_tokens;
 use crate::http_client::OffClock;
@@ -160,7 +160,7 @@ pub async fn gate_watch(
         ))),
         None => None,
     };
-    let api = router_with_slack(
+    let api = router(
         shared.clone(),
         commands,
         a.api_token.clone(),

@@ -255,19 +255,9 @@ async fn veto(
     command(&state, &headers, &body, false)
 }
 
-/// The API's routes over the gate's shared state.
+/// The API's routes over the gate's shared state; with `slack`, `POST
+/// /slack/interactions` takes decisions from Slack's buttons through it.
 pub fn router(
-    shared: SharedGate,
-    events: mpsc::UnboundedSender<GateEvent>,
-    token: Option<String>,
-    approvers: Vec<(String, String)>,
-) -> axum::Router {
-    router_with_slack(shared, events, token, approvers, None)
-}
-
-/// [`router`], and `POST /slack/interactions` taking decisions from
-/// Slack's buttons through `slack`.
-pub fn router_with_slack(
     shared: SharedGate,
     events: mpsc::UnboundedSender<GateEvent>,
     token: Option<String>,

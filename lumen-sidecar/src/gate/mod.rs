@@ -23,7 +23,7 @@ pub mod watch;
 pub use crate::google::cloud_run::{
     CloudRunService, DEFAULT_RUN_API_BASE, RollbackError, RollbackReport, set_min_instances,
 };
-pub use approval_api::{GateCommand, parse_approvers, router, router_with_slack};
+pub use approval_api::{GateCommand, parse_approvers, router};
 pub use evidence::{read_evidence, served_revisions};
 pub use machine::{DEFAULT_APPROVAL_WINDOW, GateMachine, GateState};
 pub use slack_thread::{DEFAULT_SLACK_API_BASE, GateSlack, SlackTarget};

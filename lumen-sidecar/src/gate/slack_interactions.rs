@@ -282,7 +282,6 @@ impl SlackApprovers {
 
 /// Slack's side of the decisions: the signing secret, the approvers, the
 /// interactions seen, and the calls back to Slack.
-#[derive(Debug)]
 pub struct SlackDecisions {
     secret: Vec<u8>,
     approvers: SlackApprovers,
@@ -295,6 +294,16 @@ pub struct SlackDecisions {
     group_members: Mutex<Option<(std::time::Instant, BTreeSet<String>)>>,
     client: HttpsClient,
     io: OffClock,
+}
+
+impl std::fmt::Debug for SlackDecisions {
+    // Never the signing secret, nor the bot token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackDecisions")
+            .field("approvers", &self.approvers)
+            .field("web_api", &self.web_api.as_ref().map(|(base, _)| base))
+            .finish_non_exhaustive()
+    }
 }
 
 impl SlackDecisions {
@@ -553,6 +562,22 @@ mod tests {
         assert!(decisions.first_time(&click, 1_000));
         assert!(!decisions.first_time(&click, 1_001), "a replay");
         assert!(!decisions.first_time(&click, 1_500), "still remembered");
+    }
+
+    #[test]
+    fn its_debug_shows_neither_secret_nor_token() {
+        let d = SlackDecisions::new(
+            b"signing-secret-123",
+            SlackApprovers::default(),
+            Some(("https://slack.com/api".into(), "xoxb-token-456".into())),
+            OffClock::inline(),
+        );
+        let shown = format!("{d:?}");
+        assert!(
+            !shown.contains("signing-secret-123") && !shown.contains("xoxb-token-456"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://slack.com/api"), "{shown}");
     }
 
     #[test]

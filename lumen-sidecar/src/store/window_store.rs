@@ -277,6 +277,38 @@ pub const ROLLUP_MINUTES: [u64; 2] = [10, 60];
 pub struct HeldMinutes(Vec<Arc<MinuteSlots>>);
 
 impl HeldMinutes {
+    /// The budget counts of the held minutes under `rules`, from their
+    /// counts and histograms (what [`BudgetRules::count`] gives at ingest).
+    pub fn budget_counts(&self, rules: &BudgetRules) -> BudgetCounts {
+        let layout = store_layout();
+        let mut counts = BudgetCounts::default();
+        for slot in self.0.iter().flat_map(|m| m.0.values()) {
+            let c = &slot.counts;
+            let slow = |threshold: u64| {
+                slot.latency
+                    .iter()
+                    .filter(|(index, _)| layout.highest_equivalent(*index as usize) >= threshold)
+                    .map(|(_, n)| n)
+                    .sum::<u64>()
+            };
+            counts.add(&BudgetCounts {
+                total: c.status.iter().sum::<u64>() + c.errors,
+                unavailable: c.status[4] + c.errors,
+                errors: c
+                    .status
+                    .iter()
+                    .zip(rules.error_classes)
+                    .filter(|(_, counted)| *counted)
+                    .map(|(n, _)| *n)
+                    .sum::<u64>()
+                    + c.errors,
+                slow_p95: slow(rules.p95_us),
+                slow_p99: slow(rules.p99_us),
+            });
+        }
+        counts
+    }
+
     /// Whether no minute with data was held.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -812,43 +844,13 @@ impl WindowStore {
         )
     }
 
-    /// The budget counts of every minute held, counted again under
-    /// `rules` from the minutes' histograms and counts (a minute merged
-    /// into a block under the memory cap counts at the block's start).
-    pub fn recount(&self, rules: &BudgetRules) -> BTreeMap<u64, BudgetCounts> {
-        let layout = store_layout();
+    /// Every minute held, shared (copy on write): cheap under the store's
+    /// lock, counted after it is released (a minute merged into a block
+    /// under the memory cap is held at the block's start).
+    pub fn held_by_minute(&self) -> Vec<(u64, HeldMinutes)> {
         self.minutes
             .iter()
-            .map(|(minute, slots)| {
-                let mut counts = BudgetCounts::default();
-                for slot in slots.0.values() {
-                    let c = &slot.counts;
-                    let slow = |threshold: u64| {
-                        slot.latency
-                            .iter()
-                            .filter(|(index, _)| {
-                                layout.highest_equivalent(*index as usize) >= threshold
-                            })
-                            .map(|(_, n)| n)
-                            .sum::<u64>()
-                    };
-                    counts.add(&BudgetCounts {
-                        total: c.status.iter().sum::<u64>() + c.errors,
-                        unavailable: c.status[4] + c.errors,
-                        errors: c
-                            .status
-                            .iter()
-                            .zip(rules.error_classes)
-                            .filter(|(_, counted)| *counted)
-                            .map(|(n, _)| *n)
-                            .sum::<u64>()
-                            + c.errors,
-                        slow_p95: slow(rules.p95_us),
-                        slow_p99: slow(rules.p99_us),
-                    });
-                }
-                (*minute, counts)
-            })
+            .map(|(minute, slots)| (*minute, HeldMinutes(vec![Arc::clone(slots)])))
             .collect()
     }
 

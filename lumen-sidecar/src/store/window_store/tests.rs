@@ -710,15 +710,20 @@ fn a_recount_under_the_stores_own_rules_is_its_budget_ledger() {
         s.apply(&b, T0 + 5 * MINUTE_MS).expect("stored");
     }
     let rules = s.budget_rules;
-    let recounted = s.recount(&rules);
-    assert_eq!(recounted.len(), 4);
-    for (minute, counts) in &recounted {
-        assert_eq!(*counts, s.budget().sum(*minute, *minute), "minute {minute}");
+    let held = s.held_by_minute();
+    assert_eq!(held.len(), 4);
+    for (minute, minute_held) in &held {
+        assert_eq!(
+            minute_held.budget_counts(&rules),
+            s.budget().sum(*minute, *minute),
+            "minute {minute}"
+        );
     }
     // A stricter threshold counts more requests slow.
-    let strict = s.recount(&BudgetRules {
+    let strict = BudgetRules {
         p95_us: 1_000,
         ..rules
-    });
-    assert_eq!(strict[&(T0 / MINUTE_MS)].slow_p95, 51);
+    };
+    assert_eq!(held[0].0, T0 / MINUTE_MS);
+    assert_eq!(held[0].1.budget_counts(&strict).slow_p95, 51);
 }
