@@ -14,6 +14,7 @@ mod health_inputs;
 mod maturity;
 pub mod min_instances;
 pub mod mrc;
+mod revision_comparison;
 mod roi;
 mod series;
 mod slis;
@@ -54,6 +55,11 @@ pub use maturity::{
     HIT_RATE_RANGE, LEVEL_NAMES, MIN_MEASURED_METRICS, Maturity, MaturityInputs, MetricScore,
     level_of, maturity, score_availability, score_deployments, score_failure_share, score_hit_rate,
     score_latency, score_utilisation,
+};
+pub use revision_comparison::{
+    DEFAULT_ROLLOUT_ALPHA, DEFAULT_ROLLOUT_MIN_REQUESTS, DEFAULT_ROLLOUT_TAU,
+    DEFAULT_SHARE_TOLERANCE, DEFAULT_SHIFT_TOLERANCE, Finding, MetricDifference, QuantileBand,
+    ROLLOUT_TESTS, RevisionComparison, RevisionCounts, RolloutTests, cdf_band, compare_revisions,
 };
 pub use roi::{
     DEFAULT_COST_PER_MISS_USD, DEFAULT_PASS_PERCENT, DEFAULT_REDIS_MONTHLY_USD,
