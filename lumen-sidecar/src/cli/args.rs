@@ -233,6 +233,19 @@ pub enum GateAction {
     /// required and missing, dry run), 2 rolled back, 3 no data, too little
     /// data, or an error.
     Watch(Box<GateWatchArgs>),
+    /// Roll a new revision out in steps (5, 25, 50, 100 % by default),
+    /// comparing it at every reading with the revisions it replaces over the
+    /// same minutes (always-valid tests: the shares of server errors, error
+    /// statuses and requests over each latency target, and the latency
+    /// distribution). A step is promoted when its time is up and every test
+    /// reads "no worse"; a regression opens the approval window, and the
+    /// rollback returns the traffic to what it was. The absolute triggers
+    /// keep working beside it. Deploy the revision with `--no-traffic`
+    /// first. Exit codes: 0 promoted to 100 %, 1 stopped with the traffic
+    /// where it is (inconclusive past --max-hold, a veto, approval required
+    /// and missing, SIGTERM), 2 rolled back (traffic returned), 3 a failed
+    /// read or traffic change.
+    Rollout(Box<GateRolloutArgs>),
     /// Approve the open approval window: the rollback proceeds now.
     Approve(GateCommandArgs),
     /// Veto the open approval window: no rollback; the gate leaves the revision alone.
@@ -376,6 +389,41 @@ pub struct GateWatchArgs {
     /// gate's clock: a replay of a past deploy, for post-mortems (default: now).
     #[arg(long, value_name = "UNIX_MS")]
     pub replay_from: Option<u64>,
+}
+
+/// `gate rollout`.
+#[derive(Debug, Args)]
+pub struct GateRolloutArgs {
+    /// The new revision (deployed with `--no-traffic`).
+    #[arg(long, value_name = "REVISION")]
+    pub to: String,
+    /// The new revision's percent of requests at each step, rising to 100.
+    #[arg(long, default_value = "5,25,50,100")]
+    pub steps: String,
+    /// How long each step lasts at least.
+    #[arg(long, default_value = "10m", value_parser = duration_arg)]
+    pub step_for: std::time::Duration,
+    /// How long a step may stay inconclusive past --step-for before the
+    /// rollout stops with the traffic where it is.
+    #[arg(long, default_value = "1h", value_parser = duration_arg)]
+    pub max_hold: std::time::Duration,
+    /// The false-alarm rate over every test and every reading.
+    #[arg(long, default_value_t = crate::eval::DEFAULT_ROLLOUT_ALPHA)]
+    pub alpha: f64,
+    /// A step is promoted only when each share of bad requests is surely
+    /// at most this much worse, percentage points.
+    #[arg(long, default_value_t = crate::eval::DEFAULT_SHARE_TOLERANCE * 100.0)]
+    pub share_tolerance: f64,
+    /// A step is promoted only when the share of requests made slower than
+    /// any latency is surely at most this, percentage points.
+    #[arg(long, default_value_t = crate::eval::DEFAULT_SHIFT_TOLERANCE * 100.0)]
+    pub shift_tolerance: f64,
+    /// Fewer requests than this on either side settles no test.
+    #[arg(long, default_value_t = crate::eval::DEFAULT_ROLLOUT_MIN_REQUESTS)]
+    pub rollout_min_requests: u64,
+    /// The gate's settings (service, sources, triggers, approvals, Slack).
+    #[command(flatten)]
+    pub gate: GateWatchArgs,
 }
 
 /// `experiment start|status|stop`.

@@ -1,16 +1,17 @@
-//! `gate watch` and `gate approve|veto|status`,
+//! `gate watch`, `gate rollout` and `gate approve|veto|status`,
 //! from their arguments to the gate and its API.
 
 use std::time::Duration;
 
 use super::sources::{fleet_reader, send_command};
-use super::{CliError, GateCommandArgs, GateWatchArgs};
+use super::{CliError, GateCommandArgs, GateRolloutArgs, GateWatchArgs};
 use crate::app::now_ms;
 use crate::config::window_is_valid;
+use crate::eval::RolloutTests;
 use crate::gate::slack_interactions::{SlackApprovers, SlackDecisions};
 use crate::gate::{
-    CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, SlackTarget, gate,
-    parse_approvers, router, status_text,
+    CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, RolloutPlan,
+    SlackTarget, gate, parse_approvers, parse_steps, router, status_text,
 };
 use crate::google::access_tokens::command_tokens;
 use crate::http_client::OffClock;
@@ -73,13 +74,79 @@ fn check_args(a: &GateWatchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The rollout `r` asks for, or why not.
+fn rollout_plan(r: &GateRolloutArgs) -> Result<RolloutPlan, String> {
+    if r.gate.dry_run {
+        return Err(
+            "--dry-run: a rollout moves traffic to be able to compare; watch a revision without changing traffic with `gate watch --dry-run`".into(),
+        );
+    }
+    if r.to.trim().is_empty() {
+        return Err("--to: the new revision's name".into());
+    }
+    let steps = parse_steps(&r.steps)?;
+    if r.step_for < std::time::Duration::from_secs(10)
+        || r.step_for > std::time::Duration::from_secs(86_400)
+    {
+        return Err("--step-for: from 10s to 24h".into());
+    }
+    if r.max_hold > std::time::Duration::from_secs(7 * 86_400) {
+        return Err("--max-hold: at most 7d".into());
+    }
+    if !(r.alpha > 0.0 && r.alpha < 0.5) {
+        return Err(format!("--alpha {}: above 0 and below 0.5", r.alpha));
+    }
+    for (flag, v) in [
+        ("--share-tolerance", r.share_tolerance),
+        ("--shift-tolerance", r.shift_tolerance),
+    ] {
+        if !(v > 0.0 && v < 100.0) {
+            return Err(format!(
+                "{flag} {v}: percentage points, above 0 and below 100"
+            ));
+        }
+    }
+    Ok(RolloutPlan {
+        to: r.to.trim().to_owned(),
+        steps,
+        step_for: r.step_for,
+        max_hold: r.max_hold,
+        tests: RolloutTests {
+            alpha: r.alpha,
+            share_tolerance: r.share_tolerance / 100.0,
+            shift_tolerance: r.shift_tolerance / 100.0,
+            min_requests: r.rollout_min_requests.max(1),
+            ..RolloutTests::default()
+        },
+    })
+}
+
+/// `gate rollout`: runs the rollout to its end (or until `shutdown`);
+/// prints the status at the end.
+pub async fn gate_rollout(
+    r: GateRolloutArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<GateExit, CliError> {
+    let plan = rollout_plan(&r).map_err(CliError::Usage)?;
+    run_gate(r.gate, Some(plan), shutdown).await
+}
+
 /// `gate watch`: runs the gate until `--once` has its answer or `shutdown`
 /// completes; prints the status at the end.
 pub async fn gate_watch(
     a: GateWatchArgs,
     shutdown: impl Future<Output = ()>,
 ) -> Result<GateExit, CliError> {
+    run_gate(a, None, shutdown).await
+}
+
+async fn run_gate(
+    a: GateWatchArgs,
+    rollout: Option<RolloutPlan>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<GateExit, CliError> {
     check_args(&a).map_err(CliError::Usage)?;
+    let once = a.once || rollout.is_some();
     let metrics_service = a
         .metrics_service
         .clone()
@@ -132,6 +199,7 @@ pub async fn gate_watch(
             .clone()
             .unwrap_or_else(|| format!("http://{bound}")),
         slack_buttons: a.slack_signing_secret.is_some(),
+        rollout,
     };
     let (gate, shared, commands) = gate(
         settings,
@@ -181,7 +249,7 @@ pub async fn gate_watch(
     ));
     tracing::info!(api = %bound, service = %a.service, "rollback gate watching");
     let exit = tokio::select! {
-        exit = gate.run(a.once) => exit,
+        exit = gate.run(once) => exit,
         () = shutdown => GateExit::Holding,
     };
     server.abort();

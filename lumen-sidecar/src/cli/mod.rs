@@ -16,8 +16,8 @@ pub mod tune;
 
 pub use args::{
     AlertsAction, BudgetAction, Cli, Command, ConfigAction, DashboardAction, ExperimentAction,
-    ExperimentStartArgs, ExperimentTarget, FleetArgs, GateAction, GateCommandArgs, GateWatchArgs,
-    ReadArgs, SloAction, TuneAction, TuneApplyArgs,
+    ExperimentStartArgs, ExperimentTarget, FleetArgs, GateAction, GateCommandArgs, GateRolloutArgs,
+    GateWatchArgs, ReadArgs, SloAction, TuneAction, TuneApplyArgs,
 };
 pub use error::{CliError, EXIT_ERROR};
 
@@ -33,6 +33,9 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
         Command::Alerts { action } => monitoring::alerts(action, shutdown).await,
         Command::Gate { action } => match action {
             GateAction::Watch(args) => gate::gate_watch(*args, shutdown)
+                .await
+                .map(|exit| exit.code()),
+            GateAction::Rollout(args) => gate::gate_rollout(*args, shutdown)
                 .await
                 .map(|exit| exit.code()),
             GateAction::Approve(a) => gate::gate_command("approve", &a).await.map(printed),

@@ -60,7 +60,7 @@ pub const DEFAULT_SHIFT_TOLERANCE: f64 = 0.05;
 /// mixing standard deviation): one percentage point.
 pub const DEFAULT_ROLLOUT_TAU: f64 = 0.01;
 /// Fewer requests than this on either side is too little data to judge.
-pub const DEFAULT_ROLLOUT_MIN_REQUESTS: u64 = 200;
+pub const DEFAULT_ROLLOUT_MIN_REQUESTS: u64 = 1_000;
 /// The tests: four shares and the latency shift.
 pub const ROLLOUT_TESTS: usize = 5;
 

@@ -102,6 +102,23 @@ async fn status(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     Json(s).into_response()
 }
 
+/// `GET /`: the gate's page (the rollout and its charts), under the same
+/// token as the status.
+async fn page(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if !crate::listen::guard::bearer_ok(&headers, state.token.as_deref()) {
+        return refused(StatusCode::UNAUTHORIZED, "bearer token required".into());
+    }
+    let s = lock(&state.shared).snapshot();
+    let state_text = super::watch::status_text(&s);
+    let first_line = state_text.lines().next().unwrap_or_default().to_owned();
+    axum::response::Html(super::rollout_page::rollout_page(
+        &s.service,
+        &first_line,
+        s.rollout.as_ref(),
+    ))
+    .into_response()
+}
+
 fn command(state: &ApiState, headers: &HeaderMap, body: &[u8], approve: bool) -> Response {
     // JSON from this site with the token: a web page cannot decide. (With
     // approvers, their tokens are checked when the decider is found.)
@@ -265,6 +282,7 @@ pub fn router(
     slack: Option<Arc<SlackDecisions>>,
 ) -> axum::Router {
     axum::Router::new()
+        .route("/", get(page))
         .route("/v1/gate", get(status))
         .route("/v1/gate/approve", post(approve))
         .route("/v1/gate/veto", post(veto))

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::triggers::Evidence;
-use crate::eval::{RoiConfig, roi};
+use crate::eval::{
+    RevisionComparison, RevisionCounts, RoiConfig, RolloutTests, compare_revisions, roi,
+};
 use crate::fleet::promql::{REQUESTS, selector};
 use crate::fleet::{FleetReader, QueryError};
 
@@ -56,7 +58,50 @@ pub async fn read_evidence(
         cost_usd: Some(r.cost_usd),
         forecast_usd: compute.and(cost.as_ref().map(|c| c.forecast_usd)),
         month_to_date_usd: cost.map(|c| c.month_to_date_usd),
+        comparison: None,
     })
+}
+
+/// What `revision`'s instances did in the `window_s` seconds before `at_ms`.
+async fn revision_counts(
+    source: &FleetReader,
+    revision: &str,
+    window_s: u64,
+    at_ms: u64,
+) -> Result<RevisionCounts, QueryError> {
+    let reader = FleetReader {
+        revision: Some(revision.to_owned()),
+        ..source.clone()
+    };
+    let w = reader.window(window_s, at_ms).await?;
+    Ok(RevisionCounts {
+        requests: w.total.counts.requests(),
+        slo_events: w.total.slo_events,
+        buckets: w.total.buckets,
+    })
+}
+
+/// `new` against the sum of `old` over the same minutes, from `since_ms`
+/// (when the rollout set its first traffic) to `at_ms`: every instance of
+/// each, exact counts and summed histogram buckets.
+pub async fn read_comparison(
+    source: &FleetReader,
+    new: &str,
+    old: &[String],
+    since_ms: u64,
+    at_ms: u64,
+    tests: &RolloutTests,
+) -> Result<(RevisionComparison, RevisionCounts), QueryError> {
+    let window_s = (at_ms.saturating_sub(since_ms) / 1000).max(1);
+    let new_counts = revision_counts(source, new, window_s, at_ms).await?;
+    let mut old_counts = RevisionCounts::default();
+    for revision in old {
+        old_counts.add(&revision_counts(source, revision, window_s, at_ms).await?);
+    }
+    Ok((
+        compare_revisions(&old_counts, &new_counts, tests),
+        new_counts,
+    ))
 }
 
 /// The service's revisions that finished requests in the `lookback`

@@ -260,8 +260,10 @@ impl GateMachine {
             self.since.clear();
             self.state = GateState::Watching;
         }
+        // Regression is read only in a rollout.
         self.readings = TriggerKind::ALL
             .iter()
+            .filter(|k| **k != TriggerKind::Regression || evidence.comparison.is_some())
             .map(|k| (*k, read(*k, evidence, &self.rules)))
             .collect();
         for (kind, reading) in &self.readings {
@@ -460,6 +462,7 @@ mod tests {
             cost_usd: None,
             forecast_usd: Some(10.0),
             month_to_date_usd: Some(1.0),
+            comparison: None,
         }
     }
 

@@ -1,10 +1,15 @@
-//! The three rollback triggers and how one reading of the evidence is
-//! judged: holding, clear, or too thin to say (which never rolls back).
+//! The rollback triggers and how one reading of the evidence is judged:
+//! holding, clear, or too thin to say (which never rolls back). Three are
+//! absolute (ROI, SLO compliance, the cost forecast); the fourth,
+//! regression, holds during a progressive rollout when the new revision is
+//! surely worse than the revisions it replaces, over the same minutes.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::eval::{Finding, RevisionComparison};
 
 /// ROI below this (percent) triggers the gate.
 pub const DEFAULT_ROI_BELOW_PERCENT: f64 = 300.0;
@@ -27,11 +32,19 @@ pub enum TriggerKind {
     SloCompliance,
     /// The month's cost forecast is over the budget.
     CostForecast,
+    /// In a rollout: the new revision is worse than the old one (an
+    /// always-valid test's interval lies wholly above no difference).
+    Regression,
 }
 
 impl TriggerKind {
-    /// All three, in the order reports list them.
-    pub const ALL: [Self; 3] = [Self::SloCompliance, Self::Roi, Self::CostForecast];
+    /// All four, in the order reports list them.
+    pub const ALL: [Self; 4] = [
+        Self::SloCompliance,
+        Self::Roi,
+        Self::CostForecast,
+        Self::Regression,
+    ];
 
     /// `roi`, `slo_compliance`, `cost_forecast`.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +52,7 @@ impl TriggerKind {
             Self::Roi => "roi",
             Self::SloCompliance => "slo_compliance",
             Self::CostForecast => "cost_forecast",
+            Self::Regression => "regression",
         }
     }
 }
@@ -106,6 +120,10 @@ pub struct Evidence {
     pub forecast_usd: Option<f64>,
     /// The month's cost so far, USD.
     pub month_to_date_usd: Option<f64>,
+    /// In a rollout: the revision against the revisions it replaces, over
+    /// the minutes since the rollout started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<RevisionComparison>,
 }
 
 /// A trigger's judgement of one reading.
@@ -176,6 +194,17 @@ pub fn read(kind: TriggerKind, e: &Evidence, rules: &GateRules) -> Reading {
             },
             Some(v) => judge(v, v > rules.budget_usd),
         },
+        TriggerKind::Regression => match &e.comparison {
+            None => Reading::Thin {
+                why: "no rollout: nothing to compare".into(),
+            },
+            Some(c) if c.metrics.is_empty() => Reading::Thin {
+                why: "no requests on one side yet".into(),
+            },
+            // The value: how far past no difference the worst test surely
+            // is, percentage points.
+            Some(c) => judge(c.worst_low_points(), c.finding == Finding::Worse),
+        },
     }
 }
 
@@ -185,6 +214,7 @@ pub fn threshold_phrase(kind: TriggerKind, rules: &GateRules) -> String {
         TriggerKind::SloCompliance => format!("below {}%", rules.compliance_below_percent),
         TriggerKind::Roi => format!("below {}%", rules.roi_below_percent),
         TriggerKind::CostForecast => format!("above ${:.2}", rules.budget_usd),
+        TriggerKind::Regression => "above 0 points, surely (always-valid tests)".to_owned(),
     }
 }
 
@@ -206,6 +236,7 @@ mod tests {
             cost_usd: Some(1.0),
             forecast_usd: Some(200.0),
             month_to_date_usd: Some(10.0),
+            comparison: None,
         }
     }
 

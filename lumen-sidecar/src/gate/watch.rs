@@ -11,15 +11,18 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::evidence::{read_evidence, served_revisions};
+use super::evidence::{read_comparison, read_evidence, served_revisions};
 use super::machine::{ApprovalWindow, Closed, GateEvent, GateMachine, GateState, Proceed, Settled};
+use super::rollout::{
+    RolloutPhase, RolloutPlan, RolloutStatus, StepDecision, comparison_lines, decide_step,
+};
 use super::slack_thread::GateSlack;
 use super::triggers::{Evidence, GateRules, Reading, TriggerKind, threshold_phrase};
 use crate::alerts::{escape, section};
 use crate::fleet::FleetReader;
 use crate::google::cloud_run::{
     CloudRunService, RollbackReport, choose_target, read_service, roll_back, serving_revision,
-    traffic_summary,
+    set_split, stepped_split, traffic_split, traffic_summary,
 };
 use crate::http_client::OffClock;
 
@@ -58,6 +61,9 @@ pub struct GateSettings {
     /// Whether the window's message carries Approve and Veto buttons (the
     /// gate takes Slack's interactions: a signing secret and approvers).
     pub slack_buttons: bool,
+    /// A progressive rollout to carry out (`gate rollout`), or none
+    /// (`gate watch`: the revision serving the most traffic is watched).
+    pub rollout: Option<RolloutPlan>,
 }
 
 /// How a `--once` gate ended (its exit code).
@@ -143,6 +149,9 @@ pub struct GateStatus {
     pub dry_run: bool,
     /// What happened, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// The progressive rollout, when the gate carries one out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
 }
 
 /// The state the loop and the approve/veto API share.
@@ -197,6 +206,8 @@ pub struct Gate {
     started: Instant,
     started_data_ms: u64,
     failed_last: bool,
+    /// When the latest reading succeeded (the gate's clock, ms).
+    last_good_read_ms: u64,
 }
 
 /// A gate and the sender its HTTP API passes approvals and vetoes through.
@@ -230,6 +241,7 @@ pub fn gate(
         slack_failures: Vec::new(),
         dry_run: settings.dry_run,
         history: Vec::new(),
+        rollout: settings.rollout.clone().map(RolloutStatus::new),
     };
     let started = Instant::now();
     let shared = Arc::new(Mutex::new(GateShared {
@@ -249,6 +261,7 @@ pub fn gate(
         started,
         started_data_ms: data_start_ms,
         failed_last: false,
+        last_good_read_ms: 0,
     };
     (gate, shared, tx)
 }
@@ -287,7 +300,21 @@ impl Gate {
     fn fail(&mut self, what: String) {
         tracing::warn!(gate = %what);
         self.failed_last = true;
-        lock(&self.shared).status.last_error = Some(what);
+        let now = self.now_ms();
+        let mut s = lock(&self.shared);
+        // A rollout whose readings fail for as long as a step may hold
+        // stops with its traffic where it is.
+        if let Some(r) = s.status.rollout.as_mut()
+            && r.phase == RolloutPhase::Stepping
+            && now.saturating_sub(self.last_good_read_ms.max(r.step_started_ms))
+                >= r.plan.max_hold.as_millis() as u64
+        {
+            r.phase = RolloutPhase::Stopped {
+                why: format!("no reading for {} s: {what}", r.plan.max_hold.as_secs()),
+                failed: true,
+            };
+        }
+        s.status.last_error = Some(what);
     }
 
     /// Runs until `--once` has its answer (then returns it), or forever.
@@ -325,22 +352,41 @@ impl Gate {
         }
     }
 
-    /// One reading: the serving revision, its evidence, the decisions.
+    /// One reading: the watched revision (the rollout's, else the one
+    /// serving the most traffic), its evidence, the decisions; in a
+    /// rollout, its comparison and the step's decision.
     pub async fn step(&mut self) {
         self.failed_last = false;
         let service = match read_service(&self.run, &self.io).await {
             Ok(s) => s,
             Err(e) => return self.fail(format!("cannot read the service: {e}")),
         };
-        let Some(revision) = serving_revision(&service) else {
-            return self.fail(format!(
-                "no revision serves traffic ({})",
-                traffic_summary(&service)
-            ));
+        if self.rollout_phase() == Some(RolloutPhase::Starting)
+            && let Err(why) = self.start_rollout(&service).await
+        {
+            return self.stop_rollout(why, true).await;
+        }
+        if matches!(
+            self.rollout_phase(),
+            Some(RolloutPhase::Promoted | RolloutPhase::Returned | RolloutPhase::Stopped { .. })
+        ) {
+            return;
+        }
+        let revision = match &self.settings.rollout {
+            Some(plan) => plan.to.clone(),
+            None => match serving_revision(&service) {
+                Some(r) => r,
+                None => {
+                    return self.fail(format!(
+                        "no revision serves traffic ({})",
+                        traffic_summary(&service)
+                    ));
+                }
+            },
         };
         let (source, window, at) = (self.source.clone(), self.settings.window, self.data_ms());
         let rev = revision.clone();
-        let evidence = match self
+        let mut evidence = match self
             .io
             .run(async move { read_evidence(&source, &rev, window, at).await })
             .await
@@ -348,10 +394,33 @@ impl Gate {
             Ok(e) => e,
             Err(e) => return self.fail(format!("cannot read {revision}'s evidence: {e}")),
         };
+        let mut new_requests = None;
+        if let Some((old, since, tests)) = self.comparison_inputs() {
+            let (source, rev) = (self.source.clone(), revision.clone());
+            match self
+                .io
+                .run(async move { read_comparison(&source, &rev, &old, since, at, &tests).await })
+                .await
+            {
+                Ok((comparison, new_counts)) => {
+                    new_requests = Some(new_counts.requests);
+                    evidence.comparison = Some(comparison);
+                }
+                Err(e) => {
+                    return self.fail(format!(
+                        "cannot compare {revision} with the old revisions: {e}"
+                    ));
+                }
+            }
+        }
         let now = self.now_ms();
+        self.last_good_read_ms = now;
         let events = {
             let mut s = lock(&self.shared);
             let events = s.machine.observe(now, &evidence);
+            if let (Some(r), Some(c)) = (s.status.rollout.as_mut(), &evidence.comparison) {
+                r.record(evidence.at_ms, c.clone());
+            }
             s.status.revision = Some(revision);
             s.status.evidence = Some(evidence);
             s.status.last_error = None;
@@ -360,9 +429,253 @@ impl Gate {
         for e in events {
             self.handle(e).await;
         }
+        if let Some(n) = new_requests {
+            self.advance_rollout(n).await;
+        }
+    }
+
+    fn rollout_phase(&self) -> Option<RolloutPhase> {
+        lock(&self.shared)
+            .status
+            .rollout
+            .as_ref()
+            .map(|r| r.phase.clone())
+    }
+
+    /// The old revisions, since when, and the tests, while stepping.
+    fn comparison_inputs(&self) -> Option<(Vec<String>, u64, crate::eval::RolloutTests)> {
+        let s = lock(&self.shared);
+        let r = s.status.rollout.as_ref()?;
+        match (&r.phase, r.started_data_ms) {
+            (RolloutPhase::Stepping, Some(since)) => Some((r.old_revisions(), since, r.plan.tests)),
+            _ => None,
+        }
+    }
+
+    /// Sets the first step's traffic: the service's split before it is
+    /// what the rollout returns to on a rollback.
+    async fn start_rollout(&mut self, service: &Value) -> Result<(), String> {
+        let plan = self
+            .settings
+            .rollout
+            .clone()
+            .expect("only a rollout starts one");
+        let run = self.run.clone();
+        let revisions = self
+            .io
+            .run(async move { run.revisions().await })
+            .await
+            .map_err(|e| format!("cannot list the revisions: {e}"))?;
+        match revisions.iter().find(|r| r.name == plan.to) {
+            None => return Err(format!("revision {} does not exist", plan.to)),
+            Some(r) if !r.ready => return Err(format!("revision {} is not Ready", plan.to)),
+            Some(_) => {}
+        }
+        let before = traffic_split(service);
+        let already = before
+            .iter()
+            .find(|(r, _)| *r == plan.to)
+            .map_or(0, |(_, p)| *p);
+        let from: Vec<(String, u64)> = stepped_split(&before, &plan.to, 0)
+            .into_iter()
+            .filter(|(r, _)| *r != plan.to)
+            .collect();
+        if from.is_empty() || already >= 100 {
+            return Err(format!(
+                "{} already serves all traffic ({}): nothing to compare it with. Deploy it with `gcloud run deploy --no-traffic`, then start the rollout",
+                plan.to,
+                traffic_summary(service)
+            ));
+        }
+        // A rollout started again goes on from the step it had reached.
+        let step = plan
+            .steps
+            .iter()
+            .position(|p| *p >= already)
+            .expect("the last step is 100");
+        let percent = plan.steps[step];
+        let split = stepped_split(&from, &plan.to, percent);
+        let operation = set_split(&self.run, &self.io, &split)
+            .await
+            .map_err(|e| format!("cannot set the first step's traffic: {e}"))?;
+        let now = self.now_ms();
+        let data_at = self.data_ms();
+        {
+            let mut s = lock(&self.shared);
+            let r = s.status.rollout.as_mut().expect("a rollout");
+            r.from = from.clone();
+            r.step = step;
+            r.percent = percent;
+            r.started_data_ms = Some(data_at);
+            r.step_started_ms = now;
+            r.step_started_requests = 0;
+            r.phase = RolloutPhase::Stepping;
+        }
+        let was = from
+            .iter()
+            .map(|(r, p)| format!("`{}` {p}%", escape(r)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            ":arrow_forward: *Lumen rollout* of `{}` to `{}`: {percent}% of requests (steps {}, at least {} s each), compared with {was} over the same minutes ({operation}).",
+            escape(&self.settings.service),
+            escape(&plan.to),
+            plan.steps
+                .iter()
+                .map(|p| format!("{p}%"))
+                .collect::<Vec<_>>()
+                .join(" → "),
+            plan.step_for.as_secs()
+        );
+        self.note(format!("rollout started: {} at {percent}%", plan.to));
+        self.post(text.clone(), vec![section(&text)], false).await;
+        Ok(())
+    }
+
+    /// Ends the rollout with the traffic where it is.
+    async fn stop_rollout(&mut self, why: String, failed: bool) {
+        let to = {
+            let mut s = lock(&self.shared);
+            let Some(r) = s.status.rollout.as_mut() else {
+                return;
+            };
+            r.phase = RolloutPhase::Stopped {
+                why: why.clone(),
+                failed,
+            };
+            r.plan.to.clone()
+        };
+        if failed {
+            self.fail(format!("rollout stopped: {why}"));
+        }
+        let text = format!(
+            ":double_vertical_bar: Rollout of `{}` stopped: {}. The traffic stays where it is; decide by hand.",
+            escape(&to),
+            escape(&why)
+        );
+        self.note(text.clone());
+        self.post(text.clone(), vec![section(&text)], true).await;
+    }
+
+    /// After a reading: promotes, completes or keeps the step, unless a
+    /// trigger holds or a window is open.
+    async fn advance_rollout(&mut self, new_requests: u64) {
+        let now = self.now_ms();
+        let decision = {
+            let mut s = lock(&self.shared);
+            let quiet = matches!(s.machine.state(), GateState::Watching)
+                && !s.machine.readings().values().any(Reading::holds);
+            let settled = match s.machine.state() {
+                GateState::Settled { settled, .. } => Some(settled.clone()),
+                _ => None,
+            };
+            let Some(r) = s.status.rollout.as_mut() else {
+                return;
+            };
+            if r.phase != RolloutPhase::Stepping {
+                return;
+            }
+            if let Some(settled) = settled {
+                // A window was vetoed or escalated: a human decides.
+                Some(StepDecision::GiveUp {
+                    why: format!("the approval window settled as {settled:?}"),
+                })
+            } else if !quiet {
+                r.waiting_for = Some("a trigger holds: no step while it does".into());
+                None
+            } else {
+                let in_step = Duration::from_millis(now.saturating_sub(r.step_started_ms));
+                let minutes = in_step.as_secs_f64() / 60.0;
+                let rate = (minutes > 0.0)
+                    .then(|| new_requests.saturating_sub(r.step_started_requests) as f64 / minutes);
+                let c = r.comparison.as_ref().expect("recorded with the reading");
+                Some(decide_step(&r.plan, r.step, in_step, c, rate))
+            }
+        };
+        match decision {
+            None => {}
+            Some(StepDecision::Stay { why }) => {
+                if let Some(r) = lock(&self.shared).status.rollout.as_mut() {
+                    r.waiting_for = Some(why);
+                }
+            }
+            Some(StepDecision::GiveUp { why }) => self.stop_rollout(why, false).await,
+            Some(StepDecision::Promote { to_percent }) => {
+                self.promote(to_percent, new_requests).await;
+            }
+            Some(StepDecision::Complete) => {
+                let lines = {
+                    let mut s = lock(&self.shared);
+                    let r = s.status.rollout.as_mut().expect("a rollout");
+                    r.phase = RolloutPhase::Promoted;
+                    r.waiting_for = None;
+                    r.comparison
+                        .as_ref()
+                        .map(comparison_lines)
+                        .unwrap_or_default()
+                };
+                let to = self
+                    .settings
+                    .rollout
+                    .as_ref()
+                    .map(|p| p.to.clone())
+                    .unwrap_or_default();
+                let text = format!(
+                    ":white_check_mark: Rollout of `{}` complete: it serves 100%, no worse than the revisions it replaced.\n{}",
+                    escape(&to),
+                    lines.join("\n")
+                );
+                self.note(format!("rollout complete: {to}"));
+                self.post(text.clone(), vec![section(&text)], true).await;
+            }
+        }
+    }
+
+    async fn promote(&mut self, to_percent: u64, new_requests: u64) {
+        let (from, to, lines) = {
+            let s = lock(&self.shared);
+            let r = s.status.rollout.as_ref().expect("a rollout");
+            (
+                r.from.clone(),
+                r.plan.to.clone(),
+                r.comparison
+                    .as_ref()
+                    .map(comparison_lines)
+                    .unwrap_or_default(),
+            )
+        };
+        let split = stepped_split(&from, &to, to_percent);
+        match set_split(&self.run, &self.io, &split).await {
+            Ok(operation) => {
+                let now = self.now_ms();
+                {
+                    let mut s = lock(&self.shared);
+                    let r = s.status.rollout.as_mut().expect("a rollout");
+                    r.step += 1;
+                    r.percent = to_percent;
+                    r.step_started_ms = now;
+                    r.step_started_requests = new_requests;
+                    r.waiting_for = None;
+                }
+                let text = format!(
+                    ":arrow_up: Rollout of `{}`: no worse so far, now {to_percent}% of requests ({operation}).\n{}",
+                    escape(&to),
+                    lines.join("\n")
+                );
+                self.note(format!("rollout step: {} at {to_percent}%", to.as_str()));
+                self.post(text.clone(), vec![section(&text)], true).await;
+            }
+            Err(e) => {
+                self.stop_rollout(format!("cannot set {to_percent}%: {e}"), true)
+                    .await
+            }
+        }
     }
 
     fn once_exit(&self) -> Option<GateExit> {
+        if let Some(phase) = self.rollout_phase() {
+            return self.rollout_exit(phase);
+        }
         if self.failed_last {
             return Some(GateExit::NoData);
         }
@@ -387,6 +700,33 @@ impl Gate {
                     Some(GateExit::Healthy)
                 } else {
                     Some(GateExit::NoData)
+                }
+            }
+        }
+    }
+
+    /// A rollout ends only when it is done, returned or stopped; a read
+    /// that fails is tried again at the next reading, until readings have
+    /// failed for as long as a step may hold.
+    fn rollout_exit(&self, phase: RolloutPhase) -> Option<GateExit> {
+        match phase {
+            RolloutPhase::Promoted => Some(GateExit::Healthy),
+            RolloutPhase::Returned => Some(GateExit::RolledBack),
+            RolloutPhase::Stopped { failed: true, .. } => Some(GateExit::NoData),
+            RolloutPhase::Stopped { failed: false, .. } => Some(GateExit::Holding),
+            RolloutPhase::Starting | RolloutPhase::Stepping => {
+                let s = lock(&self.shared);
+                match s.machine.state() {
+                    GateState::Settled {
+                        settled: Settled::RolledBack { .. },
+                        ..
+                    } => Some(GateExit::RolledBack),
+                    GateState::Settled {
+                        settled: Settled::RollbackFailed { .. },
+                        ..
+                    } => Some(GateExit::NoData),
+                    GateState::Settled { .. } => Some(GateExit::Holding),
+                    _ => None,
                 }
             }
         }
@@ -453,12 +793,23 @@ impl Gate {
     }
 
     async fn opened(&mut self, w: ApprovalWindow) {
-        let target = match self.target(&w.revision).await {
-            Ok(t) => t,
-            Err(e) => {
-                self.fail(format!("cannot choose a rollback target: {e}"));
-                None
-            }
+        let returned_to = lock(&self.shared).status.rollout.as_ref().map(|r| {
+            r.from
+                .iter()
+                .map(|(r, p)| format!("{r} {p}%"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let target = match returned_to {
+            // A rollout's rollback returns the traffic as it was.
+            Some(before) => Some(before),
+            None => match self.target(&w.revision).await {
+                Ok(t) => t,
+                Err(e) => {
+                    self.fail(format!("cannot choose a rollback target: {e}"));
+                    None
+                }
+            },
         };
         lock(&self.shared).status.target = target.clone();
         let minutes = self.settings.approval_window.as_secs_f64() / 60.0;
@@ -473,6 +824,9 @@ impl Gate {
         )];
         for kind in TriggerKind::ALL {
             let reading = w.readings.get(&kind);
+            if reading.is_none() && kind == TriggerKind::Regression {
+                continue; // not a rollout
+            }
             let mark = if w.triggers.contains(&kind) {
                 ":red_circle:"
             } else if reading.is_some_and(Reading::holds) {
@@ -489,6 +843,10 @@ impl Gate {
         }
         if !e.slos_failing.is_empty() {
             lines.push(format!("SLOs not met: {}", e.slos_failing.join(", ")));
+        }
+        if let Some(c) = &e.comparison {
+            lines.push("Against the revisions it replaces, over the same minutes:".to_owned());
+            lines.extend(comparison_lines(c));
         }
         let plan = match (&target, self.settings.require_approval, self.settings.dry_run) {
             (None, _, _) => "*No revision to roll back to* (none older is Ready and served traffic): nothing will be changed.".to_owned(),
@@ -562,6 +920,23 @@ impl Gate {
         };
         self.note(format!("window {} closed: {closed:?}", w.id));
         self.post(text.clone(), vec![section(&text)], true).await;
+        if self.settings.rollout.is_some()
+            && matches!(closed, Closed::Vetoed { .. } | Closed::Escalated)
+        {
+            let percent = lock(&self.shared)
+                .status
+                .rollout
+                .as_ref()
+                .map_or(0, |r| r.percent);
+            self.stop_rollout(
+                format!(
+                    "window {} closed without a rollback ({closed:?}) at {percent}%",
+                    w.id
+                ),
+                false,
+            )
+            .await;
+        }
     }
 
     async fn roll_back(&mut self, w: ApprovalWindow, proceed: Proceed) {
@@ -584,6 +959,9 @@ impl Gate {
             return;
         }
         self.note(format!("rolling back {} ({why})", w.revision));
+        if self.settings.rollout.is_some() {
+            return self.return_traffic(&w, why).await;
+        }
         // Chosen afresh: revisions may have changed since the window opened.
         let source = self.source.clone();
         let (lookback, at) = (self.settings.target_lookback, self.data_ms());
@@ -633,6 +1011,56 @@ impl Gate {
         }
     }
 
+    /// A rollout's rollback: the traffic as it was before the rollout.
+    async fn return_traffic(&mut self, w: &ApprovalWindow, why: String) {
+        let from = lock(&self.shared)
+            .status
+            .rollout
+            .as_ref()
+            .map(|r| r.from.clone())
+            .unwrap_or_default();
+        let before = from
+            .iter()
+            .map(|(r, p)| format!("{r} {p}%"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match set_split(&self.run, &self.io, &from).await {
+            Ok(operation) => {
+                let text = format!(
+                    ":rewind: Rolled back the rollout of `{}` ({why}): the traffic is as it was before it, verified: {}.",
+                    escape(&w.revision),
+                    escape(&before)
+                );
+                {
+                    let mut s = lock(&self.shared);
+                    s.machine.settle(Settled::RolledBack { to: before.clone() });
+                    s.status.rollback = Some(RollbackReport {
+                        from: w.revision.clone(),
+                        to: before,
+                        operation,
+                        conflicts: 0,
+                        unpin_command: format!(
+                            "lumen-sidecar gate rollout --service {} --to REVISION (a new rollout), or gcloud run services update-traffic {} --to-latest",
+                            self.settings.service, self.settings.service
+                        ),
+                    });
+                    if let Some(r) = s.status.rollout.as_mut() {
+                        r.phase = RolloutPhase::Returned;
+                        r.percent = 0;
+                        r.waiting_for = None;
+                    }
+                }
+                self.note(text.clone());
+                self.post(text.clone(), vec![section(&text)], true).await;
+            }
+            Err(e) => {
+                self.failed_rollback(w, e.to_string()).await;
+                self.stop_rollout(format!("the traffic could not be returned: {e}"), true)
+                    .await;
+            }
+        }
+    }
+
     async fn failed_rollback(&mut self, w: &ApprovalWindow, reason: String) {
         let run = self.run.clone();
         let now = match self.io.run(async move { run.service().await }).await {
@@ -678,6 +1106,29 @@ pub fn status_text(s: &GateStatus) -> String {
             value(Some(reading)),
             threshold_phrase(*kind, &s.rules)
         );
+    }
+    if let Some(r) = &s.rollout {
+        let phase = match &r.phase {
+            RolloutPhase::Starting => "starting".to_owned(),
+            RolloutPhase::Stepping => format!(
+                "at {}% (step {} of {})",
+                r.percent,
+                r.step + 1,
+                r.plan.steps.len()
+            ),
+            RolloutPhase::Promoted => "promoted: 100%".to_owned(),
+            RolloutPhase::Returned => "rolled back: the traffic is as it was".to_owned(),
+            RolloutPhase::Stopped { why, .. } => format!("stopped at {}%: {why}", r.percent),
+        };
+        let _ = writeln!(o, "  rollout of {}: {phase}", r.plan.to);
+        if let Some(w) = &r.waiting_for {
+            let _ = writeln!(o, "  waiting for: {w}");
+        }
+        if let Some(c) = &r.comparison {
+            for line in comparison_lines(c) {
+                let _ = writeln!(o, "    {line}");
+            }
+        }
     }
     if let Some(r) = &s.rollback {
         let _ = writeln!(

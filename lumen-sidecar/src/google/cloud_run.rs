@@ -70,9 +70,9 @@ pub enum RollbackError {
     #[error("the update operation {0} did not finish in time: the traffic change is not confirmed")]
     OperationTimeout(String),
     /// The operation finished but traffic is not where it should be.
-    #[error("after the update, trafficStatuses show {found}, not 100% on {target}")]
+    #[error("after the update, the service shows {found}, not {target}")]
     NotVerified {
-        /// The target.
+        /// What was asked for.
         target: String,
         /// What the statuses show.
         found: String,
@@ -133,11 +133,92 @@ pub fn serving_revision(service: &Value) -> Option<String> {
 /// then every tagged entry kept at 0 % (a PATCH that leaves a tag out
 /// deletes it, and its URL stops resolving).
 pub fn pinned_traffic(service: &Value, revision: &str) -> Vec<Value> {
-    let mut traffic = vec![json!({
-        "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
-        "revision": revision,
-        "percent": 100,
-    })];
+    split_traffic(service, &[(revision.to_owned(), 100)])
+}
+
+/// The revisions taking traffic and their percents, from the service's
+/// `trafficStatuses` (a `LATEST` entry named as the latest ready revision),
+/// largest first.
+pub fn traffic_split(service: &Value) -> Vec<(String, u64)> {
+    let mut split: Vec<(String, u64)> = Vec::new();
+    for s in service["trafficStatuses"].as_array().into_iter().flatten() {
+        let percent = s["percent"].as_u64().unwrap_or(0);
+        if percent == 0 {
+            continue;
+        }
+        let name = match s["revision"].as_str().filter(|r| !r.is_empty()) {
+            Some(r) => short_name(r).to_owned(),
+            None => match service["latestReadyRevision"].as_str() {
+                Some(r) => short_name(r).to_owned(),
+                None => continue,
+            },
+        };
+        match split.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, p)) => *p += percent,
+            None => split.push((name, percent)),
+        }
+    }
+    split.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    split
+}
+
+/// `to` at `percent`, the rest shared among `from`'s other revisions in
+/// proportion to their percents (largest remainders take the rounding),
+/// revisions at 0 % left out.
+pub fn stepped_split(from: &[(String, u64)], to: &str, percent: u64) -> Vec<(String, u64)> {
+    let percent = percent.min(100);
+    let others: Vec<&(String, u64)> = from.iter().filter(|(n, p)| n != to && *p > 0).collect();
+    let weight: u64 = others.iter().map(|(_, p)| p).sum();
+    let rest = 100 - percent;
+    let mut split: Vec<(String, u64)> = Vec::new();
+    if percent > 0 || weight == 0 {
+        split.push((to.to_owned(), if weight == 0 { 100 } else { percent }));
+    }
+    if weight > 0 && rest > 0 {
+        let mut shares: Vec<(String, u64, u64)> = others
+            .iter()
+            .map(|(n, p)| (n.clone(), rest * p / weight, rest * p % weight))
+            .collect();
+        let mut left = rest - shares.iter().map(|s| s.1).sum::<u64>();
+        let mut order: Vec<usize> = (0..shares.len()).collect();
+        order.sort_by(|&a, &b| shares[b].2.cmp(&shares[a].2).then(a.cmp(&b)));
+        for i in order {
+            if left == 0 {
+                break;
+            }
+            shares[i].1 += 1;
+            left -= 1;
+        }
+        split.extend(shares.into_iter().filter(|s| s.1 > 0).map(|s| (s.0, s.1)));
+    }
+    split
+}
+
+/// Whether the service's `trafficStatuses` show exactly `split`.
+pub fn traffic_is(service: &Value, split: &[(String, u64)]) -> bool {
+    let mut want = split.to_vec();
+    want.retain(|(_, p)| *p > 0);
+    want.sort();
+    let mut now = traffic_split(service);
+    now.sort();
+    now == want
+}
+
+/// The traffic of `service` set to `split`: one entry per revision, then
+/// every tagged entry kept at 0 % (a PATCH that leaves a tag out deletes
+/// it, and its URL stops resolving).
+pub fn split_traffic(service: &Value, split: &[(String, u64)]) -> Vec<Value> {
+    let mut traffic: Vec<Value> = split
+        .iter()
+        .filter(|(_, p)| *p > 0)
+        .map(|(revision, percent)| {
+            json!({
+                "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+                "revision": revision,
+                "percent": percent,
+            })
+        })
+        .collect();
     for entry in service["traffic"].as_array().into_iter().flatten() {
         let Some(tag) = entry["tag"].as_str().filter(|t| !t.is_empty()) else {
             continue;
@@ -220,6 +301,20 @@ impl CloudRunService {
         let body = json!({
             "etag": service["etag"],
             "traffic": pinned_traffic(service, revision),
+        });
+        self.patch(&body, "traffic").await
+    }
+
+    /// `PATCH` only the traffic of the service as read (`service`, whose
+    /// etag is sent): `split`, its tags kept: the operation's name.
+    pub async fn set_traffic(
+        &self,
+        service: &Value,
+        split: &[(String, u64)],
+    ) -> Result<String, ApiError> {
+        let body = json!({
+            "etag": service["etag"],
+            "traffic": split_traffic(service, split),
         });
         self.patch(&body, "traffic").await
     }
@@ -369,7 +464,7 @@ pub async fn roll_back(
         let found = traffic_summary(&after);
         if !all_traffic_on(&after, &target.name) {
             return Err(RollbackError::NotVerified {
-                target: target.name,
+                target: format!("100% on {}", target.name),
                 found,
             });
         }
@@ -380,6 +475,59 @@ pub async fn roll_back(
             conflicts,
             unpin_command: format!("gcloud run services update-traffic {service_id} --to-latest"),
         });
+    }
+    Err(RollbackError::Conflicts(conflicts))
+}
+
+/// Sets the service's traffic to `split` (with the etag; a conflict
+/// re-reads), keeping its tags, waits for the operation and verifies the
+/// service's `trafficStatuses` show it: the operation's name. Nothing is
+/// sent when the traffic already is `split`.
+pub async fn set_split(
+    api: &CloudRunService,
+    io: &OffClock,
+    split: &[(String, u64)],
+) -> Result<String, RollbackError> {
+    let wanted = split
+        .iter()
+        .map(|(r, p)| format!("{r} {p}%"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut conflicts = 0;
+    let mut sent = false;
+    for _ in 0..MAX_ROUNDS {
+        let service = read_service(api, io).await?;
+        if traffic_is(&service, split) {
+            return Ok(if sent {
+                "(its answer was lost; the service read back shows it applied)".to_owned()
+            } else {
+                "(no change: the traffic already was so)".to_owned()
+            });
+        }
+        sent = true;
+        let patched = with_retries(io, || {
+            let (api, service, split) = (api.clone(), service.clone(), split.to_vec());
+            async move { api.set_traffic(&service, &split).await }
+        })
+        .await;
+        let operation = match patched {
+            Ok(op) => op,
+            Err(e) if e.is_stale() && changed_since(api, io, &service).await? => {
+                conflicts += 1;
+                tracing::warn!(error = %e, "the service changed since it was read; reading it again");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        wait_for(api, io, &operation).await?;
+        let after = read_service(api, io).await?;
+        if !traffic_is(&after, split) {
+            return Err(RollbackError::NotVerified {
+                target: wanted,
+                found: traffic_summary(&after),
+            });
+        }
+        return Ok(operation);
     }
     Err(RollbackError::Conflicts(conflicts))
 }
@@ -566,6 +714,67 @@ mod tests {
             vec![
                 json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-1", "percent": 100}),
                 json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "tag": "current", "percent": 0}),
+                json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-1", "tag": "stable", "percent": 0}),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_step_shares_the_rest_among_the_old_revisions_as_they_were() {
+        let from = vec![("api-1".to_owned(), 70), ("api-2".to_owned(), 30)];
+        let at = |p| stepped_split(&from, "api-3", p);
+        assert_eq!(
+            at(5),
+            vec![
+                ("api-3".into(), 5),
+                ("api-1".into(), 67),
+                ("api-2".into(), 28)
+            ]
+        );
+        assert_eq!(at(100), vec![("api-3".to_owned(), 100)]);
+        for p in 0..=100 {
+            assert_eq!(at(p).iter().map(|s| s.1).sum::<u64>(), 100, "{p}");
+        }
+        // Back to where it was.
+        assert_eq!(at(0), from);
+        // A service split in three at 33/33/34 and a new revision at 10 %.
+        let three = vec![
+            ("a".to_owned(), 34),
+            ("b".to_owned(), 33),
+            ("c".to_owned(), 33),
+        ];
+        let s = stepped_split(&three, "d", 10);
+        assert_eq!(s.iter().map(|s| s.1).sum::<u64>(), 100);
+        assert_eq!(s[0], ("d".to_owned(), 10));
+    }
+
+    #[test]
+    fn the_split_reads_latest_by_name_and_a_set_keeps_the_tags() {
+        let s = json!({
+            "latestReadyRevision": "projects/p/locations/r/services/api/revisions/api-3",
+            "traffic": [
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 90},
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-2", "percent": 10},
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-1", "tag": "stable"},
+            ],
+            "trafficStatuses": [
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 90},
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-2", "percent": 10},
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-1", "tag": "stable"},
+            ]
+        });
+        let split = traffic_split(&s);
+        assert_eq!(split, vec![("api-3".into(), 90), ("api-2".into(), 10)]);
+        assert!(traffic_is(
+            &s,
+            &[("api-2".into(), 10), ("api-3".into(), 90)]
+        ));
+        assert!(!traffic_is(&s, &[("api-3".into(), 100)]));
+        assert_eq!(
+            split_traffic(&s, &[("api-4".into(), 5), ("api-3".into(), 95)]),
+            vec![
+                json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-4", "percent": 5}),
+                json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-3", "percent": 95}),
                 json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-1", "tag": "stable", "percent": 0}),
             ]
         );

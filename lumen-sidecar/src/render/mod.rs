@@ -15,5 +15,5 @@ pub use check_text::{budget_text, check_text};
 pub use experiment_text::{experiment_markdown, experiments_markdown, outcome_name};
 pub use health_text::{health_markdown, health_text};
 pub use markdown::{budget_markdown, markdown};
-pub use status_page::status_page;
+pub use status_page::{escape as escape_html, status_page};
 pub use tuning_text::tuning_markdown;
