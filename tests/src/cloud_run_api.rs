@@ -4,8 +4,8 @@
 //! that has not expired, a PATCH that is either the whole Service, sent
 //! with the template and so as its service account (`actAs`), or the
 //! fields its `updateMask` names, with the current `etag`, traffic targets
-//! of the documented enum summing to 100 on existing Ready revisions, tags
-//! unique), answers the documented shapes (Service with `LATEST` and tagged
+//! of the documented enum summing to 100 on existing Ready revisions, split
+//! among any number of them, tags unique), answers the documented shapes (Service with `LATEST` and tagged
 //! traffic entries, paged `ListRevisionsResponse`, long-running
 //! `Operation`), and can answer a stale etag (400 FAILED_PRECONDITION, or
 //! 409 ABORTED), 503s, or a failed operation. A PATCH that leaves a tag
@@ -54,6 +54,12 @@ pub struct RunApiState {
     /// Whether it takes it through a `LATEST` entry (as after a plain
     /// deploy) rather than by name.
     pub latest_traffic: bool,
+    /// When traffic is split: each revision taking some and its percent
+    /// (`serving` is then the one with the most); empty when `serving`
+    /// takes it all.
+    pub split: Vec<(String, u64)>,
+    /// Every traffic split set, in order (`revision percent%, …`).
+    pub splits_set: Vec<String>,
     /// Tag-only traffic entries (0 %): tag → revision. Each has its own URL.
     pub tags: Vec<(String, String)>,
     /// The service's etag.
@@ -90,8 +96,10 @@ pub struct RunApiState {
 /// What an accepted PATCH changes once its operation completes.
 #[derive(Debug, Clone, Default)]
 pub struct Change {
-    /// The revision taking all traffic, and whether through `LATEST`.
+    /// The revision taking all (or the most) traffic, and whether through `LATEST`.
     pub traffic: Option<(String, bool)>,
+    /// The split, when more than one revision takes traffic (else empty).
+    pub split: Option<Vec<(String, u64)>>,
     /// The tag-only entries after it.
     pub tags: Option<Vec<(String, String)>>,
     /// The minimum instances.
@@ -141,6 +149,13 @@ fn service_body(s: &RunApiState) -> Value {
             vec![json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100})],
             vec![json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100})],
         )
+    } else if !s.split.is_empty() {
+        let entries: Vec<Value> = s
+            .split
+            .iter()
+            .map(|(r, p)| json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": r, "percent": p}))
+            .collect();
+        (entries.clone(), entries)
     } else {
         let entry = json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": s.serving, "percent": 100});
         (vec![entry.clone()], vec![entry])
@@ -191,15 +206,16 @@ fn query_params(q: Option<&str>) -> Vec<(String, String)> {
 }
 
 type Refusal = (StatusCode, &'static str, String);
-/// The revision with all traffic (and whether through LATEST), and the tags.
-type Traffic = ((String, bool), Vec<(String, String)>);
+/// The revisions with traffic, their percents and whether through
+/// LATEST, and the tags.
+type Traffic = (Vec<(String, u64, bool)>, Vec<(String, String)>);
 
 /// Checks the traffic targets of a PATCH: the revision taking all traffic
 /// (and whether through LATEST) and the tag-only entries.
 fn check_traffic(s: &RunApiState, targets: &[Value]) -> Result<Traffic, Refusal> {
     let bad = |m: String| Err((StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", m));
     let mut sum = 0;
-    let mut only = None;
+    let mut taking: Vec<(String, u64, bool)> = Vec::new();
     let mut tags = Vec::new();
     for t in targets {
         let percent = t["percent"].as_u64().unwrap_or(0);
@@ -229,24 +245,25 @@ fn check_traffic(s: &RunApiState, targets: &[Value]) -> Result<Traffic, Refusal>
             }
             tags.push((tag.to_owned(), revision.clone()));
         }
+        if percent > 100 {
+            return bad(format!("percent {percent}: from 0 to 100"));
+        }
         if percent > 0 {
-            if only.is_some() {
-                return bad("the stand-in takes one target with all traffic".into());
+            if taking.iter().any(|(r, _, _)| *r == revision) {
+                return bad(format!("revision {revision} given twice"));
             }
             let latest = t["type"] == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST";
-            only = Some((revision, latest));
+            taking.push((revision, percent, latest));
         }
         sum += percent;
     }
     if sum != 100 {
         return bad(format!("traffic percents sum to {sum}, not 100"));
     }
-    let only = only.ok_or((
-        StatusCode::BAD_REQUEST,
-        "INVALID_ARGUMENT",
-        "no revision".to_owned(),
-    ))?;
-    Ok((only, tags))
+    if taking.is_empty() {
+        return bad("no revision".into());
+    }
+    Ok((taking, tags))
 }
 
 /// Checks a PATCH body against the current service under `mask` (empty:
@@ -300,11 +317,42 @@ fn check_patch(s: &RunApiState, body: &Value, mask: &[String]) -> Result<Change,
         let Some(targets) = body["traffic"].as_array() else {
             return bad("no traffic".into());
         };
-        let (only, tags) = check_traffic(s, targets)?;
-        change.traffic = Some(only);
+        let (taking, tags) = check_traffic(s, targets)?;
+        let top = taking
+            .iter()
+            .max_by_key(|(_, p, _)| *p)
+            .expect("at least one");
+        if taking.len() == 1 {
+            change.traffic = Some((top.0.clone(), top.2));
+            change.split = Some(Vec::new());
+        } else {
+            change.traffic = Some((top.0.clone(), false));
+            change.split = Some(taking.iter().map(|(r, p, _)| (r.clone(), *p)).collect());
+        }
         change.tags = Some(tags);
     }
     Ok(change)
+}
+
+fn apply_traffic(s: &mut RunApiState, change: &Change) {
+    if let Some((serving, latest)) = &change.traffic {
+        s.serving = serving.clone();
+        s.latest_traffic = *latest;
+        let split = change.split.clone().unwrap_or_default();
+        s.splits_set.push(if split.is_empty() {
+            format!("{serving} 100%")
+        } else {
+            split
+                .iter()
+                .map(|(r, p)| format!("{r} {p}%"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        s.split = split;
+    }
+    if let Some(tags) = &change.tags {
+        s.tags = tags.clone();
+    }
 }
 
 async fn handle(
@@ -394,13 +442,7 @@ async fn handle(
                 if s.fail_operation {
                     op["error"] = json!({"code": 9, "message": "Revision is not ready and cannot serve traffic."});
                 } else if polls == POLLS_BEFORE_DONE + 1 {
-                    if let Some((serving, latest)) = change.traffic {
-                        s.serving = serving;
-                        s.latest_traffic = latest;
-                    }
-                    if let Some(tags) = change.tags {
-                        s.tags = tags;
-                    }
+                    apply_traffic(&mut s, &change);
                     if change.min_instances.is_some() {
                         s.min_instances = change.min_instances;
                     }
@@ -455,13 +497,7 @@ async fn handle(
                 }
                 Ok(change) if s.apply_then_fail => {
                     s.apply_then_fail = false;
-                    if let Some((serving, latest)) = change.traffic {
-                        s.serving = serving;
-                        s.latest_traffic = latest;
-                    }
-                    if let Some(tags) = change.tags {
-                        s.tags = tags;
-                    }
+                    apply_traffic(&mut s, &change);
                     s.etag += 1;
                     s.patches.push(body);
                     google_error(
