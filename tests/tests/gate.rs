@@ -326,6 +326,7 @@ fn run_scenario(world: &World, sc: Scenario, setup: fn(&RunApi, &SlackApi)) -> E
             target_lookback: Duration::from_secs(7 * 86_400),
             api_url: format!("http://{addr}"),
             slack_buttons: sc.slack_clicks,
+            rollout: None,
         };
         let (gate, shared, commands) = gate(
             settings,

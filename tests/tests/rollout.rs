@@ -193,9 +193,69 @@ struct Ended {
     slack: SlackApi,
 }
 
+/// How the rollout is asked for.
+#[derive(Clone, Copy)]
+enum Asked {
+    /// `gate rollout --to REVISION` (the gate ends with it).
+    Command,
+    /// `gate start --to REVISION` sent to a gate service already watching.
+    Service,
+}
+
+/// The gate service: `gate start` as a real process, refused while the
+/// rollout it started runs; the gate followed on its clock until the
+/// rollout ends.
+async fn through_the_service(
+    world: &World,
+    addr: SocketAddr,
+    to: &str,
+    shared: lumen_sidecar::gate::watch::SharedGate,
+) -> GateExit {
+    let start = |to: String| {
+        let url = format!("http://{addr}");
+        tokio::task::spawn_blocking(move || {
+            Command::new(binary("lumen-sidecar"))
+                .args(["gate", "start", "--url", &url, "--to", &to, "--by", "ana"])
+                .output()
+                .expect("lumen-sidecar runs")
+        })
+    };
+    let out = start(to.to_owned()).await.expect("ran");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("rollout of {to}")));
+    let mut refused_once = false;
+    for _ in 0..400 {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let phase = lumen_sidecar::gate::watch::lock(&shared)
+            .snapshot()
+            .rollout
+            .map(|r| r.phase);
+        match phase {
+            Some(RolloutPhase::Stepping) if !refused_once => {
+                let out = start(to.to_owned()).await.expect("ran");
+                assert_eq!(out.status.code(), Some(3));
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(err.contains("is running"), "{err}");
+                refused_once = true;
+            }
+            Some(RolloutPhase::Promoted) => return GateExit::Healthy,
+            Some(RolloutPhase::Returned) => return GateExit::RolledBack,
+            Some(RolloutPhase::Stopped { .. }) => return GateExit::Holding,
+            _ => {}
+        }
+    }
+    let _ = world;
+    panic!("the rollout did not end")
+}
+
 /// Rolls `to` out from `start_minute` of the script, as `gate rollout`
-/// with its defaults would (readings every 30 s).
-fn roll_out(world: &World, to: &str, start_minute: u64) -> Ended {
+/// with its defaults would (readings every 30 s), or through a gate
+/// service.
+fn roll_out(world: &World, to: &str, start_minute: u64, asked: Asked) -> Ended {
     let (run, slack) = world.real.block_on(async {
         (
             run_api(PROJECT, REGION, SERVICE, revisions(world.t0), OLD).await,
@@ -246,7 +306,7 @@ fn roll_out(world: &World, to: &str, start_minute: u64) -> Ended {
             target_lookback: Duration::from_secs(7 * 86_400),
             api_url: format!("http://{addr}"),
             slack_buttons: false,
-            rollout: Some(RolloutPlan {
+            rollout: matches!(asked, Asked::Command).then(|| RolloutPlan {
                 to: to.into(),
                 steps: DEFAULT_STEPS.to_vec(),
                 step_for: Duration::from_secs(600),
@@ -266,10 +326,17 @@ fn roll_out(world: &World, to: &str, start_minute: u64) -> Ended {
             OffClock::on(world.real.handle().clone()),
             world.t0 + start_minute * MINUTE,
         );
-        tokio::spawn(async move {
-            axum::serve(listener, router(shared, commands, None, Vec::new(), None)).await
-        });
-        let exit = gate.run(true).await;
+        let api = router(shared.clone(), commands, None, Vec::new(), None);
+        tokio::spawn(async move { axum::serve(listener, api).await });
+        let exit = match asked {
+            Asked::Command => gate.run(true).await,
+            Asked::Service => {
+                let watching = tokio::spawn(gate.run(false));
+                let exit = through_the_service(world, addr, to, shared).await;
+                watching.abort();
+                exit
+            }
+        };
         let real = world.real.handle().clone();
         let (status, page) = tokio::task::spawn_blocking(move || {
             let out = Command::new(binary("lumen-sidecar"))
@@ -327,7 +394,7 @@ fn rollouts_on_real_prometheus_data() {
     let world = world();
 
     // 1. The good revision: every step, then all traffic; the tag kept.
-    let e = roll_out(&world, GOOD, 5);
+    let e = roll_out(&world, GOOD, 5, Asked::Command);
     no_violations(&e);
     let rollout = e.status.rollout.clone().expect("a rollout");
     assert_eq!(e.exit, GateExit::Healthy, "{rollout:#?}");
@@ -395,7 +462,7 @@ fn rollouts_on_real_prometheus_data() {
 
     // 2. The bad revision: caught at 5 % by the comparison alone, the
     // traffic returned to the old revision after the approval window.
-    let e = roll_out(&world, BAD, 80);
+    let e = roll_out(&world, BAD, 80, Asked::Command);
     no_violations(&e);
     let rollout = e.status.rollout.clone().expect("a rollout");
     assert_eq!(e.exit, GateExit::RolledBack, "{rollout:#?}");
@@ -451,6 +518,22 @@ fn rollouts_on_real_prometheus_data() {
         "{}",
         e.page
     );
+
+    // 3. The same good rollout asked of a gate service that was watching
+    // the old revision: carried out the same way, recorded under who asked.
+    let e = roll_out(&world, GOOD, 5, Asked::Service);
+    no_violations(&e);
+    assert_eq!(e.exit, GateExit::Healthy);
+    let rollout = e.status.rollout.clone().expect("a rollout");
+    // The gate knows no approvers here: the name is as claimed.
+    assert_eq!(rollout.started_by.as_deref(), Some("ana (claimed)"));
+    assert_eq!(
+        e.run.state().splits_set.len(),
+        4,
+        "{:?}",
+        e.run.state().splits_set
+    );
+    assert_eq!(e.run.state().serving, GOOD);
 }
 
 #[test]

@@ -246,6 +246,10 @@ pub enum GateAction {
     /// and missing, SIGTERM), 2 rolled back (traffic returned), 3 a failed
     /// read or traffic change.
     Rollout(Box<GateRolloutArgs>),
+    /// Ask a running gate (the gate service, `gate watch`) to carry out a
+    /// rollout as `gate rollout` would; `gate status` follows it. Refused
+    /// while another rollout runs or an approval window is open.
+    Start(Box<GateStartArgs>),
     /// Approve the open approval window: the rollback proceeds now.
     Approve(GateCommandArgs),
     /// Veto the open approval window: no rollback; the gate leaves the revision alone.
@@ -391,9 +395,9 @@ pub struct GateWatchArgs {
     pub replay_from: Option<u64>,
 }
 
-/// `gate rollout`.
+/// What a rollout does: `gate rollout` and `gate start` share these.
 #[derive(Debug, Args)]
-pub struct GateRolloutArgs {
+pub struct RolloutFlags {
     /// The new revision (deployed with `--no-traffic`).
     #[arg(long, value_name = "REVISION")]
     pub to: String,
@@ -421,9 +425,37 @@ pub struct GateRolloutArgs {
     /// Fewer requests than this on either side settles no test.
     #[arg(long, default_value_t = crate::eval::DEFAULT_ROLLOUT_MIN_REQUESTS)]
     pub rollout_min_requests: u64,
+}
+
+/// `gate rollout`.
+#[derive(Debug, Args)]
+pub struct GateRolloutArgs {
+    /// The rollout.
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
     /// The gate's settings (service, sources, triggers, approvals, Slack).
     #[command(flatten)]
     pub gate: GateWatchArgs,
+}
+
+/// `gate start`.
+#[derive(Debug, Args)]
+pub struct GateStartArgs {
+    /// The rollout.
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
+    /// The gate service's API.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9465")]
+    pub url: String,
+    /// Who starts it (default: $USER), for the gate's history.
+    #[arg(long)]
+    pub by: Option<String>,
+    /// The gate's bearer token (an approver's, when it knows approvers).
+    #[arg(long, env = "LUMEN_GATE_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `experiment start|status|stop`.

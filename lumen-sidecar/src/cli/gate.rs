@@ -4,14 +4,15 @@
 use std::time::Duration;
 
 use super::sources::{fleet_reader, send_command};
-use super::{CliError, GateCommandArgs, GateRolloutArgs, GateWatchArgs};
+use super::{
+    CliError, GateCommandArgs, GateRolloutArgs, GateStartArgs, GateWatchArgs, RolloutFlags,
+};
 use crate::app::now_ms;
 use crate::config::window_is_valid;
-use crate::eval::RolloutTests;
 use crate::gate::slack_interactions::{SlackApprovers, SlackDecisions};
 use crate::gate::{
     CloudRunService, GateExit, GateRules, GateSettings, GateSlack, GateStatus, RolloutPlan,
-    SlackTarget, gate, parse_approvers, parse_steps, router, status_text,
+    RolloutRequest, SlackTarget, gate, parse_approvers, router, status_text,
 };
 use crate::google::access_tokens::command_tokens;
 use crate::http_client::OffClock;
@@ -81,44 +82,22 @@ fn rollout_plan(r: &GateRolloutArgs) -> Result<RolloutPlan, String> {
             "--dry-run: a rollout moves traffic to be able to compare; watch a revision without changing traffic with `gate watch --dry-run`".into(),
         );
     }
-    if r.to.trim().is_empty() {
-        return Err("--to: the new revision's name".into());
+    rollout_request(&r.rollout).plan()
+}
+
+/// The request the rollout flags make.
+fn rollout_request(r: &RolloutFlags) -> RolloutRequest {
+    RolloutRequest {
+        to: r.to.clone(),
+        steps: r.steps.clone(),
+        step_for_s: r.step_for.as_secs(),
+        max_hold_s: r.max_hold.as_secs(),
+        alpha: r.alpha,
+        share_tolerance: r.share_tolerance,
+        shift_tolerance: r.shift_tolerance,
+        min_requests: r.rollout_min_requests,
+        by: None,
     }
-    let steps = parse_steps(&r.steps)?;
-    if r.step_for < std::time::Duration::from_secs(10)
-        || r.step_for > std::time::Duration::from_secs(86_400)
-    {
-        return Err("--step-for: from 10s to 24h".into());
-    }
-    if r.max_hold > std::time::Duration::from_secs(7 * 86_400) {
-        return Err("--max-hold: at most 7d".into());
-    }
-    if !(r.alpha > 0.0 && r.alpha < 0.5) {
-        return Err(format!("--alpha {}: above 0 and below 0.5", r.alpha));
-    }
-    for (flag, v) in [
-        ("--share-tolerance", r.share_tolerance),
-        ("--shift-tolerance", r.shift_tolerance),
-    ] {
-        if !(v > 0.0 && v < 100.0) {
-            return Err(format!(
-                "{flag} {v}: percentage points, above 0 and below 100"
-            ));
-        }
-    }
-    Ok(RolloutPlan {
-        to: r.to.trim().to_owned(),
-        steps,
-        step_for: r.step_for,
-        max_hold: r.max_hold,
-        tests: RolloutTests {
-            alpha: r.alpha,
-            share_tolerance: r.share_tolerance / 100.0,
-            shift_tolerance: r.shift_tolerance / 100.0,
-            min_requests: r.rollout_min_requests.max(1),
-            ..RolloutTests::default()
-        },
-    })
 }
 
 /// `gate rollout`: runs the rollout to its end (or until `shutdown`);
@@ -263,6 +242,36 @@ async fn run_gate(
         print!("{}", status_text(&status));
     }
     Ok(exit)
+}
+
+/// `gate start`: asks the gate service at `--url` to carry out a rollout.
+pub async fn gate_start(a: &GateStartArgs) -> Result<String, CliError> {
+    let request = rollout_request(&a.rollout);
+    request.plan().map_err(CliError::Usage)?;
+    let base = a.url.trim_end_matches('/');
+    let by =
+        a.by.clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "someone".into());
+    let body = serde_json::to_string(&RolloutRequest {
+        by: Some(by),
+        ..request
+    })
+    .expect("a request serializes");
+    let text = send_command(
+        &format!("the gate at {base}"),
+        "POST",
+        &format!("{base}/v1/gate/rollout"),
+        body,
+        a.api_token.as_deref(),
+    )
+    .await?;
+    if a.json {
+        return Ok(text);
+    }
+    let status: GateStatus = serde_json::from_str(&text)
+        .map_err(|e| CliError::Read(format!("not a gate status: {e}")))?;
+    Ok(status_text(&status))
 }
 
 /// `gate approve`, `gate veto` (`action`), `gate status` (`action` "status"):

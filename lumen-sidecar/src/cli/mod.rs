@@ -17,7 +17,7 @@ pub mod tune;
 pub use args::{
     AlertsAction, BudgetAction, Cli, Command, ConfigAction, DashboardAction, ExperimentAction,
     ExperimentStartArgs, ExperimentTarget, FleetArgs, GateAction, GateCommandArgs, GateRolloutArgs,
-    GateWatchArgs, ReadArgs, SloAction, TuneAction, TuneApplyArgs,
+    GateStartArgs, GateWatchArgs, ReadArgs, RolloutFlags, SloAction, TuneAction, TuneApplyArgs,
 };
 pub use error::{CliError, EXIT_ERROR};
 
@@ -38,6 +38,7 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
             GateAction::Rollout(args) => gate::gate_rollout(*args, shutdown)
                 .await
                 .map(|exit| exit.code()),
+            GateAction::Start(a) => gate::gate_start(&a).await.map(printed),
             GateAction::Approve(a) => gate::gate_command("approve", &a).await.map(printed),
             GateAction::Veto(a) => gate::gate_command("veto", &a).await.map(printed),
             GateAction::Status(a) => gate::gate_command("status", &a).await.map(printed),

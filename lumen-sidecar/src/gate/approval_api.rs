@@ -17,7 +17,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::machine::GateEvent;
+use super::machine::{GateEvent, GateState};
+use super::rollout::{RolloutPhase, RolloutRequest, RolloutStatus};
 use super::slack_interactions::{Decision, SlackDecisions};
 use super::watch::{SharedGate, lock};
 
@@ -160,6 +161,64 @@ fn command(state: &ApiState, headers: &HeaderMap, body: &[u8], approve: bool) ->
     }
 }
 
+/// `POST /v1/gate/rollout`: a rollout for the gate to carry out from its
+/// next reading, as a command (JSON, from no other site, with the token
+/// or an approver's); refused while a rollout runs or a window is open.
+async fn start_rollout(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let token = if state.approvers.is_empty() {
+        state.token.as_deref()
+    } else {
+        None
+    };
+    if let Some((status, why)) = crate::listen::guard::command_refusal(&headers, token) {
+        return refused(status, why);
+    }
+    let request: RolloutRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a rollout ({{\"to\": REVISION, …}}): {e}"),
+            );
+        }
+    };
+    let plan = match request.plan() {
+        Ok(p) => p,
+        Err(why) => return refused(StatusCode::BAD_REQUEST, why),
+    };
+    let who = match decider(&state, &headers, request.by.clone()) {
+        Ok(who) => who,
+        Err((status, why)) => return refused(status, why),
+    };
+    let mut s = lock(&state.shared);
+    if let Some(r) = &s.status.rollout
+        && matches!(r.phase, RolloutPhase::Starting | RolloutPhase::Stepping)
+    {
+        return refused(
+            StatusCode::CONFLICT,
+            format!("a rollout of {} is running", r.plan.to),
+        );
+    }
+    if matches!(
+        s.machine.state(),
+        GateState::Open(_) | GateState::RollingBack { .. }
+    ) {
+        return refused(
+            StatusCode::CONFLICT,
+            "an approval window is open: decide it first".into(),
+        );
+    }
+    tracing::info!(to = %plan.to, by = %who, "rollout asked for");
+    let mut rollout = RolloutStatus::new(plan);
+    rollout.started_by = Some(who);
+    s.status.rollout = Some(rollout);
+    (StatusCode::ACCEPTED, Json(s.snapshot())).into_response()
+}
+
 /// Approves or vetoes window `window` for `who` on the gate's clock and
 /// hands the event to the gate: the event, or why nothing changed.
 fn decide(
@@ -286,6 +345,7 @@ pub fn router(
         .route("/v1/gate", get(status))
         .route("/v1/gate/approve", post(approve))
         .route("/v1/gate/veto", post(veto))
+        .route("/v1/gate/rollout", post(start_rollout))
         .route("/slack/interactions", post(slack_interaction))
         .with_state(ApiState {
             shared,

@@ -35,8 +35,8 @@ pub use approval_api::{GateCommand, parse_approvers, router};
 pub use evidence::{read_comparison, read_evidence, served_revisions};
 pub use machine::{DEFAULT_APPROVAL_WINDOW, GateMachine, GateState};
 pub use rollout::{
-    DEFAULT_MAX_HOLD, DEFAULT_STEP_FOR, DEFAULT_STEPS, RolloutPhase, RolloutPlan, RolloutStatus,
-    parse_steps,
+    DEFAULT_MAX_HOLD, DEFAULT_STEP_FOR, DEFAULT_STEPS, RolloutPhase, RolloutPlan, RolloutRequest,
+    RolloutStatus, parse_steps,
 };
 pub use slack_thread::{DEFAULT_SLACK_API_BASE, GateSlack, SlackTarget};
 pub use triggers::{Evidence, GateRules, Reading, TriggerKind};

@@ -62,6 +62,124 @@ pub fn parse_steps(text: &str) -> Result<Vec<u64>, String> {
     Ok(steps)
 }
 
+/// A rollout as asked for (by `gate rollout`'s flags, or in JSON of the
+/// gate service's `POST /v1/gate/rollout`); omitted fields take the
+/// defaults, percents are percentage points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRequest {
+    /// The new revision.
+    pub to: String,
+    /// `5,25,50,100`.
+    #[serde(default = "default_steps")]
+    pub steps: String,
+    /// Seconds each step lasts at least.
+    #[serde(default = "default_step_for_s")]
+    pub step_for_s: u64,
+    /// Seconds a step may stay inconclusive past its time.
+    #[serde(default = "default_max_hold_s")]
+    pub max_hold_s: u64,
+    /// The false-alarm rate over every test and reading.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Percentage points a share of bad requests may worsen, at most, to promote.
+    #[serde(default = "default_share_tolerance")]
+    pub share_tolerance: f64,
+    /// Percentage points of requests made slower, at most, to promote.
+    #[serde(default = "default_shift_tolerance")]
+    pub shift_tolerance: f64,
+    /// Fewer requests than this on either side settles no test.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+    /// Who asked (the gate service's history; the token decides whose
+    /// name is recorded when the gate knows its approvers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+fn default_steps() -> String {
+    DEFAULT_STEPS.map(|p| p.to_string()).join(",")
+}
+fn default_step_for_s() -> u64 {
+    DEFAULT_STEP_FOR.as_secs()
+}
+fn default_max_hold_s() -> u64 {
+    DEFAULT_MAX_HOLD.as_secs()
+}
+fn default_alpha() -> f64 {
+    crate::eval::DEFAULT_ROLLOUT_ALPHA
+}
+fn default_share_tolerance() -> f64 {
+    crate::eval::DEFAULT_SHARE_TOLERANCE * 100.0
+}
+fn default_shift_tolerance() -> f64 {
+    crate::eval::DEFAULT_SHIFT_TOLERANCE * 100.0
+}
+fn default_min_requests() -> u64 {
+    crate::eval::DEFAULT_ROLLOUT_MIN_REQUESTS
+}
+
+impl RolloutRequest {
+    /// A request for `to` with every default.
+    pub fn to(revision: &str) -> Self {
+        Self {
+            to: revision.to_owned(),
+            steps: default_steps(),
+            step_for_s: default_step_for_s(),
+            max_hold_s: default_max_hold_s(),
+            alpha: default_alpha(),
+            share_tolerance: default_share_tolerance(),
+            shift_tolerance: default_shift_tolerance(),
+            min_requests: default_min_requests(),
+            by: None,
+        }
+    }
+
+    /// The plan, or what is wrong (named as the flags name it).
+    pub fn plan(&self) -> Result<RolloutPlan, String> {
+        let to = self.to.trim();
+        if to.is_empty() || to.len() > 128 || to.chars().any(|c| c.is_control()) {
+            return Err("--to: the new revision's name".into());
+        }
+        if self.steps.len() > 200 {
+            return Err("--steps: at most 200 characters".into());
+        }
+        let steps = parse_steps(&self.steps)?;
+        if !(10..=86_400).contains(&self.step_for_s) {
+            return Err(format!("--step-for {}s: from 10s to 24h", self.step_for_s));
+        }
+        if self.max_hold_s > 7 * 86_400 {
+            return Err(format!("--max-hold {}s: at most 7d", self.max_hold_s));
+        }
+        if !(self.alpha > 0.0 && self.alpha < 0.5) {
+            return Err(format!("--alpha {}: above 0 and below 0.5", self.alpha));
+        }
+        for (flag, v) in [
+            ("--share-tolerance", self.share_tolerance),
+            ("--shift-tolerance", self.shift_tolerance),
+        ] {
+            if !(v > 0.0 && v < 100.0) {
+                return Err(format!(
+                    "{flag} {v}: percentage points, above 0 and below 100"
+                ));
+            }
+        }
+        Ok(RolloutPlan {
+            to: to.to_owned(),
+            steps,
+            step_for: Duration::from_secs(self.step_for_s),
+            max_hold: Duration::from_secs(self.max_hold_s),
+            tests: RolloutTests {
+                alpha: self.alpha,
+                share_tolerance: self.share_tolerance / 100.0,
+                shift_tolerance: self.shift_tolerance / 100.0,
+                min_requests: self.min_requests.max(1),
+                ..RolloutTests::default()
+            },
+        })
+    }
+}
+
 /// Where a rollout is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
@@ -134,6 +252,9 @@ pub struct RolloutStatus {
     pub waiting_for: Option<String>,
     /// Every reading (the latest [`POINTS_KEPT`]), for the chart.
     pub points: Vec<RolloutPoint>,
+    /// Who asked the gate service for it (`None`: `gate rollout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
 }
 
 impl RolloutStatus {
@@ -151,6 +272,7 @@ impl RolloutStatus {
             comparison: None,
             waiting_for: None,
             points: Vec::new(),
+            started_by: None,
         }
     }
 
@@ -371,6 +493,43 @@ mod tests {
             &RevisionCounts::from_failures(new_requests, new_failures),
             &RolloutTests::default(),
         )
+    }
+
+    #[test]
+    fn a_request_takes_the_defaults_and_refuses_what_is_wrong() {
+        let plan = RolloutRequest::to("api-2").plan().expect("valid");
+        assert_eq!(plan.steps, DEFAULT_STEPS.to_vec());
+        assert_eq!(plan.step_for, DEFAULT_STEP_FOR);
+        assert_eq!(plan.tests, RolloutTests::default());
+        let json: RolloutRequest =
+            serde_json::from_str(r#"{"to": "api-2", "steps": "10,100", "step_for_s": 60}"#)
+                .expect("parses");
+        assert_eq!(json.plan().expect("valid").steps, vec![10, 100]);
+        assert!(serde_json::from_str::<RolloutRequest>(r#"{"to": "x", "stpes": "1"}"#).is_err());
+        for bad in [
+            RolloutRequest {
+                to: " ".into(),
+                ..RolloutRequest::to("x")
+            },
+            RolloutRequest {
+                step_for_s: 5,
+                ..RolloutRequest::to("x")
+            },
+            RolloutRequest {
+                alpha: 0.5,
+                ..RolloutRequest::to("x")
+            },
+            RolloutRequest {
+                shift_tolerance: 0.0,
+                ..RolloutRequest::to("x")
+            },
+            RolloutRequest {
+                steps: "5,50".into(),
+                ..RolloutRequest::to("x")
+            },
+        ] {
+            assert!(bad.plan().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -366,14 +366,17 @@ impl Gate {
         {
             return self.stop_rollout(why, true).await;
         }
-        if matches!(
+        let ended = matches!(
             self.rollout_phase(),
             Some(RolloutPhase::Promoted | RolloutPhase::Returned | RolloutPhase::Stopped { .. })
-        ) {
-            return;
+        );
+        if ended && self.settings.rollout.is_some() {
+            return; // `gate rollout` ends with its rollout
         }
-        let revision = match &self.settings.rollout {
-            Some(plan) => plan.to.clone(),
+        // The gate service watches the serving revision again once a
+        // rollout it was asked for has ended.
+        let revision = match self.active_rollout() {
+            Some(plan) => plan.to,
             None => match serving_revision(&service) {
                 Some(r) => r,
                 None => {
@@ -434,6 +437,13 @@ impl Gate {
         }
     }
 
+    /// The rollout being carried out (starting or stepping), if any.
+    fn active_rollout(&self) -> Option<RolloutPlan> {
+        let s = lock(&self.shared);
+        let r = s.status.rollout.as_ref()?;
+        matches!(r.phase, RolloutPhase::Starting | RolloutPhase::Stepping).then(|| r.plan.clone())
+    }
+
     fn rollout_phase(&self) -> Option<RolloutPhase> {
         lock(&self.shared)
             .status
@@ -455,11 +465,7 @@ impl Gate {
     /// Sets the first step's traffic: the service's split before it is
     /// what the rollout returns to on a rollback.
     async fn start_rollout(&mut self, service: &Value) -> Result<(), String> {
-        let plan = self
-            .settings
-            .rollout
-            .clone()
-            .expect("only a rollout starts one");
+        let plan = self.active_rollout().expect("only a rollout starts one");
         let run = self.run.clone();
         let revisions = self
             .io
@@ -614,11 +620,11 @@ impl Gate {
                         .map(comparison_lines)
                         .unwrap_or_default()
                 };
-                let to = self
-                    .settings
+                let to = lock(&self.shared)
+                    .status
                     .rollout
                     .as_ref()
-                    .map(|p| p.to.clone())
+                    .map(|r| r.plan.to.clone())
                     .unwrap_or_default();
                 let text = format!(
                     ":white_check_mark: Rollout of `{}` complete: it serves 100%, no worse than the revisions it replaced.\n{}",
@@ -673,7 +679,9 @@ impl Gate {
     }
 
     fn once_exit(&self) -> Option<GateExit> {
-        if let Some(phase) = self.rollout_phase() {
+        if self.settings.rollout.is_some()
+            && let Some(phase) = self.rollout_phase()
+        {
             return self.rollout_exit(phase);
         }
         if self.failed_last {
@@ -920,7 +928,7 @@ impl Gate {
         };
         self.note(format!("window {} closed: {closed:?}", w.id));
         self.post(text.clone(), vec![section(&text)], true).await;
-        if self.settings.rollout.is_some()
+        if self.active_rollout().is_some()
             && matches!(closed, Closed::Vetoed { .. } | Closed::Escalated)
         {
             let percent = lock(&self.shared)
@@ -959,7 +967,7 @@ impl Gate {
             return;
         }
         self.note(format!("rolling back {} ({why})", w.revision));
-        if self.settings.rollout.is_some() {
+        if self.active_rollout().is_some() {
             return self.return_traffic(&w, why).await;
         }
         // Chosen afresh: revisions may have changed since the window opened.
