@@ -261,6 +261,8 @@ mod tests {
             period_start_ms: 0,
             evaluated_at_ms: 0,
             cost: None,
+            excluded_requests: 0,
+            excluded: Vec::new(),
             slos: vec![SloBudget {
                 name: SloName::Availability,
                 allowed_share: 0.005,

@@ -17,6 +17,7 @@ pub fn restore_checkpoint(config: &SidecarConfig) -> (WindowStore, Option<serde_
         let mut store = WindowStore::new(config.retention);
         store.set_budget_rules(config.budget_rules());
         store.set_route_cap(config.max_routes);
+        store.set_recurring_exclusions(config.budget_maintenance.clone());
         store
     };
     let Some(path) = &config.snapshot_file() else {
@@ -39,6 +40,7 @@ pub fn restore_checkpoint(config: &SidecarConfig) -> (WindowStore, Option<serde_
             store.set_retention(config.retention);
             store.set_budget_rules(config.budget_rules());
             store.set_route_cap(config.max_routes);
+            store.set_recurring_exclusions(config.budget_maintenance.clone());
             store.evict(now_ms());
             tracing::info!(path = %path.display(), minutes = store.minutes_held(), instances = store.ledger().len(), "restored the snapshot");
             (store, totals)

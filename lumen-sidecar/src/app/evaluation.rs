@@ -61,13 +61,14 @@ impl AppState {
             let inputs = maturity_inputs(&slo, &store, now, window, self.deployments());
             let since = now.saturating_sub(window.as_millis() as u64);
             let active = store.ledger().active_since(since).count() as u64;
-            let budget = budget_report(
+            let mut budget = budget_report(
                 store.budget(),
                 &self.config.slo,
                 self.config.budget_period,
                 self.config.budget_min_events,
                 now,
             );
+            budget.excluded = store.exclusions().spans(budget.period_start_ms, now);
             (slo, inputs, active, budget)
         };
         // This instance's compute over the window (or its life, if shorter).
@@ -213,12 +214,13 @@ impl AppState {
         // Under the store's lock only what is cheap: the ledger, or the
         // minutes shared; their counting waits for the lock's release, so
         // ingest never waits on a what-if.
-        let (ledger, held) = {
+        let (ledger, held, exclusions) = {
             let store = self.store();
+            let exclusions = store.exclusions().clone();
             if same_events {
-                (Some(store.budget().clone()), Vec::new())
+                (Some(store.budget().clone()), Vec::new(), exclusions)
             } else {
-                (None, store.held_by_minute())
+                (None, store.held_by_minute(), exclusions)
             }
         };
         let (ledger, recounted_from_ms) = match ledger {
@@ -226,6 +228,8 @@ impl AppState {
             None => {
                 let minutes: std::collections::BTreeMap<u64, crate::store::BudgetCounts> = held
                     .iter()
+                    // Minutes kept off the budget stay off it here too.
+                    .filter(|(minute, _)| !exclusions.covers(*minute))
                     .map(|(minute, h)| (*minute, h.budget_counts(&rules)))
                     .collect();
                 let first = minutes.keys().next().copied().unwrap_or(now_ms / MINUTE_MS);

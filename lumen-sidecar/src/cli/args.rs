@@ -835,6 +835,38 @@ pub enum SloAction {
         #[arg(long)]
         json: bool,
     },
+    /// Keeps a window off the error budgets (a maintenance, a known
+    /// incident): its minutes leave the budgets and burn rates, from the
+    /// past as far as the sidecar holds them one by one (3 days) and ahead
+    /// for up to 7 days. Recurring windows go in the config
+    /// (`budget.maintenance`).
+    Exclude {
+        /// Its start: RFC 3339 (`2026-12-06T02:00:00Z`) or Unix ms, a whole minute.
+        #[arg(long)]
+        from: String,
+        /// Its end (exclusive), as --from; at most 7 days after it.
+        #[arg(long)]
+        to: String,
+        /// Why, for the budget's report and the status page.
+        #[arg(long)]
+        reason: String,
+        /// Who marks it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// The sidecar's URL (its base URL, or the app's `/v1/ingest` URL).
+        #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = super::sources::DEFAULT_URL)]
+        url: String,
+        /// The sidecar's bearer token, when it has one.
+        #[arg(long, env = "LUMEN_AUTH_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Lists the windows kept off the error budgets: the one-off ones, the
+    /// recurring ones and every excluded span of the budget's period.
+    Exclusions {
+        /// The sidecar's URL (its base URL, or the app's `/v1/ingest` URL).
+        #[arg(long, env = "LUMEN_SIDECAR_URL", default_value = super::sources::DEFAULT_URL)]
+        url: String,
+    },
     /// Reads OpenSLO v1 `SLO` documents and prints the settings they make,
     /// as `lumen.toml` lines; refuses, naming the document and the field,
     /// what Lumen cannot evaluate (exit 3, nothing printed).

@@ -55,6 +55,17 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
                 service,
             } => slo::export(&format, config.as_deref(), service.as_deref()).map(printed),
             SloAction::Import { file } => slo::import(&file).map(printed),
+            SloAction::Exclude {
+                from,
+                to,
+                reason,
+                by,
+                url,
+                token,
+            } => slo::exclude(&from, &to, &reason, by, &url, token.as_deref())
+                .await
+                .map(printed),
+            SloAction::Exclusions { url } => slo::exclusions(&url).await.map(printed),
             SloAction::WhatIf {
                 targets,
                 period,

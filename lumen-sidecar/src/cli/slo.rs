@@ -108,6 +108,88 @@ pub async fn what_if(
     Ok(what_if_text(&answer))
 }
 
+/// A time given as RFC 3339 or Unix ms.
+fn instant(flag: &str, text: &str) -> Result<u64, CliError> {
+    let text = text.trim();
+    text.parse::<u64>()
+        .ok()
+        .or_else(|| crate::google::deployments::parse_rfc3339_ms(text))
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "{flag} {text}: RFC 3339 (2026-12-06T02:00:00Z) or Unix ms"
+            ))
+        })
+}
+
+/// `slo exclude`: asks the sidecar to keep a window off the budgets.
+pub async fn exclude(
+    from: &str,
+    to: &str,
+    reason: &str,
+    by: Option<String>,
+    url: &str,
+    token: Option<&str>,
+) -> Result<String, CliError> {
+    let (from_ms, to_ms) = (instant("--from", from)?, instant("--to", to)?);
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "someone".into());
+    // Checked here as the sidecar checks it: a precise error, nothing sent.
+    crate::store::Exclusion::new(from_ms, to_ms, reason, &by, 0).map_err(CliError::Usage)?;
+    let base = url.trim_end_matches('/');
+    let base = base.strip_suffix("/v1/ingest").unwrap_or(base);
+    let body =
+        serde_json::json!({ "from_ms": from_ms, "to_ms": to_ms, "reason": reason, "by": by });
+    let text = super::sources::send_command(
+        &format!("the sidecar at {base}"),
+        "POST",
+        &format!("{base}/v1/exclusions"),
+        body.to_string(),
+        token,
+    )
+    .await?;
+    let answer: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Read(format!("not an exclusion answer: {e}")))?;
+    Ok(format!(
+        "Kept off the error budgets: {} to {} ({}); {} requests held so far left out.\n",
+        utc(from_ms),
+        utc(to_ms),
+        reason.trim(),
+        answer["left_out"]["total"].as_u64().unwrap_or(0)
+    ))
+}
+
+/// `slo exclusions`: the windows kept off the budgets, as text.
+pub async fn exclusions(url: &str) -> Result<String, CliError> {
+    let body = get(url, "/v1/exclusions")
+        .await
+        .map_err(|e| CliError::Read(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| CliError::Read(format!("not an exclusions answer: {e}")))?;
+    let mut out = String::from("Kept off the error budgets:\n");
+    for w in v["recurring"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  every {} (UTC, from the config)\n",
+            w.as_str().unwrap_or("?")
+        ));
+    }
+    for e in v["one_off"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {} to {}: {} (marked by {})\n",
+            utc(e["from_ms"].as_u64().unwrap_or(0)),
+            utc(e["to_ms"].as_u64().unwrap_or(0)),
+            e["reason"].as_str().unwrap_or(""),
+            e["by"].as_str().unwrap_or("")
+        ));
+    }
+    if v["recurring"].as_array().is_none_or(Vec::is_empty)
+        && v["one_off"].as_array().is_none_or(Vec::is_empty)
+    {
+        out.push_str("  nothing\n");
+    }
+    Ok(out)
+}
+
 /// The answer as text: per SLO its target, good share, budget left and
 /// the alerts that would have fired.
 pub fn what_if_text(a: &WhatIfAnswer) -> String {

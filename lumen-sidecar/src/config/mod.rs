@@ -439,6 +439,8 @@ pub struct SidecarConfig {
     pub budget_period: SloPeriod,
     /// Events a long window needs before a budget alert may fire.
     pub budget_min_events: u64,
+    /// Recurring windows kept off the error budgets (planned maintenance).
+    pub budget_maintenance: Vec<crate::store::RecurringWindow>,
     /// The Cloud Run Admin API's base URL (revisions, for deployment frequency).
     pub cloud_run_api: String,
     /// The fleet store this sidecar writes its closed minutes to, if any.
@@ -513,6 +515,7 @@ impl Default for SidecarConfig {
             slack_webhook_url: None,
             budget_period: SloPeriod::default(),
             budget_min_events: DEFAULT_MIN_EVENTS,
+            budget_maintenance: Vec::new(),
             cloud_run_api: DEFAULT_CLOUD_RUN_API.to_owned(),
             fleet_store: FleetStoreConfig::default(),
         }

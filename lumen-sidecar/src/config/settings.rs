@@ -400,6 +400,25 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| Some(Shown::Whole(c.budget_min_events)),
     },
     Setting {
+        key: Some("budget.maintenance"),
+        env: &["LUMEN_BUDGET_MAINTENANCE"],
+        default: "none",
+        help: "recurring windows kept off the error budgets, UTC: `Sun 02:00-03:00`, `daily 04:00-04:10` (a list)",
+        set: |d, v| {
+            d.config.budget_maintenance = if v.trim() == "none" {
+                Vec::new()
+            } else {
+                crate::store::parse_recurring(v)?
+            };
+            Ok(())
+        },
+        show: |c| {
+            Some(Shown::List(
+                c.budget_maintenance.iter().map(|w| w.to_string()).collect(),
+            ))
+        },
+    },
+    Setting {
         key: Some("fleet.redis_url"),
         env: &["LUMEN_FLEET_REDIS_URL"],
         default: "none",

@@ -508,3 +508,40 @@ fn a_bad_value_of_a_secret_bearing_setting_is_never_echoed() {
     .expect_err("not a redis URL");
     assert!(!format!("{e} {e:?}").contains(MARK), "{e}");
 }
+
+#[test]
+fn maintenance_windows_from_file_and_environment() {
+    let c = load(
+        Some("[budget]\nmaintenance = [\"Sun 02:00-03:00\", \"daily 04:00-04:10\"]\n"),
+        &[],
+    )
+    .expect("valid");
+    let shown: Vec<String> = c
+        .budget_maintenance
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["Sun 02:00-03:00", "daily 04:00-04:10"]);
+    let e = load(
+        None,
+        &[(
+            "LUMEN_BUDGET_MAINTENANCE",
+            "Sat 23:00-24:00; Sun 00:00-01:00",
+        )],
+    )
+    .expect("valid");
+    assert_eq!(e.budget_maintenance.len(), 2);
+    let err = load(None, &[("LUMEN_BUDGET_MAINTENANCE", "Sat 23:00-01:00")])
+        .expect_err("over midnight")
+        .to_string();
+    assert!(
+        err.contains("LUMEN_BUDGET_MAINTENANCE") && err.contains("a window over midnight is two"),
+        "{err}"
+    );
+    assert!(
+        load(None, &[])
+            .expect("valid")
+            .budget_maintenance
+            .is_empty()
+    );
+}

@@ -195,6 +195,13 @@ pub struct BudgetReport {
     /// monthly budget (`scope` says whose); absent where the source cannot tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<super::CostReport>,
+    /// Requests of the period in minutes kept off the budget (maintenance,
+    /// marked incidents): not counted above.
+    #[serde(default)]
+    pub excluded_requests: u64,
+    /// The spans kept off the budget in the period, when the source knows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<crate::store::ExcludedSpan>,
 }
 
 impl BudgetReport {
@@ -252,9 +259,10 @@ pub fn budget_report(
     let mut cumulative = BudgetCounts::default();
     let mut points: Vec<(u64, BudgetCounts)> = Vec::new();
     for (hour, counts) in ledger.hourly(start / 60, now_minute / 60) {
-        cumulative.add(counts);
+        cumulative.add(&counts);
         points.push(((hour + 1) * 60 * MINUTE_MS, cumulative));
     }
+    report.excluded_requests = ledger.excluded(start, now_minute).total;
     for slo in &mut report.slos {
         slo.burndown = points
             .iter()
@@ -363,6 +371,8 @@ pub fn budget_report_of_sums(
         evaluated_at_ms: now_ms,
         slos,
         cost: None,
+        excluded_requests: 0,
+        excluded: Vec::new(),
     }
 }
 

@@ -157,7 +157,7 @@ mod tests {
             } else {
                 0
             };
-            ledger.add(m, &counts(1000, bad));
+            ledger.add(m, &counts(1000, bad), false);
         }
         let now_ms = now_minute * MINUTE_MS;
         let lax = SloTargets::default(); // 99.5 %: a burn rate of 2

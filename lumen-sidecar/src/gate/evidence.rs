@@ -59,6 +59,12 @@ pub async fn read_evidence(
         forecast_usd: compute.and(cost.as_ref().map(|c| c.forecast_usd)),
         month_to_date_usd: cost.map(|c| c.month_to_date_usd),
         comparison: None,
+        excluded: reader
+            .config
+            .budget_maintenance
+            .iter()
+            .find(|w| w.covers(at_ms / crate::store::MINUTE_MS))
+            .map(|w| format!("maintenance {w}")),
     })
 }
 

@@ -463,6 +463,7 @@ mod tests {
             forecast_usd: Some(10.0),
             month_to_date_usd: Some(1.0),
             comparison: None,
+            excluded: None,
         }
     }
 

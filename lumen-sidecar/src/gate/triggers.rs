@@ -124,6 +124,10 @@ pub struct Evidence {
     /// the minutes since the rollout started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<RevisionComparison>,
+    /// Set when the reading falls in a window kept off the error budgets
+    /// (the config's `budget.maintenance`): no trigger is judged on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<String>,
 }
 
 /// A trigger's judgement of one reading.
@@ -163,6 +167,11 @@ pub fn read(kind: TriggerKind, e: &Evidence, rules: &GateRules) -> Reading {
             Reading::Clear { value }
         }
     };
+    if let Some(window) = &e.excluded {
+        return Reading::Thin {
+            why: format!("in a window kept off the error budgets ({window})"),
+        };
+    }
     match kind {
         TriggerKind::SloCompliance => match e.compliance_percent {
             _ if e.requests < rules.min_requests => Reading::Thin {
@@ -237,6 +246,7 @@ mod tests {
             forecast_usd: Some(200.0),
             month_to_date_usd: Some(10.0),
             comparison: None,
+            excluded: None,
         }
     }
 
@@ -260,6 +270,20 @@ mod tests {
         assert!(!read(TriggerKind::SloCompliance, &e, &rules).holds());
         assert!(!read(TriggerKind::Roi, &e, &rules).holds());
         assert!(read(TriggerKind::CostForecast, &e, &rules).holds());
+    }
+
+    #[test]
+    fn a_maintenance_window_judges_nothing() {
+        let e = Evidence {
+            excluded: Some("maintenance Sun 02:00-03:00".into()),
+            ..evidence()
+        };
+        for kind in TriggerKind::ALL {
+            assert!(
+                matches!(read(kind, &e, &GateRules::default()), Reading::Thin { why } if why.contains("Sun 02:00-03:00")),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! application state. Building and running the server is
 //! [`crate::sidecar`]'s job.
 
+mod exclusions;
 mod experiments;
 mod ingest;
 mod read_api;
@@ -25,6 +26,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/health", get(read_api::health))
         .route("/v1/budget", get(read_api::budget))
         .route("/v1/what-if", get(read_api::what_if))
+        .route(
+            "/v1/exclusions",
+            get(exclusions::list).post(exclusions::add),
+        )
         .route("/v1/fleet/slo", get(read_api::fleet_slo))
         .route("/v1/series", get(read_api::series))
         .route("/v1/tuning", get(read_api::tuning))

@@ -1,6 +1,11 @@
 //! The counts error budgets need, for the whole SLO period: per minute for
 //! the last 3 days (the longest burn-rate window), per hour beyond, up to
 //! 32 days. Service totals only, so a month costs a few hundred kilobytes.
+//!
+//! Minutes kept off the budget (maintenance, a marked incident) are
+//! counted a second time, as excluded, in the same slots; every sum is
+//! the counted less the excluded, so what is left out is exact at both
+//! resolutions.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +32,17 @@ pub struct BudgetCounts {
 }
 
 impl BudgetCounts {
+    /// `self − o` field by field (at least 0).
+    pub fn minus(&self, o: &Self) -> Self {
+        Self {
+            total: self.total.saturating_sub(o.total),
+            unavailable: self.unavailable.saturating_sub(o.unavailable),
+            errors: self.errors.saturating_sub(o.errors),
+            slow_p95: self.slow_p95.saturating_sub(o.slow_p95),
+            slow_p99: self.slow_p99.saturating_sub(o.slow_p99),
+        }
+    }
+
     /// Adds `o` field by field.
     pub fn add(&mut self, o: &Self) {
         self.total = self.total.saturating_add(o.total);
@@ -45,13 +61,97 @@ pub struct BudgetLedger {
     /// The minute tier holds every minute from here on (0 until the first eviction).
     #[serde(default)]
     fine_since: u64,
+    /// The counts of excluded minutes (a part of `minutes`).
+    #[serde(default)]
+    excluded_minutes: BTreeMap<u64, BudgetCounts>,
+    /// The counts of excluded minutes, by hour (a part of `hours`).
+    #[serde(default)]
+    excluded_hours: BTreeMap<u64, BudgetCounts>,
+}
+
+/// A sum over minutes `first..=last` of minute slots where kept, whole
+/// hours beyond.
+fn tiered_sum(
+    minutes: &BTreeMap<u64, BudgetCounts>,
+    hours: &BTreeMap<u64, BudgetCounts>,
+    fine_since: u64,
+    first: u64,
+    last: u64,
+) -> BudgetCounts {
+    let mut out = BudgetCounts::default();
+    if first > last {
+        return out;
+    }
+    let mut minutes_from = first;
+    if first < fine_since {
+        // Whole hours up to the one holding the tier's first minute.
+        let hours_end = fine_since.div_ceil(60).min(last / 60 + 1);
+        if first / 60 < hours_end {
+            for c in hours.range(first / 60..hours_end).map(|(_, c)| c) {
+                out.add(c);
+            }
+        }
+        minutes_from = hours_end * 60;
+    }
+    if minutes_from <= last {
+        for c in minutes.range(minutes_from..=last).map(|(_, c)| c) {
+            out.add(c);
+        }
+    }
+    out
 }
 
 impl BudgetLedger {
-    /// Adds `counts` to `minute` (and its hour).
-    pub fn add(&mut self, minute: u64, counts: &BudgetCounts) {
+    /// Adds `counts` to `minute` (and its hour); `excluded`: the minute
+    /// is kept off the budget.
+    pub fn add(&mut self, minute: u64, counts: &BudgetCounts, excluded: bool) {
         self.minutes.entry(minute).or_default().add(counts);
         self.hours.entry(minute / 60).or_default().add(counts);
+        if excluded {
+            self.excluded_minutes.entry(minute).or_default().add(counts);
+            self.excluded_hours
+                .entry(minute / 60)
+                .or_default()
+                .add(counts);
+        }
+    }
+
+    /// Keeps minutes `first..=last` off the budget, as far as they are
+    /// held one by one (minutes older than 3 days are held by the hour:
+    /// `Err` names the first minute that can be excluded). Excluding a
+    /// minute twice changes nothing. The counts newly left out.
+    pub fn exclude(&mut self, first: u64, last: u64) -> Result<BudgetCounts, u64> {
+        if first < self.fine_since {
+            return Err(self.fine_since);
+        }
+        let mut left_out = BudgetCounts::default();
+        let held: Vec<(u64, BudgetCounts)> = self
+            .minutes
+            .range(first..=last)
+            .map(|(m, c)| (*m, *c))
+            .collect();
+        for (minute, counted) in held {
+            let already = self.excluded_minutes.entry(minute).or_default();
+            let more = counted.minus(already);
+            *already = counted;
+            self.excluded_hours
+                .entry(minute / 60)
+                .or_default()
+                .add(&more);
+            left_out.add(&more);
+        }
+        Ok(left_out)
+    }
+
+    /// What minutes `first..=last` left out (see [`BudgetLedger::sum`]).
+    pub fn excluded(&self, first: u64, last: u64) -> BudgetCounts {
+        tiered_sum(
+            &self.excluded_minutes,
+            &self.excluded_hours,
+            self.fine_since,
+            first,
+            last,
+        )
     }
 
     /// Finished requests counted in `minute` (0 when it is not kept by the
@@ -64,36 +164,18 @@ impl BudgetLedger {
     pub fn evict(&mut self, now_minute: u64) {
         self.fine_since = self.fine_since.max(now_minute.saturating_sub(FINE_MINUTES));
         self.minutes = self.minutes.split_off(&self.fine_since);
-        self.hours = self
-            .hours
-            .split_off(&(now_minute / 60).saturating_sub(COARSE_HOURS));
+        self.excluded_minutes = self.excluded_minutes.split_off(&self.fine_since);
+        let first_hour = (now_minute / 60).saturating_sub(COARSE_HOURS);
+        self.hours = self.hours.split_off(&first_hour);
+        self.excluded_hours = self.excluded_hours.split_off(&first_hour);
     }
 
-    /// Sum over minutes `first..=last`: minute slots where kept, whole hours
-    /// beyond (a span reaching past 3 days is counted by the hour, so its
-    /// start is rounded to the hour).
+    /// Sum over minutes `first..=last`, excluded minutes left out: minute
+    /// slots where kept, whole hours beyond (a span reaching past 3 days is
+    /// counted by the hour, so its start is rounded to the hour).
     pub fn sum(&self, first: u64, last: u64) -> BudgetCounts {
-        let mut out = BudgetCounts::default();
-        if first > last {
-            return out;
-        }
-        let mut minutes_from = first;
-        if first < self.fine_since {
-            // Whole hours up to the one holding the tier's first minute.
-            let hours_end = self.fine_since.div_ceil(60).min(last / 60 + 1);
-            if first / 60 < hours_end {
-                for c in self.hours.range(first / 60..hours_end).map(|(_, c)| c) {
-                    out.add(c);
-                }
-            }
-            minutes_from = hours_end * 60;
-        }
-        if minutes_from <= last {
-            for c in self.minutes.range(minutes_from..=last).map(|(_, c)| c) {
-                out.add(c);
-            }
-        }
-        out
+        tiered_sum(&self.minutes, &self.hours, self.fine_since, first, last)
+            .minus(&self.excluded(first, last))
     }
 
     /// A ledger of given slots: `minutes` from `fine_since` on, `hours`
@@ -108,19 +190,27 @@ impl BudgetLedger {
             minutes: minutes.split_off(&fine_since),
             hours,
             fine_since,
+            ..Self::default()
         }
     }
 
-    /// The hour slots from hour `first` to `last` (Unix minute ÷ 60), ascending.
-    pub fn hourly(&self, first: u64, last: u64) -> impl Iterator<Item = (u64, &BudgetCounts)> + '_ {
-        self.hours
-            .range(first..=last.max(first))
-            .map(|(h, c)| (*h, c))
+    /// The hour slots from hour `first` to `last` (Unix minute ÷ 60),
+    /// ascending, excluded minutes left out.
+    pub fn hourly(&self, first: u64, last: u64) -> impl Iterator<Item = (u64, BudgetCounts)> + '_ {
+        self.hours.range(first..=last.max(first)).map(|(h, c)| {
+            let left_out = self.excluded_hours.get(h).copied().unwrap_or_default();
+            (*h, c.minus(&left_out))
+        })
     }
 
     /// The hours held (Unix minute ÷ 60), ascending.
     pub fn hours(&self) -> impl Iterator<Item = u64> + '_ {
         self.hours.keys().copied()
+    }
+
+    /// The minutes held one by one, ascending.
+    pub fn fine_minutes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.minutes.keys().copied()
     }
 
     /// The first minute held one by one, if any.
@@ -154,11 +244,42 @@ mod tests {
     }
 
     #[test]
+    fn excluded_minutes_are_left_out_at_both_resolutions() {
+        let mut l = BudgetLedger::default();
+        let now = 10 * 24 * 60;
+        // Minutes 120..=179 of each day are maintenance; minute 5,000 is
+        // marked later.
+        let planned = |m: u64| (120..180).contains(&(m % 1440));
+        for m in 0..=now {
+            l.add(m, &one(2, 1), planned(m));
+        }
+        assert_eq!(l.exclude(5_000, 5_000), Ok(one(2, 1)));
+        // Twice is once.
+        assert_eq!(l.exclude(5_000, 5_000), Ok(BudgetCounts::default()));
+        l.evict(now);
+        let day = |d: u64| l.sum(d * 1440, d * 1440 + 1439);
+        // A day by the hour (day 2) and by the minute (day 9): 1,380 minutes each.
+        assert_eq!(day(2), one(2 * 1380, 1380));
+        assert_eq!(day(9), one(2 * 1380, 1380));
+        assert_eq!(l.excluded(9 * 1440, 9 * 1440 + 1439), one(120, 60));
+        let by_hour: BudgetCounts =
+            l.hourly(48, 71)
+                .fold(BudgetCounts::default(), |mut a, (_, c)| {
+                    a.add(&c);
+                    a
+                });
+        assert_eq!(by_hour, day(2));
+        // Minutes older than 3 days are held by the hour: refused, naming
+        // the first that can be.
+        assert_eq!(l.exclude(100, 200), Err(now - FINE_MINUTES));
+    }
+
+    #[test]
     fn sums_use_minutes_then_hours() {
         let mut l = BudgetLedger::default();
         let now = 10 * 24 * 60; // day 10
         for m in 0..=now {
-            l.add(m, &one(1, u64::from(m % 10 == 0)));
+            l.add(m, &one(1, u64::from(m % 10 == 0)), false);
         }
         l.evict(now);
         let (minutes, hours) = l.len();
@@ -180,7 +301,7 @@ mod tests {
         let mut l = BudgetLedger::default();
         // Data from minute 90 (mid-hour), nothing evicted yet.
         for m in 90..100 {
-            l.add(m, &one(1, 0));
+            l.add(m, &one(1, 0), false);
         }
         l.evict(99);
         assert_eq!(l.sum(95, 99).total, 5, "a 5-minute window counts 5 minutes");

@@ -2,6 +2,7 @@
 
 mod error_budget_ledger;
 mod counts;
+pub mod exclusions;
 mod ledger;
 pub mod snapshot;
 mod sparse_histogram;
@@ -11,6 +12,7 @@ pub mod wal;
 
 pub use counts::{Counts, GRPC_CODES};
 pub use error_budget_ledger::{BudgetCounts, BudgetLedger, COARSE_HOURS, FINE_MINUTES};
+pub use exclusions::{ExcludedSpan, Exclusion, Exclusions, RecurringWindow, parse_recurring};
 pub use ledger::{InstanceEntry, InstanceLedger, MAX_INSTANCES};
 pub use sparse_histogram::SparseHistogram;
 pub use window_histogram::{Scratch, WindowHistogram, nearest_rank};

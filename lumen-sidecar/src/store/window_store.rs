@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use super::counts::Counts;
 use super::error_budget_ledger::{BudgetCounts, BudgetLedger};
+use super::exclusions::{Exclusion, Exclusions, RecurringWindow};
 use super::ledger::InstanceLedger;
 use super::sparse_histogram::SparseHistogram;
 use super::window_histogram::{Scratch, WindowHistogram};
@@ -253,6 +254,10 @@ pub struct WindowStore {
     /// What counts as bad for the budgets (set from the config).
     #[serde(default)]
     budget_rules: BudgetRules,
+    /// Minutes kept off the budget (the one-off windows are kept here;
+    /// the recurring ones come from the config).
+    #[serde(default)]
+    exclusions: Exclusions,
     #[serde(skip)]
     interned: HashMap<Arc<str>, ()>,
     /// Distinct routes held before new ones fold into [`OTHER_ROUTE`].
@@ -514,6 +519,7 @@ impl WindowStore {
             revisions: BTreeMap::new(),
             budget: BudgetLedger::default(),
             budget_rules: BudgetRules::default(),
+            exclusions: Exclusions::default(),
             interned: HashMap::new(),
             max_routes: DEFAULT_MAX_ROUTES,
             rollups: RefCell::default(),
@@ -546,9 +552,10 @@ impl WindowStore {
         }
         let minute = batch_minute(batch);
         self.changed.insert(minute);
+        let excluded = self.exclusions.covers(minute);
         for series in &batch.series {
             let counts = self.budget_rules.count(series);
-            self.budget.add(minute, &counts);
+            self.budget.add(minute, &counts, excluded);
         }
         if minute + self.retention_minutes <= now_ms / MINUTE_MS {
             return Ok(Applied::Expired {
@@ -696,6 +703,9 @@ impl WindowStore {
         let first_kept = (now_ms / MINUTE_MS + 1).saturating_sub(self.retention_minutes);
         self.minutes = self.minutes.split_off(&first_kept);
         self.budget.evict(now_ms / MINUTE_MS);
+        // One-off windows are kept as long as the budget's hours.
+        self.exclusions
+            .evict(now_ms.saturating_sub(super::COARSE_HOURS * 60 * MINUTE_MS));
         for tier in self.rollups.get_mut().iter_mut() {
             *tier = tier.split_off(&first_kept);
         }
@@ -857,6 +867,37 @@ impl WindowStore {
     /// The budget counts.
     pub fn budget(&self) -> &BudgetLedger {
         &self.budget
+    }
+
+    /// The windows kept off the budget.
+    pub fn exclusions(&self) -> &Exclusions {
+        &self.exclusions
+    }
+
+    /// Sets the recurring windows (from the config) and keeps the minutes
+    /// they cover that are held one by one off the budget (a window added
+    /// to the config applies to the last 3 days too).
+    pub fn set_recurring_exclusions(&mut self, windows: Vec<RecurringWindow>) {
+        self.exclusions.recurring = windows;
+        let covered: Vec<u64> = self
+            .budget
+            .fine_minutes()
+            .filter(|m| self.exclusions.covers(*m))
+            .collect();
+        for minute in covered {
+            // Held one by one, so never refused.
+            let _ = self.budget.exclude(minute, minute);
+        }
+    }
+
+    /// Keeps `e`'s minutes off the budget from now on and, as far as they
+    /// are held one by one, in the past: the counts newly left out, or the
+    /// first minute that can be excluded (older ones are held by the hour).
+    pub fn exclude(&mut self, e: Exclusion) -> Result<BudgetCounts, u64> {
+        let (first, last) = e.minutes();
+        let left_out = self.budget.exclude(first, last)?;
+        self.exclusions.add(e);
+        Ok(left_out)
     }
 
     /// Sets what counts as bad for the budgets (from the config).

@@ -15,6 +15,7 @@ fn traffic(ledger: &mut BudgetLedger, from: u64, minutes: u64, per_minute: u64, 
                 slow_p95: 0,
                 slow_p99: 0,
             },
+            false,
         );
     }
 }
@@ -129,6 +130,7 @@ fn a_slow_burn_opens_a_ticket_and_no_page() {
                 slow_p95: 0,
                 slow_p99: 0,
             },
+            false,
         );
     }
     let r = report(&l, NOV_1 + 4 * DAY - 1);
@@ -157,6 +159,7 @@ fn one_failure_at_night_does_not_page() {
             slow_p95: 0,
             slow_p99: 0,
         },
+        false,
     );
     let r = report(&l, NOV_1 + 31);
     let a = availability(&r);
@@ -226,6 +229,7 @@ fn the_burn_down_is_the_budget_left_hour_by_hour() {
                 unavailable: bad,
                 ..BudgetCounts::default()
             },
+            false,
         );
     }
     let report = budget_report(&ledger, &SloTargets::default(), period, 100, now_ms);
