@@ -58,6 +58,27 @@
       t.textContent = fmt(y);
       s.append(t);
     }
+    // Spans kept off the error budget, shaded; deploys, marked.
+    const xEnd = (opts && opts.xEnd) || xMax;
+    const inside = (x) => xs.length && x >= xMin && x <= xEnd;
+    for (const sp of (opts && opts.shade) || []) {
+      const a = Math.max(sp.from_ms, xMin), b = Math.min(sp.to_ms, xMax);
+      if (!xs.length || b <= a) continue;
+      const r = svg("rect", { x: X(a), y: T, width: Math.max(1, X(b) - X(a)), height: H - T - B, fill: "#9aa0a6", "fill-opacity": 0.25, class: "excluded" });
+      const tip = svg("title", {});
+      tip.textContent = "kept off the error budget: " + sp.reason;
+      r.append(tip);
+      s.append(r);
+    }
+    for (const d of (opts && opts.marks) || []) {
+      if (!inside(d.at_ms)) continue;
+      const dx = X(Math.min(d.at_ms, xMax));
+      const m = svg("line", { x1: dx, y1: T, x2: dx, y2: H - B, stroke: "#1a73e8", "stroke-dasharray": "2 2", class: "deploy" });
+      const tip = svg("title", {});
+      tip.textContent = "deploy: " + d.revision;
+      m.append(tip);
+      s.append(m);
+    }
     const xl = svg("text", { x: W - R, y: H - 6, "text-anchor": "end", "font-size": 10 });
     xl.textContent = opts && opts.xLabels ? opts.xLabels : (xs.length ? new Date(xMin).toISOString().slice(11, 16) + "–" + new Date(xMax).toISOString().slice(11, 16) + " UTC" : "");
     s.append(xl);
@@ -181,22 +202,26 @@
     const at = (f) => pts.map((p) => [p.start_ms, f(p)]);
     const lat = (k) => at((p) => (p.latency ? p.latency[k] : null));
     const target = (n) => { const s = slo.slos.find((x) => x.name === n); return s ? s.target : null; };
+    // Every time chart shades what is kept off the budget and marks deploys.
+    const xEnd = pts.length ? pts[pts.length - 1].start_ms + series.step_s * 1000 : 0;
+    const time = (o) => Object.assign({ shade: series.excluded || [], marks: series.deploys || [], xEnd }, o || {});
     lineChart("chart-latency", "Latency (ms) per " + series.step_s / 60 + " min", [
       { name: "P50", points: lat("p50_ms") }, { name: "P95", points: lat("p95_ms") }, { name: "P99", points: lat("p99_ms") },
-    ], { targets: [{ y: target("latency_p95"), name: "P95 target" }, { y: target("latency_p99"), name: "P99 target" }].filter((t) => t.y !== null) });
+    ], time({ targets: [{ y: target("latency_p95"), name: "P95 target" }, { y: target("latency_p99"), name: "P99 target" }].filter((t) => t.y !== null) }));
     lineChart("chart-requests", "Requests per minute", [
       { name: "requests/min", points: at((p) => p.requests / (series.step_s / 60)) },
-    ]);
+    ], time());
     lineChart("chart-errors", "Error rate (%)", [{ name: "error rate", points: at((p) => p.error_rate_percent) }],
-      { targets: [{ y: target("error_rate"), name: "target" }].filter((t) => t.y !== null) });
+      time({ targets: [{ y: target("error_rate"), name: "target" }].filter((t) => t.y !== null) }));
     lineChart("chart-availability", "Availability (%)", [{ name: "availability", points: at((p) => p.availability_percent) }],
-      { fitY: true, targets: [{ y: target("availability"), name: "target" }].filter((t) => t.y !== null) });
-    lineChart("chart-cache", "Cache hit rate (%)", [{ name: "hit rate", points: at((p) => p.cache_hit_rate_percent) }], { yMin: 0, yMax: 100 });
+      time({ fitY: true, targets: [{ y: target("availability"), name: "target" }].filter((t) => t.y !== null) }));
+    lineChart("chart-cache", "Cache hit rate (%)", [{ name: "hit rate", points: at((p) => p.cache_hit_rate_percent) }], time({ yMin: 0, yMax: 100 }));
     // Burn-down over the period: the budget left at the end of each hour.
     const burn = budget.slos
       .filter((b) => b.burndown && b.burndown.length)
       .map((b) => ({ name: b.name.replace("_", " "), points: b.burndown.map((p) => [p.at_ms, p.remaining_percent]) }));
-    lineChart("chart-burndown", "Error budget left over the " + budget.period + " period (%)", burn, { targets: [{ y: 0, name: "exhausted" }] });
+    lineChart("chart-burndown", "Error budget left over the " + budget.period + " period (%)", burn,
+      { targets: [{ y: 0, name: "exhausted" }], shade: budget.excluded || [], marks: series.deploys || [] });
     const windows = budget.slos.length ? budget.slos[0].burn_rates.map((w) => w.window) : [];
     lineChart("chart-burnrates", "Burn rates by window (" + windows.join(", ") + ")",
       budget.slos.map((b) => ({ name: b.name.replace("_", " "), points: b.burn_rates.map((w, i) => [i, w.rate]) })),

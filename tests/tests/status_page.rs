@@ -21,6 +21,7 @@ async fn ship_load(sidecar: &SidecarProc) {
     let (layer, shipper) = pair({
         let mut c = LumenConfig::default();
         c.service = "page-api".into();
+        c.revision = Some("page-api-00002-new".into());
         c.sidecar_url = format!("http://{}/v1/ingest", sidecar.addr);
         c.interval = Duration::from_secs(3600);
         c
@@ -108,6 +109,27 @@ async fn the_status_page_draws_the_api_in_a_real_browser() {
         },
     )
     .await;
+    // A window kept off the budget, marked with the command a person runs:
+    // 20 to 10 minutes ago.
+    let minute = now_ms() / 60_000 * 60_000;
+    let (from, to) = (minute - 20 * 60_000, minute - 10 * 60_000);
+    let out = std::process::Command::new(binary("lumen-sidecar"))
+        .args([
+            "slo",
+            "exclude",
+            "--url",
+            &sidecar.base(),
+            "--reason",
+            "db failover <b>",
+        ])
+        .args(["--from", &from.to_string(), "--to", &to.to_string()])
+        .output()
+        .expect("lumen-sidecar runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let browser = Browser::start().await;
     browser.goto(&sidecar.base()).await;
     eventually("the page has drawn", Duration::from_secs(30), || async {
@@ -140,6 +162,18 @@ async fn the_status_page_draws_the_api_in_a_real_browser() {
             c[2].as_u64().unwrap_or(0) > 0,
             "a chart with nothing visible: {c}"
         );
+    }
+
+    // Every time chart shades the excluded window and marks the deploy,
+    // with what they are as their titles (text, not markup).
+    let marked = browser
+        .run("return ['chart-latency','chart-requests','chart-errors','chart-availability','chart-cache'].map(id => { const s = document.querySelector('#' + id + ' svg'); return [id, s.querySelectorAll('rect.excluded').length, s.querySelectorAll('line.deploy').length, (s.querySelector('rect.excluded title') || {}).textContent || '', (s.querySelector('line.deploy title') || {}).textContent || '']; })")
+        .await;
+    for c in marked.as_array().expect("charts") {
+        assert_eq!(c[1], 1, "the excluded window on {c}");
+        assert_eq!(c[2], 1, "the deploy on {c}");
+        assert_eq!(c[3], "kept off the error budget: db failover <b>", "{c}");
+        assert_eq!(c[4], "deploy: page-api-00002-new", "{c}");
     }
 
     // The cards say what /v1/slo says.

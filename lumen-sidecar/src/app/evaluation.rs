@@ -159,13 +159,32 @@ impl AppState {
             };
             points.push(point);
         }
-        let whole = self.store().window(now, window);
+        let (whole, excluded, deploys) = {
+            let store = self.store();
+            let from = now.saturating_sub(window.as_millis() as u64);
+            let deploys: Vec<crate::eval::Deploy> = store
+                .revisions_first_seen()
+                .iter()
+                .filter(|(_, at)| **at >= from)
+                .map(|(revision, at)| crate::eval::Deploy {
+                    revision: revision.clone(),
+                    at_ms: *at,
+                })
+                .collect();
+            (
+                store.window(now, window),
+                store.exclusions().spans(from, now),
+                deploys,
+            )
+        };
         SeriesReport {
             route: route.map(str::to_owned),
             window_s: window.as_secs(),
             step_s: step_minutes * 60,
             points,
             distribution: pick(whole).map(|w| distribution(&w)).unwrap_or_default(),
+            excluded,
+            deploys,
         }
     }
 

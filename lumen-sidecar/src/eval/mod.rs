@@ -66,7 +66,8 @@ pub use roi::{
     DEFAULT_WARN_PERCENT, Gate, MONTH_S, RoiConfig, RoiResult, roi, roi_score, roi_share_unknown,
 };
 pub use series::{
-    CURVE_QUANTILES, CurvePoint, MAX_POINTS, SeriesPoint, SeriesReport, distribution, series_point,
+    CURVE_QUANTILES, CurvePoint, Deploy, MAX_POINTS, SeriesPoint, SeriesReport, distribution,
+    series_point,
 };
 pub use slis::{LatencyBuckets, Slis, StatusClass, error_count};
 pub use slo::{

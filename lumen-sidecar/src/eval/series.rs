@@ -54,6 +54,22 @@ pub struct SeriesReport {
     pub points: Vec<SeriesPoint>,
     /// The latency distribution over the whole window (empty without requests).
     pub distribution: Vec<CurvePoint>,
+    /// The spans of the window kept off the error budgets (shaded on charts).
+    #[serde(default)]
+    pub excluded: Vec<crate::store::ExcludedSpan>,
+    /// The revisions first seen in the window, and when: the deploys
+    /// (marked on charts).
+    #[serde(default)]
+    pub deploys: Vec<Deploy>,
+}
+
+/// A new revision, when it was first seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deploy {
+    /// The revision.
+    pub revision: String,
+    /// When its first request was recorded, Unix ms.
+    pub at_ms: u64,
 }
 
 /// The indicators of one step's window starting at `start_ms`.

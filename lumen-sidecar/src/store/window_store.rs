@@ -248,6 +248,10 @@ pub struct WindowStore {
     revision: Option<String>,
     /// Revision name → last seen (batch end, Unix ms).
     revisions: BTreeMap<String, u64>,
+    /// Revision name → first seen (batch start, Unix ms): its deploy, as
+    /// this sidecar saw it.
+    #[serde(default)]
+    revisions_first_seen: BTreeMap<String, u64>,
     /// Budget counts for the whole SLO period.
     #[serde(default)]
     budget: BudgetLedger,
@@ -517,6 +521,7 @@ impl WindowStore {
             service: None,
             revision: None,
             revisions: BTreeMap::new(),
+            revisions_first_seen: BTreeMap::new(),
             budget: BudgetLedger::default(),
             budget_rules: BudgetRules::default(),
             exclusions: Exclusions::default(),
@@ -547,6 +552,11 @@ impl WindowStore {
         }
         if let Some(revision) = &batch.revision {
             self.revision = Some(revision.clone());
+            let first = self
+                .revisions_first_seen
+                .entry(revision.clone())
+                .or_insert(batch.start_ms);
+            *first = (*first).min(batch.start_ms);
             let seen = self.revisions.entry(revision.clone()).or_insert(0);
             *seen = (*seen).max(batch.end_ms);
         }
@@ -713,6 +723,9 @@ impl WindowStore {
             .evict_before(now_ms.saturating_sub(self.retention_minutes * MINUTE_MS));
         let revision_cutoff = now_ms.saturating_sub(REVISION_MEMORY_MS);
         self.revisions.retain(|_, seen| *seen >= revision_cutoff);
+        let revisions = &self.revisions;
+        self.revisions_first_seen
+            .retain(|name, _| revisions.contains_key(name));
         let live: std::collections::HashSet<&str> = self
             .minutes
             .values()
@@ -1002,6 +1015,12 @@ impl WindowStore {
         &self.revisions
     }
 
+    /// Each revision seen and when it was first seen (Unix ms): the
+    /// deploys, as this sidecar saw them.
+    pub fn revisions_first_seen(&self) -> &BTreeMap<String, u64> {
+        &self.revisions_first_seen
+    }
+
     /// Minutes held.
     pub fn minutes_held(&self) -> usize {
         self.minutes.len()
@@ -1068,7 +1087,9 @@ impl PartialEq for WindowStore {
             && self.service == other.service
             && self.revision == other.revision
             && self.revisions == other.revisions
+            && self.revisions_first_seen == other.revisions_first_seen
             && self.budget == other.budget
+            && self.exclusions == other.exclusions
     }
 }
 
