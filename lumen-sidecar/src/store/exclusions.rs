@@ -137,7 +137,7 @@ impl Exclusion {
         by: &str,
         marked_ms: u64,
     ) -> Result<Self, String> {
-        if from_ms % MINUTE_MS != 0 || to_ms % MINUTE_MS != 0 {
+        if !from_ms.is_multiple_of(MINUTE_MS) || !to_ms.is_multiple_of(MINUTE_MS) {
             return Err("from and to: whole minutes".into());
         }
         if to_ms <= from_ms {
