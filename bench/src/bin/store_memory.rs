@@ -122,6 +122,7 @@ fn measure_budget() {
                 slow_p95: 1_500,
                 slow_p99: 300,
             },
+            false,
         );
         if m % 60 == 0 {
             ledger.evict(m);
