@@ -113,7 +113,7 @@ fn budgets(c: &mut Criterion) {
             slow_p95: 1_500,
             slow_p99: 300,
         };
-        ledger.add(first + m, &counts);
+        ledger.add(first + m, &counts, false);
     }
     ledger.evict(first + minutes - 1);
     let now_ms = (first + minutes - 1) * 60_000 + 30_000;
