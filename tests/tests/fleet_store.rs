@@ -598,3 +598,121 @@ async fn a_store_past_its_share_of_maxmemory_writes_nothing_and_catches_up_when_
         assert_eq!(fleet[key], own[key], "{key}: {fleet}\nvs {own}");
     }
 }
+
+/// `route`'s minute at `minute_ms` on `instance`: `ok` fast requests and
+/// `failed` 5xx.
+fn minute_batch(
+    instance: &str,
+    seq: u64,
+    minute_ms: u64,
+    ok: u64,
+    failed: u64,
+) -> lumen_middleware::wire::Batch {
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    for i in 0..ok + failed {
+        h.record(5_000 + (i * 7_919) % 200_000).expect("in range");
+    }
+    lumen_middleware::wire::Batch::new(
+        instance,
+        seq,
+        "excl-fleet-api",
+        minute_ms,
+        minute_ms + 59_000,
+    )
+    .with_series([lumen_middleware::wire::Series::new(
+        Some("/ask"),
+        &h,
+        lumen_middleware::wire::StatusCounts {
+            success: ok,
+            server_error: failed,
+            ..Default::default()
+        },
+    )])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_marked_on_one_sidecar_leaves_every_sidecars_budget() {
+    let redis = RedisProc::start().await;
+    let a = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
+    let b = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
+    // Thirty minutes before now: A 1,000 requests a minute, B 600, each
+    // failing more in minutes 10 to 19 (the incident).
+    let first = now_ms() / 60_000 - 30;
+    let incident = 10..20;
+    let mut total = (0, 0);
+    let mut in_incident = (0, 0);
+    let mut b_in_incident = 0;
+    for (sidecar, name, per, bad) in [(&a, "a", 1_000, 40), (&b, "b", 600, 30)] {
+        for k in 0..30_u64 {
+            let failed = if incident.contains(&k) { bad } else { 1 };
+            let batch = minute_batch(name, k + 1, (first + k) * 60_000, per - failed, failed);
+            let (status, body) = lumen_tests::sidecar_http::post_batch(sidecar.addr, &batch).await;
+            assert_eq!(status, 200, "{body}");
+            total = (total.0 + per, total.1 + failed);
+            if incident.contains(&k) {
+                in_incident = (in_incident.0 + per, in_incident.1 + failed);
+                if name == "b" {
+                    b_in_incident += per;
+                }
+            }
+        }
+    }
+    let reader =
+        fleet_store_reader(&redis.url, None, Some("excl-fleet-api"), None).expect("a reader");
+    let availability = |budget: &lumen_sidecar::eval::BudgetReport| {
+        let s = budget
+            .slos
+            .iter()
+            .find(|s| s.name == lumen_sidecar::eval::SloName::Availability)
+            .expect("availability");
+        (s.events, s.bad)
+    };
+    let fleet_has = |want: (u64, u64)| {
+        let reader = reader.clone();
+        async move {
+            let b = reader.budget(now_ms()).await.ok()?;
+            (availability(&b) == want).then_some(())
+        }
+    };
+    eventually(
+        "the fleet store holds every request",
+        Duration::from_secs(60),
+        || fleet_has(total),
+    )
+    .await;
+
+    // The incident marked on A only.
+    let (from, to) = ((first + 10) * 60_000, (first + 20) * 60_000);
+    let (code, out, err) = sidecar_cli(
+        "slo",
+        &[
+            "exclude",
+            "--url",
+            &a.base(),
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--reason",
+            "failover",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("shared with every sidecar through the fleet store"),
+        "{out}"
+    );
+    // B applies it at its next write; the fleet's budget leaves both out.
+    let want = (total.0 - in_incident.0, total.1 - in_incident.1);
+    eventually(
+        "the fleet's budget leaves the incident out",
+        Duration::from_secs(60),
+        || fleet_has(want),
+    )
+    .await;
+    let b_budget: Value =
+        serde_json::from_str(&get_ok(&format!("{}/v1/budget", b.base())).await).expect("JSON");
+    assert_eq!(b_budget["excluded_requests"], b_in_incident, "{b_budget}");
+    let listed = get_ok(&format!("{}/v1/exclusions", b.base())).await;
+    assert!(listed.contains("failover"), "{listed}");
+}

@@ -28,7 +28,7 @@ pub use checkpoint::{restore_checkpoint, save_snapshot};
 pub use clock::now_ms;
 pub use evaluation::{Evaluation, EvaluationCache, WhatIfAnswer};
 pub use experiment_hub::{CommandFuture, ExperimentsHub, SharedExperiments};
-pub use fleet_view::{FleetView, ReportFuture};
+pub use fleet_view::{FleetView, ReportFuture, ShareFuture};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use state::{AppState, LatencyFeed, StateParts};
 pub use stats::{

@@ -151,11 +151,12 @@ pub async fn exclude(
     let answer: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Read(format!("not an exclusion answer: {e}")))?;
     Ok(format!(
-        "Kept off the error budgets: {} to {} ({}); {} requests held so far left out.\n",
+        "Kept off the error budgets: {} to {} ({}); {} requests held so far left out; {}.\n",
         utc(from_ms),
         utc(to_ms),
         reason.trim(),
-        answer["left_out"]["total"].as_u64().unwrap_or(0)
+        answer["left_out"]["total"].as_u64().unwrap_or(0),
+        answer["fleet"].as_str().unwrap_or("the fleet not asked")
     ))
 }
 

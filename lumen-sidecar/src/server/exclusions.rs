@@ -82,7 +82,23 @@ pub async fn add(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             tracing::info!(from_ms = exclusion.from_ms, to_ms = exclusion.to_ms, reason = %exclusion.reason, by = %exclusion.by, requests_left_out = left_out.total, "minutes kept off the error budget");
             let app2 = Arc::clone(&app);
             let _ = tokio::task::spawn_blocking(move || save_snapshot(&app2)).await;
-            Json(json!({ "excluded": exclusion, "left_out": left_out })).into_response()
+            // With a fleet store, every sidecar of the service applies it.
+            let fleet = match (app.fleet_view(), app.service_name()) {
+                (None, _) => "not shared: no fleet store".to_owned(),
+                (Some(_), None) => "not shared: the service is not known yet".to_owned(),
+                (Some(view), Some(service)) => {
+                    match view.share_exclusion(&service, &exclusion).await {
+                        Ok(true) => "shared with every sidecar through the fleet store".to_owned(),
+                        Ok(false) => "not shared: no fleet store".to_owned(),
+                        Err(why) => {
+                            tracing::warn!(error = %why, "a window kept off the budget was not shared with the fleet");
+                            format!("not shared: {why}")
+                        }
+                    }
+                }
+            };
+            Json(json!({ "excluded": exclusion, "left_out": left_out, "fleet": fleet }))
+                .into_response()
         }
         Err(first) => refused(
             StatusCode::CONFLICT,

@@ -7,7 +7,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::MINUTE_MS;
+/// A minute, ms (the store's `MINUTE_MS`; not imported: the window store
+/// imports this module).
+const MINUTE_MS: u64 = 60_000;
 
 /// One-off exclusions kept at most (the oldest beyond go first).
 pub const MAX_ONE_OFF: usize = 500;
@@ -200,6 +202,13 @@ impl Exclusions {
                 let (first, last) = e.minutes();
                 (first..=last).contains(&minute)
             })
+    }
+
+    /// Whether the one-off window `e` (its span and reason) is held.
+    pub fn holds(&self, e: &Exclusion) -> bool {
+        self.one_off
+            .iter()
+            .any(|x| x.from_ms == e.from_ms && x.to_ms == e.to_ms && x.reason == e.reason)
     }
 
     /// Adds a one-off window (the oldest go beyond [`MAX_ONE_OFF`]).

@@ -909,6 +909,9 @@ impl WindowStore {
     pub fn exclude(&mut self, e: Exclusion) -> Result<BudgetCounts, u64> {
         let (first, last) = e.minutes();
         let left_out = self.budget.exclude(first, last)?;
+        // What a fleet store holds of these minutes is written again.
+        let held: Vec<u64> = self.minutes.range(first..=last).map(|(m, _)| *m).collect();
+        self.changed.extend(held);
         self.exclusions.add(e);
         Ok(left_out)
     }

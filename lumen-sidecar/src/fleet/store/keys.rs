@@ -11,6 +11,7 @@
 //! | `lumen:{S}:t:MINUTE` | a 10-minute block | 3 h |
 //! | `lumen:{S}:h:MINUTE` | an hour | the retention (at least 24 h) + 1 h |
 //! | `lumen:{S}:b:HOUR` | an hour's budget counts | 32 days |
+//! | `lumen:{S}:x` | one-off windows kept off the error budget | 32 days |
 //! | `lumen:{S}:i` | each sidecar's latest [`InstanceInfo`](super::InstanceInfo) | 32 days |
 //! | `lumen:{S}:w:SIDECAR` | "this sidecar's data is here" | the retention |
 //!
@@ -122,6 +123,11 @@ impl FleetKeys {
     /// The budget counts of hour `hour` (Unix minutes ÷ 60).
     pub fn budget_hour(&self, hour: u64) -> String {
         format!("{}:b:{hour}", self.prefix)
+    }
+
+    /// One-off windows kept off the error budget, shared by every sidecar.
+    pub fn exclusions(&self) -> String {
+        format!("{}:x", self.prefix)
     }
 
     /// Each sidecar's latest information.

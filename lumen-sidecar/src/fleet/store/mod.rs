@@ -17,6 +17,7 @@ mod error;
 pub mod experiments;
 pub mod keys;
 pub mod reader;
+pub mod shared_exclusions;
 pub mod tuning;
 pub mod writer;
 

@@ -329,6 +329,20 @@ impl FleetStoreView {
 }
 
 impl FleetView for FleetStoreView {
+    fn share_exclusion(
+        &self,
+        service: &str,
+        mark: &crate::store::Exclusion,
+    ) -> crate::app::ShareFuture<'_> {
+        let (mut con, keys, mark) = (self.con.clone(), FleetKeys::new(service), mark.clone());
+        Box::pin(async move {
+            super::shared_exclusions::share(&mut con, &keys, &mark)
+                .await
+                .map(|()| true)
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn slo_report(&self, service: &str, window: Duration, at_ms: u64) -> ReportFuture<'_> {
         let reader =
             FleetStoreReader::new(self.con.clone(), service.to_owned(), self.config.clone());

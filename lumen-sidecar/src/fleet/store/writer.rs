@@ -228,8 +228,16 @@ impl FleetWriter {
             })?;
         let resync = !self.synced || !present;
         let retention = self.retention_minutes;
+        // Windows another sidecar was told to keep off the budget.
+        let marks = super::shared_exclusions::shared(&mut self.con, &keys).await?;
         let (blocks, hours, info) = {
             let mut store = state.store();
+            for mark in marks {
+                if !store.exclusions().holds(&mark) {
+                    // Minutes no longer held one by one stay as counted.
+                    let _ = store.exclude(mark);
+                }
+            }
             if resync {
                 store.mark_all_changed();
             }
