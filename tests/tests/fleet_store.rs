@@ -716,3 +716,117 @@ async fn a_window_marked_on_one_sidecar_leaves_every_sidecars_budget() {
     let listed = get_ok(&format!("{}/v1/exclusions", b.base())).await;
     assert!(listed.contains("failover"), "{listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_if_on_a_sidecar_with_a_fleet_store_replays_the_whole_fleet() {
+    let redis = RedisProc::start().await;
+    let a = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
+    let b = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
+    // An hour before now: A 1,000 requests a minute, B 600; both fail 5 %
+    // in minutes 40 to 49, one request a minute otherwise.
+    let first = now_ms() / 60_000 - 60;
+    let burst = 40..50;
+    let mut total = (0, 0);
+    let (mut exact_slow, mut near) = (0_u64, 0_u64);
+    let threshold_us = 100_000;
+    for (sidecar, name, per) in [(&a, "a", 1_000_u64), (&b, "b", 600)] {
+        for k in 0..60_u64 {
+            let failed = if burst.contains(&k) { per / 20 } else { 1 };
+            let batch = minute_batch(name, k + 1, (first + k) * 60_000, per - failed, failed);
+            let (status, body) = lumen_tests::sidecar_http::post_batch(sidecar.addr, &batch).await;
+            assert_eq!(status, 200, "{body}");
+            total = (total.0 + per, total.1 + failed);
+            for i in 0..per {
+                let v = 5_000 + (i * 7_919) % 200_000;
+                exact_slow += u64::from(v >= threshold_us);
+                near += u64::from(v.abs_diff(threshold_us) <= threshold_us / 500);
+            }
+        }
+    }
+    let reader =
+        fleet_store_reader(&redis.url, None, Some("excl-fleet-api"), None).expect("a reader");
+    eventually(
+        "the fleet store holds every request",
+        Duration::from_secs(60),
+        || {
+            let reader = reader.clone();
+            async move {
+                let b = reader.budget(now_ms()).await.ok()?;
+                let s = b
+                    .slos
+                    .iter()
+                    .find(|s| s.name == lumen_sidecar::eval::SloName::Availability)?;
+                ((s.events, s.bad) == total).then_some(())
+            }
+        },
+    )
+    .await;
+    let url = a.base();
+    let what_if = |targets: &[&str]| {
+        let mut args = vec!["what-if", "--url", url.as_str(), "--json"];
+        for t in targets {
+            args.extend(["--target", t]);
+        }
+        let (code, out, err) = sidecar_cli("slo", &args);
+        assert_eq!(code, Some(0), "{err}");
+        serde_json::from_str::<Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let slo = |w: &Value, name: &str| -> Value {
+        w["budget"]["slos"]
+            .as_array()
+            .expect("slos")
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .expect("the SLO")
+    };
+    // The configured targets: every instance's requests, A's and B's.
+    let w = what_if(&[]);
+    assert!(
+        w["scope"].as_str().is_some_and(|s| s.contains("fleet")),
+        "{w}"
+    );
+    let availability = slo(&w, "availability");
+    assert_eq!(
+        (
+            availability["events"].as_u64(),
+            availability["bad"].as_u64()
+        ),
+        (Some(total.0), Some(total.1))
+    );
+    assert!(w["recounted_from_ms"].is_null());
+    // 99.9 %: the burst pages, starting inside it (the tickets at 1× start
+    // with the data: one failure a minute is already 0.1 % and more).
+    let strict = what_if(&["availability=99.9"]);
+    let pages: Vec<&Value> = strict["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|x| x["slo"] == "availability" && x["severity"] == "page")
+        .collect();
+    assert!(!pages.is_empty(), "{strict}");
+    let started = pages[0]["from_ms"].as_u64().expect("from");
+    assert!(
+        (first + 40) * 60_000 <= started && started <= (first + 50) * 60_000,
+        "{pages:?}"
+    );
+    // Under the configured 99.5 % it never pages.
+    assert!(
+        !w["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .any(|x| x["slo"] == "availability" && x["severity"] == "page"),
+        "{w}"
+    );
+    // Another threshold: counted again from the fleet's histograms.
+    let slow = what_if(&["latency_p95=100ms"]);
+    assert!(slow["recounted_from_ms"].is_u64(), "{slow}");
+    let p95 = slo(&slow, "latency_p95");
+    assert_eq!(p95["events"].as_u64(), Some(total.0));
+    let bad = p95["bad"].as_u64().expect("bad");
+    assert!(
+        bad.abs_diff(exact_slow) <= near,
+        "{bad} against {exact_slow} (±{near})"
+    );
+}

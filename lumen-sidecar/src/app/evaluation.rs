@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::clock::now_ms;
 use super::state::AppState;
+use super::what_if_answer::WhatIfAnswer;
 use crate::eval::{
     BudgetReport, HealthReport, MaturityInputs, SeriesReport, SloReport, budget_report,
     distribution, health, maturity, maturity_inputs, roi, roi_share_unknown, series_point,
 };
-use crate::eval::{SloPeriod, SloTargets, WhatIf, what_if};
+use crate::eval::{SloPeriod, SloTargets, what_if};
 use crate::store::{BudgetLedger, MINUTE_MS, RouteWindow, WindowData};
 
 /// One evaluation of a window: the SLO report and the health report.
@@ -201,25 +202,6 @@ fn empty_window() -> RouteWindow {
         counts: crate::store::Counts::default(),
         latency: crate::store::WindowHistogram::new(crate::store::store_layout()),
     }
-}
-
-/// What other targets would have said about this sidecar's stored history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct WhatIfAnswer {
-    /// The targets asked about.
-    pub targets: SloTargets,
-    /// The error budget's period.
-    pub period: String,
-    /// Budgets now and every alert that would have fired.
-    #[serde(flatten)]
-    pub what_if: WhatIf,
-    /// Set when the latency thresholds or error classes differ from the
-    /// configured ones: the events were counted again from the minutes'
-    /// histograms, which the store holds from here on (Unix ms), so the
-    /// budgets cover that span only.
-    pub recounted_from_ms: Option<u64>,
-    /// Whose history: `this instance`.
-    pub scope: String,
 }
 
 impl AppState {

@@ -13,6 +13,7 @@ mod evaluation;
 pub mod experiment_hub;
 pub mod experiments;
 mod fleet_view;
+mod what_if_answer;
 pub mod memory_limit;
 mod shutdown;
 mod state;
@@ -26,9 +27,9 @@ pub mod wal_writer;
 
 pub use checkpoint::{restore_checkpoint, save_snapshot};
 pub use clock::now_ms;
-pub use evaluation::{Evaluation, EvaluationCache, WhatIfAnswer};
+pub use evaluation::{Evaluation, EvaluationCache};
 pub use experiment_hub::{CommandFuture, ExperimentsHub, SharedExperiments};
-pub use fleet_view::{FleetView, ReportFuture, ShareFuture};
+pub use fleet_view::{FleetView, ReportFuture, ShareFuture, WhatIfFuture};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use state::{AppState, LatencyFeed, StateParts};
 pub use stats::{
@@ -40,3 +41,4 @@ pub use totals::{
 };
 pub use tuning_hub::TuningHub;
 pub use wal_handle::IngestError;
+pub use what_if_answer::WhatIfAnswer;

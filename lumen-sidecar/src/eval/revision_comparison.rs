@@ -39,7 +39,7 @@
 //! let new = RevisionCounts::from_failures(1_000, 50);
 //! let c = compare_revisions(&old, &new, &RolloutTests::default());
 //! assert_eq!(c.finding, Finding::Worse);
-//! assert_eq!(c.worse(), vec!["availability"]);
+//! assert_eq!(c.worse(), vec!["availability", "error_rate"]);
 //! ```
 
 use serde::{Deserialize, Serialize};

@@ -150,7 +150,22 @@ pub async fn what_if(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     match what_if_params(&params, &app.config.slo, app.config.budget_period) {
-        Ok((targets, period)) => Json(app.what_if(&targets, period, now_ms())).into_response(),
+        Ok((targets, period)) => {
+            // The fleet's history when the sidecar has a fleet store.
+            if let (Some(view), Some(service)) = (app.fleet_view(), app.service_name()) {
+                match view.what_if(&service, &targets, period, now_ms()).await {
+                    Ok(Some(answer)) => return Json(answer).into_response(),
+                    Ok(None) => {}
+                    Err(why) => {
+                        return error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("the fleet store could not be read: {why}"),
+                        );
+                    }
+                }
+            }
+            Json(app.what_if(&targets, period, now_ms())).into_response()
+        }
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }

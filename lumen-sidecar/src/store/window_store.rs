@@ -285,6 +285,13 @@ pub const ROLLUP_MINUTES: [u64; 2] = [10, 60];
 #[derive(Debug, Clone, Default)]
 pub struct HeldMinutes(Vec<Arc<MinuteSlots>>);
 
+impl From<Vec<(RouteKey, RouteSlot)>> for HeldMinutes {
+    /// One minute (or block) of routes, as a fleet store holds it.
+    fn from(routes: Vec<(RouteKey, RouteSlot)>) -> Self {
+        Self(vec![Arc::new(MinuteSlots::from(routes))])
+    }
+}
+
 impl HeldMinutes {
     /// The budget counts of the held minutes under `rules`, from their
     /// counts and histograms (what [`BudgetRules::count`] gives at ingest).

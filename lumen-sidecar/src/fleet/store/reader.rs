@@ -13,10 +13,11 @@ use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan};
 use crate::app::{FleetView, ReportFuture};
 use crate::config::SidecarConfig;
 use crate::eval::{
-    BudgetReport, CostReport, HealthReport, ReportScope, SloReport, budget_report, mean,
+    BudgetReport, CostReport, HealthReport, ReportScope, SloPeriod, SloReport, SloTargets, WhatIf,
+    budget_report, mean, what_if,
 };
 use crate::fleet::{InstanceFigures, fleet_health};
-use crate::store::{BudgetCounts, BudgetLedger, MINUTE_MS, WindowData, merge_routes};
+use crate::store::{BudgetCounts, BudgetLedger, HeldMinutes, MINUTE_MS, WindowData, merge_routes};
 
 /// A window of the fleet, read from the store.
 #[derive(Debug, Clone)]
@@ -201,9 +202,24 @@ impl FleetStoreReader {
     /// hour), whole hours before (as a sidecar's own ledger counts beyond
     /// its minutes).
     pub async fn budget(&self, at_ms: u64) -> Result<BudgetReport, FleetStoreError> {
+        let ledger = self.ledger(self.config.budget_period, at_ms).await?;
+        let mut report = budget_report(
+            &ledger,
+            &self.config.slo,
+            self.config.budget_period,
+            self.config.budget_min_events,
+            at_ms,
+        );
+        report.cost = self.cost(&self.instances().await?, at_ms);
+        Ok(report)
+    }
+
+    /// The fleet's budget counts for `period` at `at_ms`: minutes from the
+    /// first whole hour inside the minutes kept, the budget hours before.
+    async fn ledger(&self, period: SloPeriod, at_ms: u64) -> Result<BudgetLedger, FleetStoreError> {
         let now = at_ms / MINUTE_MS;
         let fine_since = now.saturating_sub(MINUTE_KEEP_MINUTES - 10).div_ceil(60) * 60;
-        let (period_start, _) = self.config.budget_period.bounds(at_ms);
+        let (period_start, _) = period.bounds(at_ms);
         let minute_keys: Vec<String> = (fine_since..=now)
             .map(|m| self.keys.block(Tier::Minute, m))
             .collect();
@@ -238,16 +254,96 @@ impl FleetStoreReader {
                 sum.add(&c);
             }
         }
+        Ok(BudgetLedger::from_parts(minutes, by_hour, fine_since))
+    }
+
+    /// `targets` over the fleet's stored history for `period` at `at_ms`,
+    /// and from when the events were counted again (`None`: the targets
+    /// count the configured events, so the budget hours the sidecars wrote
+    /// are replayed, over the whole period). Otherwise the events are
+    /// counted again from the stored histograms: the minutes kept (2 h)
+    /// one by one, the hour blocks (the retention) by the hour. Alerts are
+    /// replayed over the minutes kept one by one.
+    pub async fn what_if(
+        &self,
+        targets: &SloTargets,
+        period: SloPeriod,
+        at_ms: u64,
+    ) -> Result<(WhatIf, Option<u64>), FleetStoreError> {
+        let rules = crate::config::budget_rules_of(targets);
+        if rules == self.config.budget_rules() {
+            let ledger = self.ledger(period, at_ms).await?;
+            let w = what_if(
+                &ledger,
+                targets,
+                period,
+                self.config.budget_min_events,
+                at_ms,
+            );
+            return Ok((w, None));
+        }
+        let now = at_ms / MINUTE_MS;
+        let fine_since = now.saturating_sub(MINUTE_KEEP_MINUTES - 10).div_ceil(60) * 60;
+        let (period_start, _) = period.bounds(at_ms);
+        let hours_kept = Tier::Hour.keep_minutes(self.config.retention.as_secs() / 60) / 60;
+        let first_hour = (period_start / 60).max((now / 60).saturating_sub(hours_kept - 1));
+        let minute_keys: Vec<String> = (fine_since..=now)
+            .map(|m| self.keys.block(Tier::Minute, m))
+            .collect();
+        let hours: Vec<u64> = (first_hour..fine_since / 60).collect();
+        let hour_keys: Vec<String> = hours
+            .iter()
+            .map(|h| self.keys.block(Tier::Hour, h * 60))
+            .collect();
+        let (minute_replies, hour_replies) =
+            tokio::join!(self.fields(&minute_keys), self.fields(&hour_keys));
+        let mut unreadable = BTreeSet::new();
+        let recount = |blocks: Vec<(String, FleetBlock)>| {
+            let mut sum = BudgetCounts::default();
+            for (_, block) in blocks {
+                sum.add(&HeldMinutes::from(block.routes).budget_counts(&rules));
+            }
+            sum
+        };
+        let mut minutes = BTreeMap::new();
+        let decoded = Self::decoded(
+            &minute_keys,
+            minute_replies?,
+            FleetBlock::decode,
+            &mut unreadable,
+        );
+        for (minute, blocks) in (fine_since..=now).zip(decoded) {
+            if !blocks.is_empty() {
+                minutes.insert(minute, recount(blocks));
+            }
+        }
+        let mut by_hour = BTreeMap::new();
+        let decoded = Self::decoded(
+            &hour_keys,
+            hour_replies?,
+            FleetBlock::decode,
+            &mut unreadable,
+        );
+        for (hour, blocks) in hours.iter().zip(decoded) {
+            if !blocks.is_empty() {
+                by_hour.insert(*hour, recount(blocks));
+            }
+        }
+        let from_minute = by_hour
+            .keys()
+            .next()
+            .map(|h| h * 60)
+            .or_else(|| minutes.keys().next().copied())
+            .unwrap_or(now);
         let ledger = BudgetLedger::from_parts(minutes, by_hour, fine_since);
-        let mut report = budget_report(
+        let w = what_if(
             &ledger,
-            &self.config.slo,
-            self.config.budget_period,
+            targets,
+            period,
             self.config.budget_min_events,
             at_ms,
         );
-        report.cost = self.cost(&self.instances().await?, at_ms);
-        Ok(report)
+        Ok((w, Some(from_minute * MINUTE_MS)))
     }
 
     /// The month's cost at `at_ms` from the instances' start times and
@@ -329,6 +425,31 @@ impl FleetStoreView {
 }
 
 impl FleetView for FleetStoreView {
+    fn what_if(
+        &self,
+        service: &str,
+        targets: &SloTargets,
+        period: SloPeriod,
+        at_ms: u64,
+    ) -> crate::app::WhatIfFuture<'_> {
+        let reader =
+            FleetStoreReader::new(self.con.clone(), service.to_owned(), self.config.clone());
+        let targets = targets.clone();
+        Box::pin(async move {
+            let (what_if, recounted_from_ms) = reader
+                .what_if(&targets, period, at_ms)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Some(crate::app::WhatIfAnswer {
+                targets,
+                period: period.name(),
+                what_if,
+                recounted_from_ms,
+                scope: "the fleet (every instance, from the fleet store)".to_owned(),
+            }))
+        })
+    }
+
     fn share_exclusion(
         &self,
         service: &str,
