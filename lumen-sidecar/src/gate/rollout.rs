@@ -250,7 +250,7 @@ pub struct RolloutStatus {
     pub comparison: Option<RevisionComparison>,
     /// What the current step waits for, in words.
     pub waiting_for: Option<String>,
-    /// Every reading (the latest [`POINTS_KEPT`]), for the chart.
+    /// Every reading (the latest 720), for the chart.
     pub points: Vec<RolloutPoint>,
     /// Who asked the gate service for it (`None`: `gate rollout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
