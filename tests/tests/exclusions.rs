@@ -6,8 +6,6 @@
 //! the spans are listed, the mark survives a kill, and what cannot be
 //! excluded is refused with nothing changed.
 
-use std::process::Command;
-
 use lumen_tests::sidecar_http::{get, post};
 use lumen_tests::workload::Workload;
 use lumen_tests::*;
@@ -16,15 +14,7 @@ use serde_json::Value;
 const MINUTES: u64 = 90;
 
 fn cli(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(binary("lumen-sidecar"))
-        .args(args)
-        .output()
-        .expect("lumen-sidecar runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    lumen_tests::fleet_load::sidecar_cli(args[0], &args[1..])
 }
 
 /// Requests and server errors (with inner failures) of minute `m`.
@@ -109,6 +99,28 @@ async fn excluded_minutes_leave_the_budget_exactly() {
         "the maintenance window is left out"
     );
     assert_eq!(b["excluded_requests"], in_planned.0);
+
+    // The SLOs and health of the last 30 minutes leave the maintenance
+    // minutes out too (read within one minute, so the window is known).
+    let slo_requests = loop {
+        let before = now_ms() / 60_000;
+        let (status, body) = get(sidecar.addr, "/v1/slo?window=30m").await;
+        assert_eq!(status, 200, "{body}");
+        if now_ms() / 60_000 == before {
+            let doc: Value = serde_json::from_str(&body).expect("JSON");
+            let expected: u64 = (before - 29..=before)
+                .filter(|abs| !(planned..planned + 10).contains(abs))
+                .filter(|abs| *abs >= first && *abs < first + MINUTES)
+                .map(|abs| counts(&w, abs - first).0)
+                .sum();
+            break (doc["requests"].as_u64(), expected);
+        }
+    };
+    assert_eq!(
+        slo_requests.0,
+        Some(slo_requests.1),
+        "the SLO window without the maintenance"
+    );
 
     // A known incident, marked afterwards: minutes 20 to 30 of the workload.
     let (from, to) = (w.minute_start_ms(20), w.minute_start_ms(30));

@@ -56,7 +56,8 @@ impl AppState {
         let now = now_ms();
         let (slo, inputs, active_instances, budget) = {
             let store = self.store();
-            let data = store.window(now, window);
+            // Minutes kept off the budget are kept off the SLOs and health.
+            let data = store.slo_window(now, window);
             let slo =
                 SloReport::evaluate(&data, &self.config.slo, self.config.service.as_deref(), now);
             let inputs = maturity_inputs(&slo, &store, now, window, self.deployments());
@@ -192,7 +193,7 @@ impl AppState {
     /// The SLO report of `window` ending now.
     pub fn report(&self, window: Duration) -> SloReport {
         let now = now_ms();
-        let data = self.store().window(now, window);
+        let data = self.store().slo_window(now, window);
         SloReport::evaluate(&data, &self.config.slo, self.config.service.as_deref(), now)
     }
 }

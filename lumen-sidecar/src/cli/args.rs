@@ -444,18 +444,9 @@ pub struct GateStartArgs {
     /// The rollout.
     #[command(flatten)]
     pub rollout: RolloutFlags,
-    /// The gate service's API.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9465")]
-    pub url: String,
-    /// Who starts it (default: $USER), for the gate's history.
-    #[arg(long)]
-    pub by: Option<String>,
-    /// The gate's bearer token (an approver's, when it knows approvers).
-    #[arg(long, env = "LUMEN_GATE_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
-    /// Print the answer as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// The gate service.
+    #[command(flatten)]
+    pub api: GateApiArgs,
 }
 
 /// `experiment start|status|stop`.
@@ -522,24 +513,32 @@ pub struct ExperimentStartArgs {
     pub tau: f64,
 }
 
-/// `gate approve`, `gate veto`, `gate status`.
+/// The running gate's API, as its commands reach it.
 #[derive(Debug, Args)]
-pub struct GateCommandArgs {
-    /// The watcher's approve/veto API.
+pub struct GateApiArgs {
+    /// The gate's API (`gate watch --listen`, or the gate service's URL).
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9465")]
     pub url: String,
-    /// The window's id, as the Slack message gives it (required to approve or veto).
-    #[arg(long)]
-    pub window: Option<String>,
-    /// Who decides, for the record (default: $USER).
+    /// Who asks, for the record (default: $USER).
     #[arg(long)]
     pub by: Option<String>,
-    /// The API's bearer token.
+    /// The API's bearer token (an approver's, when it knows approvers).
     #[arg(long, env = "LUMEN_GATE_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
     /// Print the answer as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `gate approve`, `gate veto`, `gate status`.
+#[derive(Debug, Args)]
+pub struct GateCommandArgs {
+    /// The window's id, as the Slack message gives it (required to approve or veto).
+    #[arg(long)]
+    pub window: Option<String>,
+    /// The gate.
+    #[command(flatten)]
+    pub api: GateApiArgs,
 }
 
 /// What to do with the budget.

@@ -248,11 +248,13 @@ async fn run_gate(
 pub async fn gate_start(a: &GateStartArgs) -> Result<String, CliError> {
     let request = rollout_request(&a.rollout);
     request.plan().map_err(CliError::Usage)?;
-    let base = a.url.trim_end_matches('/');
-    let by =
-        a.by.clone()
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "someone".into());
+    let base = a.api.url.trim_end_matches('/');
+    let by = a
+        .api
+        .by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "someone".into());
     let body = serde_json::to_string(&RolloutRequest {
         by: Some(by),
         ..request
@@ -263,10 +265,10 @@ pub async fn gate_start(a: &GateStartArgs) -> Result<String, CliError> {
         "POST",
         &format!("{base}/v1/gate/rollout"),
         body,
-        a.api_token.as_deref(),
+        a.api.api_token.as_deref(),
     )
     .await?;
-    if a.json {
+    if a.api.json {
         return Ok(text);
     }
     let status: GateStatus = serde_json::from_str(&text)
@@ -277,7 +279,7 @@ pub async fn gate_start(a: &GateStartArgs) -> Result<String, CliError> {
 /// `gate approve`, `gate veto` (`action`), `gate status` (`action` "status"):
 /// the watcher's answer.
 pub async fn gate_command(action: &str, a: &GateCommandArgs) -> Result<String, CliError> {
-    let base = a.url.trim_end_matches('/');
+    let base = a.api.url.trim_end_matches('/');
     let (method, url, body) = if action == "status" {
         ("GET", format!("{base}/v1/gate"), String::new())
     } else if a.window.is_none() {
@@ -285,10 +287,12 @@ pub async fn gate_command(action: &str, a: &GateCommandArgs) -> Result<String, C
             "--window: name the window to {action} (its Slack message gives the command with it)"
         )));
     } else {
-        let by =
-            a.by.clone()
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "someone".into());
+        let by = a
+            .api
+            .by
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "someone".into());
         (
             "POST",
             format!("{base}/v1/gate/{action}"),
@@ -300,10 +304,10 @@ pub async fn gate_command(action: &str, a: &GateCommandArgs) -> Result<String, C
         method,
         &url,
         body,
-        a.api_token.as_deref(),
+        a.api.api_token.as_deref(),
     )
     .await?;
-    if a.json {
+    if a.api.json {
         return Ok(text);
     }
     Ok(if action == "status" {

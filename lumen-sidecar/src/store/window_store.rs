@@ -775,6 +775,17 @@ impl WindowStore {
 
     /// The last `window` of minutes up to and including `now_ms`'s minute.
     pub fn window(&self, now_ms: u64, window: Duration) -> WindowData {
+        self.window_of(now_ms, window, false)
+    }
+
+    /// [`WindowStore::window`] with the minutes kept off the error budget
+    /// left out: what the SLOs and health are judged on. (A block the
+    /// memory cap merged counts whole unless its first minute is excluded.)
+    pub fn slo_window(&self, now_ms: u64, window: Duration) -> WindowData {
+        self.window_of(now_ms, window, true)
+    }
+
+    fn window_of(&self, now_ms: u64, window: Duration, leave_excluded: bool) -> WindowData {
         let last = now_ms / MINUTE_MS;
         let span = (window.as_millis() as u64 / MINUTE_MS).max(1);
         let first = (last + 1).saturating_sub(span);
@@ -782,7 +793,16 @@ impl WindowStore {
         // reused dense buffer (no large allocation per route).
         let mut rollups = self.rollups.borrow_mut();
         let mut blocks: Vec<&MinuteSlots> = Vec::new();
-        let plan = pieces(first, last);
+        let excluded = |m: u64| leave_excluded && self.exclusions.covers(m);
+        let plan: Vec<(Option<usize>, u64)> = if (first..=last).any(excluded) {
+            // Minute by minute, the excluded ones left out.
+            (first..=last)
+                .filter(|m| !excluded(*m))
+                .map(|m| (None, m))
+                .collect()
+        } else {
+            pieces(first, last)
+        };
         for (tier, start) in &plan {
             if let Some(tier) = tier {
                 self.rollup(&mut rollups, *tier, *start);
