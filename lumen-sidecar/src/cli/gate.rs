@@ -249,12 +249,7 @@ pub async fn gate_start(a: &GateStartArgs) -> Result<String, CliError> {
     let request = rollout_request(&a.rollout);
     request.plan().map_err(CliError::Usage)?;
     let base = a.api.url.trim_end_matches('/');
-    let by = a
-        .api
-        .by
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "someone".into());
+    let by = super::sources::asker(a.api.by.clone());
     let body = serde_json::to_string(&RolloutRequest {
         by: Some(by),
         ..request
@@ -287,12 +282,7 @@ pub async fn gate_command(action: &str, a: &GateCommandArgs) -> Result<String, C
             "--window: name the window to {action} (its Slack message gives the command with it)"
         )));
     } else {
-        let by = a
-            .api
-            .by
-            .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "someone".into());
+        let by = super::sources::asker(a.api.by.clone());
         (
             "POST",
             format!("{base}/v1/gate/{action}"),

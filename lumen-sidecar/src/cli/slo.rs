@@ -131,9 +131,7 @@ pub async fn exclude(
     token: Option<&str>,
 ) -> Result<String, CliError> {
     let (from_ms, to_ms) = (instant("--from", from)?, instant("--to", to)?);
-    let by = by
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "someone".into());
+    let by = super::sources::asker(by);
     // Checked here as the sidecar checks it: a precise error, nothing sent.
     crate::store::Exclusion::new(from_ms, to_ms, reason, &by, 0).map_err(CliError::Usage)?;
     let base = url.trim_end_matches('/');

@@ -214,3 +214,10 @@ pub fn window_arg(text: Option<&str>, default: Duration) -> Result<Duration, Str
     }
     Ok(w)
 }
+
+/// Who a command is from, for the record: `--by`, else `$USER`, else
+/// `someone`.
+pub fn asker(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "someone".into())
+}

@@ -793,7 +793,19 @@ impl WindowStore {
         // reused dense buffer (no large allocation per route).
         let mut rollups = self.rollups.borrow_mut();
         let mut blocks: Vec<&MinuteSlots> = Vec::new();
-        let excluded = |m: u64| leave_excluded && self.exclusions.covers(m);
+        // The excluded spans of the window, found once (recurring windows
+        // spelled out), so each minute is checked against a few spans.
+        let spans = if leave_excluded {
+            self.exclusions
+                .spans(first * MINUTE_MS, (last + 1) * MINUTE_MS)
+        } else {
+            Vec::new()
+        };
+        let excluded = |m: u64| {
+            spans
+                .iter()
+                .any(|s| (s.from_ms..s.to_ms).contains(&(m * MINUTE_MS)))
+        };
         let plan: Vec<(Option<usize>, u64)> = if (first..=last).any(excluded) {
             // Minute by minute, the excluded ones left out.
             (first..=last)
