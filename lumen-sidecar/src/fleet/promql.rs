@@ -19,6 +19,8 @@ pub const CANCELLED: &str = crate::metrics::CANCELLED_TOTAL;
 pub const CACHE_LOOKUPS: &str = crate::metrics::CACHE_LOOKUPS_TOTAL;
 /// Each SLO's good and bad events, by route.
 pub const SLO_EVENTS: &str = crate::metrics::SLO_EVENTS_TOTAL;
+/// The one-off windows kept off the error budgets each sidecar knows.
+pub const EXCLUSIONS: &str = crate::metrics::BUDGET_EXCLUSION_INFO;
 /// Each instance's accrued compute cost, USD.
 pub const INSTANCE_COST: &str = crate::metrics::INSTANCE_COST_TOTAL;
 

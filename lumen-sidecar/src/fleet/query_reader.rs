@@ -6,13 +6,19 @@ use std::time::Duration;
 
 use super::health::{InstanceFigures, fleet_health};
 use super::promql::{
-    CACHE_LOOKUPS, CANCELLED, INSTANCE_COST, REQUESTS, SLO_EVENTS, selector, summed_gain,
+    CACHE_LOOKUPS, CANCELLED, EXCLUSIONS, INSTANCE_COST, REQUESTS, SLO_EVENTS, selector,
+    summed_gain,
 };
 use super::query_api::{QueryApi, QueryError, QuerySample};
 use super::window::{FleetSamples, FleetWindow, budget_counts, fleet_report};
 use crate::config::{DataPath, SidecarConfig};
 use crate::eval::{BURN_WINDOWS, BudgetReport, HealthReport, SloReport, budget_report_of_sums};
-use crate::store::MINUTE_MS;
+use crate::store::exclusions::merge_spans;
+use crate::store::{BudgetCounts, ExcludedSpan, Exclusion, Exclusions, MINUTE_MS};
+
+/// How far back a fleet read looks for the sidecars' one-off marks, at
+/// most: the 32 days a budget reaches.
+const MARK_LOOKBACK_S: u64 = 32 * 24 * 3600;
 
 /// What a fleet read needs: the query API, the service, the configuration
 /// (SLO targets, budget period, ROI costs).
@@ -52,8 +58,78 @@ impl FleetReader {
             })
     }
 
-    /// The fleet's counts over `window_s` seconds ending at `at_ms` (Unix ms).
+    /// The windows kept off the error budgets overlapping `from_ms..to_ms`,
+    /// as of `at_ms`, disjoint and clipped to that span: the
+    /// configuration's recurring windows and the one-off marks any sidecar
+    /// of the service exported in the `from_ms..at_ms` before (at most 32
+    /// days), as `lumen_budget_exclusion_info` carries them. A mark whose
+    /// labels are not a valid window is left aside.
+    pub async fn excluded_spans(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        at_ms: u64,
+    ) -> Result<Vec<ExcludedSpan>, QueryError> {
+        let lookback_s = (at_ms.saturating_sub(from_ms) / 1000).clamp(3600, MARK_LOOKBACK_S);
+        let query = format!(
+            "max by (from_unix_s, to_unix_s, reason) (last_over_time({}[{lookback_s}s]))",
+            selector(EXCLUSIONS, &self.service, None)
+        );
+        let mut spans = Exclusions {
+            one_off: Vec::new(),
+            recurring: self.config.budget_maintenance.clone(),
+        }
+        .spans(from_ms, to_ms);
+        for sample in self.api.instant(&query, at_ms).await? {
+            let seconds = |label: &str| sample.label(label).parse::<u64>().ok();
+            let (Some(from_s), Some(to_s)) = (seconds("from_unix_s"), seconds("to_unix_s")) else {
+                continue;
+            };
+            let Ok(mark) = Exclusion::new(
+                from_s.saturating_mul(1000),
+                to_s.saturating_mul(1000),
+                sample.label("reason"),
+                "",
+                0,
+            ) else {
+                continue;
+            };
+            if mark.to_ms > from_ms && mark.from_ms < to_ms {
+                spans.push(ExcludedSpan {
+                    from_ms: mark.from_ms,
+                    to_ms: mark.to_ms,
+                    reason: mark.reason,
+                });
+            }
+        }
+        Ok(merge_spans(spans)
+            .into_iter()
+            .map(|s| ExcludedSpan {
+                from_ms: s.from_ms.max(from_ms),
+                to_ms: s.to_ms.min(to_ms),
+                reason: s.reason,
+            })
+            .filter(|s| s.to_ms > s.from_ms)
+            .collect())
+    }
+
+    /// The fleet's counts over `window_s` seconds ending at `at_ms` (Unix
+    /// ms), the minutes kept off the error budgets left out.
     pub async fn window(&self, window_s: u64, at_ms: u64) -> Result<FleetWindow, QueryError> {
+        let from_ms = at_ms.saturating_sub(window_s * 1000);
+        let spans = self.excluded_spans(from_ms, at_ms, at_ms).await?;
+        let mut samples = self.samples(window_s, at_ms).await?;
+        for span in &spans {
+            let part = self
+                .samples((span.to_ms - span.from_ms).div_ceil(1000), span.to_ms)
+                .await?;
+            samples.subtract(&part);
+        }
+        Ok(FleetWindow::from_samples(&samples))
+    }
+
+    /// The query results of the `window_s` seconds before `at_ms`, every minute counted.
+    async fn samples(&self, window_s: u64, at_ms: u64) -> Result<FleetSamples, QueryError> {
         let (s, r) = (&self.service, self.revision.as_deref());
         let path = self.data_path();
         let q = |metric: &str, by: &[&'static str]| {
@@ -78,7 +154,7 @@ impl FleetReader {
             both(both(run(0), run(1)), both(run(2), run(3))).await?;
         let ((route_buckets, total_buckets), instances) =
             both(both(run(4), run(5)), run(6)).await?;
-        Ok(FleetWindow::from_samples(&FleetSamples {
+        Ok(FleetSamples {
             requests,
             cancelled,
             cache,
@@ -86,7 +162,7 @@ impl FleetReader {
             route_buckets,
             total_buckets,
             instances,
-        }))
+        })
     }
 
     /// The fleet's SLO report over `window` ending at `at_ms`.
@@ -116,11 +192,15 @@ impl FleetReader {
             .await
     }
 
-    /// The fleet's error budgets and burn rates at `at_ms`, from the summed
-    /// SLO event counters over the period and each burn-rate window.
-    pub async fn budget(&self, at_ms: u64) -> Result<BudgetReport, QueryError> {
-        let (start_minute, _) = self.config.budget_period.bounds(at_ms);
-        let period_s = (at_ms.saturating_sub(start_minute * MINUTE_MS) / 1000).max(60);
+    /// The summed SLO events of the `window_s` seconds before `at_ms`
+    /// without those in `spans` (the period's, disjoint), and how many
+    /// requests those held.
+    async fn budget_counts_without(
+        &self,
+        window_s: u64,
+        at_ms: u64,
+        spans: &[ExcludedSpan],
+    ) -> Result<(BudgetCounts, u64), QueryError> {
         let counts = |samples: Vec<QuerySample>| {
             let w = FleetWindow::from_samples(&FleetSamples {
                 slo_events: samples,
@@ -128,10 +208,41 @@ impl FleetReader {
             });
             budget_counts(&w.total.slo_events)
         };
-        let in_period = counts(self.slo_events(period_s, at_ms).await?);
+        let from_ms = at_ms.saturating_sub(window_s * 1000);
+        let mut whole = counts(self.slo_events(window_s, at_ms).await?);
+        let mut excluded = 0;
+        for span in spans {
+            let (from, to) = (span.from_ms.max(from_ms), span.to_ms.min(at_ms));
+            if to <= from {
+                continue;
+            }
+            let part = counts(self.slo_events((to - from).div_ceil(1000), to).await?);
+            excluded += part.total;
+            whole = whole.minus(&part);
+        }
+        Ok((whole, excluded))
+    }
+
+    /// The fleet's error budgets and burn rates at `at_ms`, from the summed
+    /// SLO event counters over the period and each burn-rate window, the
+    /// minutes kept off the budgets (the configuration's maintenance, the
+    /// sidecars' marks) left out.
+    pub async fn budget(&self, at_ms: u64) -> Result<BudgetReport, QueryError> {
+        let (start_minute, _) = self.config.budget_period.bounds(at_ms);
+        let period_start_ms = start_minute * MINUTE_MS;
+        let period_s = (at_ms.saturating_sub(period_start_ms) / 1000).max(60);
+        let spans = self
+            .excluded_spans(at_ms.saturating_sub(period_s * 1000), at_ms, at_ms)
+            .await?;
+        let (in_period, excluded_requests) =
+            self.budget_counts_without(period_s, at_ms, &spans).await?;
         let mut windows = Vec::with_capacity(BURN_WINDOWS.len());
         for (_, minutes) in BURN_WINDOWS {
-            windows.push(counts(self.slo_events(minutes * 60, at_ms).await?));
+            windows.push(
+                self.budget_counts_without(minutes * 60, at_ms, &spans)
+                    .await?
+                    .0,
+            );
         }
         let mut report = budget_report_of_sums(
             &in_period,
@@ -141,6 +252,8 @@ impl FleetReader {
             self.config.budget_min_events,
             at_ms,
         );
+        report.excluded_requests = excluded_requests;
+        report.excluded = spans;
         report.cost = self.cost(self.config.window, at_ms).await?;
         Ok(report)
     }

@@ -91,6 +91,28 @@ pub struct FleetSamples {
     pub instances: Vec<QuerySample>,
 }
 
+impl FleetSamples {
+    /// Takes `part` (the same queries over a span inside this window) out
+    /// of these counts, series by series (matched on every label); a gain
+    /// never goes below zero. The instance count stays.
+    pub fn subtract(&mut self, part: &FleetSamples) {
+        fn take(whole: &mut [QuerySample], part: &[QuerySample]) {
+            let part: BTreeMap<_, f64> = part.iter().map(|p| (&p.labels, p.value)).collect();
+            for w in whole {
+                if let Some(v) = part.get(&w.labels) {
+                    w.value = (w.value - v).max(0.0);
+                }
+            }
+        }
+        take(&mut self.requests, &part.requests);
+        take(&mut self.cancelled, &part.cancelled);
+        take(&mut self.cache, &part.cache);
+        take(&mut self.slo_events, &part.slo_events);
+        take(&mut self.route_buckets, &part.route_buckets);
+        take(&mut self.total_buckets, &part.total_buckets);
+    }
+}
+
 fn cumulative(samples: &[&QuerySample]) -> Vec<(f64, u64)> {
     let mut out: Vec<(f64, u64)> = samples
         .iter()

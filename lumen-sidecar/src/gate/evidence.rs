@@ -11,8 +11,10 @@ use crate::eval::{
 };
 use crate::fleet::promql::{REQUESTS, selector};
 use crate::fleet::{FleetReader, QueryError};
+use crate::store::MINUTE_MS;
 
-/// What `revision`'s instances show over `window` ending at `at_ms`.
+/// What `revision`'s instances show over `window` ending at `at_ms`, the
+/// minutes kept off the error budgets left out.
 pub async fn read_evidence(
     source: &FleetReader,
     revision: &str,
@@ -24,6 +26,14 @@ pub async fn read_evidence(
         ..source.clone()
     };
     let window_s = window.as_secs();
+    // The minute of the reading: in a window kept off the budgets (the
+    // configuration's maintenance or a sidecar's mark), nothing is judged.
+    let minute_ms = at_ms / MINUTE_MS * MINUTE_MS;
+    let excluded = reader
+        .excluded_spans(minute_ms, minute_ms + MINUTE_MS, at_ms)
+        .await?
+        .into_iter()
+        .next();
     let slo = reader.slo_report(window, at_ms).await?;
     let compute = reader.compute_cost(window_s, at_ms).await?;
     let cost = reader.cost(window, at_ms).await?;
@@ -59,12 +69,7 @@ pub async fn read_evidence(
         forecast_usd: compute.and(cost.as_ref().map(|c| c.forecast_usd)),
         month_to_date_usd: cost.map(|c| c.month_to_date_usd),
         comparison: None,
-        excluded: reader
-            .config
-            .budget_maintenance
-            .iter()
-            .find(|w| w.covers(at_ms / crate::store::MINUTE_MS))
-            .map(|w| format!("maintenance {w}")),
+        excluded: excluded.map(|s| s.reason),
     })
 }
 

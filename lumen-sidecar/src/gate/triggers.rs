@@ -124,8 +124,9 @@ pub struct Evidence {
     /// the minutes since the rollout started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<RevisionComparison>,
-    /// Set when the reading falls in a window kept off the error budgets
-    /// (the config's `budget.maintenance`): no trigger is judged on it.
+    /// Set, to the window's reason, when the reading's minute is kept off
+    /// the error budgets (the config's `budget.maintenance`, or a one-off
+    /// mark a sidecar exports): no trigger is judged on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excluded: Option<String>,
 }

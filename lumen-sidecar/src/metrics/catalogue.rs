@@ -24,12 +24,21 @@ pub const CACHE_LOOKUPS_TOTAL: &str = "lumen_cache_lookups_total";
 pub const SLO_EVENTS_TOTAL: &str = "lumen_slo_events_total";
 /// The instance's accrued compute cost, USD.
 pub const INSTANCE_COST_TOTAL: &str = "lumen_instance_cost_usd_total";
+/// Each one-off window kept off the error budgets (an info gauge, 1).
+pub const BUDGET_EXCLUSION_INFO: &str = "lumen_budget_exclusion_info";
 /// The unit of money; a counter in it is a float counter over OTLP.
 pub const USD: &str = "USD";
 
 const SERVICE: &[&str] = &["service_name", "revision_name"];
 const PER_SLO: &[&str] = &["service_name", "revision_name", "slo_name"];
 const PER_WINDOW: &[&str] = &["service_name", "revision_name", "slo_name", "window"];
+const PER_EXCLUSION: &[&str] = &[
+    "service_name",
+    "revision_name",
+    "from_unix_s",
+    "to_unix_s",
+    "reason",
+];
 
 fn service_labels(s: &Sources<'_>) -> Vec<String> {
     let r = &s.evaluation.slo;
@@ -302,6 +311,31 @@ pub static CATALOGUE: &[MetricDef] = &[
                             suffix: "",
                         })
                     })
+                })
+                .collect()
+        },
+    ),
+    gauge(
+        BUDGET_EXCLUSION_INFO,
+        "1",
+        PER_EXCLUSION,
+        "1 for each one-off window kept off the error budgets (slo exclude) this sidecar knows, marked here or shared through the fleet store: from_unix_s and to_unix_s its span (Unix seconds, the end exclusive), reason why; fleet reads over Prometheus leave these minutes out",
+        |s| {
+            let base = service_labels(s);
+            let marks = s.app.store().exclusions().one_off.clone();
+            marks
+                .iter()
+                .map(|e| Sample {
+                    labels: with(
+                        base.clone(),
+                        &[
+                            &(e.from_ms / 1000).to_string(),
+                            &(e.to_ms / 1000).to_string(),
+                            &e.reason,
+                        ],
+                    ),
+                    value: SampleValue::Float(1.0),
+                    suffix: "",
                 })
                 .collect()
         },

@@ -255,6 +255,26 @@ impl Exclusions {
     }
 }
 
+/// `spans` as disjoint spans in order of start: those that overlap or
+/// touch become one (their reasons joined with `; `), so a minute in two
+/// of them is left out once.
+pub fn merge_spans(mut spans: Vec<ExcludedSpan>) -> Vec<ExcludedSpan> {
+    spans.sort_by_key(|s| (s.from_ms, s.to_ms));
+    let mut out: Vec<ExcludedSpan> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match out.last_mut() {
+            Some(last) if span.from_ms <= last.to_ms => {
+                last.to_ms = last.to_ms.max(span.to_ms);
+                if !last.reason.split("; ").any(|r| r == span.reason) {
+                    last.reason = format!("{}; {}", last.reason, span.reason);
+                }
+            }
+            _ => out.push(span),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +334,27 @@ mod tests {
         assert_eq!(spans[1].reason, "db failover");
         x.evict(start + 631 * m);
         assert!(x.one_off.is_empty());
+    }
+
+    #[test]
+    fn overlapping_spans_merge_into_one_and_apart_ones_stay() {
+        let span = |from: u64, to: u64, reason: &str| ExcludedSpan {
+            from_ms: from * MINUTE_MS,
+            to_ms: to * MINUTE_MS,
+            reason: reason.into(),
+        };
+        let merged = merge_spans(vec![
+            span(50, 60, "c"),
+            span(10, 20, "a"),
+            span(15, 30, "b"),
+            span(30, 35, "a"),
+            span(12, 14, "a"),
+        ]);
+        assert_eq!(
+            merged,
+            vec![span(10, 35, "a; b"), span(50, 60, "c")],
+            "touching and overlapping spans are one"
+        );
+        assert!(merge_spans(Vec::new()).is_empty());
     }
 }
