@@ -779,8 +779,9 @@ impl WindowStore {
     }
 
     /// [`WindowStore::window`] with the minutes kept off the error budget
-    /// left out: what the SLOs and health are judged on. (A block the
-    /// memory cap merged counts whole unless its first minute is excluded.)
+    /// left out: what the SLOs and health are judged on. (The memory cap
+    /// merges excluded minutes apart from the others; a window marked after
+    /// it merged a block applies to the merged minutes its first covers.)
     pub fn slo_window(&self, now_ms: u64, window: Duration) -> WindowData {
         self.window_of(now_ms, window, true)
     }
@@ -967,7 +968,8 @@ impl WindowStore {
     }
 
     /// Merges the minutes before minute `before` into blocks of `size`
-    /// minutes, each kept at its block's first minute; returns how many
+    /// minutes, each kept at its block's first minute (the minutes kept off
+    /// the budget at the block's first such minute); returns how many
     /// slots that removed. Sums over whole blocks are unchanged; a window
     /// whose edge falls inside a merged block counts the block whole when
     /// it holds the block's first minute, else not at all.
@@ -979,12 +981,24 @@ impl WindowStore {
             .map(|(m, _)| *m)
             .filter(|m| !m.is_multiple_of(size))
             .collect();
-        let removed = old.len();
+        let mut removed = 0;
         for minute in old {
+            // Minutes kept off the budget merge apart from the others, at
+            // the first minute of the block like them, so an SLO window
+            // still leaves exactly them out.
+            let start = minute / size * size;
+            let excluded = self.exclusions.covers(minute);
+            let into = (start..minute)
+                .find(|m| self.exclusions.covers(*m) == excluded)
+                .unwrap_or(minute);
+            if into == minute {
+                continue;
+            }
             let Some(slots) = self.minutes.remove(&minute) else {
                 continue;
             };
-            let block = Arc::make_mut(self.minutes.entry(minute / size * size).or_default());
+            removed += 1;
+            let block = Arc::make_mut(self.minutes.entry(into).or_default());
             for (key, slot) in Arc::unwrap_or_clone(slots).0 {
                 let into = block.0.entry(key).or_default();
                 into.counts.add(&slot.counts);

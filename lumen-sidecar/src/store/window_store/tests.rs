@@ -727,3 +727,38 @@ fn a_recount_under_the_stores_own_rules_is_its_budget_ledger() {
     assert_eq!(held[0].0, T0 / MINUTE_MS);
     assert_eq!(held[0].1.budget_counts(&strict).slow_p95, 51);
 }
+
+#[test]
+fn the_memory_cap_merges_excluded_minutes_apart_so_slo_windows_still_leave_them_out() {
+    let (mut s, now) = busy_store(3, 180);
+    let first = T0 / MINUTE_MS;
+    // Minutes 33 to 47 and one recurring-free minute 5 kept off the budget.
+    let mark = |from: u64, to: u64| {
+        Exclusion::new(
+            (first + from) * MINUTE_MS,
+            (first + to) * MINUTE_MS,
+            "failover",
+            "ana",
+            0,
+        )
+        .expect("valid")
+    };
+    for (from, to) in [(33, 48), (5, 6)] {
+        s.exclude(mark(from, to)).expect("held minute by minute");
+    }
+    // Every held minute and the blocks' first minutes before them.
+    let window = Duration::from_secs(300 * 60);
+    let before = s.slo_window(now, window);
+    let whole = s.window(now, window);
+    assert_ne!(before.total.counts, whole.total.counts, "the marks leave requests out");
+    // Tens, then hours, as the cap does.
+    assert!(s.coarsen(first + 120, 10) > 0);
+    assert_eq!(s.slo_window(now, window).total.counts, before.total.counts);
+    assert!(s.coarsen(first + 120, 60) > 0);
+    let after = s.slo_window(now, window);
+    assert_eq!(after.total.counts, before.total.counts, "exactly the marked minutes");
+    assert_eq!(after.total.latency, before.total.latency);
+    assert_eq!(s.window(now, window).total.counts, whole.total.counts);
+    // Merging again changes nothing.
+    assert_eq!(s.coarsen(first + 120, 60), 0);
+}
