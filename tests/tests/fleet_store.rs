@@ -702,7 +702,8 @@ async fn a_window_marked_on_one_sidecar_leaves_every_sidecars_budget() {
         out.contains("shared with every sidecar through the fleet store"),
         "{out}"
     );
-    // B applies it at its next write; the fleet's budget leaves both out.
+    // The fleet's budget leaves both out (B's part settled by A, or by B
+    // itself at its next write).
     let want = (total.0 - in_incident.0, total.1 - in_incident.1);
     eventually(
         "the fleet's budget leaves the incident out",
@@ -710,9 +711,20 @@ async fn a_window_marked_on_one_sidecar_leaves_every_sidecars_budget() {
         || fleet_has(want),
     )
     .await;
-    let b_budget: Value =
-        serde_json::from_str(&get_ok(&format!("{}/v1/budget", b.base())).await).expect("JSON");
-    assert_eq!(b_budget["excluded_requests"], b_in_incident, "{b_budget}");
+    // B takes the mark into its own ledger at its next write.
+    let b_url = format!("{}/v1/budget", b.base());
+    eventually(
+        "B's own budget leaves its part of the incident out",
+        Duration::from_secs(60),
+        || {
+            let url = b_url.clone();
+            async move {
+                let b_budget: Value = serde_json::from_str(&get_ok(&url).await).ok()?;
+                (b_budget["excluded_requests"] == b_in_incident).then_some(())
+            }
+        },
+    )
+    .await;
     let listed = get_ok(&format!("{}/v1/exclusions", b.base())).await;
     assert!(listed.contains("failover"), "{listed}");
 }
@@ -829,4 +841,126 @@ async fn what_if_on_a_sidecar_with_a_fleet_store_replays_the_whole_fleet() {
         bad.abs_diff(exact_slow) <= near,
         "{bad} against {exact_slow} (±{near})"
     );
+}
+
+/// Requests and server errors (with inner failures) of minute `m` of `w`.
+fn workload_counts(w: &lumen_tests::workload::Workload, m: u64) -> (u64, u64) {
+    w.minute(m).iter().fold((0, 0), |(n, bad), r| {
+        let total = r.status.success + r.status.client_error + r.status.server_error + r.errors;
+        (n + total, bad + r.status.server_error + r.errors)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_marked_after_an_instance_ended_leaves_its_minutes_too() {
+    const SERVICE: &str = "ended-api";
+    const MINUTES: u64 = 240;
+    let redis = RedisProc::start().await;
+    let a = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
+    let b = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
+    // Four hours before now, production-shaped (32 routes, about 9,300
+    // requests a minute each, lognormal latencies, σ = 1).
+    let workloads: Vec<lumen_tests::workload::Workload> = (0..2)
+        .map(|i| {
+            lumen_tests::workload::Workload {
+                routes: 32,
+                peak_per_minute: 1_000,
+                seed: 70 + i,
+                ..lumen_tests::workload::Workload::day()
+            }
+            .ending_now(MINUTES)
+        })
+        .collect();
+    let first = workloads[0].start_ms / 60_000;
+    for (sidecar, (i, w)) in [&a, &b].into_iter().zip(workloads.iter().enumerate()) {
+        for m in 0..MINUTES {
+            let (status, body) = lumen_tests::sidecar_http::post(
+                sidecar.addr,
+                w.batch(SERVICE, &format!("instance-{i}"), m + 1, m),
+                "application/json",
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "minute {m}: {body}");
+        }
+    }
+    let sum = |minutes: &mut dyn Iterator<Item = u64>| {
+        minutes.fold((0, 0), |(n, bad), m| {
+            workloads.iter().fold((n, bad), |(n, bad), w| {
+                let (x, y) = workload_counts(w, m);
+                (n + x, bad + y)
+            })
+        })
+    };
+    let total = sum(&mut (0..MINUTES));
+    let reader = fleet_store_reader(&redis.url, None, Some(SERVICE), None).expect("a reader");
+    let fleet_has = |want: (u64, u64)| {
+        let reader = reader.clone();
+        async move {
+            let b = reader.budget(now_ms()).await.ok()?;
+            let s = b
+                .slos
+                .iter()
+                .find(|s| s.name == lumen_sidecar::eval::SloName::Availability)?;
+            ((s.events, s.bad) == want).then_some(())
+        }
+    };
+    eventually(
+        "the fleet store holds every request",
+        Duration::from_secs(60),
+        || fleet_has(total),
+    )
+    .await;
+
+    // B ends (its last write done), then an incident hours back and a
+    // short one minutes back are marked on A.
+    let SidecarProc { proc, .. } = b;
+    proc.terminate();
+    let (old, recent) = (30..50, 225..232);
+    for span in [&old, &recent] {
+        let (code, _, err) = sidecar_cli(
+            "slo",
+            &[
+                "exclude",
+                "--url",
+                &a.base(),
+                "--from",
+                &((first + span.start) * 60_000).to_string(),
+                "--to",
+                &((first + span.end) * 60_000).to_string(),
+                "--reason",
+                "failover",
+            ],
+        );
+        assert_eq!(code, Some(0), "{err}");
+    }
+    // A settles B's hours from the minutes B stored, and no reader counts
+    // B's single minutes in the marks: both instances' minutes leave.
+    let off = {
+        let (x, y) = sum(&mut old.clone());
+        let (p, q) = sum(&mut recent.clone());
+        (x + p, y + q)
+    };
+    eventually(
+        "the fleet's budget leaves both windows out of both instances",
+        Duration::from_secs(60),
+        || fleet_has((total.0 - off.0, total.1 - off.1)),
+    )
+    .await;
+    // The last hour's SLO window too (read within one minute).
+    let (got, want) = loop {
+        let before = now_ms() / 60_000;
+        let report = reader
+            .slo_report(Duration::from_secs(3600), now_ms())
+            .await
+            .expect("the fleet's window");
+        if now_ms() / 60_000 == before {
+            let want = sum(&mut (before - 59..=before)
+                .filter(|abs| *abs >= first && *abs < first + MINUTES)
+                .map(|abs| abs - first)
+                .filter(|m| !recent.contains(m)));
+            break (report.requests, want.0);
+        }
+    };
+    assert_eq!(got, want, "the window leaves the recent mark out of both");
 }

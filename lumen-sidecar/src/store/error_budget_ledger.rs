@@ -143,6 +143,16 @@ impl BudgetLedger {
         Ok(left_out)
     }
 
+    /// Each minute of `first..=last` held one by one, as counted (kept off
+    /// the budget or not).
+    pub fn counted_minutes(
+        &self,
+        first: u64,
+        last: u64,
+    ) -> impl Iterator<Item = (u64, BudgetCounts)> + '_ {
+        self.minutes.range(first..=last).map(|(m, c)| (*m, *c))
+    }
+
     /// What minutes `first..=last` left out (see [`BudgetLedger::sum`]).
     pub fn excluded(&self, first: u64, last: u64) -> BudgetCounts {
         tiered_sum(

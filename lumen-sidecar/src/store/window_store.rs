@@ -907,6 +907,25 @@ impl WindowStore {
         )
     }
 
+    /// [`WindowStore::held`] without the minutes kept off the budget: what
+    /// a fleet store's blocks hold, so its SLO windows leave them out as
+    /// this sidecar's own do.
+    pub fn held_counted(&self, start: u64, minutes: u64) -> HeldMinutes {
+        let end = start.saturating_add(minutes);
+        let spans = self.exclusions.spans(start * MINUTE_MS, end * MINUTE_MS);
+        HeldMinutes(
+            self.minutes
+                .range(start..end)
+                .filter(|(m, _)| {
+                    !spans
+                        .iter()
+                        .any(|s| (s.from_ms..s.to_ms).contains(&(**m * MINUTE_MS)))
+                })
+                .map(|(_, m)| Arc::clone(m))
+                .collect(),
+        )
+    }
+
     /// Every minute held, shared (copy on write): cheap under the store's
     /// lock, counted after it is released (a minute merged into a block
     /// under the memory cap is held at the block's start).

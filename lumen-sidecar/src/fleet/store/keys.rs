@@ -11,6 +11,7 @@
 //! | `lumen:{S}:t:MINUTE` | a 10-minute block | 3 h |
 //! | `lumen:{S}:h:MINUTE` | an hour | the retention (at least 24 h) + 1 h |
 //! | `lumen:{S}:b:HOUR` | an hour's budget counts | 32 days |
+//! | `lumen:{S}:bm:HOUR` | the same hour's counts minute by minute, as counted | 3 days + 1 h |
 //! | `lumen:{S}:x` | one-off windows kept off the error budget | 32 days |
 //! | `lumen:{S}:i` | each sidecar's latest [`InstanceInfo`](super::InstanceInfo) | 32 days |
 //! | `lumen:{S}:w:SIDECAR` | "this sidecar's data is here" | the retention |
@@ -38,6 +39,10 @@ pub const MINUTE_KEEP_MINUTES: u64 = 130;
 pub const TEN_MINUTE_KEEP_MINUTES: u64 = 3 * 60;
 /// How long an hour's budget counts are kept after it ends, minutes.
 pub const BUDGET_KEEP_MINUTES: u64 = COARSE_HOURS * 60;
+/// How long an hour's budget counts minute by minute are kept after it
+/// ends, minutes: as long as a window can still be kept off the budget
+/// (the minutes a sidecar's ledger holds one by one), and an hour more.
+pub const BUDGET_MINUTES_KEEP_MINUTES: u64 = crate::store::FINE_MINUTES + 60;
 /// Minutes at the end of a window always read one by one: blocks that
 /// closed this recently may not be written yet.
 pub const RECENT_MINUTES: u64 = 5;
@@ -125,6 +130,11 @@ impl FleetKeys {
         format!("{}:b:{hour}", self.prefix)
     }
 
+    /// The budget counts of hour `hour` minute by minute, as counted.
+    pub fn budget_minutes(&self, hour: u64) -> String {
+        format!("{}:bm:{hour}", self.prefix)
+    }
+
     /// One-off windows kept off the error budget, shared by every sidecar.
     pub fn exclusions(&self) -> String {
         format!("{}:x", self.prefix)
@@ -210,6 +220,31 @@ pub fn read_plan(first: u64, last: u64, now: u64) -> ReadPlan {
     }
 }
 
+/// [`read_plan`] with the minutes `excluded` keeps off the budget left
+/// out: a block holding one is read minute by minute while its minutes are
+/// still kept (so a block an instance wrote before a later mark is not
+/// counted), those minutes not read at all. Older blocks stay whole: each
+/// sidecar wrote them without the windows it knew.
+pub fn read_plan_counted(
+    first: u64,
+    last: u64,
+    now: u64,
+    excluded: impl Fn(u64) -> bool,
+) -> ReadPlan {
+    let plan = read_plan(first, last, now);
+    let minutes_from = now.saturating_sub(MINUTE_KEEP_MINUTES - MARGIN_MINUTES);
+    let mut blocks = Vec::with_capacity(plan.blocks.len());
+    for (tier, start) in plan.blocks {
+        let minutes = start..start + tier.minutes();
+        if minutes.clone().any(&excluded) && start >= minutes_from {
+            blocks.extend(minutes.filter(|m| !excluded(*m)).map(|m| (Tier::Minute, m)));
+        } else {
+            blocks.push((tier, start));
+        }
+    }
+    ReadPlan { blocks, ..plan }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +327,31 @@ mod tests {
         assert_eq!(Tier::Hour.expires_at_s(120, 1440), (180 + 1500) * 60);
         assert_eq!(Tier::Hour.keep_minutes(60), 1500, "at least a day");
         assert_eq!(Tier::TenMinutes.start_of(127), 120);
+    }
+
+    #[test]
+    fn a_counted_plan_reads_blocks_holding_excluded_minutes_minute_by_minute() {
+        let now = 29_000_000;
+        let (first, last) = (now - 119, now);
+        let excluded = |m: u64| (now - 100..now - 93).contains(&m);
+        let plan = read_plan_counted(first, last, now, excluded);
+        let whole = read_plan(first, last, now);
+        assert!(whole.blocks.iter().any(|(t, _)| *t != Tier::Minute));
+        let want: Vec<u64> = covered(&whole)
+            .into_iter()
+            .filter(|m| !excluded(*m))
+            .collect();
+        assert_eq!(
+            covered(&plan),
+            want,
+            "every counted minute once, none excluded"
+        );
+        assert!(
+            plan.blocks.len() < want.len(),
+            "blocks without excluded minutes stay blocks"
+        );
+        // Past the minutes kept, blocks stay whole.
+        let old = read_plan_counted(now - 600, now, now, |m| m == now - 590);
+        assert_eq!(covered(&old), covered(&read_plan(now - 600, now, now)));
     }
 }

@@ -12,6 +12,7 @@
 //! reader ([`reader`]) evaluates with the sidecar's own pure functions.
 
 mod block;
+pub mod budget_minutes;
 mod connection;
 mod error;
 pub mod experiments;

@@ -9,7 +9,7 @@ use redis::aio::ConnectionManager;
 
 use super::block::{FleetBlock, InstanceInfo, decode, fleet_cost_between};
 use super::error::{FleetStoreError, note_unreadable};
-use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan};
+use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan_counted};
 use crate::app::{FleetView, ReportFuture};
 use crate::config::SidecarConfig;
 use crate::eval::{
@@ -17,7 +17,9 @@ use crate::eval::{
     budget_report, mean, what_if,
 };
 use crate::fleet::{InstanceFigures, fleet_health};
-use crate::store::{BudgetCounts, BudgetLedger, HeldMinutes, MINUTE_MS, WindowData, merge_routes};
+use crate::store::{
+    BudgetCounts, BudgetLedger, Exclusions, HeldMinutes, MINUTE_MS, WindowData, merge_routes,
+};
 
 /// A window of the fleet, read from the store.
 #[derive(Debug, Clone)]
@@ -128,8 +130,22 @@ impl FleetStoreReader {
         Ok((infos, unreadable))
     }
 
+    /// The windows kept off the budget: the fleet's marks and the
+    /// configuration's recurring windows.
+    async fn exclusions(&self) -> Result<Exclusions, FleetStoreError> {
+        let mut con = self.con.clone();
+        Ok(Exclusions {
+            one_off: super::shared_exclusions::shared(&mut con, &self.keys).await?,
+            recurring: self.config.budget_maintenance.clone(),
+        })
+    }
+
     /// The fleet's window of `window` ending at `at_ms`: every sidecar's
-    /// blocks merged, histograms exactly.
+    /// blocks merged, histograms exactly, the minutes kept off the budget
+    /// left out: the blocks are written without them, and while minutes
+    /// are kept one by one a block holding one is read minute by minute
+    /// without them, so what an instance wrote before a mark is left out
+    /// too.
     pub async fn window(
         &self,
         window: Duration,
@@ -137,7 +153,10 @@ impl FleetStoreReader {
     ) -> Result<FleetStoreWindow, FleetStoreError> {
         let now = at_ms / MINUTE_MS;
         let span = (window.as_secs() / 60).max(1);
-        let plan = read_plan((now + 1).saturating_sub(span), now, now);
+        let exclusions = self.exclusions().await?;
+        let plan = read_plan_counted((now + 1).saturating_sub(span), now, now, |m| {
+            exclusions.covers(m)
+        });
         let keys: Vec<String> = plan
             .blocks
             .iter()
@@ -220,8 +239,15 @@ impl FleetStoreReader {
         let now = at_ms / MINUTE_MS;
         let fine_since = now.saturating_sub(MINUTE_KEEP_MINUTES - 10).div_ceil(60) * 60;
         let (period_start, _) = period.bounds(at_ms);
-        let minute_keys: Vec<String> = (fine_since..=now)
-            .map(|m| self.keys.block(Tier::Minute, m))
+        let exclusions = self.exclusions().await?;
+        // Minutes kept off the budget are not read (an instance that ended
+        // before the mark wrote them as counted).
+        let minutes_read: Vec<u64> = (fine_since..=now)
+            .filter(|m| !exclusions.covers(*m))
+            .collect();
+        let minute_keys: Vec<String> = minutes_read
+            .iter()
+            .map(|m| self.keys.block(Tier::Minute, *m))
             .collect();
         let hours: Vec<u64> = (period_start / 60..fine_since / 60).collect();
         let hour_keys: Vec<String> = hours.iter().map(|h| self.keys.budget_hour(*h)).collect();
@@ -235,7 +261,7 @@ impl FleetStoreReader {
             FleetBlock::decode,
             &mut unreadable,
         );
-        for (minute, blocks) in (fine_since..=now).zip(minute_blocks) {
+        for (minute, blocks) in minutes_read.into_iter().zip(minute_blocks) {
             let sum: &mut BudgetCounts = minutes.entry(minute).or_default();
             for (_, block) in blocks {
                 sum.add(&block.budget);
@@ -287,8 +313,13 @@ impl FleetStoreReader {
         let (period_start, _) = period.bounds(at_ms);
         let hours_kept = Tier::Hour.keep_minutes(self.config.retention.as_secs() / 60) / 60;
         let first_hour = (period_start / 60).max((now / 60).saturating_sub(hours_kept - 1));
-        let minute_keys: Vec<String> = (fine_since..=now)
-            .map(|m| self.keys.block(Tier::Minute, m))
+        let exclusions = self.exclusions().await?;
+        let minutes_read: Vec<u64> = (fine_since..=now)
+            .filter(|m| !exclusions.covers(*m))
+            .collect();
+        let minute_keys: Vec<String> = minutes_read
+            .iter()
+            .map(|m| self.keys.block(Tier::Minute, *m))
             .collect();
         let hours: Vec<u64> = (first_hour..fine_since / 60).collect();
         let hour_keys: Vec<String> = hours
@@ -312,7 +343,7 @@ impl FleetStoreReader {
             FleetBlock::decode,
             &mut unreadable,
         );
-        for (minute, blocks) in (fine_since..=now).zip(decoded) {
+        for (minute, blocks) in minutes_read.into_iter().zip(decoded) {
             if !blocks.is_empty() {
                 minutes.insert(minute, recount(blocks));
             }

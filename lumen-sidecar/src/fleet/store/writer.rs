@@ -19,8 +19,9 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::block::{FleetBlock, InstanceInfo, encode};
+use super::budget_minutes;
 use super::error::FleetStoreError;
-use super::keys::{BUDGET_KEEP_MINUTES, FleetKeys, Tier};
+use super::keys::{BUDGET_KEEP_MINUTES, BUDGET_MINUTES_KEEP_MINUTES, FleetKeys, Tier};
 use crate::app::{AppState, Shutdown, now_ms};
 use crate::config::SidecarConfig;
 use crate::eval::{DEPLOYMENT_WINDOW, DeploymentSource, mean};
@@ -51,6 +52,9 @@ pub struct WriteSummary {
     /// Whether everything held was written (first write, or the store had
     /// lost this sidecar's data).
     pub resync: bool,
+    /// Other sidecars' budget hours rewritten without the windows kept off
+    /// the budget (see [`budget_minutes`](super::budget_minutes)).
+    pub settled_hours: usize,
 }
 
 /// Writes one sidecar's minutes to the fleet store.
@@ -61,6 +65,8 @@ pub struct FleetWriter {
     due: BTreeSet<Job>,
     awaiting: BTreeSet<(Tier, u64)>,
     synced: bool,
+    /// The digest of the windows kept off the budget last settled.
+    settled: Option<u64>,
     /// The share of Redis's `maxmemory` the store may take, 0–1.
     memory_share: f64,
 }
@@ -145,6 +151,7 @@ impl FleetWriter {
             due: BTreeSet::new(),
             awaiting: BTreeSet::new(),
             synced: false,
+            settled: None,
             memory_share: crate::config::DEFAULT_FLEET_MEMORY_SHARE_PERCENT / 100.0,
         }
     }
@@ -230,7 +237,7 @@ impl FleetWriter {
         let retention = self.retention_minutes;
         // Windows another sidecar was told to keep off the budget.
         let marks = super::shared_exclusions::shared(&mut self.con, &keys).await?;
-        let (blocks, hours, info) = {
+        let (blocks, hours, info, exclusions) = {
             let mut store = state.store();
             for mark in marks {
                 if !store.exclusions().holds(&mark) {
@@ -251,12 +258,18 @@ impl FleetWriter {
                         blocks.push(Gathered {
                             tier,
                             start,
-                            held: store.held(start, tier.minutes()),
+                            held: store.held_counted(start, tier.minutes()),
                             budget: store.budget().sum(start, start + tier.minutes() - 1),
                         });
                     }
                     Job::BudgetHour(hour) if (hour + 1) * 60 + BUDGET_KEEP_MINUTES > now => {
-                        hours.push((hour, store.budget().sum(hour * 60, hour * 60 + 59)));
+                        let minutes =
+                            ((hour + 1) * 60 + BUDGET_MINUTES_KEEP_MINUTES > now).then(|| {
+                                budget_minutes::pack(
+                                    store.budget().counted_minutes(hour * 60, hour * 60 + 59),
+                                )
+                            });
+                        hours.push((hour, store.budget().sum(hour * 60, hour * 60 + 59), minutes));
                     }
                     _ => {} // aged out of its tier
                 }
@@ -286,7 +299,7 @@ impl FleetWriter {
                 warm_p95_ms,
                 experiment_counts: state.experiments.own_counts(),
             };
-            (blocks, hours, info)
+            (blocks, hours, info, store.exclusions().clone())
         };
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -300,10 +313,12 @@ impl FleetWriter {
                 routes: g.held.merged(),
                 budget: g.budget,
             };
+            let key = keys.block(g.tier, g.start);
             if block.routes.is_empty() && block.budget == BudgetCounts::default() {
+                // Nothing left (its minutes kept off the budget since).
+                pipe.cmd("HDEL").arg(&key).arg(&self.instance).ignore();
                 continue;
             }
-            let key = keys.block(g.tier, g.start);
             let encoded = block.encode();
             bytes += (encoded.len() + key.len() + self.instance.len()) as u64;
             pipe.cmd("HSET")
@@ -317,9 +332,19 @@ impl FleetWriter {
                 .ignore();
             summary.blocks += 1;
         }
-        for (hour, counts) in &hours {
-            if *counts == BudgetCounts::default() {
-                continue;
+        for (hour, counts, minutes) in &hours {
+            if let Some(minutes) = minutes {
+                let key = keys.budget_minutes(*hour);
+                bytes += (minutes.len() + key.len() + self.instance.len()) as u64;
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg(&self.instance)
+                    .arg(minutes)
+                    .ignore();
+                pipe.cmd("EXPIREAT")
+                    .arg(&key)
+                    .arg((hour + 1) * 3600 + BUDGET_MINUTES_KEEP_MINUTES * 60)
+                    .ignore();
             }
             let key = keys.budget_hour(*hour);
             pipe.cmd("HSET")
@@ -359,6 +384,20 @@ impl FleetWriter {
             })?;
         self.due.clear();
         self.synced = true;
+        // The other sidecars' hours holding a window this one knows, from
+        // the minutes they stored: once for each set of windows.
+        let (to_settle, digest) = budget_minutes::hours_to_settle(&exclusions, now);
+        if self.settled != Some(digest) {
+            summary.settled_hours = budget_minutes::settle_others(
+                &mut self.con,
+                &keys,
+                &self.instance,
+                &exclusions,
+                &to_settle,
+            )
+            .await?;
+            self.settled = Some(digest);
+        }
         Ok(summary)
     }
 
@@ -377,11 +416,12 @@ impl FleetWriter {
             }
             match self.write(&state).await {
                 Ok(s) => {
-                    if std::mem::replace(&mut failing, false) || s.resync {
+                    if std::mem::replace(&mut failing, false) || s.resync || s.settled_hours > 0 {
                         tracing::info!(
                             instance = %self.instance,
                             blocks = s.blocks,
                             budget_hours = s.budget_hours,
+                            settled_hours = s.settled_hours,
                             resync = s.resync,
                             "fleet store written"
                         );

@@ -750,13 +750,19 @@ fn the_memory_cap_merges_excluded_minutes_apart_so_slo_windows_still_leave_them_
     let window = Duration::from_secs(300 * 60);
     let before = s.slo_window(now, window);
     let whole = s.window(now, window);
-    assert_ne!(before.total.counts, whole.total.counts, "the marks leave requests out");
+    assert_ne!(
+        before.total.counts, whole.total.counts,
+        "the marks leave requests out"
+    );
     // Tens, then hours, as the cap does.
     assert!(s.coarsen(first + 120, 10) > 0);
     assert_eq!(s.slo_window(now, window).total.counts, before.total.counts);
     assert!(s.coarsen(first + 120, 60) > 0);
     let after = s.slo_window(now, window);
-    assert_eq!(after.total.counts, before.total.counts, "exactly the marked minutes");
+    assert_eq!(
+        after.total.counts, before.total.counts,
+        "exactly the marked minutes"
+    );
     assert_eq!(after.total.latency, before.total.latency);
     assert_eq!(s.window(now, window).total.counts, whole.total.counts);
     // Merging again changes nothing.
