@@ -99,6 +99,23 @@ async fn excluded_minutes_leave_the_budget_exactly() {
         "the maintenance window is left out"
     );
     assert_eq!(b["excluded_requests"], in_planned.0);
+    // The exported SLO counters (what Cloud Monitoring's SLOs and the
+    // Prometheus rules count) leave the planned window out too; every
+    // request is still in the request counters.
+    let metrics = get_ok(&format!("{}/metrics", sidecar.base())).await;
+    let summed = |name: &str, filter: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(filter))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    assert_eq!(
+        summed("lumen_slo_events_total{", "slo_name=\"availability\""),
+        all.0 - in_planned.0,
+        "the SLO events leave the maintenance minutes out"
+    );
+    assert_eq!(summed("http_server_requests_total{", ""), all.0);
 
     // The SLOs and health of the last 30 minutes leave the maintenance
     // minutes out too (read within one minute, so the window is known).

@@ -192,7 +192,7 @@ impl AppState {
             Applied::Stored { requests, .. } => {
                 self.stats.applied.fetch_add(1, Ordering::Relaxed);
                 self.stats.requests.fetch_add(requests, Ordering::Relaxed);
-                self.note_exported(batch);
+                self.note_exported(batch, store.keeps_off_budget(batch));
                 // The memory cap holds during ingest, not only at the
                 // minute's housekeeping: a burst of batches cannot take
                 // the store past it.
@@ -262,9 +262,11 @@ impl AppState {
         self.wal.as_ref()
     }
 
-    /// Adds a stored batch to the cumulative totals and queues its latency
-    /// for the exported histogram (when an export runs).
-    pub fn note_exported(&self, batch: &DecodedBatch) {
+    /// Adds a stored batch to the cumulative totals (its SLO events only
+    /// when its minute counts on the budget: `off_budget` says it is kept
+    /// off) and queues its latency for the exported histogram (when an
+    /// export runs).
+    pub fn note_exported(&self, batch: &DecodedBatch, off_budget: bool) {
         self.tuning.note(batch);
         self.experiments.note(batch, &self.budget_rules);
         let revision = {
@@ -279,7 +281,7 @@ impl AppState {
                     .or_else(|| batch.revision.clone());
             }
             for series in &batch.series {
-                totals.add(series, &self.budget_rules, &self.boundaries);
+                totals.add(series, &self.budget_rules, &self.boundaries, off_budget);
             }
             totals
                 .revision

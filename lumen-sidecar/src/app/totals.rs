@@ -146,8 +146,17 @@ impl CumulativeTotals {
     /// the error budgets count them: availability's are 5xx and inner
     /// failures, the error rate's the error classes and inner failures, a
     /// latency SLO's the requests whose recorded latency is not below its
-    /// target.
-    pub fn add(&mut self, series: &DecodedSeries, rules: &BudgetRules, bounds: &LatencyBoundaries) {
+    /// target. A series of a minute kept off the budget (`off_budget`)
+    /// adds no SLO event: the exported SLO counters, and the Cloud
+    /// Monitoring SLOs and rules built on them, leave a window known
+    /// beforehand out as the ledger does.
+    pub fn add(
+        &mut self,
+        series: &DecodedSeries,
+        rules: &BudgetRules,
+        bounds: &LatencyBoundaries,
+        off_budget: bool,
+    ) {
         let route = &series.route;
         if series.cache.hits + series.cache.misses > 0 {
             let c = self.cache.entry(route.clone()).or_insert([0, 0]);
@@ -201,7 +210,7 @@ impl CumulativeTotals {
             (SloName::LatencyP95, under_p95, budget.slow_p95),
             (SloName::LatencyP99, under_p99, budget.slow_p99),
         ] {
-            if good + bad > 0 {
+            if good + bad > 0 && !off_budget {
                 let e = self.slo_events.entry((route.clone(), name)).or_default();
                 e.good = e.good.saturating_add(good);
                 e.bad = e.bad.saturating_add(bad);
@@ -428,7 +437,7 @@ mod tests {
             assignments: None,
         };
         let mut totals = CumulativeTotals::default();
-        totals.add(&series, &BudgetRules::default(), &bounds);
+        totals.add(&series, &BudgetRules::default(), &bounds, false);
         let json = totals.to_json(&bounds);
         let back = CumulativeTotals::from_json(&json, &bounds).expect("readable");
         assert_eq!(back.requests, totals.requests);

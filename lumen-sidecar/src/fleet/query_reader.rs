@@ -193,14 +193,15 @@ impl FleetReader {
     }
 
     /// The summed SLO events of the `window_s` seconds before `at_ms`
-    /// without those in `spans` (the period's, disjoint), and how many
-    /// requests those held.
+    /// without those in `spans` (the period's, disjoint). (A sidecar that
+    /// knew a window beforehand counted no SLO event in it; one marked
+    /// afterwards is taken out here.)
     async fn budget_counts_without(
         &self,
         window_s: u64,
         at_ms: u64,
         spans: &[ExcludedSpan],
-    ) -> Result<(BudgetCounts, u64), QueryError> {
+    ) -> Result<BudgetCounts, QueryError> {
         let counts = |samples: Vec<QuerySample>| {
             let w = FleetWindow::from_samples(&FleetSamples {
                 slo_events: samples,
@@ -210,17 +211,31 @@ impl FleetReader {
         };
         let from_ms = at_ms.saturating_sub(window_s * 1000);
         let mut whole = counts(self.slo_events(window_s, at_ms).await?);
-        let mut excluded = 0;
         for span in spans {
             let (from, to) = (span.from_ms.max(from_ms), span.to_ms.min(at_ms));
             if to <= from {
                 continue;
             }
             let part = counts(self.slo_events((to - from).div_ceil(1000), to).await?);
-            excluded += part.total;
             whole = whole.minus(&part);
         }
-        Ok((whole, excluded))
+        Ok(whole)
+    }
+
+    /// The requests the instances finished inside `spans`.
+    async fn requests_in(&self, spans: &[ExcludedSpan]) -> Result<u64, QueryError> {
+        let mut n = 0.0;
+        for span in spans {
+            let q = summed_gain(
+                REQUESTS,
+                &self.service,
+                self.revision.as_deref(),
+                "",
+                (span.to_ms - span.from_ms).div_ceil(1000),
+            );
+            n += self.scalar(q, span.to_ms).await?.unwrap_or(0.0);
+        }
+        Ok(n.round() as u64)
     }
 
     /// The fleet's error budgets and burn rates at `at_ms`, from the summed
@@ -234,14 +249,12 @@ impl FleetReader {
         let spans = self
             .excluded_spans(at_ms.saturating_sub(period_s * 1000), at_ms, at_ms)
             .await?;
-        let (in_period, excluded_requests) =
-            self.budget_counts_without(period_s, at_ms, &spans).await?;
+        let in_period = self.budget_counts_without(period_s, at_ms, &spans).await?;
         let mut windows = Vec::with_capacity(BURN_WINDOWS.len());
         for (_, minutes) in BURN_WINDOWS {
             windows.push(
                 self.budget_counts_without(minutes * 60, at_ms, &spans)
-                    .await?
-                    .0,
+                    .await?,
             );
         }
         let mut report = budget_report_of_sums(
@@ -252,7 +265,7 @@ impl FleetReader {
             self.config.budget_min_events,
             at_ms,
         );
-        report.excluded_requests = excluded_requests;
+        report.excluded_requests = self.requests_in(&spans).await?;
         report.excluded = spans;
         report.cost = self.cost(self.config.window, at_ms).await?;
         Ok(report)

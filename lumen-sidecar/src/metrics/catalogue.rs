@@ -510,7 +510,7 @@ pub static CATALOGUE: &[MetricDef] = &[
             "slo_name",
             "result",
         ],
-        help: "Each SLO's good and bad events since the sidecar started, by route, counted at ingest as the error budgets count them (availability: bad = 5xx or inner failure; error_rate: bad = an error class or inner failure; latency_p95/p99: good = recorded latency below the target); summed over instances, good over good+bad is the fleet's SLI exactly",
+        help: "Each SLO's good and bad events since the sidecar started, by route, counted at ingest as the error budgets count them (availability: bad = 5xx or inner failure; error_rate: bad = an error class or inner failure; latency_p95/p99: good = recorded latency below the target), none in a minute already kept off the error budgets when it arrived; summed over instances, good over good+bad is the fleet's SLI exactly",
         destinations: Destinations::Both,
         samples: |s| {
             let totals = s.app.totals();

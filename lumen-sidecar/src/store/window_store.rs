@@ -941,6 +941,12 @@ impl WindowStore {
         &self.budget
     }
 
+    /// Whether `batch`'s minute (the one it is stored in) is kept off the
+    /// budget.
+    pub fn keeps_off_budget(&self, batch: &DecodedBatch) -> bool {
+        self.exclusions.covers(batch_minute(batch))
+    }
+
     /// The windows kept off the budget.
     pub fn exclusions(&self) -> &Exclusions {
         &self.exclusions
