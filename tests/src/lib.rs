@@ -415,3 +415,17 @@ impl Drop for Tmpfs {
         let _ = std::fs::remove_dir(&self.path);
     }
 }
+
+/// Availability's `(events, bad)` in a `/v1/budget` document.
+pub fn availability_events(budget: &serde_json::Value) -> (u64, u64) {
+    let slo = budget["slos"]
+        .as_array()
+        .expect("slos")
+        .iter()
+        .find(|s| s["name"] == "availability")
+        .expect("availability");
+    (
+        slo["events"].as_u64().expect("events"),
+        slo["bad"].as_u64().expect("bad"),
+    )
+}

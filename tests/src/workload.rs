@@ -182,6 +182,32 @@ impl Workload {
         }
     }
 
+    /// Minute `m`'s finished requests and those that count against
+    /// availability (5xx and inner failures), every route's.
+    pub fn requests_and_unavailable(&self, m: u64) -> (u64, u64) {
+        self.minute(m).iter().fold((0, 0), |(n, bad), r| {
+            let failed = r.status.server_error + r.errors;
+            (
+                n + r.status.success + r.status.client_error + failed,
+                bad + failed,
+            )
+        })
+    }
+
+    /// [`Workload::requests_and_unavailable`] summed over `minutes` of
+    /// every one of `workloads` (a fleet's instances).
+    pub fn fleet_requests_and_unavailable(
+        workloads: &[Workload],
+        minutes: impl Iterator<Item = u64>,
+    ) -> (u64, u64) {
+        minutes.fold((0, 0), |(n, bad), m| {
+            workloads.iter().fold((n, bad), |(n, bad), w| {
+                let (x, y) = w.requests_and_unavailable(m);
+                (n + x, bad + y)
+            })
+        })
+    }
+
     /// Minute `m` as one instance's batch (`seq`), as it travels (JSON).
     pub fn batch(&self, service: &str, instance: &str, seq: u64, m: u64) -> Vec<u8> {
         self.batch_of(service, instance, seq, m, None)

@@ -19,10 +19,7 @@ fn cli(args: &[&str]) -> (Option<i32>, String, String) {
 
 /// Requests and server errors (with inner failures) of minute `m`.
 fn counts(w: &Workload, m: u64) -> (u64, u64) {
-    w.minute(m).iter().fold((0, 0), |(n, bad), r| {
-        let total = r.status.success + r.status.client_error + r.status.server_error + r.errors;
-        (n + total, bad + r.status.server_error + r.errors)
-    })
+    w.requests_and_unavailable(m)
 }
 
 async fn budget(sidecar: &SidecarProc) -> Value {
@@ -32,16 +29,7 @@ async fn budget(sidecar: &SidecarProc) -> Value {
 }
 
 fn availability(b: &Value) -> (u64, u64) {
-    let slo = b["slos"]
-        .as_array()
-        .expect("slos")
-        .iter()
-        .find(|s| s["name"] == "availability")
-        .expect("availability");
-    (
-        slo["events"].as_u64().expect("events"),
-        slo["bad"].as_u64().expect("bad"),
-    )
+    availability_events(b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

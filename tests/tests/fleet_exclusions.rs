@@ -19,7 +19,6 @@ use lumen_tests::prometheus_backfill::Backfill;
 use lumen_tests::sidecar_http::post;
 use lumen_tests::workload::Workload;
 use lumen_tests::*;
-use serde_json::Value;
 
 const SERVICE: &str = "api";
 const REVISION: &str = "api-00001-abc";
@@ -32,27 +31,6 @@ const PLANNED: std::ops::Range<u64> = 38..45;
 
 fn cli(args: &[&str]) -> (Option<i32>, String, String) {
     lumen_tests::fleet_load::sidecar_cli(args[0], &args[1..])
-}
-
-/// Requests and server errors (with inner failures) of minute `m`.
-fn counts(w: &Workload, m: u64) -> (u64, u64) {
-    w.minute(m).iter().fold((0, 0), |(n, bad), r| {
-        let total = r.status.success + r.status.client_error + r.status.server_error + r.errors;
-        (n + total, bad + r.status.server_error + r.errors)
-    })
-}
-
-fn availability(budget: &Value) -> (u64, u64) {
-    let slo = budget["slos"]
-        .as_array()
-        .expect("slos")
-        .iter()
-        .find(|s| s["name"] == "availability")
-        .expect("availability");
-    (
-        slo["events"].as_u64().expect("events"),
-        slo["bad"].as_u64().expect("bad"),
-    )
 }
 
 /// `HH:MM` of the day of Unix minute `minute`.
@@ -154,12 +132,7 @@ async fn marks_and_maintenance_leave_the_prometheus_fleet_reads_and_the_gate() {
     // What the fleet did, and what is kept off: minutes 30 to 44, once.
     let excluded = MARKED.start..PLANNED.end;
     let sum = |minutes: &mut dyn Iterator<Item = u64>| {
-        minutes.fold((0, 0), |(n, bad), m| {
-            workloads.iter().fold((n, bad), |(n, bad), w| {
-                let (x, y) = counts(w, m);
-                (n + x, bad + y)
-            })
-        })
+        Workload::fleet_requests_and_unavailable(&workloads, minutes)
     };
     let all = sum(&mut (0..MINUTES));
     let off = sum(&mut excluded.clone());
@@ -174,7 +147,7 @@ async fn marks_and_maintenance_leave_the_prometheus_fleet_reads_and_the_gate() {
         .expect("the fleet's budget");
     let doc = serde_json::to_value(&budget).expect("JSON");
     assert_eq!(
-        availability(&doc),
+        availability_events(&doc),
         (all.0 - off.0, all.1 - off.1),
         "both instances' minutes 30 to 44 are left out, once"
     );

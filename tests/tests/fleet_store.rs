@@ -843,14 +843,6 @@ async fn what_if_on_a_sidecar_with_a_fleet_store_replays_the_whole_fleet() {
     );
 }
 
-/// Requests and server errors (with inner failures) of minute `m` of `w`.
-fn workload_counts(w: &lumen_tests::workload::Workload, m: u64) -> (u64, u64) {
-    w.minute(m).iter().fold((0, 0), |(n, bad), r| {
-        let total = r.status.success + r.status.client_error + r.status.server_error + r.errors;
-        (n + total, bad + r.status.server_error + r.errors)
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_marked_after_an_instance_ended_leaves_its_minutes_too() {
     const SERVICE: &str = "ended-api";
@@ -885,12 +877,7 @@ async fn a_window_marked_after_an_instance_ended_leaves_its_minutes_too() {
         }
     }
     let sum = |minutes: &mut dyn Iterator<Item = u64>| {
-        minutes.fold((0, 0), |(n, bad), m| {
-            workloads.iter().fold((n, bad), |(n, bad), w| {
-                let (x, y) = workload_counts(w, m);
-                (n + x, bad + y)
-            })
-        })
+        lumen_tests::workload::Workload::fleet_requests_and_unavailable(&workloads, minutes)
     };
     let total = sum(&mut (0..MINUTES));
     let reader = fleet_store_reader(&redis.url, None, Some(SERVICE), None).expect("a reader");

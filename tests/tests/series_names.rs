@@ -233,6 +233,24 @@ async fn every_query_names_series_its_data_path_writes() {
     let sidecar = SidecarProc::exporting_to(receiver.addr, &[("OTEL_SERVICE_NAME", SERVICE)]).await;
     // A busy quarter hour of a production-shaped service, in minute batches.
     let workload = Workload::day().ending_now(15);
+    // A window kept off the budget (an hour before), so its series is
+    // exported too.
+    let (from, to) = (workload.start_ms - 3_600_000, workload.start_ms - 3_000_000);
+    sidecar_cli(
+        &[
+            "slo",
+            "exclude",
+            "--url",
+            &sidecar.base(),
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--reason",
+            "planned maintenance",
+        ],
+        &[],
+    );
     let client = lumen_tests::json_client::JsonClient::default();
     let ingest = format!("{}/v1/ingest", sidecar.base());
     for minute in 0..15 {

@@ -140,6 +140,23 @@ impl FleetStoreReader {
         })
     }
 
+    /// The minutes of `first..=last` on the budget and their blocks' keys:
+    /// those kept off it are not read (an instance that ended before the
+    /// mark wrote them as counted).
+    async fn counted_minutes(
+        &self,
+        first: u64,
+        last: u64,
+    ) -> Result<(Vec<u64>, Vec<String>), FleetStoreError> {
+        let exclusions = self.exclusions().await?;
+        let minutes: Vec<u64> = (first..=last).filter(|m| !exclusions.covers(*m)).collect();
+        let keys = minutes
+            .iter()
+            .map(|m| self.keys.block(Tier::Minute, *m))
+            .collect();
+        Ok((minutes, keys))
+    }
+
     /// The fleet's window of `window` ending at `at_ms`: every sidecar's
     /// blocks merged, histograms exactly, the minutes kept off the budget
     /// left out: the blocks are written without them, and while minutes
@@ -239,16 +256,7 @@ impl FleetStoreReader {
         let now = at_ms / MINUTE_MS;
         let fine_since = now.saturating_sub(MINUTE_KEEP_MINUTES - 10).div_ceil(60) * 60;
         let (period_start, _) = period.bounds(at_ms);
-        let exclusions = self.exclusions().await?;
-        // Minutes kept off the budget are not read (an instance that ended
-        // before the mark wrote them as counted).
-        let minutes_read: Vec<u64> = (fine_since..=now)
-            .filter(|m| !exclusions.covers(*m))
-            .collect();
-        let minute_keys: Vec<String> = minutes_read
-            .iter()
-            .map(|m| self.keys.block(Tier::Minute, *m))
-            .collect();
+        let (minutes_read, minute_keys) = self.counted_minutes(fine_since, now).await?;
         let hours: Vec<u64> = (period_start / 60..fine_since / 60).collect();
         let hour_keys: Vec<String> = hours.iter().map(|h| self.keys.budget_hour(*h)).collect();
         let (minute_replies, hour_replies) =
@@ -313,14 +321,7 @@ impl FleetStoreReader {
         let (period_start, _) = period.bounds(at_ms);
         let hours_kept = Tier::Hour.keep_minutes(self.config.retention.as_secs() / 60) / 60;
         let first_hour = (period_start / 60).max((now / 60).saturating_sub(hours_kept - 1));
-        let exclusions = self.exclusions().await?;
-        let minutes_read: Vec<u64> = (fine_since..=now)
-            .filter(|m| !exclusions.covers(*m))
-            .collect();
-        let minute_keys: Vec<String> = minutes_read
-            .iter()
-            .map(|m| self.keys.block(Tier::Minute, *m))
-            .collect();
+        let (minutes_read, minute_keys) = self.counted_minutes(fine_since, now).await?;
         let hours: Vec<u64> = (first_hour..fine_since / 60).collect();
         let hour_keys: Vec<String> = hours
             .iter()
