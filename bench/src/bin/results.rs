@@ -537,6 +537,40 @@ fn fleet_store_section(machine: &Machine) -> Option<String> {
     Some(out.join("\n"))
 }
 
+fn fleet_churn_section(machine: &Machine) -> Option<String> {
+    let rows = read_rows("fleet_churn.json")?;
+    let mut out = header(
+        machine,
+        "cargo run -p lumen-bench --release --bin fleet_churn",
+    );
+    out.push("| instance lifetimes in the day (alive at once) | Redis memory, MiB (target ≤ 64) | 1 h window: instances, ms (target ≤ 200) | 24 h window: instances, ms (target ≤ 1,000) |".to_owned());
+    out.push("| ---: | ---: | ---: | ---: |".to_owned());
+    for r in rows {
+        let read = |w: &str| {
+            r["reads"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["window"] == w))
+                .map(|x| {
+                    format!(
+                        "{}, {:.0}",
+                        x["instances_read"],
+                        x["median_ms"].as_f64().unwrap_or(f64::NAN)
+                    )
+                })
+                .unwrap_or_default()
+        };
+        out.push(format!(
+            "| {} ({}) | {:.1} | {} | {} |",
+            r["lifetimes"],
+            r["alive_at_once"],
+            r["redis_used_memory_bytes"].as_f64()? / 1_048_576.0,
+            read("1h"),
+            read("24h"),
+        ));
+    }
+    Some(out.join("\n"))
+}
+
 fn today() -> String {
     std::process::Command::new("date")
         .arg("+%Y-%m-%d")
@@ -605,7 +639,7 @@ fn main() {
         }
     }
     type Section = fn(&Machine) -> Option<String>;
-    let sections: [(&str, Section, &str); 10] = [
+    let sections: [(&str, Section, &str); 11] = [
         ("tuning", tuning_section, "tuning_channel"),
         ("router", router_section, "router_rounds"),
         ("throughput", throughput_section, "throughput"),
@@ -620,6 +654,7 @@ fn main() {
         ),
         ("wire", wire_section, "wire_cost"),
         ("fleet_store", fleet_store_section, "fleet_store"),
+        ("fleet_churn", fleet_churn_section, "fleet_churn"),
     ];
     for (name, section, source) in sections {
         match section(&machine) {
