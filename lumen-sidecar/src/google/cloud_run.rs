@@ -445,29 +445,24 @@ pub async fn roll_back(
             bad: bad.to_owned(),
         })?;
         sent = Some(target.name.clone());
-        let patched = with_retries(io, || {
+        let Some(operation) = send_patch(api, io, &service, || {
             let (api, service, to) = (api.clone(), service.clone(), target.name.clone());
             async move { api.pin_traffic(&service, &to).await }
         })
-        .await;
-        let operation = match patched {
-            Ok(op) => op,
-            Err(e) if e.is_stale() && changed_since(api, io, &service).await? => {
-                conflicts += 1;
-                tracing::warn!(error = %e, "the service changed since it was read; reading it again");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        .await?
+        else {
+            conflicts += 1;
+            continue;
         };
-        wait_for(api, io, &operation).await?;
-        let after = read_service(api, io).await?;
-        let found = traffic_summary(&after);
-        if !all_traffic_on(&after, &target.name) {
-            return Err(RollbackError::NotVerified {
-                target: format!("100% on {}", target.name),
-                found,
-            });
-        }
+        applied(
+            api,
+            io,
+            &operation,
+            |after| all_traffic_on(after, &target.name),
+            &format!("100% on {}", target.name),
+            traffic_summary,
+        )
+        .await?;
         return Ok(RollbackReport {
             from: bad.to_owned(),
             to: target.name,
@@ -505,29 +500,24 @@ pub async fn set_split(
             });
         }
         sent = true;
-        let patched = with_retries(io, || {
+        let Some(operation) = send_patch(api, io, &service, || {
             let (api, service, split) = (api.clone(), service.clone(), split.to_vec());
             async move { api.set_traffic(&service, &split).await }
         })
-        .await;
-        let operation = match patched {
-            Ok(op) => op,
-            Err(e) if e.is_stale() && changed_since(api, io, &service).await? => {
-                conflicts += 1;
-                tracing::warn!(error = %e, "the service changed since it was read; reading it again");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        .await?
+        else {
+            conflicts += 1;
+            continue;
         };
-        wait_for(api, io, &operation).await?;
-        let after = read_service(api, io).await?;
-        if !traffic_is(&after, split) {
-            return Err(RollbackError::NotVerified {
-                target: wanted,
-                found: traffic_summary(&after),
-            });
-        }
-        return Ok(operation);
+        return applied(
+            api,
+            io,
+            &operation,
+            |after| traffic_is(after, split),
+            &wanted,
+            traffic_summary,
+        )
+        .await;
     }
     Err(RollbackError::Conflicts(conflicts))
 }
@@ -543,31 +533,72 @@ pub async fn set_min_instances(
     let mut conflicts = 0;
     for _ in 0..MAX_ROUNDS {
         let service = read_service(api, io).await?;
-        let patched = with_retries(io, || {
+        let Some(operation) = send_patch(api, io, &service, || {
             let (api, service) = (api.clone(), service.clone());
             async move { api.patch_min_instances(&service, min).await }
         })
-        .await;
-        let operation = match patched {
-            Ok(op) => op,
-            Err(e) if e.is_stale() && changed_since(api, io, &service).await? => {
-                conflicts += 1;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        .await?
+        else {
+            conflicts += 1;
+            continue;
         };
-        wait_for(api, io, &operation).await?;
-        let after = read_service(api, io).await?;
-        let now = after["scaling"]["minInstanceCount"].as_u64();
-        if now != Some(u64::from(min)) {
-            return Err(RollbackError::NotVerified {
-                target: format!("minInstanceCount {min}"),
-                found: format!("minInstanceCount {now:?}"),
-            });
-        }
-        return Ok(operation);
+        let min_of = |s: &Value| s["scaling"]["minInstanceCount"].as_u64();
+        return applied(
+            api,
+            io,
+            &operation,
+            |after| min_of(after) == Some(u64::from(min)),
+            &format!("minInstanceCount {min}"),
+            |after| format!("minInstanceCount {:?}", min_of(after)),
+        )
+        .await;
     }
     Err(RollbackError::Conflicts(conflicts))
+}
+
+/// Sends a PATCH of `service` (read with its etag) with retries: the
+/// operation's name, or `None` when it was refused because the service
+/// changed since it was read (a conflict: read it and decide again).
+async fn send_patch<F, Fut>(
+    api: &CloudRunService,
+    io: &OffClock,
+    service: &Value,
+    patch: F,
+) -> Result<Option<String>, RollbackError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<String, ApiError>> + Send + 'static,
+{
+    match with_retries(io, patch).await {
+        Ok(operation) => Ok(Some(operation)),
+        Err(e) if e.is_stale() && changed_since(api, io, service).await? => {
+            tracing::warn!(error = %e, "the service changed since it was read; reading it again");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Waits for `operation` and reads the service back: the operation's
+/// name when `holds` it, else what was `found` against the `target`.
+async fn applied(
+    api: &CloudRunService,
+    io: &OffClock,
+    operation: &str,
+    holds: impl Fn(&Value) -> bool,
+    target: &str,
+    found: impl Fn(&Value) -> String,
+) -> Result<String, RollbackError> {
+    wait_for(api, io, operation).await?;
+    let after = read_service(api, io).await?;
+    if holds(&after) {
+        Ok(operation.to_owned())
+    } else {
+        Err(RollbackError::NotVerified {
+            target: target.to_owned(),
+            found: found(&after),
+        })
+    }
 }
 
 /// Whether the service's etag moved since `read` was read: what makes a
