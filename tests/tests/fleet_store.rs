@@ -951,3 +951,92 @@ async fn a_window_marked_after_an_instance_ended_leaves_its_minutes_too() {
     };
     assert_eq!(got, want, "the window leaves the recent mark out of both");
 }
+
+/// Whether `field` is in the hash `key`.
+async fn hexists(url: &str, key: &str, field: &str) -> bool {
+    let client = redis::Client::open(url).expect("url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    redis::cmd("HEXISTS")
+        .arg(key)
+        .arg(field)
+        .query_async(&mut con)
+        .await
+        .expect("HEXISTS")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_not_seen_for_32_days_leave_the_instances_hash() {
+    use lumen_sidecar::fleet::store::{InstanceInfo, encode};
+    let redis = RedisProc::start().await;
+    let key = "lumen:{index-api}:i";
+    let day = 86_400_000;
+    let info = |days_ago: u64| {
+        encode(&InstanceInfo {
+            last_seen_ms: now_ms() - days_ago * day,
+            revision: Some("index-api-00001-abc".into()),
+            ..InstanceInfo::default()
+        })
+    };
+    // Written before the index existed: one gone 40 days, one a day ago,
+    // one that does not read.
+    hset_raw(&redis.url, key, "gone-40d", &info(40)).await;
+    hset_raw(&redis.url, key, "seen-1d", &info(1)).await;
+    hset_raw(&redis.url, key, "junk", b"\x01\xff\x00").await;
+    let sidecar = SidecarProc::start(free_port(), &fleet_env(&redis.url)).await;
+    let batch = minute_batch("app-1", 1, (now_ms() / 60_000 - 1) * 60_000, 100, 1);
+    let batch = lumen_middleware::wire::Batch {
+        service: "index-api".into(),
+        ..batch
+    };
+    let (status, body) = lumen_tests::sidecar_http::post_batch(sidecar.addr, &batch).await;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        "the first write indexes the sidecars and drops the unseen ones",
+        Duration::from_secs(60),
+        || {
+            let url = redis.url.clone();
+            async move {
+                let gone =
+                    !hexists(&url, key, "gone-40d").await && !hexists(&url, key, "junk").await;
+                gone.then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(hexists(&redis.url, key, "seen-1d").await, "a day ago stays");
+    // One added since, last seen 33 days ago by the index: dropped at a
+    // later write; the writing sidecar itself stays.
+    hset_raw(&redis.url, key, "gone-33d", &info(33)).await;
+    let client = redis::Client::open(redis.url.as_str()).expect("url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let () = redis::cmd("ZADD")
+        .arg("lumen:{index-api}:il")
+        .arg(now_ms() - 33 * day)
+        .arg("gone-33d")
+        .query_async(&mut con)
+        .await
+        .map(|_: u64| ())
+        .expect("ZADD");
+    eventually("a later write drops it", Duration::from_secs(60), || {
+        let url = redis.url.clone();
+        async move { (!hexists(&url, key, "gone-33d").await).then_some(()) }
+    })
+    .await;
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(key)
+        .query_async(&mut con)
+        .await
+        .expect("HKEYS");
+    assert_eq!(
+        fields.len(),
+        2,
+        "seen-1d and the writing sidecar: {fields:?}"
+    );
+    assert!(fields.iter().any(|f| f == "seen-1d"), "{fields:?}");
+}

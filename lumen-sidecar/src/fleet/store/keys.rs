@@ -13,7 +13,8 @@
 //! | `lumen:{S}:b:HOUR` | an hour's budget counts | 32 days |
 //! | `lumen:{S}:bm:HOUR` | the same hour's counts minute by minute, as counted | 3 days + 1 h |
 //! | `lumen:{S}:x` | one-off windows kept off the error budget | 32 days |
-//! | `lumen:{S}:i` | each sidecar's latest [`InstanceInfo`](super::InstanceInfo) | 32 days |
+//! | `lumen:{S}:i` | each sidecar's latest [`InstanceInfo`](super::InstanceInfo) | 32 days after that sidecar's last write |
+//! | `lumen:{S}:il` | when each sidecar last wrote (sorted set) | 32 days after that sidecar's last write |
 //! | `lumen:{S}:w:SIDECAR` | "this sidecar's data is here" | the retention |
 //!
 //! So a window of up to 2 hours is read to the minute, as a sidecar's own;
@@ -143,6 +144,11 @@ impl FleetKeys {
     /// Each sidecar's latest information.
     pub fn instances(&self) -> String {
         format!("{}:i", self.prefix)
+    }
+
+    /// When each sidecar last wrote (a sorted set, Unix ms).
+    pub fn instances_seen(&self) -> String {
+        format!("{}:il", self.prefix)
     }
 
     /// The feedback loop's shared state (JSON).

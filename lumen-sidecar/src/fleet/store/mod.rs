@@ -16,6 +16,7 @@ pub mod budget_minutes;
 mod connection;
 mod error;
 pub mod experiments;
+pub mod instance_index;
 pub mod keys;
 pub mod reader;
 pub mod shared_exclusions;

@@ -19,9 +19,9 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::block::{FleetBlock, InstanceInfo, encode};
-use super::budget_minutes;
 use super::error::FleetStoreError;
 use super::keys::{BUDGET_KEEP_MINUTES, BUDGET_MINUTES_KEEP_MINUTES, FleetKeys, Tier};
+use super::{budget_minutes, instance_index};
 use crate::app::{AppState, Shutdown, now_ms};
 use crate::config::SidecarConfig;
 use crate::eval::{DEPLOYMENT_WINDOW, DeploymentSource, mean};
@@ -55,6 +55,9 @@ pub struct WriteSummary {
     /// Other sidecars' budget hours rewritten without the windows kept off
     /// the budget (see [`budget_minutes`](super::budget_minutes)).
     pub settled_hours: usize,
+    /// Sidecars not seen for 32 days whose information was dropped (see
+    /// [`instance_index`](super::instance_index)).
+    pub dropped_instances: usize,
 }
 
 /// Writes one sidecar's minutes to the fleet store.
@@ -367,6 +370,7 @@ impl FleetWriter {
             .arg(keys.instances())
             .arg(BUDGET_KEEP_MINUTES * 60)
             .ignore();
+        instance_index::mark(&mut pipe, &keys, &self.instance, now_ms);
         pipe.cmd("SET")
             .arg(&marker)
             .arg(now_ms)
@@ -376,6 +380,9 @@ impl FleetWriter {
         // The store shares the cache's Redis: past its share nothing is
         // written (what is due stays due), rather than Redis evicting keys.
         self.check_room(bytes).await?;
+        if resync {
+            instance_index::build_if_missing(&mut self.con, &keys).await?;
+        }
         pipe.query_async::<()>(&mut self.con)
             .await
             .map_err(|source| FleetStoreError::Redis {
@@ -384,6 +391,12 @@ impl FleetWriter {
             })?;
         self.due.clear();
         self.synced = true;
+        summary.dropped_instances = instance_index::drop_unseen(
+            &mut self.con,
+            &keys,
+            now_ms.saturating_sub(BUDGET_KEEP_MINUTES * MINUTE_MS),
+        )
+        .await?;
         // The other sidecars' hours holding a window this one knows, from
         // the minutes they stored: once for each set of windows.
         let (to_settle, digest) = budget_minutes::hours_to_settle(&exclusions, now);
@@ -416,12 +429,17 @@ impl FleetWriter {
             }
             match self.write(&state).await {
                 Ok(s) => {
-                    if std::mem::replace(&mut failing, false) || s.resync || s.settled_hours > 0 {
+                    if std::mem::replace(&mut failing, false)
+                        || s.resync
+                        || s.settled_hours > 0
+                        || s.dropped_instances > 0
+                    {
                         tracing::info!(
                             instance = %self.instance,
                             blocks = s.blocks,
                             budget_hours = s.budget_hours,
                             settled_hours = s.settled_hours,
+                            dropped_instances = s.dropped_instances,
                             resync = s.resync,
                             "fleet store written"
                         );
