@@ -53,10 +53,10 @@ pub struct WriteSummary {
     /// lost this sidecar's data).
     pub resync: bool,
     /// Other sidecars' budget hours rewritten without the windows kept off
-    /// the budget (see [`budget_minutes`](super::budget_minutes)).
+    /// the budget (see [`budget_minutes`]).
     pub settled_hours: usize,
     /// Sidecars not seen for 32 days whose information was dropped (see
-    /// [`instance_index`](super::instance_index)).
+    /// [`instance_index`]).
     pub dropped_instances: usize,
 }
 
