@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fleet_redis;
 pub mod peers;
 pub mod report;
 pub mod router_shape;

@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use lumen_bench::fleet_redis::{median, used_memory};
 use lumen_bench::workload::{decoded_series_of, route_median_us};
 use lumen_bench::write_figures;
 use lumen_middleware::wire::{DecodedBatch, DecodedSeries};
@@ -40,33 +41,11 @@ const TEMPLATES: usize = 12;
 /// Timed reads per window (after one untimed).
 const RUNS: usize = 5;
 
-async fn used_memory(url: &str) -> u64 {
-    let client = redis::Client::open(url).expect("url");
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut con)
-        .await
-        .expect("INFO");
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("used_memory in INFO")
-}
-
 fn config() -> SidecarConfig {
     SidecarConfig {
         service: Some("churn".into()),
         ..SidecarConfig::default()
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// SplitMix64: the next of a seeded sequence, uniform in `[0, 1)`.

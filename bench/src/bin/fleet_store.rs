@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use lumen_bench::fleet_redis::{median, used_memory};
 use lumen_bench::workload::{decoded_series_of, route_median_us};
 use lumen_bench::write_figures;
 use lumen_middleware::wire::{DecodedBatch, DecodedSeries};
@@ -36,23 +37,6 @@ const LOADS: [(&str, u64, f64); 2] = [("busy", 100, 1.0), ("moderate", 20, 0.6)]
 const TEMPLATES: usize = 12;
 /// Timed reads per window (after one untimed).
 const RUNS: usize = 7;
-
-async fn used_memory(url: &str) -> u64 {
-    let client = redis::Client::open(url).expect("url");
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut con)
-        .await
-        .expect("INFO");
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("used_memory in INFO")
-}
 
 /// The bytes of every value, by key tier (`m`, `t`, `h`, `b`), and the keys.
 async fn tier_bytes(url: &str) -> serde_json::Value {
@@ -91,11 +75,6 @@ fn config() -> SidecarConfig {
         service: Some("bench".into()),
         ..SidecarConfig::default()
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {
