@@ -1039,4 +1039,29 @@ async fn sidecars_not_seen_for_32_days_leave_the_instances_hash() {
         "seen-1d and the writing sidecar: {fields:?}"
     );
     assert!(fields.iter().any(|f| f == "seen-1d"), "{fields:?}");
+
+    // A window reads the information of the sidecars seen in it, through
+    // the index while it covers every field, else every field.
+    let reader = fleet_store_reader(&redis.url, None, Some("index-api"), None).expect("a reader");
+    hset_raw(&redis.url, key, "junk-10d", b"\x01\xff\x00").await;
+    let hour = Duration::from_secs(3600);
+    let w = reader.window(hour, now_ms()).await.expect("read");
+    assert_eq!(
+        w.unreadable,
+        vec!["junk-10d".to_owned()],
+        "a field the index lacks: every field is read"
+    );
+    let () = redis::cmd("ZADD")
+        .arg("lumen:{index-api}:il")
+        .arg(now_ms() - 10 * day)
+        .arg("junk-10d")
+        .query_async(&mut con)
+        .await
+        .map(|_: u64| ())
+        .expect("ZADD");
+    let w = reader.window(hour, now_ms()).await.expect("read");
+    assert!(
+        w.unreadable.is_empty(),
+        "indexed as seen 10 days ago: not read for the last hour"
+    );
 }

@@ -112,22 +112,79 @@ impl FleetStoreReader {
     /// Every sidecar's latest information (an unreadable one is left out
     /// and logged).
     pub async fn instances(&self) -> Result<BTreeMap<String, InstanceInfo>, FleetStoreError> {
-        Ok(self.instances_and_unreadable().await?.0)
+        Ok(self.instances_and_unreadable(None).await?.0)
     }
 
-    /// Every sidecar's readable latest information, and the instances whose
-    /// information did not read.
+    /// The latest information of the sidecars that wrote since `since_ms`
+    /// (every one's with `None`), readable, and the instances whose
+    /// information did not read. Through the index of when each wrote
+    /// while it covers every field (no sidecar older than the index wrote
+    /// one), so a read costs the sidecars of its span, not every instance
+    /// of the last 32 days.
     async fn instances_and_unreadable(
         &self,
+        since_ms: Option<u64>,
     ) -> Result<(BTreeMap<String, InstanceInfo>, BTreeSet<String>), FleetStoreError> {
         let key = self.keys.instances();
-        let replies = self.fields(std::slice::from_ref(&key)).await?;
+        let replies = match since_ms {
+            Some(since) => match self.indexed_since(since).await? {
+                Some(fields) => vec![fields],
+                None => self.fields(std::slice::from_ref(&key)).await?,
+            },
+            None => self.fields(std::slice::from_ref(&key)).await?,
+        };
         let mut unreadable = BTreeSet::new();
         let infos = Self::decoded(&[key], replies, decode, &mut unreadable)
             .into_iter()
             .flatten()
             .collect();
         Ok((infos, unreadable))
+    }
+
+    /// The information fields of the sidecars that wrote since
+    /// `since_ms`, through the index; `None` when the index does not cover
+    /// every field.
+    async fn indexed_since(&self, since_ms: u64) -> Result<Option<Fields>, FleetStoreError> {
+        let (key, index) = (self.keys.instances(), self.keys.instances_seen());
+        let mut con = self.con.clone();
+        let redis_error = |source| FleetStoreError::Redis {
+            doing: "reading the sidecars' index",
+            source,
+        };
+        let (fields, indexed): (u64, u64) = redis::pipe()
+            .cmd("HLEN")
+            .arg(&key)
+            .cmd("ZCARD")
+            .arg(&index)
+            .query_async(&mut con)
+            .await
+            .map_err(redis_error)?;
+        if fields != indexed {
+            return Ok(None);
+        }
+        let names: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&index)
+            .arg(since_ms)
+            .arg("+inf")
+            .query_async(&mut con)
+            .await
+            .map_err(redis_error)?;
+        if names.is_empty() {
+            return Ok(Some(Fields::new()));
+        }
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(&key)
+            .arg(&names)
+            .query_async(&mut con)
+            .await
+            .map_err(redis_error)?;
+        Ok(Some(
+            names
+                .into_iter()
+                .zip(values)
+                .filter_map(|(name, value)| Some((name, value?)))
+                .collect(),
+        ))
     }
 
     /// The windows kept off the budget: the fleet's marks and the
@@ -179,7 +236,10 @@ impl FleetStoreReader {
             .iter()
             .map(|(tier, start)| self.keys.block(*tier, *start))
             .collect();
-        let (replies, infos) = tokio::join!(self.fields(&keys), self.instances_and_unreadable());
+        let (replies, infos) = tokio::join!(
+            self.fields(&keys),
+            self.instances_and_unreadable(Some(plan.first * MINUTE_MS))
+        );
         let (infos, mut unreadable) = infos?;
         let blocks: Vec<(String, FleetBlock)> =
             Self::decoded(&keys, replies?, FleetBlock::decode, &mut unreadable)
