@@ -102,12 +102,35 @@ pub enum Command {
         #[command(subcommand)]
         action: SloAction,
     },
+    /// Merge the fleet store's closed blocks now (sidecars do it every
+    /// `fleet.compact_every` on their own): each block's fields of sidecars
+    /// done with it into one, exactly. Safe beside running sidecars and
+    /// another compaction; stopping it at any point leaves every block
+    /// merged or as it was.
+    Compact(CompactArgs),
     /// Validate or print the configuration.
     Config {
         /// `check` or `show`.
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+/// What `compact` works on.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The fleet store the sidecars write to (their LUMEN_FLEET_REDIS_URL).
+    #[arg(long, value_name = "URL")]
+    pub fleet_redis: String,
+    /// PEM file of the CA that signed the fleet store's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub fleet_redis_ca_file: Option<PathBuf>,
+    /// The service (else the config's `service`, LUMEN_SERVICE or K_SERVICE).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// The sidecar's TOML config file (for the retention).
+    #[arg(long, env = "LUMEN_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// What `check` and `health` read (one sidecar, or the fleet) and how

@@ -3,6 +3,7 @@
 //! ([`run`]). `main` parses and hands off here.
 
 pub mod args;
+pub mod compact;
 pub mod cost_budget;
 mod error;
 pub mod experiment;
@@ -75,6 +76,7 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
                 .await
                 .map(printed),
         },
+        Command::Compact(args) => compact::compact(&args).await.map(printed),
         Command::Config { action } => serve::config(action).map(printed),
     };
     match result {

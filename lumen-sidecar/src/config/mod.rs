@@ -92,6 +92,9 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the fleet store (Redis) is written.
 pub const DEFAULT_FLEET_WRITE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often a sidecar offers to compact the fleet store's closed blocks
+/// (one sidecar a time does, under a lock).
+pub const DEFAULT_FLEET_COMPACT_EVERY: Duration = Duration::from_secs(300);
 /// The share of the fleet store's Redis `maxmemory` past which sidecars
 /// stop writing, percent (the store shares the service's cache Redis:
 /// past `maxmemory` Redis would evict the cache's keys).
@@ -467,6 +470,8 @@ pub struct FleetStoreConfig {
     /// Writes stop while Redis uses more than this share of its
     /// `maxmemory`, percent (no limit when Redis has none).
     pub memory_share_percent: f64,
+    /// How often this sidecar offers to compact closed blocks (zero: never).
+    pub compact_every: Duration,
 }
 
 impl Default for FleetStoreConfig {
@@ -478,6 +483,7 @@ impl Default for FleetStoreConfig {
             write_interval: DEFAULT_FLEET_WRITE_INTERVAL,
             prometheus_url: None,
             memory_share_percent: DEFAULT_FLEET_MEMORY_SHARE_PERCENT,
+            compact_every: DEFAULT_FLEET_COMPACT_EVERY,
         }
     }
 }

@@ -496,6 +496,27 @@ pub static SETTINGS: &[Setting] = &[
         show: |c| Some(Shown::Number(c.fleet_store.memory_share_percent)),
     },
     Setting {
+        key: Some("fleet.compact_every"),
+        env: &["LUMEN_FLEET_COMPACT_EVERY"],
+        default: "5m",
+        help: "how often a sidecar offers to compact the fleet store's closed blocks (each merged into one field once every sidecar is done with it; one sidecar at a time, under a lock), 1s to 1h, or 0 for never",
+        set: |d, v| {
+            let every = if v.trim() == "0" {
+                Duration::ZERO
+            } else {
+                duration(v)?
+            };
+            if !every.is_zero()
+                && !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&every)
+            {
+                return Err("1s to 1h, or 0".into());
+            }
+            d.config.fleet_store.compact_every = every;
+            Ok(())
+        },
+        show: |c| dur(c.fleet_store.compact_every),
+    },
+    Setting {
         key: Some("fleet.prometheus_url"),
         env: &["LUMEN_FLEET_PROMETHEUS_URL"],
         default: "none",

@@ -150,7 +150,8 @@ impl FleetParts {
             return Ok(Self {
                 writer: Some((
                     FleetWriter::new(con, instance, config.retention)
-                        .with_memory_share(config.fleet_store.memory_share_percent),
+                        .with_memory_share(config.fleet_store.memory_share_percent)
+                        .with_compaction_every(config.fleet_store.compact_every),
                     tuning,
                 )),
                 experiments: Some(experiments),

@@ -36,6 +36,20 @@ impl Counts {
             .fold(self.errors, |sum, c| sum.saturating_add(*c))
     }
 
+    /// Takes `other` out field by field, saturating at zero.
+    pub fn subtract(&mut self, other: &Self) {
+        for (a, b) in self.status.iter_mut().zip(other.status) {
+            *a = a.saturating_sub(b);
+        }
+        self.errors = self.errors.saturating_sub(other.errors);
+        self.cancelled = self.cancelled.saturating_sub(other.cancelled);
+        self.cache_hits = self.cache_hits.saturating_sub(other.cache_hits);
+        self.cache_misses = self.cache_misses.saturating_sub(other.cache_misses);
+        for (a, b) in self.grpc.iter_mut().zip(other.grpc) {
+            *a = a.saturating_sub(b);
+        }
+    }
+
     /// Adds `other` field by field, saturating.
     pub fn add(&mut self, other: &Self) {
         for (a, b) in self.status.iter_mut().zip(other.status) {

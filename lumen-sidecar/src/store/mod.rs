@@ -3,7 +3,9 @@
 mod error_budget_ledger;
 mod counts;
 pub mod exclusions;
+pub mod late_batches;
 mod ledger;
+mod route_slot;
 pub mod snapshot;
 mod sparse_histogram;
 mod window_histogram;
@@ -13,6 +15,7 @@ pub mod wal;
 pub use counts::{Counts, GRPC_CODES};
 pub use error_budget_ledger::{BudgetCounts, BudgetLedger, COARSE_HOURS, FINE_MINUTES};
 pub use exclusions::{ExcludedSpan, Exclusion, Exclusions, RecurringWindow, parse_recurring};
+pub use late_batches::{LATE_AFTER_MINUTES, LateBatch, LateBatches};
 pub use ledger::{InstanceEntry, InstanceLedger, MAX_INSTANCES};
 pub use sparse_histogram::SparseHistogram;
 pub use window_histogram::{Scratch, WindowHistogram, nearest_rank};

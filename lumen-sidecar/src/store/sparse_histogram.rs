@@ -134,6 +134,31 @@ impl SparseHistogram {
         *self = Self::pack(&merged);
     }
 
+    /// Takes `other` out of this one, bucket by bucket, saturating at
+    /// zero: exact when `other` was merged into it (a batch out of the
+    /// minute that holds it).
+    pub fn subtract(&mut self, other: &Self) {
+        if other.packed.is_empty() || self.packed.is_empty() {
+            return;
+        }
+        let mut b = other.iter().peekable();
+        let mut out = Vec::new();
+        for (index, count) in self.iter() {
+            while b.peek().is_some_and(|(i, _)| *i < index) {
+                b.next();
+            }
+            let taken = match b.peek() {
+                Some((i, n)) if *i == index => *n,
+                _ => 0,
+            };
+            let left = count.saturating_sub(taken);
+            if left > 0 {
+                out.push((index, left));
+            }
+        }
+        *self = Self::pack(&out);
+    }
+
     /// Adds every counter into a dense array indexed like the layout;
     /// returns the lowest and highest index touched.
     pub fn add_to_dense(&self, dense: &mut [u64]) -> Option<(usize, usize)> {
@@ -253,6 +278,23 @@ impl<'de> Deserialize<'de> for SparseHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_merged_histogram_subtracted_is_the_one_before() {
+        let a = SparseHistogram::from_pairs(vec![(3, 5), (70, 1), (900, 2)]);
+        let b = SparseHistogram::from_pairs(vec![(3, 2), (71, 4), (900, 2)]);
+        let mut sum = a.clone();
+        sum.merge(&b);
+        sum.subtract(&b);
+        assert_eq!(sum, a);
+        let mut small = b.clone();
+        small.subtract(&a);
+        assert_eq!(
+            small.iter().collect::<Vec<_>>(),
+            vec![(71, 4)],
+            "saturates at zero, empty buckets leave"
+        );
+    }
 
     #[test]
     fn keeps_sorted_nonzero_sums() {

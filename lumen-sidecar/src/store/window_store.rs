@@ -14,7 +14,9 @@ use thiserror::Error;
 use super::counts::Counts;
 use super::error_budget_ledger::{BudgetCounts, BudgetLedger};
 use super::exclusions::{Exclusion, Exclusions, RecurringWindow};
+use super::late_batches::{self, LateBatch, LateBatches};
 use super::ledger::InstanceLedger;
+pub use super::route_slot::{RouteKey, RouteSlot};
 use super::sparse_histogram::SparseHistogram;
 use super::window_histogram::{Scratch, WindowHistogram};
 
@@ -176,18 +178,6 @@ pub struct BudgetFit {
     pub dropped_minutes: usize,
 }
 
-/// Route label as stored: `None` for requests without one.
-pub type RouteKey = Option<Arc<str>>;
-
-/// One route's minute.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RouteSlot {
-    /// Its counts.
-    pub counts: Counts,
-    /// Its latency, µs, in [`store_layout`].
-    pub latency: SparseHistogram,
-}
-
 /// The routes of one minute. Serialized as a list of pairs, since a route
 /// key may be `None` and JSON object keys must be strings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -275,6 +265,10 @@ pub struct WindowStore {
     /// the fleet store has yet to be told).
     #[serde(skip)]
     changed: BTreeSet<u64>,
+    /// Batches that came after the fleet store's blocks of their minute
+    /// closed (see [`LateBatches`]).
+    #[serde(default, skip_serializing_if = "LateBatches::is_empty")]
+    late: LateBatches,
 }
 
 /// Block lengths of the two rollup tiers, in minutes.
@@ -536,6 +530,7 @@ impl WindowStore {
             max_routes: DEFAULT_MAX_ROUTES,
             rollups: RefCell::default(),
             changed: BTreeSet::new(),
+            late: LateBatches::default(),
         }
     }
 
@@ -570,9 +565,11 @@ impl WindowStore {
         let minute = batch_minute(batch);
         self.changed.insert(minute);
         let excluded = self.exclusions.covers(minute);
+        let mut budget = BudgetCounts::default();
         for series in &batch.series {
             let counts = self.budget_rules.count(series);
             self.budget.add(minute, &counts, excluded);
+            budget.add(&counts);
         }
         if minute + self.retention_minutes <= now_ms / MINUTE_MS {
             return Ok(Applied::Expired {
@@ -584,6 +581,8 @@ impl WindowStore {
         }
         let layout = store_layout();
         let mut requests = 0_u64;
+        let late = !excluded && LateBatch::is_late(minute, now_ms / MINUTE_MS);
+        let mut late_routes: BTreeMap<RouteKey, RouteSlot> = BTreeMap::new();
         for series in &batch.series {
             let key = self.intern(series.route.as_deref());
             let pairs = series
@@ -603,10 +602,31 @@ impl WindowStore {
             requests = requests.saturating_add(counts.requests());
             let slot = Arc::make_mut(self.minutes.entry(minute).or_default())
                 .0
-                .entry(key)
+                .entry(key.clone())
                 .or_default();
             slot.counts.add(&counts);
             slot.latency.merge(&latency);
+            if late {
+                late_routes
+                    .entry(key)
+                    .or_default()
+                    .add(&RouteSlot { counts, latency });
+            }
+        }
+        if late {
+            let kept = self.late.record(LateBatch {
+                id: late_batches::batch_id(&batch.instance, batch.seq),
+                minute,
+                accepted_minute: now_ms / MINUTE_MS,
+                routes: late_routes.into_iter().collect(),
+                budget,
+            });
+            if !kept {
+                tracing::warn!(
+                    max = late_batches::MAX_LATE_BATCHES,
+                    "too many late batches held: this one counts in its minute only, and the fleet store may not get it"
+                );
+            }
         }
         Ok(Applied::Stored {
             applied_seq: batch.seq,
@@ -719,6 +739,7 @@ impl WindowStore {
     pub fn evict(&mut self, now_ms: u64) {
         let first_kept = (now_ms / MINUTE_MS + 1).saturating_sub(self.retention_minutes);
         self.minutes = self.minutes.split_off(&first_kept);
+        self.late.evict_before(first_kept);
         self.budget.evict(now_ms / MINUTE_MS);
         // One-off windows are kept as long as the budget's hours.
         self.exclusions
@@ -924,6 +945,17 @@ impl WindowStore {
                 .map(|(_, m)| Arc::clone(m))
                 .collect(),
         )
+    }
+
+    /// The late batches held (see [`LateBatches`]).
+    pub fn late(&self) -> &LateBatches {
+        &self.late
+    }
+
+    /// The late batches the fleet store has yet to be told (every one
+    /// with `all`), forgotten as new.
+    pub fn take_new_late(&mut self, all: bool) -> Vec<LateBatch> {
+        self.late.take_new(all)
     }
 
     /// Every minute held, shared (copy on write): cheap under the store's
@@ -1171,6 +1203,7 @@ impl PartialEq for WindowStore {
             && self.revisions_first_seen == other.revisions_first_seen
             && self.budget == other.budget
             && self.exclusions == other.exclusions
+            && self.late == other.late
     }
 }
 

@@ -16,6 +16,11 @@
 //! | `lumen:{S}:i` | each sidecar's latest [`InstanceInfo`](super::InstanceInfo) | 32 days after that sidecar's last write |
 //! | `lumen:{S}:il` | when each sidecar last wrote (sorted set) | 32 days after that sidecar's last write |
 //! | `lumen:{S}:w:SIDECAR` | "this sidecar's data is here" | the retention |
+//! | `lumen:{S}:compact:lock` | which sidecar compacts this interval | the interval |
+//!
+//! A block's fields: one per sidecar (its name), one per late batch
+//! (`SIDECAR+ID`), and once closed and compacted ([`compaction`](super::compaction))
+//! the merged field `*`, the merged ones left empty (tombstones).
 //!
 //! So a window of up to 2 hours is read to the minute, as a sidecar's own;
 //! a longer one starts at the next whole 10 minutes, and one reaching past
@@ -169,6 +174,11 @@ impl FleetKeys {
     /// Who holds the experiments (a look or a command).
     pub fn experiments_lock(&self) -> String {
         format!("{}:experiments:lock", self.prefix)
+    }
+
+    /// Who compacts the closed blocks this interval.
+    pub fn compaction_lock(&self) -> String {
+        format!("{}:compact:lock", self.prefix)
     }
 
     /// The marker that `instance`'s data is in the store.

@@ -13,6 +13,7 @@
 
 mod block;
 pub mod budget_minutes;
+pub mod compaction;
 mod connection;
 mod error;
 pub mod experiments;
@@ -24,6 +25,7 @@ pub mod tuning;
 pub mod writer;
 
 pub use block::{BLOCK_FORMAT, FleetBlock, InstanceInfo, decode, encode};
+pub use compaction::{CompactionSummary, MERGED_FIELD, compact};
 pub use connection::{connection, open_client};
 pub use error::{FleetStoreError, masked as masked_url};
 pub use experiments::FleetExperiments;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::block::{FleetBlock, InstanceInfo, decode, fleet_cost_between};
+use super::compaction::field_owner;
 use super::error::{FleetStoreError, note_unreadable};
 use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan_counted};
 use crate::app::{FleetView, ReportFuture};
@@ -84,7 +85,8 @@ impl FleetStoreReader {
 
     /// Each field of `replies` decoded by `decode`; a field that does not
     /// decode is left out, logged and counted, and its instance named in
-    /// the returned set: one bad value never fails the whole read.
+    /// the returned set: one bad value never fails the whole read. Empty
+    /// fields (merged into the block's `*` by compaction) are skipped.
     fn decoded<T>(
         keys: &[String],
         replies: Vec<Fields>,
@@ -96,6 +98,7 @@ impl FleetStoreReader {
             .map(|(key, fields)| {
                 fields
                     .into_iter()
+                    .filter(|(_, bytes)| !bytes.is_empty())
                     .filter_map(|(field, bytes)| match decode(&bytes) {
                         Ok(value) => Some((field, value)),
                         Err(reason) => {
@@ -241,15 +244,24 @@ impl FleetStoreReader {
             self.instances_and_unreadable(Some(plan.first * MINUTE_MS))
         );
         let (infos, mut unreadable) = infos?;
+        let replies = replies?;
+        // Sidecars whose fields were merged (compaction) had data there.
+        let merged: BTreeSet<String> = replies
+            .iter()
+            .flatten()
+            .filter(|(_, bytes)| bytes.is_empty())
+            .filter_map(|(field, _)| field_owner(field).map(str::to_owned))
+            .collect();
         let blocks: Vec<(String, FleetBlock)> =
-            Self::decoded(&keys, replies?, FleetBlock::decode, &mut unreadable)
+            Self::decoded(&keys, replies, FleetBlock::decode, &mut unreadable)
                 .into_iter()
                 .flatten()
                 .collect();
         let instances: BTreeSet<&str> = blocks
             .iter()
             .filter(|(_, b)| !b.routes.is_empty())
-            .map(|(field, _)| field.as_str())
+            .filter_map(|(field, _)| field_owner(field))
+            .chain(merged.iter().map(String::as_str))
             .collect();
         let revision = infos
             .iter()
@@ -436,6 +448,17 @@ impl FleetStoreReader {
             at_ms,
         );
         Ok((w, Some(from_minute * MINUTE_MS)))
+    }
+
+    /// Merges the service's closed blocks at `at_ms` (see
+    /// [`compaction`](super::compaction)); `on_block` hears of each.
+    pub async fn compact(
+        &self,
+        at_ms: u64,
+        on_block: impl FnMut(Tier, u64, usize),
+    ) -> Result<super::CompactionSummary, FleetStoreError> {
+        let retention_minutes = (self.config.retention.as_secs() / 60).max(1);
+        super::compaction::compact(&self.con, &self.keys, at_ms, retention_minutes, on_block).await
     }
 
     /// The month's cost at `at_ms` from the instances' start times and

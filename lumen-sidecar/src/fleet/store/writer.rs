@@ -19,13 +19,14 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::block::{FleetBlock, InstanceInfo, encode};
+use super::compaction::{self, CompactionSummary, late_field, write_unless_merged};
 use super::error::FleetStoreError;
 use super::keys::{BUDGET_KEEP_MINUTES, BUDGET_MINUTES_KEEP_MINUTES, FleetKeys, Tier};
 use super::{budget_minutes, instance_index};
 use crate::app::{AppState, Shutdown, now_ms};
 use crate::config::SidecarConfig;
 use crate::eval::{DEPLOYMENT_WINDOW, DeploymentSource, mean};
-use crate::store::{BudgetCounts, HeldMinutes, MINUTE_MS};
+use crate::store::{BudgetCounts, HeldMinutes, LateBatch, MINUTE_MS, RouteKey, RouteSlot};
 
 /// The name of the file in the state directory that keeps the sidecar's
 /// name in the fleet store across restarts.
@@ -58,6 +59,8 @@ pub struct WriteSummary {
     /// Sidecars not seen for 32 days whose information was dropped (see
     /// [`instance_index`]).
     pub dropped_instances: usize,
+    /// Late batches' fields written (see [`compaction`]).
+    pub late_fields: usize,
 }
 
 /// Writes one sidecar's minutes to the fleet store.
@@ -72,6 +75,12 @@ pub struct FleetWriter {
     settled: Option<u64>,
     /// The share of Redis's `maxmemory` the store may take, 0–1.
     memory_share: f64,
+    /// Late batches yet to be written (see [`compaction`]).
+    late_due: Vec<LateBatch>,
+    /// How often this sidecar offers to compact (zero: never).
+    compact_every: Duration,
+    /// When it last did (Unix ms).
+    compacted_ms: u64,
 }
 
 impl std::fmt::Debug for FleetWriter {
@@ -91,6 +100,25 @@ struct Gathered {
     start: u64,
     held: HeldMinutes,
     budget: BudgetCounts,
+    /// Late batches of the block, taken out of this sidecar's field: each
+    /// is a field of its own.
+    late: Vec<LateBatch>,
+}
+
+/// `routes` without `late`'s (exact: each was added to its minute).
+fn without_late(
+    mut routes: Vec<(RouteKey, RouteSlot)>,
+    late: &[LateBatch],
+) -> Vec<(RouteKey, RouteSlot)> {
+    for batch in late {
+        for (key, slot) in &batch.routes {
+            if let Ok(i) = routes.binary_search_by(|(k, _)| k.cmp(key)) {
+                routes[i].1.subtract(slot);
+            }
+        }
+    }
+    routes.retain(|(_, slot)| !slot.is_empty());
+    routes
 }
 
 fn random_hex() -> String {
@@ -156,7 +184,16 @@ impl FleetWriter {
             synced: false,
             settled: None,
             memory_share: crate::config::DEFAULT_FLEET_MEMORY_SHARE_PERCENT / 100.0,
+            late_due: Vec::new(),
+            compact_every: crate::config::DEFAULT_FLEET_COMPACT_EVERY,
+            compacted_ms: 0,
         }
+    }
+
+    /// The same writer, offering to compact every `every` (zero: never).
+    pub fn with_compaction_every(mut self, every: Duration) -> Self {
+        self.compact_every = every;
+        self
     }
 
     /// The same writer, writing only while Redis uses at most
@@ -250,7 +287,9 @@ impl FleetWriter {
             }
             if resync {
                 store.mark_all_changed();
+                self.late_due.clear();
             }
+            self.late_due.extend(store.take_new_late(resync));
             let changed = store.take_changed();
             self.plan(changed, now);
             let mut blocks = Vec::new();
@@ -258,11 +297,18 @@ impl FleetWriter {
             for job in &self.due {
                 match *job {
                     Job::Block(tier, start) if tier.expires_at_s(start, retention) > now_s => {
+                        let end = start + tier.minutes();
                         blocks.push(Gathered {
                             tier,
                             start,
                             held: store.held_counted(start, tier.minutes()),
-                            budget: store.budget().sum(start, start + tier.minutes() - 1),
+                            budget: store.budget().sum(start, end - 1),
+                            late: store
+                                .late()
+                                .within(start, end)
+                                .filter(|b| b.late_for(end) && !store.exclusions().covers(b.minute))
+                                .cloned()
+                                .collect(),
                         });
                     }
                     Job::BudgetHour(hour) if (hour + 1) * 60 + BUDGET_KEEP_MINUTES > now => {
@@ -302,6 +348,8 @@ impl FleetWriter {
                 warm_p95_ms,
                 experiment_counts: state.experiments.own_counts(),
             };
+            self.late_due
+                .retain(|b| !store.exclusions().covers(b.minute));
             (blocks, hours, info, store.exclusions().clone())
         };
         let mut pipe = redis::pipe();
@@ -311,29 +359,49 @@ impl FleetWriter {
             resync,
             ..WriteSummary::default()
         };
+        // Each field set unless the block's fields were merged since
+        // (compaction): then this sidecar's share is in the merged one.
         for g in &blocks {
+            let budget = g
+                .late
+                .iter()
+                .fold(g.budget, |sum, late| sum.minus(&late.budget));
             let block = FleetBlock {
-                routes: g.held.merged(),
-                budget: g.budget,
+                routes: without_late(g.held.merged(), &g.late),
+                budget,
             };
             let key = keys.block(g.tier, g.start);
+            let expires = g.tier.expires_at_s(g.start, retention);
             if block.routes.is_empty() && block.budget == BudgetCounts::default() {
                 // Nothing left (its minutes kept off the budget since).
-                pipe.cmd("HDEL").arg(&key).arg(&self.instance).ignore();
+                write_unless_merged(&mut pipe, &key, &self.instance, &[], expires);
                 continue;
             }
             let encoded = block.encode();
             bytes += (encoded.len() + key.len() + self.instance.len()) as u64;
-            pipe.cmd("HSET")
-                .arg(&key)
-                .arg(&self.instance)
-                .arg(encoded)
-                .ignore();
-            pipe.cmd("EXPIREAT")
-                .arg(&key)
-                .arg(g.tier.expires_at_s(g.start, retention))
-                .ignore();
+            write_unless_merged(&mut pipe, &key, &self.instance, &encoded, expires);
             summary.blocks += 1;
+        }
+        // A late batch is a field of its own in each block that had closed
+        // when it came: the same batch is always the same field.
+        for late in &self.late_due {
+            let field = late_field(&self.instance, late.id);
+            let encoded = FleetBlock {
+                routes: late.routes.clone(),
+                budget: late.budget,
+            }
+            .encode();
+            for tier in [Tier::Minute, Tier::TenMinutes, Tier::Hour] {
+                let start = tier.start_of(late.minute);
+                let expires = tier.expires_at_s(start, retention);
+                if !late.late_for(start + tier.minutes()) || expires <= now_s {
+                    continue;
+                }
+                let key = keys.block(tier, start);
+                bytes += (encoded.len() + key.len() + field.len()) as u64;
+                write_unless_merged(&mut pipe, &key, &field, &encoded, expires);
+                summary.late_fields += 1;
+            }
         }
         for (hour, counts, minutes) in &hours {
             if let Some(minutes) = minutes {
@@ -390,6 +458,7 @@ impl FleetWriter {
                 source,
             })?;
         self.due.clear();
+        self.late_due.clear();
         self.synced = true;
         summary.dropped_instances = instance_index::drop_unseen(
             &mut self.con,
@@ -414,6 +483,45 @@ impl FleetWriter {
         Ok(summary)
     }
 
+    /// Compacts the service's closed blocks (see [`compaction`]) when it
+    /// is this sidecar's turn: once per compaction interval, by whichever
+    /// sidecar takes the interval's lock. `None` when it was not.
+    pub async fn compact_if_due(
+        &mut self,
+        state: &AppState,
+    ) -> Result<Option<CompactionSummary>, FleetStoreError> {
+        let now_ms = now_ms();
+        let every = self.compact_every.as_millis() as u64;
+        if every == 0 || now_ms < self.compacted_ms + every {
+            return Ok(None);
+        }
+        let Some(service) = state.service_name() else {
+            return Ok(None);
+        };
+        let keys = FleetKeys::new(&service);
+        self.compacted_ms = now_ms;
+        let won = super::block::take_lock(
+            &self.con,
+            keys.compaction_lock(),
+            &self.instance,
+            self.compact_every * 9 / 10,
+            "taking the compaction's lock",
+        )
+        .await?;
+        if !won {
+            return Ok(None);
+        }
+        compaction::compact(
+            &self.con,
+            &keys,
+            now_ms,
+            self.retention_minutes,
+            |_, _, _| {},
+        )
+        .await
+        .map(Some)
+    }
+
     /// Writes every `every` until `drained` fires (after the sidecar has
     /// stopped taking batches), then once more within
     /// [`FINAL_WRITE_TIMEOUT`]. Failures are logged once when they start
@@ -427,7 +535,22 @@ impl FleetWriter {
                 () = drained.fired() => break,
                 _ = tick.tick() => {}
             }
-            match self.write(&state).await {
+            let written = self.write(&state).await;
+            if written.is_ok() {
+                match self.compact_if_due(&state).await {
+                    Ok(Some(c)) if c.blocks > 0 => tracing::info!(
+                        blocks = c.blocks,
+                        fields = c.fields,
+                        retried = c.retried,
+                        "fleet store compacted"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "fleet store compaction failed; the next interval tries again")
+                    }
+                }
+            }
+            match written {
                 Ok(s) => {
                     if std::mem::replace(&mut failing, false)
                         || s.resync

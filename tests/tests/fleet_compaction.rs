@@ -1,0 +1,412 @@
+//! The fleet store compacted (issue 37): with real Redis, sidecars come and
+//! go over two and a half hours of production-shaped traffic (24 routes,
+//! lognormal latencies σ 1, thousands of requests per route-minute across
+//! the fleet), and every block of the store, read back field by field,
+//! holds exactly what one sidecar fed every batch holds: before
+//! compaction, after a compaction killed (SIGKILL) part way, with late
+//! batches, with two compactions racing, after a restarted sidecar rewrote
+//! everything it holds, and with Redis restarted empty in the middle of a
+//! compaction.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+use lumen_middleware::wire;
+use lumen_sidecar::app::{AppState, now_ms};
+use lumen_sidecar::cli::sources::fleet_store_reader;
+use lumen_sidecar::config::SidecarConfig;
+use lumen_sidecar::fleet::store::compaction::merge_blocks;
+use lumen_sidecar::fleet::store::{
+    FleetBlock, FleetKeys, FleetWriter, MERGED_FIELD, Tier, connection, open_client,
+};
+use lumen_sidecar::store::{
+    LATE_AFTER_MINUTES, MINUTE_MS, RouteKey, RouteSlot, WindowStore, merge_routes, snapshot,
+};
+use lumen_tests::fleet_load::sidecar_cli;
+use lumen_tests::workload::Workload;
+use lumen_tests::*;
+
+const SERVICE: &str = "compact-api";
+/// Minutes of history, ending before now.
+const SPAN: u64 = 150;
+/// Instances alive at any minute.
+const SLOTS: usize = 3;
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn config() -> SidecarConfig {
+    SidecarConfig {
+        service: Some(SERVICE.into()),
+        ..SidecarConfig::default()
+    }
+}
+
+/// One instance's traffic: 24 routes, 1,000 requests a minute on the
+/// busiest, σ 1, from `first` (Unix minutes) for `len` minutes.
+fn traffic(first: u64, len: u64, seed: u64) -> Workload {
+    Workload {
+        routes: 24,
+        peak_per_minute: 1_000,
+        minutes: len,
+        sigma: 1.0,
+        start_ms: first * MINUTE_MS,
+        seed,
+    }
+}
+
+/// Lifetimes `(first minute, minutes)` over the span ending at `end`:
+/// [`SLOTS`] back-to-back sequences of 10 to 55 minutes, the last of each
+/// still running.
+fn lifetimes(end: u64) -> Vec<(u64, u64)> {
+    const LENGTHS: [u64; 7] = [25, 40, 12, 55, 18, 33, 10];
+    let mut out = Vec::new();
+    for slot in 0..SLOTS {
+        let mut at = end - SPAN;
+        let mut i = slot * 2;
+        while at < end {
+            let len = LENGTHS[i % LENGTHS.len()].min(end - at);
+            out.push((at, len));
+            at += len;
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A sidecar of the fleet, in this process: its state and its writer.
+struct Sidecar {
+    state: AppState,
+    writer: FleetWriter,
+    name: String,
+}
+
+async fn writer(url: &str, name: &str) -> FleetWriter {
+    let con = connection(open_client(url, None).expect("url")).expect("connection");
+    FleetWriter::new(con, name.to_owned(), DAY).with_compaction_every(Duration::ZERO)
+}
+
+fn decoded(bytes: &[u8]) -> wire::DecodedBatch {
+    wire::decode(bytes).expect("a batch")
+}
+
+/// What the store's blocks came to.
+#[derive(Debug, Default)]
+struct Shape {
+    /// Blocks holding a merged field.
+    merged: usize,
+    /// Closed blocks (closed before `closed_by`) still holding two fields
+    /// with data or more.
+    unmerged: usize,
+    /// Fields emptied by compaction.
+    tombstones: usize,
+    /// Late batches' fields with data.
+    late: usize,
+}
+
+/// Every block of the span that ended by minute `closed_by` (when the
+/// sidecars wrote), field by field, against `reference`: the same routes
+/// (counts and histograms, exactly) and budget counts; those closed for
+/// compaction by then counted as merged or not.
+async fn assert_exact(url: &str, reference: &WindowStore, closed_by: u64, what: &str) -> Shape {
+    let client = redis::Client::open(url).expect("url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let keys = FleetKeys::new(SERVICE);
+    let now = now_ms() / MINUTE_MS;
+    let mut shape = Shape::default();
+    let mut checked = 0;
+    for tier in [Tier::Minute, Tier::TenMinutes, Tier::Hour] {
+        let len = tier.minutes();
+        let mut start = tier.start_of(now - SPAN - 1);
+        while start <= now {
+            if start + len > closed_by {
+                // Closed after the sidecars wrote: not all of it is there.
+                break;
+            }
+            let key = keys.block(tier, start);
+            let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut con)
+                .await
+                .expect("HGETALL");
+            let want = reference.held(start, len).merged();
+            if fields.is_empty() {
+                // Only open blocks (written once closed) and blocks past
+                // (or about to pass) their tier's horizon may be missing.
+                assert!(
+                    want.is_empty() || tier.expires_at_s(start, 1440) <= (now + 2) * 60,
+                    "{what}: {key} is missing"
+                );
+                start += len;
+                continue;
+            }
+            let mut blocks = Vec::new();
+            let mut with_data = 0;
+            for (field, bytes) in &fields {
+                if bytes.is_empty() {
+                    shape.tombstones += 1;
+                    continue;
+                }
+                with_data += 1;
+                if field.contains('+') {
+                    shape.late += 1;
+                }
+                blocks.push(
+                    FleetBlock::decode(bytes)
+                        .unwrap_or_else(|e| panic!("{what}: {key} {field}: {e}")),
+                );
+            }
+            let got = merge_blocks(&blocks);
+            if got.routes != want {
+                let requests = |routes: &[(RouteKey, RouteSlot)]| {
+                    routes.iter().map(|(_, s)| s.counts.requests()).sum::<u64>()
+                };
+                panic!(
+                    "{what}: {key} holds {} requests in {} routes, one sidecar fed everything {} in {}",
+                    requests(&got.routes),
+                    got.routes.len(),
+                    requests(&want),
+                    want.len()
+                );
+            }
+            assert_eq!(
+                got.budget,
+                reference.budget().sum(start, start + len - 1),
+                "{what}: {key}'s budget counts"
+            );
+            if fields.contains_key(MERGED_FIELD) {
+                shape.merged += 1;
+            }
+            if start + len + LATE_AFTER_MINUTES < closed_by && with_data >= 2 {
+                shape.unmerged += 1;
+            }
+            checked += 1;
+            start += len;
+        }
+    }
+    assert!(checked > 120, "{what}: only {checked} blocks read");
+    shape
+}
+
+/// Starts `lumen-sidecar compact` and returns once it has merged its
+/// first block (it says each on stderr; the log is polled closely).
+async fn compaction_under_way(url: &str) -> Proc {
+    let mut cmd = Command::new(binary("lumen-sidecar"));
+    cmd.args(["compact", "--fleet-redis", url, "--service", SERVICE])
+        .env_remove("LUMEN_CONFIG");
+    let proc = Proc::spawn("compact", cmd);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !proc.log_text().contains("merged ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no block merged: {}",
+            proc.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    proc
+}
+
+fn sigkill(proc: &Proc) {
+    let killed = Command::new("kill")
+        .args(["-KILL", &proc.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success(), "{}", proc.name);
+}
+
+/// Writes until Redis answers (a connection Redis dropped fails once).
+async fn write_all(s: &mut Sidecar) -> lumen_sidecar::fleet::store::WriteSummary {
+    let mut last = None;
+    for _ in 0..100 {
+        match s.writer.write(&s.state).await {
+            Ok(summary) => return summary,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} never wrote: {last:?}", s.name)
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port")
+}
+
+/// Kills Redis (SIGKILL) and starts an empty one on the same port.
+async fn redis_restarted_empty(redis: RedisProc) -> RedisProc {
+    let port = port_of(&redis.url);
+    let killed = Command::new("kill")
+        .args(["-KILL", &redis.proc.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    drop(redis);
+    RedisProc::start_on(port, &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_every_block_exact_through_kills_races_late_batches_and_an_empty_redis() {
+    let mut redis = RedisProc::start().await;
+    let setup = now_ms() / MINUTE_MS;
+    let lives = lifetimes(setup);
+    let mut reference = WindowStore::new(DAY);
+    let mut sidecars = Vec::new();
+    for (i, (first, len)) in lives.iter().enumerate() {
+        let w = traffic(*first, *len, i as u64 + 1);
+        let app = format!("app-{i}");
+        let mut store = WindowStore::new(DAY);
+        for m in 0..*len {
+            let batch = decoded(&w.batch(SERVICE, &app, m + 1, m));
+            // Accepted as it would be: a second after its minute.
+            let accepted = (first + m + 1) * MINUTE_MS + 1_000;
+            store.apply(&batch, accepted).expect("stored");
+            reference.apply(&batch, accepted).expect("stored");
+        }
+        let name = format!("sidecar-{i}");
+        let mut writer = writer(&redis.url, &name).await;
+        let state = AppState::new(config(), store);
+        writer.write(&state).await.expect("written");
+        sidecars.push(Sidecar {
+            state,
+            writer,
+            name,
+        });
+    }
+    let running: Vec<usize> = lives
+        .iter()
+        .enumerate()
+        .filter(|(_, (first, len))| first + len == setup)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(running.len(), SLOTS);
+    assert!(lives.len() >= 12, "{} lifetimes", lives.len());
+
+    let shape = assert_exact(&redis.url, &reference, setup, "as written").await;
+    assert_eq!(shape.merged, 0);
+    assert!(shape.unmerged > 40, "{shape:?}");
+
+    // A compaction killed after its first block: each block merged or not.
+    let killed = compaction_under_way(&redis.url).await;
+    sigkill(&killed);
+    let shape = assert_exact(&redis.url, &reference, setup, "compaction killed").await;
+    assert!(shape.merged >= 1 && shape.unmerged >= 1, "{shape:?}");
+    drop(killed);
+
+    // Late batches for three old minutes, at a running sidecar: each a
+    // field of its own in the blocks closed when it came.
+    let late_sidecar = &mut sidecars[running[0]];
+    let now = now_ms();
+    let late_minutes = [setup - 100, setup - 45, setup - 20];
+    for (k, minute) in late_minutes.iter().enumerate() {
+        let w = traffic(*minute, 1, 900 + k as u64);
+        let batch = decoded(&w.batch(SERVICE, "late-app", k as u64 + 1, 0));
+        late_sidecar
+            .state
+            .store()
+            .apply(&batch, now)
+            .expect("stored");
+        reference.apply(&batch, now).expect("stored");
+    }
+    assert_eq!(late_sidecar.state.store().late().len(), 3);
+    let summary = late_sidecar
+        .writer
+        .write(&late_sidecar.state)
+        .await
+        .expect("written");
+    assert!(summary.late_fields >= 5, "{summary:?}");
+    let shape = assert_exact(&redis.url, &reference, setup, "late batches written").await;
+    assert!(shape.late >= 5, "{shape:?}");
+
+    // Two compactions racing (each its own connection).
+    let a = fleet_store_reader(&redis.url, None, Some(SERVICE), None).expect("a reader");
+    let b = fleet_store_reader(&redis.url, None, Some(SERVICE), None).expect("a reader");
+    let now = now_ms();
+    let (x, y) = tokio::join!(a.compact(now, |_, _, _| {}), b.compact(now, |_, _, _| {}));
+    let (x, y) = (x.expect("compacted"), y.expect("compacted"));
+    assert!(x.blocks + y.blocks > 0, "{x:?} {y:?}");
+    let shape = assert_exact(&redis.url, &reference, setup, "two compactions raced").await;
+    assert_eq!(shape.unmerged, 0, "{shape:?}");
+    assert_eq!(shape.late, 0, "late fields merged too: {shape:?}");
+
+    // Run to the end from the command line: nothing left, exit 0.
+    let (code, out, err) = sidecar_cli(
+        "compact",
+        &["--fleet-redis", &redis.url, "--service", SERVICE],
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("compact-api: "), "{out}");
+
+    // The reader counts every sidecar whose fields were merged.
+    let at = now_ms();
+    let window = a.window(Duration::from_secs(7200), at).await.expect("read");
+    let minutes = window.data.window.as_secs() / 60;
+    let first = at / MINUTE_MS + 1 - minutes;
+    let seen = lives.iter().filter(|(f, len)| f + len > first).count() as u64;
+    assert_eq!(window.instances, seen, "sidecars with data in the window");
+    let want = reference.held(first, minutes).merged();
+    let (total, _) = merge_routes(want.iter().map(|(k, s)| (k, s)));
+    assert_eq!(
+        window.data.total.counts, total.counts,
+        "the window's counts"
+    );
+    assert_eq!(
+        window.data.total.latency, total.latency,
+        "the window's histogram"
+    );
+
+    // A running sidecar restarted from its checkpoint rewrites everything
+    // it holds (its late batches kept): nothing merged counts twice.
+    let restarted = &mut sidecars[running[0]];
+    let checkpoint =
+        std::env::temp_dir().join(format!("lumen-compaction-{}.ckp", std::process::id()));
+    let bytes = snapshot::encode(&restarted.state.store(), now_ms());
+    snapshot::write(&checkpoint, &bytes).expect("checkpoint written");
+    let kept = snapshot::read(&checkpoint)
+        .expect("the checkpoint reads")
+        .expect("there is one");
+    let _ = std::fs::remove_file(&checkpoint);
+    assert_eq!(kept.late().len(), 3, "late batches survive a restart");
+    let state = AppState::new(config(), kept);
+    let mut again = writer(&redis.url, &restarted.name).await;
+    let summary = again.write(&state).await.expect("written");
+    assert!(summary.resync && summary.blocks > 10, "{summary:?}");
+    restarted.state = state;
+    restarted.writer = again;
+    assert_exact(&redis.url, &reference, setup, "a restarted sidecar rewrote").await;
+
+    // Redis restarted empty: every sidecar writes all it holds again
+    // (here every one is still running); then a compaction meets another
+    // empty Redis half way, and the sidecars write everything once more.
+    redis = redis_restarted_empty(redis).await;
+    for s in &mut sidecars {
+        let summary = write_all(s).await;
+        assert!(summary.resync, "{}: {summary:?}", s.name);
+    }
+    assert_exact(
+        &redis.url,
+        &reference,
+        setup,
+        "rewritten into an empty Redis",
+    )
+    .await;
+    let compacting = compaction_under_way(&redis.url).await;
+    redis = redis_restarted_empty(redis).await;
+    for s in &mut sidecars {
+        write_all(s).await;
+    }
+    drop(compacting);
+    assert_exact(&redis.url, &reference, setup, "Redis lost mid-compaction").await;
+    let (code, out, err) = sidecar_cli(
+        "compact",
+        &["--fleet-redis", &redis.url, "--service", SERVICE],
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let shape = assert_exact(&redis.url, &reference, setup, "compacted again").await;
+    assert_eq!(shape.unmerged, 0, "{shape:?}");
+    assert!(shape.merged > 100, "{shape:?}");
+}
