@@ -410,3 +410,90 @@ async fn compaction_keeps_every_block_exact_through_kills_races_late_batches_and
     assert_eq!(shape.unmerged, 0, "{shape:?}");
     assert!(shape.merged > 100, "{shape:?}");
 }
+
+/// Every merged block of the service's minute tier, polled from Redis.
+async fn merged_minute_blocks(url: &str, first: u64, last: u64) -> usize {
+    let client = redis::Client::open(url).expect("url");
+    let Ok(mut con) = client.get_multiplexed_async_connection().await else {
+        return 0;
+    };
+    let keys = FleetKeys::new(SERVICE);
+    let mut merged = 0;
+    for minute in first..=last {
+        let has: bool = redis::cmd("HEXISTS")
+            .arg(keys.block(Tier::Minute, minute))
+            .arg(MERGED_FIELD)
+            .query_async(&mut con)
+            .await
+            .unwrap_or(false);
+        merged += usize::from(has);
+    }
+    merged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_compact_on_their_own_and_the_fleet_report_stays_exact() {
+    let redis = RedisProc::start().await;
+    let env = [
+        ("LUMEN_FLEET_REDIS_URL", redis.url.as_str()),
+        ("LUMEN_FLEET_WRITE_INTERVAL", "1s"),
+        ("LUMEN_FLEET_COMPACT_EVERY", "1s"),
+    ];
+    let fleet = [
+        SidecarProc::start(free_port(), &env).await,
+        SidecarProc::start(free_port(), &env).await,
+    ];
+    let reference = SidecarProc::start(free_port(), &[]).await;
+    // Thirty-one minutes that ended 20 to 50 minutes ago, each minute from
+    // two app instances, reach the sidecars now (an app that could not
+    // ship for an hour): late for every block closed since.
+    let now = now_ms() / MINUTE_MS;
+    let first = now - 50;
+    let last = now - 20;
+    for (i, sidecar) in fleet.iter().enumerate() {
+        let w = traffic(first, last + 1 - first, 40 + i as u64);
+        for m in 0..=(last - first) {
+            let body = w.batch(SERVICE, &format!("app-{i}"), m + 1, m);
+            for addr in [sidecar.addr, reference.addr] {
+                let (status, answer) =
+                    sidecar_http::post(addr, body.clone(), "application/json", None).await;
+                assert_eq!(status, 200, "{answer}");
+            }
+        }
+    }
+    // The sidecars write the late batches and merge them, unasked.
+    let closed = last.min(now - LATE_AFTER_MINUTES - 2);
+    eventually(
+        "the sidecars merge the closed minutes",
+        Duration::from_secs(90),
+        || {
+            let url = redis.url.clone();
+            async move {
+                (merged_minute_blocks(&url, first, closed).await == (closed + 1 - first) as usize)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let (code, out, err) = sidecar_cli(
+        "check",
+        &[
+            "--fleet-redis",
+            &redis.url,
+            "--service",
+            SERVICE,
+            "--window",
+            "1h",
+            "--json",
+        ],
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert!(code.is_some_and(|c| c <= 2), "{err}");
+    let whole = reference.slo("1h").await;
+    assert!(whole["requests"].as_u64().unwrap_or(0) > 500_000, "{whole}");
+    for key in ["requests", "counts", "cache", "latency", "slos"] {
+        assert_eq!(doc[key], whole[key], "{key}: fleet {doc}\nwhole {whole}");
+    }
+    assert_eq!(doc["scope"]["instances"], 2, "{doc}");
+}
