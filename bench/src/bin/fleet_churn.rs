@@ -4,10 +4,11 @@
 //! of 10 minutes to 6 hours (Cloud Run scaling, deploys, restarts), back to
 //! back in as many sequences as keep every minute served, each written to a real `redis-server` by the sidecar's own
 //! writer as it would stand at the end of the day (blocks past their tier's
-//! horizon gone), then read back and evaluated on one thread. The layout
-//! keeps one field per instance in every block, so memory and read time
-//! grow with the lifetimes, not with the traffic: the baseline a compacted
-//! layout is measured against (issue 37).
+//! horizon gone), then read back and evaluated on one thread; then
+//! compacted (every closed block's fields merged into one) and measured
+//! again, in the same run. Before compaction each instance keeps a field in
+//! every block it touched, so memory and read time grow with the
+//! lifetimes; after it they follow the traffic (issue 37).
 //!
 //! Run: `cargo run -p lumen-bench --release --bin fleet_churn` (needs
 //! `redis-server` on the PATH); it writes `target/lumen-bench/fleet_churn.json`
@@ -113,8 +114,9 @@ async fn run() {
     write_figures("fleet_churn.json", &serde_json::Value::from(rows));
 }
 
-/// Each route's latency samples at `per_instance` requests a minute.
-fn templates(per_instance: u64) -> Vec<Vec<DecodedSeries>> {
+/// Each route's latency samples at `per_instance` requests a minute, for
+/// instance `instance`.
+fn templates(per_instance: u64, instance: usize) -> Vec<Vec<DecodedSeries>> {
     (0..ROUTES)
         .map(|r| {
             (0..TEMPLATES)
@@ -122,7 +124,7 @@ fn templates(per_instance: u64) -> Vec<Vec<DecodedSeries>> {
                     decoded_series_of(
                         r,
                         per_instance,
-                        (r * TEMPLATES + t + 1) as u64,
+                        ((instance * ROUTES + r) * TEMPLATES + t + 1) as u64,
                         &Distribution::LogNormal {
                             median_us: route_median_us(r),
                             sigma: SIGMA,
@@ -137,7 +139,6 @@ fn templates(per_instance: u64) -> Vec<Vec<DecodedSeries>> {
 /// The day served by `n` instance lifetimes: written, then read.
 async fn scenario(n: usize) -> serde_json::Value {
     let per_instance = SERVICE_PER_ROUTE_MINUTE.div_ceil(slots(n) as u64);
-    let templates = templates(per_instance);
     let redis = RedisProc::start().await;
     let empty = used_memory(&redis.url).await;
     let now = now_ms();
@@ -146,6 +147,9 @@ async fn scenario(n: usize) -> serde_json::Value {
     let mut requests = 0_u64;
     let fill = Instant::now();
     for (i, (start, len)) in lives.iter().enumerate() {
+        // Each instance draws its own latencies: merged, the fleet's
+        // histograms are as varied as real traffic's.
+        let templates = templates(per_instance, i);
         let mut store = WindowStore::new(Duration::from_secs(24 * 3600));
         for m in *start..start + len {
             let minute = first + m;
@@ -161,7 +165,11 @@ async fn scenario(n: usize) -> serde_json::Value {
                     .map(|r| templates[r][(m as usize + i) % TEMPLATES].clone())
                     .collect(),
             };
-            store.apply(&batch, now).expect("stored");
+            // Accepted on time, a second after its minute (a batch
+            // accepted after its blocks closed is a late batch).
+            store
+                .apply(&batch, (minute + 1) * MINUTE_MS + 1_000)
+                .expect("stored");
             requests += ROUTES as u64 * per_instance;
         }
         let state = AppState::new(config(), store);
@@ -177,6 +185,43 @@ async fn scenario(n: usize) -> serde_json::Value {
 
     let con = connection(open_client(&redis.url, None).expect("url")).expect("connection");
     let reader = FleetStoreReader::new(con, "churn".into(), config());
+    let reads = read_back(&reader, &lives, first, per_instance, now, n).await;
+    // Compacted: every closed block's fields merged into one (the
+    // sidecars write every interval, so each wrote after its blocks closed).
+    let started = Instant::now();
+    let compacted = reader.compact(now, |_, _, _| {}).await.expect("compacted");
+    let compaction_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let used_compacted = used_memory(&redis.url).await.saturating_sub(empty);
+    let reads_compacted = read_back(&reader, &lives, first, per_instance, now, n).await;
+    serde_json::json!({
+        "lifetimes": lives.len(),
+        "alive_at_once": slots(n),
+        "routes": ROUTES,
+        "requests_per_route_minute": per_instance * slots(n) as u64,
+        "sigma": SIGMA,
+        "requests": requests,
+        "redis_used_memory_bytes": used,
+        "reads": reads,
+        "compacted": {
+            "blocks": compacted.blocks,
+            "fields": compacted.fields,
+            "compaction_ms": compaction_ms,
+            "redis_used_memory_bytes": used_compacted,
+            "reads": reads_compacted,
+        },
+    })
+}
+
+/// The 1 h and 24 h windows read and evaluated: each checked to hold
+/// every request, then timed.
+async fn read_back(
+    reader: &FleetStoreReader,
+    lives: &[(u64, u64)],
+    first: u64,
+    per_instance: u64,
+    now: u64,
+    n: usize,
+) -> Vec<serde_json::Value> {
     let mut reads = Vec::new();
     for (name, window) in [("1h", 3600), ("24h", 86_400)] {
         let window = Duration::from_secs(window);
@@ -209,14 +254,5 @@ async fn scenario(n: usize) -> serde_json::Value {
             "median_ms": median(ms),
         }));
     }
-    serde_json::json!({
-        "lifetimes": lives.len(),
-        "alive_at_once": slots(n),
-        "routes": ROUTES,
-        "requests_per_route_minute": per_instance * slots(n) as u64,
-        "sigma": SIGMA,
-        "requests": requests,
-        "redis_used_memory_bytes": used,
-        "reads": reads,
-    })
+    reads
 }

@@ -138,7 +138,11 @@ async fn scenario(per_minute: u64, sigma: f64) -> serde_json::Value {
                     .map(|r| templates[r][(m as usize + i) % TEMPLATES].clone())
                     .collect(),
             };
-            store.apply(&batch, now).expect("stored");
+            // Accepted on time, a second after its minute (a batch
+            // accepted after its blocks closed is a late batch).
+            store
+                .apply(&batch, (minute + 1) * MINUTE_MS + 1_000)
+                .expect("stored");
         }
         let state = AppState::new(config(), store);
         let con = connection(open_client(&redis.url, None).expect("url")).expect("connection");

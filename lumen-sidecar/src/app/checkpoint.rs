@@ -18,6 +18,7 @@ pub fn restore_checkpoint(config: &SidecarConfig) -> (WindowStore, Option<serde_
         store.set_budget_rules(config.budget_rules());
         store.set_route_cap(config.max_routes);
         store.set_recurring_exclusions(config.budget_maintenance.clone());
+        store.set_keep_late(config.fleet_store.redis_url.is_some());
         store
     };
     let Some(path) = &config.snapshot_file() else {
@@ -41,6 +42,7 @@ pub fn restore_checkpoint(config: &SidecarConfig) -> (WindowStore, Option<serde_
             store.set_budget_rules(config.budget_rules());
             store.set_route_cap(config.max_routes);
             store.set_recurring_exclusions(config.budget_maintenance.clone());
+            store.set_keep_late(config.fleet_store.redis_url.is_some());
             store.evict(now_ms());
             tracing::info!(path = %path.display(), minutes = store.minutes_held(), instances = store.ledger().len(), "restored the snapshot");
             (store, totals)

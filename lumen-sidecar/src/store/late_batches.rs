@@ -22,7 +22,7 @@ use super::route_slot::{RouteKey, RouteSlot};
 pub const LATE_AFTER_MINUTES: u64 = 15;
 /// Late batches held at most: past it a late batch counts in its minute
 /// only (logged), as a batch on time would.
-pub const MAX_LATE_BATCHES: usize = 20_000;
+pub const MAX_LATE_BATCHES: usize = 5_000;
 
 /// One late batch, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

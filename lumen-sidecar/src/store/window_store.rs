@@ -269,6 +269,13 @@ pub struct WindowStore {
     /// closed (see [`LateBatches`]).
     #[serde(default, skip_serializing_if = "LateBatches::is_empty")]
     late: LateBatches,
+    /// Whether late batches are kept apart (only a fleet store needs them).
+    #[serde(skip, default = "keeps_late")]
+    keep_late: bool,
+}
+
+fn keeps_late() -> bool {
+    true
 }
 
 /// Block lengths of the two rollup tiers, in minutes.
@@ -531,6 +538,16 @@ impl WindowStore {
             rollups: RefCell::default(),
             changed: BTreeSet::new(),
             late: LateBatches::default(),
+            keep_late: true,
+        }
+    }
+
+    /// Whether late batches are kept apart for the fleet store (they are
+    /// by default); `false` drops those held.
+    pub fn set_keep_late(&mut self, keep: bool) {
+        self.keep_late = keep;
+        if !keep {
+            self.late = LateBatches::default();
         }
     }
 
@@ -581,7 +598,7 @@ impl WindowStore {
         }
         let layout = store_layout();
         let mut requests = 0_u64;
-        let late = !excluded && LateBatch::is_late(minute, now_ms / MINUTE_MS);
+        let late = self.keep_late && !excluded && LateBatch::is_late(minute, now_ms / MINUTE_MS);
         let mut late_routes: BTreeMap<RouteKey, RouteSlot> = BTreeMap::new();
         for series in &batch.series {
             let key = self.intern(series.route.as_deref());

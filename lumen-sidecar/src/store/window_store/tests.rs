@@ -768,3 +768,57 @@ fn the_memory_cap_merges_excluded_minutes_apart_so_slo_windows_still_leave_them_
     // Merging again changes nothing.
     assert_eq!(s.coarsen(first + 120, 60), 0);
 }
+
+#[test]
+fn batches_after_their_blocks_closed_are_kept_apart_once_and_leave_with_their_minute() {
+    let mut s = store();
+    let on_time = batch("i1", 1, T0, vec![series(Some("/a"), 10, 1, 2_000)]);
+    s.apply(&on_time, T0 + 70_000).expect("stored");
+    assert!(s.late().is_empty(), "on time");
+    let late_ms = T0 + (1 + late_batches::LATE_AFTER_MINUTES) * MINUTE_MS;
+    let late = batch(
+        "i2",
+        1,
+        T0,
+        vec![series(Some("/a"), 5, 0, 9_000), series(None, 2, 2, 100)],
+    );
+    s.apply(&late, late_ms).expect("stored");
+    s.apply(&late, late_ms + 1).expect("a duplicate");
+    assert_eq!(s.late().len(), 1, "kept once");
+    let kept: Vec<&LateBatch> = s
+        .late()
+        .within(T0 / MINUTE_MS, T0 / MINUTE_MS + 1)
+        .collect();
+    assert_eq!(kept[0].id, late_batches::batch_id("i2", 1));
+    assert_eq!(kept[0].accepted_minute, late_ms / MINUTE_MS);
+    assert_eq!(kept[0].budget.total, 9);
+    assert_eq!(
+        kept[0]
+            .routes
+            .iter()
+            .map(|(_, r)| r.counts.requests())
+            .sum::<u64>(),
+        9
+    );
+    // The minute holds both; the minute without the late batch is the
+    // on-time one, exactly.
+    let mut held = s.held(T0 / MINUTE_MS, 1).merged();
+    for (key, slot) in &kept[0].routes {
+        let i = held.iter().position(|(k, _)| k == key).expect("its route");
+        held[i].1.subtract(slot);
+    }
+    held.retain(|(_, slot)| !slot.is_empty());
+    let mut alone = store();
+    alone.apply(&on_time, T0 + 70_000).expect("stored");
+    assert_eq!(held, alone.held(T0 / MINUTE_MS, 1).merged());
+    assert_eq!(s.take_new_late(false).len(), 1);
+    assert!(s.take_new_late(false).is_empty(), "told once");
+    s.evict(T0 + 24 * 3600 * 1000 + MINUTE_MS);
+    assert!(s.late().is_empty(), "evicted with its minute");
+
+    let mut without = store();
+    without.set_keep_late(false);
+    without.apply(&late, late_ms).expect("stored");
+    assert!(without.late().is_empty(), "no fleet store: none kept");
+    assert_eq!(without.held(T0 / MINUTE_MS, 1).merged().len(), 2);
+}
