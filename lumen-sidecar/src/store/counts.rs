@@ -38,29 +38,29 @@ impl Counts {
 
     /// Takes `other` out field by field, saturating at zero.
     pub fn subtract(&mut self, other: &Self) {
-        for (a, b) in self.status.iter_mut().zip(other.status) {
-            *a = a.saturating_sub(b);
-        }
-        self.errors = self.errors.saturating_sub(other.errors);
-        self.cancelled = self.cancelled.saturating_sub(other.cancelled);
-        self.cache_hits = self.cache_hits.saturating_sub(other.cache_hits);
-        self.cache_misses = self.cache_misses.saturating_sub(other.cache_misses);
-        for (a, b) in self.grpc.iter_mut().zip(other.grpc) {
-            *a = a.saturating_sub(b);
-        }
+        self.combine(other, u64::saturating_sub);
     }
 
     /// Adds `other` field by field, saturating.
     pub fn add(&mut self, other: &Self) {
-        for (a, b) in self.status.iter_mut().zip(other.status) {
-            *a = a.saturating_add(b);
-        }
-        self.errors = self.errors.saturating_add(other.errors);
-        self.cancelled = self.cancelled.saturating_add(other.cancelled);
-        self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
-        self.cache_misses = self.cache_misses.saturating_add(other.cache_misses);
-        for (a, b) in self.grpc.iter_mut().zip(other.grpc) {
-            *a = a.saturating_add(b);
+        self.combine(other, u64::saturating_add);
+    }
+
+    /// Every field set to `f(self's, other's)`.
+    fn combine(&mut self, other: &Self, f: fn(u64, u64) -> u64) {
+        let pairs = self
+            .status
+            .iter_mut()
+            .zip(other.status)
+            .chain(self.grpc.iter_mut().zip(other.grpc))
+            .chain([
+                (&mut self.errors, other.errors),
+                (&mut self.cancelled, other.cancelled),
+                (&mut self.cache_hits, other.cache_hits),
+                (&mut self.cache_misses, other.cache_misses),
+            ]);
+        for (a, b) in pairs {
+            *a = f(*a, b);
         }
     }
 }
