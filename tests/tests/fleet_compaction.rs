@@ -496,4 +496,30 @@ async fn sidecars_compact_on_their_own_and_the_fleet_report_stays_exact() {
         assert_eq!(doc[key], whole[key], "{key}: fleet {doc}\nwhole {whole}");
     }
     assert_eq!(doc["scope"]["instances"], 2, "{doc}");
+
+    // What they did, on their /metrics: each wrote its late batches'
+    // fields (one per closed block of each), and the merges are counted.
+    let mut compacted = 0;
+    for sidecar in &fleet {
+        let text = get_ok(&format!("{}/metrics", sidecar.base())).await;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        };
+        assert!(
+            value("lumen_fleet_store_late_fields_total") >= (last + 1 - first) as f64,
+            "{text}"
+        );
+        compacted += value("lumen_fleet_store_compacted_blocks_total") as u64;
+        // Each merge takes a field at least (two into a block's first).
+        assert!(
+            value("lumen_fleet_store_compacted_fields_total")
+                >= value("lumen_fleet_store_compacted_blocks_total")
+        );
+    }
+    assert!(
+        compacted >= closed + 1 - first,
+        "every closed minute merged by one of them: {compacted}"
+    );
 }

@@ -89,6 +89,13 @@ pub struct IngestStats {
     pub store_merged_slots: AtomicU64,
     /// Minute slots dropped (oldest first) to keep the memory cap.
     pub store_dropped_minutes: AtomicU64,
+    /// Late batches' fields written to the fleet store (one per closed
+    /// block a late batch belongs to).
+    pub fleet_late_fields: AtomicU64,
+    /// Fleet-store blocks this sidecar compacted.
+    pub fleet_compacted_blocks: AtomicU64,
+    /// Fields those compactions merged.
+    pub fleet_compacted_fields: AtomicU64,
     /// When another service's refusals were last logged.
     pub other_service_log: LogGate,
 }

@@ -659,6 +659,24 @@ pub static CATALOGUE: &[MetricDef] = &[
         |_| count(&crate::app::FLEET_STORE_UNREADABLE),
     ),
     own_counter(
+        "lumen_fleet_store_late_fields_total",
+        &[],
+        "Late batches' fields this sidecar wrote to the fleet store: one per closed block of a batch that came after its blocks closed",
+        |s| count(&s.app.stats.fleet_late_fields),
+    ),
+    own_counter(
+        "lumen_fleet_store_compacted_blocks_total",
+        &[],
+        "Fleet-store blocks this sidecar compacted (their fields merged into one)",
+        |s| count(&s.app.stats.fleet_compacted_blocks),
+    ),
+    own_counter(
+        "lumen_fleet_store_compacted_fields_total",
+        &[],
+        "Fleet-store fields this sidecar's compactions merged",
+        |s| count(&s.app.stats.fleet_compacted_fields),
+    ),
+    own_counter(
         "lumen_connections_refused_total",
         &[],
         "Connections closed at accept because server.max_connections were open",

@@ -460,6 +460,10 @@ impl FleetWriter {
         self.due.clear();
         self.late_due.clear();
         self.synced = true;
+        state.stats.fleet_late_fields.fetch_add(
+            summary.late_fields as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         summary.dropped_instances = instance_index::drop_unseen(
             &mut self.con,
             &keys,
@@ -511,15 +515,23 @@ impl FleetWriter {
         if !won {
             return Ok(None);
         }
-        compaction::compact(
+        let summary = compaction::compact(
             &self.con,
             &keys,
             now_ms,
             self.retention_minutes,
             |_, _, _| {},
         )
-        .await
-        .map(Some)
+        .await?;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let stats = &state.stats;
+        stats
+            .fleet_compacted_blocks
+            .fetch_add(summary.blocks as u64, relaxed);
+        stats
+            .fleet_compacted_fields
+            .fetch_add(summary.fields as u64, relaxed);
+        Ok(Some(summary))
     }
 
     /// Writes every `every` until `drained` fires (after the sidecar has
