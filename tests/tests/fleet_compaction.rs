@@ -16,12 +16,13 @@ use lumen_middleware::wire;
 use lumen_sidecar::app::{AppState, now_ms};
 use lumen_sidecar::cli::sources::fleet_store_reader;
 use lumen_sidecar::config::SidecarConfig;
-use lumen_sidecar::fleet::store::compaction::merge_blocks;
+use lumen_sidecar::fleet::store::compaction::{merge_blocks, subtract_block};
 use lumen_sidecar::fleet::store::{
     FleetBlock, FleetKeys, FleetWriter, MERGED_FIELD, Tier, connection, open_client,
 };
 use lumen_sidecar::store::{
-    LATE_AFTER_MINUTES, MINUTE_MS, RouteKey, RouteSlot, WindowStore, merge_routes, snapshot,
+    Exclusion, LATE_AFTER_MINUTES, MINUTE_MS, RouteKey, RouteSlot, WindowStore, merge_routes,
+    snapshot,
 };
 use lumen_tests::fleet_load::sidecar_cli;
 use lumen_tests::workload::Workload;
@@ -101,6 +102,8 @@ struct Shape {
     tombstones: usize,
     /// Late batches' fields with data.
     late: usize,
+    /// Shares taken out of merged blocks, not merged yet.
+    minus: usize,
 }
 
 /// Every block of the span that ended by minute `closed_by` (when the
@@ -131,7 +134,7 @@ async fn assert_exact(url: &str, reference: &WindowStore, closed_by: u64, what: 
                 .query_async(&mut con)
                 .await
                 .expect("HGETALL");
-            let want = reference.held(start, len).merged();
+            let want = reference.held_counted(start, len).merged();
             if fields.is_empty() {
                 // Only open blocks (written once closed) and blocks past
                 // (or about to pass) their tier's horizon may be missing.
@@ -143,6 +146,7 @@ async fn assert_exact(url: &str, reference: &WindowStore, closed_by: u64, what: 
                 continue;
             }
             let mut blocks = Vec::new();
+            let mut minus = Vec::new();
             let mut with_data = 0;
             for (field, bytes) in &fields {
                 if bytes.is_empty() {
@@ -150,15 +154,22 @@ async fn assert_exact(url: &str, reference: &WindowStore, closed_by: u64, what: 
                     continue;
                 }
                 with_data += 1;
+                let block = FleetBlock::decode(bytes)
+                    .unwrap_or_else(|e| panic!("{what}: {key} {field}: {e}"));
+                if field.contains('~') {
+                    shape.minus += 1;
+                    minus.push(block);
+                    continue;
+                }
                 if field.contains('+') {
                     shape.late += 1;
                 }
-                blocks.push(
-                    FleetBlock::decode(bytes)
-                        .unwrap_or_else(|e| panic!("{what}: {key} {field}: {e}")),
-                );
+                blocks.push(block);
             }
-            let got = merge_blocks(&blocks);
+            let mut got = merge_blocks(&blocks);
+            for m in &minus {
+                subtract_block(&mut got, m);
+            }
             if got.routes != want {
                 let requests = |routes: &[(RouteKey, RouteSlot)]| {
                     routes.iter().map(|(_, s)| s.counts.requests()).sum::<u64>()
@@ -378,6 +389,55 @@ async fn compaction_keeps_every_block_exact_through_kills_races_late_batches_and
     restarted.state = state;
     restarted.writer = again;
     assert_exact(&redis.url, &reference, setup, "a restarted sidecar rewrote").await;
+
+    // A window kept off the budget after its blocks were merged: each
+    // sidecar takes its share of those minutes out of the merged blocks,
+    // late batches included; merged again, the blocks stay exact.
+    let mark = Exclusion {
+        from_ms: (setup - 112) * MINUTE_MS,
+        to_ms: (setup - 95) * MINUTE_MS,
+        reason: "an incident".into(),
+        by: "test".into(),
+        marked_ms: now_ms(),
+    };
+    reference.exclude(mark.clone()).expect("kept off");
+    for s in &mut sidecars {
+        s.state.store().exclude(mark.clone()).expect("kept off");
+        write_all(s).await;
+    }
+    let shape = assert_exact(&redis.url, &reference, setup, "a mark after the merge").await;
+    assert!(shape.minus > 10, "{shape:?}");
+    // A window of three hours reads the merged hour block whole, its
+    // shares taken out.
+    let at = now_ms();
+    let window = a
+        .window(Duration::from_secs(3 * 3600), at)
+        .await
+        .expect("read");
+    let minutes = window.data.window.as_secs() / 60;
+    let want = reference
+        .held_counted(at / MINUTE_MS + 1 - minutes, minutes)
+        .merged();
+    let (total, _) = merge_routes(want.iter().map(|(k, s)| (k, s)));
+    assert_eq!(
+        window.data.total.counts, total.counts,
+        "3 h without the mark"
+    );
+    assert_eq!(window.data.total.latency, total.latency, "3 h's histogram");
+    let (code, out, err) = sidecar_cli(
+        "compact",
+        &["--fleet-redis", &redis.url, "--service", SERVICE],
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let shape = assert_exact(&redis.url, &reference, setup, "a mark, merged again").await;
+    assert_eq!(shape.minus, 0, "{shape:?}");
+    for s in &mut sidecars {
+        assert!(
+            s.state.store().newly_excluded().is_empty(),
+            "{} told the store",
+            s.name
+        );
+    }
 
     // Redis restarted empty: every sidecar writes all it holds again
     // (here every one is still running); then a compaction meets another

@@ -272,6 +272,10 @@ pub struct WindowStore {
     /// Whether late batches are kept apart (only a fleet store needs them).
     #[serde(skip, default = "keeps_late")]
     keep_late: bool,
+    /// Held minutes a mark kept off the budget since the fleet store was
+    /// last told (its merged blocks still hold them).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    newly_excluded: BTreeSet<u64>,
 }
 
 fn keeps_late() -> bool {
@@ -539,6 +543,20 @@ impl WindowStore {
             changed: BTreeSet::new(),
             late: LateBatches::default(),
             keep_late: true,
+            newly_excluded: BTreeSet::new(),
+        }
+    }
+
+    /// Held minutes kept off the budget since the fleet store was last
+    /// told (see [`WindowStore::forget_newly_excluded`]).
+    pub fn newly_excluded(&self) -> Vec<u64> {
+        self.newly_excluded.iter().copied().collect()
+    }
+
+    /// The fleet store was told of `minutes`.
+    pub fn forget_newly_excluded(&mut self, minutes: &[u64]) {
+        for m in minutes {
+            self.newly_excluded.remove(m);
         }
     }
 
@@ -548,6 +566,7 @@ impl WindowStore {
         self.keep_late = keep;
         if !keep {
             self.late = LateBatches::default();
+            self.newly_excluded.clear();
         }
     }
 
@@ -757,6 +776,7 @@ impl WindowStore {
         let first_kept = (now_ms / MINUTE_MS + 1).saturating_sub(self.retention_minutes);
         self.minutes = self.minutes.split_off(&first_kept);
         self.late.evict_before(first_kept);
+        self.newly_excluded = self.newly_excluded.split_off(&first_kept);
         self.budget.evict(now_ms / MINUTE_MS);
         // One-off windows are kept as long as the budget's hours.
         self.exclusions
@@ -1025,6 +1045,11 @@ impl WindowStore {
         let left_out = self.budget.exclude(first, last)?;
         // What a fleet store holds of these minutes is written again.
         let held: Vec<u64> = self.minutes.range(first..=last).map(|(m, _)| *m).collect();
+        if self.keep_late {
+            let exclusions = &self.exclusions;
+            self.newly_excluded
+                .extend(held.iter().filter(|m| !exclusions.covers(**m)));
+        }
         self.changed.extend(held);
         self.exclusions.add(e);
         Ok(left_out)
@@ -1221,6 +1246,7 @@ impl PartialEq for WindowStore {
             && self.budget == other.budget
             && self.exclusions == other.exclusions
             && self.late == other.late
+            && self.newly_excluded == other.newly_excluded
     }
 }
 

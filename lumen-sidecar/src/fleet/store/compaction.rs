@@ -20,6 +20,13 @@
 //! half). An emptied field is a tombstone: the write script refuses to set
 //! it again, so a restarted sidecar rewriting what it holds never counts a
 //! merged field twice, and readers count its sidecar among the block's.
+//!
+//! A window kept off the budget after a block was merged: each sidecar,
+//! when it first applies the mark, writes its share of each marked minute
+//! as a field `SOURCE~MINUTE` for every field of its that was merged
+//! (its own, a late batch's), which readers and compaction subtract; a
+//! late batch's field not merged yet is deleted instead, and a sidecar's
+//! own unmerged field is rewritten without the minute anyway.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,6 +58,27 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
 return 1
+";
+
+/// Takes a sidecar's share of a minute kept off the budget out of a block
+/// whose field holding it was merged: KEYS[1] the block; ARGV the field
+/// holding the share (the sidecar's, or a late batch's), the minus field,
+/// the share, the expiry. When that field was merged, the minus field is
+/// set (unless merged itself); when a late batch's field is still there,
+/// it is deleted; a sidecar's own unmerged field is rewritten without the
+/// minute anyway.
+const MINUS_SCRIPT: &str = r"
+local source = redis.call('HGET', KEYS[1], ARGV[1])
+if source == '' then
+  if redis.call('HGET', KEYS[1], ARGV[2]) == '' then return 0 end
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('EXPIREAT', KEYS[1], ARGV[4])
+  return 1
+end
+if source and string.find(ARGV[1], '+', 1, true) then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
 ";
 
 /// For each key: 2 × its fields holding data besides `*`, plus 1 when it
@@ -89,13 +117,70 @@ pub fn late_field(sidecar: &str, id: u64) -> String {
     format!("{sidecar}+{id:016x}")
 }
 
-/// The sidecar a block's field belongs to (a late batch's to its
-/// sidecar); `None` for the merged field.
+/// The field taking `source`'s share of `minute` out of a merged block.
+pub fn minus_field(source: &str, minute: u64) -> String {
+    format!("{source}~{minute}")
+}
+
+/// Whether a block's field is a share taken out (see [`minus_field`]).
+pub fn is_minus(field: &str) -> bool {
+    field.contains('~')
+}
+
+/// The sidecar a block's field belongs to (a late batch's and a share
+/// taken out to its sidecar); `None` for the merged field.
 pub fn field_owner(field: &str) -> Option<&str> {
     if field == MERGED_FIELD {
         return None;
     }
-    Some(field.split_once('+').map_or(field, |(owner, _)| owner))
+    Some(field.split(['+', '~']).next().unwrap_or(field))
+}
+
+/// Adds "take `share` (of `source`'s field) out of `key` if that field was
+/// merged" to `pipe` (see the minus script).
+pub fn write_minus(
+    pipe: &mut redis::Pipeline,
+    key: &str,
+    source: &str,
+    minus: &str,
+    share: &[u8],
+    expire_at_s: u64,
+) {
+    pipe.cmd("EVAL")
+        .arg(MINUS_SCRIPT)
+        .arg(1)
+        .arg(key)
+        .arg(source)
+        .arg(minus)
+        .arg(share)
+        .arg(expire_at_s)
+        .ignore();
+}
+
+/// `block` without `minus` (exact when `minus` was added to it): routes
+/// by key, budget counts.
+pub fn subtract_block(block: &mut FleetBlock, minus: &FleetBlock) {
+    for (key, slot) in &minus.routes {
+        if let Ok(i) = block.routes.binary_search_by(|(k, _)| k.cmp(key)) {
+            block.routes[i].1.subtract(slot);
+        }
+    }
+    block.routes.retain(|(_, slot)| !slot.is_empty());
+    block.budget = block.budget.minus(&minus.budget);
+}
+
+/// The fields of one block netted: merged into one (`*`) with the shares
+/// taken out subtracted, when it holds any; as they are otherwise.
+pub fn netted(fields: Vec<(String, FleetBlock)>) -> Vec<(String, FleetBlock)> {
+    if !fields.iter().any(|(f, _)| is_minus(f)) {
+        return fields;
+    }
+    let (minus, plus): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(f, _)| is_minus(f));
+    let mut net = merge_blocks(plus.iter().map(|(_, b)| b));
+    for (_, m) in &minus {
+        subtract_block(&mut net, m);
+    }
+    vec![(MERGED_FIELD.to_owned(), net)]
 }
 
 /// Adds "set `sidecar`'s `field` of `key` to `value` (delete it when
@@ -238,7 +323,7 @@ async fn merge_block(
         .map_err(redis_error("reading a closed block"))?;
     let owners: BTreeSet<&str> = fields
         .iter()
-        .filter(|(f, v)| !v.is_empty() && !f.contains('+'))
+        .filter(|(f, v)| !v.is_empty() && !f.contains('+') && !is_minus(f))
         .filter_map(|(f, _)| field_owner(f))
         .collect();
     let owners: Vec<&str> = owners.into_iter().collect();
@@ -270,15 +355,16 @@ async fn merge_block(
         if field == MERGED_FIELD {
             merged_before = value;
         }
+        // Late batches' fields and shares taken out never change.
         let final_field = field != MERGED_FIELD
             && !value.is_empty()
-            && (field.contains('+') || done.contains(field.as_str()));
+            && (field.contains('+') || is_minus(field) || done.contains(field.as_str()));
         if field != MERGED_FIELD && !final_field {
             continue;
         }
         match FleetBlock::decode(value) {
             Ok(block) => {
-                parts.push(block);
+                parts.push((field.as_str(), block));
                 if field != MERGED_FIELD {
                     taken.push((field, value));
                 }
@@ -294,7 +380,8 @@ async fn merge_block(
     if taken.is_empty() || (taken.len() == 1 && merged_before.is_empty()) {
         return Ok(Merge::Nothing);
     }
-    let merged = merge_blocks(&parts).encode();
+    let merged = netted(parts.into_iter().map(|(f, b)| (f.to_owned(), b)).collect());
+    let merged = merge_blocks(merged.iter().map(|(_, b)| b)).encode();
     let mut script = redis::cmd("EVAL");
     script
         .arg(MERGE_SCRIPT)
@@ -329,6 +416,10 @@ mod tests {
         assert_eq!(field_owner(&late_field("api-7", 255)), Some("api-7"));
         assert_eq!(late_field("a", 255), "a+00000000000000ff");
         assert_eq!(field_owner(MERGED_FIELD), None);
+        assert_eq!(field_owner(&minus_field("api-7", 99)), Some("api-7"));
+        let late_minus = minus_field(&late_field("api-7", 1), 99);
+        assert_eq!(field_owner(&late_minus), Some("api-7"));
+        assert!(is_minus(&late_minus) && !is_minus("api-7"));
     }
 
     #[test]
@@ -381,5 +472,14 @@ mod tests {
             m.routes[1].1.latency.iter().collect::<Vec<_>>(),
             vec![(50, 7)]
         );
+        // A share taken out: the sum of the rest.
+        let net = netted(vec![
+            ("a".into(), a.clone()),
+            ("b".into(), b.clone()),
+            (minus_field("b", 3), b.clone()),
+        ]);
+        assert_eq!(net, vec![(MERGED_FIELD.to_owned(), a.clone())]);
+        let plain = vec![("a".to_owned(), a.clone())];
+        assert_eq!(netted(plain.clone()), plain, "nothing to take out");
     }
 }

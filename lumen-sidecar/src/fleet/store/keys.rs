@@ -20,7 +20,9 @@
 //!
 //! A block's fields: one per sidecar (its name), one per late batch
 //! (`SIDECAR+ID`), and once closed and compacted ([`compaction`](super::compaction))
-//! the merged field `*`, the merged ones left empty (tombstones).
+//! the merged field `*`, the merged ones left empty (tombstones); a share
+//! of a minute kept off the budget after the merge is a field
+//! `SIDECAR~MINUTE` (or `SIDECAR+ID~MINUTE`) that readers subtract.
 //!
 //! So a window of up to 2 hours is read to the minute, as a sidecar's own;
 //! a longer one starts at the next whole 10 minutes, and one reaching past

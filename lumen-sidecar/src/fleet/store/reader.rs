@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::block::{FleetBlock, InstanceInfo, decode, fleet_cost_between};
-use super::compaction::field_owner;
+use super::compaction::{field_owner, netted};
 use super::error::{FleetStoreError, note_unreadable};
 use super::keys::{FleetKeys, MINUTE_KEEP_MINUTES, Tier, read_plan_counted};
 use crate::app::{FleetView, ReportFuture};
@@ -252,17 +252,16 @@ impl FleetStoreReader {
             .filter(|(_, bytes)| bytes.is_empty())
             .filter_map(|(field, _)| field_owner(field).map(str::to_owned))
             .collect();
-        let blocks: Vec<(String, FleetBlock)> =
-            Self::decoded(&keys, replies, FleetBlock::decode, &mut unreadable)
-                .into_iter()
-                .flatten()
-                .collect();
-        let instances: BTreeSet<&str> = blocks
+        let per_key = Self::decoded(&keys, replies, FleetBlock::decode, &mut unreadable);
+        let instances: BTreeSet<String> = per_key
             .iter()
+            .flatten()
             .filter(|(_, b)| !b.routes.is_empty())
-            .filter_map(|(field, _)| field_owner(field))
-            .chain(merged.iter().map(String::as_str))
+            .filter_map(|(field, _)| field_owner(field).map(str::to_owned))
+            .chain(merged)
             .collect();
+        // Shares kept off the budget since their block was merged, taken out.
+        let blocks: Vec<(String, FleetBlock)> = per_key.into_iter().flat_map(netted).collect();
         let revision = infos
             .iter()
             .filter(|(name, _)| instances.contains(name.as_str()))
@@ -343,7 +342,7 @@ impl FleetStoreReader {
         );
         for (minute, blocks) in minutes_read.into_iter().zip(minute_blocks) {
             let sum: &mut BudgetCounts = minutes.entry(minute).or_default();
-            for (_, block) in blocks {
+            for (_, block) in netted(blocks) {
                 sum.add(&block.budget);
             }
         }
@@ -404,7 +403,7 @@ impl FleetStoreReader {
         let mut unreadable = BTreeSet::new();
         let recount = |blocks: Vec<(String, FleetBlock)>| {
             let mut sum = BudgetCounts::default();
-            for (_, block) in blocks {
+            for (_, block) in netted(blocks) {
                 sum.add(&HeldMinutes::from(block.routes).budget_counts(&rules));
             }
             sum

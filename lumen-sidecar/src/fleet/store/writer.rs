@@ -19,7 +19,9 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::block::{FleetBlock, InstanceInfo, encode};
-use super::compaction::{self, CompactionSummary, late_field, write_unless_merged};
+use super::compaction::{
+    self, CompactionSummary, late_field, minus_field, write_minus, write_unless_merged,
+};
 use super::error::FleetStoreError;
 use super::keys::{BUDGET_KEEP_MINUTES, BUDGET_MINUTES_KEEP_MINUTES, FleetKeys, Tier};
 use super::{budget_minutes, instance_index};
@@ -102,6 +104,14 @@ struct Gathered {
     budget: BudgetCounts,
     /// Late batches of the block, taken out of this sidecar's field: each
     /// is a field of its own.
+    late: Vec<LateBatch>,
+}
+
+/// This sidecar's share of a minute kept off the budget since the last
+/// write: all it holds of the minute, and the late batches among it.
+struct Share {
+    minute: u64,
+    routes: Vec<(RouteKey, RouteSlot)>,
     late: Vec<LateBatch>,
 }
 
@@ -277,7 +287,7 @@ impl FleetWriter {
         let retention = self.retention_minutes;
         // Windows another sidecar was told to keep off the budget.
         let marks = super::shared_exclusions::shared(&mut self.con, &keys).await?;
-        let (blocks, hours, info, exclusions) = {
+        let (blocks, hours, info, exclusions, taken_out) = {
             let mut store = state.store();
             for mark in marks {
                 if !store.exclusions().holds(&mark) {
@@ -350,7 +360,18 @@ impl FleetWriter {
             };
             self.late_due
                 .retain(|b| !store.exclusions().covers(b.minute));
-            (blocks, hours, info, store.exclusions().clone())
+            // Minutes a mark kept off the budget since the last write: this
+            // sidecar's shares of them, for blocks merged before the mark.
+            let taken_out: Vec<Share> = store
+                .newly_excluded()
+                .into_iter()
+                .map(|minute| Share {
+                    minute,
+                    routes: store.held(minute, 1).merged(),
+                    late: store.late().within(minute, minute + 1).cloned().collect(),
+                })
+                .collect();
+            (blocks, hours, info, store.exclusions().clone(), taken_out)
         };
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -401,6 +422,48 @@ impl FleetWriter {
                 bytes += (encoded.len() + key.len() + field.len()) as u64;
                 write_unless_merged(&mut pipe, &key, &field, &encoded, expires);
                 summary.late_fields += 1;
+            }
+        }
+        // A block merged before a mark still holds its minutes: each share
+        // of them whose field was merged is taken out by a field of its own
+        // (a late batch's field not merged yet is deleted instead).
+        let rules = state.config.budget_rules();
+        for share in &taken_out {
+            for tier in [Tier::Minute, Tier::TenMinutes, Tier::Hour] {
+                let start = tier.start_of(share.minute);
+                let end = start + tier.minutes();
+                let expires = tier.expires_at_s(start, retention);
+                if expires <= now_s {
+                    continue;
+                }
+                let key = keys.block(tier, start);
+                let late: Vec<LateBatch> = share
+                    .late
+                    .iter()
+                    .filter(|b| b.late_for(end))
+                    .cloned()
+                    .collect();
+                let own = without_late(share.routes.clone(), &late);
+                if !own.is_empty() {
+                    let budget = HeldMinutes::from(own.clone()).budget_counts(&rules);
+                    let encoded = FleetBlock {
+                        routes: own,
+                        budget,
+                    }
+                    .encode();
+                    let minus = minus_field(&self.instance, share.minute);
+                    write_minus(&mut pipe, &key, &self.instance, &minus, &encoded, expires);
+                }
+                for batch in &late {
+                    let field = late_field(&self.instance, batch.id);
+                    let encoded = FleetBlock {
+                        routes: batch.routes.clone(),
+                        budget: batch.budget,
+                    }
+                    .encode();
+                    let minus = minus_field(&field, share.minute);
+                    write_minus(&mut pipe, &key, &field, &minus, &encoded, expires);
+                }
             }
         }
         for (hour, counts, minutes) in &hours {
@@ -460,6 +523,10 @@ impl FleetWriter {
         self.due.clear();
         self.late_due.clear();
         self.synced = true;
+        if !taken_out.is_empty() {
+            let minutes: Vec<u64> = taken_out.iter().map(|s| s.minute).collect();
+            state.store().forget_newly_excluded(&minutes);
+        }
         state.stats.fleet_late_fields.fetch_add(
             summary.late_fields as u64,
             std::sync::atomic::Ordering::Relaxed,
