@@ -18,7 +18,8 @@ use lumen_sidecar::cli::sources::fleet_store_reader;
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::fleet::store::compaction::{merge_blocks, subtract_block};
 use lumen_sidecar::fleet::store::{
-    FleetBlock, FleetKeys, FleetWriter, MERGED_FIELD, Tier, connection, open_client,
+    FleetBlock, FleetKeys, FleetStoreReader, FleetWriter, MERGED_FIELD, Tier, connection,
+    open_client,
 };
 use lumen_sidecar::store::{
     Exclusion, LATE_AFTER_MINUTES, MINUTE_MS, RouteKey, RouteSlot, WindowStore, merge_routes,
@@ -248,6 +249,39 @@ fn port_of(url: &str) -> u16 {
         .expect("a port")
 }
 
+/// `lumen-sidecar compact` run to its end: exit 0; what it printed.
+fn compact_to_the_end(url: &str) -> String {
+    let (code, out, err) = sidecar_cli("compact", &["--fleet-redis", url, "--service", SERVICE]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    out
+}
+
+/// The reader's window of `hours` against `reference` (without the
+/// minutes kept off the budget): the same counts and histogram. The
+/// sidecars counted, and the window's first minute.
+async fn assert_window(
+    reader: &FleetStoreReader,
+    reference: &WindowStore,
+    hours: u64,
+    what: &str,
+) -> (u64, u64) {
+    let at = now_ms();
+    let window = reader
+        .window(Duration::from_secs(hours * 3600), at)
+        .await
+        .expect("read");
+    let minutes = window.data.window.as_secs() / 60;
+    let first = at / MINUTE_MS + 1 - minutes;
+    let want = reference.held_counted(first, minutes).merged();
+    let (total, _) = merge_routes(want.iter().map(|(k, s)| (k, s)));
+    assert_eq!(window.data.total.counts, total.counts, "{what}: counts");
+    assert_eq!(
+        window.data.total.latency, total.latency,
+        "{what}: histogram"
+    );
+    (window.instances, first)
+}
+
 /// Kills Redis (SIGKILL) and starts an empty one on the same port.
 async fn redis_restarted_empty(redis: RedisProc) -> RedisProc {
     let port = port_of(&redis.url);
@@ -345,30 +379,13 @@ async fn compaction_keeps_every_block_exact_through_kills_races_late_batches_and
     assert_eq!(shape.late, 0, "late fields merged too: {shape:?}");
 
     // Run to the end from the command line: nothing left, exit 0.
-    let (code, out, err) = sidecar_cli(
-        "compact",
-        &["--fleet-redis", &redis.url, "--service", SERVICE],
-    );
-    assert_eq!(code, Some(0), "{out}\n{err}");
+    let out = compact_to_the_end(&redis.url);
     assert!(out.contains("compact-api: "), "{out}");
 
     // The reader counts every sidecar whose fields were merged.
-    let at = now_ms();
-    let window = a.window(Duration::from_secs(7200), at).await.expect("read");
-    let minutes = window.data.window.as_secs() / 60;
-    let first = at / MINUTE_MS + 1 - minutes;
+    let (instances, first) = assert_window(&a, &reference, 2, "2 h").await;
     let seen = lives.iter().filter(|(f, len)| f + len > first).count() as u64;
-    assert_eq!(window.instances, seen, "sidecars with data in the window");
-    let want = reference.held(first, minutes).merged();
-    let (total, _) = merge_routes(want.iter().map(|(k, s)| (k, s)));
-    assert_eq!(
-        window.data.total.counts, total.counts,
-        "the window's counts"
-    );
-    assert_eq!(
-        window.data.total.latency, total.latency,
-        "the window's histogram"
-    );
+    assert_eq!(instances, seen, "sidecars with data in the window");
 
     // A running sidecar restarted from its checkpoint rewrites everything
     // it holds (its late batches kept): nothing merged counts twice.
@@ -409,26 +426,8 @@ async fn compaction_keeps_every_block_exact_through_kills_races_late_batches_and
     assert!(shape.minus > 10, "{shape:?}");
     // A window of three hours reads the merged hour block whole, its
     // shares taken out.
-    let at = now_ms();
-    let window = a
-        .window(Duration::from_secs(3 * 3600), at)
-        .await
-        .expect("read");
-    let minutes = window.data.window.as_secs() / 60;
-    let want = reference
-        .held_counted(at / MINUTE_MS + 1 - minutes, minutes)
-        .merged();
-    let (total, _) = merge_routes(want.iter().map(|(k, s)| (k, s)));
-    assert_eq!(
-        window.data.total.counts, total.counts,
-        "3 h without the mark"
-    );
-    assert_eq!(window.data.total.latency, total.latency, "3 h's histogram");
-    let (code, out, err) = sidecar_cli(
-        "compact",
-        &["--fleet-redis", &redis.url, "--service", SERVICE],
-    );
-    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert_window(&a, &reference, 3, "3 h without the mark").await;
+    compact_to_the_end(&redis.url);
     let shape = assert_exact(&redis.url, &reference, setup, "a mark, merged again").await;
     assert_eq!(shape.minus, 0, "{shape:?}");
     for s in &mut sidecars {
@@ -461,11 +460,7 @@ async fn compaction_keeps_every_block_exact_through_kills_races_late_batches_and
     }
     drop(compacting);
     assert_exact(&redis.url, &reference, setup, "Redis lost mid-compaction").await;
-    let (code, out, err) = sidecar_cli(
-        "compact",
-        &["--fleet-redis", &redis.url, "--service", SERVICE],
-    );
-    assert_eq!(code, Some(0), "{out}\n{err}");
+    compact_to_the_end(&redis.url);
     let shape = assert_exact(&redis.url, &reference, setup, "compacted again").await;
     assert_eq!(shape.unmerged, 0, "{shape:?}");
     assert!(shape.merged > 100, "{shape:?}");
