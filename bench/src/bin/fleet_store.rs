@@ -10,10 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use lumen_bench::fleet_redis::{median, used_memory};
+use lumen_bench::fleet_redis::{apply_on_time, median, used_memory};
 use lumen_bench::workload::{decoded_series_of, route_median_us};
 use lumen_bench::write_figures;
-use lumen_middleware::wire::{DecodedBatch, DecodedSeries};
+use lumen_middleware::wire::DecodedSeries;
 use lumen_sidecar::app::{AppState, now_ms};
 use lumen_sidecar::config::SidecarConfig;
 use lumen_sidecar::fleet::store::{FleetStoreReader, FleetWriter, connection, open_client};
@@ -126,23 +126,17 @@ async fn scenario(per_minute: u64, sigma: f64) -> serde_json::Value {
         let mut store = WindowStore::new(Duration::from_secs(24 * 3600));
         for m in 0..MINUTES {
             let minute = last + 1 - MINUTES + m;
-            let batch = DecodedBatch {
-                instance: format!("app-{i}"),
-                seq: m + 1,
-                service: "bench".into(),
-                revision: Some("bench-00001".into()),
-                start_ms: minute * MINUTE_MS,
-                end_ms: minute * MINUTE_MS + MINUTE_MS - 1,
-                process: None,
-                series: (0..ROUTES)
-                    .map(|r| templates[r][(m as usize + i) % TEMPLATES].clone())
-                    .collect(),
-            };
-            // Accepted on time, a second after its minute (a batch
-            // accepted after its blocks closed is a late batch).
-            store
-                .apply(&batch, (minute + 1) * MINUTE_MS + 1_000)
-                .expect("stored");
+            let series = (0..ROUTES)
+                .map(|r| templates[r][(m as usize + i) % TEMPLATES].clone())
+                .collect();
+            apply_on_time(
+                &mut store,
+                "bench",
+                &format!("app-{i}"),
+                m + 1,
+                minute,
+                series,
+            );
         }
         let state = AppState::new(config(), store);
         let con = connection(open_client(&redis.url, None).expect("url")).expect("connection");
