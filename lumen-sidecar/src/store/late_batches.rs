@@ -94,20 +94,15 @@ impl LateBatches {
     /// Keeps `batch`; `false` when the cap is reached (it is not kept).
     /// The same batch twice is kept once.
     pub fn record(&mut self, batch: LateBatch) -> bool {
-        let held = self.by_minute.entry(batch.minute).or_default();
-        if held.iter().any(|b| b.id == batch.id) {
+        let held = self.by_minute.get(&batch.minute);
+        if held.is_some_and(|h| h.iter().any(|b| b.id == batch.id)) {
             return true;
         }
-        if self.new.len() >= MAX_LATE_BATCHES
-            || self.by_minute.values().map(Vec::len).sum::<usize>() >= MAX_LATE_BATCHES
-        {
+        if self.len() >= MAX_LATE_BATCHES {
             return false;
         }
         self.new.push((batch.minute, batch.id));
-        self.by_minute
-            .get_mut(&batch.minute)
-            .expect("entered above")
-            .push(batch);
+        self.by_minute.entry(batch.minute).or_default().push(batch);
         true
     }
 
@@ -199,6 +194,13 @@ mod tests {
         assert!(late.take_new(false).is_empty());
         assert_eq!(late.take_new(true).len(), 2, "all, after a resync");
         assert_eq!(late.within(100, 101).count(), 1);
+        for i in 0..MAX_LATE_BATCHES as u64 {
+            late.record(batch(10 + i, 110, 200));
+        }
+        assert_eq!(late.len(), MAX_LATE_BATCHES, "capped");
+        assert!(!late.record(batch(1, 150, 200)), "refused past the cap");
+        assert!(late.within(150, 151).next().is_none());
+        late.take_new(false);
         late.evict_before(120);
         assert_eq!(late.len(), 1);
     }
